@@ -1,0 +1,4 @@
+//! Why this module exists: a token is shown once, so the moment it exists it must be sealed. This
+//! module owns everything that touches disk with secrets in it: age recipients and encryption,
+//! the handoff file (written 0600 through a temp file, fsynced, renamed), the journal, and `open`.
+//! No plaintext secret is ever written. It knows nothing of the network.
