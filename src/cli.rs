@@ -1,2 +1,867 @@
 //! Why this module exists: the clap types of the command line, and the wiring from parsed
-//! arguments to inventory → plan → run → seal → report. No business logic lives here.
+//! arguments to inventory → plan → run → seal → report. It validates everything the user gave
+//! before the first request (exit 2, nothing contacted), then hands over to the library. No
+//! business logic lives here: each step is one call into the module that owns it.
+
+use crate::error::{InputError, Problem, exit};
+use crate::inventory;
+use crate::plan::{self, Operation, Plan, PlanRequest, Scope};
+use crate::progress::{Mode, Progress};
+use crate::report::Report;
+use crate::run::{self, CheckRow, ListingRow, Observer, RunOptions};
+use crate::secret::Secret;
+use crate::transport::{HostTransport, TransportConfig};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Check connectivity, TLS and credentials; print each host's certificate pin
+  tokenfleet check -i fleet.toml
+
+  # A token for every account of the eu group, sealed to two age recipients
+  tokenfleet create -i fleet.toml -l eu --name 'deploy-{date}' --expires-in 90d \\
+      -r age1... -r age1... -o deploy.age
+
+  # Rotate after an incident: new token, verify it, then revoke the old ones
+  tokenfleet rotate -i fleet.csv --name 'ci-{date}-{run}' --revoke 'ci-*' -R team.txt -o ci.age
+
+  # Revoke by glob, after looking at what would go
+  tokenfleet revoke -i fleet.toml --name 'ci-2025*' --dry-run
+  tokenfleet list -i fleet.toml --format csv
+
+  # Read the handoff (or use: age -d -i key.txt deploy.age)
+  tokenfleet open deploy.age --identity key.txt
+";
+
+/// Create, rotate and revoke cPanel & WHM API tokens across a fleet, sealed with age.
+#[derive(Debug, Parser)]
+#[command(name = "tokenfleet", version, about, after_help = EXAMPLES, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a token per target and seal the secrets into an age file.
+    #[command(after_help = EXAMPLES)]
+    Create(CreateArgs),
+    /// Create a new token, verify it, then revoke the old ones it replaces.
+    #[command(after_help = EXAMPLES)]
+    Rotate(RotateArgs),
+    /// Revoke tokens by name or glob.
+    Revoke(RevokeArgs),
+    /// List tokens (names and expiry only: secrets are never retrievable).
+    List(ListArgs),
+    /// Connect, verify TLS and credentials; change nothing; print each host's certificate pin.
+    Check(CheckArgs),
+    /// Decrypt a handoff file or a journal and print its tokens.
+    Open(OpenArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+/// Options every fleet command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// Inventory file (.csv or .toml).
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// Ansible-style host pattern: names, globs, groups, `a,b`, `!x` excludes, `&g` intersects.
+    #[arg(short, long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Only accounts matching this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub accounts: Option<String>,
+    /// Requests in flight over the whole fleet.
+    #[arg(short, long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: u32,
+    /// Requests in flight per server (hosts may set per_host).
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_host: u32,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Extra tries after a connect error, 429 or 5xx (never after a refused credential).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+    /// Write a JSON report to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Progress display.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub progress: String,
+    /// Only errors and the final failures.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More detail: every failed target in the summary.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Whose tokens: cPanel accounts', or each host's `whm_user`'s WHM tokens.
+    #[arg(long, value_enum, default_value_t = ScopeArg::Account)]
+    pub scope: ScopeArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ScopeArg {
+    Account,
+    Whm,
+}
+
+/// Where new secrets are sealed.
+#[derive(Debug, Args, Clone)]
+pub struct SealArgs {
+    /// The age handoff file to write (refused if it exists, unless --force).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+    /// An age recipient (age1...); repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+    /// A recipients file, as `age -R` reads; repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    pub recipients_files: Vec<PathBuf>,
+    /// Seal with a passphrase (asked on the terminal, or TOKENFLEET_PASSPHRASE).
+    #[arg(long)]
+    pub passphrase: bool,
+    /// ASCII-armored output.
+    #[arg(short, long)]
+    pub armor: bool,
+    /// Plaintext format inside the age file.
+    #[arg(long, value_enum, default_value_t = PlainFormat::Csv)]
+    pub format: PlainFormat,
+    /// Overwrite an existing output file and journal.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum PlainFormat {
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Token name template: {date} {host} {account} {run}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub name: String,
+    /// Expire after this long (e.g. 90d, 12h, "1 week").
+    #[arg(long, value_name = "DUR", conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    /// Expire at this time (RFC 3339, or a date: 2027-01-31).
+    #[arg(long, value_name = "WHEN")]
+    pub expires_at: Option<String>,
+    #[command(flatten)]
+    pub seal: SealArgs,
+    /// Print the plan and what would happen; send no change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Revoke a same-named token and create it again, instead of reporting `exists`.
+    #[arg(long)]
+    pub replace_existing: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// New token name template: {date} {host} {account} {run}.
+    #[arg(long, value_name = "TEMPLATE")]
+    pub name: String,
+    /// Glob of the old tokens to revoke once the new one is verified (never the new one).
+    #[arg(long, value_name = "GLOB")]
+    pub revoke: String,
+    /// Skip verifying the new token before revoking the old ones.
+    #[arg(long)]
+    pub no_verify: bool,
+    #[arg(long, value_name = "DUR", conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    #[arg(long, value_name = "WHEN")]
+    pub expires_at: Option<String>,
+    #[command(flatten)]
+    pub seal: SealArgs,
+    #[arg(long)]
+    pub dry_run: bool,
+    #[arg(long)]
+    pub replace_existing: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Token name or glob to revoke.
+    #[arg(long, value_name = "NAME_OR_GLOB")]
+    pub name: String,
+    /// List what would be revoked; revoke nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// A handoff file or a journal.
+    pub file: PathBuf,
+    /// An age identity file (AGE-SECRET-KEY-...). Without it, a passphrase is asked.
+    #[arg(short, long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
+}
+
+/// Entry point used by `main.rs`: parse, run, and turn every error into a message and a code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Failure::Input(e)) => {
+            eprintln!("{e}");
+            exit::BAD_INPUT
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("error: {e:#}");
+            exit::SOME_FAILED
+        }
+    }
+}
+
+/// Why a command ended early.
+pub enum Failure {
+    /// Bad input: nothing was contacted (exit 2).
+    Input(InputError),
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+impl From<InputError> for Failure {
+    fn from(e: InputError) -> Self {
+        Failure::Input(e)
+    }
+}
+
+impl From<Problem> for Failure {
+    fn from(p: Problem) -> Self {
+        Failure::Input(InputError::one(p))
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// Run a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32, Failure> {
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "tokenfleet", &mut std::io::stdout());
+            Ok(exit::OK)
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            let mut out = Vec::new();
+            man.render(&mut out).map_err(anyhow::Error::from)?;
+            std::io::stdout()
+                .write_all(&out)
+                .map_err(anyhow::Error::from)?;
+            Ok(exit::OK)
+        }
+        Command::Open(args) => open(args),
+        Command::List(args) => {
+            let format = args.format;
+            fleet(
+                Job {
+                    common: args.common,
+                    op: Operation::List,
+                    ..Job::default()
+                },
+                |out| print_listing(&out.listings, format),
+            )
+        }
+        Command::Check(args) => {
+            let format = args.format;
+            fleet(
+                Job {
+                    common: args.common,
+                    op: Operation::Check,
+                    ..Job::default()
+                },
+                |out| print_checks(&out.checks, format),
+            )
+        }
+        Command::Revoke(args) => fleet(
+            Job {
+                common: args.common,
+                op: Operation::Revoke,
+                name: Some(args.name),
+                dry_run: args.dry_run,
+                ..Job::default()
+            },
+            |_| Ok(()),
+        ),
+        Command::Create(args) => {
+            let expires_at = expiry(args.expires_in.as_deref(), args.expires_at.as_deref())?;
+            fleet(
+                Job {
+                    common: args.common,
+                    op: Operation::Create,
+                    name: Some(args.name),
+                    expires_at,
+                    seal: Some(args.seal),
+                    dry_run: args.dry_run,
+                    replace_existing: args.replace_existing,
+                    ..Job::default()
+                },
+                |_| Ok(()),
+            )
+        }
+        Command::Rotate(args) => {
+            let expires_at = expiry(args.expires_in.as_deref(), args.expires_at.as_deref())?;
+            fleet(
+                Job {
+                    common: args.common,
+                    op: Operation::Rotate,
+                    name: Some(args.name),
+                    revoke: Some(args.revoke),
+                    expires_at,
+                    seal: Some(args.seal),
+                    dry_run: args.dry_run,
+                    verify: !args.no_verify,
+                    replace_existing: args.replace_existing,
+                },
+                |_| Ok(()),
+            )
+        }
+    }
+}
+
+/// One fleet command, as flags.
+struct Job {
+    common: Common,
+    op: Operation,
+    name: Option<String>,
+    revoke: Option<String>,
+    expires_at: Option<i64>,
+    seal: Option<SealArgs>,
+    dry_run: bool,
+    verify: bool,
+    replace_existing: bool,
+}
+
+impl Default for Job {
+    fn default() -> Self {
+        Job {
+            common: Common {
+                inventory: PathBuf::new(),
+                limit: None,
+                accounts: None,
+                jobs: 32,
+                per_host: 4,
+                timeout: 30,
+                retries: 3,
+                report: None,
+                progress: "auto".into(),
+                quiet: false,
+                verbose: false,
+                scope: ScopeArg::Account,
+            },
+            op: Operation::List,
+            name: None,
+            revoke: None,
+            expires_at: None,
+            seal: None,
+            dry_run: false,
+            verify: true,
+            replace_existing: false,
+        }
+    }
+}
+
+/// `--expires-in` / `--expires-at` to unix seconds, checked to be in the future.
+pub fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Option<i64>, Problem> {
+    let now = jiff::Timestamp::now();
+    if let Some(d) = expires_in {
+        let span: jiff::Span = d.trim().parse().map_err(|_| {
+            Problem::new("--expires-in", format!("\"{d}\" is not a duration"))
+                .hint("write it like 90d, 12h, 2w, \"1 week\" or P90D")
+        })?;
+        let at = now
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .checked_add(span)
+            .map_err(|e| Problem::new("--expires-in", format!("\"{d}\" is out of range: {e}")))?
+            .timestamp();
+        if at <= now {
+            return Err(
+                Problem::new("--expires-in", format!("\"{d}\" is not in the future"))
+                    .hint("give a positive duration"),
+            );
+        }
+        return Ok(Some(at.as_second()));
+    }
+    if let Some(w) = expires_at {
+        let w = w.trim();
+        let at = if let Ok(ts) = w.parse::<jiff::Timestamp>() {
+            ts
+        } else if let Ok(date) = w.parse::<jiff::civil::Date>() {
+            date.to_zoned(jiff::tz::TimeZone::UTC)
+                .map_err(|e| Problem::new("--expires-at", e.to_string()))?
+                .timestamp()
+        } else {
+            return Err(
+                Problem::new("--expires-at", format!("\"{w}\" is not a time")).hint(
+                    "use RFC 3339 (2027-01-31T00:00:00Z) or a date (2027-01-31, midnight UTC)",
+                ),
+            );
+        };
+        if at <= now {
+            return Err(Problem::new("--expires-at", format!("{at} is in the past"))
+                .hint("cPanel refuses expiry dates that are not in the future; pick a later time or use --expires-in"));
+        }
+        return Ok(Some(at.as_second()));
+    }
+    Ok(None)
+}
+
+/// Ask on the terminal (for `credential = "prompt"`).
+fn prompt_credential(label: &str) -> Result<Secret, String> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && std::fs::File::open("/dev/tty").is_err()
+    {
+        return Err(
+            "credential = \"prompt\" needs a terminal; use env:NAME or file:PATH for automation"
+                .into(),
+        );
+    }
+    rpassword::prompt_password(format!("{label}: "))
+        .map(Secret::new)
+        .map_err(|e| format!("cannot read the credential from the terminal: {e}"))
+}
+
+fn build_plan(job: &Job) -> Result<(Plan, Vec<HostTransport>), Failure> {
+    let common = &job.common;
+    let inventory = inventory::load(&common.inventory)?;
+    let now = jiff::Timestamp::now();
+    let req = PlanRequest {
+        op: Some(job.op),
+        scope: match common.scope {
+            ScopeArg::Account => Scope::Account,
+            ScopeArg::Whm => Scope::Whm,
+        },
+        name: job.name.clone(),
+        revoke: job.revoke.clone(),
+        expires_at: job.expires_at,
+        limit: common.limit.clone(),
+        accounts: common.accounts.clone(),
+        per_host: common.per_host as usize,
+        run_id: format!("{:08x}", fastrand::u32(..)),
+        date: now.strftime("%Y%m%d").to_string(),
+    };
+    let plan = plan::build(&inventory, &req, &mut prompt_credential)?;
+    let mut problems = Vec::new();
+    let mut transports = Vec::with_capacity(plan.hosts.len());
+    for hp in &plan.hosts {
+        let config = TransportConfig {
+            timeout: Duration::from_secs(common.timeout),
+            connect_timeout: Duration::from_secs(common.timeout.min(10)),
+            pool_size: hp.per_host,
+            ..TransportConfig::default()
+        };
+        match HostTransport::new(&hp.host, &config) {
+            Ok(t) => transports.push(t),
+            Err(p) => problems.push(p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(InputError { problems }.into());
+    }
+    Ok((plan, transports))
+}
+
+/// The shared path of every fleet command: validate, run, seal, report.
+fn fleet(
+    job: Job,
+    print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
+) -> Result<i32, Failure> {
+    let common = job.common.clone();
+    // Validate the output side first: recipients and the -o path cost nothing to check.
+    let sealing = match &job.seal {
+        Some(args) if !job.dry_run => Some(crate::seal::Output::prepare(
+            &args.output,
+            &args.recipients,
+            &args.recipients_files,
+            args.passphrase,
+            args.armor,
+            args.format == PlainFormat::Json,
+            args.force,
+        )?),
+        _ => None,
+    };
+    let (plan, transports) = build_plan(&job)?;
+    let mode = Mode::choose(&common.progress, common.quiet);
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    if job.dry_run {
+        print_plan(&plan, job.op);
+    }
+    let host_targets: Vec<(String, usize)> = plan
+        .hosts
+        .iter()
+        .map(|h| (h.host.name.clone(), h.targets.len()))
+        .collect();
+    let progress = Progress::new(mode, plan.op.as_str(), &host_targets);
+
+    let opts = RunOptions {
+        jobs: common.jobs as usize,
+        retries: common.retries,
+        dry_run: job.dry_run,
+        verify: job.verify,
+        replace_existing: job.replace_existing,
+        ..RunOptions::default()
+    };
+    let stop = install_interrupt();
+    let started = jiff::Timestamp::now();
+    let journal = match &sealing {
+        Some(out) => Some(
+            out.start_journal(&plan, &common.inventory)
+                .map_err(Failure::Other)?,
+        ),
+        None => None,
+    };
+    let ledger: &dyn run::Ledger = match &journal {
+        Some(j) => j,
+        None => &run::NoLedger,
+    };
+    let outcome = run::execute(
+        &plan,
+        &transports,
+        &opts,
+        ledger,
+        &progress as &dyn Observer,
+        &stop,
+    );
+    progress.finish();
+    let finished = jiff::Timestamp::now();
+
+    let mut handoff_failed = false;
+    if let Some(out) = &sealing {
+        match out.write_handoff(&outcome.minted) {
+            Ok(Some(path)) => {
+                if !common.quiet {
+                    eprintln!(
+                        "sealed {} new token(s) into {} (open with: age -d -i KEY {} or tokenfleet open {} --identity KEY)",
+                        outcome.minted.len(),
+                        path.display(),
+                        path.display(),
+                        path.display()
+                    );
+                }
+            }
+            Ok(None) => {
+                if !common.quiet {
+                    eprintln!("no token was created; no handoff file was written");
+                }
+            }
+            Err(e) => {
+                handoff_failed = true;
+                eprintln!(
+                    "error: the handoff file could not be written: {e:#}\n  the new secrets are sealed in the journal {}: \
+                     recover them with `tokenfleet open {} --identity KEY`",
+                    out.journal_path().display(),
+                    out.journal_path().display()
+                );
+            }
+        }
+    }
+    print(&outcome).map_err(Failure::Other)?;
+
+    let report = Report::new(&plan.run_id, plan.op, started, finished, outcome.results);
+    if let Some(path) = &common.report {
+        report.write(path).map_err(Failure::Other)?;
+    }
+    let summary = report.summary(common.verbose);
+    let code = report.exit_code(handoff_failed, outcome.interrupted);
+    if !common.quiet || code != exit::OK {
+        eprintln!("{summary}");
+    }
+    if job.dry_run {
+        eprintln!("dry run: nothing was changed");
+    }
+    if outcome.interrupted {
+        if let Some(out) = &sealing {
+            eprintln!(
+                "interrupted: the journal is consistent; continue with `tokenfleet resume {}`",
+                out.journal_path().display()
+            );
+        } else {
+            eprintln!("interrupted");
+        }
+    }
+    Ok(code)
+}
+
+/// The first Ctrl-C stops new work; the second exits at once (the journal is fsynced per record).
+fn install_interrupt() -> Arc<AtomicBool> {
+    static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    static PRESSES: AtomicUsize = AtomicUsize::new(0);
+    STOP.get_or_init(|| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let _ = ctrlc::set_handler(move || {
+            if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
+                flag.store(true, Ordering::SeqCst);
+                eprintln!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
+            } else {
+                std::process::exit(exit::INTERRUPTED);
+            }
+        });
+        stop
+    })
+    .clone()
+}
+
+fn print_plan(plan: &Plan, op: Operation) {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "plan: {} on {} host(s)\n",
+        op.as_str(),
+        plan.hosts.len()
+    ));
+    for hp in &plan.hosts {
+        let h = &hp.host;
+        let api = match (plan.scope, h.api) {
+            (Scope::Whm, _) => "WHM tokens of ".to_string() + &h.whm_user,
+            (_, inventory::Api::Whm) => format!("api whm as {}", h.whm_user),
+            (_, inventory::Api::Cpanel) => "api cpanel".to_string(),
+        };
+        out.push_str(&format!(
+            "  {} ({}, {}, per_host {})\n",
+            h.name, h.address, api, hp.per_host
+        ));
+        if hp.discover {
+            out.push_str("    all accounts (discovered with listaccts)\n");
+        }
+        for t in &hp.targets {
+            let who = t.account.as_deref().unwrap_or(&h.whm_user);
+            match &t.token_name {
+                Some(n) => out.push_str(&format!("    {who}: {n}\n")),
+                None => out.push_str(&format!("    {who}\n")),
+            }
+        }
+    }
+    print!("{out}");
+}
+
+fn fmt_time(t: Option<i64>) -> String {
+    match t.and_then(|s| jiff::Timestamp::from_second(s).ok()) {
+        Some(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => String::new(),
+    }
+}
+
+fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::Result<()> {
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| {
+        (&a.host, &a.account, &a.token_name).cmp(&(&b.host, &b.account, &b.token_name))
+    });
+    let now = jiff::Timestamp::now().as_second();
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutFormat::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "host": r.host, "account": r.account, "token_name": r.token_name,
+                        "created_at": fmt_time(r.create_time),
+                        "expires_at": r.expires_at.map(|e| fmt_time(Some(e))),
+                        "expired": r.expires_at.is_some_and(|e| e <= now),
+                    })
+                })
+                .collect();
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        OutFormat::Csv => {
+            let mut w = csv::Writer::from_writer(stdout);
+            w.write_record([
+                "host",
+                "account",
+                "token_name",
+                "created_at",
+                "expires_at",
+                "expired",
+            ])?;
+            for r in &rows {
+                let expired = r.expires_at.is_some_and(|e| e <= now);
+                w.write_record([
+                    r.host.as_str(),
+                    &r.account,
+                    &r.token_name,
+                    &fmt_time(r.create_time),
+                    &fmt_time(r.expires_at),
+                    if expired { "true" } else { "false" },
+                ])?;
+            }
+            w.flush()?;
+        }
+        OutFormat::Table => {
+            let table: Vec<[String; 5]> = rows
+                .iter()
+                .map(|r| {
+                    let expires = match r.expires_at {
+                        None => "never".to_string(),
+                        Some(e) if e <= now => format!("{} (expired)", fmt_time(Some(e))),
+                        Some(e) => fmt_time(Some(e)),
+                    };
+                    [
+                        r.host.clone(),
+                        r.account.clone(),
+                        r.token_name.clone(),
+                        fmt_time(r.create_time),
+                        expires,
+                    ]
+                })
+                .collect();
+            write_table(
+                &mut stdout,
+                ["HOST", "ACCOUNT", "TOKEN", "CREATED", "EXPIRES"],
+                &table,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn print_checks(rows: &[CheckRow], format: OutFormat) -> anyhow::Result<()> {
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| (&a.host, &a.user).cmp(&(&b.host, &b.user)));
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&rows)?)?,
+        OutFormat::Csv => {
+            let mut w = csv::Writer::from_writer(stdout);
+            w.write_record([
+                "host",
+                "user",
+                "url",
+                "ok",
+                "detail",
+                "tls_pin",
+                "elapsed_ms",
+            ])?;
+            for r in &rows {
+                w.write_record([
+                    r.host.as_str(),
+                    &r.user,
+                    &r.url,
+                    if r.ok { "true" } else { "false" },
+                    &r.detail,
+                    r.tls_pin.as_deref().unwrap_or(""),
+                    &r.elapsed_ms.to_string(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        OutFormat::Table => {
+            let table: Vec<[String; 5]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.host.clone(),
+                        r.user.clone(),
+                        if r.ok { "ok".into() } else { "FAILED".into() },
+                        r.tls_pin.clone().unwrap_or_else(|| "-".into()),
+                        r.detail.clone(),
+                    ]
+                })
+                .collect();
+            write_table(
+                &mut stdout,
+                ["HOST", "USER", "STATUS", "TLS_PIN", "DETAIL"],
+                &table,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Aligned columns, the last one unpadded.
+pub fn write_table<const N: usize>(
+    out: &mut dyn Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+fn open(args: OpenArgs) -> Result<i32, Failure> {
+    let rows = crate::seal::open_file(&args.file, &args.identity)?;
+    let format = match args.format {
+        OutFormat::Table => crate::seal::RowFormat::Table,
+        OutFormat::Json => crate::seal::RowFormat::Json,
+        OutFormat::Csv => crate::seal::RowFormat::Csv,
+    };
+    let text = crate::seal::render_rows(&rows, format);
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(anyhow::Error::from)?;
+    Ok(exit::OK)
+}

@@ -1,1 +1,11 @@
+//! Acceptance tests: the built `tokenfleet` binary against a simulated fleet on loopback.
+//! One test binary with modules, so it links once.
 
+mod common;
+
+mod check_list;
+mod create;
+mod failures;
+mod inventory_errors;
+mod revoke;
+mod tls;

@@ -1,0 +1,352 @@
+//! `create`: both inventory formats, both APIs, WHM scope, the handoff, the journal, the report.
+
+use crate::common::*;
+use cpanel_sim::{FleetSpec, HostSpec, InventoryOptions};
+
+/// The core path: TOML inventory, api = "whm", every new token in the handoff and accepted.
+#[test]
+fn create_from_toml_seals_every_token_and_each_works() {
+    let env = Env::start(small_fleet(3, 4));
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "ci-{date}",
+        "-r",
+        &env.recipient,
+        "-o",
+        "out.age",
+        "--report",
+        "report.json",
+        "--progress",
+        "never",
+        "--expires-in",
+        "30d",
+    ]);
+    run.expect(0);
+    let rows = env.open_handoff(&env.path("out.age"));
+    assert_eq!(rows.len(), 12);
+    let mut minted = Vec::new();
+    for row in &rows {
+        let host = env.fleet.host(&row["host"]);
+        assert!(
+            host.token_valid(&row["account"], &row["token"]),
+            "the sealed token works"
+        );
+        assert!(row["token_name"].starts_with("ci-20"));
+        assert_eq!(
+            row["url"],
+            format!("https://127.0.0.1:{}", host.cpanel_port())
+        );
+        assert!(!row["expires_at"].is_empty(), "expiry recorded");
+        assert!(row["created_at"].ends_with('Z'));
+        // Exactly one token of that name on the server.
+        let names: Vec<_> = host
+            .account_tokens(&row["account"])
+            .into_iter()
+            .filter(|t| t.name == row["token_name"])
+            .collect();
+        assert_eq!(names.len(), 1);
+        minted.push(row["token"].clone());
+    }
+    let report = read_report(&env.path("report.json"));
+    assert_eq!(statuses(&report).get("created"), Some(&12));
+    assert_eq!(report["operation"], "create");
+    assert_eq!(mode(&env.path("out.age")), 0o600);
+    assert_eq!(mode(&env.path("out.age.journal")), 0o600);
+    assert_eq!(mode(&env.path("report.json")), 0o600);
+    env.assert_no_secret_leaked(&[&run], &minted);
+}
+
+#[test]
+fn create_from_csv_and_rerun_reports_exists() {
+    let env = Env::start(small_fleet(2, 3));
+    let first = env.run(&[
+        "create",
+        "-i",
+        env.csv(),
+        "--name",
+        "deploy",
+        "-r",
+        &env.recipient,
+        "-o",
+        "a.age",
+    ]);
+    first.expect(0);
+    let rows = env.open_handoff(&env.path("a.age"));
+    assert_eq!(rows.len(), 6);
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    // Idempotent: the same create again mints nothing and reports `exists`.
+    let second = env.run(&[
+        "create",
+        "-i",
+        env.csv(),
+        "--name",
+        "deploy",
+        "-r",
+        &env.recipient,
+        "-o",
+        "b.age",
+        "--report",
+        "r.json",
+    ]);
+    second.expect(0);
+    assert_eq!(
+        statuses(&read_report(&env.path("r.json"))).get("exists"),
+        Some(&6)
+    );
+    assert!(!env.path("b.age").exists(), "no token created, no handoff");
+    for row in &rows {
+        let tokens = env.fleet.host(&row["host"]).account_tokens(&row["account"]);
+        assert_eq!(tokens.iter().filter(|t| t.name == "deploy").count(), 1);
+    }
+    env.assert_no_secret_leaked(&[&first, &second], &minted);
+}
+
+#[test]
+fn output_is_refused_if_it_exists_and_nothing_is_contacted() {
+    let env = Env::start(small_fleet(1, 2));
+    std::fs::write(env.path("out.age"), b"keep me").unwrap();
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "x",
+        "-r",
+        &env.recipient,
+        "-o",
+        "out.age",
+    ]);
+    run.expect(2);
+    assert!(run.stderr.contains("--force"), "{}", run.stderr);
+    assert_eq!(std::fs::read(env.path("out.age")).unwrap(), b"keep me");
+    assert_eq!(env.total_requests(), 0);
+}
+
+/// api = "cpanel": each account's own token, straight to UAPI on the cPanel port.
+#[test]
+fn create_with_each_accounts_own_credential() {
+    let env = Env::start(small_fleet(2, 2));
+    let mut inv = String::from("[defaults]\napi = \"cpanel\"\n");
+    let mut seeded = Vec::new();
+    for (hi, host) in env.fleet.hosts().iter().enumerate() {
+        inv.push_str(&format!(
+            "\n[[hosts]]\nname = \"{}\"\naddress = \"127.0.0.1\"\nwhm_port = {}\ncpanel_port = {}\ntls_pin = \"{}\"\naccounts = [\n",
+            host.name(), host.whm_port(), host.cpanel_port(), host.cert_pin()
+        ));
+        for (ai, account) in host.accounts().iter().enumerate() {
+            let secret = host.add_account_token(account, "bootstrap", None);
+            let file = env.path(&format!("cred-{hi}-{ai}"));
+            std::fs::write(&file, format!("{secret}\n")).unwrap();
+            let mut perm = std::fs::metadata(&file).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+            std::fs::set_permissions(&file, perm).unwrap();
+            inv.push_str(&format!(
+                "  {{ user = \"{account}\", credential = \"file:cred-{hi}-{ai}\" }},\n"
+            ));
+            seeded.push(secret);
+        }
+        inv.push_str("]\n");
+    }
+    std::fs::write(env.path("own.toml"), inv).unwrap();
+    let run = env.run(&[
+        "create",
+        "-i",
+        "own.toml",
+        "--name",
+        "app-{account}",
+        "-r",
+        &env.recipient,
+        "-o",
+        "own.age",
+    ]);
+    run.expect(0);
+    let rows = env.open_handoff(&env.path("own.age"));
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        let host = env.fleet.host(&row["host"]);
+        assert!(host.token_valid(&row["account"], &row["token"]));
+        assert_eq!(row["token_name"], format!("app-{}", row["account"]));
+        assert!(host.stats().count("cpanel/Tokens/create_full_access") >= 1);
+        assert_eq!(
+            host.stats()
+                .count("whm/uapi_cpanel/Tokens/create_full_access"),
+            0
+        );
+    }
+    let minted: Vec<String> = rows
+        .iter()
+        .map(|r| r["token"].clone())
+        .chain(seeded)
+        .collect();
+    env.assert_no_secret_leaked(&[&run], &minted);
+}
+
+/// `--scope whm`: the WHM token of each host's whm_user, usable on the WHM port.
+#[test]
+fn create_whm_tokens() {
+    let env = Env::start(small_fleet(2, 1));
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--scope",
+        "whm",
+        "--name",
+        "ops-{host}",
+        "-r",
+        &env.recipient,
+        "-o",
+        "whm.age",
+    ]);
+    run.expect(0);
+    let rows = env.open_handoff(&env.path("whm.age"));
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let host = env.fleet.host(&row["host"]);
+        assert_eq!(row["account"], "root");
+        assert!(host.whm_token_valid("root", &row["token"]));
+        assert_eq!(row["url"], format!("https://127.0.0.1:{}", host.whm_port()));
+    }
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&run], &minted);
+}
+
+/// accounts = "*": discovered with listaccts; suspended accounts are reported and skipped.
+#[test]
+fn all_accounts_are_discovered_and_suspended_ones_skipped() {
+    let mut spec = FleetSpec::uniform(1, 0);
+    let mut host = HostSpec::new("web001").with_accounts(3);
+    host.accounts[1].suspended = true;
+    spec.hosts = vec![host];
+    let env = Env::start_with(
+        spec,
+        &InventoryOptions {
+            accounts_star: true,
+            ..InventoryOptions::default()
+        },
+    );
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "all",
+        "-r",
+        &env.recipient,
+        "-o",
+        "all.age",
+        "--report",
+        "r.json",
+    ]);
+    run.expect(0);
+    let report = read_report(&env.path("r.json"));
+    let s = statuses(&report);
+    assert_eq!(s.get("created"), Some(&2));
+    assert_eq!(s.get("skipped"), Some(&1));
+    assert_eq!(env.open_handoff(&env.path("all.age")).len(), 2);
+}
+
+#[test]
+fn dry_run_sends_no_mutation() {
+    let env = Env::start(small_fleet(2, 3));
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "dry-{account}",
+        "-r",
+        &env.recipient,
+        "-o",
+        "dry.age",
+        "--dry-run",
+    ]);
+    run.expect(0);
+    assert!(
+        run.stdout.contains("dry-"),
+        "the plan lists names: {}",
+        run.stdout
+    );
+    for h in env.fleet.hosts() {
+        assert_eq!(h.stats().mutations(), 0);
+    }
+    assert!(!env.path("dry.age").exists());
+}
+
+#[test]
+fn per_host_limit_is_never_exceeded() {
+    let mut spec = small_fleet(3, 12);
+    for h in &mut spec.hosts {
+        h.faults.latency = std::time::Duration::from_millis(30);
+    }
+    let env = Env::start(spec);
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "lim",
+        "-r",
+        &env.recipient,
+        "-o",
+        "lim.age",
+        "-j",
+        "32",
+        "--per-host",
+        "3",
+    ]);
+    run.expect(0);
+    for h in env.fleet.hosts() {
+        let stats = h.stats();
+        assert!(
+            stats.max_in_flight <= 3,
+            "{}: {} in flight",
+            h.name(),
+            stats.max_in_flight
+        );
+        assert!(stats.max_in_flight >= 2, "the lanes did run in parallel");
+        assert!(
+            stats.tls_handshakes <= 3 * 2,
+            "keep-alive: {} handshakes",
+            stats.tls_handshakes
+        );
+    }
+}
+
+/// A create whose answer is lost: listed, the orphan revoked, created again; no orphan remains.
+#[test]
+fn lost_create_response_is_reconciled() {
+    let mut spec = small_fleet(1, 2);
+    spec.hosts[0].faults.drop_after_create = 1;
+    let env = Env::start(spec);
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "rec",
+        "-r",
+        &env.recipient,
+        "-o",
+        "rec.age",
+        "--timeout",
+        "5",
+    ]);
+    run.expect(0);
+    let rows = env.open_handoff(&env.path("rec.age"));
+    assert_eq!(rows.len(), 2);
+    let host = env.fleet.host("web001");
+    for row in &rows {
+        assert!(host.token_valid(&row["account"], &row["token"]));
+        assert_eq!(
+            host.account_tokens(&row["account"])
+                .iter()
+                .filter(|t| t.name == "rec")
+                .count(),
+            1
+        );
+    }
+}
