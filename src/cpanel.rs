@@ -97,6 +97,7 @@ impl ApiError {
             ApiError::Transport(TransportError::Timeout { .. }) => "timed out".into(),
             ApiError::Transport(TransportError::Io { .. }) => "connection lost".into(),
             ApiError::Transport(TransportError::BodyTooLarge { .. }) => "response body too large".into(),
+            ApiError::Transport(TransportError::Request(_)) => "request could not be built".into(),
         }
     }
 }
