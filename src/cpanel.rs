@@ -6,7 +6,8 @@
 
 use crate::inventory::AuthKind;
 use crate::secret::Secret;
-use crate::transport::{HostTransport, TransportError};
+use crate::transport::{Authorization, HostTransport, Port, Response, TransportError};
+use serde_json::Value;
 
 /// A token as listed by the server (no secret: the server keeps only a hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +116,11 @@ impl std::fmt::Display for ApiError {
     }
 }
 
+/// Longest server message kept in an error (server text can be long HTML or a stack dump).
+const MAX_MESSAGE: usize = 200;
+
+const HTML_ANSWER: &str = "the server answered with an HTML page, not the API (a proxy or login page?)";
+
 /// Typed calls on one host.
 pub struct Api<'a> {
     pub transport: &'a HostTransport,
@@ -127,31 +133,463 @@ impl<'a> Api<'a> {
 
     /// Create a full-access token named `name`. `expires_at`: unix seconds, `None` = never.
     pub fn create_token(&self, caller: &Caller<'_>, name: &str, expires_at: Option<i64>) -> Result<NewToken, ApiError> {
-        let _ = (caller, name, expires_at);
-        unimplemented!()
+        let expires = expires_at.map(|e| e.to_string());
+        let data = match caller {
+            Caller::Whm { .. } => {
+                let mut form: Vec<(&str, &str)> = vec![("token_name", name)];
+                if let Some(e) = &expires {
+                    form.push(("expires_at", e));
+                }
+                self.whm_call(caller, "api_token_create", &form)
+            }
+            _ => {
+                let mut form: Vec<(&str, &str)> = vec![("name", name)];
+                if let Some(e) = &expires {
+                    form.push(("expires_at", e));
+                }
+                self.uapi_call(caller, "create_full_access", &form)
+            }
+        }
+        .map_err(conflict_on_duplicate)?;
+        parse_new_token(&data, name, expires_at)
     }
 
     /// The caller's tokens (the account's, or `whm_user`'s for `Caller::Whm`).
     pub fn list_tokens(&self, caller: &Caller<'_>) -> Result<Vec<TokenInfo>, ApiError> {
-        let _ = caller;
-        unimplemented!()
+        match caller {
+            Caller::Whm { .. } => parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[])?),
+            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[])?),
+        }
     }
 
     /// Revoke tokens by name. Unknown names are not an error.
     pub fn revoke_tokens(&self, caller: &Caller<'_>, names: &[String]) -> Result<(), ApiError> {
-        let _ = (caller, names);
-        unimplemented!()
+        if names.is_empty() {
+            return Ok(());
+        }
+        match caller {
+            Caller::Whm { .. } => {
+                let keys: Vec<String> = (0..names.len())
+                    .map(|i| if i == 0 { "token_name".to_string() } else { format!("token_name-{i}") })
+                    .collect();
+                let form: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(names.iter().map(String::as_str)).collect();
+                self.whm_call(caller, "api_token_revoke", &form).map(|_| ())
+            }
+            _ => {
+                // UAPI revokes one name per call.
+                for name in names {
+                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())]) {
+                        Ok(_) => {}
+                        Err(ApiError::Rejected(m)) if is_missing_token(&m) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// WHM `listaccts` as `whm_user`.
     pub fn list_accounts(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<Vec<AccountInfo>, ApiError> {
-        let _ = (whm_user, credential, auth);
-        unimplemented!()
+        let caller = Caller::Whm { whm_user, credential, auth };
+        let data = self.whm_call(&caller, "listaccts", &[("want", "user,domain,owner,suspended")])?;
+        parse_accounts(&data)
     }
 
     /// WHM `version`: a cheap authenticated call for `check`.
     pub fn version(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<String, ApiError> {
-        let _ = (whm_user, credential, auth);
-        unimplemented!()
+        let caller = Caller::Whm { whm_user, credential, auth };
+        let data = self.whm_call(&caller, "version", &[])?;
+        match data.get("version") {
+            Some(Value::String(v)) => Ok(v.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            _ => Err(ApiError::Protocol("the WHM version answer has no data.version".into())),
+        }
     }
+
+    /// A Tokens function through the caller's UAPI route; returns the inner `data`.
+    fn uapi_call(&self, caller: &Caller<'_>, function: &str, args: &[(&str, &str)]) -> Result<Value, ApiError> {
+        match *caller {
+            Caller::WhmFor { whm_user, credential, auth, account } => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("api.version", "1"),
+                    ("cpanel.user", account),
+                    ("cpanel.module", "Tokens"),
+                    ("cpanel.function", function),
+                ];
+                form.extend_from_slice(args);
+                let header = authorization(whm_user, credential, auth, true);
+                let resp = self
+                    .transport
+                    .post(Port::Whm, "/json-api/uapi_cpanel", &header, &form)
+                    .map_err(ApiError::Transport)?;
+                parse_uapi_cpanel(&resp)
+            }
+            Caller::Account { user, credential, auth } => {
+                let header = authorization(user, credential, auth, false);
+                let path = format!("/execute/Tokens/{function}");
+                let resp = self.transport.post(Port::Cpanel, &path, &header, args).map_err(ApiError::Transport)?;
+                parse_uapi(&resp)
+            }
+            Caller::Whm { .. } => Err(ApiError::Protocol(format!(
+                "internal: UAPI Tokens::{function} called with a WHM caller"
+            ))),
+        }
+    }
+
+    /// A WHM API 1 function as the caller's `whm_user`; returns `data`.
+    fn whm_call(&self, caller: &Caller<'_>, function: &str, args: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let (user, credential, auth) = match *caller {
+            Caller::Whm { whm_user, credential, auth } => (whm_user, credential, auth),
+            Caller::WhmFor { whm_user, credential, auth, .. } => (whm_user, credential, auth),
+            Caller::Account { .. } => {
+                return Err(ApiError::Protocol(format!("internal: WHM {function} called with an account caller")));
+            }
+        };
+        let header = authorization(user, credential, auth, true);
+        let path = format!("/json-api/{function}?api.version=1");
+        let resp = self.transport.post(Port::Whm, &path, &header, args).map_err(ApiError::Transport)?;
+        parse_whm(&resp)
+    }
+}
+
+fn authorization<'c>(user: &'c str, credential: &'c Secret, auth: AuthKind, whm: bool) -> Authorization<'c> {
+    match (auth, whm) {
+        (AuthKind::Password, _) => Authorization::Basic { user, password: credential },
+        (AuthKind::Token, true) => Authorization::Whm { user, token: credential },
+        (AuthKind::Token, false) => Authorization::Cpanel { user, token: credential },
+    }
+}
+
+/// A refusal that means "this name is taken" becomes [`ApiError::Conflict`].
+fn conflict_on_duplicate(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Rejected(m) if is_duplicate(&m) => ApiError::Conflict(m),
+        other => other,
+    }
+}
+
+fn is_duplicate(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("conflicting api token") || m.contains("already exists")
+}
+
+fn is_missing_token(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("does not exist")
+}
+
+/// Cut server text to one short line.
+fn shorten(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= MAX_MESSAGE {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(MAX_MESSAGE).collect();
+        format!("{cut}…")
+    }
+}
+
+fn looks_like_html(resp: &Response) -> bool {
+    let ct_html = resp.content_type.as_deref().is_some_and(|c| c.to_ascii_lowercase().contains("html"));
+    let start = resp.body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| resp.body[i]);
+    ct_html || start == Some(b'<')
+}
+
+/// A short reason from a refusal's JSON body (`cpanelresult.error`, `metadata.reason`, UAPI
+/// `errors`), or a short plain-text body; never a long raw body.
+fn auth_message(resp: &Response) -> String {
+    if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
+        let candidates = [
+            v.pointer("/cpanelresult/error"),
+            v.pointer("/cpanelresult/data/reason"),
+            v.pointer("/metadata/reason"),
+            v.pointer("/errors/0"),
+            v.pointer("/error"),
+            v.pointer("/data/reason"),
+            v.pointer("/reason"),
+        ];
+        for c in candidates.into_iter().flatten() {
+            if let Some(text) = c.as_str()
+                && !text.trim().is_empty()
+            {
+                return shorten(text);
+            }
+        }
+    } else if !looks_like_html(resp)
+        && let Ok(text) = std::str::from_utf8(&resp.body)
+        && !text.trim().is_empty()
+        && text.len() <= MAX_MESSAGE
+        && !text.chars().any(|c| c.is_control() && !c.is_whitespace())
+    {
+        return shorten(text);
+    }
+    "the server refused the credential".to_string()
+}
+
+/// Status line and body checks shared by every envelope: what is not a 2xx JSON answer becomes
+/// the right error; a 2xx JSON answer comes back parsed.
+fn json_body(resp: &Response) -> Result<Value, ApiError> {
+    match resp.status {
+        200..=299 => {}
+        300..=399 => {
+            let to = resp.location.as_deref().map(shorten).unwrap_or_else(|| "an unnamed location".into());
+            return Err(ApiError::Protocol(format!(
+                "the server redirected (HTTP {}) to {to}; redirects are not followed (check the address, port and that the API is not behind a login proxy)",
+                resp.status
+            )));
+        }
+        401 | 403 => return Err(ApiError::Auth { status: resp.status, message: auth_message(resp) }),
+        status => return Err(ApiError::Http { status }),
+    }
+    match serde_json::from_slice::<Value>(&resp.body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::Protocol("the server answered with JSON that is not an API envelope".into())),
+        Err(_) if looks_like_html(resp) => Err(ApiError::Protocol(HTML_ANSWER.into())),
+        Err(_) if resp.body.iter().all(u8::is_ascii_whitespace) => {
+            Err(ApiError::Protocol("the server answered with an empty body, not the API".into()))
+        }
+        Err(_) => Err(ApiError::Protocol(format!(
+            "the server answered with something that is not JSON ({} bytes), not the API",
+            resp.body.len()
+        ))),
+    }
+}
+
+/// 1/0 as a number, a numeric string or a bool.
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|i| i != 0).or_else(|| n.as_f64().map(|f| f != 0.0)),
+        Value::String(s) => match s.trim() {
+            "1" | "true" => Some(true),
+            "0" | "false" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The texts of an `errors` field: null, a string, or a list of strings.
+fn texts(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() => vec![shorten(s)],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| match i {
+                Value::String(s) if !s.trim().is_empty() => Some(shorten(s)),
+                Value::Null => None,
+                other => Some(shorten(&other.to_string())),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The legacy API 2 shapes: `{"cpanelresult":{…,"error":…}}` and the bare
+/// `{"data":{"reason":…,"result":"0"},"type":"text","error":…}`. Returns the refusal if the value
+/// is one of them and says failure.
+fn legacy_failure(v: &Value) -> Option<ApiError> {
+    let body = v.get("cpanelresult").unwrap_or(v);
+    let error = body.get("error").and_then(Value::as_str).filter(|e| !e.trim().is_empty());
+    let data_failed = body
+        .get("data")
+        .and_then(|d| d.get("result"))
+        .and_then(flag)
+        .is_some_and(|ok| !ok);
+    if error.is_none() && !data_failed {
+        return None;
+    }
+    let reason = error
+        .map(str::to_string)
+        .or_else(|| body.pointer("/data/reason").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| "the call failed (no reason given)".into());
+    Some(ApiError::Rejected(shorten(&reason)))
+}
+
+/// Judge one UAPI envelope (flat, or wrapped as `{"result":{…}}`); returns its `data`.
+fn uapi_envelope(v: &Value) -> Result<Value, ApiError> {
+    let inner = match v.get("result") {
+        Some(r @ Value::Object(_)) if v.get("status").is_none() => r,
+        _ => v,
+    };
+    let Some(status) = inner.get("status") else {
+        if let Some(err) = legacy_failure(v) {
+            return Err(err);
+        }
+        return Err(ApiError::Protocol("the answer is not a UAPI envelope (no status)".into()));
+    };
+    let errors = texts(inner.get("errors"));
+    match flag(status) {
+        Some(true) if errors.is_empty() => Ok(inner.get("data").cloned().unwrap_or(Value::Null)),
+        Some(true) | Some(false) => {
+            let message = if errors.is_empty() { "the call failed (no reason given)".to_string() } else { errors.join("; ") };
+            Err(ApiError::Rejected(message))
+        }
+        None => Err(ApiError::Protocol("the UAPI status is neither 1 nor 0".into())),
+    }
+}
+
+/// A UAPI answer from `/execute/Module/function` (flat envelope; HTTP 200 with `status: 0` is a
+/// failure). Returns `data`.
+pub fn parse_uapi(resp: &Response) -> Result<Value, ApiError> {
+    let v = json_body(resp)?;
+    uapi_envelope(&v)
+}
+
+/// A WHM API 1 answer: `metadata.result` must be 1, else `metadata.reason` is the refusal.
+/// Returns `data` (an empty object when absent).
+pub fn parse_whm(resp: &Response) -> Result<Value, ApiError> {
+    let v = json_body(resp)?;
+    whm_envelope(&v)
+}
+
+fn whm_envelope(v: &Value) -> Result<Value, ApiError> {
+    let Some(metadata) = v.get("metadata") else {
+        if let Some(err) = legacy_failure(v) {
+            return Err(err);
+        }
+        return Err(ApiError::Protocol("the answer is not a WHM API 1 envelope (no metadata)".into()));
+    };
+    let reason = metadata.get("reason").and_then(Value::as_str).map(shorten);
+    match metadata.get("result").and_then(flag) {
+        Some(true) => Ok(v.get("data").cloned().unwrap_or_else(|| Value::Object(Default::default()))),
+        Some(false) => Err(ApiError::Rejected(reason.unwrap_or_else(|| "the call failed (no reason given)".into()))),
+        None => Err(ApiError::Protocol("the WHM metadata.result is neither 1 nor 0".into())),
+    }
+}
+
+/// A `uapi_cpanel` answer: the WHM envelope must succeed AND the UAPI envelope in `data.uapi`
+/// (`metadata.result` is 1 even when the inner call failed). Returns the inner `data`.
+pub fn parse_uapi_cpanel(resp: &Response) -> Result<Value, ApiError> {
+    let v = json_body(resp)?;
+    let data = whm_envelope(&v)?;
+    match data.get("uapi") {
+        Some(inner @ Value::Object(_)) => uapi_envelope(inner),
+        _ => {
+            if let Some(err) = legacy_failure(&data) {
+                return Err(err);
+            }
+            Err(ApiError::Protocol("the uapi_cpanel answer has no data.uapi".into()))
+        }
+    }
+}
+
+/// Unix seconds as a number, a numeric string, or absent/null.
+fn lenient_time(v: Option<&Value>) -> Result<Option<i64>, ()> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or(()),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// `expires_at`: number, numeric string, null, and `0`/`"0"`/`""` = never.
+fn expiry(v: Option<&Value>, what: &str) -> Result<Option<i64>, ApiError> {
+    match lenient_time(v) {
+        Ok(Some(0)) | Ok(None) => Ok(None),
+        Ok(Some(t)) => Ok(Some(t)),
+        Err(()) => Err(ApiError::Protocol(format!("{what}: expires_at is not a time"))),
+    }
+}
+
+fn create_time(v: Option<&Value>, what: &str) -> Result<Option<i64>, ApiError> {
+    match lenient_time(v) {
+        Ok(Some(0)) | Ok(None) => Ok(None),
+        Ok(t) => Ok(t),
+        Err(()) => Err(ApiError::Protocol(format!("{what}: create_time is not a time"))),
+    }
+}
+
+/// A token secret is 32 characters of `A-Z0-9`.
+fn is_token_shaped(token: &str) -> bool {
+    token.len() == 32 && token.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// The `data` of `create_full_access` (`{create_time, token}`) or `api_token_create`
+/// (`{name, token, create_time, expires_at}`). The secret never appears in an error.
+fn parse_new_token(data: &Value, name: &str, requested_expiry: Option<i64>) -> Result<NewToken, ApiError> {
+    let token = match data.get("token") {
+        Some(Value::String(t)) => t,
+        _ => return Err(ApiError::Protocol("the create answer holds no token".into())),
+    };
+    if !is_token_shaped(token) {
+        return Err(ApiError::Protocol(
+            "the create answer holds a token that is not 32 characters of A-Z0-9 (not shown); \
+             the server may have created it: list and revoke it by name"
+                .into(),
+        ));
+    }
+    let token = Secret::new(token.as_str());
+    let create_time = create_time(data.get("create_time"), "create answer")?
+        .unwrap_or_else(|| jiff::Timestamp::now().as_second());
+    let expires_at = match data.get("expires_at") {
+        None => requested_expiry,
+        v => expiry(v, "create answer")?,
+    };
+    let name = data.get("name").and_then(Value::as_str).unwrap_or(name).to_string();
+    Ok(NewToken { name, token, create_time, expires_at })
+}
+
+fn token_info(item: &Value, key: Option<&str>) -> Result<TokenInfo, ApiError> {
+    let name = match (item.get("name").and_then(Value::as_str), key) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(k)) => k.to_string(),
+        (None, None) => return Err(ApiError::Protocol("a listed token has no name".into())),
+    };
+    Ok(TokenInfo {
+        create_time: create_time(item.get("create_time"), "token list")?,
+        expires_at: expiry(item.get("expires_at"), "token list")?,
+        name,
+    })
+}
+
+/// UAPI `Tokens::list` `data`: an array of tokens (null = none).
+fn parse_uapi_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
+    match data {
+        Value::Array(items) => items.iter().map(|i| token_info(i, None)).collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(ApiError::Protocol("the token list is not a list".into())),
+    }
+}
+
+/// WHM `api_token_list` `data`: `tokens` is an object keyed by name (an array is accepted too).
+fn parse_whm_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
+    match data.get("tokens") {
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| token_info(v, Some(k))).collect(),
+        Some(Value::Array(items)) => items.iter().map(|i| token_info(i, None)).collect(),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(_) => Err(ApiError::Protocol("data.tokens is neither an object nor a list".into())),
+    }
+}
+
+/// WHM `listaccts` `data.acct`.
+fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError> {
+    let items = match data.get("acct") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(_) => return Err(ApiError::Protocol("data.acct is not a list".into())),
+    };
+    items
+        .iter()
+        .map(|a| {
+            let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let user = text("user");
+            if user.is_empty() {
+                return Err(ApiError::Protocol("an account in listaccts has no user".into()));
+            }
+            let suspended = match a.get("suspended") {
+                None | Some(Value::Null) => false,
+                Some(v) => flag(v).ok_or_else(|| {
+                    ApiError::Protocol(format!("listaccts: account {user}: suspended is neither 0 nor 1"))
+                })?,
+            };
+            Ok(AccountInfo { domain: text("domain"), owner: text("owner"), suspended, user })
+        })
+        .collect()
 }
