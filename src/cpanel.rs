@@ -593,3 +593,388 @@ fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TOKEN: &str = "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9";
+
+    fn ok(body: &str) -> Response {
+        Response { status: 200, location: None, content_type: Some("application/json".into()), body: body.as_bytes().to_vec() }
+    }
+
+    fn with_status(status: u16, body: &str) -> Response {
+        Response { status, ..ok(body) }
+    }
+
+    // ---- UAPI flat envelope ----
+
+    #[test]
+    fn uapi_success_returns_data() {
+        let r = ok(&format!(
+            r#"{{"data":{{"create_time":1549467298,"token":"{TOKEN}"}},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#
+        ));
+        let data = parse_uapi(&r).unwrap();
+        let t = parse_new_token(&data, "ci", None).unwrap();
+        assert_eq!(t.name, "ci");
+        assert_eq!(t.token.expose(), TOKEN);
+        assert_eq!(t.create_time, 1549467298);
+        assert_eq!(t.expires_at, None);
+    }
+
+    #[test]
+    fn uapi_http_200_with_status_0_is_a_refusal() {
+        let r = ok(r#"{"data":null,"errors":["The “expires_at” value must be a future date."],"messages":null,"metadata":{},"status":0,"warnings":null}"#);
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Rejected("The “expires_at” value must be a future date.".into()))
+        );
+    }
+
+    #[test]
+    fn uapi_status_as_string_and_missing_errors() {
+        assert_eq!(parse_uapi(&ok(r#"{"data":1,"status":"1"}"#)), Ok(Value::from(1)));
+        assert_eq!(
+            parse_uapi(&ok(r#"{"data":null,"status":"0"}"#)),
+            Err(ApiError::Rejected("the call failed (no reason given)".into()))
+        );
+    }
+
+    #[test]
+    fn uapi_wrapped_result_form_is_accepted() {
+        let r = ok(r#"{"apiversion":3,"func":"list","module":"Tokens","result":{"data":[],"errors":null,"status":1}}"#);
+        assert_eq!(parse_uapi(&r), Ok(Value::Array(vec![])));
+        let r = ok(r#"{"apiversion":3,"func":"revoke","module":"Tokens","result":{"data":null,"errors":["no"],"status":0}}"#);
+        assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("no".into())));
+    }
+
+    #[test]
+    fn uapi_wrong_shape_is_protocol() {
+        assert!(matches!(parse_uapi(&ok(r#"{"hello":"world"}"#)), Err(ApiError::Protocol(_))));
+        assert!(matches!(parse_uapi(&ok(r#"[1,2]"#)), Err(ApiError::Protocol(_))));
+        assert!(matches!(parse_uapi(&ok(r#"{"status":"maybe"}"#)), Err(ApiError::Protocol(_))));
+    }
+
+    #[test]
+    fn duplicate_name_on_create_is_a_conflict() {
+        let m = "The system failed to create the API token: A conflicting API token with the name “ci” already exists.";
+        assert!(matches!(conflict_on_duplicate(ApiError::Rejected(m.into())), ApiError::Conflict(_)));
+        assert!(matches!(
+            conflict_on_duplicate(ApiError::Rejected("Provide the “name” argument.".into())),
+            ApiError::Rejected(_)
+        ));
+    }
+
+    // ---- HTTP-level answers ----
+
+    #[test]
+    fn html_answer_is_a_protocol_error_never_success() {
+        let mut r = ok("<!DOCTYPE html><html><body>cPanel Login</body></html>");
+        r.content_type = Some("text/html; charset=utf-8".into());
+        assert_eq!(parse_uapi(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+        assert_eq!(parse_whm(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+        assert_eq!(parse_uapi_cpanel(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+        // HTML without the header is still HTML.
+        let mut r = ok("  \n<html>proxy</html>");
+        r.content_type = None;
+        assert_eq!(parse_uapi(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+    }
+
+    #[test]
+    fn non_json_and_empty_answers_are_protocol_errors_without_the_body() {
+        let r = ok("some plain text with SECRETSTUFF");
+        match parse_uapi(&r) {
+            Err(ApiError::Protocol(m)) => assert!(!m.contains("SECRETSTUFF"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_uapi(&ok("")), Err(ApiError::Protocol(_))));
+    }
+
+    #[test]
+    fn redirect_is_a_protocol_error_naming_the_location() {
+        let mut r = with_status(301, "");
+        r.location = Some("https://web1.example.net:2083/login/".into());
+        match parse_whm(&r) {
+            Err(ApiError::Protocol(m)) => {
+                assert!(m.contains("https://web1.example.net:2083/login/"), "{m}");
+                assert!(m.contains("redirects are not followed"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn auth_refusals_carry_a_short_reason() {
+        let r = with_status(
+            403,
+            r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#,
+        );
+        assert_eq!(parse_uapi(&r), Err(ApiError::Auth { status: 403, message: "Access denied".into() }));
+        let r = with_status(403, r#"{"metadata":{"reason":"Permission denied","result":0}}"#);
+        assert_eq!(parse_whm(&r), Err(ApiError::Auth { status: 403, message: "Permission denied".into() }));
+        let r = with_status(403, "Token authentication allows access to UAPI or API 2 calls only.");
+        assert_eq!(
+            parse_whm(&r),
+            Err(ApiError::Auth { status: 403, message: "Token authentication allows access to UAPI or API 2 calls only.".into() })
+        );
+        let long = format!("<html>{}</html>", "x".repeat(5000));
+        let r = with_status(401, &long);
+        match parse_uapi(&r) {
+            Err(ApiError::Auth { status: 401, message }) => assert_eq!(message, "the server refused the credential"),
+            other => panic!("{other:?}"),
+        }
+        let long_json = format!(r#"{{"cpanelresult":{{"error":"{}"}}}}"#, "y".repeat(5000));
+        match parse_uapi(&with_status(401, &long_json)) {
+            Err(ApiError::Auth { message, .. }) => assert!(message.chars().count() <= MAX_MESSAGE + 1, "{}", message.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_statuses_are_http_errors_and_retryable_where_it_helps() {
+        for (status, retry) in [(429, true), (500, true), (503, true), (404, false), (400, false)] {
+            let e = parse_uapi(&with_status(status, "{}")).unwrap_err();
+            assert_eq!(e, ApiError::Http { status });
+            assert_eq!(e.is_retryable(), retry, "{status}");
+        }
+        assert!(!parse_uapi(&with_status(401, "")).unwrap_err().is_retryable());
+    }
+
+    // ---- WHM API 1 ----
+
+    #[test]
+    fn whm_success_and_failure() {
+        let r = ok(r#"{"data":{"version":"11.126.0.9"},"metadata":{"command":"version","reason":"OK","result":1,"version":1}}"#);
+        assert_eq!(parse_whm(&r).unwrap()["version"], "11.126.0.9");
+        let r = ok(r#"{"metadata":{"command":"api_token_create","reason":"The system failed to create the API token: A conflicting API token with the name “ci” already exists.","result":0,"version":1}}"#);
+        let e = conflict_on_duplicate(parse_whm(&r).unwrap_err());
+        assert!(matches!(e, ApiError::Conflict(ref m) if m.contains("conflicting API token")), "{e:?}");
+        assert!(matches!(parse_whm(&ok(r#"{"data":{}}"#)), Err(ApiError::Protocol(_))));
+        assert_eq!(parse_whm(&ok(r#"{"metadata":{"result":"1"}}"#)), Ok(serde_json::json!({})));
+    }
+
+    #[test]
+    fn whm_create_answer() {
+        let r = ok(&format!(
+            r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":"1700000000","expires_at":0,"acls":["all"]}},"metadata":{{"result":1,"reason":"OK"}}}}"#
+        ));
+        let t = parse_new_token(&parse_whm(&r).unwrap(), "ops", Some(99)).unwrap();
+        assert_eq!((t.name.as_str(), t.create_time, t.expires_at), ("ops", 1700000000, None));
+        let r = ok(&format!(
+            r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":1700000000,"expires_at":"1800000000"}},"metadata":{{"result":1}}}}"#
+        ));
+        assert_eq!(parse_new_token(&parse_whm(&r).unwrap(), "ops", None).unwrap().expires_at, Some(1800000000));
+    }
+
+    #[test]
+    fn a_malformed_token_is_refused_and_not_printed() {
+        for bad in ["short", "jpqnsru0dh448ujlgxh7kvjecc5qn9n9", "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9X", "JPQNSRU0DH448UJLGXH7KVJECC5QN9N-"] {
+            let data = serde_json::json!({"create_time": 1, "token": bad});
+            match parse_new_token(&data, "n", None) {
+                Err(ApiError::Protocol(m)) => assert!(!m.contains(bad), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse_new_token(&serde_json::json!({"create_time": 1}), "n", None), Err(ApiError::Protocol(_))));
+        assert!(matches!(parse_new_token(&serde_json::json!({"token": 5}), "n", None), Err(ApiError::Protocol(_))));
+    }
+
+    #[test]
+    fn uapi_create_keeps_the_requested_expiry() {
+        let data = serde_json::json!({"create_time": 1549467298, "token": TOKEN});
+        assert_eq!(parse_new_token(&data, "n", Some(1900000000)).unwrap().expires_at, Some(1900000000));
+    }
+
+    #[test]
+    fn uapi_list_with_every_expires_at_spelling() {
+        let r = ok(r#"{"data":[
+            {"create_time":1549467298,"expires_at":1609372800,"features":[],"has_full_access":1,"name":"a"},
+            {"create_time":"1549467299","expires_at":"1609372800","features":[],"has_full_access":1,"name":"b"},
+            {"create_time":1549467300,"expires_at":null,"features":[],"has_full_access":1,"name":"c"},
+            {"create_time":1549467301,"name":"d"},
+            {"create_time":1549467302,"expires_at":"","name":"e"}
+        ],"errors":null,"messages":null,"metadata":{},"status":1,"warnings":null}"#);
+        let list = parse_uapi_token_list(&parse_uapi(&r).unwrap()).unwrap();
+        let got: Vec<_> = list.iter().map(|t| (t.name.as_str(), t.create_time, t.expires_at)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Some(1549467298), Some(1609372800)),
+                ("b", Some(1549467299), Some(1609372800)),
+                ("c", Some(1549467300), None),
+                ("d", Some(1549467301), None),
+                ("e", Some(1549467302), None),
+            ]
+        );
+        assert_eq!(parse_uapi_token_list(&Value::Null).unwrap(), vec![]);
+        assert!(matches!(parse_uapi_token_list(&serde_json::json!({"a":1})), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_uapi_token_list(&serde_json::json!([{"name":"x","expires_at":"soon"}])),
+            Err(ApiError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn whm_list_is_an_object_keyed_by_name() {
+        let r = ok(r#"{"data":{"tokens":{
+            "ops":{"name":"ops","create_time":1700000000,"expires_at":null,"acls":{"all":1},"whitelist_ips":null},
+            "ci":{"create_time":"1700000001","expires_at":"0"},
+            "tmp":{"name":"tmp","create_time":1700000002,"expires_at":1800000000}
+        }},"metadata":{"command":"api_token_list","reason":"OK","result":1,"version":1}}"#);
+        let mut list = parse_whm_token_list(&parse_whm(&r).unwrap()).unwrap();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            list,
+            vec![
+                TokenInfo { name: "ci".into(), create_time: Some(1700000001), expires_at: None },
+                TokenInfo { name: "ops".into(), create_time: Some(1700000000), expires_at: None },
+                TokenInfo { name: "tmp".into(), create_time: Some(1700000002), expires_at: Some(1800000000) },
+            ]
+        );
+        assert_eq!(parse_whm_token_list(&serde_json::json!({"tokens": {}})).unwrap(), vec![]);
+        assert_eq!(parse_whm_token_list(&serde_json::json!({})).unwrap(), vec![]);
+    }
+
+    // ---- uapi_cpanel ----
+
+    #[test]
+    fn uapi_cpanel_checks_the_inner_status() {
+        let r = ok(r#"{"data":{"uapi":{"data":null,"errors":["A conflicting API token with the name “ci” already exists."],"messages":null,"metadata":{},"status":0,"warnings":null}},"metadata":{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}"#);
+        let e = conflict_on_duplicate(parse_uapi_cpanel(&r).unwrap_err());
+        assert!(matches!(e, ApiError::Conflict(_)), "{e:?}");
+        let r = ok(&format!(
+            r#"{{"data":{{"uapi":{{"data":{{"create_time":1549467298,"token":"{TOKEN}"}},"errors":null,"status":1}}}},"metadata":{{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}}}"#
+        ));
+        assert_eq!(parse_uapi_cpanel(&r).unwrap()["create_time"], 1549467298);
+    }
+
+    #[test]
+    fn uapi_cpanel_outer_failure_and_missing_inner() {
+        let r = ok(r#"{"metadata":{"command":"uapi_cpanel","reason":"You do not have permission to act for “root”.","result":0,"version":1}}"#);
+        assert!(matches!(parse_uapi_cpanel(&r), Err(ApiError::Rejected(m)) if m.contains("permission")));
+        let r = ok(r#"{"data":{},"metadata":{"result":1}}"#);
+        assert!(matches!(parse_uapi_cpanel(&r), Err(ApiError::Protocol(_))));
+        // inner envelope in its wrapped form
+        let r = ok(r#"{"data":{"uapi":{"result":{"data":1,"errors":null,"status":1}}},"metadata":{"result":1}}"#);
+        assert_eq!(parse_uapi_cpanel(&r), Ok(Value::from(1)));
+    }
+
+    #[test]
+    fn legacy_unknown_user_answer_is_a_refusal() {
+        let r = ok(r#"{"data":{"reason":"User parameter is invalid or was not supplied","result":"0"},"type":"text","error":"User parameter is invalid or was not supplied"}"#);
+        assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("User parameter is invalid or was not supplied".into())));
+        assert_eq!(parse_whm(&r), Err(ApiError::Rejected("User parameter is invalid or was not supplied".into())));
+        let r = ok(r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#);
+        assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("Access denied".into())));
+    }
+
+    #[test]
+    fn revoke_answers_data_0_and_1_are_both_success() {
+        for data in ["0", "1"] {
+            let r = ok(&format!(r#"{{"data":{data},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#));
+            assert!(parse_uapi(&r).is_ok());
+        }
+        assert!(is_missing_token("The API token “x” does not exist."));
+        let r = ok(r#"{"data":{},"metadata":{"command":"api_token_revoke","reason":"OK","result":1,"version":1}}"#);
+        assert!(parse_whm(&r).is_ok());
+    }
+
+    // ---- listaccts ----
+
+    #[test]
+    fn listaccts_suspended_as_number_or_string() {
+        let r = ok(r#"{"data":{"acct":[
+            {"user":"alice","domain":"alice.example","owner":"root","suspended":0},
+            {"user":"bob","domain":"bob.example","owner":"res1","suspended":"1"},
+            {"user":"carol","domain":"carol.example","owner":"root","suspended":1}
+        ]},"metadata":{"command":"listaccts","reason":"OK","result":1,"version":1}}"#);
+        let accts = parse_accounts(&parse_whm(&r).unwrap()).unwrap();
+        let got: Vec<_> = accts.iter().map(|a| (a.user.as_str(), a.owner.as_str(), a.suspended)).collect();
+        assert_eq!(got, vec![("alice", "root", false), ("bob", "res1", true), ("carol", "root", true)]);
+        assert_eq!(accts[0].domain, "alice.example");
+        assert!(matches!(parse_accounts(&serde_json::json!({"acct":[{"domain":"x"}]})), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_accounts(&serde_json::json!({"acct":[{"user":"x","suspended":"maybe"}]})),
+            Err(ApiError::Protocol(_))
+        ));
+        assert_eq!(parse_accounts(&serde_json::json!({})).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn authorization_kinds_follow_the_endpoint() {
+        let s = Secret::new("T");
+        assert!(matches!(authorization("u", &s, AuthKind::Token, true), Authorization::Whm { .. }));
+        assert!(matches!(authorization("u", &s, AuthKind::Token, false), Authorization::Cpanel { .. }));
+        assert!(matches!(authorization("u", &s, AuthKind::Password, true), Authorization::Basic { .. }));
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_any_body(body in proptest::collection::vec(any::<u8>(), 0..256), status in 100u16..600) {
+            let r = Response { status, location: None, content_type: None, body };
+            let _ = parse_uapi(&r);
+            let _ = parse_whm(&r);
+            let _ = parse_uapi_cpanel(&r);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_any_json(v in arb_json()) {
+            let r = ok(&v.to_string());
+            for data in [parse_uapi(&r), parse_whm(&r), parse_uapi_cpanel(&r)].into_iter().flatten() {
+                let _ = parse_uapi_token_list(&data);
+                let _ = parse_whm_token_list(&data);
+                let _ = parse_accounts(&data);
+                let _ = parse_new_token(&data, "n", None);
+            }
+        }
+
+        #[test]
+        fn times_read_the_same_as_number_or_string(t in 1i64..4_000_000_000) {
+            let as_number = serde_json::json!({"name": "x", "create_time": t, "expires_at": t});
+            let as_string = serde_json::json!({"name": "x", "create_time": t.to_string(), "expires_at": format!(" {t} ")});
+            let a = token_info(&as_number, None).unwrap();
+            prop_assert_eq!(&a, &token_info(&as_string, None).unwrap());
+            prop_assert_eq!(a.expires_at, Some(t));
+        }
+
+        #[test]
+        fn only_32_uppercase_alphanumerics_are_tokens(s in "[A-Za-z0-9_-]{0,40}") {
+            let expected = s.len() == 32 && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            prop_assert_eq!(is_token_shaped(&s), expected);
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[0-9]{0,12}".prop_map(Value::from),
+            "[a-z_]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            let keys = prop_oneof![
+                Just("data".to_string()),
+                Just("status".to_string()),
+                Just("errors".to_string()),
+                Just("metadata".to_string()),
+                Just("result".to_string()),
+                Just("uapi".to_string()),
+                Just("tokens".to_string()),
+                Just("acct".to_string()),
+                Just("token".to_string()),
+                Just("name".to_string()),
+                Just("expires_at".to_string()),
+                Just("cpanelresult".to_string()),
+                Just("error".to_string()),
+                "[a-z]{1,4}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(keys, inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}
