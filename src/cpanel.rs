@@ -40,11 +40,24 @@ pub struct AccountInfo {
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
     /// A WHM token (or password) of `whm_user` acting for `account` through `uapi_cpanel`.
-    WhmFor { whm_user: &'a str, credential: &'a Secret, auth: AuthKind, account: &'a str },
+    WhmFor {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+        account: &'a str,
+    },
     /// The account itself on the cPanel port (`/execute/Tokens/...`).
-    Account { user: &'a str, credential: &'a Secret, auth: AuthKind },
+    Account {
+        user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
     /// `whm_user`'s own WHM API tokens (`api_token_*`), for `--scope whm`.
-    Whm { whm_user: &'a str, credential: &'a Secret, auth: AuthKind },
+    Whm {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
 }
 
 /// Why a call failed.
@@ -97,7 +110,9 @@ impl ApiError {
             ApiError::Transport(TransportError::Connect(_)) => "cannot connect".into(),
             ApiError::Transport(TransportError::Timeout { .. }) => "timed out".into(),
             ApiError::Transport(TransportError::Io { .. }) => "connection lost".into(),
-            ApiError::Transport(TransportError::BodyTooLarge { .. }) => "response body too large".into(),
+            ApiError::Transport(TransportError::BodyTooLarge { .. }) => {
+                "response body too large".into()
+            }
             ApiError::Transport(TransportError::Request(_)) => "request could not be built".into(),
         }
     }
@@ -106,7 +121,9 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::Auth { status, message } => write!(f, "authentication refused (HTTP {status}): {message}"),
+            ApiError::Auth { status, message } => {
+                write!(f, "authentication refused (HTTP {status}): {message}")
+            }
             ApiError::Rejected(m) => write!(f, "the server refused: {m}"),
             ApiError::Conflict(m) => write!(f, "{m}"),
             ApiError::Protocol(m) => write!(f, "protocol error: {m}"),
@@ -119,7 +136,8 @@ impl std::fmt::Display for ApiError {
 /// Longest server message kept in an error (server text can be long HTML or a stack dump).
 const MAX_MESSAGE: usize = 200;
 
-const HTML_ANSWER: &str = "the server answered with an HTML page, not the API (a proxy or login page?)";
+const HTML_ANSWER: &str =
+    "the server answered with an HTML page, not the API (a proxy or login page?)";
 
 /// Typed calls on one host.
 pub struct Api<'a> {
@@ -132,7 +150,12 @@ impl<'a> Api<'a> {
     }
 
     /// Create a full-access token named `name`. `expires_at`: unix seconds, `None` = never.
-    pub fn create_token(&self, caller: &Caller<'_>, name: &str, expires_at: Option<i64>) -> Result<NewToken, ApiError> {
+    pub fn create_token(
+        &self,
+        caller: &Caller<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken, ApiError> {
         let expires = expires_at.map(|e| e.to_string());
         let data = match caller {
             Caller::Whm { .. } => {
@@ -157,7 +180,9 @@ impl<'a> Api<'a> {
     /// The caller's tokens (the account's, or `whm_user`'s for `Caller::Whm`).
     pub fn list_tokens(&self, caller: &Caller<'_>) -> Result<Vec<TokenInfo>, ApiError> {
         match caller {
-            Caller::Whm { .. } => parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[])?),
+            Caller::Whm { .. } => {
+                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[])?)
+            }
             _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[])?),
         }
     }
@@ -170,9 +195,19 @@ impl<'a> Api<'a> {
         match caller {
             Caller::Whm { .. } => {
                 let keys: Vec<String> = (0..names.len())
-                    .map(|i| if i == 0 { "token_name".to_string() } else { format!("token_name-{i}") })
+                    .map(|i| {
+                        if i == 0 {
+                            "token_name".to_string()
+                        } else {
+                            format!("token_name-{i}")
+                        }
+                    })
                     .collect();
-                let form: Vec<(&str, &str)> = keys.iter().map(String::as_str).zip(names.iter().map(String::as_str)).collect();
+                let form: Vec<(&str, &str)> = keys
+                    .iter()
+                    .map(String::as_str)
+                    .zip(names.iter().map(String::as_str))
+                    .collect();
                 self.whm_call(caller, "api_token_revoke", &form).map(|_| ())
             }
             _ => {
@@ -190,27 +225,61 @@ impl<'a> Api<'a> {
     }
 
     /// WHM `listaccts` as `whm_user`.
-    pub fn list_accounts(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<Vec<AccountInfo>, ApiError> {
-        let caller = Caller::Whm { whm_user, credential, auth };
-        let data = self.whm_call(&caller, "listaccts", &[("want", "user,domain,owner,suspended")])?;
+    pub fn list_accounts(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<Vec<AccountInfo>, ApiError> {
+        let caller = Caller::Whm {
+            whm_user,
+            credential,
+            auth,
+        };
+        let data = self.whm_call(
+            &caller,
+            "listaccts",
+            &[("want", "user,domain,owner,suspended")],
+        )?;
         parse_accounts(&data)
     }
 
     /// WHM `version`: a cheap authenticated call for `check`.
-    pub fn version(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<String, ApiError> {
-        let caller = Caller::Whm { whm_user, credential, auth };
+    pub fn version(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<String, ApiError> {
+        let caller = Caller::Whm {
+            whm_user,
+            credential,
+            auth,
+        };
         let data = self.whm_call(&caller, "version", &[])?;
         match data.get("version") {
             Some(Value::String(v)) => Ok(v.clone()),
             Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(ApiError::Protocol("the WHM version answer has no data.version".into())),
+            _ => Err(ApiError::Protocol(
+                "the WHM version answer has no data.version".into(),
+            )),
         }
     }
 
     /// A Tokens function through the caller's UAPI route; returns the inner `data`.
-    fn uapi_call(&self, caller: &Caller<'_>, function: &str, args: &[(&str, &str)]) -> Result<Value, ApiError> {
+    fn uapi_call(
+        &self,
+        caller: &Caller<'_>,
+        function: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
         match *caller {
-            Caller::WhmFor { whm_user, credential, auth, account } => {
+            Caller::WhmFor {
+                whm_user,
+                credential,
+                auth,
+                account,
+            } => {
                 let mut form: Vec<(&str, &str)> = vec![
                     ("api.version", "1"),
                     ("cpanel.user", account),
@@ -225,10 +294,17 @@ impl<'a> Api<'a> {
                     .map_err(ApiError::Transport)?;
                 parse_uapi_cpanel(&resp)
             }
-            Caller::Account { user, credential, auth } => {
+            Caller::Account {
+                user,
+                credential,
+                auth,
+            } => {
                 let header = authorization(user, credential, auth, false);
                 let path = format!("/execute/Tokens/{function}");
-                let resp = self.transport.post(Port::Cpanel, &path, &header, args).map_err(ApiError::Transport)?;
+                let resp = self
+                    .transport
+                    .post(Port::Cpanel, &path, &header, args)
+                    .map_err(ApiError::Transport)?;
                 parse_uapi(&resp)
             }
             Caller::Whm { .. } => Err(ApiError::Protocol(format!(
@@ -238,26 +314,59 @@ impl<'a> Api<'a> {
     }
 
     /// A WHM API 1 function as the caller's `whm_user`; returns `data`.
-    fn whm_call(&self, caller: &Caller<'_>, function: &str, args: &[(&str, &str)]) -> Result<Value, ApiError> {
+    fn whm_call(
+        &self,
+        caller: &Caller<'_>,
+        function: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
         let (user, credential, auth) = match *caller {
-            Caller::Whm { whm_user, credential, auth } => (whm_user, credential, auth),
-            Caller::WhmFor { whm_user, credential, auth, .. } => (whm_user, credential, auth),
+            Caller::Whm {
+                whm_user,
+                credential,
+                auth,
+            } => (whm_user, credential, auth),
+            Caller::WhmFor {
+                whm_user,
+                credential,
+                auth,
+                ..
+            } => (whm_user, credential, auth),
             Caller::Account { .. } => {
-                return Err(ApiError::Protocol(format!("internal: WHM {function} called with an account caller")));
+                return Err(ApiError::Protocol(format!(
+                    "internal: WHM {function} called with an account caller"
+                )));
             }
         };
         let header = authorization(user, credential, auth, true);
         let path = format!("/json-api/{function}?api.version=1");
-        let resp = self.transport.post(Port::Whm, &path, &header, args).map_err(ApiError::Transport)?;
+        let resp = self
+            .transport
+            .post(Port::Whm, &path, &header, args)
+            .map_err(ApiError::Transport)?;
         parse_whm(&resp)
     }
 }
 
-fn authorization<'c>(user: &'c str, credential: &'c Secret, auth: AuthKind, whm: bool) -> Authorization<'c> {
+fn authorization<'c>(
+    user: &'c str,
+    credential: &'c Secret,
+    auth: AuthKind,
+    whm: bool,
+) -> Authorization<'c> {
     match (auth, whm) {
-        (AuthKind::Password, _) => Authorization::Basic { user, password: credential },
-        (AuthKind::Token, true) => Authorization::Whm { user, token: credential },
-        (AuthKind::Token, false) => Authorization::Cpanel { user, token: credential },
+        (AuthKind::Password, _) => Authorization::Basic {
+            user,
+            password: credential,
+        },
+        (AuthKind::Token, true) => Authorization::Whm {
+            user,
+            token: credential,
+        },
+        (AuthKind::Token, false) => Authorization::Cpanel {
+            user,
+            token: credential,
+        },
     }
 }
 
@@ -290,8 +399,15 @@ fn shorten(text: &str) -> String {
 }
 
 fn looks_like_html(resp: &Response) -> bool {
-    let ct_html = resp.content_type.as_deref().is_some_and(|c| c.to_ascii_lowercase().contains("html"));
-    let start = resp.body.iter().position(|b| !b.is_ascii_whitespace()).map(|i| resp.body[i]);
+    let ct_html = resp
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().contains("html"));
+    let start = resp
+        .body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| resp.body[i]);
     ct_html || start == Some(b'<')
 }
 
@@ -332,22 +448,33 @@ fn json_body(resp: &Response) -> Result<Value, ApiError> {
     match resp.status {
         200..=299 => {}
         300..=399 => {
-            let to = resp.location.as_deref().map(shorten).unwrap_or_else(|| "an unnamed location".into());
+            let to = resp
+                .location
+                .as_deref()
+                .map(shorten)
+                .unwrap_or_else(|| "an unnamed location".into());
             return Err(ApiError::Protocol(format!(
                 "the server redirected (HTTP {}) to {to}; redirects are not followed (check the address, port and that the API is not behind a login proxy)",
                 resp.status
             )));
         }
-        401 | 403 => return Err(ApiError::Auth { status: resp.status, message: auth_message(resp) }),
+        401 | 403 => {
+            return Err(ApiError::Auth {
+                status: resp.status,
+                message: auth_message(resp),
+            });
+        }
         status => return Err(ApiError::Http { status }),
     }
     match serde_json::from_slice::<Value>(&resp.body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(ApiError::Protocol("the server answered with JSON that is not an API envelope".into())),
+        Ok(_) => Err(ApiError::Protocol(
+            "the server answered with JSON that is not an API envelope".into(),
+        )),
         Err(_) if looks_like_html(resp) => Err(ApiError::Protocol(HTML_ANSWER.into())),
-        Err(_) if resp.body.iter().all(u8::is_ascii_whitespace) => {
-            Err(ApiError::Protocol("the server answered with an empty body, not the API".into()))
-        }
+        Err(_) if resp.body.iter().all(u8::is_ascii_whitespace) => Err(ApiError::Protocol(
+            "the server answered with an empty body, not the API".into(),
+        )),
         Err(_) => Err(ApiError::Protocol(format!(
             "the server answered with something that is not JSON ({} bytes), not the API",
             resp.body.len()
@@ -359,7 +486,10 @@ fn json_body(resp: &Response) -> Result<Value, ApiError> {
 fn flag(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
-        Value::Number(n) => n.as_i64().map(|i| i != 0).or_else(|| n.as_f64().map(|f| f != 0.0)),
+        Value::Number(n) => n
+            .as_i64()
+            .map(|i| i != 0)
+            .or_else(|| n.as_f64().map(|f| f != 0.0)),
         Value::String(s) => match s.trim() {
             "1" | "true" => Some(true),
             "0" | "false" | "" => Some(false),
@@ -390,7 +520,10 @@ fn texts(v: Option<&Value>) -> Vec<String> {
 /// is one of them and says failure.
 fn legacy_failure(v: &Value) -> Option<ApiError> {
     let body = v.get("cpanelresult").unwrap_or(v);
-    let error = body.get("error").and_then(Value::as_str).filter(|e| !e.trim().is_empty());
+    let error = body
+        .get("error")
+        .and_then(Value::as_str)
+        .filter(|e| !e.trim().is_empty());
     let data_failed = body
         .get("data")
         .and_then(|d| d.get("result"))
@@ -401,7 +534,11 @@ fn legacy_failure(v: &Value) -> Option<ApiError> {
     }
     let reason = error
         .map(str::to_string)
-        .or_else(|| body.pointer("/data/reason").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| {
+            body.pointer("/data/reason")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "the call failed (no reason given)".into());
     Some(ApiError::Rejected(shorten(&reason)))
 }
@@ -416,16 +553,24 @@ fn uapi_envelope(v: &Value) -> Result<Value, ApiError> {
         if let Some(err) = legacy_failure(v) {
             return Err(err);
         }
-        return Err(ApiError::Protocol("the answer is not a UAPI envelope (no status)".into()));
+        return Err(ApiError::Protocol(
+            "the answer is not a UAPI envelope (no status)".into(),
+        ));
     };
     let errors = texts(inner.get("errors"));
     match flag(status) {
         Some(true) if errors.is_empty() => Ok(inner.get("data").cloned().unwrap_or(Value::Null)),
         Some(true) | Some(false) => {
-            let message = if errors.is_empty() { "the call failed (no reason given)".to_string() } else { errors.join("; ") };
+            let message = if errors.is_empty() {
+                "the call failed (no reason given)".to_string()
+            } else {
+                errors.join("; ")
+            };
             Err(ApiError::Rejected(message))
         }
-        None => Err(ApiError::Protocol("the UAPI status is neither 1 nor 0".into())),
+        None => Err(ApiError::Protocol(
+            "the UAPI status is neither 1 nor 0".into(),
+        )),
     }
 }
 
@@ -448,13 +593,24 @@ fn whm_envelope(v: &Value) -> Result<Value, ApiError> {
         if let Some(err) = legacy_failure(v) {
             return Err(err);
         }
-        return Err(ApiError::Protocol("the answer is not a WHM API 1 envelope (no metadata)".into()));
+        return Err(ApiError::Protocol(
+            "the answer is not a WHM API 1 envelope (no metadata)".into(),
+        ));
     };
     let reason = metadata.get("reason").and_then(Value::as_str).map(shorten);
     match metadata.get("result").and_then(flag) {
-        Some(true) => Ok(v.get("data").cloned().unwrap_or_else(|| Value::Object(Default::default()))),
-        Some(false) => Err(ApiError::Rejected(reason.unwrap_or_else(|| "the call failed (no reason given)".into()))),
-        None => Err(ApiError::Protocol("the WHM metadata.result is neither 1 nor 0".into())),
+        Some(true) => Ok(v
+            .get("data")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()))),
+        Some(false) => {
+            Err(ApiError::Rejected(reason.unwrap_or_else(|| {
+                "the call failed (no reason given)".into()
+            })))
+        }
+        None => Err(ApiError::Protocol(
+            "the WHM metadata.result is neither 1 nor 0".into(),
+        )),
     }
 }
 
@@ -469,7 +625,9 @@ pub fn parse_uapi_cpanel(resp: &Response) -> Result<Value, ApiError> {
             if let Some(err) = legacy_failure(&data) {
                 return Err(err);
             }
-            Err(ApiError::Protocol("the uapi_cpanel answer has no data.uapi".into()))
+            Err(ApiError::Protocol(
+                "the uapi_cpanel answer has no data.uapi".into(),
+            ))
         }
     }
 }
@@ -494,7 +652,9 @@ fn expiry(v: Option<&Value>, what: &str) -> Result<Option<i64>, ApiError> {
     match lenient_time(v) {
         Ok(Some(0)) | Ok(None) => Ok(None),
         Ok(Some(t)) => Ok(Some(t)),
-        Err(()) => Err(ApiError::Protocol(format!("{what}: expires_at is not a time"))),
+        Err(()) => Err(ApiError::Protocol(format!(
+            "{what}: expires_at is not a time"
+        ))),
     }
 }
 
@@ -502,21 +662,34 @@ fn create_time(v: Option<&Value>, what: &str) -> Result<Option<i64>, ApiError> {
     match lenient_time(v) {
         Ok(Some(0)) | Ok(None) => Ok(None),
         Ok(t) => Ok(t),
-        Err(()) => Err(ApiError::Protocol(format!("{what}: create_time is not a time"))),
+        Err(()) => Err(ApiError::Protocol(format!(
+            "{what}: create_time is not a time"
+        ))),
     }
 }
 
 /// A token secret is 32 characters of `A-Z0-9`.
 fn is_token_shaped(token: &str) -> bool {
-    token.len() == 32 && token.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    token.len() == 32
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// The `data` of `create_full_access` (`{create_time, token}`) or `api_token_create`
 /// (`{name, token, create_time, expires_at}`). The secret never appears in an error.
-fn parse_new_token(data: &Value, name: &str, requested_expiry: Option<i64>) -> Result<NewToken, ApiError> {
+fn parse_new_token(
+    data: &Value,
+    name: &str,
+    requested_expiry: Option<i64>,
+) -> Result<NewToken, ApiError> {
     let token = match data.get("token") {
         Some(Value::String(t)) => t,
-        _ => return Err(ApiError::Protocol("the create answer holds no token".into())),
+        _ => {
+            return Err(ApiError::Protocol(
+                "the create answer holds no token".into(),
+            ));
+        }
     };
     if !is_token_shaped(token) {
         return Err(ApiError::Protocol(
@@ -532,8 +705,17 @@ fn parse_new_token(data: &Value, name: &str, requested_expiry: Option<i64>) -> R
         None => requested_expiry,
         v => expiry(v, "create answer")?,
     };
-    let name = data.get("name").and_then(Value::as_str).unwrap_or(name).to_string();
-    Ok(NewToken { name, token, create_time, expires_at })
+    let name = data
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(name)
+        .to_string();
+    Ok(NewToken {
+        name,
+        token,
+        create_time,
+        expires_at,
+    })
 }
 
 fn token_info(item: &Value, key: Option<&str>) -> Result<TokenInfo, ApiError> {
@@ -564,7 +746,9 @@ fn parse_whm_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
         Some(Value::Object(map)) => map.iter().map(|(k, v)| token_info(v, Some(k))).collect(),
         Some(Value::Array(items)) => items.iter().map(|i| token_info(i, None)).collect(),
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(_) => Err(ApiError::Protocol("data.tokens is neither an object nor a list".into())),
+        Some(_) => Err(ApiError::Protocol(
+            "data.tokens is neither an object nor a list".into(),
+        )),
     }
 }
 
@@ -578,18 +762,32 @@ fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError> {
     items
         .iter()
         .map(|a| {
-            let text = |k: &str| a.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+            let text = |k: &str| {
+                a.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
             let user = text("user");
             if user.is_empty() {
-                return Err(ApiError::Protocol("an account in listaccts has no user".into()));
+                return Err(ApiError::Protocol(
+                    "an account in listaccts has no user".into(),
+                ));
             }
             let suspended = match a.get("suspended") {
                 None | Some(Value::Null) => false,
                 Some(v) => flag(v).ok_or_else(|| {
-                    ApiError::Protocol(format!("listaccts: account {user}: suspended is neither 0 nor 1"))
+                    ApiError::Protocol(format!(
+                        "listaccts: account {user}: suspended is neither 0 nor 1"
+                    ))
                 })?,
             };
-            Ok(AccountInfo { domain: text("domain"), owner: text("owner"), suspended, user })
+            Ok(AccountInfo {
+                domain: text("domain"),
+                owner: text("owner"),
+                suspended,
+                user,
+            })
         })
         .collect()
 }
@@ -602,7 +800,12 @@ mod tests {
     const TOKEN: &str = "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9";
 
     fn ok(body: &str) -> Response {
-        Response { status: 200, location: None, content_type: Some("application/json".into()), body: body.as_bytes().to_vec() }
+        Response {
+            status: 200,
+            location: None,
+            content_type: Some("application/json".into()),
+            body: body.as_bytes().to_vec(),
+        }
     }
 
     fn with_status(status: u16, body: &str) -> Response {
@@ -626,41 +829,66 @@ mod tests {
 
     #[test]
     fn uapi_http_200_with_status_0_is_a_refusal() {
-        let r = ok(r#"{"data":null,"errors":["The “expires_at” value must be a future date."],"messages":null,"metadata":{},"status":0,"warnings":null}"#);
+        let r = ok(
+            r#"{"data":null,"errors":["The “expires_at” value must be a future date."],"messages":null,"metadata":{},"status":0,"warnings":null}"#,
+        );
         assert_eq!(
             parse_uapi(&r),
-            Err(ApiError::Rejected("The “expires_at” value must be a future date.".into()))
+            Err(ApiError::Rejected(
+                "The “expires_at” value must be a future date.".into()
+            ))
         );
     }
 
     #[test]
     fn uapi_status_as_string_and_missing_errors() {
-        assert_eq!(parse_uapi(&ok(r#"{"data":1,"status":"1"}"#)), Ok(Value::from(1)));
+        assert_eq!(
+            parse_uapi(&ok(r#"{"data":1,"status":"1"}"#)),
+            Ok(Value::from(1))
+        );
         assert_eq!(
             parse_uapi(&ok(r#"{"data":null,"status":"0"}"#)),
-            Err(ApiError::Rejected("the call failed (no reason given)".into()))
+            Err(ApiError::Rejected(
+                "the call failed (no reason given)".into()
+            ))
         );
     }
 
     #[test]
     fn uapi_wrapped_result_form_is_accepted() {
-        let r = ok(r#"{"apiversion":3,"func":"list","module":"Tokens","result":{"data":[],"errors":null,"status":1}}"#);
+        let r = ok(
+            r#"{"apiversion":3,"func":"list","module":"Tokens","result":{"data":[],"errors":null,"status":1}}"#,
+        );
         assert_eq!(parse_uapi(&r), Ok(Value::Array(vec![])));
-        let r = ok(r#"{"apiversion":3,"func":"revoke","module":"Tokens","result":{"data":null,"errors":["no"],"status":0}}"#);
+        let r = ok(
+            r#"{"apiversion":3,"func":"revoke","module":"Tokens","result":{"data":null,"errors":["no"],"status":0}}"#,
+        );
         assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("no".into())));
     }
 
     #[test]
     fn uapi_wrong_shape_is_protocol() {
-        assert!(matches!(parse_uapi(&ok(r#"{"hello":"world"}"#)), Err(ApiError::Protocol(_))));
-        assert!(matches!(parse_uapi(&ok(r#"[1,2]"#)), Err(ApiError::Protocol(_))));
-        assert!(matches!(parse_uapi(&ok(r#"{"status":"maybe"}"#)), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_uapi(&ok(r#"{"hello":"world"}"#)),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_uapi(&ok(r#"[1,2]"#)),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_uapi(&ok(r#"{"status":"maybe"}"#)),
+            Err(ApiError::Protocol(_))
+        ));
     }
 
     #[test]
     fn duplicate_name_on_create_is_a_conflict() {
         let m = "The system failed to create the API token: A conflicting API token with the name “ci” already exists.";
-        assert!(matches!(conflict_on_duplicate(ApiError::Rejected(m.into())), ApiError::Conflict(_)));
+        assert!(matches!(
+            conflict_on_duplicate(ApiError::Rejected(m.into())),
+            ApiError::Conflict(_)
+        ));
         assert!(matches!(
             conflict_on_duplicate(ApiError::Rejected("Provide the “name” argument.".into())),
             ApiError::Rejected(_)
@@ -675,7 +903,10 @@ mod tests {
         r.content_type = Some("text/html; charset=utf-8".into());
         assert_eq!(parse_uapi(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
         assert_eq!(parse_whm(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
-        assert_eq!(parse_uapi_cpanel(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+        assert_eq!(
+            parse_uapi_cpanel(&r),
+            Err(ApiError::Protocol(HTML_ANSWER.into()))
+        );
         // HTML without the header is still HTML.
         let mut r = ok("  \n<html>proxy</html>");
         r.content_type = None;
@@ -711,48 +942,99 @@ mod tests {
             403,
             r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#,
         );
-        assert_eq!(parse_uapi(&r), Err(ApiError::Auth { status: 403, message: "Access denied".into() }));
-        let r = with_status(403, r#"{"metadata":{"reason":"Permission denied","result":0}}"#);
-        assert_eq!(parse_whm(&r), Err(ApiError::Auth { status: 403, message: "Permission denied".into() }));
-        let r = with_status(403, "Token authentication allows access to UAPI or API 2 calls only.");
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Auth {
+                status: 403,
+                message: "Access denied".into()
+            })
+        );
+        let r = with_status(
+            403,
+            r#"{"metadata":{"reason":"Permission denied","result":0}}"#,
+        );
         assert_eq!(
             parse_whm(&r),
-            Err(ApiError::Auth { status: 403, message: "Token authentication allows access to UAPI or API 2 calls only.".into() })
+            Err(ApiError::Auth {
+                status: 403,
+                message: "Permission denied".into()
+            })
+        );
+        let r = with_status(
+            403,
+            "Token authentication allows access to UAPI or API 2 calls only.",
+        );
+        assert_eq!(
+            parse_whm(&r),
+            Err(ApiError::Auth {
+                status: 403,
+                message: "Token authentication allows access to UAPI or API 2 calls only.".into()
+            })
         );
         let long = format!("<html>{}</html>", "x".repeat(5000));
         let r = with_status(401, &long);
         match parse_uapi(&r) {
-            Err(ApiError::Auth { status: 401, message }) => assert_eq!(message, "the server refused the credential"),
+            Err(ApiError::Auth {
+                status: 401,
+                message,
+            }) => assert_eq!(message, "the server refused the credential"),
             other => panic!("{other:?}"),
         }
         let long_json = format!(r#"{{"cpanelresult":{{"error":"{}"}}}}"#, "y".repeat(5000));
         match parse_uapi(&with_status(401, &long_json)) {
-            Err(ApiError::Auth { message, .. }) => assert!(message.chars().count() <= MAX_MESSAGE + 1, "{}", message.len()),
+            Err(ApiError::Auth { message, .. }) => assert!(
+                message.chars().count() <= MAX_MESSAGE + 1,
+                "{}",
+                message.len()
+            ),
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn other_statuses_are_http_errors_and_retryable_where_it_helps() {
-        for (status, retry) in [(429, true), (500, true), (503, true), (404, false), (400, false)] {
+        for (status, retry) in [
+            (429, true),
+            (500, true),
+            (503, true),
+            (404, false),
+            (400, false),
+        ] {
             let e = parse_uapi(&with_status(status, "{}")).unwrap_err();
             assert_eq!(e, ApiError::Http { status });
             assert_eq!(e.is_retryable(), retry, "{status}");
         }
-        assert!(!parse_uapi(&with_status(401, "")).unwrap_err().is_retryable());
+        assert!(
+            !parse_uapi(&with_status(401, ""))
+                .unwrap_err()
+                .is_retryable()
+        );
     }
 
     // ---- WHM API 1 ----
 
     #[test]
     fn whm_success_and_failure() {
-        let r = ok(r#"{"data":{"version":"11.126.0.9"},"metadata":{"command":"version","reason":"OK","result":1,"version":1}}"#);
+        let r = ok(
+            r#"{"data":{"version":"11.126.0.9"},"metadata":{"command":"version","reason":"OK","result":1,"version":1}}"#,
+        );
         assert_eq!(parse_whm(&r).unwrap()["version"], "11.126.0.9");
-        let r = ok(r#"{"metadata":{"command":"api_token_create","reason":"The system failed to create the API token: A conflicting API token with the name “ci” already exists.","result":0,"version":1}}"#);
+        let r = ok(
+            r#"{"metadata":{"command":"api_token_create","reason":"The system failed to create the API token: A conflicting API token with the name “ci” already exists.","result":0,"version":1}}"#,
+        );
         let e = conflict_on_duplicate(parse_whm(&r).unwrap_err());
-        assert!(matches!(e, ApiError::Conflict(ref m) if m.contains("conflicting API token")), "{e:?}");
-        assert!(matches!(parse_whm(&ok(r#"{"data":{}}"#)), Err(ApiError::Protocol(_))));
-        assert_eq!(parse_whm(&ok(r#"{"metadata":{"result":"1"}}"#)), Ok(serde_json::json!({})));
+        assert!(
+            matches!(e, ApiError::Conflict(ref m) if m.contains("conflicting API token")),
+            "{e:?}"
+        );
+        assert!(matches!(
+            parse_whm(&ok(r#"{"data":{}}"#)),
+            Err(ApiError::Protocol(_))
+        ));
+        assert_eq!(
+            parse_whm(&ok(r#"{"metadata":{"result":"1"}}"#)),
+            Ok(serde_json::json!({}))
+        );
     }
 
     #[test]
@@ -761,30 +1043,54 @@ mod tests {
             r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":"1700000000","expires_at":0,"acls":["all"]}},"metadata":{{"result":1,"reason":"OK"}}}}"#
         ));
         let t = parse_new_token(&parse_whm(&r).unwrap(), "ops", Some(99)).unwrap();
-        assert_eq!((t.name.as_str(), t.create_time, t.expires_at), ("ops", 1700000000, None));
+        assert_eq!(
+            (t.name.as_str(), t.create_time, t.expires_at),
+            ("ops", 1700000000, None)
+        );
         let r = ok(&format!(
             r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":1700000000,"expires_at":"1800000000"}},"metadata":{{"result":1}}}}"#
         ));
-        assert_eq!(parse_new_token(&parse_whm(&r).unwrap(), "ops", None).unwrap().expires_at, Some(1800000000));
+        assert_eq!(
+            parse_new_token(&parse_whm(&r).unwrap(), "ops", None)
+                .unwrap()
+                .expires_at,
+            Some(1800000000)
+        );
     }
 
     #[test]
     fn a_malformed_token_is_refused_and_not_printed() {
-        for bad in ["short", "jpqnsru0dh448ujlgxh7kvjecc5qn9n9", "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9X", "JPQNSRU0DH448UJLGXH7KVJECC5QN9N-"] {
+        for bad in [
+            "short",
+            "jpqnsru0dh448ujlgxh7kvjecc5qn9n9",
+            "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9X",
+            "JPQNSRU0DH448UJLGXH7KVJECC5QN9N-",
+        ] {
             let data = serde_json::json!({"create_time": 1, "token": bad});
             match parse_new_token(&data, "n", None) {
                 Err(ApiError::Protocol(m)) => assert!(!m.contains(bad), "{m}"),
                 other => panic!("{bad}: {other:?}"),
             }
         }
-        assert!(matches!(parse_new_token(&serde_json::json!({"create_time": 1}), "n", None), Err(ApiError::Protocol(_))));
-        assert!(matches!(parse_new_token(&serde_json::json!({"token": 5}), "n", None), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_new_token(&serde_json::json!({"create_time": 1}), "n", None),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_new_token(&serde_json::json!({"token": 5}), "n", None),
+            Err(ApiError::Protocol(_))
+        ));
     }
 
     #[test]
     fn uapi_create_keeps_the_requested_expiry() {
         let data = serde_json::json!({"create_time": 1549467298, "token": TOKEN});
-        assert_eq!(parse_new_token(&data, "n", Some(1900000000)).unwrap().expires_at, Some(1900000000));
+        assert_eq!(
+            parse_new_token(&data, "n", Some(1900000000))
+                .unwrap()
+                .expires_at,
+            Some(1900000000)
+        );
     }
 
     #[test]
@@ -797,7 +1103,10 @@ mod tests {
             {"create_time":1549467302,"expires_at":"","name":"e"}
         ],"errors":null,"messages":null,"metadata":{},"status":1,"warnings":null}"#);
         let list = parse_uapi_token_list(&parse_uapi(&r).unwrap()).unwrap();
-        let got: Vec<_> = list.iter().map(|t| (t.name.as_str(), t.create_time, t.expires_at)).collect();
+        let got: Vec<_> = list
+            .iter()
+            .map(|t| (t.name.as_str(), t.create_time, t.expires_at))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -809,7 +1118,10 @@ mod tests {
             ]
         );
         assert_eq!(parse_uapi_token_list(&Value::Null).unwrap(), vec![]);
-        assert!(matches!(parse_uapi_token_list(&serde_json::json!({"a":1})), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_uapi_token_list(&serde_json::json!({"a":1})),
+            Err(ApiError::Protocol(_))
+        ));
         assert!(matches!(
             parse_uapi_token_list(&serde_json::json!([{"name":"x","expires_at":"soon"}])),
             Err(ApiError::Protocol(_))
@@ -828,20 +1140,40 @@ mod tests {
         assert_eq!(
             list,
             vec![
-                TokenInfo { name: "ci".into(), create_time: Some(1700000001), expires_at: None },
-                TokenInfo { name: "ops".into(), create_time: Some(1700000000), expires_at: None },
-                TokenInfo { name: "tmp".into(), create_time: Some(1700000002), expires_at: Some(1800000000) },
+                TokenInfo {
+                    name: "ci".into(),
+                    create_time: Some(1700000001),
+                    expires_at: None
+                },
+                TokenInfo {
+                    name: "ops".into(),
+                    create_time: Some(1700000000),
+                    expires_at: None
+                },
+                TokenInfo {
+                    name: "tmp".into(),
+                    create_time: Some(1700000002),
+                    expires_at: Some(1800000000)
+                },
             ]
         );
-        assert_eq!(parse_whm_token_list(&serde_json::json!({"tokens": {}})).unwrap(), vec![]);
-        assert_eq!(parse_whm_token_list(&serde_json::json!({})).unwrap(), vec![]);
+        assert_eq!(
+            parse_whm_token_list(&serde_json::json!({"tokens": {}})).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            parse_whm_token_list(&serde_json::json!({})).unwrap(),
+            vec![]
+        );
     }
 
     // ---- uapi_cpanel ----
 
     #[test]
     fn uapi_cpanel_checks_the_inner_status() {
-        let r = ok(r#"{"data":{"uapi":{"data":null,"errors":["A conflicting API token with the name “ci” already exists."],"messages":null,"metadata":{},"status":0,"warnings":null}},"metadata":{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}"#);
+        let r = ok(
+            r#"{"data":{"uapi":{"data":null,"errors":["A conflicting API token with the name “ci” already exists."],"messages":null,"metadata":{},"status":0,"warnings":null}},"metadata":{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}"#,
+        );
         let e = conflict_on_duplicate(parse_uapi_cpanel(&r).unwrap_err());
         assert!(matches!(e, ApiError::Conflict(_)), "{e:?}");
         let r = ok(&format!(
@@ -852,32 +1184,59 @@ mod tests {
 
     #[test]
     fn uapi_cpanel_outer_failure_and_missing_inner() {
-        let r = ok(r#"{"metadata":{"command":"uapi_cpanel","reason":"You do not have permission to act for “root”.","result":0,"version":1}}"#);
-        assert!(matches!(parse_uapi_cpanel(&r), Err(ApiError::Rejected(m)) if m.contains("permission")));
+        let r = ok(
+            r#"{"metadata":{"command":"uapi_cpanel","reason":"You do not have permission to act for “root”.","result":0,"version":1}}"#,
+        );
+        assert!(
+            matches!(parse_uapi_cpanel(&r), Err(ApiError::Rejected(m)) if m.contains("permission"))
+        );
         let r = ok(r#"{"data":{},"metadata":{"result":1}}"#);
         assert!(matches!(parse_uapi_cpanel(&r), Err(ApiError::Protocol(_))));
         // inner envelope in its wrapped form
-        let r = ok(r#"{"data":{"uapi":{"result":{"data":1,"errors":null,"status":1}}},"metadata":{"result":1}}"#);
+        let r = ok(
+            r#"{"data":{"uapi":{"result":{"data":1,"errors":null,"status":1}}},"metadata":{"result":1}}"#,
+        );
         assert_eq!(parse_uapi_cpanel(&r), Ok(Value::from(1)));
     }
 
     #[test]
     fn legacy_unknown_user_answer_is_a_refusal() {
-        let r = ok(r#"{"data":{"reason":"User parameter is invalid or was not supplied","result":"0"},"type":"text","error":"User parameter is invalid or was not supplied"}"#);
-        assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("User parameter is invalid or was not supplied".into())));
-        assert_eq!(parse_whm(&r), Err(ApiError::Rejected("User parameter is invalid or was not supplied".into())));
-        let r = ok(r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#);
-        assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("Access denied".into())));
+        let r = ok(
+            r#"{"data":{"reason":"User parameter is invalid or was not supplied","result":"0"},"type":"text","error":"User parameter is invalid or was not supplied"}"#,
+        );
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Rejected(
+                "User parameter is invalid or was not supplied".into()
+            ))
+        );
+        assert_eq!(
+            parse_whm(&r),
+            Err(ApiError::Rejected(
+                "User parameter is invalid or was not supplied".into()
+            ))
+        );
+        let r = ok(
+            r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#,
+        );
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Rejected("Access denied".into()))
+        );
     }
 
     #[test]
     fn revoke_answers_data_0_and_1_are_both_success() {
         for data in ["0", "1"] {
-            let r = ok(&format!(r#"{{"data":{data},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#));
+            let r = ok(&format!(
+                r#"{{"data":{data},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#
+            ));
             assert!(parse_uapi(&r).is_ok());
         }
         assert!(is_missing_token("The API token “x” does not exist."));
-        let r = ok(r#"{"data":{},"metadata":{"command":"api_token_revoke","reason":"OK","result":1,"version":1}}"#);
+        let r = ok(
+            r#"{"data":{},"metadata":{"command":"api_token_revoke","reason":"OK","result":1,"version":1}}"#,
+        );
         assert!(parse_whm(&r).is_ok());
     }
 
@@ -891,10 +1250,23 @@ mod tests {
             {"user":"carol","domain":"carol.example","owner":"root","suspended":1}
         ]},"metadata":{"command":"listaccts","reason":"OK","result":1,"version":1}}"#);
         let accts = parse_accounts(&parse_whm(&r).unwrap()).unwrap();
-        let got: Vec<_> = accts.iter().map(|a| (a.user.as_str(), a.owner.as_str(), a.suspended)).collect();
-        assert_eq!(got, vec![("alice", "root", false), ("bob", "res1", true), ("carol", "root", true)]);
+        let got: Vec<_> = accts
+            .iter()
+            .map(|a| (a.user.as_str(), a.owner.as_str(), a.suspended))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice", "root", false),
+                ("bob", "res1", true),
+                ("carol", "root", true)
+            ]
+        );
         assert_eq!(accts[0].domain, "alice.example");
-        assert!(matches!(parse_accounts(&serde_json::json!({"acct":[{"domain":"x"}]})), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_accounts(&serde_json::json!({"acct":[{"domain":"x"}]})),
+            Err(ApiError::Protocol(_))
+        ));
         assert!(matches!(
             parse_accounts(&serde_json::json!({"acct":[{"user":"x","suspended":"maybe"}]})),
             Err(ApiError::Protocol(_))
@@ -905,9 +1277,18 @@ mod tests {
     #[test]
     fn authorization_kinds_follow_the_endpoint() {
         let s = Secret::new("T");
-        assert!(matches!(authorization("u", &s, AuthKind::Token, true), Authorization::Whm { .. }));
-        assert!(matches!(authorization("u", &s, AuthKind::Token, false), Authorization::Cpanel { .. }));
-        assert!(matches!(authorization("u", &s, AuthKind::Password, true), Authorization::Basic { .. }));
+        assert!(matches!(
+            authorization("u", &s, AuthKind::Token, true),
+            Authorization::Whm { .. }
+        ));
+        assert!(matches!(
+            authorization("u", &s, AuthKind::Token, false),
+            Authorization::Cpanel { .. }
+        ));
+        assert!(matches!(
+            authorization("u", &s, AuthKind::Password, true),
+            Authorization::Basic { .. }
+        ));
     }
 
     proptest! {
@@ -973,7 +1354,8 @@ mod tests {
             ];
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                proptest::collection::btree_map(keys, inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+                proptest::collection::btree_map(keys, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

@@ -97,7 +97,12 @@ pub enum TransportError {
 impl TransportError {
     /// True when the server may have acted on the request (a mutation's outcome is unknown).
     pub fn maybe_sent(&self) -> bool {
-        matches!(self, TransportError::Timeout { sent: true } | TransportError::Io { sent: true, .. } | TransportError::BodyTooLarge { .. })
+        matches!(
+            self,
+            TransportError::Timeout { sent: true }
+                | TransportError::Io { sent: true, .. }
+                | TransportError::BodyTooLarge { .. }
+        )
     }
 }
 
@@ -107,11 +112,16 @@ impl std::fmt::Display for TransportError {
             TransportError::Connect(m) => write!(f, "cannot connect: {m}"),
             TransportError::Tls(m) => write!(f, "TLS: {m}"),
             TransportError::PinMismatch { expected, got } => {
-                write!(f, "TLS pin mismatch: expected {expected}, server presented {got}")
+                write!(
+                    f,
+                    "TLS pin mismatch: expected {expected}, server presented {got}"
+                )
             }
             TransportError::Timeout { .. } => f.write_str("timed out"),
             TransportError::Io { message, .. } => write!(f, "connection lost: {message}"),
-            TransportError::BodyTooLarge { cap } => write!(f, "response body larger than {cap} bytes"),
+            TransportError::BodyTooLarge { cap } => {
+                write!(f, "response body larger than {cap} bytes")
+            }
             TransportError::Request(m) => write!(f, "cannot build the request: {m}"),
         }
     }
@@ -144,7 +154,11 @@ struct PinMismatchError {
 
 impl std::fmt::Display for PinMismatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "certificate pin mismatch: expected {}, got {}", self.expected, self.got)
+        write!(
+            f,
+            "certificate pin mismatch: expected {}, got {}",
+            self.expected, self.got
+        )
     }
 }
 
@@ -193,10 +207,12 @@ impl ServerCertVerifier for Verifier {
                     if let Ok(mut s) = self.seen.lock() {
                         s.last_mismatch = Some((*expected, got));
                     }
-                    Err(rustls::Error::Other(rustls::OtherError(Arc::new(PinMismatchError {
-                        expected: *expected,
-                        got,
-                    }))))
+                    Err(rustls::Error::Other(rustls::OtherError(Arc::new(
+                        PinMismatchError {
+                            expected: *expected,
+                            got,
+                        },
+                    ))))
                 }
             }
             Trust::Insecure => Ok(ServerCertVerified::assertion()),
@@ -232,17 +248,24 @@ impl ServerCertVerifier for Verifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
 /// Read the PEM certificates of `tls_ca`. Any problem names the file and the fix.
-fn read_ca_file(host: &Host, path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, Problem> {
+fn read_ca_file(
+    host: &Host,
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, Problem> {
     let problem = |message: String| {
-        Problem::new(host.origin.clone(), message).field("tls_ca").hint(
-            "point tls_ca at a readable PEM file holding the CA certificate \
+        Problem::new(host.origin.clone(), message)
+            .field("tls_ca")
+            .hint(
+                "point tls_ca at a readable PEM file holding the CA certificate \
              (\"-----BEGIN CERTIFICATE-----\"), or use tls_pin to pin the host's own certificate",
-        )
+            )
     };
     let bytes = std::fs::read(path)
         .map_err(|e| problem(format!("cannot read CA file {}: {e}", path.display())))?;
@@ -251,12 +274,18 @@ fn read_ca_file(host: &Host, path: &std::path::Path) -> Result<Vec<CertificateDe
         match item {
             Ok(cert) => certs.push(cert),
             Err(e) => {
-                return Err(problem(format!("CA file {} is not valid PEM: {e}", path.display())));
+                return Err(problem(format!(
+                    "CA file {} is not valid PEM: {e}",
+                    path.display()
+                )));
             }
         }
     }
     if certs.is_empty() {
-        return Err(problem(format!("CA file {} holds no PEM certificate", path.display())));
+        return Err(problem(format!(
+            "CA file {} holds no PEM certificate",
+            path.display()
+        )));
     }
     Ok(certs)
 }
@@ -269,7 +298,9 @@ fn client_config(host: &Host, seen: SeenCell) -> Result<rustls::ClientConfig, Pr
     } else if let Some(pin) = host.tls.pin {
         Trust::Pin(pin)
     } else {
-        let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
         if let Some(path) = &host.tls.ca {
             for cert in read_ca_file(host, path)? {
                 roots.add(cert).map_err(|e| {
@@ -279,12 +310,23 @@ fn client_config(host: &Host, seen: SeenCell) -> Result<rustls::ClientConfig, Pr
                 })?;
             }
         }
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| Problem::new(host.origin.clone(), format!("cannot build the TLS verifier: {e}")).field("tls_ca"))?;
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| {
+                    Problem::new(
+                        host.origin.clone(),
+                        format!("cannot build the TLS verifier: {e}"),
+                    )
+                    .field("tls_ca")
+                })?;
         Trust::Roots(verifier)
     };
-    let verifier = Arc::new(Verifier { trust, provider: provider.clone(), seen });
+    let verifier = Arc::new(Verifier {
+        trust,
+        provider: provider.clone(),
+        seen,
+    });
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Problem::new(host.origin.clone(), format!("cannot configure TLS: {e}")))?
@@ -330,11 +372,21 @@ fn url_host(address: &str) -> String {
 fn authorization_value(auth: &Authorization<'_>) -> Result<HeaderValue, TransportError> {
     use base64::Engine;
     let (text, what) = match auth {
-        Authorization::Whm { user, token } => (format!("whm {user}:{}", token.expose()), "WHM token"),
-        Authorization::Cpanel { user, token } => (format!("cpanel {user}:{}", token.expose()), "cPanel token"),
+        Authorization::Whm { user, token } => {
+            (format!("whm {user}:{}", token.expose()), "WHM token")
+        }
+        Authorization::Cpanel { user, token } => {
+            (format!("cpanel {user}:{}", token.expose()), "cPanel token")
+        }
         Authorization::Basic { user, password } => {
             let raw = format!("{user}:{}", password.expose());
-            (format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())), "user name")
+            (
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
+                ),
+                "user name",
+            )
         }
     };
     let text = Secret::new(text);
@@ -348,60 +400,44 @@ fn authorization_value(auth: &Authorization<'_>) -> Result<HeaderValue, Transpor
 }
 
 /// Walk an error's sources, looking through `io::Error` wrappers (whose `source()` skips the
-/// wrapped error itself).
+/// wrapped error itself; hyper-rustls nests them two deep).
 fn find_in_chain<'e, T: StdError + 'static>(err: &'e (dyn StdError + 'static)) -> Option<&'e T> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(err);
-    let mut depth = 0;
-    while let Some(e) = current {
-        if let Some(t) = e.downcast_ref::<T>() {
+    fn walk<'e, T: StdError + 'static>(
+        err: &'e (dyn StdError + 'static),
+        depth: usize,
+    ) -> Option<&'e T> {
+        if depth > 16 {
+            return None;
+        }
+        if let Some(t) = err.downcast_ref::<T>() {
             return Some(t);
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
             && let Some(inner) = io.get_ref()
+            && let Some(t) = walk::<T>(inner, depth + 1)
         {
-            if let Some(t) = inner.downcast_ref::<T>() {
-                return Some(t);
-            }
-            if let Some(t) = find_in_chain_shallow::<T>(inner) {
-                return Some(t);
-            }
-        }
-        depth += 1;
-        if depth > 32 {
-            break;
-        }
-        current = e.source();
-    }
-    None
-}
-
-fn find_in_chain_shallow<'e, T: StdError + 'static>(
-    err: &'e (dyn StdError + Send + Sync + 'static),
-) -> Option<&'e T> {
-    let mut current: Option<&(dyn StdError + 'static)> = err.source();
-    let mut depth = 0;
-    while let Some(e) = current {
-        if let Some(t) = e.downcast_ref::<T>() {
             return Some(t);
         }
-        depth += 1;
-        if depth > 32 {
-            break;
-        }
-        current = e.source();
+        err.source().and_then(|next| walk::<T>(next, depth + 1))
     }
-    None
+    walk(err, 0)
 }
 
-/// The innermost message of an error chain, for text that must not carry a URL or header.
+/// The innermost message of an error chain (through `io::Error` wrappers), for text that must
+/// not carry a URL or header.
 fn root_message(err: &(dyn StdError + 'static)) -> String {
     let mut current: &(dyn StdError + 'static) = err;
-    let mut depth = 0;
-    while let Some(next) = current.source() {
-        current = next;
-        depth += 1;
-        if depth > 32 {
-            break;
+    for _ in 0..16 {
+        let next = match current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => current.source(),
+        };
+        match next {
+            Some(n) => current = n,
+            None => break,
         }
     }
     current.to_string()
@@ -409,7 +445,10 @@ fn root_message(err: &(dyn StdError + 'static)) -> String {
 
 impl HostTransport {
     /// Build the client for `host`. Reads `tls_ca` now, so a bad CA file is an input problem.
-    pub fn new(host: &Host, config: &TransportConfig) -> Result<HostTransport, crate::error::Problem> {
+    pub fn new(
+        host: &Host,
+        config: &TransportConfig,
+    ) -> Result<HostTransport, crate::error::Problem> {
         let seen: SeenCell = Arc::new(Mutex::new(Seen::default()));
         let tls = client_config(host, seen.clone())?;
         let client = reqwest::blocking::Client::builder()
@@ -423,7 +462,12 @@ impl HostTransport {
             .no_proxy()
             .user_agent(concat!("tokenfleet/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Problem::new(host.origin.clone(), format!("cannot build the HTTPS client: {e}")))?;
+            .map_err(|e| {
+                Problem::new(
+                    host.origin.clone(),
+                    format!("cannot build the HTTPS client: {e}"),
+                )
+            })?;
         Ok(HostTransport {
             client,
             url_host: url_host(&host.address),
@@ -449,7 +493,11 @@ impl HostTransport {
         };
         let url = format!("https://{}:{port}{path}", self.url_host);
         let auth = authorization_value(auth)?;
-        let request = self.client.post(&url).header(AUTHORIZATION, auth).form(form);
+        let request = self
+            .client
+            .post(&url)
+            .header(AUTHORIZATION, auth)
+            .form(form);
         let mut response = request.send().map_err(|e| self.map_send_error(e))?;
         let status = response.status().as_u16();
         let header = |name| {
@@ -474,7 +522,12 @@ impl HostTransport {
         if body.len() > self.body_cap {
             return Err(TransportError::BodyTooLarge { cap: self.body_cap });
         }
-        Ok(Response { status, location, content_type, body })
+        Ok(Response {
+            status,
+            location,
+            content_type,
+            body,
+        })
     }
 
     /// SHA-256 of the leaf certificate the host presented on its last handshake, if any.
@@ -491,7 +544,9 @@ impl HostTransport {
             return self.map_tls_error(rustls_err);
         }
         if err.is_timeout() {
-            return TransportError::Timeout { sent: !err.is_connect() };
+            return TransportError::Timeout {
+                sent: !err.is_connect(),
+            };
         }
         if err.is_connect() {
             let message = root_message(dyn_err);
@@ -500,14 +555,20 @@ impl HostTransport {
             }
             return TransportError::Connect(message);
         }
-        TransportError::Io { message: root_message(dyn_err), sent: true }
+        TransportError::Io {
+            message: root_message(dyn_err),
+            sent: true,
+        }
     }
 
     fn map_tls_error(&self, err: &rustls::Error) -> TransportError {
         if let rustls::Error::Other(other) = err
             && let Some(m) = other.0.downcast_ref::<PinMismatchError>()
         {
-            return TransportError::PinMismatch { expected: m.expected, got: m.got };
+            return TransportError::PinMismatch {
+                expected: m.expected,
+                got: m.got,
+            };
         }
         let presented = self.peer_pin();
         if let Some(expected) = self.pin
@@ -534,7 +595,9 @@ impl HostTransport {
             rustls::Error::InvalidCertificate(
                 CertificateError::Expired | CertificateError::ExpiredContext { .. },
             ) => format!("the certificate has expired; {advice}"),
-            rustls::Error::InvalidCertificate(e) => format!("the certificate was refused ({e:?}); {advice}"),
+            rustls::Error::InvalidCertificate(e) => {
+                format!("the certificate was refused ({e:?}); {advice}")
+            }
             other => format!("handshake failed: {other}"),
         };
         TransportError::Tls(message)
@@ -551,5 +614,13 @@ fn map_read_error(err: &std::io::Error) -> TransportError {
     if timed_out {
         return TransportError::Timeout { sent: true };
     }
-    TransportError::Io { message: root_message(err), sent: true }
+    TransportError::Io {
+        message: root_message(err),
+        sent: true,
+    }
 }
+
+#[cfg(test)]
+pub(crate) mod test_server;
+#[cfg(test)]
+mod tests;
