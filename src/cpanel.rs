@@ -1359,4 +1359,257 @@ mod tests {
             ]
         })
     }
+
+    /// The typed calls against a real TLS server on 127.0.0.1: the right path, port, form and
+    /// Authorization header for each caller, and the answers mapped end to end.
+    mod wire {
+        use super::*;
+        use crate::inventory::{Accounts, Host, Pin, Tls};
+        use crate::transport::TransportConfig;
+        use crate::transport::test_server::{Recorded, Reply, TestServer, self_signed};
+
+        const CRED: &str = "WHMTOKENWHMTOKENWHMTOKENWHMTOKEN";
+
+        fn answer(r: &Recorded) -> Reply {
+            let form = r.form();
+            let get = |k: &str| {
+                form.iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let uapi = |inner: String| {
+                format!(
+                    r#"{{"data":{{"uapi":{inner}}},"metadata":{{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}}}"#
+                )
+            };
+            if r.header("authorization")
+                .is_some_and(|a| a.contains("REVOKED"))
+            {
+                return Reply::json(403, r#"{"metadata":{"reason":"Access denied","result":0}}"#);
+            }
+            let body = match r.path.as_str() {
+                "/json-api/uapi_cpanel" if get("name") == "taken" => uapi(
+                    r#"{"data":null,"errors":["A conflicting API token with the name “taken” already exists."],"status":0}"#.into(),
+                ),
+                "/json-api/uapi_cpanel" if get("cpanel.function") == "create_full_access" => {
+                    uapi(format!(r#"{{"data":{{"create_time":1700000000,"token":"{TOKEN}"}},"errors":null,"status":1}}"#))
+                }
+                "/json-api/uapi_cpanel" if get("cpanel.function") == "list" => uapi(
+                    r#"{"data":[{"name":"old","create_time":"1600000000","expires_at":null}],"errors":null,"status":1}"#.into(),
+                ),
+                "/execute/Tokens/list" => r#"{"data":[{"name":"mine","create_time":1600000000,"expires_at":"1900000000"}],"errors":null,"status":1}"#.into(),
+                "/execute/Tokens/revoke" if get("name") == "ghost" => {
+                    r#"{"data":null,"errors":["The API token “ghost” does not exist."],"status":0}"#.into()
+                }
+                "/execute/Tokens/revoke" => r#"{"data":0,"errors":null,"status":1}"#.into(),
+                "/json-api/api_token_revoke?api.version=1" => r#"{"data":{},"metadata":{"result":1,"reason":"OK"}}"#.into(),
+                "/json-api/listaccts?api.version=1" => {
+                    r#"{"data":{"acct":[{"user":"bob","domain":"bob.example","owner":"root","suspended":"0"}]},"metadata":{"result":1}}"#.into()
+                }
+                "/json-api/version?api.version=1" => r#"{"data":{"version":"11.126.0.9"},"metadata":{"result":1}}"#.into(),
+                _ => return Reply::json(404, "{}"),
+            };
+            Reply::json(200, &body)
+        }
+
+        fn start() -> (TestServer, HostTransport) {
+            let id = self_signed(&["127.0.0.1"]);
+            let server = TestServer::start(id.server_config(), answer);
+            let host = Host {
+                name: "web1".into(),
+                address: "127.0.0.1".into(),
+                groups: vec![],
+                api: crate::inventory::Api::Whm,
+                whm_port: server.port,
+                cpanel_port: server.port,
+                whm_user: "root".into(),
+                credential: None,
+                auth: AuthKind::Token,
+                tls: Tls {
+                    pin: Some(Pin::of_der(id.leaf())),
+                    ..Tls::default()
+                },
+                per_host: None,
+                accounts: Accounts::All,
+                origin: "test".into(),
+            };
+            let t = HostTransport::new(&host, &TransportConfig::default()).unwrap();
+            (server, t)
+        }
+
+        fn field<'r>(form: &'r [(String, String)], k: &str) -> Option<&'r str> {
+            form.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        }
+
+        #[test]
+        fn whm_for_create_goes_through_uapi_cpanel() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let caller = Caller::WhmFor {
+                whm_user: "root",
+                credential: &cred,
+                auth: AuthKind::Token,
+                account: "bob",
+            };
+            let new = Api::new(&t)
+                .create_token(&caller, "ci", Some(1900000000))
+                .unwrap();
+            assert_eq!(new.token.expose(), TOKEN);
+            assert_eq!(
+                (new.create_time, new.expires_at),
+                (1700000000, Some(1900000000))
+            );
+            let err = Api::new(&t)
+                .create_token(&caller, "taken", None)
+                .unwrap_err();
+            assert!(matches!(err, ApiError::Conflict(_)), "{err:?}");
+            let seen = server.requests();
+            let req = &seen[0];
+            assert_eq!(req.path, "/json-api/uapi_cpanel");
+            assert_eq!(
+                req.header("authorization"),
+                Some(format!("whm root:{CRED}").as_str())
+            );
+            let form = req.form();
+            assert_eq!(field(&form, "api.version"), Some("1"));
+            assert_eq!(field(&form, "cpanel.user"), Some("bob"));
+            assert_eq!(field(&form, "cpanel.module"), Some("Tokens"));
+            assert_eq!(field(&form, "cpanel.function"), Some("create_full_access"));
+            assert_eq!(field(&form, "name"), Some("ci"));
+            assert_eq!(field(&form, "expires_at"), Some("1900000000"));
+            assert_eq!(
+                field(&seen[1].form(), "expires_at"),
+                None,
+                "never expiring sends no expires_at"
+            );
+            let list = Api::new(&t).list_tokens(&caller).unwrap();
+            assert_eq!(
+                list,
+                vec![TokenInfo {
+                    name: "old".into(),
+                    create_time: Some(1600000000),
+                    expires_at: None
+                }]
+            );
+        }
+
+        #[test]
+        fn account_calls_go_to_execute_with_the_account_credential() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let caller = Caller::Account {
+                user: "bob",
+                credential: &cred,
+                auth: AuthKind::Token,
+            };
+            let list = Api::new(&t).list_tokens(&caller).unwrap();
+            assert_eq!(list[0].expires_at, Some(1900000000));
+            let names = vec!["old".to_string(), "ghost".to_string()];
+            Api::new(&t).revoke_tokens(&caller, &names).unwrap();
+            let pw = Secret::new("hunter2");
+            let by_password = Caller::Account {
+                user: "bob",
+                credential: &pw,
+                auth: AuthKind::Password,
+            };
+            Api::new(&t).list_tokens(&by_password).unwrap();
+            let seen = server.requests();
+            assert_eq!(seen.len(), 4);
+            assert_eq!(seen[0].path, "/execute/Tokens/list");
+            assert_eq!(
+                seen[0].header("authorization"),
+                Some(format!("cpanel bob:{CRED}").as_str())
+            );
+            assert_eq!(
+                (seen[1].path.as_str(), seen[1].form()),
+                (
+                    "/execute/Tokens/revoke",
+                    vec![("name".into(), "old".into())]
+                )
+            );
+            assert_eq!(
+                seen[2].form(),
+                vec![("name".to_string(), "ghost".to_string())]
+            );
+            assert_eq!(
+                seen[3].header("authorization"),
+                Some("Basic Ym9iOmh1bnRlcjI=")
+            );
+        }
+
+        #[test]
+        fn whm_revoke_sends_every_name_in_one_call_and_nothing_for_none() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let caller = Caller::Whm {
+                whm_user: "root",
+                credential: &cred,
+                auth: AuthKind::Token,
+            };
+            Api::new(&t).revoke_tokens(&caller, &[]).unwrap();
+            assert!(server.requests().is_empty());
+            let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+            Api::new(&t).revoke_tokens(&caller, &names).unwrap();
+            let seen = server.requests();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].path, "/json-api/api_token_revoke?api.version=1");
+            assert_eq!(
+                seen[0].form(),
+                vec![
+                    ("token_name".into(), "a".into()),
+                    ("token_name-1".into(), "b".into()),
+                    ("token_name-2".into(), "c".into())
+                ]
+            );
+        }
+
+        #[test]
+        fn listaccts_and_version() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let accts = Api::new(&t)
+                .list_accounts("root", &cred, AuthKind::Token)
+                .unwrap();
+            assert_eq!(
+                accts,
+                vec![AccountInfo {
+                    user: "bob".into(),
+                    domain: "bob.example".into(),
+                    owner: "root".into(),
+                    suspended: false
+                }]
+            );
+            assert_eq!(
+                Api::new(&t)
+                    .version("root", &cred, AuthKind::Token)
+                    .unwrap(),
+                "11.126.0.9"
+            );
+            assert_eq!(
+                server.requests()[0].header("authorization"),
+                Some(format!("whm root:{CRED}").as_str())
+            );
+        }
+
+        #[test]
+        fn a_refused_credential_is_auth_and_never_echoes_it() {
+            let (_server, t) = start();
+            let cred = Secret::new("REVOKEDREVOKEDREVOKEDREVOKED1234");
+            let e = Api::new(&t)
+                .version("root", &cred, AuthKind::Token)
+                .unwrap_err();
+            assert_eq!(
+                e,
+                ApiError::Auth {
+                    status: 403,
+                    message: "Access denied".into()
+                }
+            );
+            assert!(!e.is_retryable());
+            assert!(!format!("{e} {e:?} {}", e.cause()).contains("REVOKED"));
+        }
+    }
 }

@@ -407,3 +407,20 @@ fn ipv6_literals_are_bracketed() {
     assert_eq!(url_host("web1.example.net"), "web1.example.net");
     assert_eq!(url_host("203.0.113.10"), "203.0.113.10");
 }
+
+#[test]
+fn a_server_that_never_finishes_the_handshake_is_a_timeout_before_sending() {
+    // The kernel completes the TCP handshake into the backlog; nobody ever answers the ClientHello.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let id = self_signed(&["127.0.0.1"]);
+    let cfg = TransportConfig {
+        connect_timeout: Duration::from_millis(500),
+        ..config()
+    };
+    let t = HostTransport::new(&host(port, pinned(&id)), &cfg).unwrap();
+    let e = send(&t).unwrap_err();
+    assert_eq!(e, TransportError::Timeout { sent: false });
+    assert!(!e.maybe_sent());
+    drop(silent);
+}
