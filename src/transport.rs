@@ -293,10 +293,12 @@ fn read_ca_file(
 /// The rustls configuration for one host: ring provider, HTTP/1.1 ALPN, and the host's trust.
 fn client_config(host: &Host, seen: SeenCell) -> Result<rustls::ClientConfig, Problem> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let trust = if host.tls.insecure {
-        Trust::Insecure
-    } else if let Some(pin) = host.tls.pin {
+    // A pin is the strictest statement and wins over `tls_insecure`; `tls_ca` matters only
+    // without a pin.
+    let trust = if let Some(pin) = host.tls.pin {
         Trust::Pin(pin)
+    } else if host.tls.insecure {
+        Trust::Insecure
     } else {
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),

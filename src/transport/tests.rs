@@ -122,6 +122,13 @@ fn pin_mismatch_is_reported_as_such_and_nothing_is_sent() {
         "check prints the presented pin"
     );
     drop(t);
+    // A pin still holds when the inventory also says tls_insecure.
+    let both = Tls {
+        insecure: true,
+        ..pinned(&other)
+    };
+    let t = HostTransport::new(&host(server.port, both), &config()).unwrap();
+    assert!(matches!(send(&t), Err(TransportError::PinMismatch { .. })));
     let seen = server.requests();
     drop(server);
     assert!(seen.is_empty(), "the server saw an HTTP request: {seen:?}");
