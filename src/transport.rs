@@ -373,29 +373,24 @@ fn url_host(address: &str) -> String {
 /// The Authorization header value, marked sensitive so reqwest and hyper never print it.
 fn authorization_value(auth: &Authorization<'_>) -> Result<HeaderValue, TransportError> {
     use base64::Engine;
-    let (text, what) = match auth {
-        Authorization::Whm { user, token } => {
-            (format!("whm {user}:{}", token.expose()), "WHM token")
-        }
+    // Every intermediate string holding the secret is a `Secret`, so it is zeroized on drop.
+    let text = match auth {
+        Authorization::Whm { user, token } => Secret::new(format!("whm {user}:{}", token.expose())),
         Authorization::Cpanel { user, token } => {
-            (format!("cpanel {user}:{}", token.expose()), "cPanel token")
+            Secret::new(format!("cpanel {user}:{}", token.expose()))
         }
         Authorization::Basic { user, password } => {
-            let raw = format!("{user}:{}", password.expose());
-            (
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())
-                ),
-                "user name",
-            )
+            let raw = Secret::new(format!("{user}:{}", password.expose()));
+            let encoded = base64::engine::general_purpose::STANDARD.encode(raw.expose().as_bytes());
+            Secret::new(format!("Basic {encoded}"))
         }
     };
-    let text = Secret::new(text);
     let mut value = HeaderValue::from_str(text.expose()).map_err(|_| {
-        TransportError::Request(format!(
-            "the {what} or user holds characters an HTTP header cannot carry (a stray newline in the credential file?)"
-        ))
+        TransportError::Request(
+            "the credential or user name holds characters an HTTP header cannot carry \
+             (a stray newline or control character in the credential file?)"
+                .to_string(),
+        )
     })?;
     value.set_sensitive(true);
     Ok(value)
