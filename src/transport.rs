@@ -381,8 +381,10 @@ fn authorization_value(auth: &Authorization<'_>) -> Result<HeaderValue, Transpor
         }
         Authorization::Basic { user, password } => {
             let raw = Secret::new(format!("{user}:{}", password.expose()));
-            let encoded = base64::engine::general_purpose::STANDARD.encode(raw.expose().as_bytes());
-            Secret::new(format!("Basic {encoded}"))
+            let encoded = zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(raw.expose().as_bytes()),
+            );
+            Secret::new(format!("Basic {}", encoded.as_str()))
         }
     };
     let mut value = HeaderValue::from_str(text.expose()).map_err(|_| {
