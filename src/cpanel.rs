@@ -6,7 +6,8 @@
 
 use crate::inventory::AuthKind;
 use crate::secret::Secret;
-use crate::transport::{HostTransport, TransportError};
+use crate::transport::{Authorization, HostTransport, Port, Response, TransportError};
+use serde_json::Value;
 
 /// A token as listed by the server (no secret: the server keeps only a hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +40,24 @@ pub struct AccountInfo {
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
     /// A WHM token (or password) of `whm_user` acting for `account` through `uapi_cpanel`.
-    WhmFor { whm_user: &'a str, credential: &'a Secret, auth: AuthKind, account: &'a str },
+    WhmFor {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+        account: &'a str,
+    },
     /// The account itself on the cPanel port (`/execute/Tokens/...`).
-    Account { user: &'a str, credential: &'a Secret, auth: AuthKind },
+    Account {
+        user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
     /// `whm_user`'s own WHM API tokens (`api_token_*`), for `--scope whm`.
-    Whm { whm_user: &'a str, credential: &'a Secret, auth: AuthKind },
+    Whm {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
 }
 
 /// Why a call failed.
@@ -96,7 +110,10 @@ impl ApiError {
             ApiError::Transport(TransportError::Connect(_)) => "cannot connect".into(),
             ApiError::Transport(TransportError::Timeout { .. }) => "timed out".into(),
             ApiError::Transport(TransportError::Io { .. }) => "connection lost".into(),
-            ApiError::Transport(TransportError::BodyTooLarge { .. }) => "response body too large".into(),
+            ApiError::Transport(TransportError::BodyTooLarge { .. }) => {
+                "response body too large".into()
+            }
+            ApiError::Transport(TransportError::Request(_)) => "request could not be built".into(),
         }
     }
 }
@@ -104,7 +121,9 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::Auth { status, message } => write!(f, "authentication refused (HTTP {status}): {message}"),
+            ApiError::Auth { status, message } => {
+                write!(f, "authentication refused (HTTP {status}): {message}")
+            }
             ApiError::Rejected(m) => write!(f, "the server refused: {m}"),
             ApiError::Conflict(m) => write!(f, "{m}"),
             ApiError::Protocol(m) => write!(f, "protocol error: {m}"),
@@ -113,6 +132,12 @@ impl std::fmt::Display for ApiError {
         }
     }
 }
+
+/// Longest server message kept in an error (server text can be long HTML or a stack dump).
+const MAX_MESSAGE: usize = 200;
+
+const HTML_ANSWER: &str =
+    "the server answered with an HTML page, not the API (a proxy or login page?)";
 
 /// Typed calls on one host.
 pub struct Api<'a> {
@@ -125,32 +150,1466 @@ impl<'a> Api<'a> {
     }
 
     /// Create a full-access token named `name`. `expires_at`: unix seconds, `None` = never.
-    pub fn create_token(&self, caller: &Caller<'_>, name: &str, expires_at: Option<i64>) -> Result<NewToken, ApiError> {
-        let _ = (caller, name, expires_at);
-        unimplemented!()
+    pub fn create_token(
+        &self,
+        caller: &Caller<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken, ApiError> {
+        let expires = expires_at.map(|e| e.to_string());
+        let data = match caller {
+            Caller::Whm { .. } => {
+                let mut form: Vec<(&str, &str)> = vec![("token_name", name)];
+                if let Some(e) = &expires {
+                    form.push(("expires_at", e));
+                }
+                self.whm_call(caller, "api_token_create", &form)
+            }
+            _ => {
+                let mut form: Vec<(&str, &str)> = vec![("name", name)];
+                if let Some(e) = &expires {
+                    form.push(("expires_at", e));
+                }
+                self.uapi_call(caller, "create_full_access", &form)
+            }
+        }
+        .map_err(conflict_on_duplicate)?;
+        parse_new_token(&data, name, expires_at)
     }
 
     /// The caller's tokens (the account's, or `whm_user`'s for `Caller::Whm`).
     pub fn list_tokens(&self, caller: &Caller<'_>) -> Result<Vec<TokenInfo>, ApiError> {
-        let _ = caller;
-        unimplemented!()
+        match caller {
+            Caller::Whm { .. } => {
+                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[])?)
+            }
+            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[])?),
+        }
     }
 
     /// Revoke tokens by name. Unknown names are not an error.
     pub fn revoke_tokens(&self, caller: &Caller<'_>, names: &[String]) -> Result<(), ApiError> {
-        let _ = (caller, names);
-        unimplemented!()
+        if names.is_empty() {
+            return Ok(());
+        }
+        match caller {
+            Caller::Whm { .. } => {
+                let keys: Vec<String> = (0..names.len())
+                    .map(|i| {
+                        if i == 0 {
+                            "token_name".to_string()
+                        } else {
+                            format!("token_name-{i}")
+                        }
+                    })
+                    .collect();
+                let form: Vec<(&str, &str)> = keys
+                    .iter()
+                    .map(String::as_str)
+                    .zip(names.iter().map(String::as_str))
+                    .collect();
+                self.whm_call(caller, "api_token_revoke", &form).map(|_| ())
+            }
+            _ => {
+                // UAPI revokes one name per call.
+                for name in names {
+                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())]) {
+                        Ok(_) => {}
+                        Err(ApiError::Rejected(m)) if is_missing_token(&m) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// WHM `listaccts` as `whm_user`.
-    pub fn list_accounts(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<Vec<AccountInfo>, ApiError> {
-        let _ = (whm_user, credential, auth);
-        unimplemented!()
+    pub fn list_accounts(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<Vec<AccountInfo>, ApiError> {
+        let caller = Caller::Whm {
+            whm_user,
+            credential,
+            auth,
+        };
+        let data = self.whm_call(
+            &caller,
+            "listaccts",
+            &[("want", "user,domain,owner,suspended")],
+        )?;
+        parse_accounts(&data)
     }
 
     /// WHM `version`: a cheap authenticated call for `check`.
-    pub fn version(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<String, ApiError> {
-        let _ = (whm_user, credential, auth);
-        unimplemented!()
+    pub fn version(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<String, ApiError> {
+        let caller = Caller::Whm {
+            whm_user,
+            credential,
+            auth,
+        };
+        let data = self.whm_call(&caller, "version", &[])?;
+        match data.get("version") {
+            Some(Value::String(v)) => Ok(v.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            _ => Err(ApiError::Protocol(
+                "the WHM version answer has no data.version".into(),
+            )),
+        }
+    }
+
+    /// A Tokens function through the caller's UAPI route; returns the inner `data`.
+    fn uapi_call(
+        &self,
+        caller: &Caller<'_>,
+        function: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        match *caller {
+            Caller::WhmFor {
+                whm_user,
+                credential,
+                auth,
+                account,
+            } => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("api.version", "1"),
+                    ("cpanel.user", account),
+                    ("cpanel.module", "Tokens"),
+                    ("cpanel.function", function),
+                ];
+                form.extend_from_slice(args);
+                let header = authorization(whm_user, credential, auth, true);
+                let resp = self
+                    .transport
+                    .post(Port::Whm, "/json-api/uapi_cpanel", &header, &form)
+                    .map_err(ApiError::Transport)?;
+                parse_uapi_cpanel(&resp)
+            }
+            Caller::Account {
+                user,
+                credential,
+                auth,
+            } => {
+                let header = authorization(user, credential, auth, false);
+                let path = format!("/execute/Tokens/{function}");
+                let resp = self
+                    .transport
+                    .post(Port::Cpanel, &path, &header, args)
+                    .map_err(ApiError::Transport)?;
+                parse_uapi(&resp)
+            }
+            Caller::Whm { .. } => Err(ApiError::Protocol(format!(
+                "internal: UAPI Tokens::{function} called with a WHM caller"
+            ))),
+        }
+    }
+
+    /// A WHM API 1 function as the caller's `whm_user`; returns `data`.
+    fn whm_call(
+        &self,
+        caller: &Caller<'_>,
+        function: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let (user, credential, auth) = match *caller {
+            Caller::Whm {
+                whm_user,
+                credential,
+                auth,
+            } => (whm_user, credential, auth),
+            Caller::WhmFor {
+                whm_user,
+                credential,
+                auth,
+                ..
+            } => (whm_user, credential, auth),
+            Caller::Account { .. } => {
+                return Err(ApiError::Protocol(format!(
+                    "internal: WHM {function} called with an account caller"
+                )));
+            }
+        };
+        let header = authorization(user, credential, auth, true);
+        let path = format!("/json-api/{function}?api.version=1");
+        let resp = self
+            .transport
+            .post(Port::Whm, &path, &header, args)
+            .map_err(ApiError::Transport)?;
+        parse_whm(&resp)
+    }
+}
+
+fn authorization<'c>(
+    user: &'c str,
+    credential: &'c Secret,
+    auth: AuthKind,
+    whm: bool,
+) -> Authorization<'c> {
+    match (auth, whm) {
+        (AuthKind::Password, _) => Authorization::Basic {
+            user,
+            password: credential,
+        },
+        (AuthKind::Token, true) => Authorization::Whm {
+            user,
+            token: credential,
+        },
+        (AuthKind::Token, false) => Authorization::Cpanel {
+            user,
+            token: credential,
+        },
+    }
+}
+
+/// A refusal that means "this name is taken" becomes [`ApiError::Conflict`].
+fn conflict_on_duplicate(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Rejected(m) if is_duplicate(&m) => ApiError::Conflict(m),
+        other => other,
+    }
+}
+
+fn is_duplicate(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("conflicting api token") || m.contains("already exists")
+}
+
+fn is_missing_token(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("does not exist")
+}
+
+/// Cut server text to one short line.
+fn shorten(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= MAX_MESSAGE {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(MAX_MESSAGE).collect();
+        format!("{cut}…")
+    }
+}
+
+fn looks_like_html(resp: &Response) -> bool {
+    let ct_html = resp
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().contains("html"));
+    let start = resp
+        .body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .map(|i| resp.body[i]);
+    ct_html || start == Some(b'<')
+}
+
+/// A short reason from a refusal's JSON body (`cpanelresult.error`, `metadata.reason`, UAPI
+/// `errors`), or a short plain-text body; never a long raw body.
+fn auth_message(resp: &Response) -> String {
+    if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
+        let candidates = [
+            v.pointer("/cpanelresult/error"),
+            v.pointer("/cpanelresult/data/reason"),
+            v.pointer("/metadata/reason"),
+            v.pointer("/errors/0"),
+            v.pointer("/error"),
+            v.pointer("/data/reason"),
+            v.pointer("/reason"),
+        ];
+        for c in candidates.into_iter().flatten() {
+            if let Some(text) = c.as_str()
+                && !text.trim().is_empty()
+            {
+                return shorten(text);
+            }
+        }
+    } else if !looks_like_html(resp)
+        && let Ok(text) = std::str::from_utf8(&resp.body)
+        && !text.trim().is_empty()
+        && text.len() <= MAX_MESSAGE
+        && !text.chars().any(|c| c.is_control() && !c.is_whitespace())
+    {
+        return shorten(text);
+    }
+    "the server refused the credential".to_string()
+}
+
+/// Status line and body checks shared by every envelope: what is not a 2xx JSON answer becomes
+/// the right error; a 2xx JSON answer comes back parsed.
+fn json_body(resp: &Response) -> Result<Value, ApiError> {
+    match resp.status {
+        200..=299 => {}
+        300..=399 => {
+            let to = resp
+                .location
+                .as_deref()
+                .map(shorten)
+                .unwrap_or_else(|| "an unnamed location".into());
+            return Err(ApiError::Protocol(format!(
+                "the server redirected (HTTP {}) to {to}; redirects are not followed (check the address, port and that the API is not behind a login proxy)",
+                resp.status
+            )));
+        }
+        401 | 403 => {
+            return Err(ApiError::Auth {
+                status: resp.status,
+                message: auth_message(resp),
+            });
+        }
+        status => return Err(ApiError::Http { status }),
+    }
+    match serde_json::from_slice::<Value>(&resp.body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::Protocol(
+            "the server answered with JSON that is not an API envelope".into(),
+        )),
+        Err(_) if looks_like_html(resp) => Err(ApiError::Protocol(HTML_ANSWER.into())),
+        Err(_) if resp.body.iter().all(u8::is_ascii_whitespace) => Err(ApiError::Protocol(
+            "the server answered with an empty body, not the API".into(),
+        )),
+        Err(_) => Err(ApiError::Protocol(format!(
+            "the server answered with something that is not JSON ({} bytes), not the API",
+            resp.body.len()
+        ))),
+    }
+}
+
+/// 1/0 as a number, a numeric string or a bool.
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n
+            .as_i64()
+            .map(|i| i != 0)
+            .or_else(|| n.as_f64().map(|f| f != 0.0)),
+        Value::String(s) => match s.trim() {
+            "1" | "true" => Some(true),
+            "0" | "false" | "" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The texts of an `errors` field: null, a string, or a list of strings.
+fn texts(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::String(s)) if !s.trim().is_empty() => vec![shorten(s)],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| match i {
+                Value::String(s) if !s.trim().is_empty() => Some(shorten(s)),
+                Value::Null => None,
+                other => Some(shorten(&other.to_string())),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The legacy API 2 shapes: `{"cpanelresult":{…,"error":…}}` and the bare
+/// `{"data":{"reason":…,"result":"0"},"type":"text","error":…}`. Returns the refusal if the value
+/// is one of them and says failure.
+fn legacy_failure(v: &Value) -> Option<ApiError> {
+    let body = v.get("cpanelresult").unwrap_or(v);
+    let error = body
+        .get("error")
+        .and_then(Value::as_str)
+        .filter(|e| !e.trim().is_empty());
+    let data_failed = body
+        .get("data")
+        .and_then(|d| d.get("result"))
+        .and_then(flag)
+        .is_some_and(|ok| !ok);
+    if error.is_none() && !data_failed {
+        return None;
+    }
+    let reason = error
+        .map(str::to_string)
+        .or_else(|| {
+            body.pointer("/data/reason")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "the call failed (no reason given)".into());
+    Some(ApiError::Rejected(shorten(&reason)))
+}
+
+/// Judge one UAPI envelope (flat, or wrapped as `{"result":{…}}`); returns its `data`.
+fn uapi_envelope(v: &Value) -> Result<Value, ApiError> {
+    let inner = match v.get("result") {
+        Some(r @ Value::Object(_)) if v.get("status").is_none() => r,
+        _ => v,
+    };
+    let Some(status) = inner.get("status") else {
+        if let Some(err) = legacy_failure(v) {
+            return Err(err);
+        }
+        return Err(ApiError::Protocol(
+            "the answer is not a UAPI envelope (no status)".into(),
+        ));
+    };
+    let errors = texts(inner.get("errors"));
+    match flag(status) {
+        Some(true) if errors.is_empty() => Ok(inner.get("data").cloned().unwrap_or(Value::Null)),
+        Some(true) | Some(false) => {
+            let message = if errors.is_empty() {
+                "the call failed (no reason given)".to_string()
+            } else {
+                errors.join("; ")
+            };
+            Err(ApiError::Rejected(message))
+        }
+        None => Err(ApiError::Protocol(
+            "the UAPI status is neither 1 nor 0".into(),
+        )),
+    }
+}
+
+/// A UAPI answer from `/execute/Module/function` (flat envelope; HTTP 200 with `status: 0` is a
+/// failure). Returns `data`.
+pub fn parse_uapi(resp: &Response) -> Result<Value, ApiError> {
+    let v = json_body(resp)?;
+    uapi_envelope(&v)
+}
+
+/// A WHM API 1 answer: `metadata.result` must be 1, else `metadata.reason` is the refusal.
+/// Returns `data` (an empty object when absent).
+pub fn parse_whm(resp: &Response) -> Result<Value, ApiError> {
+    let v = json_body(resp)?;
+    whm_envelope(&v)
+}
+
+fn whm_envelope(v: &Value) -> Result<Value, ApiError> {
+    let Some(metadata) = v.get("metadata") else {
+        if let Some(err) = legacy_failure(v) {
+            return Err(err);
+        }
+        return Err(ApiError::Protocol(
+            "the answer is not a WHM API 1 envelope (no metadata)".into(),
+        ));
+    };
+    let reason = metadata.get("reason").and_then(Value::as_str).map(shorten);
+    match metadata.get("result").and_then(flag) {
+        Some(true) => Ok(v
+            .get("data")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()))),
+        Some(false) => {
+            Err(ApiError::Rejected(reason.unwrap_or_else(|| {
+                "the call failed (no reason given)".into()
+            })))
+        }
+        None => Err(ApiError::Protocol(
+            "the WHM metadata.result is neither 1 nor 0".into(),
+        )),
+    }
+}
+
+/// A `uapi_cpanel` answer: the WHM envelope must succeed AND the UAPI envelope in `data.uapi`
+/// (`metadata.result` is 1 even when the inner call failed). Returns the inner `data`.
+pub fn parse_uapi_cpanel(resp: &Response) -> Result<Value, ApiError> {
+    let v = json_body(resp)?;
+    let data = whm_envelope(&v)?;
+    match data.get("uapi") {
+        Some(inner @ Value::Object(_)) => uapi_envelope(inner),
+        _ => {
+            if let Some(err) = legacy_failure(&data) {
+                return Err(err);
+            }
+            Err(ApiError::Protocol(
+                "the uapi_cpanel answer has no data.uapi".into(),
+            ))
+        }
+    }
+}
+
+/// Unix seconds as a number, a numeric string, or absent/null.
+fn lenient_time(v: Option<&Value>) -> Result<Option<i64>, ()> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or(()),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// `expires_at`: number, numeric string, null, and `0`/`"0"`/`""` = never.
+fn expiry(v: Option<&Value>, what: &str) -> Result<Option<i64>, ApiError> {
+    match lenient_time(v) {
+        Ok(Some(0)) | Ok(None) => Ok(None),
+        Ok(Some(t)) => Ok(Some(t)),
+        Err(()) => Err(ApiError::Protocol(format!(
+            "{what}: expires_at is not a time"
+        ))),
+    }
+}
+
+fn create_time(v: Option<&Value>, what: &str) -> Result<Option<i64>, ApiError> {
+    match lenient_time(v) {
+        Ok(Some(0)) | Ok(None) => Ok(None),
+        Ok(t) => Ok(t),
+        Err(()) => Err(ApiError::Protocol(format!(
+            "{what}: create_time is not a time"
+        ))),
+    }
+}
+
+/// A token secret is 32 characters of `A-Z0-9`.
+fn is_token_shaped(token: &str) -> bool {
+    token.len() == 32
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// The `data` of `create_full_access` (`{create_time, token}`) or `api_token_create`
+/// (`{name, token, create_time, expires_at}`). The secret never appears in an error.
+fn parse_new_token(
+    data: &Value,
+    name: &str,
+    requested_expiry: Option<i64>,
+) -> Result<NewToken, ApiError> {
+    let token = match data.get("token") {
+        Some(Value::String(t)) => t,
+        _ => {
+            return Err(ApiError::Protocol(
+                "the create answer holds no token".into(),
+            ));
+        }
+    };
+    if !is_token_shaped(token) {
+        return Err(ApiError::Protocol(
+            "the create answer holds a token that is not 32 characters of A-Z0-9 (not shown); \
+             the server may have created it: list and revoke it by name"
+                .into(),
+        ));
+    }
+    let token = Secret::new(token.as_str());
+    let create_time = create_time(data.get("create_time"), "create answer")?
+        .unwrap_or_else(|| jiff::Timestamp::now().as_second());
+    let expires_at = match data.get("expires_at") {
+        None => requested_expiry,
+        v => expiry(v, "create answer")?,
+    };
+    let name = data
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(name)
+        .to_string();
+    Ok(NewToken {
+        name,
+        token,
+        create_time,
+        expires_at,
+    })
+}
+
+fn token_info(item: &Value, key: Option<&str>) -> Result<TokenInfo, ApiError> {
+    let name = match (item.get("name").and_then(Value::as_str), key) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(k)) => k.to_string(),
+        (None, None) => return Err(ApiError::Protocol("a listed token has no name".into())),
+    };
+    Ok(TokenInfo {
+        create_time: create_time(item.get("create_time"), "token list")?,
+        expires_at: expiry(item.get("expires_at"), "token list")?,
+        name,
+    })
+}
+
+/// UAPI `Tokens::list` `data`: an array of tokens (null = none).
+fn parse_uapi_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
+    match data {
+        Value::Array(items) => items.iter().map(|i| token_info(i, None)).collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Err(ApiError::Protocol("the token list is not a list".into())),
+    }
+}
+
+/// WHM `api_token_list` `data`: `tokens` is an object keyed by name (an array is accepted too).
+fn parse_whm_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
+    match data.get("tokens") {
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| token_info(v, Some(k))).collect(),
+        Some(Value::Array(items)) => items.iter().map(|i| token_info(i, None)).collect(),
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(_) => Err(ApiError::Protocol(
+            "data.tokens is neither an object nor a list".into(),
+        )),
+    }
+}
+
+/// WHM `listaccts` `data.acct`.
+fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError> {
+    let items = match data.get("acct") {
+        Some(Value::Array(items)) => items,
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(_) => return Err(ApiError::Protocol("data.acct is not a list".into())),
+    };
+    items
+        .iter()
+        .map(|a| {
+            let text = |k: &str| {
+                a.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let user = text("user");
+            if user.is_empty() {
+                return Err(ApiError::Protocol(
+                    "an account in listaccts has no user".into(),
+                ));
+            }
+            let suspended = match a.get("suspended") {
+                None | Some(Value::Null) => false,
+                Some(v) => flag(v).ok_or_else(|| {
+                    ApiError::Protocol(format!(
+                        "listaccts: account {user}: suspended is neither 0 nor 1"
+                    ))
+                })?,
+            };
+            Ok(AccountInfo {
+                domain: text("domain"),
+                owner: text("owner"),
+                suspended,
+                user,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TOKEN: &str = "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9";
+
+    fn ok(body: &str) -> Response {
+        Response {
+            status: 200,
+            location: None,
+            content_type: Some("application/json".into()),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn with_status(status: u16, body: &str) -> Response {
+        Response { status, ..ok(body) }
+    }
+
+    // ---- UAPI flat envelope ----
+
+    #[test]
+    fn uapi_success_returns_data() {
+        let r = ok(&format!(
+            r#"{{"data":{{"create_time":1549467298,"token":"{TOKEN}"}},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#
+        ));
+        let data = parse_uapi(&r).unwrap();
+        let t = parse_new_token(&data, "ci", None).unwrap();
+        assert_eq!(t.name, "ci");
+        assert_eq!(t.token.expose(), TOKEN);
+        assert_eq!(t.create_time, 1549467298);
+        assert_eq!(t.expires_at, None);
+    }
+
+    #[test]
+    fn uapi_http_200_with_status_0_is_a_refusal() {
+        let r = ok(
+            r#"{"data":null,"errors":["The “expires_at” value must be a future date."],"messages":null,"metadata":{},"status":0,"warnings":null}"#,
+        );
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Rejected(
+                "The “expires_at” value must be a future date.".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn uapi_status_as_string_and_missing_errors() {
+        assert_eq!(
+            parse_uapi(&ok(r#"{"data":1,"status":"1"}"#)),
+            Ok(Value::from(1))
+        );
+        assert_eq!(
+            parse_uapi(&ok(r#"{"data":null,"status":"0"}"#)),
+            Err(ApiError::Rejected(
+                "the call failed (no reason given)".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn uapi_wrapped_result_form_is_accepted() {
+        let r = ok(
+            r#"{"apiversion":3,"func":"list","module":"Tokens","result":{"data":[],"errors":null,"status":1}}"#,
+        );
+        assert_eq!(parse_uapi(&r), Ok(Value::Array(vec![])));
+        let r = ok(
+            r#"{"apiversion":3,"func":"revoke","module":"Tokens","result":{"data":null,"errors":["no"],"status":0}}"#,
+        );
+        assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("no".into())));
+    }
+
+    #[test]
+    fn uapi_wrong_shape_is_protocol() {
+        assert!(matches!(
+            parse_uapi(&ok(r#"{"hello":"world"}"#)),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_uapi(&ok(r#"[1,2]"#)),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_uapi(&ok(r#"{"status":"maybe"}"#)),
+            Err(ApiError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn duplicate_name_on_create_is_a_conflict() {
+        let m = "The system failed to create the API token: A conflicting API token with the name “ci” already exists.";
+        assert!(matches!(
+            conflict_on_duplicate(ApiError::Rejected(m.into())),
+            ApiError::Conflict(_)
+        ));
+        assert!(matches!(
+            conflict_on_duplicate(ApiError::Rejected("Provide the “name” argument.".into())),
+            ApiError::Rejected(_)
+        ));
+    }
+
+    // ---- HTTP-level answers ----
+
+    #[test]
+    fn html_answer_is_a_protocol_error_never_success() {
+        let mut r = ok("<!DOCTYPE html><html><body>cPanel Login</body></html>");
+        r.content_type = Some("text/html; charset=utf-8".into());
+        assert_eq!(parse_uapi(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+        assert_eq!(parse_whm(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+        assert_eq!(
+            parse_uapi_cpanel(&r),
+            Err(ApiError::Protocol(HTML_ANSWER.into()))
+        );
+        // HTML without the header is still HTML.
+        let mut r = ok("  \n<html>proxy</html>");
+        r.content_type = None;
+        assert_eq!(parse_uapi(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+    }
+
+    #[test]
+    fn non_json_and_empty_answers_are_protocol_errors_without_the_body() {
+        let r = ok("some plain text with SECRETSTUFF");
+        match parse_uapi(&r) {
+            Err(ApiError::Protocol(m)) => assert!(!m.contains("SECRETSTUFF"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse_uapi(&ok("")), Err(ApiError::Protocol(_))));
+    }
+
+    #[test]
+    fn redirect_is_a_protocol_error_naming_the_location() {
+        let mut r = with_status(301, "");
+        r.location = Some("https://web1.example.net:2083/login/".into());
+        match parse_whm(&r) {
+            Err(ApiError::Protocol(m)) => {
+                assert!(m.contains("https://web1.example.net:2083/login/"), "{m}");
+                assert!(m.contains("redirects are not followed"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn auth_refusals_carry_a_short_reason() {
+        let r = with_status(
+            403,
+            r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#,
+        );
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Auth {
+                status: 403,
+                message: "Access denied".into()
+            })
+        );
+        let r = with_status(
+            403,
+            r#"{"metadata":{"reason":"Permission denied","result":0}}"#,
+        );
+        assert_eq!(
+            parse_whm(&r),
+            Err(ApiError::Auth {
+                status: 403,
+                message: "Permission denied".into()
+            })
+        );
+        let r = with_status(
+            403,
+            "Token authentication allows access to UAPI or API 2 calls only.",
+        );
+        assert_eq!(
+            parse_whm(&r),
+            Err(ApiError::Auth {
+                status: 403,
+                message: "Token authentication allows access to UAPI or API 2 calls only.".into()
+            })
+        );
+        let long = format!("<html>{}</html>", "x".repeat(5000));
+        let r = with_status(401, &long);
+        match parse_uapi(&r) {
+            Err(ApiError::Auth {
+                status: 401,
+                message,
+            }) => assert_eq!(message, "the server refused the credential"),
+            other => panic!("{other:?}"),
+        }
+        let long_json = format!(r#"{{"cpanelresult":{{"error":"{}"}}}}"#, "y".repeat(5000));
+        match parse_uapi(&with_status(401, &long_json)) {
+            Err(ApiError::Auth { message, .. }) => assert!(
+                message.chars().count() <= MAX_MESSAGE + 1,
+                "{}",
+                message.len()
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_statuses_are_http_errors_and_retryable_where_it_helps() {
+        for (status, retry) in [
+            (429, true),
+            (500, true),
+            (503, true),
+            (404, false),
+            (400, false),
+        ] {
+            let e = parse_uapi(&with_status(status, "{}")).unwrap_err();
+            assert_eq!(e, ApiError::Http { status });
+            assert_eq!(e.is_retryable(), retry, "{status}");
+        }
+        assert!(
+            !parse_uapi(&with_status(401, ""))
+                .unwrap_err()
+                .is_retryable()
+        );
+    }
+
+    // ---- WHM API 1 ----
+
+    #[test]
+    fn whm_success_and_failure() {
+        let r = ok(
+            r#"{"data":{"version":"11.126.0.9"},"metadata":{"command":"version","reason":"OK","result":1,"version":1}}"#,
+        );
+        assert_eq!(parse_whm(&r).unwrap()["version"], "11.126.0.9");
+        let r = ok(
+            r#"{"metadata":{"command":"api_token_create","reason":"The system failed to create the API token: A conflicting API token with the name “ci” already exists.","result":0,"version":1}}"#,
+        );
+        let e = conflict_on_duplicate(parse_whm(&r).unwrap_err());
+        assert!(
+            matches!(e, ApiError::Conflict(ref m) if m.contains("conflicting API token")),
+            "{e:?}"
+        );
+        assert!(matches!(
+            parse_whm(&ok(r#"{"data":{}}"#)),
+            Err(ApiError::Protocol(_))
+        ));
+        assert_eq!(
+            parse_whm(&ok(r#"{"metadata":{"result":"1"}}"#)),
+            Ok(serde_json::json!({}))
+        );
+    }
+
+    #[test]
+    fn whm_create_answer() {
+        let r = ok(&format!(
+            r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":"1700000000","expires_at":0,"acls":["all"]}},"metadata":{{"result":1,"reason":"OK"}}}}"#
+        ));
+        let t = parse_new_token(&parse_whm(&r).unwrap(), "ops", Some(99)).unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.create_time, t.expires_at),
+            ("ops", 1700000000, None)
+        );
+        let r = ok(&format!(
+            r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":1700000000,"expires_at":"1800000000"}},"metadata":{{"result":1}}}}"#
+        ));
+        assert_eq!(
+            parse_new_token(&parse_whm(&r).unwrap(), "ops", None)
+                .unwrap()
+                .expires_at,
+            Some(1800000000)
+        );
+    }
+
+    #[test]
+    fn a_malformed_token_is_refused_and_not_printed() {
+        for bad in [
+            "short",
+            "jpqnsru0dh448ujlgxh7kvjecc5qn9n9",
+            "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9X",
+            "JPQNSRU0DH448UJLGXH7KVJECC5QN9N-",
+        ] {
+            let data = serde_json::json!({"create_time": 1, "token": bad});
+            match parse_new_token(&data, "n", None) {
+                Err(ApiError::Protocol(m)) => assert!(!m.contains(bad), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse_new_token(&serde_json::json!({"create_time": 1}), "n", None),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_new_token(&serde_json::json!({"token": 5}), "n", None),
+            Err(ApiError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn uapi_create_keeps_the_requested_expiry() {
+        let data = serde_json::json!({"create_time": 1549467298, "token": TOKEN});
+        assert_eq!(
+            parse_new_token(&data, "n", Some(1900000000))
+                .unwrap()
+                .expires_at,
+            Some(1900000000)
+        );
+    }
+
+    #[test]
+    fn uapi_list_with_every_expires_at_spelling() {
+        let r = ok(r#"{"data":[
+            {"create_time":1549467298,"expires_at":1609372800,"features":[],"has_full_access":1,"name":"a"},
+            {"create_time":"1549467299","expires_at":"1609372800","features":[],"has_full_access":1,"name":"b"},
+            {"create_time":1549467300,"expires_at":null,"features":[],"has_full_access":1,"name":"c"},
+            {"create_time":1549467301,"name":"d"},
+            {"create_time":1549467302,"expires_at":"","name":"e"}
+        ],"errors":null,"messages":null,"metadata":{},"status":1,"warnings":null}"#);
+        let list = parse_uapi_token_list(&parse_uapi(&r).unwrap()).unwrap();
+        let got: Vec<_> = list
+            .iter()
+            .map(|t| (t.name.as_str(), t.create_time, t.expires_at))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Some(1549467298), Some(1609372800)),
+                ("b", Some(1549467299), Some(1609372800)),
+                ("c", Some(1549467300), None),
+                ("d", Some(1549467301), None),
+                ("e", Some(1549467302), None),
+            ]
+        );
+        assert_eq!(parse_uapi_token_list(&Value::Null).unwrap(), vec![]);
+        assert!(matches!(
+            parse_uapi_token_list(&serde_json::json!({"a":1})),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_uapi_token_list(&serde_json::json!([{"name":"x","expires_at":"soon"}])),
+            Err(ApiError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn whm_list_is_an_object_keyed_by_name() {
+        let r = ok(r#"{"data":{"tokens":{
+            "ops":{"name":"ops","create_time":1700000000,"expires_at":null,"acls":{"all":1},"whitelist_ips":null},
+            "ci":{"create_time":"1700000001","expires_at":"0"},
+            "tmp":{"name":"tmp","create_time":1700000002,"expires_at":1800000000}
+        }},"metadata":{"command":"api_token_list","reason":"OK","result":1,"version":1}}"#);
+        let mut list = parse_whm_token_list(&parse_whm(&r).unwrap()).unwrap();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            list,
+            vec![
+                TokenInfo {
+                    name: "ci".into(),
+                    create_time: Some(1700000001),
+                    expires_at: None
+                },
+                TokenInfo {
+                    name: "ops".into(),
+                    create_time: Some(1700000000),
+                    expires_at: None
+                },
+                TokenInfo {
+                    name: "tmp".into(),
+                    create_time: Some(1700000002),
+                    expires_at: Some(1800000000)
+                },
+            ]
+        );
+        assert_eq!(
+            parse_whm_token_list(&serde_json::json!({"tokens": {}})).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            parse_whm_token_list(&serde_json::json!({})).unwrap(),
+            vec![]
+        );
+    }
+
+    // ---- uapi_cpanel ----
+
+    #[test]
+    fn uapi_cpanel_checks_the_inner_status() {
+        let r = ok(
+            r#"{"data":{"uapi":{"data":null,"errors":["A conflicting API token with the name “ci” already exists."],"messages":null,"metadata":{},"status":0,"warnings":null}},"metadata":{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}"#,
+        );
+        let e = conflict_on_duplicate(parse_uapi_cpanel(&r).unwrap_err());
+        assert!(matches!(e, ApiError::Conflict(_)), "{e:?}");
+        let r = ok(&format!(
+            r#"{{"data":{{"uapi":{{"data":{{"create_time":1549467298,"token":"{TOKEN}"}},"errors":null,"status":1}}}},"metadata":{{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}}}"#
+        ));
+        assert_eq!(parse_uapi_cpanel(&r).unwrap()["create_time"], 1549467298);
+    }
+
+    #[test]
+    fn uapi_cpanel_outer_failure_and_missing_inner() {
+        let r = ok(
+            r#"{"metadata":{"command":"uapi_cpanel","reason":"You do not have permission to act for “root”.","result":0,"version":1}}"#,
+        );
+        assert!(
+            matches!(parse_uapi_cpanel(&r), Err(ApiError::Rejected(m)) if m.contains("permission"))
+        );
+        let r = ok(r#"{"data":{},"metadata":{"result":1}}"#);
+        assert!(matches!(parse_uapi_cpanel(&r), Err(ApiError::Protocol(_))));
+        // inner envelope in its wrapped form
+        let r = ok(
+            r#"{"data":{"uapi":{"result":{"data":1,"errors":null,"status":1}}},"metadata":{"result":1}}"#,
+        );
+        assert_eq!(parse_uapi_cpanel(&r), Ok(Value::from(1)));
+    }
+
+    #[test]
+    fn legacy_unknown_user_answer_is_a_refusal() {
+        let r = ok(
+            r#"{"data":{"reason":"User parameter is invalid or was not supplied","result":"0"},"type":"text","error":"User parameter is invalid or was not supplied"}"#,
+        );
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Rejected(
+                "User parameter is invalid or was not supplied".into()
+            ))
+        );
+        assert_eq!(
+            parse_whm(&r),
+            Err(ApiError::Rejected(
+                "User parameter is invalid or was not supplied".into()
+            ))
+        );
+        let r = ok(
+            r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#,
+        );
+        assert_eq!(
+            parse_uapi(&r),
+            Err(ApiError::Rejected("Access denied".into()))
+        );
+    }
+
+    #[test]
+    fn revoke_answers_data_0_and_1_are_both_success() {
+        for data in ["0", "1"] {
+            let r = ok(&format!(
+                r#"{{"data":{data},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#
+            ));
+            assert!(parse_uapi(&r).is_ok());
+        }
+        assert!(is_missing_token("The API token “x” does not exist."));
+        let r = ok(
+            r#"{"data":{},"metadata":{"command":"api_token_revoke","reason":"OK","result":1,"version":1}}"#,
+        );
+        assert!(parse_whm(&r).is_ok());
+    }
+
+    // ---- listaccts ----
+
+    #[test]
+    fn listaccts_suspended_as_number_or_string() {
+        let r = ok(r#"{"data":{"acct":[
+            {"user":"alice","domain":"alice.example","owner":"root","suspended":0},
+            {"user":"bob","domain":"bob.example","owner":"res1","suspended":"1"},
+            {"user":"carol","domain":"carol.example","owner":"root","suspended":1}
+        ]},"metadata":{"command":"listaccts","reason":"OK","result":1,"version":1}}"#);
+        let accts = parse_accounts(&parse_whm(&r).unwrap()).unwrap();
+        let got: Vec<_> = accts
+            .iter()
+            .map(|a| (a.user.as_str(), a.owner.as_str(), a.suspended))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("alice", "root", false),
+                ("bob", "res1", true),
+                ("carol", "root", true)
+            ]
+        );
+        assert_eq!(accts[0].domain, "alice.example");
+        assert!(matches!(
+            parse_accounts(&serde_json::json!({"acct":[{"domain":"x"}]})),
+            Err(ApiError::Protocol(_))
+        ));
+        assert!(matches!(
+            parse_accounts(&serde_json::json!({"acct":[{"user":"x","suspended":"maybe"}]})),
+            Err(ApiError::Protocol(_))
+        ));
+        assert_eq!(parse_accounts(&serde_json::json!({})).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn authorization_kinds_follow_the_endpoint() {
+        let s = Secret::new("T");
+        assert!(matches!(
+            authorization("u", &s, AuthKind::Token, true),
+            Authorization::Whm { .. }
+        ));
+        assert!(matches!(
+            authorization("u", &s, AuthKind::Token, false),
+            Authorization::Cpanel { .. }
+        ));
+        assert!(matches!(
+            authorization("u", &s, AuthKind::Password, true),
+            Authorization::Basic { .. }
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic_on_any_body(body in proptest::collection::vec(any::<u8>(), 0..256), status in 100u16..600) {
+            let r = Response { status, location: None, content_type: None, body };
+            let _ = parse_uapi(&r);
+            let _ = parse_whm(&r);
+            let _ = parse_uapi_cpanel(&r);
+        }
+
+        #[test]
+        fn parsers_never_panic_on_any_json(v in arb_json()) {
+            let r = ok(&v.to_string());
+            for data in [parse_uapi(&r), parse_whm(&r), parse_uapi_cpanel(&r)].into_iter().flatten() {
+                let _ = parse_uapi_token_list(&data);
+                let _ = parse_whm_token_list(&data);
+                let _ = parse_accounts(&data);
+                let _ = parse_new_token(&data, "n", None);
+            }
+        }
+
+        #[test]
+        fn times_read_the_same_as_number_or_string(t in 1i64..4_000_000_000) {
+            let as_number = serde_json::json!({"name": "x", "create_time": t, "expires_at": t});
+            let as_string = serde_json::json!({"name": "x", "create_time": t.to_string(), "expires_at": format!(" {t} ")});
+            let a = token_info(&as_number, None).unwrap();
+            prop_assert_eq!(&a, &token_info(&as_string, None).unwrap());
+            prop_assert_eq!(a.expires_at, Some(t));
+        }
+
+        #[test]
+        fn only_32_uppercase_alphanumerics_are_tokens(s in "[A-Za-z0-9_-]{0,40}") {
+            let expected = s.len() == 32 && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            prop_assert_eq!(is_token_shaped(&s), expected);
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[0-9]{0,12}".prop_map(Value::from),
+            "[a-z_]{0,8}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            let keys = prop_oneof![
+                Just("data".to_string()),
+                Just("status".to_string()),
+                Just("errors".to_string()),
+                Just("metadata".to_string()),
+                Just("result".to_string()),
+                Just("uapi".to_string()),
+                Just("tokens".to_string()),
+                Just("acct".to_string()),
+                Just("token".to_string()),
+                Just("name".to_string()),
+                Just("expires_at".to_string()),
+                Just("cpanelresult".to_string()),
+                Just("error".to_string()),
+                "[a-z]{1,4}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(keys, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// The typed calls against a real TLS server on 127.0.0.1: the right path, port, form and
+    /// Authorization header for each caller, and the answers mapped end to end.
+    mod wire {
+        use super::*;
+        use crate::inventory::{Accounts, Host, Pin, Tls};
+        use crate::transport::TransportConfig;
+        use crate::transport::test_server::{Recorded, Reply, TestServer, self_signed};
+
+        const CRED: &str = "WHMTOKENWHMTOKENWHMTOKENWHMTOKEN";
+
+        fn answer(r: &Recorded) -> Reply {
+            let form = r.form();
+            let get = |k: &str| {
+                form.iter()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let uapi = |inner: String| {
+                format!(
+                    r#"{{"data":{{"uapi":{inner}}},"metadata":{{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}}}"#
+                )
+            };
+            if r.header("authorization")
+                .is_some_and(|a| a.contains("REVOKED"))
+            {
+                return Reply::json(403, r#"{"metadata":{"reason":"Access denied","result":0}}"#);
+            }
+            let body = match r.path.as_str() {
+                "/json-api/uapi_cpanel" if get("name") == "taken" => uapi(
+                    r#"{"data":null,"errors":["A conflicting API token with the name “taken” already exists."],"status":0}"#.into(),
+                ),
+                "/json-api/uapi_cpanel" if get("cpanel.function") == "create_full_access" => {
+                    uapi(format!(r#"{{"data":{{"create_time":1700000000,"token":"{TOKEN}"}},"errors":null,"status":1}}"#))
+                }
+                "/json-api/uapi_cpanel" if get("cpanel.function") == "list" => uapi(
+                    r#"{"data":[{"name":"old","create_time":"1600000000","expires_at":null}],"errors":null,"status":1}"#.into(),
+                ),
+                "/execute/Tokens/list" => r#"{"data":[{"name":"mine","create_time":1600000000,"expires_at":"1900000000"}],"errors":null,"status":1}"#.into(),
+                "/execute/Tokens/revoke" if get("name") == "ghost" => {
+                    r#"{"data":null,"errors":["The API token “ghost” does not exist."],"status":0}"#.into()
+                }
+                "/execute/Tokens/revoke" => r#"{"data":0,"errors":null,"status":1}"#.into(),
+                "/json-api/api_token_revoke?api.version=1" => r#"{"data":{},"metadata":{"result":1,"reason":"OK"}}"#.into(),
+                "/json-api/listaccts?api.version=1" => {
+                    r#"{"data":{"acct":[{"user":"bob","domain":"bob.example","owner":"root","suspended":"0"}]},"metadata":{"result":1}}"#.into()
+                }
+                "/json-api/version?api.version=1" => r#"{"data":{"version":"11.126.0.9"},"metadata":{"result":1}}"#.into(),
+                _ => return Reply::json(404, "{}"),
+            };
+            Reply::json(200, &body)
+        }
+
+        fn start() -> (TestServer, HostTransport) {
+            let id = self_signed(&["127.0.0.1"]);
+            let server = TestServer::start(id.server_config(), answer);
+            let host = Host {
+                name: "web1".into(),
+                address: "127.0.0.1".into(),
+                groups: vec![],
+                api: crate::inventory::Api::Whm,
+                whm_port: server.port,
+                cpanel_port: server.port,
+                whm_user: "root".into(),
+                credential: None,
+                auth: AuthKind::Token,
+                tls: Tls {
+                    pin: Some(Pin::of_der(id.leaf())),
+                    ..Tls::default()
+                },
+                per_host: None,
+                accounts: Accounts::All,
+                origin: "test".into(),
+            };
+            let t = HostTransport::new(&host, &TransportConfig::default()).unwrap();
+            (server, t)
+        }
+
+        fn field<'r>(form: &'r [(String, String)], k: &str) -> Option<&'r str> {
+            form.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        }
+
+        #[test]
+        fn whm_for_create_goes_through_uapi_cpanel() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let caller = Caller::WhmFor {
+                whm_user: "root",
+                credential: &cred,
+                auth: AuthKind::Token,
+                account: "bob",
+            };
+            let new = Api::new(&t)
+                .create_token(&caller, "ci", Some(1900000000))
+                .unwrap();
+            assert_eq!(new.token.expose(), TOKEN);
+            assert_eq!(
+                (new.create_time, new.expires_at),
+                (1700000000, Some(1900000000))
+            );
+            let err = Api::new(&t)
+                .create_token(&caller, "taken", None)
+                .unwrap_err();
+            assert!(matches!(err, ApiError::Conflict(_)), "{err:?}");
+            let seen = server.requests();
+            let req = &seen[0];
+            assert_eq!(req.path, "/json-api/uapi_cpanel");
+            assert_eq!(
+                req.header("authorization"),
+                Some(format!("whm root:{CRED}").as_str())
+            );
+            let form = req.form();
+            assert_eq!(field(&form, "api.version"), Some("1"));
+            assert_eq!(field(&form, "cpanel.user"), Some("bob"));
+            assert_eq!(field(&form, "cpanel.module"), Some("Tokens"));
+            assert_eq!(field(&form, "cpanel.function"), Some("create_full_access"));
+            assert_eq!(field(&form, "name"), Some("ci"));
+            assert_eq!(field(&form, "expires_at"), Some("1900000000"));
+            assert_eq!(
+                field(&seen[1].form(), "expires_at"),
+                None,
+                "never expiring sends no expires_at"
+            );
+            let list = Api::new(&t).list_tokens(&caller).unwrap();
+            assert_eq!(
+                list,
+                vec![TokenInfo {
+                    name: "old".into(),
+                    create_time: Some(1600000000),
+                    expires_at: None
+                }]
+            );
+        }
+
+        #[test]
+        fn account_calls_go_to_execute_with_the_account_credential() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let caller = Caller::Account {
+                user: "bob",
+                credential: &cred,
+                auth: AuthKind::Token,
+            };
+            let list = Api::new(&t).list_tokens(&caller).unwrap();
+            assert_eq!(list[0].expires_at, Some(1900000000));
+            let names = vec!["old".to_string(), "ghost".to_string()];
+            Api::new(&t).revoke_tokens(&caller, &names).unwrap();
+            let pw = Secret::new("hunter2");
+            let by_password = Caller::Account {
+                user: "bob",
+                credential: &pw,
+                auth: AuthKind::Password,
+            };
+            Api::new(&t).list_tokens(&by_password).unwrap();
+            let seen = server.requests();
+            assert_eq!(seen.len(), 4);
+            assert_eq!(seen[0].path, "/execute/Tokens/list");
+            assert_eq!(
+                seen[0].header("authorization"),
+                Some(format!("cpanel bob:{CRED}").as_str())
+            );
+            assert_eq!(
+                (seen[1].path.as_str(), seen[1].form()),
+                (
+                    "/execute/Tokens/revoke",
+                    vec![("name".into(), "old".into())]
+                )
+            );
+            assert_eq!(
+                seen[2].form(),
+                vec![("name".to_string(), "ghost".to_string())]
+            );
+            assert_eq!(
+                seen[3].header("authorization"),
+                Some("Basic Ym9iOmh1bnRlcjI=")
+            );
+        }
+
+        #[test]
+        fn whm_revoke_sends_every_name_in_one_call_and_nothing_for_none() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let caller = Caller::Whm {
+                whm_user: "root",
+                credential: &cred,
+                auth: AuthKind::Token,
+            };
+            Api::new(&t).revoke_tokens(&caller, &[]).unwrap();
+            assert!(server.requests().is_empty());
+            let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+            Api::new(&t).revoke_tokens(&caller, &names).unwrap();
+            let seen = server.requests();
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].path, "/json-api/api_token_revoke?api.version=1");
+            assert_eq!(
+                seen[0].form(),
+                vec![
+                    ("token_name".into(), "a".into()),
+                    ("token_name-1".into(), "b".into()),
+                    ("token_name-2".into(), "c".into())
+                ]
+            );
+        }
+
+        #[test]
+        fn listaccts_and_version() {
+            let (server, t) = start();
+            let cred = Secret::new(CRED);
+            let accts = Api::new(&t)
+                .list_accounts("root", &cred, AuthKind::Token)
+                .unwrap();
+            assert_eq!(
+                accts,
+                vec![AccountInfo {
+                    user: "bob".into(),
+                    domain: "bob.example".into(),
+                    owner: "root".into(),
+                    suspended: false
+                }]
+            );
+            assert_eq!(
+                Api::new(&t)
+                    .version("root", &cred, AuthKind::Token)
+                    .unwrap(),
+                "11.126.0.9"
+            );
+            assert_eq!(
+                server.requests()[0].header("authorization"),
+                Some(format!("whm root:{CRED}").as_str())
+            );
+        }
+
+        #[test]
+        fn a_refused_credential_is_auth_and_never_echoes_it() {
+            let (_server, t) = start();
+            let cred = Secret::new("REVOKEDREVOKEDREVOKEDREVOKED1234");
+            let e = Api::new(&t)
+                .version("root", &cred, AuthKind::Token)
+                .unwrap_err();
+            assert_eq!(
+                e,
+                ApiError::Auth {
+                    status: 403,
+                    message: "Access denied".into()
+                }
+            );
+            assert!(!e.is_retryable());
+            assert!(!format!("{e} {e:?} {}", e.cause()).contains("REVOKED"));
+        }
     }
 }
