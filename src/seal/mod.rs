@@ -10,3 +10,7 @@ pub mod sealer;
 pub use atomic::{check_output, write_atomic};
 pub use recipients::{Recipients, parse_recipient, parse_recipients_file};
 pub use sealer::{Keys, SealError, Sealer};
+pub mod handoff;
+pub use handoff::{
+    HandoffFormat, HandoffRow, RowFormat, encode_rows, parse_rows, render_rows, write_handoff,
+};
