@@ -14,3 +14,8 @@ pub mod handoff;
 pub use handoff::{
     HandoffFormat, HandoffRow, RowFormat, encode_rows, parse_rows, render_rows, write_handoff,
 };
+pub mod journal;
+pub use journal::{
+    Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_keys, journal_path,
+    journal_rows, read_journal, unseal_secret,
+};
