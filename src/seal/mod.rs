@@ -19,3 +19,5 @@ pub use journal::{
     Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_keys, journal_path,
     journal_rows, read_journal, unseal_secret,
 };
+pub mod open;
+pub use open::open_file;
