@@ -75,10 +75,10 @@ pub fn parse_recipient(input: &str, location: &str) -> Result<x25519::Recipient,
         Ok(r) => Ok(r),
         Err(why) => {
             let lower = s.to_ascii_lowercase();
-            if lower.starts_with("age1") {
+            if let Some(rest) = lower.strip_prefix("age1") {
                 // age1NAME1… is a plugin recipient (age1yubikey1…, age1tpm1…): '1' is not in
                 // the Bech32 data alphabet, so a second '1' means a longer prefix.
-                if lower[4..].contains('1') {
+                if rest.contains('1') {
                     return Err(Problem::new(
                         location,
                         format!("'{s}' is an age plugin recipient; plugins are not supported"),
@@ -292,6 +292,12 @@ mod tests {
             "{e}"
         );
         assert!(e.problems[1].hint.as_deref().unwrap().contains("age1"));
+        let e = parse_recipient(
+            "age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t",
+            "-r",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("plugin"), "{e}");
         let e = parse_recipient("ssh-ed25519 AAAAC3Nza user@host", "-r").unwrap_err();
         assert!(e.message.contains("SSH"), "{e}");
     }
