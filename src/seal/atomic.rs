@@ -139,6 +139,18 @@ pub fn check_output(path: &Path, force: bool) -> Result<(), Problem> {
         }
         _ => {}
     }
+    let mut journal = path.as_os_str().to_os_string();
+    journal.push(".journal");
+    let journal = PathBuf::from(journal);
+    if !force && fs::symlink_metadata(&journal).is_ok() {
+        return Err(
+            Problem::new("-o", format!("{} already exists", journal.display())).hint(format!(
+                "an earlier run left its journal: finish it with `tokenfleet resume {}`, or pass \
+                 --force to start over (the old journal is kept aside)",
+                journal.display()
+            )),
+        );
+    }
     let dir = parent_dir(path);
     match fs::metadata(&dir) {
         Ok(m) if m.is_dir() => {}
@@ -242,6 +254,14 @@ mod tests {
         assert!(e.message.contains("already exists"), "{e}");
         assert!(e.hint.as_deref().unwrap().contains("--force"));
         check_output(&p, true).unwrap();
+        let q = d.path().join("other.age");
+        fs::write(d.path().join("other.age.journal"), b"{}").unwrap();
+        let e = check_output(&q, false).unwrap_err();
+        assert!(
+            e.hint.as_deref().unwrap().contains("tokenfleet resume"),
+            "{e}"
+        );
+        check_output(&q, true).unwrap();
         let e = check_output(&d.path().join("missing/out.age"), false).unwrap_err();
         assert!(e.message.contains("does not exist"), "{e}");
         let e = check_output(d.path(), true).unwrap_err();

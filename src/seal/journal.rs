@@ -1009,3 +1009,47 @@ mod tests {
         assert_send_sync::<Keys>();
     }
 }
+
+#[cfg(test)]
+mod interop {
+    use super::*;
+
+    /// A journal's sealed secret is a plain age message: `base64 -d | age -d -i key.txt` opens
+    /// it. Skipped only when `age` is missing and `CI` is unset.
+    #[test]
+    fn age_cli_opens_a_sealed_journal_secret() {
+        let have_age = std::process::Command::new("age")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !have_age {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but `age` is not on PATH"
+            );
+            eprintln!("skipping: `age` not on PATH");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let id = x25519::Identity::generate();
+        let key = d.path().join("key.txt");
+        let sk = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
+        std::fs::write(&key, format!("{sk}\n")).unwrap();
+        let sealer = Sealer::to_keys(vec![id.to_public()]);
+        let sealed = sealer
+            .seal_secret(&Secret::new("JPQNSRU0DH448UJLGXH7KVJECC5QN9N9"))
+            .unwrap();
+        let msg = d.path().join("one.age");
+        std::fs::write(&msg, B64.decode(sealed).unwrap()).unwrap();
+        let o = std::process::Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(&key)
+            .arg(&msg)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.stdout, b"JPQNSRU0DH448UJLGXH7KVJECC5QN9N9");
+    }
+}
