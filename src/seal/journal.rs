@@ -94,7 +94,7 @@ impl Default for PlanRecord {
             recipients: Vec::new(),
             passphrase: false,
             sealed_identity: None,
-            options: serde_json::Value::Null,
+            options: serde_json::Value::Object(Default::default()),
             started: now_rfc3339(),
         }
     }
