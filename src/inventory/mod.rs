@@ -161,8 +161,5 @@ pub struct Inventory {
 /// Parse and validate an inventory file; `.csv` or `.toml` by extension.
 pub fn load(path: &Path) -> Result<Inventory, InputError> {
     let _ = path;
-    Err(InputError::one(Problem::new(
-        path.display().to_string(),
-        "inventory parsing is not built yet",
-    )))
+    Err(InputError::one(Problem::new(path.display().to_string(), "inventory parsing is not built yet")))
 }
