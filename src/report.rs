@@ -3,7 +3,10 @@
 //! report of `--report`, and the exit code of DESIGN.md §5. It never sees a secret: results carry
 //! names and causes only. It knows nothing of the network.
 
+use crate::error::exit;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
 
 /// The outcome of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -50,4 +53,352 @@ pub struct TargetResult {
     pub step: Option<String>,
     pub attempts: u32,
     pub elapsed_ms: u64,
+}
+
+impl Status {
+    /// Every status, in the order the summary lists them.
+    pub const ALL: [Status; 7] = [
+        Status::Created,
+        Status::Rotated,
+        Status::Revoked,
+        Status::Unchanged,
+        Status::Exists,
+        Status::Skipped,
+        Status::Failed,
+    ];
+}
+
+/// The whole run, as `--report FILE` writes it (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub run_id: String,
+    pub operation: String,
+    /// RFC 3339 UTC.
+    pub started: String,
+    /// RFC 3339 UTC.
+    pub finished: String,
+    pub totals: BTreeMap<Status, usize>,
+    pub targets: Vec<TargetResult>,
+}
+
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+impl Report {
+    /// A report finished now, with totals counted from `targets`.
+    pub fn new(
+        run_id: impl Into<String>,
+        operation: impl Into<String>,
+        started: impl Into<String>,
+        targets: Vec<TargetResult>,
+    ) -> Report {
+        let mut r = Report {
+            run_id: run_id.into(),
+            operation: operation.into(),
+            started: started.into(),
+            finished: jiff::Timestamp::now().to_string(),
+            totals: BTreeMap::new(),
+            targets,
+        };
+        r.recount();
+        r
+    }
+
+    /// Recompute `totals` from `targets`.
+    pub fn recount(&mut self) {
+        self.totals.clear();
+        for t in &self.targets {
+            *self.totals.entry(t.status).or_insert(0) += 1;
+        }
+    }
+
+    fn count(&self, s: Status) -> usize {
+        self.totals.get(&s).copied().unwrap_or(0)
+    }
+
+    /// The human summary for stderr: one line of counts, then failed and skipped targets folded
+    /// by cause, most frequent first, with up to three example hosts each.
+    pub fn summary(&self) -> String {
+        let mut hosts: Vec<&str> = self.targets.iter().map(|t| t.host.as_str()).collect();
+        hosts.sort_unstable();
+        hosts.dedup();
+        let mut out = format!(
+            "{}: {}, {}",
+            self.operation,
+            plural(hosts.len(), "host"),
+            plural(self.targets.len(), "target")
+        );
+        let counts: Vec<String> = Status::ALL
+            .iter()
+            .filter(|s| self.count(**s) > 0)
+            .map(|s| format!("{} {}", self.count(*s), s.as_str()))
+            .collect();
+        if !counts.is_empty() {
+            out.push_str(": ");
+            out.push_str(&counts.join(", "));
+        }
+        out.push('\n');
+        for status in [Status::Failed, Status::Skipped] {
+            let folded = self.fold(status);
+            if folded.is_empty() {
+                continue;
+            }
+            out.push_str(status.as_str());
+            out.push_str(":\n");
+            for f in folded {
+                let mut examples = f
+                    .hosts
+                    .iter()
+                    .take(3)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if f.hosts.len() > 3 {
+                    examples.push_str(", …");
+                }
+                out.push_str(&format!(
+                    "  {}, {}: {} ({examples})\n",
+                    plural(f.hosts.len(), "host"),
+                    plural(f.targets, "target"),
+                    f.cause
+                ));
+            }
+        }
+        out
+    }
+
+    /// Targets of `status` grouped by cause (fallback: error), most targets first.
+    pub fn fold(&self, status: Status) -> Vec<Folded<'_>> {
+        let mut groups: Vec<Folded<'_>> = Vec::new();
+        for t in self.targets.iter().filter(|t| t.status == status) {
+            let cause = t
+                .cause
+                .as_deref()
+                .or(t.error.as_deref())
+                .filter(|c| !c.is_empty())
+                .unwrap_or("no cause recorded");
+            let g = match groups.iter_mut().position(|g| g.cause == cause) {
+                Some(i) => &mut groups[i],
+                None => {
+                    groups.push(Folded {
+                        cause,
+                        hosts: Vec::new(),
+                        targets: 0,
+                    });
+                    groups.last_mut().expect("just pushed")
+                }
+            };
+            g.targets += 1;
+            if !g.hosts.contains(&t.host.as_str()) {
+                g.hosts.push(&t.host);
+            }
+        }
+        // Stable: equal counts keep first-seen order.
+        groups.sort_by(|a, b| {
+            b.targets
+                .cmp(&a.targets)
+                .then(b.hosts.len().cmp(&a.hosts.len()))
+        });
+        groups
+    }
+
+    /// The exit code of DESIGN §5.
+    pub fn exit_code(&self, handoff_failed: bool, interrupted: bool) -> i32 {
+        if interrupted {
+            return exit::INTERRUPTED;
+        }
+        if handoff_failed {
+            return exit::HANDOFF_FAILED;
+        }
+        let bad = self.targets.iter().any(|t| {
+            t.status == Status::Failed || (t.status == Status::Skipped && t.error.is_some())
+        });
+        if bad { exit::SOME_FAILED } else { exit::OK }
+    }
+
+    /// The JSON report (pretty, trailing newline).
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        s.push('\n');
+        s
+    }
+
+    /// Write the JSON report to `dest` (`-` = stdout); files are written 0600 through the
+    /// atomic writer, replacing an earlier report.
+    pub fn write(&self, dest: &str) -> std::io::Result<()> {
+        let json = self.to_json();
+        if dest == "-" {
+            let mut out = std::io::stdout().lock();
+            out.write_all(json.as_bytes())?;
+            return out.flush();
+        }
+        crate::seal::atomic::write_atomic(std::path::Path::new(dest), json.as_bytes(), true)
+    }
+}
+
+/// Failed or skipped targets sharing one cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folded<'a> {
+    pub cause: &'a str,
+    /// Distinct hosts, first-seen order.
+    pub hosts: Vec<&'a str>,
+    pub targets: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(host: &str, account: &str, status: Status, cause: Option<&str>) -> TargetResult {
+        TargetResult {
+            host: host.into(),
+            account: Some(account.into()),
+            token_name: Some("deploy-1".into()),
+            status,
+            error: cause.map(|c| format!("{c}: details")),
+            cause: cause.map(str::to_string),
+            step: None,
+            attempts: 1,
+            elapsed_ms: 12,
+        }
+    }
+
+    fn sample() -> Report {
+        let mut targets = Vec::new();
+        for h in 1..=5 {
+            for a in 0..2 {
+                targets.push(t(
+                    &format!("web{h}"),
+                    &format!("a{a}"),
+                    Status::Failed,
+                    Some("TLS pin mismatch"),
+                ));
+            }
+        }
+        targets.push(t("db1", "x", Status::Failed, Some("HTTP 500")));
+        targets.push(t("db1", "y", Status::Created, None));
+        targets.push(t("db2", "z", Status::Created, None));
+        targets.push(t("db2", "w", Status::Skipped, Some("account suspended")));
+        Report::new("r1", "rotate", "2025-01-01T00:00:00Z", targets)
+    }
+
+    #[test]
+    fn totals_count_each_status() {
+        let r = sample();
+        assert_eq!(r.totals.get(&Status::Failed), Some(&11));
+        assert_eq!(r.totals.get(&Status::Created), Some(&2));
+        assert_eq!(r.totals.get(&Status::Skipped), Some(&1));
+        assert_eq!(r.totals.get(&Status::Rotated), None);
+    }
+
+    #[test]
+    fn summary_folds_by_cause_most_frequent_first() {
+        let s = sample().summary();
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[0],
+            "rotate: 7 hosts, 14 targets: 2 created, 1 skipped, 11 failed"
+        );
+        assert_eq!(lines[1], "failed:");
+        assert_eq!(
+            lines[2],
+            "  5 hosts, 10 targets: TLS pin mismatch (web1, web2, web3, …)"
+        );
+        assert_eq!(lines[3], "  1 host, 1 target: HTTP 500 (db1)");
+        assert_eq!(lines[4], "skipped:");
+        assert_eq!(lines[5], "  1 host, 1 target: account suspended (db2)");
+        assert_eq!(lines.len(), 6);
+    }
+
+    #[test]
+    fn fold_falls_back_to_error() {
+        let mut x = t("h", "a", Status::Failed, None);
+        x.error = Some("connection refused".into());
+        let r = Report::new(
+            "r",
+            "create",
+            "s",
+            vec![x, t("h2", "b", Status::Failed, None)],
+        );
+        let f = r.fold(Status::Failed);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].cause, "connection refused");
+        assert_eq!(f[1].cause, "no cause recorded");
+        let empty = Report::new("r", "create", "s", vec![]);
+        assert_eq!(empty.summary(), "create: 0 hosts, 0 targets\n");
+    }
+
+    #[test]
+    fn exit_codes() {
+        let ok = Report::new("r", "create", "s", vec![t("h", "a", Status::Created, None)]);
+        assert_eq!(ok.exit_code(false, false), exit::OK);
+        let mut quiet_skip = t("h", "b", Status::Skipped, None);
+        quiet_skip.error = None;
+        let ok2 = Report::new(
+            "r",
+            "create",
+            "s",
+            vec![quiet_skip, t("h", "c", Status::Exists, None)],
+        );
+        assert_eq!(ok2.exit_code(false, false), exit::OK);
+        let skipped = Report::new(
+            "r",
+            "create",
+            "s",
+            vec![t("h", "a", Status::Skipped, Some("401"))],
+        );
+        assert_eq!(skipped.exit_code(false, false), exit::SOME_FAILED);
+        assert_eq!(sample().exit_code(false, false), exit::SOME_FAILED);
+        assert_eq!(sample().exit_code(true, false), exit::HANDOFF_FAILED);
+        assert_eq!(ok.exit_code(true, true), exit::INTERRUPTED);
+    }
+
+    #[test]
+    fn json_shape() {
+        let r = sample();
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for k in ["run_id", "operation", "started", "finished"] {
+            assert!(v[k].is_string(), "{k}");
+        }
+        assert_eq!(v["totals"]["failed"], 11);
+        assert_eq!(v["totals"]["created"], 2);
+        let t0 = &v["targets"][0];
+        for k in [
+            "host",
+            "account",
+            "token_name",
+            "status",
+            "error",
+            "attempts",
+            "elapsed_ms",
+        ] {
+            assert!(t0.get(k).is_some(), "{k}");
+        }
+        assert_eq!(t0["status"], "failed");
+        let created = &v["targets"][11];
+        assert!(created["error"].is_null());
+        assert!(created.get("cause").is_none());
+        let back: Report = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn report_file_is_0600_and_replaceable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("report.json");
+        sample().write(p.to_str().unwrap()).unwrap();
+        sample().write(p.to_str().unwrap()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["run_id"], "r1");
+    }
 }

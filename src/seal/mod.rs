@@ -2,3 +2,22 @@
 //! module owns everything that touches disk with secrets in it: age recipients and encryption,
 //! the handoff file (written 0600 through a temp file, fsynced, renamed), the journal, and `open`.
 //! No plaintext secret is ever written. It knows nothing of the network.
+
+pub mod atomic;
+pub mod recipients;
+pub mod sealer;
+
+pub use atomic::{check_output, write_atomic};
+pub use recipients::{Recipients, parse_recipient, parse_recipients_file};
+pub use sealer::{Keys, SealError, Sealer};
+pub mod handoff;
+pub use handoff::{
+    HandoffFormat, HandoffRow, RowFormat, encode_rows, parse_rows, render_rows, write_handoff,
+};
+pub mod journal;
+pub use journal::{
+    Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_keys, journal_path,
+    journal_rows, read_journal, unseal_secret,
+};
+pub mod open;
+pub use open::open_file;

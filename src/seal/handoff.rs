@@ -1,0 +1,625 @@
+//! Why this module exists: the handoff file is the one artefact users keep (DESIGN §3). It must
+//! open with plain `age -d` and no tokenfleet installed, so its plaintext is a simple CSV or
+//! JSON table built here, in a buffer sized up front (no reallocation leaves copies behind) and
+//! zeroized after encryption; the file is written through the atomic 0600 writer. `open` parses
+//! the same formats back and renders them for the terminal.
+
+use super::atomic::write_atomic;
+use super::sealer::{SealError, Sealer};
+use crate::secret::Secret;
+use std::io::Write;
+use std::path::Path;
+use zeroize::Zeroizing;
+
+/// One new token, as the handoff file lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffRow {
+    pub host: String,
+    pub account: String,
+    pub token_name: String,
+    pub token: Secret,
+    /// Where the token works: `https://ADDRESS:PORT`.
+    pub url: String,
+    /// Unix seconds (the server's `create_time`).
+    pub created_at: i64,
+    /// Unix seconds, `None` = never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// The plaintext layout inside the age file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HandoffFormat {
+    #[default]
+    Csv,
+    Json,
+}
+
+/// How `open` prints rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowFormat {
+    #[default]
+    Table,
+    Json,
+    Csv,
+}
+
+pub const CSV_HEADER: &str = "host,account,token_name,token,url,created_at,expires_at";
+const COLUMNS: [&str; 7] = [
+    "host",
+    "account",
+    "token_name",
+    "token",
+    "url",
+    "created_at",
+    "expires_at",
+];
+
+/// RFC 3339 UTC (`2019-02-06T15:34:58Z`) for unix seconds; out-of-range values print as numbers.
+pub fn rfc3339(secs: i64) -> String {
+    match jiff::Timestamp::from_second(secs) {
+        Ok(t) => t.to_string(),
+        Err(_) => secs.to_string(),
+    }
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time: {e}"))
+}
+
+fn push_csv_field(out: &mut Vec<u8>, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
+        out.push(b'"');
+        for b in s.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+fn row_times(r: &HandoffRow) -> (String, String) {
+    (
+        rfc3339(r.created_at),
+        r.expires_at.map(rfc3339).unwrap_or_default(),
+    )
+}
+
+/// An upper bound of the encoded size, so the buffer never reallocates (a reallocation would
+/// free a copy of the plaintext without zeroizing it).
+fn capacity_bound(rows: &[HandoffRow], json: bool) -> usize {
+    let per_char = if json { 6 } else { 2 };
+    let mut n = 256;
+    for r in rows {
+        n += 200;
+        for f in [&r.host, &r.account, &r.token_name, &r.url] {
+            n += f.len() * per_char + 2;
+        }
+        n += r.token.expose().len() * per_char + 2;
+    }
+    n
+}
+
+/// Encode rows as the handoff plaintext.
+pub fn encode_rows(rows: &[HandoffRow], format: HandoffFormat) -> Zeroizing<Vec<u8>> {
+    let json = format == HandoffFormat::Json;
+    let mut out = Zeroizing::new(Vec::with_capacity(capacity_bound(rows, json)));
+    match format {
+        HandoffFormat::Csv => {
+            out.extend_from_slice(CSV_HEADER.as_bytes());
+            out.push(b'\n');
+            for r in rows {
+                let (c, e) = row_times(r);
+                let fields = [
+                    r.host.as_str(),
+                    &r.account,
+                    &r.token_name,
+                    r.token.expose(),
+                    &r.url,
+                    &c,
+                    &e,
+                ];
+                for (i, f) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    push_csv_field(&mut out, f);
+                }
+                out.push(b'\n');
+            }
+        }
+        HandoffFormat::Json => {
+            out.push(b'[');
+            for (i, r) in rows.iter().enumerate() {
+                let (c, e) = row_times(r);
+                out.extend_from_slice(if i == 0 { b"\n  {" } else { b",\n  {" });
+                let fields: [(&str, Option<&str>); 7] = [
+                    ("host", Some(&r.host)),
+                    ("account", Some(&r.account)),
+                    ("token_name", Some(&r.token_name)),
+                    ("token", Some(r.token.expose())),
+                    ("url", Some(&r.url)),
+                    ("created_at", Some(&c)),
+                    ("expires_at", r.expires_at.map(|_| e.as_str())),
+                ];
+                for (j, (k, v)) in fields.iter().enumerate() {
+                    if j > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    write!(out, "\"{k}\": ").expect("write to Vec");
+                    match v {
+                        // serde_json writes strings straight into the reserved buffer.
+                        Some(v) => serde_json::to_writer(&mut *out, v).expect("write to Vec"),
+                        None => out.extend_from_slice(b"null"),
+                    }
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(if rows.is_empty() { b"]\n" } else { b"\n]\n" });
+        }
+    }
+    out
+}
+
+/// Parse a handoff plaintext (CSV or JSON, detected) back into rows. `what` names the source.
+pub fn parse_rows(plain: &[u8], what: &str) -> Result<Vec<HandoffRow>, SealError> {
+    let first = plain.iter().find(|b| !b.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        parse_json(plain, what)
+    } else {
+        parse_csv(plain, what)
+    }
+}
+
+fn parse_json(plain: &[u8], what: &str) -> Result<Vec<HandoffRow>, SealError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Row {
+        host: String,
+        account: String,
+        token_name: String,
+        token: String,
+        url: String,
+        created_at: serde_json::Value,
+        expires_at: Option<serde_json::Value>,
+    }
+    let rows: Vec<Row> = serde_json::from_slice(plain).map_err(|e| {
+        SealError::invalid(
+            what,
+            format!("handoff JSON line {}: {}", e.line(), classify(&e)),
+        )
+    })?;
+    let time = |v: &serde_json::Value, i: usize, field: &str| -> Result<Option<i64>, SealError> {
+        let loc = || format!("{what}: row {}", i + 1);
+        match v {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| SealError::invalid(loc(), format!("{field}: not a time"))),
+            serde_json::Value::String(s) if s.is_empty() => Ok(None),
+            serde_json::Value::String(s) => parse_time(s)
+                .map(Some)
+                .map_err(|m| SealError::invalid(loc(), format!("{field}: {m}"))),
+            _ => Err(SealError::invalid(loc(), format!("{field}: not a time"))),
+        }
+    };
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let created = time(&r.created_at, i, "created_at")?.ok_or_else(|| {
+                SealError::invalid(format!("{what}: row {}", i + 1), "created_at is missing")
+            })?;
+            let expires = match &r.expires_at {
+                None => None,
+                Some(v) => time(v, i, "expires_at")?,
+            };
+            Ok(HandoffRow {
+                host: r.host,
+                account: r.account,
+                token_name: r.token_name,
+                token: Secret::new(r.token),
+                url: r.url,
+                created_at: created,
+                expires_at: expires,
+            })
+        })
+        .collect()
+}
+
+/// serde_json error text without the offending input (it may hold a token).
+fn classify(e: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Io => "read error",
+        Category::Syntax => "invalid JSON",
+        Category::Data => "wrong field names or types (expected the handoff columns)",
+        Category::Eof => "truncated JSON",
+    }
+}
+
+fn parse_csv(plain: &[u8], what: &str) -> Result<Vec<HandoffRow>, SealError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(plain);
+    let headers = rdr
+        .headers()
+        .map_err(|e| SealError::invalid(what, format!("unreadable CSV header: {e}")))?
+        .clone();
+    let got: Vec<&str> = headers.iter().map(str::trim).collect();
+    if got != COLUMNS {
+        return Err(
+            SealError::invalid(what, format!("unexpected CSV header '{}'", got.join(",")))
+                .with_hint(format!("a handoff CSV starts with '{CSV_HEADER}'")),
+        );
+    }
+    let mut rows = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let line = rdr.position().line();
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            // The csv error text names positions, never field contents.
+            Err(e) => {
+                return Err(SealError::invalid(
+                    format!("{what}: line {line}"),
+                    e.to_string(),
+                ));
+            }
+        }
+        let loc = || format!("{what}: line {}", rec.position().map_or(line, |p| p.line()));
+        let created = parse_time(&rec[5])
+            .map_err(|m| SealError::invalid(loc(), format!("created_at: {m}")))?;
+        let expires = if rec[6].trim().is_empty() {
+            None
+        } else {
+            Some(
+                parse_time(&rec[6])
+                    .map_err(|m| SealError::invalid(loc(), format!("expires_at: {m}")))?,
+            )
+        };
+        rows.push(HandoffRow {
+            host: rec[0].to_string(),
+            account: rec[1].to_string(),
+            token_name: rec[2].to_string(),
+            token: Secret::new(&rec[3]),
+            url: rec[4].to_string(),
+            created_at: created,
+            expires_at: expires,
+        });
+    }
+    Ok(rows)
+}
+
+/// Seal `rows` and write the handoff file atomically (0600, fsynced; refuses to overwrite an
+/// existing file unless `force`). The plaintext buffer is zeroized before returning.
+pub fn write_handoff(
+    path: &Path,
+    rows: &[HandoffRow],
+    format: HandoffFormat,
+    sealer: &Sealer,
+    armor: bool,
+    force: bool,
+) -> Result<(), SealError> {
+    let plain = encode_rows(rows, format);
+    let sealed = sealer.seal(&plain, armor)?;
+    drop(plain);
+    write_atomic(path, &sealed, force).map_err(|e| SealError::io(path, e))
+}
+
+/// Render rows for `tokenfleet open` (includes the tokens: `open` is the explicit "show me").
+pub fn render_rows(rows: &[HandoffRow], format: RowFormat) -> String {
+    match format {
+        RowFormat::Csv => String::from_utf8_lossy(&encode_rows(rows, HandoffFormat::Csv)).into(),
+        RowFormat::Json => String::from_utf8_lossy(&encode_rows(rows, HandoffFormat::Json)).into(),
+        RowFormat::Table => {
+            let head = [
+                "HOST",
+                "ACCOUNT",
+                "TOKEN_NAME",
+                "TOKEN",
+                "URL",
+                "CREATED_AT",
+                "EXPIRES_AT",
+            ];
+            let body: Vec<[String; 7]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.host.clone(),
+                        r.account.clone(),
+                        r.token_name.clone(),
+                        r.token.expose().to_string(),
+                        r.url.clone(),
+                        rfc3339(r.created_at),
+                        r.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            let mut width = head.map(|h| h.chars().count());
+            for row in &body {
+                for (w, c) in width.iter_mut().zip(row) {
+                    *w = (*w).max(c.chars().count());
+                }
+            }
+            let mut out = String::new();
+            let mut line = |cells: &[&str]| {
+                let mut l = String::new();
+                for (i, c) in cells.iter().enumerate() {
+                    if i + 1 == cells.len() {
+                        l.push_str(c);
+                    } else {
+                        l.push_str(c);
+                        l.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
+                    }
+                }
+                out.push_str(l.trim_end());
+                out.push('\n');
+            };
+            line(&head);
+            for row in &body {
+                let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+                line(&cells);
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::{Keys, Recipients};
+    use age::x25519;
+    use std::os::unix::fs::PermissionsExt;
+
+    pub(crate) fn sample_rows() -> Vec<HandoffRow> {
+        vec![
+            HandoffRow {
+                host: "web1".into(),
+                account: "alice".into(),
+                token_name: "deploy-20250101".into(),
+                token: Secret::new("JPQNSRU0DH448UJLGXH7KVJECC5QN9N9"),
+                url: "https://203.0.113.10:2083".into(),
+                created_at: 1_549_467_298,
+                expires_at: Some(1_609_372_800),
+            },
+            HandoffRow {
+                host: "web,2 \"quoted\"".into(),
+                account: "bob".into(),
+                token_name: "deploy-20250101".into(),
+                token: Secret::new("ZZZZSRU0DH448UJLGXH7KVJECC5QN9N9"),
+                url: "https://web2.example:2087".into(),
+                created_at: 1_700_000_000,
+                expires_at: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn csv_shape_and_roundtrip() {
+        let rows = sample_rows();
+        let plain = encode_rows(&rows, HandoffFormat::Csv);
+        let text = std::str::from_utf8(&plain).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next().unwrap(), CSV_HEADER);
+        assert_eq!(
+            lines.next().unwrap(),
+            "web1,alice,deploy-20250101,JPQNSRU0DH448UJLGXH7KVJECC5QN9N9,https://203.0.113.10:2083,\
+             2019-02-06T15:34:58Z,2020-12-31T00:00:00Z"
+        );
+        assert!(lines.next().unwrap().ends_with(",2023-11-14T22:13:20Z,"));
+        assert_eq!(parse_rows(&plain, "t").unwrap(), rows);
+    }
+
+    #[test]
+    fn json_shape_and_roundtrip() {
+        let rows = sample_rows();
+        let plain = encode_rows(&rows, HandoffFormat::Json);
+        let v: serde_json::Value = serde_json::from_slice(&plain).unwrap();
+        let arr = v.as_array().unwrap();
+        assert_eq!(arr.len(), 2);
+        assert_eq!(arr[0]["token"], "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9");
+        assert_eq!(arr[0]["created_at"], "2019-02-06T15:34:58Z");
+        assert_eq!(arr[1]["expires_at"], serde_json::Value::Null);
+        assert_eq!(arr[1]["host"], "web,2 \"quoted\"");
+        assert_eq!(arr[0].as_object().unwrap().len(), 7);
+        assert_eq!(parse_rows(&plain, "t").unwrap(), rows);
+        assert_eq!(&encode_rows(&[], HandoffFormat::Json)[..], b"[]\n");
+        assert!(
+            parse_rows(&encode_rows(&[], HandoffFormat::Json), "t")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn buffer_never_reallocates() {
+        let rows = sample_rows();
+        for f in [HandoffFormat::Csv, HandoffFormat::Json] {
+            let plain = encode_rows(&rows, f);
+            assert!(plain.len() <= capacity_bound(&rows, f == HandoffFormat::Json));
+            assert_eq!(
+                plain.capacity(),
+                capacity_bound(&rows, f == HandoffFormat::Json)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_csv_is_reported_by_line() {
+        let e = parse_rows(b"host,account\nweb1,alice\n", "h.age")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unexpected CSV header"), "{e}");
+        let bad = format!("{CSV_HEADER}\nweb1,a,n,TOKEN,u,yesterday,\n");
+        let e = parse_rows(bad.as_bytes(), "h.age").unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("created_at"), "{e}");
+    }
+
+    #[test]
+    fn handoff_file_roundtrip_0600_and_no_plaintext() {
+        let d = tempfile::tempdir().unwrap();
+        let id = x25519::Identity::generate();
+        let sealer = Sealer::to_keys(vec![id.to_public()]);
+        let rows = sample_rows();
+        for (armor, format) in [(false, HandoffFormat::Csv), (true, HandoffFormat::Json)] {
+            let p = d.path().join(format!("out-{armor}.age"));
+            write_handoff(&p, &rows, format, &sealer, armor, false).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+            for r in &rows {
+                let tok = r.token.expose().as_bytes();
+                assert!(
+                    !bytes.windows(tok.len()).any(|w| w == tok),
+                    "plaintext token in file"
+                );
+            }
+            assert!(!bytes.windows(5).any(|w| w == b"alice"));
+            let keys = Keys::from_identities(vec![id.clone()]);
+            let plain = keys.decrypt(&bytes, "out").unwrap();
+            assert_eq!(parse_rows(&plain, "out").unwrap(), rows);
+            // Refuses to overwrite without force.
+            let e = write_handoff(&p, &rows, format, &sealer, armor, false).unwrap_err();
+            assert!(e.to_string().contains("already exists"), "{e}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        names.retain(|e| e.file_name().to_string_lossy().contains("tmp"));
+        assert!(names.is_empty(), "temp files left behind");
+    }
+
+    #[test]
+    fn passphrase_handoff() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = Recipients::passphrase(Secret::new("hunter2 hunter2"));
+        r.set_scrypt_work_factor(10);
+        let p = d.path().join("out.age");
+        write_handoff(
+            &p,
+            &sample_rows(),
+            HandoffFormat::Csv,
+            &Sealer::new(&r),
+            true,
+            false,
+        )
+        .unwrap();
+        let keys = Keys::new().with_passphrase(Secret::new("hunter2 hunter2"));
+        let plain = keys.decrypt(&std::fs::read(&p).unwrap(), "out").unwrap();
+        assert_eq!(parse_rows(&plain, "out").unwrap(), sample_rows());
+    }
+
+    /// Interop: the real `age` CLI must open the handoff. Skipped only when `age` is missing
+    /// and `CI` is unset; in CI a missing `age` is a failure.
+    #[test]
+    fn age_cli_opens_the_handoff() {
+        let have_age = std::process::Command::new("age")
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false);
+        if !have_age {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but the `age` binary is not on PATH (apt-get install age)"
+            );
+            eprintln!("skipping: `age` not on PATH");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let id = x25519::Identity::generate();
+        let key = d.path().join("key.txt");
+        let sk = age::secrecy::ExposeSecret::expose_secret(&id.to_string()).to_string();
+        std::fs::write(&key, format!("{sk}\n")).unwrap();
+        let rows = sample_rows();
+        let sealer = Sealer::to_keys(vec![id.to_public()]);
+        for armor in [false, true] {
+            let out = d.path().join(format!("out-{armor}.age"));
+            write_handoff(&out, &rows, HandoffFormat::Csv, &sealer, armor, false).unwrap();
+            let o = std::process::Command::new("age")
+                .arg("-d")
+                .arg("-i")
+                .arg(&key)
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "age -d failed: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            assert_eq!(o.stdout, &encode_rows(&rows, HandoffFormat::Csv)[..]);
+        }
+    }
+
+    #[test]
+    fn table_is_aligned_and_shows_tokens() {
+        let t = render_rows(&sample_rows(), RowFormat::Table);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("HOST"));
+        let col = lines[0].find("ACCOUNT").unwrap();
+        assert_eq!(&lines[1][col..col + 5], "alice");
+        assert_eq!(&lines[2][col..col + 3], "bob");
+        assert!(lines[1].contains("JPQNSRU0DH448UJLGXH7KVJECC5QN9N9"));
+        assert!(lines[2].ends_with("never"));
+        assert!(render_rows(&sample_rows(), RowFormat::Csv).starts_with(CSV_HEADER));
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn row() -> impl Strategy<Value = HandoffRow> {
+            (
+                "[ -~]{0,20}",
+                "[a-z0-9]{1,16}",
+                "[A-Za-z0-9_-]{1,50}",
+                "[A-Z0-9]{32}",
+                "https://[a-z0-9.]{1,20}:[0-9]{4}",
+                0i64..4_000_000_000,
+                proptest::option::of(0i64..4_000_000_000),
+            )
+                .prop_map(|(host, account, token_name, token, url, c, e)| HandoffRow {
+                    host,
+                    account,
+                    token_name,
+                    token: Secret::new(token),
+                    url,
+                    created_at: c,
+                    expires_at: e,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn rows_roundtrip_in_both_formats(rows in proptest::collection::vec(row(), 0..8)) {
+                for f in [HandoffFormat::Csv, HandoffFormat::Json] {
+                    let plain = encode_rows(&rows, f);
+                    prop_assert!(plain.len() <= plain.capacity());
+                    prop_assert_eq!(parse_rows(&plain, "p").unwrap(), rows.clone());
+                }
+            }
+
+            #[test]
+            fn parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let _ = parse_rows(&bytes, "p");
+            }
+        }
+    }
+}
