@@ -423,7 +423,7 @@ pub fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Opti
                 .hint("write it like 90d, 12h, 2w, \"1 week\" or P90D")
         })?;
         let at = now
-            .to_zoned(jiff::tz::TimeZone::UTC)
+            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
             .checked_add(span)
             .map_err(|e| Problem::new("--expires-in", format!("\"{d}\" is out of range: {e}")))?
             .timestamp();
@@ -440,7 +440,7 @@ pub fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Opti
         let at = if let Ok(ts) = w.parse::<jiff::Timestamp>() {
             ts
         } else if let Ok(date) = w.parse::<jiff::civil::Date>() {
-            date.to_zoned(jiff::tz::TimeZone::UTC)
+            date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
                 .map_err(|e| Problem::new("--expires-at", e.to_string()))?
                 .timestamp()
         } else {
@@ -474,7 +474,7 @@ fn prompt_credential(label: &str) -> Result<Secret, String> {
         .map_err(|e| format!("cannot read the credential from the terminal: {e}"))
 }
 
-fn build_plan(job: &Job) -> Result<(Plan, Vec<HostTransport>), Failure> {
+fn build_plan(job: &Job) -> Result<(Plan, Vec<HostTransport>, String), Failure> {
     let common = &job.common;
     let inventory = inventory::load(&common.inventory)?;
     let now = jiff::Timestamp::now();
@@ -511,7 +511,7 @@ fn build_plan(job: &Job) -> Result<(Plan, Vec<HostTransport>), Failure> {
     if !problems.is_empty() {
         return Err(InputError { problems }.into());
     }
-    Ok((plan, transports))
+    Ok((plan, transports, inventory.sha256))
 }
 
 /// The shared path of every fleet command: validate, run, seal, report.
@@ -533,7 +533,7 @@ fn fleet(
         )?),
         _ => None,
     };
-    let (plan, transports) = build_plan(&job)?;
+    let (plan, transports, inventory_sha256) = build_plan(&job)?;
     let mode = Mode::choose(&common.progress, common.quiet);
     for w in &plan.warnings {
         eprintln!("warning: {w}");
@@ -560,7 +560,7 @@ fn fleet(
     let started = jiff::Timestamp::now();
     let journal = match &sealing {
         Some(out) => Some(
-            out.start_journal(&plan, &common.inventory)
+            out.start_journal(&plan, &common.inventory, &inventory_sha256, job_options(&job))
                 .map_err(Failure::Other)?,
         ),
         None => None,
@@ -578,7 +578,6 @@ fn fleet(
         &stop,
     );
     progress.finish();
-    let finished = jiff::Timestamp::now();
 
     let mut handoff_failed = false;
     if let Some(out) = &sealing {
@@ -612,11 +611,13 @@ fn fleet(
     }
     print(&outcome).map_err(Failure::Other)?;
 
-    let report = Report::new(&plan.run_id, plan.op, started, finished, outcome.results);
+    let report = Report::new(&plan.run_id, plan.op.as_str(), started.to_string(), outcome.results);
     if let Some(path) = &common.report {
-        report.write(path).map_err(Failure::Other)?;
+        report
+            .write(&path.to_string_lossy())
+            .map_err(|e| Failure::Other(anyhow::anyhow!("cannot write the report {}: {e}", path.display())))?;
     }
-    let summary = report.summary(common.verbose);
+    let summary = report.summary();
     let code = report.exit_code(handoff_failed, outcome.interrupted);
     if !common.quiet || code != exit::OK {
         eprintln!("{summary}");
@@ -853,15 +854,61 @@ pub fn write_table<const N: usize>(
 }
 
 fn open(args: OpenArgs) -> Result<i32, Failure> {
-    let rows = crate::seal::open_file(&args.file, &args.identity)?;
+    use crate::seal::{Keys, SealError};
+    let seal_failure = |e: SealError| match e {
+        SealError::Io { .. } | SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
+        other => Failure::Input(InputError::one(Problem::new(args.file.display().to_string(), other.to_string()))),
+    };
+    let mut keys = Keys::new();
+    for path in &args.identity {
+        match keys.load_identity_file(path) {
+            Ok(_) => {}
+            Err(SealError::NeedPassphrase { .. }) => {
+                keys = keys.with_passphrase(read_passphrase("Passphrase for the identity file: ")?);
+                keys.load_identity_file(path).map_err(seal_failure)?;
+            }
+            Err(e) => return Err(seal_failure(e)),
+        }
+    }
+    let rows = match crate::seal::open_file(&args.file, &keys) {
+        Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
+            let keys = keys.with_passphrase(read_passphrase("Passphrase: ")?);
+            crate::seal::open_file(&args.file, &keys).map_err(seal_failure)?
+        }
+        other => other.map_err(seal_failure)?,
+    };
     let format = match args.format {
         OutFormat::Table => crate::seal::RowFormat::Table,
         OutFormat::Json => crate::seal::RowFormat::Json,
         OutFormat::Csv => crate::seal::RowFormat::Csv,
     };
     let text = crate::seal::render_rows(&rows, format);
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .map_err(anyhow::Error::from)?;
+    std::io::stdout().write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
     Ok(exit::OK)
+}
+
+/// A passphrase to open something: TOKENFLEET_PASSPHRASE, or asked once on the terminal.
+fn read_passphrase(prompt: &str) -> Result<Secret, Failure> {
+    if let Ok(p) = std::env::var("TOKENFLEET_PASSPHRASE") {
+        return Ok(Secret::new(p));
+    }
+    rpassword::prompt_password(prompt).map(Secret::new).map_err(|e| {
+        Failure::Input(InputError::one(
+            Problem::new("--identity", format!("a passphrase is needed and cannot be read from the terminal: {e}"))
+                .hint("pass --identity FILE, or set TOKENFLEET_PASSPHRASE"),
+        ))
+    })
+}
+
+/// The run's options, recorded in the journal's plan for `resume`.
+fn job_options(job: &Job) -> serde_json::Value {
+    let c = &job.common;
+    serde_json::json!({
+        "limit": c.limit, "accounts": c.accounts, "jobs": c.jobs, "per_host": c.per_host,
+        "timeout": c.timeout, "retries": c.retries, "name": job.name, "revoke": job.revoke,
+        "expires_at": job.expires_at, "verify": job.verify, "replace_existing": job.replace_existing,
+        "output": job.seal.as_ref().map(|s| s.output.display().to_string()),
+        "armor": job.seal.as_ref().map(|s| s.armor),
+        "format": job.seal.as_ref().map(|s| if s.format == PlainFormat::Json { "json" } else { "csv" }),
+    })
 }

@@ -69,7 +69,7 @@ pub trait Ledger: Sync {
     ) -> std::io::Result<()>;
     fn created(&self, minted: &Minted) -> std::io::Result<()>;
     fn verified(&self, host: &str, account: &str, token_name: &str) -> std::io::Result<()>;
-    fn revoked(&self, host: &str, account: &str, names: &[String]) -> std::io::Result<()>;
+    fn revoked(&self, host: &str, account: &str, token_name: &str, names: &[String]) -> std::io::Result<()>;
     fn failed(
         &self,
         host: &str,
@@ -93,7 +93,7 @@ impl Ledger for NoLedger {
     fn verified(&self, _: &str, _: &str, _: &str) -> std::io::Result<()> {
         Ok(())
     }
-    fn revoked(&self, _: &str, _: &str, _: &[String]) -> std::io::Result<()> {
+    fn revoked(&self, _: &str, _: &str, _: &str, _: &[String]) -> std::io::Result<()> {
         Ok(())
     }
     fn failed(&self, _: &str, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
@@ -859,7 +859,7 @@ impl Runner<'_> {
         // Revoke is idempotent: re-sending after an unknown outcome is safe.
         self.with_retries(attempts, || api.revoke_tokens(caller, &names))
             .map_err(|e| Failure::api("revoke", e))?;
-        let _ = self.ledger.revoked(&hp.host.name, account, &names);
+        let _ = self.ledger.revoked(&hp.host.name, account, pattern.as_str(), &names);
         Ok(Status::Revoked)
     }
 
@@ -935,7 +935,7 @@ impl Runner<'_> {
                             api.revoke_tokens(caller, &[name.to_string()])
                         })
                         .map_err(|e| Failure::api("revoke", e))?;
-                        let _ = self.ledger.revoked(host, account, &[name.to_string()]);
+                        let _ = self.ledger.revoked(host, account, name, &[name.to_string()]);
                         continue;
                     }
                     if self.plan.op == Operation::Rotate {
@@ -967,7 +967,7 @@ impl Runner<'_> {
                                 api.revoke_tokens(caller, &[name.to_string()])
                             })
                             .map_err(|e| Failure::api("revoke orphan", e))?;
-                            let _ = self.ledger.revoked(host, account, &[name.to_string()]);
+                            let _ = self.ledger.revoked(host, account, name, &[name.to_string()]);
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -1096,7 +1096,7 @@ impl Runner<'_> {
                     .failed(&host.name, account, &name, "revoke", &e.to_string());
                 return Err(Failure::step_api("revoke", "revoking the old tokens", e));
             }
-            let _ = self.ledger.revoked(&host.name, account, &old);
+            let _ = self.ledger.revoked(&host.name, account, &name, &old);
         }
         Ok(Status::Rotated)
     }

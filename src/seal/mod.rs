@@ -21,3 +21,5 @@ pub use journal::{
 };
 pub mod open;
 pub use open::open_file;
+pub mod output;
+pub use output::{JournalLedger, Output};

@@ -1,0 +1,207 @@
+//! Why this file exists: one run's sealing side in one value. [`Output`] is prepared (and so
+//! validated) before anything is contacted: recipients parsed, passphrase read, `-o` and its
+//! journal checked. During the run, [`JournalLedger`] is the run module's [`Ledger`]: every step
+//! of every mutation becomes a durable journal record, each new secret sealed on its own. At the
+//! end, the handoff file is written from the minted tokens.
+
+use super::handoff::{HandoffFormat, HandoffRow, write_handoff};
+use super::journal::{Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path};
+use super::recipients::Recipients;
+use super::sealer::Sealer;
+use crate::error::{InputError, Problem};
+use crate::plan::Plan;
+use crate::run::{Ledger, Minted};
+use crate::secret::Secret;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Where and how this run seals its secrets.
+#[derive(Debug)]
+pub struct Output {
+    path: PathBuf,
+    journal: PathBuf,
+    recipients: Recipients,
+    armor: bool,
+    format: HandoffFormat,
+    force: bool,
+}
+
+impl Output {
+    /// Validate the sealing options: recipients (with the passphrase read now), the output path
+    /// and its journal. Nothing is written yet.
+    pub fn prepare(
+        path: &Path,
+        recipients: &[String],
+        recipient_files: &[PathBuf],
+        passphrase: bool,
+        armor: bool,
+        json: bool,
+        force: bool,
+    ) -> Result<Output, InputError> {
+        let mut problems = Vec::new();
+        let pass = if passphrase {
+            match read_new_passphrase() {
+                Ok(p) => Some(p),
+                Err(p) => {
+                    problems.push(p);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let recipients = match Recipients::from_args(recipients, recipient_files, pass) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.extend(e.problems);
+                None
+            }
+        };
+        if let Err(p) = super::check_output(path, force) {
+            problems.push(p);
+        }
+        match recipients {
+            Some(recipients) if problems.is_empty() => Ok(Output {
+                path: path.to_path_buf(),
+                journal: journal_path(path),
+                recipients,
+                armor,
+                format: if json { HandoffFormat::Json } else { HandoffFormat::Csv },
+                force,
+            }),
+            _ => Err(InputError { problems }),
+        }
+    }
+
+    pub fn journal_path(&self) -> &Path {
+        &self.journal
+    }
+
+    /// Create the journal with the plan as its first record.
+    pub fn start_journal(&self, plan: &Plan, inventory: &Path, sha256: &str, options: serde_json::Value) -> anyhow::Result<JournalLedger> {
+        let sealing = JournalSealing::new(&self.recipients)?;
+        let mut record = PlanRecord {
+            run_id: plan.run_id.clone(),
+            operation: plan.op.as_str().to_string(),
+            inventory: inventory.display().to_string(),
+            inventory_sha256: sha256.to_string(),
+            name_template: plan.name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+            scope: match plan.scope {
+                crate::plan::Scope::Account => "account".into(),
+                crate::plan::Scope::Whm => "whm".into(),
+            },
+            options,
+            ..PlanRecord::default()
+        };
+        sealing.apply(&mut record);
+        let journal = Journal::create(&self.journal, &record, self.force)
+            .map_err(|e| anyhow::anyhow!("cannot create the journal {}: {e}", self.journal.display()))?;
+        Ok(JournalLedger { journal, sealer: sealing.sealer })
+    }
+
+    /// Write the handoff with every minted token; `Ok(None)` when there is none.
+    pub fn write_handoff(&self, minted: &[Minted]) -> anyhow::Result<Option<PathBuf>> {
+        if minted.is_empty() {
+            return Ok(None);
+        }
+        let rows: Vec<HandoffRow> = minted.iter().map(row_of).collect();
+        write_handoff(&self.path, &rows, self.format, &Sealer::new(&self.recipients), self.armor, self.force)?;
+        Ok(Some(self.path.clone()))
+    }
+}
+
+/// A minted token as a handoff row.
+pub fn row_of(m: &Minted) -> HandoffRow {
+    HandoffRow {
+        host: m.host.clone(),
+        account: m.account.clone(),
+        token_name: m.token.name.clone(),
+        token: m.token.token.clone(),
+        url: m.url.clone(),
+        created_at: m.token.create_time,
+        expires_at: m.token.expires_at,
+    }
+}
+
+/// `--passphrase`: TOKENFLEET_PASSPHRASE, or asked twice on the terminal.
+fn read_new_passphrase() -> Result<Secret, Problem> {
+    if let Ok(p) = std::env::var("TOKENFLEET_PASSPHRASE") {
+        if p.is_empty() {
+            return Err(Problem::new("TOKENFLEET_PASSPHRASE", "is empty").hint("set a passphrase, or unset it to be asked"));
+        }
+        return Ok(Secret::new(p));
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt).map_err(|e| {
+            Problem::new("--passphrase", format!("cannot read a passphrase from the terminal: {e}"))
+                .hint("set TOKENFLEET_PASSPHRASE for automation, or use -r/-R with an age key")
+        })
+    };
+    let first = Secret::new(ask("Passphrase for the handoff: ")?);
+    let second = Secret::new(ask("Confirm passphrase: ")?);
+    if first != second {
+        return Err(Problem::new("--passphrase", "the two passphrases differ").hint("run again and type the same passphrase twice"));
+    }
+    if first.is_empty() {
+        return Err(Problem::new("--passphrase", "the passphrase is empty").hint("type a passphrase, or use -r/-R with an age key"));
+    }
+    Ok(first)
+}
+
+/// The journal, as the run module's ledger.
+pub struct JournalLedger {
+    journal: Journal,
+    sealer: Sealer,
+}
+
+impl JournalLedger {
+    /// Continue an existing journal (resume) with the sealing of its plan.
+    pub fn resume(journal: Journal, sealer: Sealer) -> JournalLedger {
+        JournalLedger { journal, sealer }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.journal.path()
+    }
+}
+
+impl Ledger for JournalLedger {
+    fn intent(&self, host: &str, account: &str, token_name: &str, action: &str) -> io::Result<()> {
+        let action = match action {
+            "verify" => Action::Verify,
+            "revoke" => Action::Revoke,
+            _ => Action::Create,
+        };
+        self.journal.append(&Event::new(host, account, token_name, EventDetail::Intent { action, names: Vec::new() }))
+    }
+
+    fn created(&self, m: &Minted) -> io::Result<()> {
+        let sealed = self
+            .sealer
+            .seal_secret(&m.token.token)
+            .map_err(|e| io::Error::other(format!("cannot seal the new token: {e}")))?;
+        self.journal.append(&Event::new(
+            &m.host,
+            &m.account,
+            &m.token.name,
+            EventDetail::Created { sealed, create_time: m.token.create_time, expires_at: m.token.expires_at, url: m.url.clone() },
+        ))
+    }
+
+    fn verified(&self, host: &str, account: &str, token_name: &str) -> io::Result<()> {
+        self.journal.append(&Event::new(host, account, token_name, EventDetail::Verified {}))
+    }
+
+    fn revoked(&self, host: &str, account: &str, token_name: &str, names: &[String]) -> io::Result<()> {
+        self.journal.append(&Event::new(host, account, token_name, EventDetail::Revoked { names: names.to_vec() }))
+    }
+
+    fn failed(&self, host: &str, account: &str, token_name: &str, step: &str, error: &str) -> io::Result<()> {
+        let detail = if error == "exists" {
+            EventDetail::Exists {}
+        } else {
+            EventDetail::Failed { step: step.to_string(), error: error.to_string() }
+        };
+        self.journal.append(&Event::new(host, account, token_name, detail))
+    }
+}
