@@ -59,7 +59,11 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
-pub(crate) fn write(fleet: &Fleet, dir: &Path, opts: &InventoryOptions) -> std::io::Result<InventoryFiles> {
+pub(crate) fn write(
+    fleet: &Fleet,
+    dir: &Path,
+    opts: &InventoryOptions,
+) -> std::io::Result<InventoryFiles> {
     fs::create_dir_all(dir)?;
     let files = InventoryFiles {
         toml: dir.join("inventory.toml"),
@@ -127,7 +131,10 @@ pub(crate) fn write(fleet: &Fleet, dir: &Path, opts: &InventoryOptions) -> std::
         .strip_prefix("env:")
         .filter(|v| !v.is_empty())
         .unwrap_or("WHM_TOKEN");
-    write_private(&files.env, format!("{var}={}\n", fleet.root_token()).as_bytes())?;
+    write_private(
+        &files.env,
+        format!("{var}={}\n", fleet.root_token()).as_bytes(),
+    )?;
     Ok(files)
 }
 

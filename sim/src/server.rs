@@ -18,9 +18,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::spec::{CphulkConfig, Faults};
-use crate::state::{
-    Args, Cphulk, HostState, missing_arg, parse_expires, uapi_err,
-};
+use crate::state::{Args, Cphulk, HostState, missing_arg, parse_expires, uapi_err};
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
@@ -243,23 +241,23 @@ type Stream = TlsStream<TcpStream>;
 async fn serve_connection(host: Arc<HostInner>, port: Port, tcp: TcpStream, peer: SocketAddr) {
     host.stats.connections.fetch_add(1, Ordering::Relaxed);
     let _ = tcp.set_nodelay(true);
-    let mut stream =
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, host.acceptor.accept(tcp)).await {
-            Ok(Ok(s)) => s,
-            _ => return,
-        };
+    let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, host.acceptor.accept(tcp)).await
+    {
+        Ok(Ok(s)) => s,
+        _ => return,
+    };
     host.stats.tls_handshakes.fetch_add(1, Ordering::Relaxed);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        let req = match tokio::time::timeout(IDLE_TIMEOUT, read_request(&mut stream, &mut buf)).await
-        {
-            Ok(ReadOutcome::Request(r)) => r,
-            Ok(ReadOutcome::Bad(resp)) => {
-                let _ = write_response(&mut stream, resp, false).await;
-                return;
-            }
-            Ok(ReadOutcome::Closed) | Err(_) => return,
-        };
+        let req =
+            match tokio::time::timeout(IDLE_TIMEOUT, read_request(&mut stream, &mut buf)).await {
+                Ok(ReadOutcome::Request(r)) => r,
+                Ok(ReadOutcome::Bad(resp)) => {
+                    let _ = write_response(&mut stream, resp, false).await;
+                    return;
+                }
+                Ok(ReadOutcome::Closed) | Err(_) => return,
+            };
         if host.is_down() {
             return;
         }
@@ -399,7 +397,11 @@ async fn read_more(stream: &mut Stream, buf: &mut Vec<u8>) -> usize {
     }
 }
 
-async fn write_response(stream: &mut Stream, resp: Response, keep_alive: bool) -> std::io::Result<()> {
+async fn write_response(
+    stream: &mut Stream,
+    resp: Response,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let mut out = head(resp.status, resp.content_type, &resp.headers, keep_alive);
     out.push_str(&format!("Content-Length: {}\r\n\r\n", resp.body.len()));
     let mut bytes = out.into_bytes();
@@ -694,7 +696,10 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
         "api_token_create" => {
             let Some(name) = args.get("token_name") else {
                 return (
-                    whm_fail(function, &format!("{CREATE_FAILED}{}", missing_arg("token_name"))),
+                    whm_fail(
+                        function,
+                        &format!("{CREATE_FAILED}{}", missing_arg("token_name")),
+                    ),
                     false,
                 );
             };
@@ -709,7 +714,9 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                 return (
                     whm_fail(
                         function,
-                        &format!("{CREATE_FAILED}You may not specify more than 100 whitelisted IP addresses."),
+                        &format!(
+                            "{CREATE_FAILED}You may not specify more than 100 whitelisted IP addresses."
+                        ),
                     ),
                     false,
                 );
@@ -786,7 +793,10 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
             };
             if account == "root" {
                 return (
-                    whm_fail(function, "You cannot call “uapi_cpanel” for the “root” user."),
+                    whm_fail(
+                        function,
+                        "You cannot call “uapi_cpanel” for the “root” user.",
+                    ),
                     false,
                 );
             }
@@ -810,16 +820,16 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
             let (inner, created) = if module == "Tokens" {
                 state.uapi_tokens(account, func, args)
             } else {
-                (uapi_err(format!("Failed to load module “{module}”.")), false)
+                (
+                    uapi_err(format!("Failed to load module “{module}”.")),
+                    false,
+                )
             };
             (whm_ok(function, json!({"uapi": inner})), created)
         }
         "cpanel" => {
             let account = args.get("cpanel_jsonapi_user").unwrap_or("");
-            if account.is_empty()
-                || account == "root"
-                || !state.may_act_for(user, account)
-            {
+            if account.is_empty() || account == "root" || !state.may_act_for(user, account) {
                 return (
                     Response::json(&json!({
                         "data": {"reason": LEGACY_BAD_USER, "result": "0"},
@@ -845,10 +855,15 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
             let (inner, created) = if module == "Tokens" {
                 state.uapi_tokens(account, func, args)
             } else {
-                (uapi_err(format!("Failed to load module “{module}”.")), false)
+                (
+                    uapi_err(format!("Failed to load module “{module}”.")),
+                    false,
+                )
             };
             (
-                Response::json(&json!({"apiversion": 3, "func": func, "module": module, "result": inner})),
+                Response::json(
+                    &json!({"apiversion": 3, "func": func, "module": module, "result": inner}),
+                ),
                 created,
             )
         }

@@ -203,9 +203,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("“{text}” is not a duration; write e.g. \"20ms\", \"1.5s\" or \"2m\""))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("“{text}” is not a duration; write e.g. \"20ms\", \"1.5s\" or \"2m\"")
+    })?;
     let secs = match unit.trim() {
         "" | "ms" => value / 1000.0,
         "us" | "µs" => value / 1_000_000.0,
@@ -271,14 +271,18 @@ impl FaultsFile {
                         toml::Value::Table(t) => {
                             hosts.insert(name, t);
                         }
-                        _ => bail!("{origin}: `hosts.{name}` must be a table: write [hosts.{name}]"),
+                        _ => {
+                            bail!("{origin}: `hosts.{name}` must be a table: write [hosts.{name}]")
+                        }
                     }
                 }
             }
             Some(_) => bail!("{origin}: `hosts` must hold tables: write [hosts.NAME]"),
         }
         if let Some(key) = table.keys().next() {
-            bail!("{origin}: unknown key `{key}`; only [default] and [hosts.NAME] tables are allowed");
+            bail!(
+                "{origin}: unknown key `{key}`; only [default] and [hosts.NAME] tables are allowed"
+            );
         }
         let file = FaultsFile {
             origin: origin.to_string(),

@@ -232,7 +232,10 @@ impl HostState {
     /// create was performed.
     pub fn uapi_tokens(&mut self, account: &str, function: &str, args: &Args) -> (Value, bool) {
         let Some(acct) = self.accounts.get_mut(account) else {
-            return (uapi_err(format!("The user “{account}” does not exist.")), false);
+            return (
+                uapi_err(format!("The user “{account}” does not exist.")),
+                false,
+            );
         };
         match function {
             "create_full_access" => {
@@ -377,8 +380,10 @@ impl Cphulk {
         list.push(now);
         if list.len() as u32 >= cfg.max_failures.max(1) {
             list.clear();
-            self.blocked_until
-                .insert(ip, now + cfg.block.min(Duration::from_secs(100 * 365 * 86400)));
+            self.blocked_until.insert(
+                ip,
+                now + cfg.block.min(Duration::from_secs(100 * 365 * 86400)),
+            );
             return true;
         }
         false
@@ -408,7 +413,10 @@ mod tests {
     fn secrets_look_real() {
         let s = new_secret();
         assert_eq!(s.len(), 32);
-        assert!(s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        );
         assert_ne!(s, new_secret());
     }
 
@@ -446,7 +454,10 @@ mod tests {
 
     #[test]
     fn repeated_args() {
-        let a = Args::parse(b"token_name=a&token_name-1=b", b"token_name-2=c&token_name-x=d");
+        let a = Args::parse(
+            b"token_name=a&token_name-1=b",
+            b"token_name-2=c&token_name-x=d",
+        );
         assert_eq!(a.repeated("token_name"), vec!["a", "b", "c"]);
         assert_eq!(a.get("token_name"), Some("a"));
     }
