@@ -297,6 +297,25 @@ impl FaultsFile {
         Ok(file)
     }
 
+    /// A fault file with no tables (every host healthy), to build on with [`Self::base_latency`].
+    pub fn empty(origin: &str) -> FaultsFile {
+        FaultsFile {
+            origin: origin.to_string(),
+            default: toml::Table::new(),
+            hosts: BTreeMap::new(),
+        }
+    }
+
+    /// Use this latency and jitter for every host where the file sets none (command-line flags
+    /// under a file).
+    pub fn base_latency(&mut self, latency: Duration, jitter: Duration) {
+        for (key, d) in [("latency", latency), ("jitter", jitter)] {
+            self.default
+                .entry(key)
+                .or_insert_with(|| toml::Value::String(format!("{}us", d.as_micros())));
+        }
+    }
+
     pub fn host_names(&self) -> impl Iterator<Item = &str> {
         self.hosts.keys().map(String::as_str)
     }
@@ -344,6 +363,22 @@ mod tests {
         let c = f.for_host("web007").unwrap();
         assert!(c.down);
         assert_eq!(c.latency, Duration::from_millis(5));
+        let mut g = f.clone();
+        g.base_latency(Duration::from_millis(50), Duration::from_millis(3));
+        assert_eq!(
+            g.for_host("web001").unwrap().latency,
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            g.for_host("web001").unwrap().jitter,
+            Duration::from_millis(3)
+        );
+        let mut e = FaultsFile::empty("flags");
+        e.base_latency(Duration::from_micros(1500), Duration::ZERO);
+        assert_eq!(
+            e.for_host("x").unwrap().latency,
+            Duration::from_micros(1500)
+        );
     }
 
     #[test]
