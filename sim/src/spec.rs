@@ -409,4 +409,17 @@ mod tests {
         assert_eq!(h.accounts[1].user, "web1exampla0002");
         assert!(h.accounts.iter().all(|a| a.user.len() <= 16));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_millis_round_trip(ms in 0u64..10_000_000) {
+            proptest::prop_assert_eq!(parse_duration(&format!("{ms}ms")).unwrap(), Duration::from_millis(ms));
+            proptest::prop_assert_eq!(parse_duration(&ms.to_string()).unwrap(), Duration::from_millis(ms));
+        }
+
+        #[test]
+        fn any_text_parses_or_errors_without_panicking(t in "\\PC{0,12}") {
+            let _ = parse_duration(&t);
+        }
+    }
 }

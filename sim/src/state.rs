@@ -461,4 +461,23 @@ mod tests {
         assert_eq!(a.repeated("token_name"), vec!["a", "b", "c"]);
         assert_eq!(a.get("token_name"), Some("a"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn name_rule_matches_the_documented_regex(name in "[A-Za-z0-9_ .é-]{0,60}") {
+            let expected = !name.is_empty()
+                && name.len() <= 50
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            proptest::prop_assert_eq!(valid_token_name(&name), expected);
+        }
+
+        #[test]
+        fn form_args_round_trip(pairs in proptest::collection::vec(("[a-z_.-]{1,10}", "\\PC{0,20}"), 0..8)) {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .finish();
+            let args = Args::parse(b"", body.as_bytes());
+            proptest::prop_assert_eq!(args.pairs, pairs);
+        }
+    }
 }

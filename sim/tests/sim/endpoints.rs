@@ -593,3 +593,19 @@ fn keep_alive_reuses_one_connection_and_connection_close_is_honoured() {
         "the server closed after Connection: close"
     );
 }
+
+#[test]
+fn bad_specs_are_refused_with_the_reason() {
+    let mut dup = FleetSpec::uniform(2, 1);
+    dup.hosts[1].name = "web001".to_string();
+    let e = cpanel_sim::Fleet::start(dup).err().unwrap().to_string();
+    assert!(e.contains("web001") && e.contains("twice"), "{e}");
+    let mut owner = FleetSpec::uniform(1, 1);
+    owner.hosts[0].accounts[0].owner = "nobody".to_string();
+    let e = cpanel_sim::Fleet::start(owner).err().unwrap().to_string();
+    assert!(e.contains("nobody"), "{e}");
+    let mut status = FleetSpec::uniform(1, 1);
+    status.hosts[0].auth_failure_status = 500;
+    let e = cpanel_sim::Fleet::start(status).err().unwrap().to_string();
+    assert!(e.contains("401 or 403"), "{e}");
+}
