@@ -5,6 +5,19 @@
 //! legacy `json-api/cpanel` route) and UAPI `Tokens` over TLS on its own two ports, keeps token
 //! hashes per account and WHM user, models cPHulk, injects faults on demand and counts what it saw.
 //!
+//! Faults can also come from a TOML file ([`FaultsFile`]): `[default]` applies to every host and
+//! `[hosts.NAME]` overrides it key by key; durations are written `"20ms"`, `"1.5s"` or as a number
+//! of milliseconds; unknown keys and unknown host names are errors.
+//!
+//! ```toml
+//! [default]
+//! latency = "20ms"
+//! [hosts.web003]
+//! error_503_rate = 0.3
+//! [hosts.web007]
+//! down = true
+//! ```
+//!
 //! ```no_run
 //! let fleet = cpanel_sim::Fleet::start(cpanel_sim::FleetSpec::uniform(3, 10)).unwrap();
 //! let web1 = fleet.host("web001");
@@ -457,6 +470,13 @@ impl SimHost {
         seed(tokens, name, None)
     }
 }
+
+// Tests keep fleets in statics and hand hosts to threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Fleet>();
+    send_sync::<SimHost>();
+};
 
 fn seed(tokens: &mut Vec<TokenRec>, name: &str, expires_at: Option<i64>) -> String {
     assert!(
