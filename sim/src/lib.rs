@@ -1,1 +1,495 @@
-pub fn placeholder() {}
+//! cpanel-sim: a simulated fleet of cPanel & WHM servers on loopback, quirks and faults included.
+//!
+//! tokenfleet cannot be tested against real cPanel servers, so its integration tests, README demo
+//! and benchmark run against this instead. Each host serves WHM API 1 (with `uapi_cpanel` and the
+//! legacy `json-api/cpanel` route) and UAPI `Tokens` over TLS on its own two ports, keeps token
+//! hashes per account and WHM user, models cPHulk, injects faults on demand and counts what it saw.
+//!
+//! Faults can also come from a TOML file ([`FaultsFile`]): `[default]` applies to every host and
+//! `[hosts.NAME]` overrides it key by key; durations are written `"20ms"`, `"1.5s"` or as a number
+//! of milliseconds; unknown keys and unknown host names are errors.
+//!
+//! ```toml
+//! [default]
+//! latency = "20ms"
+//! [hosts.web003]
+//! error_503_rate = 0.3
+//! [hosts.web007]
+//! down = true
+//! ```
+//!
+//! ```no_run
+//! let fleet = cpanel_sim::Fleet::start(cpanel_sim::FleetSpec::uniform(3, 10)).unwrap();
+//! let web1 = fleet.host("web001");
+//! println!("WHM on 127.0.0.1:{} pin {}", web1.whm_port(), web1.cert_pin());
+//! ```
+
+mod inventory;
+mod server;
+mod spec;
+mod state;
+mod tls;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener as StdListener;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::sync::mpsc;
+
+pub use inventory::{InventoryFiles, InventoryOptions, InventoryTls, write_private};
+pub use spec::{
+    AccountSpec, CertMode, CphulkConfig, Faults, FaultsFile, FleetSpec, HostSpec, parse_duration,
+};
+pub use state::SimToken;
+
+use server::{HostInner, Port, PortCmd, Stats, lock};
+use state::{Cphulk, HostState, TokenRec, hash_token, new_secret, now_epoch};
+
+/// A running fleet. Serves until dropped or [`Fleet::shutdown`]; runs its own tokio runtime on
+/// background threads, so callers need no async code.
+pub struct Fleet {
+    runtime: Option<tokio::runtime::Runtime>,
+    hosts: Vec<SimHost>,
+    root_token: String,
+    ca_pem: String,
+    cert_mode: CertMode,
+}
+
+impl Fleet {
+    /// Generate the certificates, bind every listener on 127.0.0.1 (port 0) and start serving.
+    pub fn start(spec: FleetSpec) -> anyhow::Result<Fleet> {
+        validate(&spec)?;
+        let root_token = spec.root_token.clone().unwrap_or_else(new_secret);
+        let ca = tls::TestCa::generate()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cpanel-sim")
+            .enable_all()
+            .build()
+            .context("starting the simulator's runtime")?;
+        let mut hosts = Vec::with_capacity(spec.hosts.len());
+        for hs in &spec.hosts {
+            let cert = tls::host_cert(&hs.name, spec.cert_mode, &ca)?;
+            let whm = bind_loopback(0)?;
+            let cpanel = bind_loopback(0)?;
+            let whm_port = whm.local_addr()?.port();
+            let cpanel_port = cpanel.local_addr()?.port();
+            let (whm_tx, whm_rx) = mpsc::unbounded_channel();
+            let (cp_tx, cp_rx) = mpsc::unbounded_channel();
+            let inner = Arc::new(HostInner {
+                name: hs.name.clone(),
+                whm_port,
+                cpanel_port,
+                cert_der: cert.der,
+                acceptor: tokio_rustls::TlsAcceptor::from(cert.config),
+                auth_failure_status: hs.auth_failure_status,
+                cphulk_cfg: spec.cphulk,
+                state: Mutex::new(HostState::new(&hs.accounts, &hs.resellers, &root_token)),
+                cphulk: Mutex::new(Cphulk::default()),
+                faults: Mutex::new(hs.faults.clone()),
+                stats: Stats::default(),
+                port_ctl: vec![whm_tx, cp_tx],
+            });
+            let (whm, cpanel) = if hs.faults.down {
+                (None, None)
+            } else {
+                (Some(whm), Some(cpanel))
+            };
+            runtime.spawn(server::accept_loop(inner.clone(), Port::Whm, whm, whm_rx));
+            runtime.spawn(server::accept_loop(
+                inner.clone(),
+                Port::Cpanel,
+                cpanel,
+                cp_rx,
+            ));
+            hosts.push(SimHost { inner });
+        }
+        Ok(Fleet {
+            runtime: Some(runtime),
+            hosts,
+            root_token,
+            ca_pem: ca.pem,
+            cert_mode: spec.cert_mode,
+        })
+    }
+
+    pub fn hosts(&self) -> &[SimHost] {
+        &self.hosts
+    }
+
+    /// The host with this name; panics on an unknown name (meant for tests).
+    pub fn host(&self, name: &str) -> &SimHost {
+        self.hosts
+            .iter()
+            .find(|h| h.name() == name)
+            .unwrap_or_else(|| panic!("cpanel-sim: no host named {name:?} in this fleet"))
+    }
+
+    /// The root WHM token valid on every host.
+    pub fn root_token(&self) -> &str {
+        &self.root_token
+    }
+
+    /// The test CA (PEM). Generated in both certificate modes; hosts use it in `CaSigned`.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    pub fn cert_mode(&self) -> CertMode {
+        self.cert_mode
+    }
+
+    /// Apply a fault file to the running fleet (hosts not named keep `[default]`).
+    pub fn apply_faults(&self, file: &FaultsFile) -> anyhow::Result<()> {
+        for name in file.host_names() {
+            if !self.hosts.iter().any(|h| h.name() == name) {
+                bail!("fault file names host “{name}”, which is not in the fleet");
+            }
+        }
+        for h in &self.hosts {
+            h.set_faults(file.for_host(h.name())?);
+        }
+        Ok(())
+    }
+
+    /// Write `inventory.toml`, `inventory.csv`, `fleet.env` (0600) and `ca.pem` into `dir`.
+    pub fn write_inventory(
+        &self,
+        dir: &std::path::Path,
+        opts: &InventoryOptions,
+    ) -> std::io::Result<InventoryFiles> {
+        inventory::write(self, dir, opts)
+    }
+
+    /// Stop serving: listeners and connections close.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            } else {
+                rt.shutdown_timeout(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn bind_loopback(port: u16) -> anyhow::Result<StdListener> {
+    let l = StdListener::bind(("127.0.0.1", port))
+        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+fn validate(spec: &FleetSpec) -> anyhow::Result<()> {
+    let mut names = BTreeSet::new();
+    for h in &spec.hosts {
+        if !names.insert(h.name.as_str()) {
+            bail!("host name “{}” appears twice in the fleet spec", h.name);
+        }
+        if h.auth_failure_status != 401 && h.auth_failure_status != 403 {
+            bail!(
+                "host “{}”: auth_failure_status is {}; use 401 or 403",
+                h.name,
+                h.auth_failure_status
+            );
+        }
+        let mut users = BTreeSet::new();
+        for a in &h.accounts {
+            if !users.insert(a.user.as_str()) {
+                bail!("host “{}”: account “{}” appears twice", h.name, a.user);
+            }
+            if a.owner != "root" && !h.resellers.contains(&a.owner) {
+                bail!(
+                    "host “{}”: account “{}” is owned by “{}”, which is neither root nor one of the host's resellers",
+                    h.name,
+                    a.user,
+                    a.owner
+                );
+            }
+        }
+        if h.resellers.iter().any(|r| r == "root") {
+            bail!("host “{}”: “root” cannot be a reseller", h.name);
+        }
+    }
+    if let Some(t) = &spec.root_token
+        && (t.is_empty() || t.contains(char::is_whitespace))
+    {
+        bail!("root_token must be non-empty with no whitespace");
+    }
+    Ok(())
+}
+
+/// A cheap handle on one simulated host, for inspecting and steering it from tests.
+#[derive(Clone)]
+pub struct SimHost {
+    inner: Arc<HostInner>,
+}
+
+impl std::fmt::Debug for SimHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHost")
+            .field("name", &self.inner.name)
+            .field("whm_port", &self.inner.whm_port)
+            .field("cpanel_port", &self.inner.cpanel_port)
+            .finish()
+    }
+}
+
+/// A snapshot of one host's counters (both ports together).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Requests received per endpoint, counted on arrival (before faults and auth):
+    /// `whm/version`, `whm/listaccts`, `whm/api_token_create`,
+    /// `whm/uapi_cpanel/Tokens/create_full_access`, `whm/cpanel/Tokens/list` (legacy route),
+    /// `cpanel/Tokens/list`, …
+    pub requests: BTreeMap<String, u64>,
+    pub total_requests: u64,
+    /// The most requests being handled at once (from head read to answer written).
+    pub max_in_flight: usize,
+    /// Logins refused for a bad, expired or revoked credential (these feed cPHulk).
+    pub failed_auth: u64,
+    /// Requests refused because cPHulk had blocked the client.
+    pub blocked: u64,
+    pub tls_handshakes: u64,
+    pub connections: u64,
+}
+
+impl HostStats {
+    pub fn count(&self, key: &str) -> u64 {
+        self.requests.get(key).copied().unwrap_or(0)
+    }
+
+    /// Requests that create, revoke or rename a token, on any route.
+    pub fn mutations(&self) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(k, _)| {
+                let f = k.rsplit('/').next().unwrap_or("");
+                matches!(
+                    f,
+                    "create_full_access"
+                        | "revoke"
+                        | "rename"
+                        | "api_token_create"
+                        | "api_token_revoke"
+                        | "api_token_update"
+                )
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+impl SimHost {
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+    pub fn address(&self) -> &str {
+        "127.0.0.1"
+    }
+    pub fn whm_port(&self) -> u16 {
+        self.inner.whm_port
+    }
+    pub fn cpanel_port(&self) -> u16 {
+        self.inner.cpanel_port
+    }
+    /// `https://127.0.0.1:WHM_PORT`
+    pub fn whm_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.inner.whm_port)
+    }
+    /// `https://127.0.0.1:CPANEL_PORT`
+    pub fn cpanel_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.inner.cpanel_port)
+    }
+
+    /// `sha256:AB:CD:…` (uppercase, colons): SHA-256 of the leaf certificate's DER.
+    pub fn cert_pin(&self) -> String {
+        tls::pin_of(&self.inner.cert_der)
+    }
+    pub fn cert_der(&self) -> Vec<u8> {
+        self.inner.cert_der.clone()
+    }
+
+    /// Replace this host's faults. Turning `down` on closes both listeners (and keep-alive
+    /// connections at their next request) before returning; turning it off reopens the same ports.
+    pub fn set_faults(&self, f: Faults) {
+        let was_down = {
+            let mut cur = lock(&self.inner.faults);
+            let was = cur.down;
+            *cur = f.clone();
+            was
+        };
+        if f.down && !was_down {
+            for tx in &self.inner.port_ctl {
+                let (ack_tx, ack_rx) = std::sync::mpsc::channel();
+                if tx.send(PortCmd::Down(ack_tx)).is_ok() {
+                    let _ = ack_rx.recv_timeout(Duration::from_secs(5));
+                }
+            }
+        } else if !f.down && was_down {
+            for (tx, port) in self
+                .inner
+                .port_ctl
+                .iter()
+                .zip([self.inner.whm_port, self.inner.cpanel_port])
+            {
+                let listener = (0..100).find_map(|_| match bind_loopback(port) {
+                    Ok(l) => Some(l),
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(20));
+                        None
+                    }
+                });
+                match listener {
+                    Some(l) => {
+                        let _ = tx.send(PortCmd::Up(l));
+                    }
+                    None => panic!(
+                        "cpanel-sim: host {} cannot reopen port {port}: another process took it",
+                        self.inner.name
+                    ),
+                }
+            }
+        }
+    }
+
+    pub fn faults(&self) -> Faults {
+        lock(&self.inner.faults).clone()
+    }
+
+    pub fn stats(&self) -> HostStats {
+        let s = &self.inner.stats;
+        HostStats {
+            requests: lock(&s.requests).clone(),
+            total_requests: s.total.load(Ordering::SeqCst),
+            max_in_flight: s.max_in_flight.load(Ordering::SeqCst),
+            failed_auth: s.failed_auth.load(Ordering::SeqCst),
+            blocked: s.blocked.load(Ordering::SeqCst),
+            tls_handshakes: s.tls_handshakes.load(Ordering::SeqCst),
+            connections: s.connections.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Zero the counters (`max_in_flight` restarts from the requests in flight now).
+    pub fn reset_stats(&self) {
+        let s = &self.inner.stats;
+        lock(&s.requests).clear();
+        s.total.store(0, Ordering::SeqCst);
+        s.max_in_flight
+            .store(s.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+        s.failed_auth.store(0, Ordering::SeqCst);
+        s.blocked.store(0, Ordering::SeqCst);
+        s.tls_handshakes.store(0, Ordering::SeqCst);
+        s.connections.store(0, Ordering::SeqCst);
+    }
+
+    /// Forget every cPHulk failure and block on this host.
+    pub fn reset_cphulk(&self) {
+        lock(&self.inner.cphulk).reset();
+    }
+
+    /// Account names, sorted.
+    pub fn accounts(&self) -> Vec<String> {
+        lock(&self.inner.state).accounts.keys().cloned().collect()
+    }
+
+    /// Accounts as WHM `listaccts` shows them to root: (user, owner, suspended).
+    pub fn account_specs(&self) -> Vec<AccountSpec> {
+        lock(&self.inner.state)
+            .accounts
+            .iter()
+            .map(|(user, a)| AccountSpec {
+                user: user.clone(),
+                owner: a.owner.clone(),
+                suspended: a.suspended,
+                password: a.password.clone(),
+            })
+            .collect()
+    }
+
+    /// Would `cpanel ACCOUNT:TOKEN` authenticate on the cPanel port right now?
+    pub fn token_valid(&self, account: &str, token: &str) -> bool {
+        lock(&self.inner.state).account_token_auth(account, token)
+    }
+
+    /// Would `whm WHM_USER:TOKEN` authenticate on the WHM port right now?
+    pub fn whm_token_valid(&self, whm_user: &str, token: &str) -> bool {
+        lock(&self.inner.state).whm_auth(whm_user, token)
+    }
+
+    pub fn account_tokens(&self, account: &str) -> Vec<SimToken> {
+        lock(&self.inner.state)
+            .accounts
+            .get(account)
+            .map(|a| a.tokens.iter().map(TokenRec::public).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn whm_tokens(&self, whm_user: &str) -> Vec<SimToken> {
+        lock(&self.inner.state)
+            .whm_users
+            .get(whm_user)
+            .map(|t| t.iter().map(TokenRec::public).collect())
+            .unwrap_or_default()
+    }
+
+    /// Seed an account token (expiry may be in the past: an expired token stays listed but no
+    /// longer authenticates). Returns the secret. Panics on an unknown account or a taken name.
+    pub fn add_account_token(&self, account: &str, name: &str, expires_at: Option<i64>) -> String {
+        let mut state = lock(&self.inner.state);
+        let host = &self.inner.name;
+        let acct = state
+            .accounts
+            .get_mut(account)
+            .unwrap_or_else(|| panic!("cpanel-sim: host {host} has no account {account:?}"));
+        seed(&mut acct.tokens, name, expires_at)
+    }
+
+    /// Seed a WHM token for root or a reseller. Returns the secret. Panics on an unknown WHM user
+    /// or a taken name.
+    pub fn add_whm_token(&self, whm_user: &str, name: &str) -> String {
+        let mut state = lock(&self.inner.state);
+        let host = &self.inner.name;
+        let tokens = state
+            .whm_users
+            .get_mut(whm_user)
+            .unwrap_or_else(|| panic!("cpanel-sim: host {host} has no WHM user {whm_user:?}"));
+        seed(tokens, name, None)
+    }
+}
+
+// Tests keep fleets in statics and hand hosts to threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Fleet>();
+    send_sync::<SimHost>();
+};
+
+fn seed(tokens: &mut Vec<TokenRec>, name: &str, expires_at: Option<i64>) -> String {
+    assert!(
+        !tokens.iter().any(|t| t.name == name),
+        "cpanel-sim: a token named {name:?} already exists"
+    );
+    let secret = new_secret();
+    tokens.push(TokenRec {
+        name: name.to_string(),
+        hash: hash_token(&secret),
+        create_time: now_epoch(),
+        expires_at: expires_at.map(serde_json::Value::from).unwrap_or_default(),
+        expires_epoch: expires_at,
+    });
+    secret
+}

@@ -1,0 +1,240 @@
+//! Standalone simulated fleet: serves N hosts on loopback until Ctrl-C / SIGTERM and writes a
+//! matching inventory, the env file with the WHM token, the test CA and an age key pair, so a person
+//! (or the README demo) can point tokenfleet at it.
+//!
+//! `cargo run -p cpanel-sim --example fleet -- --hosts 20 --accounts 50 --latency 20ms`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use age::secrecy::ExposeSecret;
+use anyhow::{Context, bail};
+use cpanel_sim::{
+    CertMode, FaultsFile, Fleet, FleetSpec, InventoryOptions, InventoryTls, parse_duration,
+    write_private,
+};
+
+const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--jitter DUR] [--out DIR] [--tls pin|ca] [--faults FILE]
+
+  --hosts N       hosts to serve (default 5)
+  --accounts N    accounts per host (default 10)
+  --latency DUR   added to every request, e.g. 20ms (default 0)
+  --jitter DUR    extra random delay 0..DUR (default 0)
+  --out DIR       where to write the inventory and keys (default ./demo-fleet)
+  --tls pin|ca    self-signed certificates pinned in the inventory (default), or CA-signed + tls_ca
+  --faults FILE   TOML fault file: [default] and [hosts.NAME] tables (see cpanel-sim docs)";
+
+struct Opts {
+    hosts: usize,
+    accounts: usize,
+    latency: Duration,
+    jitter: Duration,
+    out: PathBuf,
+    tls: InventoryTls,
+    faults: Option<PathBuf>,
+}
+
+fn parse_args() -> anyhow::Result<Opts> {
+    let mut o = Opts {
+        hosts: 5,
+        accounts: 10,
+        latency: Duration::ZERO,
+        jitter: Duration::ZERO,
+        out: PathBuf::from("demo-fleet"),
+        tls: InventoryTls::Pin,
+        faults: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "-h" || flag == "--help" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.clone(), None),
+        };
+        let mut value = || -> anyhow::Result<String> {
+            match inline.clone().or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => bail!("{name} needs a value\n\n{USAGE}"),
+            }
+        };
+        match name.as_str() {
+            "--hosts" => {
+                o.hosts = value()?
+                    .parse()
+                    .context("--hosts takes a number, e.g. --hosts 20")?
+            }
+            "--accounts" => {
+                o.accounts = value()?
+                    .parse()
+                    .context("--accounts takes a number, e.g. --accounts 50")?
+            }
+            "--latency" => o.latency = parse_duration(&value()?).map_err(anyhow::Error::msg)?,
+            "--jitter" => o.jitter = parse_duration(&value()?).map_err(anyhow::Error::msg)?,
+            "--out" => o.out = PathBuf::from(value()?),
+            "--tls" => {
+                o.tls = match value()?.as_str() {
+                    "pin" => InventoryTls::Pin,
+                    "ca" => InventoryTls::Ca,
+                    other => bail!("--tls {other}: use --tls pin or --tls ca"),
+                }
+            }
+            "--faults" => o.faults = Some(PathBuf::from(value()?)),
+            other => bail!("unknown option {other}\n\n{USAGE}"),
+        }
+    }
+    if o.hosts == 0 || o.hosts > 999 {
+        bail!("--hosts {}: use 1 to 999", o.hosts);
+    }
+    if o.accounts > 9999 {
+        bail!("--accounts {}: use 0 to 9999", o.accounts);
+    }
+    Ok(o)
+}
+
+fn run() -> anyhow::Result<()> {
+    let o = parse_args()?;
+    let mut faults = match &o.faults {
+        Some(p) => FaultsFile::load(p)?,
+        None => FaultsFile::empty("command line"),
+    };
+    faults.base_latency(o.latency, o.jitter);
+    let mut spec = FleetSpec::uniform(o.hosts, o.accounts);
+    spec.cert_mode = match o.tls {
+        InventoryTls::Ca => CertMode::CaSigned,
+        _ => CertMode::SelfSigned,
+    };
+    spec.apply_faults(&faults)?;
+
+    std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
+    let ready = o.out.join("ready");
+    let _ = std::fs::remove_file(&ready);
+
+    let started = std::time::Instant::now();
+    let fleet = Fleet::start(spec)?;
+    let opts = InventoryOptions {
+        tls: o.tls,
+        ..InventoryOptions::default()
+    };
+    let files = fleet
+        .write_inventory(&o.out, &opts)
+        .with_context(|| format!("writing the inventory into {}", o.out.display()))?;
+
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+    let key_text = format!(
+        "# created: {created}\n# public key: {recipient}\n{}\n",
+        identity.to_string().expose_secret()
+    );
+    let identity_path = o.out.join("identity.txt");
+    let recipient_path = o.out.join("recipient.txt");
+    write_private(&identity_path, key_text.as_bytes())?;
+    std::fs::write(&recipient_path, format!("{recipient}\n"))?;
+    std::fs::write(&ready, format!("{}\n", std::process::id()))?;
+
+    let dir = o.out.display();
+    let first = &fleet.hosts()[0];
+    println!(
+        "cpanel-sim: {} hosts x {} accounts on 127.0.0.1 ({} certificates), started in {:.1?}",
+        o.hosts,
+        o.accounts,
+        match o.tls {
+            InventoryTls::Ca => "CA-signed",
+            _ => "self-signed, pinned",
+        },
+        started.elapsed()
+    );
+    println!(
+        "  first host  {}: WHM {}, cPanel {}",
+        first.name(),
+        first.whm_url(),
+        first.cpanel_url()
+    );
+    println!(
+        "  inventory   {} (and {})",
+        files.toml.display(),
+        files.csv.display()
+    );
+    println!(
+        "  WHM token   {} (root, valid on every host)",
+        files.env.display()
+    );
+    println!("  test CA     {}", files.ca.display());
+    println!(
+        "  age keys    {} / {}",
+        identity_path.display(),
+        recipient_path.display()
+    );
+    if o.latency > Duration::ZERO || o.jitter > Duration::ZERO || o.faults.is_some() {
+        println!(
+            "  faults      latency {:?} + jitter {:?}{}",
+            o.latency,
+            o.jitter,
+            o.faults
+                .as_ref()
+                .map(|p| format!(", file {}", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    println!();
+    println!("Try:");
+    println!("  set -a; . {dir}/fleet.env; set +a");
+    println!("  tokenfleet check  -i {dir}/inventory.toml");
+    println!(
+        "  tokenfleet create -i {dir}/inventory.toml --name 'ci-{{date}}' -R {dir}/recipient.txt -o handoff.age"
+    );
+    println!("  tokenfleet open handoff.age --identity {dir}/identity.txt");
+    println!();
+    println!("Serving until Ctrl-C (or SIGTERM).");
+
+    wait_for_signal()?;
+    let _ = std::fs::remove_file(&ready);
+    let (mut requests, mut failed, mut blocked) = (0, 0, 0);
+    for h in fleet.hosts() {
+        let s = h.stats();
+        requests += s.total_requests;
+        failed += s.failed_auth;
+        blocked += s.blocked;
+    }
+    fleet.shutdown();
+    eprintln!(
+        "cpanel-sim: stopped after {requests} requests ({failed} failed logins, {blocked} refused by cPHulk)"
+    );
+    Ok(())
+}
+
+fn wait_for_signal() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut term = signal(SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    })?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleet: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

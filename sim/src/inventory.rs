@@ -1,0 +1,158 @@
+//! Writes a tokenfleet inventory (TOML and CSV) that matches a running fleet, the env file with
+//! its root WHM token and the test CA, so tests and people can point tokenfleet at the fleet.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::Fleet;
+
+/// How the written inventory trusts each host's certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InventoryTls {
+    /// `tls_pin` per host (the default).
+    #[default]
+    Pin,
+    /// `tls_ca = "ca.pem"` per host (start the fleet with `CertMode::CaSigned`).
+    Ca,
+    /// `tls_insecure = true`.
+    Insecure,
+}
+
+#[derive(Clone, Debug)]
+pub struct InventoryOptions {
+    pub tls: InventoryTls,
+    /// `accounts = "*"` (TOML) / one `*` row per host (CSV) instead of listing every account.
+    pub accounts_star: bool,
+    /// The credential reference; default `env:WHM_TOKEN`.
+    pub credential: String,
+}
+
+impl Default for InventoryOptions {
+    fn default() -> Self {
+        InventoryOptions {
+            tls: InventoryTls::Pin,
+            accounts_star: false,
+            credential: "env:WHM_TOKEN".to_string(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct InventoryFiles {
+    pub toml: PathBuf,
+    pub csv: PathBuf,
+    /// `WHM_TOKEN=…` (the variable named by an `env:` credential), mode 0600.
+    pub env: PathBuf,
+    pub ca: PathBuf,
+}
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+pub(crate) fn write(
+    fleet: &Fleet,
+    dir: &Path,
+    opts: &InventoryOptions,
+) -> std::io::Result<InventoryFiles> {
+    fs::create_dir_all(dir)?;
+    let files = InventoryFiles {
+        toml: dir.join("inventory.toml"),
+        csv: dir.join("inventory.csv"),
+        env: dir.join("fleet.env"),
+        ca: dir.join("ca.pem"),
+    };
+    fs::write(&files.ca, fleet.ca_pem())?;
+
+    let mut t = String::from("# Written by cpanel-sim for a simulated fleet on 127.0.0.1.\n");
+    t.push_str("[defaults]\n");
+    t.push_str(&format!("credential = {}\n", quote(&opts.credential)));
+    t.push_str("whm_user = \"root\"\n");
+    let tls_col = match opts.tls {
+        InventoryTls::Pin => "tls_pin",
+        InventoryTls::Ca => "tls_ca",
+        InventoryTls::Insecure => "tls_insecure",
+    };
+    let mut c = format!("host,address,whm_port,cpanel_port,{tls_col},credential,account\n");
+    for h in fleet.hosts() {
+        let tls_value = match opts.tls {
+            InventoryTls::Pin => h.cert_pin(),
+            InventoryTls::Ca => "ca.pem".to_string(),
+            InventoryTls::Insecure => "true".to_string(),
+        };
+        t.push_str("\n[[hosts]]\n");
+        t.push_str(&format!("name = {}\n", quote(h.name())));
+        t.push_str(&format!("address = {}\n", quote(h.address())));
+        t.push_str(&format!("whm_port = {}\n", h.whm_port()));
+        t.push_str(&format!("cpanel_port = {}\n", h.cpanel_port()));
+        match opts.tls {
+            InventoryTls::Insecure => t.push_str("tls_insecure = true\n"),
+            _ => t.push_str(&format!("{tls_col} = {}\n", quote(&tls_value))),
+        }
+        let accounts = h.accounts();
+        if opts.accounts_star {
+            t.push_str("accounts = \"*\"\n");
+        } else {
+            let list: Vec<String> = accounts.iter().map(|a| quote(a)).collect();
+            t.push_str(&format!("accounts = [{}]\n", list.join(", ")));
+        }
+        let row_accounts: Vec<String> = if opts.accounts_star {
+            vec!["*".to_string()]
+        } else {
+            accounts
+        };
+        for a in row_accounts {
+            c.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                csv_cell(h.name()),
+                h.address(),
+                h.whm_port(),
+                h.cpanel_port(),
+                csv_cell(&tls_value),
+                csv_cell(&opts.credential),
+                csv_cell(&a)
+            ));
+        }
+    }
+    fs::write(&files.toml, t)?;
+    fs::write(&files.csv, c)?;
+
+    let var = opts
+        .credential
+        .strip_prefix("env:")
+        .filter(|v| !v.is_empty())
+        .unwrap_or("WHM_TOKEN");
+    write_private(
+        &files.env,
+        format!("{var}={}\n", fleet.root_token()).as_bytes(),
+    )?;
+    Ok(files)
+}
+
+/// Create (or truncate) a file readable only by its owner, then write it.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(bytes)?;
+    f.sync_all()
+}

@@ -1,0 +1,896 @@
+//! The simulated servers' network side: a small hand-written HTTP/1.1 server over TLS (keep-alive,
+//! Content-Length bodies) that gives exact control over faults a real HTTP stack would hide: a
+//! create performed and then the connection dropped, a reset mid-body, a body that never ends, a
+//! listener that disappears. Also the counters tests read.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::spec::{CphulkConfig, Faults};
+use crate::state::{Args, Cphulk, HostState, missing_arg, parse_expires, uapi_err};
+
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 1024 * 1024;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const HANG_FOR: Duration = Duration::from_secs(3600);
+
+pub(crate) const TOKEN_ONLY_UAPI: &str =
+    "Token authentication allows access to UAPI or API 2 calls only.";
+pub(crate) const ACCESS_DENIED_JSON: &str = r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#;
+pub(crate) const LEGACY_BAD_USER: &str = "User parameter is invalid or was not supplied";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Port {
+    Whm,
+    Cpanel,
+}
+
+/// Counters for one host, both ports together.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub requests: Mutex<BTreeMap<String, u64>>,
+    pub total: AtomicU64,
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+    pub failed_auth: AtomicU64,
+    pub blocked: AtomicU64,
+    pub tls_handshakes: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn enter(stats: &'a Stats) -> InFlight<'a> {
+        let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(stats)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub(crate) enum PortCmd {
+    Down(std::sync::mpsc::Sender<()>),
+    Up(std::net::TcpListener),
+}
+
+pub(crate) struct HostInner {
+    pub name: String,
+    pub whm_port: u16,
+    pub cpanel_port: u16,
+    pub cert_der: Vec<u8>,
+    pub acceptor: TlsAcceptor,
+    pub auth_failure_status: u16,
+    pub cphulk_cfg: CphulkConfig,
+    pub state: Mutex<HostState>,
+    pub cphulk: Mutex<Cphulk>,
+    pub faults: Mutex<Faults>,
+    pub stats: Stats,
+    pub port_ctl: Vec<mpsc::UnboundedSender<PortCmd>>,
+}
+
+/// Lock a mutex, recovering from poisoning (a panicking test thread must not wedge the fleet).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl HostInner {
+    fn count(&self, key: &str) {
+        self.stats.total.fetch_add(1, Ordering::Relaxed);
+        let mut map = lock(&self.stats.requests);
+        match map.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(key.to_string(), 1);
+            }
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        lock(&self.faults).down
+    }
+
+    /// Called after a create was performed: true when the connection must now be dropped.
+    fn take_drop_after_create(&self) -> bool {
+        let mut f = lock(&self.faults);
+        if f.drop_after_create > 0 {
+            f.drop_after_create -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Accept connections on one port; the listener is closed and reopened on command (`down`).
+pub(crate) async fn accept_loop(
+    host: Arc<HostInner>,
+    port: Port,
+    initial: Option<std::net::TcpListener>,
+    mut rx: mpsc::UnboundedReceiver<PortCmd>,
+) {
+    let mut current = initial.and_then(|l| TcpListener::from_std(l).ok());
+    loop {
+        let cmd = match &current {
+            Some(listener) => tokio::select! {
+                accepted = listener.accept() => {
+                    match accepted {
+                        Ok((tcp, peer)) => {
+                            tokio::spawn(serve_connection(host.clone(), port, tcp, peer));
+                        }
+                        // Out of file descriptors or similar: back off instead of spinning.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                    continue;
+                }
+                cmd = rx.recv() => cmd,
+            },
+            None => rx.recv().await,
+        };
+        match cmd {
+            None => return,
+            Some(PortCmd::Down(ack)) => {
+                current = None;
+                let _ = ack.send(());
+            }
+            Some(PortCmd::Up(l)) => current = TcpListener::from_std(l).ok(),
+        }
+    }
+}
+
+struct Request {
+    path: String,
+    query: String,
+    authorization: Option<String>,
+    keep_alive: bool,
+    body: Vec<u8>,
+}
+
+enum ReadOutcome {
+    Request(Request),
+    /// The client closed the connection (or went idle) between requests.
+    Closed,
+    /// A malformed request: answer this and close.
+    Bad(Response),
+}
+
+struct Response {
+    status: u16,
+    content_type: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Response {
+        Response {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+    fn json(value: &Value) -> Response {
+        Response::new(200, "application/json; charset=utf-8", value.to_string())
+    }
+    fn text(status: u16, text: &str) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", text)
+    }
+}
+
+/// What to do with one request.
+enum Action {
+    Reply(Response),
+    /// Close without answering (a create was performed first, or the host went down).
+    Drop,
+    Hang,
+    EndlessBody,
+    OversizedBody(usize),
+    ResetMidBody,
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+fn head(status: u16, content_type: &str, extra: &[(&str, String)], keep_alive: bool) -> String {
+    let mut h = format!(
+        "HTTP/1.1 {status} {}\r\nServer: cpsrvd/11.126.0.9\r\nContent-Type: {content_type}\r\nConnection: {}\r\n",
+        reason_phrase(status),
+        if keep_alive { "keep-alive" } else { "close" }
+    );
+    for (k, v) in extra {
+        h.push_str(k);
+        h.push_str(": ");
+        h.push_str(v);
+        h.push_str("\r\n");
+    }
+    h
+}
+
+type Stream = TlsStream<TcpStream>;
+
+async fn serve_connection(host: Arc<HostInner>, port: Port, tcp: TcpStream, peer: SocketAddr) {
+    host.stats.connections.fetch_add(1, Ordering::Relaxed);
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, host.acceptor.accept(tcp)).await
+    {
+        Ok(Ok(s)) => s,
+        _ => return,
+    };
+    host.stats.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let req =
+            match tokio::time::timeout(IDLE_TIMEOUT, read_request(&mut stream, &mut buf)).await {
+                Ok(ReadOutcome::Request(r)) => r,
+                Ok(ReadOutcome::Bad(resp)) => {
+                    let _ = write_response(&mut stream, resp, false).await;
+                    return;
+                }
+                Ok(ReadOutcome::Closed) | Err(_) => return,
+            };
+        if host.is_down() {
+            return;
+        }
+        let keep_alive = req.keep_alive;
+        let action = {
+            let _in_flight = InFlight::enter(&host.stats);
+            let action = handle(&host, port, peer.ip(), req).await;
+            match action {
+                Action::Reply(resp) => {
+                    if write_response(&mut stream, resp, keep_alive).await.is_err() {
+                        return;
+                    }
+                    None
+                }
+                Action::Hang => {
+                    tokio::time::sleep(HANG_FOR).await;
+                    return;
+                }
+                other => Some(other),
+            }
+        };
+        match action {
+            None if keep_alive => continue,
+            None => {
+                let _ = stream.shutdown().await;
+                return;
+            }
+            Some(Action::Drop) => return,
+            Some(Action::EndlessBody) => {
+                endless_body(&mut stream).await;
+                return;
+            }
+            Some(Action::OversizedBody(n)) => {
+                oversized_body(&mut stream, n).await;
+                return;
+            }
+            Some(Action::ResetMidBody) => {
+                reset_mid_body(stream).await;
+                return;
+            }
+            Some(Action::Reply(_) | Action::Hang) => return,
+        }
+    }
+}
+
+async fn read_request(stream: &mut Stream, buf: &mut Vec<u8>) -> ReadOutcome {
+    loop {
+        if !buf.is_empty() {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut parsed = httparse::Request::new(&mut headers);
+            match parsed.parse(buf) {
+                Ok(httparse::Status::Complete(head_len)) => {
+                    let target = parsed.path.unwrap_or("/");
+                    let (path, query) = match target.split_once('?') {
+                        Some((p, q)) => (p.to_string(), q.to_string()),
+                        None => (target.to_string(), String::new()),
+                    };
+                    let version = parsed.version.unwrap_or(1);
+                    let mut authorization = None;
+                    let mut content_length: Option<usize> = None;
+                    let mut connection: Option<String> = None;
+                    let mut chunked = false;
+                    for h in parsed.headers.iter() {
+                        let value = String::from_utf8_lossy(h.value).trim().to_string();
+                        if h.name.eq_ignore_ascii_case("authorization") {
+                            authorization = Some(value);
+                        } else if h.name.eq_ignore_ascii_case("content-length") {
+                            match value.parse() {
+                                Ok(n) => content_length = Some(n),
+                                Err(_) => {
+                                    return ReadOutcome::Bad(Response::text(
+                                        400,
+                                        "Bad Content-Length\n",
+                                    ));
+                                }
+                            }
+                        } else if h.name.eq_ignore_ascii_case("connection") {
+                            connection = Some(value.to_ascii_lowercase());
+                        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                            chunked = true;
+                        }
+                    }
+                    if chunked {
+                        return ReadOutcome::Bad(Response::text(
+                            411,
+                            "Send the form body with a Content-Length.\n",
+                        ));
+                    }
+                    let body_len = content_length.unwrap_or(0);
+                    if body_len > MAX_BODY {
+                        return ReadOutcome::Bad(Response::text(413, "Request body too large\n"));
+                    }
+                    let keep_alive = match (version, connection.as_deref()) {
+                        (_, Some(c)) if c.contains("close") => false,
+                        (0, Some(c)) => c.contains("keep-alive"),
+                        (0, None) => false,
+                        _ => true,
+                    };
+                    let total = head_len + body_len;
+                    while buf.len() < total {
+                        if read_more(stream, buf).await == 0 {
+                            return ReadOutcome::Closed;
+                        }
+                    }
+                    let body = buf[head_len..total].to_vec();
+                    buf.drain(..total);
+                    return ReadOutcome::Request(Request {
+                        path,
+                        query,
+                        authorization,
+                        keep_alive,
+                        body,
+                    });
+                }
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() > MAX_HEAD {
+                        return ReadOutcome::Bad(Response::text(400, "Request head too large\n"));
+                    }
+                }
+                Err(_) => return ReadOutcome::Bad(Response::text(400, "Bad request\n")),
+            }
+        }
+        if read_more(stream, buf).await == 0 {
+            return ReadOutcome::Closed;
+        }
+    }
+}
+
+async fn read_more(stream: &mut Stream, buf: &mut Vec<u8>) -> usize {
+    let mut chunk = [0u8; 8192];
+    match stream.read(&mut chunk).await {
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            n
+        }
+        Err(_) => 0,
+    }
+}
+
+async fn write_response(
+    stream: &mut Stream,
+    resp: Response,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let mut out = head(resp.status, resp.content_type, &resp.headers, keep_alive);
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", resp.body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&resp.body);
+    stream.write_all(&bytes).await?;
+    stream.flush().await
+}
+
+async fn endless_body(stream: &mut Stream) {
+    let mut h = head(
+        200,
+        "application/json; charset=utf-8",
+        &[("Transfer-Encoding", "chunked".to_string())],
+        false,
+    );
+    h.push_str("\r\n");
+    let first = r#"{"data":{"tokens":["#;
+    let mut start = h.into_bytes();
+    start.extend_from_slice(format!("{:x}\r\n{first}\r\n", first.len()).as_bytes());
+    if stream.write_all(&start).await.is_err() {
+        return;
+    }
+    let item = r#"{"name":"padding","create_time":0,"expires_at":null},"#.repeat(256);
+    let chunk = format!("{:x}\r\n{item}\r\n", item.len()).into_bytes();
+    let deadline = Instant::now() + HANG_FOR;
+    while Instant::now() < deadline {
+        if stream.write_all(&chunk).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn oversized_body(stream: &mut Stream, n: usize) {
+    let mut h = head(200, "application/json; charset=utf-8", &[], false);
+    h.push_str(&format!("Content-Length: {n}\r\n\r\n"));
+    if stream.write_all(h.as_bytes()).await.is_err() {
+        return;
+    }
+    let (prefix, suffix) = (r#"{"data":""#.as_bytes(), r#""}"#.as_bytes());
+    let mut remaining = n;
+    if n >= prefix.len() + suffix.len() {
+        if stream.write_all(prefix).await.is_err() {
+            return;
+        }
+        remaining -= prefix.len() + suffix.len();
+    }
+    let pad = vec![b'x'; 64 * 1024];
+    while remaining > 0 {
+        let k = remaining.min(pad.len());
+        if stream.write_all(&pad[..k]).await.is_err() {
+            return;
+        }
+        remaining -= k;
+    }
+    if n >= prefix.len() + suffix.len() {
+        let _ = stream.write_all(suffix).await;
+    }
+    let _ = stream.flush().await;
+    let _ = stream.shutdown().await;
+}
+
+async fn reset_mid_body(mut stream: Stream) {
+    let partial = r#"{"data":{"uapi":{"data":{"create_time":1700000000,"tok"#;
+    let mut h = head(200, "application/json; charset=utf-8", &[], false);
+    h.push_str("Content-Length: 4096\r\n\r\n");
+    h.push_str(partial);
+    if stream.write_all(h.as_bytes()).await.is_err() || stream.flush().await.is_err() {
+        return;
+    }
+    // Let the partial body reach the client before the reset.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = stream.get_ref().0.set_zero_linger();
+    drop(stream);
+}
+
+/// The request-count key: `whm/<function>`, `whm/uapi_cpanel/<Module>/<function>`,
+/// `whm/cpanel/<Module>/<function>` (legacy), `cpanel/<Module>/<function>`.
+fn route_key(port: Port, path: &str, args: &Args) -> String {
+    match port {
+        Port::Whm => match path.strip_prefix("/json-api/") {
+            Some("uapi_cpanel") => format!(
+                "whm/uapi_cpanel/{}/{}",
+                args.get("cpanel.module").unwrap_or("-"),
+                args.get("cpanel.function").unwrap_or("-")
+            ),
+            Some("cpanel") => format!(
+                "whm/cpanel/{}/{}",
+                args.get("cpanel_jsonapi_module").unwrap_or("-"),
+                args.get("cpanel_jsonapi_func").unwrap_or("-")
+            ),
+            Some(f) if !f.is_empty() && !f.contains('/') => format!("whm/{f}"),
+            _ => "whm/other".to_string(),
+        },
+        Port::Cpanel => match path.strip_prefix("/execute/") {
+            Some(rest) if rest.split('/').count() == 2 => format!("cpanel/{rest}"),
+            _ => "cpanel/other".to_string(),
+        },
+    }
+}
+
+enum Principal {
+    Whm(String),
+    Account(String),
+}
+
+async fn handle(host: &HostInner, port: Port, ip: IpAddr, req: Request) -> Action {
+    let args = Args::parse(req.query.as_bytes(), &req.body);
+    let key = route_key(port, &req.path, &args);
+    host.count(&key);
+    let faults = lock(&host.faults).clone();
+    let mut delay = faults.latency;
+    if !faults.jitter.is_zero() {
+        delay += faults.jitter.mul_f64(fastrand::f64());
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if faults.hang {
+        return Action::Hang;
+    }
+    if faults.error_503_rate > 0.0 && fastrand::f64() < faults.error_503_rate {
+        return Action::Reply(Response::new(
+            503,
+            "text/html; charset=utf-8",
+            "<html><head><title>503 Service Unavailable</title></head><body><h1>503 Service Unavailable</h1><p>The server is temporarily busy. Try again later.</p></body></html>\n",
+        ));
+    }
+    if faults.html_login {
+        return Action::Reply(Response::new(200, "text/html; charset=utf-8", LOGIN_PAGE));
+    }
+    if let Some(location) = &faults.redirect_to {
+        let mut r = Response::text(302, "Moved\n");
+        r.headers.push(("Location", location.clone()));
+        return Action::Reply(r);
+    }
+    if faults.endless_body {
+        return Action::EndlessBody;
+    }
+    if let Some(n) = faults.oversized_body {
+        return Action::OversizedBody(n);
+    }
+    if faults.reset_mid_body {
+        return Action::ResetMidBody;
+    }
+    let principal = match authenticate(host, port, ip, req.authorization.as_deref()) {
+        Ok(p) => p,
+        Err(resp) => return Action::Reply(resp),
+    };
+    let (resp, created) = match (port, principal) {
+        (Port::Whm, Principal::Whm(user)) => whm_call(host, &user, &req.path, &args),
+        (Port::Cpanel, Principal::Account(user)) => cpanel_call(host, &user, &req.path, &args),
+        // authenticate() only returns principals that fit the port.
+        _ => (Response::text(403, "Access denied\n"), false),
+    };
+    if created && host.take_drop_after_create() {
+        return Action::Drop;
+    }
+    Action::Reply(resp)
+}
+
+const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>WHM Login</title></head>\n<body class=\"login\"><div id=\"login-wrapper\"><form id=\"login_form\" action=\"/login/?login_only=1\" method=\"post\">\n<label for=\"user\">Username</label><input name=\"user\" id=\"user\" type=\"text\">\n<label for=\"pass\">Password</label><input name=\"pass\" id=\"pass\" type=\"password\">\n<button type=\"submit\" id=\"login_submit\">Log in</button></form></div></body></html>\n";
+
+fn auth_failure(host: &HostInner, ip: IpAddr) -> Response {
+    host.stats.failed_auth.fetch_add(1, Ordering::Relaxed);
+    lock(&host.cphulk).record_failure(ip, Instant::now(), &host.cphulk_cfg);
+    if host.auth_failure_status == 403 {
+        Response::new(403, "application/json; charset=utf-8", ACCESS_DENIED_JSON)
+    } else {
+        let mut r = Response::text(401, "Access denied\n");
+        r.headers
+            .push(("WWW-Authenticate", "Basic realm=\"cPanel\"".to_string()));
+        r
+    }
+}
+
+fn authenticate(
+    host: &HostInner,
+    port: Port,
+    ip: IpAddr,
+    authorization: Option<&str>,
+) -> Result<Principal, Response> {
+    if lock(&host.cphulk).is_blocked(ip, Instant::now()) {
+        host.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        return Err(Response::text(
+            401,
+            &format!(
+                "Brute Force Protection: your IP address ({ip}) has been blocked by cPHulk because of too many failed login attempts. Wait and try again later.\n"
+            ),
+        ));
+    }
+    let Some(header) = authorization else {
+        let mut r = Response::text(401, "Access denied: no credentials supplied\n");
+        r.headers
+            .push(("WWW-Authenticate", "Basic realm=\"cPanel\"".to_string()));
+        return Err(r);
+    };
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    let rest = rest.trim();
+    let scheme = scheme.to_ascii_lowercase();
+    let user_token = || rest.split_once(':');
+    let state = lock(&host.state);
+    match (port, scheme.as_str()) {
+        (Port::Whm, "whm") => match user_token() {
+            Some((u, t)) if state.whm_auth(u, t) => Ok(Principal::Whm(u.to_string())),
+            _ => {
+                drop(state);
+                Err(auth_failure(host, ip))
+            }
+        },
+        (Port::Whm, "cpanel") => match user_token() {
+            Some((u, t)) if state.account_token_auth(u, t) => {
+                Err(Response::text(403, TOKEN_ONLY_UAPI))
+            }
+            _ => {
+                drop(state);
+                Err(auth_failure(host, ip))
+            }
+        },
+        (Port::Cpanel, "cpanel") => match user_token() {
+            Some((u, t)) if state.account_token_auth(u, t) => Ok(Principal::Account(u.to_string())),
+            _ => {
+                drop(state);
+                Err(auth_failure(host, ip))
+            }
+        },
+        (Port::Cpanel, "basic") => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            match decoded.as_deref().and_then(|s| s.split_once(':')) {
+                Some((u, p)) if state.account_password_auth(u, p) => {
+                    Ok(Principal::Account(u.to_string()))
+                }
+                _ => {
+                    drop(state);
+                    Err(auth_failure(host, ip))
+                }
+            }
+        }
+        _ => {
+            drop(state);
+            Err(auth_failure(host, ip))
+        }
+    }
+}
+
+fn whm_ok(command: &str, data: Value) -> Response {
+    Response::json(&json!({
+        "data": data,
+        "metadata": {"command": command, "reason": "OK", "result": 1, "version": 1}
+    }))
+}
+
+fn whm_fail(command: &str, reason: &str) -> Response {
+    Response::json(&json!({
+        "metadata": {"command": command, "reason": reason, "result": 0, "version": 1}
+    }))
+}
+
+const CREATE_FAILED: &str = "The system failed to create the API token: ";
+
+/// A WHM API 1 call as WHM user `user`. Returns the response and whether a create was performed.
+fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response, bool) {
+    let Some(function) = path.strip_prefix("/json-api/") else {
+        return (Response::text(404, "Not Found\n"), false);
+    };
+    let mut state = lock(&host.state);
+    match function {
+        "version" => (whm_ok("version", json!({"version": "11.126.0.9"})), false),
+        "listaccts" => {
+            let acct: Vec<Value> = state
+                .accounts
+                .iter()
+                .filter(|(_, a)| user == "root" || a.owner == user)
+                .map(|(name, a)| {
+                    json!({
+                        "user": name,
+                        "domain": format!("{name}.example.test"),
+                        "owner": a.owner,
+                        "suspended": if a.suspended { 1 } else { 0 },
+                        "suspendreason": if a.suspended { "Suspended by cpanel-sim" } else { "not suspended" },
+                        "email": format!("{name}@example.test"),
+                        "plan": "default",
+                        "ip": "127.0.0.1",
+                        "partition": "home",
+                    })
+                })
+                .collect();
+            (whm_ok("listaccts", json!({"acct": acct})), false)
+        }
+        "api_token_create" => {
+            let Some(name) = args.get("token_name") else {
+                return (
+                    whm_fail(
+                        function,
+                        &format!("{CREATE_FAILED}{}", missing_arg("token_name")),
+                    ),
+                    false,
+                );
+            };
+            let epoch = match parse_expires(args.get("expires_at").unwrap_or(""), true) {
+                Ok(e) => e,
+                Err(m) => return (whm_fail(function, &format!("{CREATE_FAILED}{m}")), false),
+            };
+            let acls: Vec<&str> = args.repeated("acl");
+            let acls: Vec<&str> = if acls.is_empty() { vec!["all"] } else { acls };
+            let ips = args.repeated("whitelist_ip");
+            if ips.len() > 100 {
+                return (
+                    whm_fail(
+                        function,
+                        &format!(
+                            "{CREATE_FAILED}You may not specify more than 100 whitelisted IP addresses."
+                        ),
+                    ),
+                    false,
+                );
+            }
+            let expires_value = epoch.map(Value::from).unwrap_or(Value::Null);
+            let Some(tokens) = state.whm_users.get_mut(user) else {
+                return (whm_fail(function, "Access denied"), false);
+            };
+            match crate::state::create_in(tokens, name, expires_value.clone(), epoch) {
+                Ok((secret, create_time)) => {
+                    let mut data = json!({
+                        "name": name,
+                        "token": secret,
+                        "create_time": create_time,
+                        "expires_at": expires_value,
+                        "acls": acls,
+                    });
+                    if !ips.is_empty() {
+                        data["whitelist_ips"] = json!(ips);
+                    }
+                    (whm_ok(function, data), true)
+                }
+                Err(m) => (whm_fail(function, &format!("{CREATE_FAILED}{m}")), false),
+            }
+        }
+        "api_token_list" => {
+            let mut tokens = serde_json::Map::new();
+            for t in state.whm_users.get(user).into_iter().flatten() {
+                tokens.insert(
+                    t.name.clone(),
+                    json!({
+                        "name": t.name,
+                        "create_time": t.create_time,
+                        "expires_at": t.expires_at,
+                        "acls": {"all": 1},
+                        "whitelist_ips": null,
+                    }),
+                );
+            }
+            (whm_ok(function, json!({"tokens": tokens})), false)
+        }
+        "api_token_revoke" => {
+            let names: Vec<String> = args
+                .repeated("token_name")
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            if names.is_empty() {
+                return (whm_fail(function, &missing_arg("token_name")), false);
+            }
+            if let Some(tokens) = state.whm_users.get_mut(user) {
+                for n in &names {
+                    crate::state::revoke_in(tokens, n);
+                }
+            }
+            (whm_ok(function, json!({})), false)
+        }
+        "api_token_update" => {
+            let Some(name) = args.get("token_name") else {
+                return (whm_fail(function, &missing_arg("token_name")), false);
+            };
+            let new_name = args.get("new_name").unwrap_or(name);
+            let Some(tokens) = state.whm_users.get_mut(user) else {
+                return (whm_fail(function, "Access denied"), false);
+            };
+            match crate::state::rename_in(tokens, name, new_name) {
+                Ok(()) => (whm_ok(function, json!({"name": new_name})), false),
+                Err(m) => (whm_fail(function, &m), false),
+            }
+        }
+        "uapi_cpanel" => {
+            let Some(account) = args.get("cpanel.user").filter(|u| !u.is_empty()) else {
+                return (whm_fail(function, &missing_arg("cpanel.user")), false);
+            };
+            if account == "root" {
+                return (
+                    whm_fail(
+                        function,
+                        "You cannot call “uapi_cpanel” for the “root” user.",
+                    ),
+                    false,
+                );
+            }
+            if !state.accounts.contains_key(account) {
+                return (
+                    whm_fail(function, &format!("The user “{account}” does not exist.")),
+                    false,
+                );
+            }
+            if !state.may_act_for(user, account) {
+                return (
+                    whm_fail(
+                        function,
+                        &format!("You do not have permission to access the account “{account}”."),
+                    ),
+                    false,
+                );
+            }
+            let module = args.get("cpanel.module").unwrap_or("");
+            let func = args.get("cpanel.function").unwrap_or("");
+            let (inner, created) = if module == "Tokens" {
+                state.uapi_tokens(account, func, args)
+            } else {
+                (
+                    uapi_err(format!("Failed to load module “{module}”.")),
+                    false,
+                )
+            };
+            (whm_ok(function, json!({"uapi": inner})), created)
+        }
+        "cpanel" => {
+            let account = args.get("cpanel_jsonapi_user").unwrap_or("");
+            if account.is_empty() || account == "root" || !state.may_act_for(user, account) {
+                return (
+                    Response::json(&json!({
+                        "data": {"reason": LEGACY_BAD_USER, "result": "0"},
+                        "type": "text",
+                        "error": LEGACY_BAD_USER,
+                    })),
+                    false,
+                );
+            }
+            let module = args.get("cpanel_jsonapi_module").unwrap_or("");
+            let func = args.get("cpanel_jsonapi_func").unwrap_or("");
+            if args.get("cpanel_jsonapi_apiversion") != Some("3") {
+                return (
+                    Response::json(&json!({"cpanelresult": {
+                        "apiversion": args.get("cpanel_jsonapi_apiversion").unwrap_or(""),
+                        "error": "cpanel-sim serves only cpanel_jsonapi_apiversion=3 (UAPI) on this route.",
+                        "data": {"reason": "unsupported API version", "result": "0"},
+                        "type": "text",
+                    }})),
+                    false,
+                );
+            }
+            let (inner, created) = if module == "Tokens" {
+                state.uapi_tokens(account, func, args)
+            } else {
+                (
+                    uapi_err(format!("Failed to load module “{module}”.")),
+                    false,
+                )
+            };
+            (
+                Response::json(
+                    &json!({"apiversion": 3, "func": func, "module": module, "result": inner}),
+                ),
+                created,
+            )
+        }
+        other => (
+            whm_fail(
+                other,
+                &format!("Unknown app (“{other}”) requested for this version (1) of the API."),
+            ),
+            false,
+        ),
+    }
+}
+
+/// A UAPI call on the cPanel port as `account`.
+fn cpanel_call(host: &HostInner, account: &str, path: &str, args: &Args) -> (Response, bool) {
+    let Some(rest) = path.strip_prefix("/execute/") else {
+        return (Response::text(404, "Not Found\n"), false);
+    };
+    let Some((module, func)) = rest.split_once('/') else {
+        return (Response::text(404, "Not Found\n"), false);
+    };
+    if module != "Tokens" {
+        return (
+            Response::json(&uapi_err(format!("Failed to load module “{module}”."))),
+            false,
+        );
+    }
+    let (inner, created) = lock(&host.state).uapi_tokens(account, func, args);
+    (Response::json(&inner), created)
+}

@@ -1,0 +1,425 @@
+//! What a simulated fleet looks like before it starts: hosts, accounts, resellers, the cPHulk
+//! settings and the faults each host injects, plus the TOML fault file a person can hand to the
+//! standalone fleet. Kept apart from the server so tests can build specs without touching sockets.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer};
+
+/// The whole fleet to start.
+#[derive(Clone, Debug)]
+pub struct FleetSpec {
+    pub hosts: Vec<HostSpec>,
+    pub cert_mode: CertMode,
+    pub cphulk: CphulkConfig,
+    /// The root WHM token valid on every host; `None` picks a random one.
+    pub root_token: Option<String>,
+}
+
+impl FleetSpec {
+    /// `hosts` hosts named `web001`, `web002`, … each with `accounts_per_host` accounts named
+    /// `u001a0001`-style (host number, `a`, account number), owned by root, unique in the fleet.
+    pub fn uniform(hosts: usize, accounts_per_host: usize) -> FleetSpec {
+        let hosts = (1..=hosts)
+            .map(|h| {
+                let mut spec = HostSpec::new(&format!("web{h:03}"));
+                spec.accounts = (1..=accounts_per_host)
+                    .map(|a| AccountSpec::new(&format!("u{h:03}a{a:04}")))
+                    .collect();
+                spec
+            })
+            .collect();
+        FleetSpec {
+            hosts,
+            cert_mode: CertMode::SelfSigned,
+            cphulk: CphulkConfig::default(),
+            root_token: None,
+        }
+    }
+
+    /// Apply a fault file to the hosts of this spec. A host named in the file that is not in the
+    /// fleet is an error (a typo must not silently leave a host healthy).
+    pub fn apply_faults(&mut self, file: &FaultsFile) -> anyhow::Result<()> {
+        for name in file.host_names() {
+            if !self.hosts.iter().any(|h| h.name == name) {
+                bail!(
+                    "{}: [hosts.{name}] names a host that is not in the fleet (hosts are web001..web{:03}); fix the name or remove the table",
+                    file.origin,
+                    self.hosts.len()
+                );
+            }
+        }
+        for host in &mut self.hosts {
+            host.faults = file.for_host(&host.name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which certificate each host presents.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CertMode {
+    /// A self-signed certificate per host (what cPanel does out of the box): pin it.
+    #[default]
+    SelfSigned,
+    /// A certificate signed by the fleet's test CA (`Fleet::ca_pem`).
+    CaSigned,
+}
+
+/// The cPHulk brute-force model, per host and client IP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CphulkConfig {
+    pub max_failures: u32,
+    pub window: Duration,
+    pub block: Duration,
+}
+
+impl Default for CphulkConfig {
+    fn default() -> Self {
+        CphulkConfig {
+            max_failures: 5,
+            window: Duration::from_secs(15 * 60),
+            block: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// One simulated server.
+#[derive(Clone, Debug)]
+pub struct HostSpec {
+    pub name: String,
+    pub accounts: Vec<AccountSpec>,
+    /// WHM users besides root; an account whose `owner` is one of them belongs to that reseller.
+    pub resellers: Vec<String>,
+    /// 401 or 403: what a bad, expired or revoked credential gets.
+    pub auth_failure_status: u16,
+    pub faults: Faults,
+}
+
+impl HostSpec {
+    pub fn new(name: &str) -> HostSpec {
+        HostSpec {
+            name: name.to_string(),
+            accounts: Vec::new(),
+            resellers: Vec::new(),
+            auth_failure_status: 401,
+            faults: Faults::default(),
+        }
+    }
+
+    /// Add `n` root-owned accounts named after the host (`web1` → `web1a0001`, …), so names stay
+    /// unique in a fleet whose host names are unique.
+    pub fn with_accounts(mut self, n: usize) -> Self {
+        let mut prefix: String = self
+            .name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .take(10)
+            .collect();
+        if !prefix.starts_with(|c: char| c.is_ascii_lowercase()) {
+            prefix.insert(0, 'u');
+            prefix.truncate(10);
+        }
+        let start = self.accounts.len() + 1;
+        for i in start..start + n {
+            self.accounts
+                .push(AccountSpec::new(&format!("{prefix}a{i:04}")));
+        }
+        self
+    }
+
+    /// Add a reseller WHM user owning `n` new accounts named `{reseller}a0001`, ….
+    pub fn with_reseller(mut self, reseller: &str, n: usize) -> Self {
+        self.resellers.push(reseller.to_string());
+        for i in 1..=n {
+            let mut account = AccountSpec::new(&format!("{reseller}a{i:04}"));
+            account.owner = reseller.to_string();
+            self.accounts.push(account);
+        }
+        self
+    }
+}
+
+/// One cPanel account on a host.
+#[derive(Clone, Debug)]
+pub struct AccountSpec {
+    pub user: String,
+    /// `root` or a reseller of the host.
+    pub owner: String,
+    pub suspended: bool,
+    /// Password for `Basic` logins on the cPanel port; `None` refuses password logins.
+    pub password: Option<String>,
+}
+
+impl AccountSpec {
+    pub fn new(user: &str) -> AccountSpec {
+        AccountSpec {
+            user: user.to_string(),
+            owner: "root".to_string(),
+            suspended: false,
+            password: None,
+        }
+    }
+}
+
+/// Faults a host injects; changeable while the fleet runs (`SimHost::set_faults`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Added to every request (from config: `"20ms"`).
+    #[serde(deserialize_with = "de_duration")]
+    pub latency: Duration,
+    /// Extra uniform random delay in `0..jitter`.
+    #[serde(deserialize_with = "de_duration")]
+    pub jitter: Duration,
+    /// Share of requests answered 503 before doing anything (0.0..=1.0).
+    pub error_503_rate: f64,
+    /// The next N creates (account or WHM) are performed, then the connection is closed unanswered.
+    pub drop_after_create: u32,
+    /// Never answer (hold the connection for an hour).
+    pub hang: bool,
+    /// Answer 200 with an HTML login page.
+    pub html_login: bool,
+    /// Answer 302 with this Location.
+    pub redirect_to: Option<String>,
+    /// Answer 200 with a chunked body that never ends.
+    pub endless_body: bool,
+    /// Answer 200 with a JSON-looking body of this many bytes.
+    pub oversized_body: Option<usize>,
+    /// Send the head and part of the body, then reset the connection.
+    pub reset_mid_body: bool,
+    /// Connections are refused (listeners closed) while set.
+    pub down: bool,
+}
+
+/// Parse `"20ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, or a bare number of milliseconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| {
+        format!("“{text}” is not a duration; write e.g. \"20ms\", \"1.5s\" or \"2m\"")
+    })?;
+    let secs = match unit.trim() {
+        "" | "ms" => value / 1000.0,
+        "us" | "µs" => value / 1_000_000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "“{text}”: unknown unit “{other}”; use us, ms, s, m or h"
+            ));
+        }
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("“{text}” is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Millis(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A fault file: `[default]` applies to every host, `[hosts.NAME]` overrides per host, key by key.
+#[derive(Clone, Debug)]
+pub struct FaultsFile {
+    origin: String,
+    default: toml::Table,
+    hosts: BTreeMap<String, toml::Table>,
+}
+
+impl FaultsFile {
+    pub fn load(path: &Path) -> anyhow::Result<FaultsFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read fault file {}", path.display()))?;
+        FaultsFile::parse(&text, &path.display().to_string())
+    }
+
+    /// Parse fault-file text; `origin` names it in errors. Every table is checked here, so a typo
+    /// in a key or a value is reported at once with the table it is in.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<FaultsFile> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let default = match table.remove("default") {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => bail!("{origin}: `default` must be a table: write [default]"),
+        };
+        let mut hosts = BTreeMap::new();
+        match table.remove("hosts") {
+            None => {}
+            Some(toml::Value::Table(t)) => {
+                for (name, value) in t {
+                    match value {
+                        toml::Value::Table(t) => {
+                            hosts.insert(name, t);
+                        }
+                        _ => {
+                            bail!("{origin}: `hosts.{name}` must be a table: write [hosts.{name}]")
+                        }
+                    }
+                }
+            }
+            Some(_) => bail!("{origin}: `hosts` must hold tables: write [hosts.NAME]"),
+        }
+        if let Some(key) = table.keys().next() {
+            bail!(
+                "{origin}: unknown key `{key}`; only [default] and [hosts.NAME] tables are allowed"
+            );
+        }
+        let file = FaultsFile {
+            origin: origin.to_string(),
+            default,
+            hosts,
+        };
+        Faults::deserialize(file.default.clone())
+            .map_err(|e| anyhow::anyhow!("{origin}: [default]: {e}"))?;
+        for name in file.hosts.keys() {
+            file.for_host(name)?;
+        }
+        Ok(file)
+    }
+
+    /// A fault file with no tables (every host healthy), to build on with [`Self::base_latency`].
+    pub fn empty(origin: &str) -> FaultsFile {
+        FaultsFile {
+            origin: origin.to_string(),
+            default: toml::Table::new(),
+            hosts: BTreeMap::new(),
+        }
+    }
+
+    /// Use this latency and jitter for every host where the file sets none (command-line flags
+    /// under a file).
+    pub fn base_latency(&mut self, latency: Duration, jitter: Duration) {
+        for (key, d) in [("latency", latency), ("jitter", jitter)] {
+            self.default
+                .entry(key)
+                .or_insert_with(|| toml::Value::String(format!("{}us", d.as_micros())));
+        }
+    }
+
+    pub fn host_names(&self) -> impl Iterator<Item = &str> {
+        self.hosts.keys().map(String::as_str)
+    }
+
+    /// The faults of one host: `[default]` overlaid with `[hosts.NAME]`.
+    pub fn for_host(&self, name: &str) -> anyhow::Result<Faults> {
+        let mut merged = self.default.clone();
+        if let Some(t) = self.hosts.get(name) {
+            for (k, v) in t {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        Faults::deserialize(merged)
+            .map_err(|e| anyhow::anyhow!("{}: [hosts.{name}]: {e}", self.origin))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("20ms").unwrap(), Duration::from_millis(20));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_millis(7));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn fault_file_merges_default_and_host() {
+        let f = FaultsFile::parse(
+            "[default]\nlatency = \"20ms\"\n[hosts.web003]\nerror_503_rate = 0.3\n[hosts.web007]\ndown = true\nlatency = 5\n",
+            "t.toml",
+        )
+        .unwrap();
+        let a = f.for_host("web001").unwrap();
+        assert_eq!(a.latency, Duration::from_millis(20));
+        assert!(!a.down);
+        let b = f.for_host("web003").unwrap();
+        assert_eq!(b.latency, Duration::from_millis(20));
+        assert_eq!(b.error_503_rate, 0.3);
+        let c = f.for_host("web007").unwrap();
+        assert!(c.down);
+        assert_eq!(c.latency, Duration::from_millis(5));
+        let mut g = f.clone();
+        g.base_latency(Duration::from_millis(50), Duration::from_millis(3));
+        assert_eq!(
+            g.for_host("web001").unwrap().latency,
+            Duration::from_millis(20)
+        );
+        assert_eq!(
+            g.for_host("web001").unwrap().jitter,
+            Duration::from_millis(3)
+        );
+        let mut e = FaultsFile::empty("flags");
+        e.base_latency(Duration::from_micros(1500), Duration::ZERO);
+        assert_eq!(
+            e.for_host("x").unwrap().latency,
+            Duration::from_micros(1500)
+        );
+    }
+
+    #[test]
+    fn fault_file_rejects_typos() {
+        let e = FaultsFile::parse("[hosts.web1]\nlatencyy = \"1ms\"\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("latencyy"), "{e}");
+        assert!(e.to_string().contains("hosts.web1"), "{e}");
+        let e = FaultsFile::parse("[default]\nlatency = \"soon\"\n", "t.toml").unwrap_err();
+        assert!(e.to_string().contains("soon"), "{e}");
+        let mut spec = FleetSpec::uniform(2, 1);
+        let f = FaultsFile::parse("[hosts.web009]\ndown = true\n", "t.toml").unwrap();
+        assert!(spec.apply_faults(&f).is_err());
+    }
+
+    #[test]
+    fn uniform_names_are_unique_and_short() {
+        let spec = FleetSpec::uniform(3, 2);
+        let names: Vec<_> = spec
+            .hosts
+            .iter()
+            .flat_map(|h| h.accounts.iter().map(|a| a.user.clone()))
+            .collect();
+        assert_eq!(names[0], "u001a0001");
+        assert_eq!(names[5], "u003a0002");
+        let set: std::collections::BTreeSet<_> = names.iter().collect();
+        assert_eq!(set.len(), 6);
+        let h = HostSpec::new("Web-1.example").with_accounts(2);
+        assert_eq!(h.accounts[1].user, "web1exampla0002");
+        assert!(h.accounts.iter().all(|a| a.user.len() <= 16));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_millis_round_trip(ms in 0u64..10_000_000) {
+            proptest::prop_assert_eq!(parse_duration(&format!("{ms}ms")).unwrap(), Duration::from_millis(ms));
+            proptest::prop_assert_eq!(parse_duration(&ms.to_string()).unwrap(), Duration::from_millis(ms));
+        }
+
+        #[test]
+        fn any_text_parses_or_errors_without_panicking(t in "\\PC{0,12}") {
+            let _ = parse_duration(&t);
+        }
+    }
+}

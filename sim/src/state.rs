@@ -1,0 +1,483 @@
+//! The data a simulated server keeps: accounts, WHM users and their API tokens (only hashes), with
+//! cPanel's validation rules and messages, plus the cPHulk lockout model. No I/O here: the HTTP
+//! layer calls these functions under the host's lock.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::spec::{AccountSpec, CphulkConfig};
+
+/// A token as a test sees it (never the secret).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimToken {
+    pub name: String,
+    pub create_time: i64,
+    /// Exactly as it was sent: a number, a numeric string, or null (never expires).
+    pub expires_at: Value,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TokenRec {
+    pub name: String,
+    pub hash: [u8; 32],
+    pub create_time: i64,
+    pub expires_at: Value,
+    pub expires_epoch: Option<i64>,
+}
+
+impl TokenRec {
+    fn active(&self, now: i64) -> bool {
+        self.expires_epoch.is_none_or(|e| e > now)
+    }
+    pub fn public(&self) -> SimToken {
+        SimToken {
+            name: self.name.clone(),
+            create_time: self.create_time,
+            expires_at: self.expires_at.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Account {
+    pub owner: String,
+    pub suspended: bool,
+    pub password: Option<String>,
+    pub tokens: Vec<TokenRec>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct HostState {
+    pub accounts: BTreeMap<String, Account>,
+    /// root and resellers, with their WHM tokens.
+    pub whm_users: BTreeMap<String, Vec<TokenRec>>,
+}
+
+pub(crate) fn now_epoch() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub(crate) fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// 32 characters of `A-Z0-9`, as cPanel issues them.
+pub(crate) fn new_secret() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    (0..32)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
+pub(crate) fn valid_token_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 50
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+pub(crate) fn invalid_name_message(name: &str) -> String {
+    format!(
+        "“{name}” is not a valid API token name. A token name must contain only letters, numbers, hyphens (-), and underscores (_), and must not exceed 50 characters."
+    )
+}
+
+pub(crate) fn conflict_message(name: &str) -> String {
+    format!("A conflicting API token with the name “{name}” already exists.")
+}
+
+pub(crate) fn missing_arg(arg: &str) -> String {
+    format!("Provide the “{arg}” argument.")
+}
+
+pub(crate) const EXPIRES_MESSAGE: &str = "The “expires_at” value must be a future date.";
+
+/// Parse an `expires_at` form value: empty = never (`Ok(None)`); `zero_is_never` for WHM.
+pub(crate) fn parse_expires(raw: &str, zero_is_never: bool) -> Result<Option<i64>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    if !raw.bytes().all(|b| b.is_ascii_digit()) || raw.len() > 18 {
+        return Err(EXPIRES_MESSAGE.to_string());
+    }
+    let v: i64 = raw.parse().map_err(|_| EXPIRES_MESSAGE.to_string())?;
+    if v == 0 && zero_is_never {
+        return Ok(None);
+    }
+    if v <= now_epoch() {
+        return Err(EXPIRES_MESSAGE.to_string());
+    }
+    Ok(Some(v))
+}
+
+/// A token set (an account's or a WHM user's).
+pub(crate) fn create_in(
+    tokens: &mut Vec<TokenRec>,
+    name: &str,
+    expires_raw: Value,
+    expires_epoch: Option<i64>,
+) -> Result<(String, i64), String> {
+    if !valid_token_name(name) {
+        return Err(invalid_name_message(name));
+    }
+    if tokens.iter().any(|t| t.name == name) {
+        return Err(conflict_message(name));
+    }
+    let secret = new_secret();
+    let create_time = now_epoch();
+    tokens.push(TokenRec {
+        name: name.to_string(),
+        hash: hash_token(&secret),
+        create_time,
+        expires_at: expires_raw,
+        expires_epoch,
+    });
+    Ok((secret, create_time))
+}
+
+pub(crate) fn revoke_in(tokens: &mut Vec<TokenRec>, name: &str) -> bool {
+    let before = tokens.len();
+    tokens.retain(|t| t.name != name);
+    tokens.len() != before
+}
+
+pub(crate) fn rename_in(tokens: &mut [TokenRec], name: &str, new_name: &str) -> Result<(), String> {
+    if !valid_token_name(new_name) {
+        return Err(invalid_name_message(new_name));
+    }
+    if !tokens.iter().any(|t| t.name == name) {
+        return Err(format!("The API token “{name}” does not exist."));
+    }
+    if name != new_name && tokens.iter().any(|t| t.name == new_name) {
+        return Err(conflict_message(new_name));
+    }
+    if let Some(t) = tokens.iter_mut().find(|t| t.name == name) {
+        t.name = new_name.to_string();
+    }
+    Ok(())
+}
+
+pub(crate) fn token_matches(tokens: &[TokenRec], secret: &str) -> bool {
+    let h = hash_token(secret);
+    let now = now_epoch();
+    tokens.iter().any(|t| t.hash == h && t.active(now))
+}
+
+impl HostState {
+    pub fn new(accounts: &[AccountSpec], resellers: &[String], root_token: &str) -> HostState {
+        let mut s = HostState::default();
+        s.whm_users.insert(
+            "root".to_string(),
+            vec![TokenRec {
+                name: "tokenfleet-sim-root".to_string(),
+                hash: hash_token(root_token),
+                create_time: now_epoch(),
+                expires_at: Value::Null,
+                expires_epoch: None,
+            }],
+        );
+        for r in resellers {
+            s.whm_users.entry(r.clone()).or_default();
+        }
+        for a in accounts {
+            s.accounts.insert(
+                a.user.clone(),
+                Account {
+                    owner: a.owner.clone(),
+                    suspended: a.suspended,
+                    password: a.password.clone(),
+                    tokens: Vec::new(),
+                },
+            );
+        }
+        s
+    }
+
+    /// Does this WHM user (root or reseller) with this token authenticate now?
+    pub fn whm_auth(&self, user: &str, secret: &str) -> bool {
+        self.whm_users
+            .get(user)
+            .is_some_and(|t| token_matches(t, secret))
+    }
+
+    pub fn account_token_auth(&self, user: &str, secret: &str) -> bool {
+        self.accounts
+            .get(user)
+            .is_some_and(|a| token_matches(&a.tokens, secret))
+    }
+
+    pub fn account_password_auth(&self, user: &str, password: &str) -> bool {
+        self.accounts
+            .get(user)
+            .is_some_and(|a| a.password.as_deref() == Some(password))
+    }
+
+    /// May WHM user `whm_user` act for `account`? (root: any account; reseller: its own.)
+    pub fn may_act_for(&self, whm_user: &str, account: &str) -> bool {
+        match self.accounts.get(account) {
+            None => false,
+            Some(a) => whm_user == "root" || a.owner == whm_user,
+        }
+    }
+
+    /// Run one UAPI `Tokens` function as `account`. Returns the flat UAPI envelope and whether a
+    /// create was performed.
+    pub fn uapi_tokens(&mut self, account: &str, function: &str, args: &Args) -> (Value, bool) {
+        let Some(acct) = self.accounts.get_mut(account) else {
+            return (
+                uapi_err(format!("The user “{account}” does not exist.")),
+                false,
+            );
+        };
+        match function {
+            "create_full_access" => {
+                let Some(name) = args.get("name") else {
+                    return (uapi_err(missing_arg("name")), false);
+                };
+                if acct.suspended {
+                    return (
+                        uapi_err(format!("The account “{account}” is suspended.")),
+                        false,
+                    );
+                }
+                let raw = args.get("expires_at").unwrap_or("");
+                let epoch = match parse_expires(raw, false) {
+                    Ok(e) => e,
+                    Err(m) => return (uapi_err(m), false),
+                };
+                let raw_value = if raw.is_empty() {
+                    Value::Null
+                } else {
+                    Value::String(raw.to_string())
+                };
+                match create_in(&mut acct.tokens, name, raw_value, epoch) {
+                    Ok((secret, create_time)) => (
+                        uapi_ok(json!({"create_time": create_time, "token": secret})),
+                        true,
+                    ),
+                    Err(m) => (uapi_err(m), false),
+                }
+            }
+            "list" => {
+                let data: Vec<Value> = acct
+                    .tokens
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "create_time": t.create_time,
+                            "expires_at": t.expires_at,
+                            "features": [],
+                            "has_full_access": 1,
+                            "name": t.name,
+                        })
+                    })
+                    .collect();
+                (uapi_ok(Value::Array(data)), false)
+            }
+            "revoke" => {
+                let Some(name) = args.get("name") else {
+                    return (uapi_err(missing_arg("name")), false);
+                };
+                let gone = revoke_in(&mut acct.tokens, name);
+                (uapi_ok(json!(if gone { 1 } else { 0 })), false)
+            }
+            "rename" => {
+                let Some(name) = args.get("name") else {
+                    return (uapi_err(missing_arg("name")), false);
+                };
+                let Some(new_name) = args.get("new_name") else {
+                    return (uapi_err(missing_arg("new_name")), false);
+                };
+                match rename_in(&mut acct.tokens, name, new_name) {
+                    Ok(()) => (uapi_ok(Value::Null), false),
+                    Err(m) => (uapi_err(m), false),
+                }
+            }
+            other => (
+                uapi_err(format!(
+                    "Could not find the function “{other}” in the module “Tokens”."
+                )),
+                false,
+            ),
+        }
+    }
+}
+
+/// Form/query arguments: first value wins for a key; all values kept in order for repeated keys.
+#[derive(Debug, Default)]
+pub(crate) struct Args {
+    pub pairs: Vec<(String, String)>,
+}
+
+impl Args {
+    pub fn parse(query: &[u8], body: &[u8]) -> Args {
+        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        pairs.extend(form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())));
+        Args { pairs }
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+    /// `key`, `key-1`, `key-2`, … in order (the WHM API 1 repeated-argument form).
+    pub fn repeated(&self, key: &str) -> Vec<&str> {
+        let prefix = format!("{key}-");
+        self.pairs
+            .iter()
+            .filter(|(k, _)| {
+                k == key
+                    || k.strip_prefix(&prefix)
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+pub(crate) fn uapi_ok(data: Value) -> Value {
+    json!({"data": data, "errors": null, "messages": null, "metadata": {}, "status": 1, "warnings": null})
+}
+
+pub(crate) fn uapi_err(message: String) -> Value {
+    json!({"data": null, "errors": [message], "messages": null, "metadata": {}, "status": 0, "warnings": null})
+}
+
+/// cPHulk: failed logins per client IP within a window block the IP for a while.
+#[derive(Debug, Default)]
+pub(crate) struct Cphulk {
+    failures: HashMap<IpAddr, Vec<Instant>>,
+    blocked_until: HashMap<IpAddr, Instant>,
+}
+
+impl Cphulk {
+    pub fn is_blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
+        match self.blocked_until.get(&ip) {
+            Some(until) if *until > now => true,
+            Some(_) => {
+                self.blocked_until.remove(&ip);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Record a failed login; true when it tripped the block.
+    pub fn record_failure(&mut self, ip: IpAddr, now: Instant, cfg: &CphulkConfig) -> bool {
+        let list = self.failures.entry(ip).or_default();
+        list.retain(|t| now.saturating_duration_since(*t) < cfg.window);
+        list.push(now);
+        if list.len() as u32 >= cfg.max_failures.max(1) {
+            list.clear();
+            self.blocked_until.insert(
+                ip,
+                now + cfg.block.min(Duration::from_secs(100 * 365 * 86400)),
+            );
+            return true;
+        }
+        false
+    }
+
+    pub fn reset(&mut self) {
+        self.failures.clear();
+        self.blocked_until.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_rule() {
+        assert!(valid_token_name("ci-20250101_x"));
+        assert!(valid_token_name(&"a".repeat(50)));
+        assert!(!valid_token_name(&"a".repeat(51)));
+        assert!(!valid_token_name(""));
+        assert!(!valid_token_name("bad name"));
+        assert!(!valid_token_name("é"));
+    }
+
+    #[test]
+    fn secrets_look_real() {
+        let s = new_secret();
+        assert_eq!(s.len(), 32);
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        );
+        assert_ne!(s, new_secret());
+    }
+
+    #[test]
+    fn expires_rules() {
+        assert_eq!(parse_expires("", false), Ok(None));
+        assert_eq!(parse_expires("0", true), Ok(None));
+        assert!(parse_expires("0", false).is_err());
+        assert!(parse_expires("12ab", false).is_err());
+        assert!(parse_expires("-5", false).is_err());
+        let future = now_epoch() + 3600;
+        assert_eq!(parse_expires(&future.to_string(), false), Ok(Some(future)));
+    }
+
+    #[test]
+    fn cphulk_blocks_after_max_and_forgets_outside_window() {
+        let cfg = CphulkConfig {
+            max_failures: 3,
+            window: Duration::from_secs(10),
+            block: Duration::from_secs(60),
+        };
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        let mut c = Cphulk::default();
+        assert!(!c.record_failure(ip, t0, &cfg));
+        assert!(!c.record_failure(ip, t0 + Duration::from_secs(5), &cfg));
+        // The first failure leaves the window before the third arrives.
+        assert!(!c.record_failure(ip, t0 + Duration::from_secs(11), &cfg));
+        assert!(!c.is_blocked(ip, t0 + Duration::from_secs(11)));
+        assert!(c.record_failure(ip, t0 + Duration::from_secs(12), &cfg));
+        assert!(c.is_blocked(ip, t0 + Duration::from_secs(13)));
+        assert!(c.is_blocked(ip, t0 + Duration::from_secs(71)));
+        assert!(!c.is_blocked(ip, t0 + Duration::from_secs(72)));
+    }
+
+    #[test]
+    fn repeated_args() {
+        let a = Args::parse(
+            b"token_name=a&token_name-1=b",
+            b"token_name-2=c&token_name-x=d",
+        );
+        assert_eq!(a.repeated("token_name"), vec!["a", "b", "c"]);
+        assert_eq!(a.get("token_name"), Some("a"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn name_rule_matches_the_documented_regex(name in "[A-Za-z0-9_ .é-]{0,60}") {
+            let expected = !name.is_empty()
+                && name.len() <= 50
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            proptest::prop_assert_eq!(valid_token_name(&name), expected);
+        }
+
+        #[test]
+        fn form_args_round_trip(pairs in proptest::collection::vec(("[a-z_.-]{1,10}", "\\PC{0,20}"), 0..8)) {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                .finish();
+            let args = Args::parse(b"", body.as_bytes());
+            proptest::prop_assert_eq!(args.pairs, pairs);
+        }
+    }
+}
