@@ -39,11 +39,24 @@ pub struct AccountInfo {
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
     /// A WHM token (or password) of `whm_user` acting for `account` through `uapi_cpanel`.
-    WhmFor { whm_user: &'a str, credential: &'a Secret, auth: AuthKind, account: &'a str },
+    WhmFor {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+        account: &'a str,
+    },
     /// The account itself on the cPanel port (`/execute/Tokens/...`).
-    Account { user: &'a str, credential: &'a Secret, auth: AuthKind },
+    Account {
+        user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
     /// `whm_user`'s own WHM API tokens (`api_token_*`), for `--scope whm`.
-    Whm { whm_user: &'a str, credential: &'a Secret, auth: AuthKind },
+    Whm {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
 }
 
 /// Why a call failed.
@@ -96,7 +109,9 @@ impl ApiError {
             ApiError::Transport(TransportError::Connect(_)) => "cannot connect".into(),
             ApiError::Transport(TransportError::Timeout { .. }) => "timed out".into(),
             ApiError::Transport(TransportError::Io { .. }) => "connection lost".into(),
-            ApiError::Transport(TransportError::BodyTooLarge { .. }) => "response body too large".into(),
+            ApiError::Transport(TransportError::BodyTooLarge { .. }) => {
+                "response body too large".into()
+            }
         }
     }
 }
@@ -104,7 +119,9 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ApiError::Auth { status, message } => write!(f, "authentication refused (HTTP {status}): {message}"),
+            ApiError::Auth { status, message } => {
+                write!(f, "authentication refused (HTTP {status}): {message}")
+            }
             ApiError::Rejected(m) => write!(f, "the server refused: {m}"),
             ApiError::Conflict(m) => write!(f, "{m}"),
             ApiError::Protocol(m) => write!(f, "protocol error: {m}"),
@@ -125,7 +142,12 @@ impl<'a> Api<'a> {
     }
 
     /// Create a full-access token named `name`. `expires_at`: unix seconds, `None` = never.
-    pub fn create_token(&self, caller: &Caller<'_>, name: &str, expires_at: Option<i64>) -> Result<NewToken, ApiError> {
+    pub fn create_token(
+        &self,
+        caller: &Caller<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken, ApiError> {
         let _ = (caller, name, expires_at);
         unimplemented!()
     }
@@ -143,13 +165,23 @@ impl<'a> Api<'a> {
     }
 
     /// WHM `listaccts` as `whm_user`.
-    pub fn list_accounts(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<Vec<AccountInfo>, ApiError> {
+    pub fn list_accounts(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<Vec<AccountInfo>, ApiError> {
         let _ = (whm_user, credential, auth);
         unimplemented!()
     }
 
     /// WHM `version`: a cheap authenticated call for `check`.
-    pub fn version(&self, whm_user: &str, credential: &Secret, auth: AuthKind) -> Result<String, ApiError> {
+    pub fn version(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<String, ApiError> {
         let _ = (whm_user, credential, auth);
         unimplemented!()
     }

@@ -32,7 +32,9 @@ impl Operation {
 }
 
 /// Whose tokens: cPanel accounts' or each host's `whm_user`'s.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     #[default]
@@ -153,7 +155,11 @@ impl Plan {
 pub type Prompter<'a> = dyn FnMut(&str) -> Result<Secret, String> + 'a;
 
 /// Validate `req` against `inventory`: selection, names, credentials. All problems at once.
-pub fn build(inventory: &Inventory, req: &PlanRequest, prompt: &mut Prompter<'_>) -> Result<Plan, InputError> {
+pub fn build(
+    inventory: &Inventory,
+    req: &PlanRequest,
+    prompt: &mut Prompter<'_>,
+) -> Result<Plan, InputError> {
     let _ = (inventory, req, prompt);
     unimplemented!()
 }

@@ -79,7 +79,12 @@ pub enum TransportError {
 impl TransportError {
     /// True when the server may have acted on the request (a mutation's outcome is unknown).
     pub fn maybe_sent(&self) -> bool {
-        matches!(self, TransportError::Timeout { sent: true } | TransportError::Io { sent: true, .. } | TransportError::BodyTooLarge { .. })
+        matches!(
+            self,
+            TransportError::Timeout { sent: true }
+                | TransportError::Io { sent: true, .. }
+                | TransportError::BodyTooLarge { .. }
+        )
     }
 }
 
@@ -89,11 +94,16 @@ impl std::fmt::Display for TransportError {
             TransportError::Connect(m) => write!(f, "cannot connect: {m}"),
             TransportError::Tls(m) => write!(f, "TLS: {m}"),
             TransportError::PinMismatch { expected, got } => {
-                write!(f, "TLS pin mismatch: expected {expected}, server presented {got}")
+                write!(
+                    f,
+                    "TLS pin mismatch: expected {expected}, server presented {got}"
+                )
             }
             TransportError::Timeout { .. } => f.write_str("timed out"),
             TransportError::Io { message, .. } => write!(f, "connection lost: {message}"),
-            TransportError::BodyTooLarge { cap } => write!(f, "response body larger than {cap} bytes"),
+            TransportError::BodyTooLarge { cap } => {
+                write!(f, "response body larger than {cap} bytes")
+            }
         }
     }
 }
@@ -105,7 +115,10 @@ pub struct HostTransport {
 
 impl HostTransport {
     /// Build the client for `host`. Reads `tls_ca` now, so a bad CA file is an input problem.
-    pub fn new(host: &Host, config: &TransportConfig) -> Result<HostTransport, crate::error::Problem> {
+    pub fn new(
+        host: &Host,
+        config: &TransportConfig,
+    ) -> Result<HostTransport, crate::error::Problem> {
         let _ = (host, config);
         unimplemented!("transport")
     }
