@@ -65,7 +65,8 @@ pub(crate) fn parse(text: &str, file: &str, problems: &mut Vec<Problem>) -> RawI
     let loc = |line: u64| format!("{file}:{line}");
     // The csv crate's line counter skips comment lines, and a record's position is where the
     // reader stood before it skipped blank and comment lines: skip them here too.
-    let line_at = |byte: u64| super::line_of(text, record_start(text, byte as usize)) as u64;
+    let lines = super::Lines::new(text);
+    let line_at = |byte: u64| lines.line(record_start(text, byte as usize)) as u64;
     let columns = all_columns();
     let mut header: Option<Vec<Option<&'static str>>> = None;
     let mut header_ok = true;

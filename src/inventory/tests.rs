@@ -294,6 +294,38 @@ fn bad_files_give_clean_errors() {
 }
 
 #[test]
+fn oversized_files_are_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.csv");
+    std::fs::write(&path, vec![b'x'; 4097]).unwrap();
+    let p = read_capped(&path, 4096).err().expect("refused");
+    assert!(p.message.contains("larger than 4 KiB"), "{p}");
+    assert_eq!(read_capped(&path, 4097).unwrap().len(), 4097);
+}
+
+#[test]
+fn line_index_matches_counting() {
+    let text = "a\nbb\n\nc";
+    let lines = Lines::new(text);
+    for (offset, line) in [(0, 1), (1, 1), (2, 2), (4, 2), (5, 3), (6, 4), (99, 4)] {
+        assert_eq!(lines.line(offset), line, "offset {offset}");
+    }
+}
+
+#[test]
+fn a_large_csv_parses() {
+    let mut text = String::from("host,account,credential\n");
+    for h in 0..200 {
+        for a in 0..100 {
+            text.push_str(&format!("h{h},u{a},env:T\n"));
+        }
+    }
+    let inv = csv(&text).unwrap();
+    assert_eq!(inv.hosts.len(), 200);
+    assert_eq!(inv.hosts[199].accounts.listed().len(), 100);
+}
+
+#[test]
 fn relative_paths_resolve_against_the_inventory_folder() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("certs")).unwrap();

@@ -25,17 +25,13 @@ fn defaults_keys() -> Vec<&'static str> {
 }
 
 struct Ctx<'a> {
-    text: &'a str,
+    lines: super::Lines,
     file: &'a str,
 }
 
 impl Ctx<'_> {
     fn loc(&self, offset: usize, what: &str) -> String {
-        format!(
-            "{}:{} ({what})",
-            self.file,
-            super::line_of(self.text, offset)
-        )
+        format!("{}:{} ({what})", self.file, self.lines.line(offset))
     }
 }
 
@@ -147,13 +143,16 @@ fn accounts_of(
 }
 
 pub(crate) fn parse(text: &str, file: &str, problems: &mut Vec<Problem>) -> RawInventory {
-    let ctx = Ctx { text, file };
+    let ctx = Ctx {
+        lines: super::Lines::new(text),
+        file,
+    };
     let mut out = RawInventory::default();
     let doc = match DeTable::parse(text) {
         Ok(d) => d,
         Err(e) => {
             let loc = match e.span() {
-                Some(span) => format!("{file}:{}", super::line_of(text, span.start)),
+                Some(span) => format!("{file}:{}", ctx.lines.line(span.start)),
                 None => file.to_string(),
             };
             problems.push(
