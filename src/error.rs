@@ -19,7 +19,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { location: location.into(), field: None, message: message.into(), hint: None }
+        Problem {
+            location: location.into(),
+            field: None,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -55,7 +60,9 @@ pub struct InputError {
 
 impl InputError {
     pub fn one(problem: Problem) -> Self {
-        InputError { problems: vec![problem] }
+        InputError {
+            problems: vec![problem],
+        }
     }
 }
 
@@ -74,7 +81,11 @@ impl fmt::Display for InputError {
             write!(f, "error: {p}")?;
         }
         if self.problems.len() > 1 {
-            write!(f, "\n{} problems; nothing was contacted", self.problems.len())?;
+            write!(
+                f,
+                "\n{} problems; nothing was contacted",
+                self.problems.len()
+            )?;
         } else {
             write!(f, "\nnothing was contacted")?;
         }

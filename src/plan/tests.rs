@@ -1,0 +1,369 @@
+use super::*;
+use crate::inventory::{Format, parse_bytes};
+use std::path::Path;
+
+fn inv(text: &str) -> Inventory {
+    parse_bytes(text.as_bytes(), Format::Toml, "inv.toml", Path::new("/inv"))
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn req(op: Operation) -> PlanRequest {
+    PlanRequest {
+        op: Some(op),
+        per_host: 4,
+        run_id: "r7k2".into(),
+        date: "20250101".into(),
+        ..PlanRequest::default()
+    }
+}
+
+fn set_env(name: &str, value: &str) {
+    // SAFETY: set_var is unsafe because other threads may read the environment concurrently;
+    // each test uses variable names of its own.
+    unsafe { std::env::set_var(name, value) }
+}
+
+fn no_prompt(label: &str) -> Result<Secret, String> {
+    panic!("unexpected prompt for {label}")
+}
+
+fn build_ok(inventory: &Inventory, r: &PlanRequest) -> Plan {
+    build(inventory, r, &mut no_prompt).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn build_err(inventory: &Inventory, r: &PlanRequest) -> Vec<Problem> {
+    match build(inventory, r, &mut no_prompt) {
+        Ok(p) => panic!(
+            "expected problems, got a plan with {} targets",
+            p.target_count()
+        ),
+        Err(e) => e.problems,
+    }
+}
+
+const WHM_FLEET: &str = r#"
+[defaults]
+credential = "env:TF_PLAN_WHM_A"
+[[hosts]]
+name = "web1.example.com"
+groups = ["eu"]
+per_host = 2
+accounts = ["alice", "bob"]
+[[hosts]]
+name = "web2"
+groups = ["us"]
+whm_user = "reseller1"
+accounts = ["carol"]
+[[hosts]]
+name = "web3"
+tls_insecure = true
+accounts = "*"
+"#;
+
+#[test]
+fn create_expands_a_name_per_account_and_resolves_the_host_credential_once() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory = inv(WHM_FLEET);
+    let mut r = req(Operation::Create);
+    r.name = Some("ci-{date}-{host}-{account}-{run}".into());
+    let plan = build_ok(&inventory, &r);
+    assert_eq!(plan.hosts.len(), 3);
+    let h1 = &plan.hosts[0];
+    assert_eq!(h1.per_host, 2, "the host's per_host wins");
+    assert_eq!(plan.hosts[1].per_host, 4, "else --per-host");
+    assert_eq!(h1.credential.as_ref().unwrap().expose(), "WHMTOKEN");
+    let names: Vec<_> = h1
+        .targets
+        .iter()
+        .map(|t| t.token_name.clone().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ci-20250101-web1-example-com-alice-r7k2",
+            "ci-20250101-web1-example-com-bob-r7k2"
+        ]
+    );
+    assert!(
+        h1.targets.iter().all(|t| t.credential.is_none()),
+        "api whm: no account credentials"
+    );
+    assert!(plan.hosts[2].discover);
+    assert!(plan.hosts[2].targets.is_empty());
+    assert_eq!(
+        plan.warnings,
+        ["web3: tls_insecure = true: certificate NOT verified"]
+    );
+    assert_eq!(
+        plan.name.as_ref().unwrap().as_str(),
+        "ci-{date}-{host}-{account}-{run}"
+    );
+    assert!(plan.revoke.is_none());
+    assert_eq!(plan.target_count(), 3);
+}
+
+#[test]
+fn discovered_accounts_get_targets_with_the_template() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory = inv(WHM_FLEET);
+    let mut r = req(Operation::Create);
+    r.name = Some("ci-{account}".into());
+    r.accounts = Some("a*".into());
+    let plan = build_ok(&inventory, &r);
+    let web3 = &plan.hosts[2];
+    let t = plan.target_for(web3, "zed").unwrap();
+    assert_eq!(t.account.as_deref(), Some("zed"));
+    assert_eq!(t.token_name.as_deref(), Some("ci-zed"));
+    assert!(plan.wants_account("anna") && !plan.wants_account("zed"));
+    assert!(
+        plan.target_for(web3, &"x".repeat(60))
+            .unwrap_err()
+            .contains("63 characters")
+    );
+    // --accounts filters listed accounts now.
+    assert_eq!(plan.hosts[0].targets.len(), 1);
+    assert_eq!(plan.hosts[0].targets[0].account.as_deref(), Some("alice"));
+}
+
+#[test]
+fn scope_whm_is_one_target_per_host_named_for_the_whm_user() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory = inv(WHM_FLEET);
+    let mut r = req(Operation::Rotate);
+    r.scope = Scope::Whm;
+    r.name = Some("fleet-{account}-{date}".into());
+    r.revoke = Some("fleet-*".into());
+    let plan = build_ok(&inventory, &r);
+    assert!(
+        plan.hosts
+            .iter()
+            .all(|h| h.targets.len() == 1 && !h.discover && h.credential.is_some())
+    );
+    assert!(plan.hosts.iter().all(|h| h.targets[0].account.is_none()));
+    assert_eq!(
+        plan.hosts[1].targets[0].token_name.as_deref(),
+        Some("fleet-reseller1-20250101")
+    );
+    assert_eq!(
+        plan.hosts[0].targets[0].token_name.as_deref(),
+        Some("fleet-root-20250101")
+    );
+    assert!(plan.revoke.as_ref().unwrap().matches("fleet-old"));
+}
+
+#[test]
+fn revoke_takes_a_name_or_glob_and_list_takes_none() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory = inv(WHM_FLEET);
+    let mut r = req(Operation::Revoke);
+    r.name = Some("ci-2024*".into());
+    let plan = build_ok(&inventory, &r);
+    assert!(plan.revoke.as_ref().unwrap().matches("ci-20240101"));
+    assert!(
+        plan.hosts[0]
+            .targets
+            .iter()
+            .all(|t| t.token_name.as_deref() == Some("ci-2024*"))
+    );
+    assert_eq!(
+        plan.target_for(&plan.hosts[2], "zed")
+            .unwrap()
+            .token_name
+            .as_deref(),
+        Some("ci-2024*")
+    );
+    r.name = Some("ci-{date}".into());
+    assert!(
+        build_err(&inventory, &r)[0]
+            .message
+            .contains("neither a token name nor a glob")
+    );
+    let plan = build_ok(&inventory, &req(Operation::List));
+    assert!(
+        plan.hosts
+            .iter()
+            .flat_map(|h| &h.targets)
+            .all(|t| t.token_name.is_none())
+    );
+    assert!(
+        plan.target_for(&plan.hosts[2], "zed")
+            .unwrap()
+            .token_name
+            .is_none()
+    );
+}
+
+#[test]
+fn missing_and_bad_flags_are_all_reported() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory = inv(WHM_FLEET);
+    let p = build_err(&inventory, &req(Operation::Rotate));
+    let locations: Vec<&str> = p.iter().map(|p| p.location.as_str()).collect();
+    assert_eq!(locations, ["--name", "--revoke"], "{p:#?}");
+    let mut r = req(Operation::Create);
+    r.name = Some("x-{hots}".into());
+    r.accounts = Some("[".into());
+    r.limit = Some("nope".into());
+    let p = build_err(&inventory, &r);
+    let locations: Vec<&str> = p.iter().map(|p| p.location.as_str()).collect();
+    assert_eq!(locations, ["--name", "--accounts", "--limit"], "{p:#?}");
+    assert!(p[0].message.contains("{date}, {host}, {account}, {run}"));
+    assert!(p[2].message.contains("selects no host"));
+}
+
+#[test]
+fn limit_selects_hosts_and_warns_about_unmatched_items() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory = inv(WHM_FLEET);
+    let mut r = req(Operation::Check);
+    r.limit = Some("eu,wbe9".into());
+    let plan = build_ok(&inventory, &r);
+    assert_eq!(plan.hosts.len(), 1);
+    assert_eq!(plan.hosts[0].host.name, "web1.example.com");
+    assert_eq!(plan.warnings.len(), 1);
+    assert!(plan.warnings[0].contains("wbe9"));
+}
+
+#[test]
+fn too_long_names_name_host_account_and_length() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory = inv(WHM_FLEET);
+    let mut r = req(Operation::Create);
+    r.name = Some("a-rather-long-prefix-for-tokens-{host}-{account}".into());
+    let p = build_err(&inventory, &r);
+    assert_eq!(
+        p.len(),
+        2,
+        "web2/carol fits (42 chars), web1's two do not: {p:#?}"
+    );
+    assert!(
+        p[0].message.starts_with("web1.example.com/alice: "),
+        "{}",
+        p[0].message
+    );
+    assert!(p[0].message.contains("54 characters"), "{}", p[0].message);
+}
+
+#[test]
+fn missing_env_credential_names_variable_and_place_once() {
+    let inventory = inv(&WHM_FLEET.replace("TF_PLAN_WHM_A", "TF_PLAN_NEVER_SET_77"));
+    let p = build_err(&inventory, &req(Operation::List));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].message.contains("TF_PLAN_NEVER_SET_77 is not set"));
+    assert!(p[0].message.contains("2 other places"));
+    assert!(p[0].location.starts_with("inv.toml:"));
+}
+
+#[test]
+fn cpanel_hosts_resolve_account_credentials_and_prompt_once_per_account_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("carol.token");
+    std::fs::write(&file, "CAROLTOKEN\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    set_env("TF_PLAN_DAVE", "DAVETOKEN");
+    let text = r#"
+[[hosts]]
+name = "c1"
+api = "cpanel"
+credential = "prompt"
+accounts = [ { user = "carol", credential = "file:carol.token" }, { user = "dave", credential = "env:TF_PLAN_DAVE" }, "erin", "fred" ]
+[[hosts]]
+name = "c2"
+api = "cpanel"
+accounts = [ { user = "carol", credential = "file:carol.token" } ]
+"#;
+    let inventory = parse_bytes(text.as_bytes(), Format::Toml, "inv.toml", dir.path()).unwrap();
+    let mut asked = Vec::new();
+    let mut ask = |label: &str| {
+        asked.push(label.to_string());
+        Ok(Secret::new(format!("typed-{}", asked.len())))
+    };
+    let plan = build(&inventory, &req(Operation::List), &mut ask).unwrap();
+    assert_eq!(asked, ["c1: erin (cPanel)", "c1: fred (cPanel)"]);
+    let creds: Vec<&str> = plan.hosts[0]
+        .targets
+        .iter()
+        .map(|t| t.credential.as_ref().unwrap().expose())
+        .collect();
+    assert_eq!(creds, ["CAROLTOKEN", "DAVETOKEN", "typed-1", "typed-2"]);
+    assert_eq!(
+        plan.hosts[1].targets[0]
+            .credential
+            .as_ref()
+            .unwrap()
+            .expose(),
+        "CAROLTOKEN"
+    );
+    assert!(
+        plan.hosts.iter().all(|h| h.credential.is_none()),
+        "api cpanel, scope account: no WHM credential"
+    );
+    #[cfg(unix)]
+    {
+        assert_eq!(
+            plan.warnings.len(),
+            1,
+            "the file is read and warned about once: {:?}",
+            plan.warnings
+        );
+        assert!(plan.warnings[0].contains("chmod 600"));
+    }
+    // A problem elsewhere means nobody is asked.
+    let mut r = req(Operation::Create);
+    r.name = Some("{bad}".into());
+    let mut asked_anyway = false;
+    let mut ask = |_: &str| {
+        asked_anyway = true;
+        Ok(Secret::new("x"))
+    };
+    assert!(build(&inventory, &r, &mut ask).is_err());
+    assert!(!asked_anyway);
+}
+
+#[test]
+fn nothing_to_do_is_an_error() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let inventory =
+        inv("[defaults]\ncredential = \"env:TF_PLAN_WHM_A\"\n[[hosts]]\nname = \"h\"\n");
+    let p = build_err(&inventory, &req(Operation::List));
+    assert!(p[0].message.contains("no accounts"), "{p:#?}");
+    let mut r = req(Operation::List);
+    r.scope = Scope::Whm;
+    assert_eq!(build_ok(&inventory, &r).target_count(), 1);
+    let inventory = inv(WHM_FLEET
+        .replace("accounts = \"*\"", "accounts = [\"zed\"]")
+        .as_str());
+    let mut r = req(Operation::List);
+    r.accounts = Some("nobody*".into());
+    assert!(
+        build_err(&inventory, &r)[0]
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("--accounts")
+    );
+}
+
+#[test]
+fn a_host_without_a_needed_credential_is_a_problem() {
+    let inventory = inv("[[hosts]]\nname = \"h\"\naccounts = [\"a\"]\n");
+    let p = build_err(&inventory, &req(Operation::List));
+    assert_eq!(p.len(), 1);
+    assert!(
+        p[0].message
+            .contains("no credential for root (WHM) on host h"),
+        "{}",
+        p[0].message
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let plan = build_ok(&inv(WHM_FLEET), &req(Operation::List));
+    assert!(!format!("{plan:?}").contains("WHMTOKEN"));
+}
