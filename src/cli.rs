@@ -560,8 +560,13 @@ fn fleet(
     let started = jiff::Timestamp::now();
     let journal = match &sealing {
         Some(out) => Some(
-            out.start_journal(&plan, &common.inventory, &inventory_sha256, job_options(&job))
-                .map_err(Failure::Other)?,
+            out.start_journal(
+                &plan,
+                &common.inventory,
+                &inventory_sha256,
+                job_options(&job),
+            )
+            .map_err(Failure::Other)?,
         ),
         None => None,
     };
@@ -611,11 +616,19 @@ fn fleet(
     }
     print(&outcome).map_err(Failure::Other)?;
 
-    let report = Report::new(&plan.run_id, plan.op.as_str(), started.to_string(), outcome.results);
+    let report = Report::new(
+        &plan.run_id,
+        plan.op.as_str(),
+        started.to_string(),
+        outcome.results,
+    );
     if let Some(path) = &common.report {
-        report
-            .write(&path.to_string_lossy())
-            .map_err(|e| Failure::Other(anyhow::anyhow!("cannot write the report {}: {e}", path.display())))?;
+        report.write(&path.to_string_lossy()).map_err(|e| {
+            Failure::Other(anyhow::anyhow!(
+                "cannot write the report {}: {e}",
+                path.display()
+            ))
+        })?;
     }
     let summary = report.summary();
     let code = report.exit_code(handoff_failed, outcome.interrupted);
@@ -857,7 +870,10 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
     use crate::seal::{Keys, SealError};
     let seal_failure = |e: SealError| match e {
         SealError::Io { .. } | SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
-        other => Failure::Input(InputError::one(Problem::new(args.file.display().to_string(), other.to_string()))),
+        other => Failure::Input(InputError::one(Problem::new(
+            args.file.display().to_string(),
+            other.to_string(),
+        ))),
     };
     let mut keys = Keys::new();
     for path in &args.identity {
@@ -883,7 +899,9 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
         OutFormat::Csv => crate::seal::RowFormat::Csv,
     };
     let text = crate::seal::render_rows(&rows, format);
-    std::io::stdout().write_all(text.as_bytes()).map_err(anyhow::Error::from)?;
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(anyhow::Error::from)?;
     Ok(exit::OK)
 }
 
@@ -892,12 +910,17 @@ fn read_passphrase(prompt: &str) -> Result<Secret, Failure> {
     if let Ok(p) = std::env::var("TOKENFLEET_PASSPHRASE") {
         return Ok(Secret::new(p));
     }
-    rpassword::prompt_password(prompt).map(Secret::new).map_err(|e| {
-        Failure::Input(InputError::one(
-            Problem::new("--identity", format!("a passphrase is needed and cannot be read from the terminal: {e}"))
+    rpassword::prompt_password(prompt)
+        .map(Secret::new)
+        .map_err(|e| {
+            Failure::Input(InputError::one(
+                Problem::new(
+                    "--identity",
+                    format!("a passphrase is needed and cannot be read from the terminal: {e}"),
+                )
                 .hint("pass --identity FILE, or set TOKENFLEET_PASSPHRASE"),
-        ))
-    })
+            ))
+        })
 }
 
 /// The run's options, recorded in the journal's plan for `resume`.

@@ -69,7 +69,13 @@ pub trait Ledger: Sync {
     ) -> std::io::Result<()>;
     fn created(&self, minted: &Minted) -> std::io::Result<()>;
     fn verified(&self, host: &str, account: &str, token_name: &str) -> std::io::Result<()>;
-    fn revoked(&self, host: &str, account: &str, token_name: &str, names: &[String]) -> std::io::Result<()>;
+    fn revoked(
+        &self,
+        host: &str,
+        account: &str,
+        token_name: &str,
+        names: &[String],
+    ) -> std::io::Result<()>;
     fn failed(
         &self,
         host: &str,
@@ -438,9 +444,10 @@ impl Runner<'_> {
                 let (status, error, cause, step, follow) = match verdict {
                     Ok(status) => (status, None, None, None, FollowUp::None),
                     Err(f) => {
-                        let follow = match &f.error {
-                            Some(ApiError::Auth { .. }) => FollowUp::StopHost(f.cause.clone()),
-                            _ => FollowUp::None,
+                        let follow = if f.auth_refused {
+                            FollowUp::StopHost(f.cause.clone())
+                        } else {
+                            FollowUp::None
                         };
                         (f.status, Some(f.message), Some(f.cause), f.step, follow)
                     }
@@ -533,7 +540,8 @@ impl Runner<'_> {
                         account: Some(acct.user.clone()),
                         token_name: None,
                         status: Status::Skipped,
-                        error: Some("account is suspended".into()),
+                        // Skipped by policy, not by failure: no error, so the exit code stays 0.
+                        error: None,
                         cause: Some("account suspended".into()),
                         step: None,
                         attempts: 0,
@@ -859,7 +867,9 @@ impl Runner<'_> {
         // Revoke is idempotent: re-sending after an unknown outcome is safe.
         self.with_retries(attempts, || api.revoke_tokens(caller, &names))
             .map_err(|e| Failure::api("revoke", e))?;
-        let _ = self.ledger.revoked(&hp.host.name, account, pattern.as_str(), &names);
+        let _ = self
+            .ledger
+            .revoked(&hp.host.name, account, pattern.as_str(), &names);
         Ok(Status::Revoked)
     }
 
@@ -935,7 +945,9 @@ impl Runner<'_> {
                             api.revoke_tokens(caller, &[name.to_string()])
                         })
                         .map_err(|e| Failure::api("revoke", e))?;
-                        let _ = self.ledger.revoked(host, account, name, &[name.to_string()]);
+                        let _ = self
+                            .ledger
+                            .revoked(host, account, name, &[name.to_string()]);
                         continue;
                     }
                     if self.plan.op == Operation::Rotate {
@@ -967,7 +979,9 @@ impl Runner<'_> {
                                 api.revoke_tokens(caller, &[name.to_string()])
                             })
                             .map_err(|e| Failure::api("revoke orphan", e))?;
-                            let _ = self.ledger.revoked(host, account, name, &[name.to_string()]);
+                            let _ = self
+                                .ledger
+                                .revoked(host, account, name, &[name.to_string()]);
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -1053,7 +1067,7 @@ impl Runner<'_> {
                     ),
                     cause: format!("new token failed verification: {}", e.cause()),
                     step: Some("verify".into()),
-                    error: None,
+                    auth_refused: false,
                 });
             }
             let _ = self.ledger.verified(&host.name, account, &name);
@@ -1131,7 +1145,8 @@ struct Failure {
     message: String,
     cause: String,
     step: Option<String>,
-    error: Option<ApiError>,
+    /// The host's credential was refused: stop the host (cPHulk).
+    auth_refused: bool,
 }
 
 impl Failure {
@@ -1141,7 +1156,7 @@ impl Failure {
             message: message.to_string(),
             cause: message.to_string(),
             step: None,
-            error: None,
+            auth_refused: false,
         }
     }
 
@@ -1151,7 +1166,7 @@ impl Failure {
             message,
             cause: cause.to_string(),
             step: Some(step.to_string()),
-            error: None,
+            auth_refused: false,
         }
     }
 
@@ -1161,7 +1176,7 @@ impl Failure {
             message: format!("{step}: {e}"),
             cause: e.cause(),
             step: Some(step.split(' ').next().unwrap_or(step).to_string()),
-            error: Some(e),
+            auth_refused: matches!(e, ApiError::Auth { .. }),
         }
     }
 
@@ -1171,7 +1186,7 @@ impl Failure {
             message: format!("{doing}: {e}; the new token is sealed in the handoff"),
             cause: e.cause(),
             step: Some(step.to_string()),
-            error: Some(e),
+            auth_refused: matches!(e, ApiError::Auth { .. }),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! end, the handoff file is written from the minted tokens.
 
 use super::handoff::{HandoffFormat, HandoffRow, write_handoff};
-use super::journal::{Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path};
+use super::journal::{
+    Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path,
+};
 use super::recipients::Recipients;
 use super::sealer::Sealer;
 use crate::error::{InputError, Problem};
@@ -66,7 +68,11 @@ impl Output {
                 journal: journal_path(path),
                 recipients,
                 armor,
-                format: if json { HandoffFormat::Json } else { HandoffFormat::Csv },
+                format: if json {
+                    HandoffFormat::Json
+                } else {
+                    HandoffFormat::Csv
+                },
                 force,
             }),
             _ => Err(InputError { problems }),
@@ -78,14 +84,24 @@ impl Output {
     }
 
     /// Create the journal with the plan as its first record.
-    pub fn start_journal(&self, plan: &Plan, inventory: &Path, sha256: &str, options: serde_json::Value) -> anyhow::Result<JournalLedger> {
+    pub fn start_journal(
+        &self,
+        plan: &Plan,
+        inventory: &Path,
+        sha256: &str,
+        options: serde_json::Value,
+    ) -> anyhow::Result<JournalLedger> {
         let sealing = JournalSealing::new(&self.recipients)?;
         let mut record = PlanRecord {
             run_id: plan.run_id.clone(),
             operation: plan.op.as_str().to_string(),
             inventory: inventory.display().to_string(),
             inventory_sha256: sha256.to_string(),
-            name_template: plan.name.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+            name_template: plan
+                .name
+                .as_ref()
+                .map(|n| n.as_str().to_string())
+                .unwrap_or_default(),
             scope: match plan.scope {
                 crate::plan::Scope::Account => "account".into(),
                 crate::plan::Scope::Whm => "whm".into(),
@@ -94,9 +110,13 @@ impl Output {
             ..PlanRecord::default()
         };
         sealing.apply(&mut record);
-        let journal = Journal::create(&self.journal, &record, self.force)
-            .map_err(|e| anyhow::anyhow!("cannot create the journal {}: {e}", self.journal.display()))?;
-        Ok(JournalLedger { journal, sealer: sealing.sealer })
+        let journal = Journal::create(&self.journal, &record, self.force).map_err(|e| {
+            anyhow::anyhow!("cannot create the journal {}: {e}", self.journal.display())
+        })?;
+        Ok(JournalLedger {
+            journal,
+            sealer: sealing.sealer,
+        })
     }
 
     /// Write the handoff with every minted token; `Ok(None)` when there is none.
@@ -105,7 +125,14 @@ impl Output {
             return Ok(None);
         }
         let rows: Vec<HandoffRow> = minted.iter().map(row_of).collect();
-        write_handoff(&self.path, &rows, self.format, &Sealer::new(&self.recipients), self.armor, self.force)?;
+        write_handoff(
+            &self.path,
+            &rows,
+            self.format,
+            &Sealer::new(&self.recipients),
+            self.armor,
+            self.force,
+        )?;
         Ok(Some(self.path.clone()))
     }
 }
@@ -127,23 +154,29 @@ pub fn row_of(m: &Minted) -> HandoffRow {
 fn read_new_passphrase() -> Result<Secret, Problem> {
     if let Ok(p) = std::env::var("TOKENFLEET_PASSPHRASE") {
         if p.is_empty() {
-            return Err(Problem::new("TOKENFLEET_PASSPHRASE", "is empty").hint("set a passphrase, or unset it to be asked"));
+            return Err(Problem::new("TOKENFLEET_PASSPHRASE", "is empty")
+                .hint("set a passphrase, or unset it to be asked"));
         }
         return Ok(Secret::new(p));
     }
     let ask = |prompt: &str| {
         rpassword::prompt_password(prompt).map_err(|e| {
-            Problem::new("--passphrase", format!("cannot read a passphrase from the terminal: {e}"))
-                .hint("set TOKENFLEET_PASSPHRASE for automation, or use -r/-R with an age key")
+            Problem::new(
+                "--passphrase",
+                format!("cannot read a passphrase from the terminal: {e}"),
+            )
+            .hint("set TOKENFLEET_PASSPHRASE for automation, or use -r/-R with an age key")
         })
     };
     let first = Secret::new(ask("Passphrase for the handoff: ")?);
     let second = Secret::new(ask("Confirm passphrase: ")?);
     if first != second {
-        return Err(Problem::new("--passphrase", "the two passphrases differ").hint("run again and type the same passphrase twice"));
+        return Err(Problem::new("--passphrase", "the two passphrases differ")
+            .hint("run again and type the same passphrase twice"));
     }
     if first.is_empty() {
-        return Err(Problem::new("--passphrase", "the passphrase is empty").hint("type a passphrase, or use -r/-R with an age key"));
+        return Err(Problem::new("--passphrase", "the passphrase is empty")
+            .hint("type a passphrase, or use -r/-R with an age key"));
     }
     Ok(first)
 }
@@ -172,7 +205,15 @@ impl Ledger for JournalLedger {
             "revoke" => Action::Revoke,
             _ => Action::Create,
         };
-        self.journal.append(&Event::new(host, account, token_name, EventDetail::Intent { action, names: Vec::new() }))
+        self.journal.append(&Event::new(
+            host,
+            account,
+            token_name,
+            EventDetail::Intent {
+                action,
+                names: Vec::new(),
+            },
+        ))
     }
 
     fn created(&self, m: &Minted) -> io::Result<()> {
@@ -184,24 +225,58 @@ impl Ledger for JournalLedger {
             &m.host,
             &m.account,
             &m.token.name,
-            EventDetail::Created { sealed, create_time: m.token.create_time, expires_at: m.token.expires_at, url: m.url.clone() },
+            EventDetail::Created {
+                sealed,
+                create_time: m.token.create_time,
+                expires_at: m.token.expires_at,
+                url: m.url.clone(),
+            },
         ))
     }
 
     fn verified(&self, host: &str, account: &str, token_name: &str) -> io::Result<()> {
-        self.journal.append(&Event::new(host, account, token_name, EventDetail::Verified {}))
+        self.journal.append(&Event::new(
+            host,
+            account,
+            token_name,
+            EventDetail::Verified {},
+        ))
     }
 
-    fn revoked(&self, host: &str, account: &str, token_name: &str, names: &[String]) -> io::Result<()> {
-        self.journal.append(&Event::new(host, account, token_name, EventDetail::Revoked { names: names.to_vec() }))
+    fn revoked(
+        &self,
+        host: &str,
+        account: &str,
+        token_name: &str,
+        names: &[String],
+    ) -> io::Result<()> {
+        self.journal.append(&Event::new(
+            host,
+            account,
+            token_name,
+            EventDetail::Revoked {
+                names: names.to_vec(),
+            },
+        ))
     }
 
-    fn failed(&self, host: &str, account: &str, token_name: &str, step: &str, error: &str) -> io::Result<()> {
+    fn failed(
+        &self,
+        host: &str,
+        account: &str,
+        token_name: &str,
+        step: &str,
+        error: &str,
+    ) -> io::Result<()> {
         let detail = if error == "exists" {
             EventDetail::Exists {}
         } else {
-            EventDetail::Failed { step: step.to_string(), error: error.to_string() }
+            EventDetail::Failed {
+                step: step.to_string(),
+                error: error.to_string(),
+            }
         };
-        self.journal.append(&Event::new(host, account, token_name, detail))
+        self.journal
+            .append(&Event::new(host, account, token_name, detail))
     }
 }

@@ -122,7 +122,7 @@ impl Env {
                 let p = e.unwrap().path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.extension().is_none_or(|x| x != "age") && !p.ends_with("fleet.env") {
+                } else if p.extension().is_none_or(|x| x != "age") && !is_credential_input(&p) {
                     out.push((p.clone(), std::fs::read(&p).unwrap()));
                 }
             }
@@ -178,6 +178,12 @@ impl Env {
             .map(|h| h.stats().total_requests)
             .sum()
     }
+}
+
+/// Files the tests write on purpose with a secret in them: tokenfleet's credential inputs.
+fn is_credential_input(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "fleet.env" || name.starts_with("cred-")
 }
 
 /// A finished tokenfleet process.
