@@ -10,10 +10,11 @@ accounts=${DEMO_ACCOUNTS:-50}
 
 cargo build --release --quiet --bin tokenfleet
 cargo build --release --quiet -p cpanel-sim --example fleet
-tf=target/release/tokenfleet
+tdir=${CARGO_TARGET_DIR:-target}
+tf=$tdir/release/tokenfleet
 
 rm -rf "$dir"
-target/release/examples/fleet --hosts "$hosts" --accounts "$accounts" --latency 20ms --out "$dir" >"$dir.log" 2>&1 &
+"$tdir/release/examples/fleet" --hosts "$hosts" --accounts "$accounts" --latency 20ms --out "$dir" >"$dir.log" 2>&1 &
 fleet_pid=$!
 trap 'kill $fleet_pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do

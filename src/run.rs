@@ -241,7 +241,9 @@ pub fn execute(
         if hp.discover && plan.op != Operation::Check {
             queue.push_back(Work::Discover);
         }
-        if plan.op != Operation::Check || hp.host.api == ApiKind::Cpanel {
+        if plan.op != Operation::Check
+            || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account)
+        {
             for t in &hp.targets {
                 queue.push_back(Work::Target(t.clone()));
             }
@@ -299,7 +301,7 @@ pub fn execute(
 }
 
 fn needs_host_check(plan: &Plan, hp: &HostPlan) -> bool {
-    plan.scope == Scope::Whm || hp.host.api == ApiKind::Whm || hp.credential.is_some()
+    plan.scope == Scope::Whm || hp.host.api == ApiKind::Whm
 }
 
 impl Runner<'_> {

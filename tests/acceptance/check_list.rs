@@ -71,3 +71,23 @@ fn list_shows_names_and_expiry_in_every_format() {
     assert!(table.stdout.contains("never") && table.stdout.contains("dated"));
     env.assert_no_secret_leaked(&[&json, &csv, &table], &[s1, s2]);
 }
+
+/// api = "cpanel": each account's own credential is checked on the cPanel port; WHM is not asked.
+#[test]
+fn check_with_account_credentials() {
+    let env = Env::start(small_fleet(2, 2));
+    let seeded = env.cpanel_inventory("own.toml");
+    let run = env.run(&["check", "-i", "own.toml", "--format", "json"]);
+    run.expect(0);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        4,
+        "one row per account credential"
+    );
+    for h in env.fleet.hosts() {
+        assert_eq!(h.stats().count("whm/version"), 0);
+        assert_eq!(h.stats().count("cpanel/Tokens/list"), 2);
+    }
+    env.assert_no_secret_leaked(&[&run], &seeded);
+}

@@ -171,6 +171,38 @@ impl Env {
         self.files.csv.to_str().unwrap()
     }
 
+    /// Write an `api = "cpanel"` inventory where every account authenticates with its own
+    /// token (seeded on the simulator as `bootstrap`, kept in a 0600 `file:` credential).
+    /// Returns the seeded secrets.
+    pub fn cpanel_inventory(&self, file_name: &str) -> Vec<String> {
+        let mut inv = String::from("[defaults]\napi = \"cpanel\"\n");
+        let mut seeded = Vec::new();
+        for (hi, host) in self.fleet.hosts().iter().enumerate() {
+            inv.push_str(&format!(
+                "\n[[hosts]]\nname = \"{}\"\naddress = \"127.0.0.1\"\nwhm_port = {}\ncpanel_port = {}\ntls_pin = \"{}\"\naccounts = [\n",
+                host.name(),
+                host.whm_port(),
+                host.cpanel_port(),
+                host.cert_pin()
+            ));
+            for (ai, account) in host.accounts().iter().enumerate() {
+                let secret = host.add_account_token(account, "bootstrap", None);
+                let file = self.path(&format!("cred-{hi}-{ai}"));
+                std::fs::write(&file, format!("{secret}\n")).unwrap();
+                let mut perm = std::fs::metadata(&file).unwrap().permissions();
+                std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+                std::fs::set_permissions(&file, perm).unwrap();
+                inv.push_str(&format!(
+                    "  {{ user = \"{account}\", credential = \"file:cred-{hi}-{ai}\" }},\n"
+                ));
+                seeded.push(secret);
+            }
+            inv.push_str("]\n");
+        }
+        std::fs::write(self.path(file_name), inv).unwrap();
+        seeded
+    }
+
     pub fn total_requests(&self) -> u64 {
         self.fleet
             .hosts()

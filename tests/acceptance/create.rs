@@ -129,28 +129,7 @@ fn output_is_refused_if_it_exists_and_nothing_is_contacted() {
 #[test]
 fn create_with_each_accounts_own_credential() {
     let env = Env::start(small_fleet(2, 2));
-    let mut inv = String::from("[defaults]\napi = \"cpanel\"\n");
-    let mut seeded = Vec::new();
-    for (hi, host) in env.fleet.hosts().iter().enumerate() {
-        inv.push_str(&format!(
-            "\n[[hosts]]\nname = \"{}\"\naddress = \"127.0.0.1\"\nwhm_port = {}\ncpanel_port = {}\ntls_pin = \"{}\"\naccounts = [\n",
-            host.name(), host.whm_port(), host.cpanel_port(), host.cert_pin()
-        ));
-        for (ai, account) in host.accounts().iter().enumerate() {
-            let secret = host.add_account_token(account, "bootstrap", None);
-            let file = env.path(&format!("cred-{hi}-{ai}"));
-            std::fs::write(&file, format!("{secret}\n")).unwrap();
-            let mut perm = std::fs::metadata(&file).unwrap().permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
-            std::fs::set_permissions(&file, perm).unwrap();
-            inv.push_str(&format!(
-                "  {{ user = \"{account}\", credential = \"file:cred-{hi}-{ai}\" }},\n"
-            ));
-            seeded.push(secret);
-        }
-        inv.push_str("]\n");
-    }
-    std::fs::write(env.path("own.toml"), inv).unwrap();
+    let seeded = env.cpanel_inventory("own.toml");
     let run = env.run(&[
         "create",
         "-i",
