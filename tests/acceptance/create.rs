@@ -329,3 +329,56 @@ fn lost_create_response_is_reconciled() {
         );
     }
 }
+
+/// The handoff opens with the reference `age` CLI, no tokenfleet needed. CI installs it; on a
+/// machine without it the test says so and checks nothing else (CI=true makes it mandatory).
+#[test]
+fn handoff_opens_with_the_age_cli() {
+    let have_age = std::process::Command::new("age")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !have_age {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install the age CLI (.ci/run does)"
+        );
+        eprintln!("age CLI not installed: skipping the interop check");
+        return;
+    }
+    let env = Env::start(small_fleet(1, 2));
+    for (armor, out) in [(false, "bin.age"), (true, "armored.age")] {
+        let mut args = vec![
+            "create",
+            "-i",
+            env.toml(),
+            "--name",
+            out.trim_end_matches(".age"),
+            "-r",
+            &env.recipient,
+            "-o",
+            out,
+        ];
+        if armor {
+            args.push("--armor");
+        }
+        env.run(&args).expect(0);
+        let plain = std::process::Command::new("age")
+            .args(["-d", "-i"])
+            .arg(&env.identity_file)
+            .arg(env.path(out))
+            .output()
+            .unwrap();
+        assert!(
+            plain.status.success(),
+            "age -d failed: {}",
+            String::from_utf8_lossy(&plain.stderr)
+        );
+        let text = String::from_utf8(plain.stdout).unwrap();
+        assert!(text.starts_with("host,account,token_name,token,url,created_at,expires_at\n"));
+        let rows = env.open_handoff(&env.path(out));
+        for row in rows {
+            assert!(text.contains(&row["token"]), "age sees the same tokens");
+        }
+    }
+}
