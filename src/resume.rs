@@ -7,6 +7,7 @@
 //! the run, the earlier ones unsealed from the journal. The run itself stays in [`crate::run`],
 //! which knows nothing of the journal's format; the wiring stays in [`crate::cli`].
 
+use crate::cpanel::NewToken;
 use crate::error::{InputError, Problem};
 use crate::inventory;
 use crate::plan::{self, Operation, Plan, PlanRequest, Prompter, Scope};
@@ -14,10 +15,9 @@ use crate::report::Status;
 use crate::run::{Minted, Prior, PriorState, RunOptions};
 use crate::seal::handoff::HandoffFormat;
 use crate::seal::{
-    EventDetail, HandoffRow, Journal, JournalLedger, JournalSealing, Keys, PlanRecord,
-    Recipients, SealError, Sealer, parse_recipient, read_journal, write_handoff,
+    EventDetail, HandoffRow, Journal, JournalLedger, JournalSealing, Keys, PlanRecord, Recipients,
+    SealError, Sealer, parse_recipient, read_journal, write_handoff,
 };
-use crate::cpanel::NewToken;
 use crate::secret::Secret;
 use crate::transport::{HostTransport, TransportConfig};
 use serde_json::{Value, json};
@@ -135,7 +135,9 @@ pub fn fingerprint_diff(before: &Value, now: &Value) -> Vec<String> {
         }
     }
     for name in new.keys().filter(|n| !old.contains_key(*n)) {
-        out.push(format!("host {name}: new (not part of the interrupted run)"));
+        out.push(format!(
+            "host {name}: new (not part of the interrupted run)"
+        ));
     }
     out
 }
@@ -618,7 +620,11 @@ pub fn merge_rows(earlier: &[HandoffRow], minted: &[Minted]) -> Vec<HandoffRow> 
 /// The handoff of a journal: the journal is always `OUT.journal`, so `OUT` is where the journal
 /// is now (it may have moved with its folder); the recorded path is the fallback.
 fn resolve_output(journal: &Path, output: &str) -> PathBuf {
-    match journal.as_os_str().to_str().and_then(|s| s.strip_suffix(".journal")) {
+    match journal
+        .as_os_str()
+        .to_str()
+        .and_then(|s| s.strip_suffix(".journal"))
+    {
         Some(out) if !out.is_empty() => PathBuf::from(out),
         _ => PathBuf::from(output),
     }

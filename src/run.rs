@@ -784,6 +784,7 @@ impl Runner<'_> {
     }
 
     /// One target of a create, rotate, revoke or list.
+    #[allow(clippy::too_many_arguments)]
     fn target(
         &self,
         hp: &HostPlan,

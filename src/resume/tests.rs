@@ -47,7 +47,11 @@ fn create_targets_are_done_reconciled_or_done_again() {
     let seen = classify(Operation::Create, &events);
     assert_eq!(seen[&key("a")], Seen::Done(Status::Created));
     assert_eq!(seen[&key("b")], Seen::Reconcile);
-    assert_eq!(seen[&key("c")], Seen::Reconcile, "a failure leaves it unknown");
+    assert_eq!(
+        seen[&key("c")],
+        Seen::Reconcile,
+        "a failure leaves it unknown"
+    );
     assert_eq!(seen[&key("d")], Seen::Done(Status::Exists));
     assert!(!seen.contains_key(&key("e")));
 }
@@ -106,7 +110,11 @@ fn rotate_continues_from_the_last_finished_step() {
             verified: true
         }
     );
-    assert_eq!(seen[&key("d")], Seen::Again, "a taken name is never an orphan");
+    assert_eq!(
+        seen[&key("d")],
+        Seen::Again,
+        "a taken name is never an orphan"
+    );
 }
 
 fn fp(hosts: Value) -> Value {
@@ -130,9 +138,18 @@ fn fingerprint_diff_names_what_matters() {
         host("web3", "10.0.0.3", &["c"])
     ]));
     let d = fingerprint_diff(&before, &now);
-    assert!(d.contains(&"host web1: address 10.0.0.1 → 10.0.0.9".to_string()), "{d:?}");
-    assert!(d.contains(&"host web1: accounts gone: b".to_string()), "{d:?}");
-    assert!(d.contains(&"host web1: accounts added: z".to_string()), "{d:?}");
+    assert!(
+        d.contains(&"host web1: address 10.0.0.1 → 10.0.0.9".to_string()),
+        "{d:?}"
+    );
+    assert!(
+        d.contains(&"host web1: accounts gone: b".to_string()),
+        "{d:?}"
+    );
+    assert!(
+        d.contains(&"host web1: accounts added: z".to_string()),
+        "{d:?}"
+    );
     assert!(d.iter().any(|l| l.starts_with("host web2: gone")), "{d:?}");
     assert!(d.iter().any(|l| l.starts_with("host web3: new")), "{d:?}");
     let mut whm = now.clone();

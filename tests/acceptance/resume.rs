@@ -64,9 +64,9 @@ fn wait_bounded(child: &mut Child) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status
-                .code()
-                .unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0));
+            return status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            });
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -110,12 +110,23 @@ fn assert_finished(
         .iter()
         .map(|r| ((r["host"].clone(), r["account"].clone()), r))
         .collect();
-    assert_eq!(by_target.len(), accounts.len(), "no account twice in the handoff");
+    assert_eq!(
+        by_target.len(),
+        accounts.len(),
+        "no account twice in the handoff"
+    );
     for (host, account) in &accounts {
         let sim = env.fleet.host(host);
         let row = by_target[&(host.clone(), account.clone())];
-        assert!(sim.token_valid(account, &row["token"]), "{host} {account}: sealed token works");
-        let tokens: Vec<String> = sim.account_tokens(account).into_iter().map(|t| t.name).collect();
+        assert!(
+            sim.token_valid(account, &row["token"]),
+            "{host} {account}: sealed token works"
+        );
+        let tokens: Vec<String> = sim
+            .account_tokens(account)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         assert_eq!(
             tokens.iter().filter(|t| **t == name).count(),
             1,
@@ -125,7 +136,10 @@ fn assert_finished(
             .iter()
             .filter(|t| **t != name && !before[&(host.clone(), account.clone())].contains(*t))
             .collect();
-        assert!(extra.is_empty(), "{host} {account}: tokens nobody holds: {extra:?}");
+        assert!(
+            extra.is_empty(),
+            "{host} {account}: tokens nobody holds: {extra:?}"
+        );
     }
     name
 }
@@ -134,7 +148,13 @@ fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<String>> {
     all_accounts(env)
         .into_iter()
         .map(|(h, a)| {
-            let names = env.fleet.host(&h).account_tokens(&a).into_iter().map(|t| t.name).collect();
+            let names = env
+                .fleet
+                .host(&h)
+                .account_tokens(&a)
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
             ((h, a), names)
         })
         .collect()
@@ -142,8 +162,21 @@ fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<String>> {
 
 fn create_args<'a>(env: &'a Env, out: &'a str) -> Vec<&'a str> {
     vec![
-        "create", "-i", env.toml(), "--name", "ci-{date}-{run}", "-r", &env.recipient, "-o", out,
-        "--progress", "never", "-j", "4", "--per-host", "2",
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "ci-{date}-{run}",
+        "-r",
+        &env.recipient,
+        "-o",
+        out,
+        "--progress",
+        "never",
+        "-j",
+        "4",
+        "--per-host",
+        "2",
     ]
 }
 
@@ -158,17 +191,38 @@ fn sigkill_at_several_points_then_resume_completes_the_run() {
     let at = signal_after_created(&mut child, &journal, 3, libc::SIGKILL);
     assert_eq!(wait_bounded(&mut child), 128 + libc::SIGKILL);
     assert!(at < 24, "killed part-way");
-    assert!(!env.path("out.age").exists(), "a killed run writes no handoff");
+    assert!(
+        !env.path("out.age").exists(),
+        "a killed run writes no handoff"
+    );
     let key = env.identity_file.to_str().unwrap().to_string();
 
     // The first resume is killed too.
-    let mut child = spawn(&env, &["resume", "out.age.journal", "--identity", &key, "--progress", "never"], "resume1");
+    let mut child = spawn(
+        &env,
+        &[
+            "resume",
+            "out.age.journal",
+            "--identity",
+            &key,
+            "--progress",
+            "never",
+        ],
+        "resume1",
+    );
     let at2 = signal_after_created(&mut child, &journal, at + 4, libc::SIGKILL);
     assert_eq!(wait_bounded(&mut child), 128 + libc::SIGKILL);
     assert!(at2 < 24, "the resume was killed part-way");
 
     let last = env.run(&[
-        "resume", "out.age.journal", "--identity", &key, "--report", "r.json", "--progress", "never",
+        "resume",
+        "out.age.journal",
+        "--identity",
+        &key,
+        "--report",
+        "r.json",
+        "--progress",
+        "never",
     ]);
     last.expect(0);
     let rows = env.open_handoff(&env.path("out.age"));
@@ -178,7 +232,10 @@ fn sigkill_at_several_points_then_resume_completes_the_run() {
     let report = read_report(&env.path("r.json"));
     assert_eq!(statuses(&report).get("created"), Some(&24), "{report}");
     let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
-    env.assert_no_secret_leaked(&[&last, &read(&env, "run"), &read(&env, "resume1")], &minted);
+    env.assert_no_secret_leaked(
+        &[&last, &read(&env, "run"), &read(&env, "resume1")],
+        &minted,
+    );
 }
 
 /// A create whose answer never came back (the server made the token, then dropped the
@@ -191,15 +248,31 @@ fn lost_create_is_reconciled_by_resume_with_no_orphan() {
     let env = Env::start(spec);
     let before = tokens_before(&env);
     let first = env.run(&[
-        "create", "-i", env.toml(), "--name", "lost", "-r", &env.recipient, "-o", "lost.age",
-        "--retries", "0", "-j", "1",
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "lost",
+        "-r",
+        &env.recipient,
+        "-o",
+        "lost.age",
+        "--retries",
+        "0",
+        "-j",
+        "1",
     ]);
     first.expect(1);
     let host = env.fleet.host("web001");
     let orphans: usize = host
         .accounts()
         .iter()
-        .map(|a| host.account_tokens(a).iter().filter(|t| t.name == "lost").count())
+        .map(|a| {
+            host.account_tokens(a)
+                .iter()
+                .filter(|t| t.name == "lost")
+                .count()
+        })
         .sum();
     assert_eq!(orphans, 3, "the lost create did happen on the server");
     assert_eq!(env.open_handoff(&env.path("lost.age")).len(), 2);
@@ -242,13 +315,28 @@ fn sigint_exits_130_with_a_consistent_journal_then_resume_finishes() {
     assert_eq!(partial.len(), created.len());
     let name = partial[0]["token_name"].clone();
     for row in &partial {
-        assert!(env.fleet.host(&row["host"]).token_valid(&row["account"], &row["token"]));
+        assert!(
+            env.fleet
+                .host(&row["host"])
+                .token_valid(&row["account"], &row["token"])
+        );
     }
     let on_servers: usize = all_accounts(&env)
         .iter()
-        .map(|(h, a)| env.fleet.host(h).account_tokens(a).iter().filter(|t| t.name == name).count())
+        .map(|(h, a)| {
+            env.fleet
+                .host(h)
+                .account_tokens(a)
+                .iter()
+                .filter(|t| t.name == name)
+                .count()
+        })
         .sum();
-    assert_eq!(on_servers, partial.len(), "no token on a server that the handoff does not hold");
+    assert_eq!(
+        on_servers,
+        partial.len(),
+        "no token on a server that the handoff does not hold"
+    );
 
     // Without the key, resume refuses and says what to run; nothing is contacted.
     let requests = env.total_requests();
@@ -273,7 +361,17 @@ fn resume_refuses_an_inventory_that_changed_what_matters() {
     let mut spec = small_fleet(2, 2);
     spec.hosts[1].faults.down = true;
     let env = Env::start(spec);
-    let first = env.run(&["create", "-i", env.toml(), "--name", "inv", "-r", &env.recipient, "-o", "inv.age"]);
+    let first = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "inv",
+        "-r",
+        &env.recipient,
+        "-o",
+        "inv.age",
+    ]);
     first.expect(1);
     let original = std::fs::read_to_string(env.toml()).unwrap();
     let whm = env.fleet.host("web002").whm_port().to_string();
@@ -285,16 +383,28 @@ fn resume_refuses_an_inventory_that_changed_what_matters() {
     let key = env.identity_file.to_str().unwrap().to_string();
     let refused = env.run(&["resume", "inv.age.journal", "--identity", &key]);
     refused.expect(2);
-    assert!(refused.stderr.contains("host web002: whm_port"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("host web002: whm_port"),
+        "{}",
+        refused.stderr
+    );
     assert_eq!(env.total_requests(), requests, "nothing contacted");
 
     std::fs::write(env.toml(), format!("# a comment\n{original}")).unwrap();
     let resumed = env.run(&["resume", "inv.age.journal", "--identity", &key]);
     resumed.expect(0);
-    assert!(resumed.stderr.contains("not its targets"), "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("not its targets"),
+        "{}",
+        resumed.stderr
+    );
     let rows = env.open_handoff(&env.path("inv.age"));
     assert_eq!(rows.len(), 4);
     for row in &rows {
-        assert!(env.fleet.host(&row["host"]).token_valid(&row["account"], &row["token"]));
+        assert!(
+            env.fleet
+                .host(&row["host"])
+                .token_valid(&row["account"], &row["token"])
+        );
     }
 }

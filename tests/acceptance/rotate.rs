@@ -27,8 +27,21 @@ fn fail_route(route: &str, status: u16) -> Faults {
 
 fn rotate<'a>(env: &'a Env, out: &'a str) -> Vec<&'a str> {
     vec![
-        "rotate", "-i", env.toml(), "--name", "ci-{date}", "--revoke", "old-*", "-r",
-        &env.recipient, "-o", out, "--report", "rot.json", "--retries", "1",
+        "rotate",
+        "-i",
+        env.toml(),
+        "--name",
+        "ci-{date}",
+        "--revoke",
+        "old-*",
+        "-r",
+        &env.recipient,
+        "-o",
+        out,
+        "--report",
+        "rot.json",
+        "--retries",
+        "1",
     ]
 }
 
@@ -37,7 +50,9 @@ fn failed_verify_leaves_the_old_token_valid() {
     let env = Env::start(small_fleet(2, 2));
     let old = seed_old(&env);
     // web001 refuses the new tokens on its cPanel port: verify fails there.
-    env.fleet.host("web001").set_faults(fail_route("cpanel/Tokens/list", 401));
+    env.fleet
+        .host("web001")
+        .set_faults(fail_route("cpanel/Tokens/list", 401));
     let run = env.run(&rotate(&env, "rot.age"));
     run.expect(1);
     let report = read_report(&env.path("rot.json"));
@@ -61,7 +76,11 @@ fn failed_verify_leaves_the_old_token_valid() {
     let rows = env.open_handoff(&env.path("rot.age"));
     assert_eq!(rows.len(), 4);
     for row in &rows {
-        assert!(env.fleet.host(&row["host"]).token_valid(&row["account"], &row["token"]));
+        assert!(
+            env.fleet
+                .host(&row["host"])
+                .token_valid(&row["account"], &row["token"])
+        );
     }
     let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     secrets.extend(old.values().cloned());
@@ -79,7 +98,11 @@ fn failed_revoke_leaves_the_old_token_valid_and_resume_finishes_it() {
     run.expect(1);
     let report = read_report(&env.path("rot.json"));
     for t in report["targets"].as_array().unwrap() {
-        let want = if t["host"] == "web002" { "failed" } else { "rotated" };
+        let want = if t["host"] == "web002" {
+            "failed"
+        } else {
+            "rotated"
+        };
         assert_eq!(t["status"], want, "{t}");
         if t["host"] == "web002" {
             assert_eq!(t["step"], "revoke", "{t}");
@@ -97,14 +120,24 @@ fn failed_revoke_leaves_the_old_token_valid_and_resume_finishes_it() {
     // The server heals; resume continues the sealed rotations (no new token) and revokes.
     env.fleet.host("web002").set_faults(Faults::default());
     let key = env.identity_file.to_str().unwrap().to_string();
-    let resumed = env.run(&["resume", "rev.age.journal", "--identity", &key, "--report", "res.json"]);
+    let resumed = env.run(&[
+        "resume",
+        "rev.age.journal",
+        "--identity",
+        &key,
+        "--report",
+        "res.json",
+    ]);
     resumed.expect(0);
     assert_eq!(
         statuses(&read_report(&env.path("res.json"))).get("rotated"),
         Some(&4)
     );
     for ((host, account), secret) in &old {
-        assert!(!env.fleet.host(host).token_valid(account, secret), "{host} {account}");
+        assert!(
+            !env.fleet.host(host).token_valid(account, secret),
+            "{host} {account}"
+        );
     }
     let rows = env.open_handoff(&env.path("rev.age"));
     assert_eq!(rows.len(), 4);
@@ -112,7 +145,11 @@ fn failed_revoke_leaves_the_old_token_valid_and_resume_finishes_it() {
         assert_eq!(a["token"], b["token"], "resume reused the sealed tokens");
         let sim = env.fleet.host(&b["host"]);
         assert!(sim.token_valid(&b["account"], &b["token"]));
-        assert_eq!(sim.account_tokens(&b["account"]).len(), 1, "only the new token is left");
+        assert_eq!(
+            sim.account_tokens(&b["account"]).len(),
+            1,
+            "only the new token is left"
+        );
     }
     let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     secrets.extend(old.values().cloned());
@@ -143,22 +180,34 @@ fn a_fleet_rotates_its_own_cpanel_credentials() {
             let secret = host.add_account_token(account, "self-0", None);
             let file = format!("cred-{hi}-{ai}");
             write_cred(&env, &file, &secret);
-            inv.push_str(&format!("  {{ user = \"{account}\", credential = \"file:{file}\" }},\n"));
+            inv.push_str(&format!(
+                "  {{ user = \"{account}\", credential = \"file:{file}\" }},\n"
+            ));
             creds.insert((host.name().to_string(), account.clone()), (file, secret));
         }
         inv.push_str("]\n");
     }
     std::fs::write(env.path("own.toml"), inv).unwrap();
     let run = env.run(&[
-        "rotate", "-i", "own.toml", "--name", "self-{run}", "--revoke", "self-*", "-r",
-        &env.recipient, "-o", "own.age",
+        "rotate",
+        "-i",
+        "own.toml",
+        "--name",
+        "self-{run}",
+        "--revoke",
+        "self-*",
+        "-r",
+        &env.recipient,
+        "-o",
+        "own.age",
     ]);
     run.expect(0);
     let rows = env.open_handoff(&env.path("own.age"));
     assert_eq!(rows.len(), 4);
     for host in env.fleet.hosts() {
         assert_eq!(
-            host.stats().count("whm/uapi_cpanel/Tokens/create_full_access"),
+            host.stats()
+                .count("whm/uapi_cpanel/Tokens/create_full_access"),
             0,
             "api = cpanel never goes through WHM"
         );
@@ -167,7 +216,10 @@ fn a_fleet_rotates_its_own_cpanel_credentials() {
     for row in &rows {
         let (file, old) = &creds[&(row["host"].clone(), row["account"].clone())];
         let sim = env.fleet.host(&row["host"]);
-        assert!(!sim.token_valid(&row["account"], old), "the old credential is revoked");
+        assert!(
+            !sim.token_valid(&row["account"], old),
+            "the old credential is revoked"
+        );
         assert!(sim.token_valid(&row["account"], &row["token"]));
         assert_eq!(sim.account_tokens(&row["account"]).len(), 1);
         // The operator puts the new credential in place.
@@ -205,11 +257,27 @@ fn a_fleet_rotates_its_whm_tokens() {
     }
     std::fs::write(env.path("whm.toml"), inv).unwrap();
     let run = env.run(&[
-        "rotate", "-i", "whm.toml", "--scope", "whm", "--name", "ops-{date}-{run}", "--revoke",
-        "ops-*", "-r", &env.recipient, "-o", "whm.age", "--report", "w.json",
+        "rotate",
+        "-i",
+        "whm.toml",
+        "--scope",
+        "whm",
+        "--name",
+        "ops-{date}-{run}",
+        "--revoke",
+        "ops-*",
+        "-r",
+        &env.recipient,
+        "-o",
+        "whm.age",
+        "--report",
+        "w.json",
     ]);
     run.expect(0);
-    assert_eq!(statuses(&read_report(&env.path("w.json"))).get("rotated"), Some(&2));
+    assert_eq!(
+        statuses(&read_report(&env.path("w.json"))).get("rotated"),
+        Some(&2)
+    );
     let rows = env.open_handoff(&env.path("whm.age"));
     assert_eq!(rows.len(), 2);
     let mut secrets: Vec<String> = old.values().map(|(_, s)| s.clone()).collect();
@@ -218,9 +286,18 @@ fn a_fleet_rotates_its_whm_tokens() {
         let (file, old_secret) = &old[&row["host"]];
         assert_eq!(row["account"], "root");
         assert!(sim.whm_token_valid("root", &row["token"]));
-        assert!(!sim.whm_token_valid("root", old_secret), "old WHM token revoked");
-        assert!(sim.whm_token_valid("root", env.fleet.root_token()), "--revoke matched only ops-*");
-        assert!(sim.stats().count("whm/version") >= 1, "verified on the WHM port");
+        assert!(
+            !sim.whm_token_valid("root", old_secret),
+            "old WHM token revoked"
+        );
+        assert!(
+            sim.whm_token_valid("root", env.fleet.root_token()),
+            "--revoke matched only ops-*"
+        );
+        assert!(
+            sim.stats().count("whm/version") >= 1,
+            "verified on the WHM port"
+        );
         write_cred(&env, file, &row["token"]);
         secrets.push(row["token"].clone());
     }
