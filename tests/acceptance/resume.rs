@@ -408,3 +408,33 @@ fn resume_refuses_an_inventory_that_changed_what_matters() {
         );
     }
 }
+
+/// A second Ctrl-C exits at once (130) without waiting for requests in flight; the journal is
+/// still readable, and resume reconciles what was in flight and finishes.
+#[test]
+fn second_sigint_exits_at_once_and_resume_still_finishes() {
+    let env = Env::start(slow_fleet(2, 10, 150));
+    let before = tokens_before(&env);
+    let journal = env.path("twice.age.journal");
+    let mut child = spawn(&env, &create_args(&env, "twice.age"), "twice");
+    signal_after_created(&mut child, &journal, 2, libc::SIGINT);
+    // The first press is being handled (requests in flight finish); press again.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_bounded(&mut child), 130);
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let opened = env.run(&[
+        "open",
+        "twice.age.journal",
+        "--identity",
+        &key,
+        "--format",
+        "csv",
+    ]);
+    opened.expect(0);
+    let resumed = env.run(&["resume", "twice.age.journal", "--identity", &key]);
+    resumed.expect(0);
+    let rows = env.open_handoff(&env.path("twice.age"));
+    assert_finished(&env, &rows, &before);
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&read(&env, "twice"), &resumed], &minted);
+}
