@@ -438,3 +438,44 @@ fn second_sigint_exits_at_once_and_resume_still_finishes() {
     let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&[&read(&env, "twice"), &resumed], &minted);
 }
+
+/// A `--passphrase` run resumes with the same passphrase (TOKENFLEET_PASSPHRASE): the journal's
+/// earlier secrets are unsealed with it and the final handoff is sealed with it.
+#[test]
+fn passphrase_run_resumes_with_the_passphrase() {
+    let mut spec = small_fleet(2, 2);
+    spec.hosts[1].faults.down = true;
+    let env = Env::start(spec);
+    let pass = [("TOKENFLEET_PASSPHRASE", "correct horse battery staple")];
+    let first = env.run_env(
+        &[
+            "create",
+            "-i",
+            env.toml(),
+            "--name",
+            "pp",
+            "--passphrase",
+            "-o",
+            "pp.age",
+            "--retries",
+            "0",
+        ],
+        &pass,
+    );
+    first.expect(1);
+    env.fleet.host("web002").set_faults(Default::default());
+    let resumed = env.run_env(&["resume", "pp.age.journal"], &pass);
+    resumed.expect(0);
+    let opened = env.run_env(&["open", "pp.age", "--format", "csv"], &pass);
+    opened.expect(0);
+    let mut rdr = csv::Reader::from_reader(opened.stdout.as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 4, "{}", opened.stdout);
+    for r in &rows {
+        let host = env.fleet.host(&r[0]);
+        assert!(host.token_valid(&r[1], &r[3]), "{} {}", &r[0], &r[1]);
+        assert_eq!(host.account_tokens(&r[1]).len(), 1);
+    }
+    let minted: Vec<String> = rows.iter().map(|r| r[3].to_string()).collect();
+    env.assert_no_secret_leaked(&[&first, &resumed], &minted);
+}
