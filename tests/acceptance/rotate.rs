@@ -141,8 +141,21 @@ fn failed_revoke_leaves_the_old_token_valid_and_resume_finishes_it() {
     }
     let rows = env.open_handoff(&env.path("rev.age"));
     assert_eq!(rows.len(), 4);
-    for (a, b) in first_rows.iter().zip(&rows) {
-        assert_eq!(a["token"], b["token"], "resume reused the sealed tokens");
+    let first: BTreeMap<(String, String), String> = first_rows
+        .iter()
+        .map(|r| {
+            (
+                (r["host"].clone(), r["account"].clone()),
+                r["token"].clone(),
+            )
+        })
+        .collect();
+    for b in &rows {
+        assert_eq!(
+            first[&(b["host"].clone(), b["account"].clone())],
+            b["token"],
+            "resume reused the sealed tokens"
+        );
         let sim = env.fleet.host(&b["host"]);
         assert!(sim.token_valid(&b["account"], &b["token"]));
         assert_eq!(
