@@ -60,6 +60,8 @@ pub enum Command {
     List(ListArgs),
     /// Connect, verify TLS and credentials; change nothing; print each host's certificate pin.
     Check(CheckArgs),
+    /// Finish an interrupted create or rotate from its journal (OUT.journal).
+    Resume(ResumeArgs),
     /// Decrypt a handoff file or a journal and print its tokens.
     Open(OpenArgs),
     /// Print a shell completion script.
@@ -234,6 +236,28 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The journal of the interrupted run (OUT.journal).
+    pub journal: PathBuf,
+    /// An age identity file (AGE-SECRET-KEY-...) of one of the run's recipients: it opens the
+    /// secrets sealed before the interruption, for the final handoff.
+    #[arg(short, long, value_name = "FILE")]
+    pub identity: Vec<PathBuf>,
+    /// Write a JSON report to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Progress display.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub progress: String,
+    /// Only errors and the final failures.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More detail: every failed target in the summary.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct OpenArgs {
     /// A handoff file or a journal.
     pub file: PathBuf,
@@ -304,6 +328,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
         Command::Open(args) => open(args),
+        Command::Resume(args) => resume(args),
         Command::List(args) => {
             let format = args.format;
             fleet(
@@ -564,7 +589,7 @@ fn fleet(
                 &plan,
                 &common.inventory,
                 &inventory_sha256,
-                job_options(&job),
+                job_options(&job, &plan),
             )
             .map_err(Failure::Other)?,
         ),
@@ -584,14 +609,59 @@ fn fleet(
     );
     progress.finish();
 
+    let handoff = sealing.as_ref().map(|out| {
+        (
+            out.write_handoff(&outcome.minted)
+                .map(|p| p.map(|p| (p, outcome.minted.len()))),
+            out.journal_path().to_path_buf(),
+        )
+    });
+    let code = conclude(
+        &Ending {
+            run_id: &plan.run_id,
+            op: plan.op,
+            report: common.report.as_deref(),
+            quiet: common.quiet,
+            dry_run: job.dry_run,
+            started,
+        },
+        outcome,
+        handoff,
+        print,
+    )?;
+    Ok(code)
+}
+
+/// What the end of a run needs to know besides its outcome.
+struct Ending<'a> {
+    run_id: &'a str,
+    op: Operation,
+    report: Option<&'a std::path::Path>,
+    quiet: bool,
+    dry_run: bool,
+    started: jiff::Timestamp,
+}
+
+/// The end of every fleet command and of `resume`: say where the secrets went, print, write the
+/// report, the summary and (when interrupted) the exact command that continues; the exit code.
+/// `handoff` is the result of writing the handoff file and the journal it came with.
+type HandoffResult = anyhow::Result<Option<(PathBuf, usize)>>;
+
+fn conclude(
+    end: &Ending<'_>,
+    outcome: run::Outcome,
+    handoff: Option<(HandoffResult, PathBuf)>,
+    print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
+) -> Result<i32, Failure> {
     let mut handoff_failed = false;
-    if let Some(out) = &sealing {
-        match out.write_handoff(&outcome.minted) {
-            Ok(Some(path)) => {
-                if !common.quiet {
+    let mut sealed_any = false;
+    if let Some((written, journal)) = &handoff {
+        match written {
+            Ok(Some((path, n))) => {
+                sealed_any = true;
+                if !end.quiet {
                     eprintln!(
-                        "sealed {} new token(s) into {} (open with: age -d -i KEY {} or tokenfleet open {} --identity KEY)",
-                        outcome.minted.len(),
+                        "sealed {n} new token(s) into {} (open with: age -d -i KEY {} or tokenfleet open {} --identity KEY)",
                         path.display(),
                         path.display(),
                         path.display()
@@ -599,17 +669,18 @@ fn fleet(
                 }
             }
             Ok(None) => {
-                if !common.quiet {
+                if !end.quiet {
                     eprintln!("no token was created; no handoff file was written");
                 }
             }
             Err(e) => {
                 handoff_failed = true;
+                sealed_any = true;
                 eprintln!(
                     "error: the handoff file could not be written: {e:#}\n  the new secrets are sealed in the journal {}: \
                      recover them with `tokenfleet open {} --identity KEY`",
-                    out.journal_path().display(),
-                    out.journal_path().display()
+                    journal.display(),
+                    journal.display()
                 );
             }
         }
@@ -617,12 +688,12 @@ fn fleet(
     print(&outcome).map_err(Failure::Other)?;
 
     let report = Report::new(
-        &plan.run_id,
-        plan.op.as_str(),
-        started.to_string(),
+        end.run_id,
+        end.op.as_str(),
+        end.started.to_string(),
         outcome.results,
     );
-    if let Some(path) = &common.report {
+    if let Some(path) = end.report {
         report.write(&path.to_string_lossy()).map_err(|e| {
             Failure::Other(anyhow::anyhow!(
                 "cannot write the report {}: {e}",
@@ -632,23 +703,84 @@ fn fleet(
     }
     let summary = report.summary();
     let code = report.exit_code(handoff_failed, outcome.interrupted);
-    if !common.quiet || code != exit::OK {
+    if !end.quiet || code != exit::OK {
         eprintln!("{summary}");
     }
-    if job.dry_run {
+    if end.dry_run {
         eprintln!("dry run: nothing was changed");
     }
     if outcome.interrupted {
-        if let Some(out) = &sealing {
-            eprintln!(
-                "interrupted: the journal is consistent; continue with `tokenfleet resume {}`",
-                out.journal_path().display()
-            );
-        } else {
-            eprintln!("interrupted");
+        match &handoff {
+            Some((_, journal)) => {
+                // The secrets sealed so far are needed again for the final handoff.
+                let identity = if sealed_any { " --identity KEY" } else { "" };
+                eprintln!(
+                    "interrupted: the journal is consistent; continue with `tokenfleet resume {}{identity}`",
+                    journal.display()
+                );
+            }
+            None => eprintln!("interrupted"),
         }
     }
     Ok(code)
+}
+
+/// `resume JOURNAL`: the library rebuilds the interrupted run; this wires it like `fleet`.
+fn resume(args: ResumeArgs) -> Result<i32, Failure> {
+    let mut ask = |prompt: &str| -> Result<Secret, Problem> {
+        read_passphrase(prompt).map_err(|f| match f {
+            Failure::Input(mut e) => e.problems.remove(0),
+            Failure::Other(e) => Problem::new("--identity", format!("{e:#}")),
+        })
+    };
+    let resumed = crate::resume::Resume::prepare(
+        &args.journal,
+        &args.identity,
+        &mut ask,
+        &mut prompt_credential,
+    )?;
+    let plan = &resumed.plan;
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !args.quiet {
+        for n in &resumed.notes {
+            eprintln!("{n}");
+        }
+    }
+    let mode = Mode::choose(&args.progress, args.quiet);
+    let host_targets: Vec<(String, usize)> = plan
+        .hosts
+        .iter()
+        .map(|h| (h.host.name.clone(), h.targets.len()))
+        .collect();
+    let progress = Progress::new(mode, plan.op.as_str(), &host_targets);
+    let stop = install_interrupt();
+    let started = jiff::Timestamp::now();
+    let outcome = run::execute_resumed(
+        plan,
+        &resumed.transports,
+        &resumed.opts,
+        &resumed.prior,
+        &resumed.ledger,
+        &progress as &dyn Observer,
+        &stop,
+    );
+    progress.finish();
+    let written = resumed.write_handoff(&outcome.minted);
+    conclude(
+        &Ending {
+            run_id: &plan.run_id,
+            op: plan.op,
+            report: args.report.as_deref(),
+            quiet: args.quiet,
+            dry_run: false,
+            started,
+        },
+        outcome,
+        Some((written, resumed.journal_path().to_path_buf())),
+        |_| Ok(()),
+    )
 }
 
 /// The first Ctrl-C stops new work; the second exits at once (the journal is fsynced per record).
@@ -923,10 +1055,17 @@ fn read_passphrase(prompt: &str) -> Result<Secret, Failure> {
         })
 }
 
-/// The run's options, recorded in the journal's plan for `resume`.
-fn job_options(job: &Job) -> serde_json::Value {
+/// The run's options, recorded in the journal's plan for `resume`: everything needed to rebuild
+/// the same plan (names expand with the same date and run id) and to tell whether the
+/// inventory changed in a way that matters.
+fn job_options(job: &Job, plan: &Plan) -> serde_json::Value {
     let c = &job.common;
+    let inventory_abs = std::path::absolute(&c.inventory)
+        .map(|p| p.display().to_string())
+        .ok();
     serde_json::json!({
+        "date": plan.date, "inventory_abs": inventory_abs,
+        "targets": crate::resume::fingerprint(plan),
         "limit": c.limit, "accounts": c.accounts, "jobs": c.jobs, "per_host": c.per_host,
         "timeout": c.timeout, "retries": c.retries, "name": job.name, "revoke": job.revoke,
         "expires_at": job.expires_at, "verify": job.verify, "replace_existing": job.replace_existing,

@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod seal;
 pub mod secret;

@@ -10,7 +10,7 @@ use crate::inventory::{Api as ApiKind, AuthKind, Pin};
 use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
 use crate::report::{Status, TargetResult};
 use crate::transport::HostTransport;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -176,6 +176,24 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
+/// What the journal of an interrupted run says about one target, for `resume`. The run module
+/// knows nothing of the journal's format: the resume module reads it and hands over this.
+#[derive(Debug, Clone)]
+pub enum Prior {
+    /// Finished before the interruption: report this status again and send nothing.
+    Done(Status),
+    /// A create was sent and its outcome never seen (last event `intent`): list first. A token of
+    /// the run's name exists only because of that create, and nobody holds its secret: an
+    /// orphan. Revoke it, then create again.
+    Reconcile,
+    /// Rotate: the new token exists and its secret is sealed; continue with verify (unless
+    /// `verified`) and the revoke of the old tokens, using this token.
+    Created { minted: Minted, verified: bool },
+}
+
+/// [`Prior`] per target, keyed by (host name, account or the host's `whm_user`).
+pub type PriorState = HashMap<(String, String), Prior>;
+
 /// What a lane does next.
 enum Work {
     /// `listaccts`, then queue one target per account.
@@ -214,6 +232,7 @@ struct Runner<'a> {
     ledger: &'a dyn Ledger,
     observer: &'a dyn Observer,
     stop: &'a AtomicBool,
+    prior: &'a PriorState,
     sched: Mutex<Sched>,
     wake: Condvar,
     out: Mutex<Outcome>,
@@ -225,6 +244,28 @@ pub fn execute(
     plan: &Plan,
     transports: &[HostTransport],
     opts: &RunOptions,
+    ledger: &dyn Ledger,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+) -> Outcome {
+    execute_resumed(
+        plan,
+        transports,
+        opts,
+        &PriorState::new(),
+        ledger,
+        observer,
+        stop,
+    )
+}
+
+/// [`execute`] for `resume`: targets with a [`Prior`] entry pick up where the interrupted run
+/// left them (skip, reconcile, or continue a rotation); the others run as usual.
+pub fn execute_resumed(
+    plan: &Plan,
+    transports: &[HostTransport],
+    opts: &RunOptions,
+    prior: &PriorState,
     ledger: &dyn Ledger,
     observer: &dyn Observer,
     stop: &AtomicBool,
@@ -272,6 +313,7 @@ pub fn execute(
         ledger,
         observer,
         stop,
+        prior,
         sched: Mutex::new(Sched {
             lanes,
             cursor: 0,
@@ -441,8 +483,24 @@ impl Runner<'_> {
             Work::Target(t) => {
                 let account = self.account_of(hp, &t).to_string();
                 let mut attempts = 0u32;
-                let verdict =
-                    self.target(hp, &api, &self.transports[i], &t, &account, &mut attempts);
+                let prior = if self.prior.is_empty() {
+                    None
+                } else {
+                    self.prior.get(&(hp.host.name.clone(), account.clone()))
+                };
+                let verdict = match prior {
+                    // Done before the interruption: nothing to send.
+                    Some(Prior::Done(status)) => Ok(*status),
+                    _ => self.target(
+                        hp,
+                        &api,
+                        &self.transports[i],
+                        &t,
+                        &account,
+                        prior,
+                        &mut attempts,
+                    ),
+                };
                 let (status, error, cause, step, follow) = match verdict {
                     Ok(status) => (status, None, None, None, FollowUp::None),
                     Err(f) => {
@@ -728,6 +786,7 @@ impl Runner<'_> {
     }
 
     /// One target of a create, rotate, revoke or list.
+    #[allow(clippy::too_many_arguments)]
     fn target(
         &self,
         hp: &HostPlan,
@@ -735,9 +794,11 @@ impl Runner<'_> {
         transport: &HostTransport,
         t: &Target,
         account: &str,
+        prior: Option<&Prior>,
         attempts: &mut u32,
     ) -> Result<Status, Failure> {
         let caller = self.caller(hp, t)?;
+        let reconcile = matches!(prior, Some(Prior::Reconcile));
         match self.plan.op {
             Operation::List => {
                 let tokens = self
@@ -791,9 +852,24 @@ impl Runner<'_> {
             }
             Operation::Revoke => self.revoke(hp, api, &caller, account, attempts),
             Operation::Create => self
-                .create(hp, api, &caller, t, account, attempts)
+                .create(hp, api, &caller, t, account, reconcile, attempts)
                 .map(|(status, _)| status),
-            Operation::Rotate => self.rotate(hp, api, &caller, t, account, attempts),
+            Operation::Rotate => match prior {
+                Some(Prior::Created { minted, verified }) => {
+                    let name = t.token_name.clone().unwrap_or_default();
+                    self.finish_rotate(
+                        hp,
+                        api,
+                        &caller,
+                        account,
+                        &name,
+                        &minted.token,
+                        *verified,
+                        attempts,
+                    )
+                }
+                _ => self.rotate(hp, api, &caller, t, account, reconcile, attempts),
+            },
         }
     }
 
@@ -876,7 +952,9 @@ impl Runner<'_> {
     }
 
     /// Create the target's token. Returns the status and, when a secret was minted and made
-    /// durable, the new token.
+    /// durable, the new token. With `reconcile` (resume of a create whose outcome was never
+    /// seen), list first and revoke an orphan of this name before creating.
+    #[allow(clippy::too_many_arguments)]
     fn create(
         &self,
         hp: &HostPlan,
@@ -884,6 +962,7 @@ impl Runner<'_> {
         caller: &Caller<'_>,
         t: &Target,
         account: &str,
+        reconcile: bool,
         attempts: &mut u32,
     ) -> Result<(Status, Option<NewToken>), Failure> {
         let name = t
@@ -904,6 +983,9 @@ impl Runner<'_> {
                 },
                 None,
             ));
+        }
+        if reconcile {
+            self.revoke_orphan(hp, api, caller, account, name, attempts)?;
         }
         let mut tries = 0u32;
         let mut replaced = false;
@@ -953,6 +1035,9 @@ impl Runner<'_> {
                         continue;
                     }
                     if self.plan.op == Operation::Rotate {
+                        // Journaled, so that resume knows the name was taken before this run
+                        // (never an orphan of ours to revoke).
+                        let _ = self.ledger.failed(host, account, name, "create", "exists");
                         return Err(Failure::step(
                             "create",
                             format!(
@@ -1012,6 +1097,7 @@ impl Runner<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn rotate(
         &self,
         hp: &HostPlan,
@@ -1019,14 +1105,13 @@ impl Runner<'_> {
         caller: &Caller<'_>,
         t: &Target,
         account: &str,
+        reconcile: bool,
         attempts: &mut u32,
     ) -> Result<Status, Failure> {
         let name = t.token_name.clone().unwrap_or_default();
-        let pattern = self
-            .plan
-            .revoke
-            .as_ref()
-            .ok_or_else(|| Failure::plain("rotate needs --revoke"))?;
+        if self.plan.revoke.is_none() {
+            return Err(Failure::plain("rotate needs --revoke"));
+        }
         if self.opts.dry_run {
             let tokens = self
                 .with_retries(attempts, || api.list_tokens(caller))
@@ -1037,13 +1122,35 @@ impl Runner<'_> {
                 Status::Rotated
             });
         }
-        let (status, token) = self.create(hp, api, caller, t, account, attempts)?;
+        let (status, token) = self.create(hp, api, caller, t, account, reconcile, attempts)?;
         let Some(token) = token else {
             return Ok(status);
         };
+        self.finish_rotate(hp, api, caller, account, &name, &token, false, attempts)
+    }
+
+    /// The rotation after the new token is sealed: verify it (unless done already), then revoke
+    /// the old tokens matching `--revoke`, never the new one.
+    #[allow(clippy::too_many_arguments)]
+    fn finish_rotate(
+        &self,
+        hp: &HostPlan,
+        api: &Api<'_>,
+        caller: &Caller<'_>,
+        account: &str,
+        name: &str,
+        token: &NewToken,
+        verified: bool,
+        attempts: &mut u32,
+    ) -> Result<Status, Failure> {
+        let pattern = self
+            .plan
+            .revoke
+            .as_ref()
+            .ok_or_else(|| Failure::plain("rotate needs --revoke"))?;
         let host = &hp.host;
         // Verify with a real call that uses only the new token.
-        if self.opts.verify {
+        if self.opts.verify && !verified {
             *attempts += 1;
             let verified = match self.plan.scope {
                 Scope::Whm => api
@@ -1060,7 +1167,7 @@ impl Runner<'_> {
             if let Err(e) = verified {
                 let _ = self
                     .ledger
-                    .failed(&host.name, account, &name, "verify", &e.to_string());
+                    .failed(&host.name, account, name, "verify", &e.to_string());
                 // A refused new token says nothing about the host's credential: do not stop the host.
                 return Err(Failure {
                     status: Status::Failed,
@@ -1072,7 +1179,7 @@ impl Runner<'_> {
                     auth_refused: false,
                 });
             }
-            let _ = self.ledger.verified(&host.name, account, &name);
+            let _ = self.ledger.verified(&host.name, account, name);
         }
         // With the account's own token credential, continue with the new token: rotating the
         // credential tokenfleet itself uses must not depend on the old one surviving.
@@ -1090,7 +1197,7 @@ impl Runner<'_> {
                 whm_user,
                 auth: AuthKind::Token,
                 ..
-            } if self.opts.verify => Caller::Whm {
+            } if self.opts.verify || verified => Caller::Whm {
                 whm_user,
                 credential: &token.token,
                 auth: AuthKind::Token,
@@ -1103,18 +1210,66 @@ impl Runner<'_> {
         let old: Vec<String> = tokens
             .into_iter()
             .map(|t| t.name)
-            .filter(|n| *n != name && pattern.matches(n))
+            .filter(|n| n != name && pattern.matches(n))
             .collect();
-        if !old.is_empty() {
-            if let Err(e) = self.with_retries(attempts, || api.revoke_tokens(&after, &old)) {
+        if !old.is_empty()
+            && let Err(e) = self.with_retries(attempts, || api.revoke_tokens(&after, &old))
+        {
+            let _ = self
+                .ledger
+                .failed(&host.name, account, name, "revoke", &e.to_string());
+            return Err(Failure::step_api("revoke", "revoking the old tokens", e));
+        }
+        // Recorded even when nothing matched: the journal's proof that this rotation finished.
+        let _ = self.ledger.revoked(&host.name, account, name, &old);
+        Ok(Status::Rotated)
+    }
+
+    /// Resume of a create whose outcome was never seen: a token of this name that exists now
+    /// was made by that create, and its secret was never received. Revoke it (recorded).
+    fn revoke_orphan(
+        &self,
+        hp: &HostPlan,
+        api: &Api<'_>,
+        caller: &Caller<'_>,
+        account: &str,
+        name: &str,
+        attempts: &mut u32,
+    ) -> Result<(), Failure> {
+        let host = &hp.host.name;
+        let tokens = match self.with_retries(attempts, || api.list_tokens(caller)) {
+            Ok(t) => t,
+            Err(e) => {
                 let _ = self
                     .ledger
-                    .failed(&host.name, account, &name, "revoke", &e.to_string());
-                return Err(Failure::step_api("revoke", "revoking the old tokens", e));
+                    .failed(host, account, name, "reconcile", &e.to_string());
+                return Err(Failure::api("reconcile (list)", e));
             }
-            let _ = self.ledger.revoked(&host.name, account, &name, &old);
+        };
+        if !tokens.iter().any(|t| t.name == name) {
+            return Ok(());
         }
-        Ok(Status::Rotated)
+        let orphan = [name.to_string()];
+        self.ledger
+            .intent(host, account, name, "revoke")
+            .map_err(|e| {
+                Failure::step(
+                    "journal",
+                    format!("cannot write the journal: {e}"),
+                    "journal write failed",
+                )
+            })?;
+        if let Err(e) = self.with_retries(attempts, || api.revoke_tokens(caller, &orphan)) {
+            let _ = self
+                .ledger
+                .failed(host, account, name, "reconcile", &e.to_string());
+            return Err(Failure::api("reconcile (revoke orphan)", e));
+        }
+        let _ = self.ledger.revoked(host, account, name, &orphan);
+        self.observer.event(&Event::Warning(format!(
+            "{host} {account}: revoked orphan token {name} (created before the interruption, its secret never received); creating it again"
+        )));
+        Ok(())
     }
 
     fn token_url(&self, hp: &HostPlan) -> String {

@@ -216,6 +216,7 @@ fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         411 => "Length Required",
         413 => "Payload Too Large",
+        500 => "Internal Server Error",
         503 => "Service Unavailable",
         _ => "Unknown",
     }
@@ -545,6 +546,12 @@ async fn handle(host: &HostInner, port: Port, ip: IpAddr, req: Request) -> Actio
     }
     if faults.reset_mid_body {
         return Action::ResetMidBody;
+    }
+    if let Some(&status) = faults.fail_routes.get(&key) {
+        return Action::Reply(match status {
+            401 | 403 => Response::text(status, "Access denied\n"),
+            _ => Response::text(status, &format!("{} {}\n", status, reason_phrase(status))),
+        });
     }
     let principal = match authenticate(host, port, ip, req.authorization.as_deref()) {
         Ok(p) => p,

@@ -194,6 +194,11 @@ pub struct Faults {
     pub reset_mid_body: bool,
     /// Connections are refused (listeners closed) while set.
     pub down: bool,
+    /// Requests to these route keys (the keys of `HostStats::requests`, e.g.
+    /// `cpanel/Tokens/list` or `whm/uapi_cpanel/Tokens/revoke`) are answered with this HTTP
+    /// status (401, 403, 500, 503…) before authentication, doing nothing. In a fault file:
+    /// `fail_routes = { "cpanel/Tokens/list" = 401 }`. A 401/403 here feeds no cPHulk count.
+    pub fail_routes: BTreeMap<String, u16>,
 }
 
 /// Parse `"20ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, or a bare number of milliseconds.

@@ -7,5 +7,7 @@ mod check_list;
 mod create;
 mod failures;
 mod inventory_errors;
+mod resume;
 mod revoke;
+mod rotate;
 mod tls;

@@ -300,3 +300,62 @@ fn down_at_start_and_faults_from_a_file() {
     let bad = FaultsFile::parse("[hosts.web404]\nhang = true\n", "f3.toml").unwrap();
     assert!(env.fleet.apply_faults(&bad).is_err());
 }
+
+#[test]
+fn fail_routes_answers_one_route_with_a_status_and_does_nothing() {
+    let env = env();
+    let h = env.host("web001");
+    let auth = env.root_auth();
+    let account = h.accounts()[0].clone();
+    let secret = h.add_account_token(&account, "keep", None);
+    let mut fail = std::collections::BTreeMap::new();
+    fail.insert("cpanel/Tokens/list".to_string(), 401u16);
+    fail.insert("whm/uapi_cpanel/Tokens/revoke".to_string(), 500u16);
+    h.set_faults(Faults {
+        fail_routes: fail,
+        ..Faults::default()
+    });
+    // The named route on the cPanel port is refused even with a valid token, and feeds no cPHulk.
+    let own = format!("cpanel {account}:{secret}");
+    assert_eq!(uapi_post(&env.client, &h, &own, "list", &[]).status, 401);
+    assert_eq!(h.stats().failed_auth, 0);
+    // The same function through WHM is another route: answered.
+    assert_eq!(
+        uapi_via_whm(&env.client, &h, &auth, &account, "list", &[]).status,
+        200
+    );
+    // A failed revoke revokes nothing.
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &auth,
+        &account,
+        "revoke",
+        &[("name", "keep")],
+    );
+    assert_eq!(r.status, 500);
+    assert!(h.token_valid(&account, &secret));
+    assert_eq!(h.stats().count("whm/uapi_cpanel/Tokens/revoke"), 1);
+    // From a fault file.
+    let file = FaultsFile::parse(
+        "[hosts.web001]\nfail_routes = { \"whm/version\" = 503 }\n",
+        "f.toml",
+    )
+    .unwrap();
+    env.fleet.apply_faults(&file).unwrap();
+    assert_eq!(
+        whm_post(&env.client, &h, Some(&auth), "version", &[]).status,
+        503
+    );
+    assert_eq!(
+        whm_post(
+            &env.client,
+            &env.host("web002"),
+            Some(&auth),
+            "version",
+            &[]
+        )
+        .status,
+        200
+    );
+}

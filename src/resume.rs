@@ -1,0 +1,659 @@
+//! Why this module exists: a run over thousands of accounts will be interrupted, and a token is
+//! shown once. `tokenfleet resume JOURNAL` (DESIGN §4) turns the journal of an interrupted
+//! `create` or `rotate` back into a run: the same plan (run id, date, names, options), checked
+//! against the inventory as it is now (a change that matters is refused with a diff), a
+//! [`Prior`] per target that the journal says something about (done: skip; outcome unknown:
+//! reconcile; sealed but not rotated: continue), and a final handoff that holds every secret of
+//! the run, the earlier ones unsealed from the journal. The run itself stays in [`crate::run`],
+//! which knows nothing of the journal's format; the wiring stays in [`crate::cli`].
+
+use crate::cpanel::NewToken;
+use crate::error::{InputError, Problem};
+use crate::inventory;
+use crate::plan::{self, Operation, Plan, PlanRequest, Prompter, Scope};
+use crate::report::Status;
+use crate::run::{Minted, Prior, PriorState, RunOptions};
+use crate::seal::handoff::HandoffFormat;
+use crate::seal::{
+    EventDetail, HandoffRow, Journal, JournalLedger, JournalSealing, Keys, PlanRecord, Recipients,
+    SealError, Sealer, parse_recipient, read_journal, write_handoff,
+};
+use crate::secret::Secret;
+use crate::transport::{HostTransport, TransportConfig};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Above this many listed accounts, the plan fingerprint keeps a digest per host instead of
+/// the names (the plan record stays small; the diff then says "changed" without names).
+const FINGERPRINT_MAX_NAMES: usize = 10_000;
+
+/// What resume needs to know about a plan to tell whether the inventory changed in a way that
+/// matters: per host, where its tokens live and which accounts are targets. Recorded in the
+/// journal's plan record (`options.targets`) by `create` and `rotate`.
+pub fn fingerprint(plan: &Plan) -> Value {
+    let listed: usize = plan
+        .hosts
+        .iter()
+        .filter(|h| !h.discover)
+        .map(|h| h.targets.len())
+        .sum();
+    let hosts: Vec<Value> = plan
+        .hosts
+        .iter()
+        .map(|hp| {
+            let h = &hp.host;
+            let mut v = json!({
+                "name": h.name, "address": h.address, "api": h.api.as_str(),
+                "whm_port": h.whm_port, "cpanel_port": h.cpanel_port, "whm_user": h.whm_user,
+            });
+            if hp.discover {
+                v["accounts"] = json!("*");
+            } else {
+                let mut names: Vec<&str> = hp
+                    .targets
+                    .iter()
+                    .map(|t| t.account.as_deref().unwrap_or(&h.whm_user))
+                    .collect();
+                names.sort_unstable();
+                if listed <= FINGERPRINT_MAX_NAMES {
+                    v["accounts"] = json!(names);
+                } else {
+                    use sha2::Digest;
+                    let digest = sha2::Sha256::digest(names.join("\n").as_bytes());
+                    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                    v["accounts_sha256"] = json!(hex);
+                    v["accounts_count"] = json!(names.len());
+                }
+            }
+            v
+        })
+        .collect();
+    json!({ "scope": match plan.scope { Scope::Account => "account", Scope::Whm => "whm" }, "hosts": hosts })
+}
+
+/// What changed between two [`fingerprint`]s, one line per difference (empty: nothing that
+/// matters).
+pub fn fingerprint_diff(before: &Value, now: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if before["scope"] != now["scope"] {
+        out.push(format!("scope: {} → {}", before["scope"], now["scope"]));
+    }
+    let by_name = |v: &Value| -> BTreeMap<String, Value> {
+        v["hosts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|h| (h["name"].as_str().unwrap_or("").to_string(), h.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (old, new) = (by_name(before), by_name(now));
+    for (name, o) in &old {
+        let Some(n) = new.get(name) else {
+            out.push(format!(
+                "host {name}: gone (removed from the inventory, or no longer selected by --limit)"
+            ));
+            continue;
+        };
+        for field in ["address", "api", "whm_port", "cpanel_port", "whm_user"] {
+            if o[field] != n[field] {
+                out.push(format!(
+                    "host {name}: {field} {} → {}",
+                    show(&o[field]),
+                    show(&n[field])
+                ));
+            }
+        }
+        match (o["accounts"].as_array(), n["accounts"].as_array()) {
+            (Some(a), Some(b)) => {
+                let a: BTreeSet<&str> = a.iter().filter_map(Value::as_str).collect();
+                let b: BTreeSet<&str> = b.iter().filter_map(Value::as_str).collect();
+                let gone: Vec<&str> = a.difference(&b).copied().collect();
+                let added: Vec<&str> = b.difference(&a).copied().collect();
+                if !gone.is_empty() {
+                    out.push(format!("host {name}: accounts gone: {}", few(&gone)));
+                }
+                if !added.is_empty() {
+                    out.push(format!("host {name}: accounts added: {}", few(&added)));
+                }
+            }
+            _ => {
+                let key = |v: &Value| {
+                    (
+                        v["accounts"].clone(),
+                        v["accounts_sha256"].clone(),
+                        v["accounts_count"].clone(),
+                    )
+                };
+                if key(o) != key(n) {
+                    out.push(format!("host {name}: the selected accounts changed"));
+                }
+            }
+        }
+    }
+    for name in new.keys().filter(|n| !old.contains_key(*n)) {
+        out.push(format!(
+            "host {name}: new (not part of the interrupted run)"
+        ));
+    }
+    out
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn few(names: &[&str]) -> String {
+    const MAX: usize = 10;
+    if names.len() <= MAX {
+        names.join(", ")
+    } else {
+        format!("{} and {} more", names[..MAX].join(", "), names.len() - MAX)
+    }
+}
+
+/// What the journal says about one target, before any secret is unsealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Finished: report this status, send nothing.
+    Done(Status),
+    /// Last create outcome never seen: list, revoke an orphan, create again.
+    Reconcile,
+    /// Rotate: sealed (the `created` event at this index), not yet through verify and revoke.
+    Created { event: usize, verified: bool },
+    /// Nothing to pick up (e.g. a rotate that found its name taken): do it again from the start.
+    Again,
+}
+
+/// Per target (host, account), what to do next given the journal's events of operation `op`.
+pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String, String), Seen> {
+    #[derive(Default)]
+    struct Track {
+        created: Option<usize>,
+        verified: bool,
+        revoked_after_created: bool,
+        exists: bool,
+        pending: bool,
+    }
+    let mut tracks: HashMap<(String, String), Track> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        let t = tracks
+            .entry((e.host.clone(), e.account.clone()))
+            .or_default();
+        match &e.detail {
+            EventDetail::Intent { action, .. } => {
+                if *action == crate::seal::Action::Create {
+                    t.pending = true;
+                    t.exists = false;
+                }
+            }
+            EventDetail::Created { .. } => {
+                *t = Track {
+                    created: Some(i),
+                    ..Track::default()
+                };
+            }
+            EventDetail::Verified {} => t.verified = true,
+            EventDetail::Revoked { .. } => {
+                if t.created.is_some() {
+                    t.revoked_after_created = true;
+                }
+            }
+            EventDetail::Exists {} => {
+                t.exists = true;
+                t.pending = false;
+            }
+            // A failure after an intent leaves the outcome as unknown as the intent did (a
+            // definite refusal such as a taken name is journaled as `exists`).
+            EventDetail::Failed { .. } | EventDetail::Skipped { .. } => {}
+        }
+    }
+    tracks
+        .into_iter()
+        .map(|(key, t)| {
+            let seen = match (op, t.created) {
+                (Operation::Rotate, Some(_)) if t.revoked_after_created => {
+                    Seen::Done(Status::Rotated)
+                }
+                (Operation::Rotate, Some(event)) => Seen::Created {
+                    event,
+                    verified: t.verified,
+                },
+                (_, Some(_)) => Seen::Done(Status::Created),
+                (_, None) if t.pending => Seen::Reconcile,
+                (Operation::Create, None) if t.exists => Seen::Done(Status::Exists),
+                _ => Seen::Again,
+            };
+            (key, seen)
+        })
+        .collect()
+}
+
+/// An interrupted run, ready to continue.
+pub struct Resume {
+    pub record: PlanRecord,
+    pub plan: Plan,
+    pub transports: Vec<HostTransport>,
+    pub opts: RunOptions,
+    pub prior: PriorState,
+    /// Secrets sealed before the interruption (unsealed: they go into the final handoff).
+    pub earlier: Vec<HandoffRow>,
+    /// The same journal, appended to.
+    pub ledger: JournalLedger,
+    /// Things to tell the user before the run (inventory changed harmlessly, counts).
+    pub notes: Vec<String>,
+    handoff: PathBuf,
+    sealer: Sealer,
+    armor: bool,
+    format: HandoffFormat,
+}
+
+impl std::fmt::Debug for Resume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resume")
+            .field("run_id", &self.record.run_id)
+            .field("journal", &self.ledger.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How resume obtains the passphrase of a `--passphrase` run (env or terminal).
+pub type AskPassphrase<'a> = dyn FnMut(&str) -> Result<Secret, Problem> + 'a;
+
+impl Resume {
+    /// Read the journal, unseal what it holds, reload and compare the inventory, rebuild the plan
+    /// and the per-target prior state. Nothing is contacted; every problem is an [`InputError`].
+    pub fn prepare(
+        journal: &Path,
+        identities: &[PathBuf],
+        ask_passphrase: &mut AskPassphrase<'_>,
+        prompt: &mut Prompter<'_>,
+    ) -> Result<Resume, InputError> {
+        let shown = journal.display().to_string();
+        let (record, events) = read_journal(journal).map_err(|e| seal_problem(&shown, e))?;
+        let op = match record.operation.as_str() {
+            "create" => Operation::Create,
+            "rotate" => Operation::Rotate,
+            other => {
+                return Err(InputError::one(Problem::new(
+                    &shown,
+                    format!("the journal is of a `{other}` run; only create and rotate resume"),
+                )));
+            }
+        };
+        let o = &record.options;
+        let opt_str = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+        let opt_u64 = |k: &str| o.get(k).and_then(Value::as_u64);
+        let opt_bool = |k: &str, d: bool| o.get(k).and_then(Value::as_bool).unwrap_or(d);
+
+        // Keys: identity files, and the passphrase of a passphrase run.
+        let mut keys = Keys::new();
+        if record.passphrase {
+            keys = keys.with_passphrase(ask_passphrase(&format!(
+                "Passphrase of the run {} (it seals the handoff): ",
+                record.run_id
+            ))?);
+        }
+        for path in identities {
+            if let Err(e) = keys.load_identity_file(path) {
+                let e = match e {
+                    SealError::NeedPassphrase { .. } if keys.passphrase().is_none() => {
+                        keys = keys.clone().with_passphrase(ask_passphrase(&format!(
+                            "Passphrase for the identity file {}: ",
+                            path.display()
+                        ))?);
+                        match keys.load_identity_file(path) {
+                            Ok(_) => continue,
+                            Err(e) => e,
+                        }
+                    }
+                    e => e,
+                };
+                return Err(seal_problem("--identity", e));
+            }
+        }
+        let sealed_before = events
+            .iter()
+            .filter(|e| matches!(e.detail, EventDetail::Created { .. }))
+            .count();
+        if sealed_before > 0 && !record.passphrase && identities.is_empty() {
+            let output = opt_str("output").unwrap_or_else(|| "the handoff".into());
+            return Err(InputError::one(
+                Problem::new(
+                    &shown,
+                    format!(
+                        "{sealed_before} secret(s) of this run were sealed before the interruption; \
+                         the final handoff {output} must hold them too, so resume needs a key to read them"
+                    ),
+                )
+                .hint(format!(
+                    "run: tokenfleet resume {shown} --identity KEY   (KEY: the age identity file of \
+                     one of the run's recipients: {})",
+                    record.recipients.join(", ")
+                )),
+            ));
+        }
+        let earlier = if sealed_before > 0 {
+            crate::seal::journal_rows(&record, &events, &keys)
+                .map_err(|e| seal_problem(&shown, e))?
+        } else {
+            Vec::new()
+        };
+        let journal_sealing =
+            JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
+        let handoff_sealer = if record.passphrase {
+            let pass = keys.passphrase().cloned().expect("asked above");
+            Sealer::new(&Recipients::passphrase(pass))
+        } else {
+            let mut parsed = Vec::new();
+            for (i, r) in record.recipients.iter().enumerate() {
+                parsed.push(parse_recipient(r, &format!("{shown}: recipients[{i}]"))?);
+            }
+            Sealer::new(&Recipients::keys(parsed))
+        };
+        let Some(output) = opt_str("output") else {
+            return Err(InputError::one(Problem::new(
+                &shown,
+                "the plan record names no output file",
+            )));
+        };
+
+        // The inventory, as it is now.
+        let mut inv_path = PathBuf::from(&record.inventory);
+        if !inv_path.exists()
+            && let Some(abs) = opt_str("inventory_abs")
+        {
+            inv_path = PathBuf::from(abs);
+        }
+        let inventory = inventory::load(&inv_path)?;
+        let date = opt_str("date").unwrap_or_else(|| {
+            // Journals that predate `date`: the run date is the plan record's start date.
+            record.started.get(..10).unwrap_or("").replace('-', "")
+        });
+        let scope = if record.scope == "whm" {
+            Scope::Whm
+        } else {
+            Scope::Account
+        };
+        let req = PlanRequest {
+            op: Some(op),
+            scope,
+            name: Some(record.name_template.clone()),
+            revoke: opt_str("revoke"),
+            expires_at: o.get("expires_at").and_then(Value::as_i64),
+            limit: opt_str("limit"),
+            accounts: opt_str("accounts"),
+            per_host: opt_u64("per_host").unwrap_or(4) as usize,
+            run_id: record.run_id.clone(),
+            date,
+        };
+        let plan = plan::build(&inventory, &req, prompt)?;
+        let mut notes = Vec::new();
+        if inventory.sha256 != record.inventory_sha256 {
+            let diff = match o.get("targets") {
+                Some(before) => fingerprint_diff(before, &fingerprint(&plan)),
+                None => vec![
+                    "the journal records no target list to compare (written by an older tokenfleet)"
+                        .into(),
+                ],
+            };
+            if !diff.is_empty() {
+                let mut msg = format!(
+                    "the inventory changed since the interrupted run (sha256 {} → {}) in a way that matters:",
+                    short(&record.inventory_sha256),
+                    short(&inventory.sha256)
+                );
+                for d in &diff {
+                    msg.push_str("\n    ");
+                    msg.push_str(d);
+                }
+                return Err(InputError::one(
+                    Problem::new(inv_path.display().to_string(), msg).hint(format!(
+                        "restore the inventory the run used, then run `tokenfleet resume {shown}` again; \
+                         or finish with a new run (its secrets so far: `tokenfleet open {shown} --identity KEY`)"
+                    )),
+                ));
+            }
+            notes.push(format!(
+                "note: the inventory changed since the interrupted run (sha256 {} → {}), but not its targets",
+                short(&record.inventory_sha256),
+                short(&inventory.sha256)
+            ));
+        }
+
+        // Names must expand exactly as before: the journal's names are the truth.
+        let seen = classify(op, &events);
+        let mut problems = Vec::new();
+        for hp in &plan.hosts {
+            for t in &hp.targets {
+                let account = t.account.as_deref().unwrap_or(&hp.host.whm_user);
+                let key = (hp.host.name.clone(), account.to_string());
+                if seen.contains_key(&key)
+                    && let Some(e) = events
+                        .iter()
+                        .rev()
+                        .find(|e| e.host == key.0 && e.account == key.1)
+                    && Some(e.token_name.as_str()) != t.token_name.as_deref()
+                {
+                    problems.push(Problem::new(
+                        &shown,
+                        format!(
+                            "{} {}: the journal names the token {}, the plan now names it {}",
+                            key.0,
+                            key.1,
+                            e.token_name,
+                            t.token_name.as_deref().unwrap_or("-")
+                        ),
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            problems.truncate(20);
+            problems[0].hint = Some(
+                "the name template or run date no longer expands the same way; resume cannot mix names"
+                    .into(),
+            );
+            return Err(InputError { problems });
+        }
+
+        let mut prior = PriorState::new();
+        let keys_for_journal =
+            crate::seal::journal_keys(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
+        let (mut done, mut reconcile, mut cont) = (0, 0, 0);
+        for (key, s) in seen {
+            let p = match s {
+                Seen::Done(status) => {
+                    done += 1;
+                    Prior::Done(status)
+                }
+                Seen::Reconcile => {
+                    reconcile += 1;
+                    Prior::Reconcile
+                }
+                Seen::Created { event, verified } => {
+                    cont += 1;
+                    let e = &events[event];
+                    let token = crate::seal::unseal_secret(e, &keys_for_journal)
+                        .map_err(|err| seal_problem(&shown, err))?;
+                    let EventDetail::Created {
+                        create_time,
+                        expires_at,
+                        url,
+                        ..
+                    } = &e.detail
+                    else {
+                        unreachable!("classify points at created events")
+                    };
+                    Prior::Created {
+                        minted: Minted {
+                            host: e.host.clone(),
+                            account: e.account.clone(),
+                            token: NewToken {
+                                name: e.token_name.clone(),
+                                token,
+                                create_time: *create_time,
+                                expires_at: *expires_at,
+                            },
+                            url: url.clone(),
+                        },
+                        verified,
+                    }
+                }
+                Seen::Again => continue,
+            };
+            prior.insert(key, p);
+        }
+        notes.push(format!(
+            "resuming {} run {}: {done} target(s) done, {reconcile} to reconcile, {cont} to finish rotating, the rest to do",
+            record.operation, record.run_id
+        ));
+
+        let timeout = opt_u64("timeout").unwrap_or(30);
+        let mut transports = Vec::with_capacity(plan.hosts.len());
+        let mut problems = Vec::new();
+        for hp in &plan.hosts {
+            let config = TransportConfig {
+                timeout: Duration::from_secs(timeout),
+                connect_timeout: Duration::from_secs(timeout.min(10)),
+                pool_size: hp.per_host,
+                ..TransportConfig::default()
+            };
+            match HostTransport::new(&hp.host, &config) {
+                Ok(t) => transports.push(t),
+                Err(p) => problems.push(p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(InputError { problems });
+        }
+        let opts = RunOptions {
+            jobs: opt_u64("jobs").unwrap_or(32).max(1) as usize,
+            retries: opt_u64("retries").unwrap_or(3) as u32,
+            verify: opt_bool("verify", true),
+            replace_existing: opt_bool("replace_existing", false),
+            ..RunOptions::default()
+        };
+        let journal_file = Journal::open_append(journal).map_err(|e| {
+            InputError::one(Problem::new(
+                &shown,
+                format!("cannot open the journal to append: {e}"),
+            ))
+        })?;
+        let format = if opt_str("format").as_deref() == Some("json") {
+            HandoffFormat::Json
+        } else {
+            HandoffFormat::Csv
+        };
+        Ok(Resume {
+            plan,
+            transports,
+            opts,
+            prior,
+            earlier,
+            ledger: JournalLedger::resume(journal_file, journal_sealing.sealer),
+            notes,
+            handoff: resolve_output(journal, &output),
+            sealer: handoff_sealer,
+            armor: opt_bool("armor", false),
+            format,
+            record,
+        })
+    }
+
+    pub fn journal_path(&self) -> &Path {
+        self.ledger.path()
+    }
+
+    pub fn handoff_path(&self) -> &Path {
+        &self.handoff
+    }
+
+    /// The final handoff: every secret of the run, the earlier ones and `minted` (a target
+    /// created again replaces its earlier row). Overwrites the partial handoff an interrupted
+    /// run may have written. `Ok(None)` when the run has no secret at all.
+    pub fn write_handoff(&self, minted: &[Minted]) -> anyhow::Result<Option<(PathBuf, usize)>> {
+        let rows = merge_rows(&self.earlier, minted);
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        write_handoff(
+            &self.handoff,
+            &rows,
+            self.format,
+            &self.sealer,
+            self.armor,
+            true,
+        )?;
+        Ok(Some((self.handoff.clone(), rows.len())))
+    }
+}
+
+/// Earlier rows, then this run's, one row per (host, account, token name), the newest winning.
+pub fn merge_rows(earlier: &[HandoffRow], minted: &[Minted]) -> Vec<HandoffRow> {
+    let mut rows: Vec<HandoffRow> = Vec::with_capacity(earlier.len() + minted.len());
+    let mut index: HashMap<(String, String, String), usize> = HashMap::new();
+    let new_rows = minted.iter().map(crate::seal::output::row_of);
+    for row in earlier.iter().cloned().chain(new_rows) {
+        let key = (
+            row.host.clone(),
+            row.account.clone(),
+            row.token_name.clone(),
+        );
+        match index.get(&key) {
+            Some(&i) => rows[i] = row,
+            None => {
+                index.insert(key, rows.len());
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
+/// The handoff of a journal: the journal is always `OUT.journal`, so `OUT` is where the journal
+/// is now (it may have moved with its folder); the recorded path is the fallback.
+fn resolve_output(journal: &Path, output: &str) -> PathBuf {
+    match journal
+        .as_os_str()
+        .to_str()
+        .and_then(|s| s.strip_suffix(".journal"))
+    {
+        Some(out) if !out.is_empty() => PathBuf::from(out),
+        _ => PathBuf::from(output),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
+}
+
+fn seal_problem(location: &str, e: SealError) -> InputError {
+    match e {
+        SealError::Invalid {
+            location: l,
+            message,
+            hint,
+        } => {
+            let p = Problem::new(l, message);
+            InputError::one(match hint {
+                Some(h) => p.hint(h),
+                None => p,
+            })
+        }
+        SealError::NeedIdentity { .. } => InputError::one(
+            Problem::new(location, e.to_string())
+                .hint(format!("run: tokenfleet resume {location} --identity KEY")),
+        ),
+        other => InputError::one(Problem::new(location, other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

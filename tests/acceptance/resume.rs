@@ -1,0 +1,481 @@
+//! `resume`: a run killed (SIGKILL) or interrupted (SIGINT) part-way is finished from its journal;
+//! a create whose answer was lost is reconciled with no orphan; the inventory may not change in a
+//! way that matters; the earlier secrets need `--identity`. Every test checks the server state.
+
+use crate::common::*;
+use cpanel_sim::FleetSpec;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fleet slow enough (latency per request) that a run can be stopped part-way.
+fn slow_fleet(hosts: usize, accounts: usize, latency_ms: u64) -> FleetSpec {
+    let mut spec = small_fleet(hosts, accounts);
+    for h in &mut spec.hosts {
+        h.faults.latency = Duration::from_millis(latency_ms);
+    }
+    spec
+}
+
+/// Start tokenfleet in the background (stdout/stderr to files in the temp folder).
+fn spawn(env: &Env, args: &[&str], tag: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tokenfleet"))
+        .current_dir(env.dir.path())
+        .env("WHM_TOKEN", env.fleet.root_token())
+        .env_remove("TOKENFLEET_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(env.path(&format!("{tag}.stdout"))).unwrap())
+        .stderr(std::fs::File::create(env.path(&format!("{tag}.stderr"))).unwrap())
+        .args(args)
+        .spawn()
+        .expect("tokenfleet starts")
+}
+
+/// Lines of a journal of kind `kind`.
+fn journal_events(path: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+/// Wait (bounded: 200 polls of 25 ms at most, and never past the process's own end) until the
+/// journal holds at least `n` created records; then deliver `signal`. Returns how many it held.
+fn signal_after_created(child: &mut Child, journal: &Path, n: usize, signal: i32) -> usize {
+    for _ in 0..2000 {
+        let created = journal_events(journal, "created").len();
+        if created >= n {
+            unsafe { libc::kill(child.id() as i32, signal) };
+            return created;
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("the run ended before {n} tokens were journaled: make the fleet slower");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the journal never reached {n} created records");
+}
+
+/// Wait for the child, bounded; kill it if it overstays.
+fn wait_bounded(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            });
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tokenfleet did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read(env: &Env, tag: &str) -> Run {
+    Run {
+        code: 0,
+        stdout: std::fs::read_to_string(env.path(&format!("{tag}.stdout"))).unwrap_or_default(),
+        stderr: std::fs::read_to_string(env.path(&format!("{tag}.stderr"))).unwrap_or_default(),
+    }
+}
+
+/// Every account of the fleet: (host, account).
+fn all_accounts(env: &Env) -> Vec<(String, String)> {
+    env.fleet
+        .hosts()
+        .iter()
+        .flat_map(|h| h.accounts().into_iter().map(|a| (h.name().to_string(), a)))
+        .collect()
+}
+
+/// The server state a finished run must leave: every account has exactly one token of the run
+/// (one name across the fleet), its secret is in the handoff and works, and no other token
+/// exists that was not there before (no orphan whose secret nobody holds).
+fn assert_finished(
+    env: &Env,
+    rows: &[BTreeMap<String, String>],
+    before: &BTreeMap<(String, String), BTreeSet<String>>,
+) -> String {
+    let accounts = all_accounts(env);
+    assert_eq!(rows.len(), accounts.len(), "one handoff row per account");
+    let names: BTreeSet<&str> = rows.iter().map(|r| r["token_name"].as_str()).collect();
+    assert_eq!(names.len(), 1, "one run, one name: {names:?}");
+    let name = names.into_iter().next().unwrap().to_string();
+    let by_target: BTreeMap<(String, String), &BTreeMap<String, String>> = rows
+        .iter()
+        .map(|r| ((r["host"].clone(), r["account"].clone()), r))
+        .collect();
+    assert_eq!(
+        by_target.len(),
+        accounts.len(),
+        "no account twice in the handoff"
+    );
+    for (host, account) in &accounts {
+        let sim = env.fleet.host(host);
+        let row = by_target[&(host.clone(), account.clone())];
+        assert!(
+            sim.token_valid(account, &row["token"]),
+            "{host} {account}: sealed token works"
+        );
+        let tokens: Vec<String> = sim
+            .account_tokens(account)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            tokens.iter().filter(|t| **t == name).count(),
+            1,
+            "{host} {account}: exactly one token of the run: {tokens:?}"
+        );
+        let extra: Vec<&String> = tokens
+            .iter()
+            .filter(|t| **t != name && !before[&(host.clone(), account.clone())].contains(*t))
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "{host} {account}: tokens nobody holds: {extra:?}"
+        );
+    }
+    name
+}
+
+fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<String>> {
+    all_accounts(env)
+        .into_iter()
+        .map(|(h, a)| {
+            let names = env
+                .fleet
+                .host(&h)
+                .account_tokens(&a)
+                .into_iter()
+                .map(|t| t.name)
+                .collect();
+            ((h, a), names)
+        })
+        .collect()
+}
+
+fn create_args<'a>(env: &'a Env, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "ci-{date}-{run}",
+        "-r",
+        &env.recipient,
+        "-o",
+        out,
+        "--progress",
+        "never",
+        "-j",
+        "4",
+        "--per-host",
+        "2",
+    ]
+}
+
+/// Killed twice (the run, then the first resume), each time with creates in flight: the second
+/// resume finishes. Orphans of the creates in flight at the kill are reconciled.
+#[test]
+fn sigkill_at_several_points_then_resume_completes_the_run() {
+    let env = Env::start(slow_fleet(3, 8, 120));
+    let before = tokens_before(&env);
+    let journal = env.path("out.age.journal");
+    let mut child = spawn(&env, &create_args(&env, "out.age"), "run");
+    let at = signal_after_created(&mut child, &journal, 3, libc::SIGKILL);
+    assert_eq!(wait_bounded(&mut child), 128 + libc::SIGKILL);
+    assert!(at < 24, "killed part-way");
+    assert!(
+        !env.path("out.age").exists(),
+        "a killed run writes no handoff"
+    );
+    let key = env.identity_file.to_str().unwrap().to_string();
+
+    // The first resume is killed too.
+    let mut child = spawn(
+        &env,
+        &[
+            "resume",
+            "out.age.journal",
+            "--identity",
+            &key,
+            "--progress",
+            "never",
+        ],
+        "resume1",
+    );
+    let at2 = signal_after_created(&mut child, &journal, at + 4, libc::SIGKILL);
+    assert_eq!(wait_bounded(&mut child), 128 + libc::SIGKILL);
+    assert!(at2 < 24, "the resume was killed part-way");
+
+    let last = env.run(&[
+        "resume",
+        "out.age.journal",
+        "--identity",
+        &key,
+        "--report",
+        "r.json",
+        "--progress",
+        "never",
+    ]);
+    last.expect(0);
+    let rows = env.open_handoff(&env.path("out.age"));
+    let name = assert_finished(&env, &rows, &before);
+    assert!(name.starts_with("ci-20"), "{name}");
+    // The report covers the whole run: done earlier or now, all created.
+    let report = read_report(&env.path("r.json"));
+    assert_eq!(statuses(&report).get("created"), Some(&24), "{report}");
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(
+        &[&last, &read(&env, "run"), &read(&env, "resume1")],
+        &minted,
+    );
+}
+
+/// A create whose answer never came back (the server made the token, then dropped the
+/// connection) and was not retried: the run fails that target; resume finds the orphan, revokes
+/// it, creates again, and records it.
+#[test]
+fn lost_create_is_reconciled_by_resume_with_no_orphan() {
+    let mut spec = small_fleet(1, 3);
+    spec.hosts[0].faults.drop_after_create = 1;
+    let env = Env::start(spec);
+    let before = tokens_before(&env);
+    let first = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "lost",
+        "-r",
+        &env.recipient,
+        "-o",
+        "lost.age",
+        "--retries",
+        "0",
+        "-j",
+        "1",
+    ]);
+    first.expect(1);
+    let host = env.fleet.host("web001");
+    let orphans: usize = host
+        .accounts()
+        .iter()
+        .map(|a| {
+            host.account_tokens(a)
+                .iter()
+                .filter(|t| t.name == "lost")
+                .count()
+        })
+        .sum();
+    assert_eq!(orphans, 3, "the lost create did happen on the server");
+    assert_eq!(env.open_handoff(&env.path("lost.age")).len(), 2);
+
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = env.run(&["resume", "lost.age.journal", "--identity", &key]);
+    resumed.expect(0);
+    assert!(resumed.stderr.contains("orphan"), "{}", resumed.stderr);
+    let rows = env.open_handoff(&env.path("lost.age"));
+    assert_finished(&env, &rows, &before);
+    let revoked = journal_events(&env.path("lost.age.journal"), "revoked");
+    assert_eq!(revoked.len(), 1, "the orphan's revoke is journaled");
+    assert_eq!(host.stats().count("whm/uapi_cpanel/Tokens/revoke"), 1);
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&first, &resumed], &minted);
+}
+
+/// SIGINT: in-flight creates finish and are journaled, the handoff holds what finished, exit
+/// 130 with the resume command; then resume finishes the rest.
+#[test]
+fn sigint_exits_130_with_a_consistent_journal_then_resume_finishes() {
+    let env = Env::start(slow_fleet(2, 10, 120));
+    let before = tokens_before(&env);
+    let journal = env.path("int.age.journal");
+    let mut child = spawn(&env, &create_args(&env, "int.age"), "int");
+    signal_after_created(&mut child, &journal, 3, libc::SIGINT);
+    assert_eq!(wait_bounded(&mut child), 130);
+    let int = read(&env, "int");
+    assert!(
+        int.stderr.contains("tokenfleet resume") && int.stderr.contains("int.age.journal"),
+        "{}",
+        int.stderr
+    );
+    // Consistent: every create sent has its outcome journaled; the handoff holds exactly them.
+    let intents = journal_events(&journal, "intent").len();
+    let created = journal_events(&journal, "created");
+    assert_eq!(intents, created.len(), "no create left without its outcome");
+    assert!(created.len() < 20, "interrupted part-way");
+    let partial = env.open_handoff(&env.path("int.age"));
+    assert_eq!(partial.len(), created.len());
+    let name = partial[0]["token_name"].clone();
+    for row in &partial {
+        assert!(
+            env.fleet
+                .host(&row["host"])
+                .token_valid(&row["account"], &row["token"])
+        );
+    }
+    let on_servers: usize = all_accounts(&env)
+        .iter()
+        .map(|(h, a)| {
+            env.fleet
+                .host(h)
+                .account_tokens(a)
+                .iter()
+                .filter(|t| t.name == name)
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        on_servers,
+        partial.len(),
+        "no token on a server that the handoff does not hold"
+    );
+
+    // Without the key, resume refuses and says what to run; nothing is contacted.
+    let requests = env.total_requests();
+    let refused = env.run(&["resume", "int.age.journal"]);
+    refused.expect(2);
+    assert!(refused.stderr.contains("--identity"), "{}", refused.stderr);
+    assert_eq!(env.total_requests(), requests);
+
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = env.run(&["resume", "int.age.journal", "--identity", &key]);
+    resumed.expect(0);
+    let rows = env.open_handoff(&env.path("int.age"));
+    assert_eq!(assert_finished(&env, &rows, &before), name);
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&int, &refused, &resumed], &minted);
+}
+
+/// The inventory changed in a way that matters (an address): refused with the diff, exit 2,
+/// nothing contacted. A change that does not matter (a comment) is accepted.
+#[test]
+fn resume_refuses_an_inventory_that_changed_what_matters() {
+    let mut spec = small_fleet(2, 2);
+    spec.hosts[1].faults.down = true;
+    let env = Env::start(spec);
+    let first = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "inv",
+        "-r",
+        &env.recipient,
+        "-o",
+        "inv.age",
+    ]);
+    first.expect(1);
+    let original = std::fs::read_to_string(env.toml()).unwrap();
+    let whm = env.fleet.host("web002").whm_port().to_string();
+    let moved = original.replacen(&format!("whm_port = {whm}"), "whm_port = 1", 1);
+    assert_ne!(moved, original);
+    std::fs::write(env.toml(), &moved).unwrap();
+    env.fleet.host("web002").set_faults(Default::default());
+    let requests = env.total_requests();
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let refused = env.run(&["resume", "inv.age.journal", "--identity", &key]);
+    refused.expect(2);
+    assert!(
+        refused.stderr.contains("host web002: whm_port"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.total_requests(), requests, "nothing contacted");
+
+    std::fs::write(env.toml(), format!("# a comment\n{original}")).unwrap();
+    let resumed = env.run(&["resume", "inv.age.journal", "--identity", &key]);
+    resumed.expect(0);
+    assert!(
+        resumed.stderr.contains("not its targets"),
+        "{}",
+        resumed.stderr
+    );
+    let rows = env.open_handoff(&env.path("inv.age"));
+    assert_eq!(rows.len(), 4);
+    for row in &rows {
+        assert!(
+            env.fleet
+                .host(&row["host"])
+                .token_valid(&row["account"], &row["token"])
+        );
+    }
+}
+
+/// A second Ctrl-C exits at once (130) without waiting for requests in flight; the journal is
+/// still readable, and resume reconciles what was in flight and finishes.
+#[test]
+fn second_sigint_exits_at_once_and_resume_still_finishes() {
+    let env = Env::start(slow_fleet(2, 10, 150));
+    let before = tokens_before(&env);
+    let journal = env.path("twice.age.journal");
+    let mut child = spawn(&env, &create_args(&env, "twice.age"), "twice");
+    signal_after_created(&mut child, &journal, 2, libc::SIGINT);
+    // The first press is being handled (requests in flight finish); press again.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_bounded(&mut child), 130);
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let opened = env.run(&[
+        "open",
+        "twice.age.journal",
+        "--identity",
+        &key,
+        "--format",
+        "csv",
+    ]);
+    opened.expect(0);
+    let resumed = env.run(&["resume", "twice.age.journal", "--identity", &key]);
+    resumed.expect(0);
+    let rows = env.open_handoff(&env.path("twice.age"));
+    assert_finished(&env, &rows, &before);
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&read(&env, "twice"), &resumed], &minted);
+}
+
+/// A `--passphrase` run resumes with the same passphrase (TOKENFLEET_PASSPHRASE): the journal's
+/// earlier secrets are unsealed with it and the final handoff is sealed with it.
+#[test]
+fn passphrase_run_resumes_with_the_passphrase() {
+    let mut spec = small_fleet(2, 2);
+    spec.hosts[1].faults.down = true;
+    let env = Env::start(spec);
+    let pass = [("TOKENFLEET_PASSPHRASE", "correct horse battery staple")];
+    let first = env.run_env(
+        &[
+            "create",
+            "-i",
+            env.toml(),
+            "--name",
+            "pp",
+            "--passphrase",
+            "-o",
+            "pp.age",
+            "--retries",
+            "0",
+        ],
+        &pass,
+    );
+    first.expect(1);
+    env.fleet.host("web002").set_faults(Default::default());
+    let resumed = env.run_env(&["resume", "pp.age.journal"], &pass);
+    resumed.expect(0);
+    let opened = env.run_env(&["open", "pp.age", "--format", "csv"], &pass);
+    opened.expect(0);
+    let mut rdr = csv::Reader::from_reader(opened.stdout.as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 4, "{}", opened.stdout);
+    for r in &rows {
+        let host = env.fleet.host(&r[0]);
+        assert!(host.token_valid(&r[1], &r[3]), "{} {}", &r[0], &r[1]);
+        assert_eq!(host.account_tokens(&r[1]).len(), 1);
+    }
+    let minted: Vec<String> = rows.iter().map(|r| r[3].to_string()).collect();
+    env.assert_no_secret_leaked(&[&first, &resumed], &minted);
+}
