@@ -28,7 +28,7 @@ done
 set -a; . "$dir/fleet.env"; set +a
 
 echo "== tokenfleet check: TLS, credentials, certificate pins (first hosts)"
-"$tf" check -i "$dir/inventory.toml" | head -n 4
+"$tf" check -i "$dir/inventory.toml" --progress never -q | head -n 4
 echo
 echo "== tokenfleet create: one token per account, sealed to $dir/recipient.txt"
 "$tf" create -i "$dir/inventory.toml" --name 'demo-{date}' --expires-in 30d \

@@ -622,6 +622,7 @@ fn fleet(
             op: plan.op,
             report: common.report.as_deref(),
             quiet: common.quiet,
+            verbose: common.verbose,
             dry_run: job.dry_run,
             started,
         },
@@ -638,6 +639,8 @@ struct Ending<'a> {
     op: Operation,
     report: Option<&'a std::path::Path>,
     quiet: bool,
+    /// `-v`: every failed or skipped target, one line each, after the summary.
+    verbose: bool,
     dry_run: bool,
     started: jiff::Timestamp,
 }
@@ -705,6 +708,22 @@ fn conclude(
     let code = report.exit_code(handoff_failed, outcome.interrupted);
     if !end.quiet || code != exit::OK {
         eprintln!("{summary}");
+    }
+    if end.verbose {
+        for t in report.targets.iter().filter(|t| t.error.is_some()) {
+            let step = t
+                .step
+                .as_deref()
+                .map(|s| format!(" [{s}]"))
+                .unwrap_or_default();
+            eprintln!(
+                "  {} {}/{}{step}: {}",
+                t.status.as_str(),
+                t.host,
+                t.account.as_deref().unwrap_or("-"),
+                t.error.as_deref().unwrap_or("")
+            );
+        }
     }
     if end.dry_run {
         eprintln!("dry run: nothing was changed");
@@ -774,6 +793,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             op: plan.op,
             report: args.report.as_deref(),
             quiet: args.quiet,
+            verbose: args.verbose,
             dry_run: false,
             started,
         },

@@ -79,6 +79,32 @@ fn a_down_host_fails_alone() {
     ]);
     run.expect(1);
     assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    let verbose = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "d",
+        "-r",
+        &env.recipient,
+        "-o",
+        "d2.age",
+        "--retries",
+        "0",
+        "-v",
+    ]);
+    verbose.expect(1);
+    let lines: Vec<&str> = verbose
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("failed web002/"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "-v lists each failed target: {}",
+        verbose.stderr
+    );
     assert_eq!(env.open_handoff(&env.path("d.age")).len(), 2);
 }
 
