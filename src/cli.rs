@@ -501,7 +501,16 @@ fn prompt_credential(label: &str) -> Result<Secret, String> {
 
 fn build_plan(job: &Job) -> Result<(Plan, Vec<HostTransport>, String), Failure> {
     let common = &job.common;
-    let inventory = inventory::load(&common.inventory)?;
+    let inventory = inventory::load(&common.inventory).map_err(|mut e| {
+        // The flags are checked too, so one run shows every mistake.
+        if matches!(job.op, Operation::Create | Operation::Rotate)
+            && let Some(name) = &job.name
+            && let Err(msg) = plan::NameTemplate::parse(name)
+        {
+            e.problems.push(Problem::new("--name", msg));
+        }
+        e
+    })?;
     let now = jiff::Timestamp::now();
     let req = PlanRequest {
         op: Some(job.op),
@@ -545,9 +554,15 @@ fn fleet(
     print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
     let common = job.common.clone();
-    // Validate the output side first: recipients and the -o path cost nothing to check.
-    let sealing = match &job.seal {
-        Some(args) if !job.dry_run => Some(crate::seal::Output::prepare(
+    // Validate everything before the first request, and report every problem at once: the
+    // inventory and flags, then the sealing side. The passphrase is asked last, only when all
+    // else is valid, so a typo never costs the user a passphrase round.
+    let prepare = |ask: bool| -> Option<Result<crate::seal::Output, InputError>> {
+        let args = job.seal.as_ref().filter(|_| !job.dry_run)?;
+        if args.passphrase && !ask {
+            return None;
+        }
+        Some(crate::seal::Output::prepare(
             &args.output,
             &args.recipients,
             &args.recipients_files,
@@ -555,10 +570,19 @@ fn fleet(
             args.armor,
             args.format == PlainFormat::Json,
             args.force,
-        )?),
-        _ => None,
+        ))
     };
-    let (plan, transports, inventory_sha256) = build_plan(&job)?;
+    let (plan, transports, inventory_sha256) = match build_plan(&job) {
+        Ok(planned) => planned,
+        Err(Failure::Input(mut e)) => {
+            if let Some(Err(more)) = prepare(false) {
+                e.problems.extend(more.problems);
+            }
+            return Err(Failure::Input(e));
+        }
+        Err(other) => return Err(other),
+    };
+    let sealing = prepare(true).transpose()?;
     let mode = Mode::choose(&common.progress, common.quiet);
     for w in &plan.warnings {
         eprintln!("warning: {w}");
