@@ -551,13 +551,14 @@ impl Resume {
         } else {
             HandoffFormat::Csv
         };
+        let lazy_created = plan.op == Operation::Create;
         Ok(Resume {
             plan,
             transports,
             opts,
             prior,
             earlier,
-            ledger: JournalLedger::resume(journal_file, journal_sealing.sealer),
+            ledger: JournalLedger::resume(journal_file, journal_sealing.sealer, lazy_created),
             notes,
             handoff: resolve_output(journal, &output),
             sealer: handoff_sealer,

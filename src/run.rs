@@ -84,6 +84,11 @@ pub trait Ledger: Sync {
         step: &str,
         error: &str,
     ) -> std::io::Result<()>;
+    /// Make every record durable; called once when the run's work is done, before anything
+    /// is reported.
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A ledger that records nothing: for operations that mint no secret (revoke, list, check).
@@ -337,6 +342,11 @@ pub fn execute_resumed(
             s.spawn(|_| runner.worker());
         }
     });
+    if let Err(e) = ledger.flush() {
+        observer.event(&Event::Warning(format!(
+            "the journal could not be synced at the end of the run: {e}"
+        )));
+    }
     let mut out = runner.out.into_inner().unwrap();
     out.interrupted = stop.load(Ordering::SeqCst);
     out

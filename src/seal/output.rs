@@ -116,6 +116,7 @@ impl Output {
         Ok(JournalLedger {
             journal,
             sealer: sealing.sealer,
+            lazy_created: plan.op == crate::plan::Operation::Create,
         })
     }
 
@@ -185,12 +186,21 @@ fn read_new_passphrase() -> Result<Secret, Problem> {
 pub struct JournalLedger {
     journal: Journal,
     sealer: Sealer,
+    /// Plain create: a `created` record need not be durable before the worker moves on (no
+    /// further step follows for that account, and a lost record is reconciled from its durable
+    /// `intent`); it is made durable by [`Ledger::flush`] before the run reports. Rotate waits,
+    /// since verify and revoke follow.
+    lazy_created: bool,
 }
 
 impl JournalLedger {
     /// Continue an existing journal (resume) with the sealing of its plan.
-    pub fn resume(journal: Journal, sealer: Sealer) -> JournalLedger {
-        JournalLedger { journal, sealer }
+    pub fn resume(journal: Journal, sealer: Sealer, lazy_created: bool) -> JournalLedger {
+        JournalLedger {
+            journal,
+            sealer,
+            lazy_created,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -221,7 +231,7 @@ impl Ledger for JournalLedger {
             .sealer
             .seal_secret(&m.token.token)
             .map_err(|e| io::Error::other(format!("cannot seal the new token: {e}")))?;
-        self.journal.append(&Event::new(
+        let event = Event::new(
             &m.host,
             &m.account,
             &m.token.name,
@@ -231,7 +241,16 @@ impl Ledger for JournalLedger {
                 expires_at: m.token.expires_at,
                 url: m.url.clone(),
             },
-        ))
+        );
+        if self.lazy_created {
+            self.journal.append_lazy(&event)
+        } else {
+            self.journal.append(&event)
+        }
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.journal.flush()
     }
 
     fn verified(&self, host: &str, account: &str, token_name: &str) -> io::Result<()> {
