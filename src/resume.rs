@@ -538,6 +538,12 @@ impl Resume {
             retries: opt_u64("retries").unwrap_or(3) as u32,
             verify: opt_bool("verify", true),
             replace_existing: opt_bool("replace_existing", false),
+            // Reconcile tells orphans from older tokens by the original run's start.
+            run_started: record
+                .started
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_second())
+                .unwrap_or(0),
             ..RunOptions::default()
         };
         let journal_file = Journal::open_append(journal).map_err(|e| {

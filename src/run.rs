@@ -30,7 +30,15 @@ pub struct RunOptions {
     pub verify: bool,
     /// Create: revoke a same-named token and create it again instead of reporting `exists`.
     pub replace_existing: bool,
+    /// When the run (or the run a resume continues) started, unix seconds; 0 = now. A token
+    /// found while reconciling that the server says was created well before this (more than
+    /// [`CLOCK_SKEW`]) is not an orphan of this run but someone's existing token: it is
+    /// reported as `exists` and never revoked.
+    pub run_started: i64,
 }
+
+/// How far a server's clock may be off ours when telling an orphan from an older token.
+pub const CLOCK_SKEW: i64 = 600;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -41,6 +49,7 @@ impl Default for RunOptions {
             dry_run: false,
             verify: true,
             replace_existing: false,
+            run_started: 0,
         }
     }
 }
@@ -311,6 +320,11 @@ pub fn execute_resumed(
         hosts: plan.hosts.len(),
         targets,
     });
+    let mut opts = opts.clone();
+    if opts.run_started == 0 {
+        opts.run_started = jiff::Timestamp::now().as_second();
+    }
+    let opts = &opts;
     let runner = Runner {
         plan,
         transports,
@@ -994,8 +1008,9 @@ impl Runner<'_> {
                 None,
             ));
         }
-        if reconcile {
-            self.revoke_orphan(hp, api, caller, account, name, attempts)?;
+        if reconcile && !self.revoke_orphan(hp, api, caller, account, name, attempts)? {
+            let _ = self.ledger.failed(host, account, name, "create", "exists");
+            return Ok((Status::Exists, None));
         }
         let mut tries = 0u32;
         let mut replaced = false;
@@ -1071,6 +1086,16 @@ impl Runner<'_> {
                     let listed: Result<Vec<TokenInfo>, ApiError> =
                         self.with_retries(attempts, || api.list_tokens(caller));
                     match listed {
+                        Ok(tokens)
+                            if tokens
+                                .iter()
+                                .any(|t| t.name == name && self.older_than_run(t)) =>
+                        {
+                            // Our create conflicted with a token that was there before this
+                            // run and its answer was lost: that token is someone's, not ours.
+                            let _ = self.ledger.failed(host, account, name, "create", "exists");
+                            return Ok((Status::Exists, None));
+                        }
                         Ok(tokens) if tokens.iter().any(|t| t.name == name) => {
                             self.with_retries(attempts, || {
                                 api.revoke_tokens(caller, &[name.to_string()])
@@ -1235,8 +1260,17 @@ impl Runner<'_> {
         Ok(Status::Rotated)
     }
 
-    /// Resume of a create whose outcome was never seen: a token of this name that exists now
-    /// was made by that create, and its secret was never received. Revoke it (recorded).
+    /// Whether the server says `token` was created well before this run started.
+    fn older_than_run(&self, token: &TokenInfo) -> bool {
+        token
+            .create_time
+            .is_some_and(|t| t < self.opts.run_started - CLOCK_SKEW)
+    }
+
+    /// Resume of a create whose outcome was never seen: a token of this name created since the
+    /// run started was made by that create, and its secret was never received. Revoke it
+    /// (recorded). Returns false when the name belongs to a token older than the run: nothing
+    /// is revoked and the target is `exists`.
     fn revoke_orphan(
         &self,
         hp: &HostPlan,
@@ -1245,7 +1279,7 @@ impl Runner<'_> {
         account: &str,
         name: &str,
         attempts: &mut u32,
-    ) -> Result<(), Failure> {
+    ) -> Result<bool, Failure> {
         let host = &hp.host.name;
         let tokens = match self.with_retries(attempts, || api.list_tokens(caller)) {
             Ok(t) => t,
@@ -1256,8 +1290,11 @@ impl Runner<'_> {
                 return Err(Failure::api("reconcile (list)", e));
             }
         };
-        if !tokens.iter().any(|t| t.name == name) {
-            return Ok(());
+        let Some(found) = tokens.iter().find(|t| t.name == name) else {
+            return Ok(true);
+        };
+        if self.older_than_run(found) {
+            return Ok(false);
         }
         let orphan = [name.to_string()];
         self.ledger
@@ -1279,7 +1316,7 @@ impl Runner<'_> {
         self.observer.event(&Event::Warning(format!(
             "{host} {account}: revoked orphan token {name} (created before the interruption, its secret never received); creating it again"
         )));
-        Ok(())
+        Ok(true)
     }
 
     fn token_url(&self, hp: &HostPlan) -> String {

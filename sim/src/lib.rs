@@ -458,6 +458,30 @@ impl SimHost {
         seed(&mut acct.tokens, name, expires_at)
     }
 
+    /// Like [`SimHost::add_account_token`], for a token created `age` ago (its `create_time`
+    /// is in the past), as a token someone made before the run under test.
+    pub fn add_old_account_token(
+        &self,
+        account: &str,
+        name: &str,
+        age: std::time::Duration,
+    ) -> String {
+        let mut state = lock(&self.inner.state);
+        let host = &self.inner.name;
+        let acct = state
+            .accounts
+            .get_mut(account)
+            .unwrap_or_else(|| panic!("cpanel-sim: host {host} has no account {account:?}"));
+        let secret = seed(&mut acct.tokens, name, None);
+        let rec = acct
+            .tokens
+            .iter_mut()
+            .find(|t| t.name == name)
+            .expect("just seeded");
+        rec.create_time -= age.as_secs() as i64;
+        secret
+    }
+
     /// Seed a WHM token for root or a reseller. Returns the secret. Panics on an unknown WHM user
     /// or a taken name.
     pub fn add_whm_token(&self, whm_user: &str, name: &str) -> String {

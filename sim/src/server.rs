@@ -107,6 +107,17 @@ impl HostInner {
         lock(&self.faults).down
     }
 
+    /// Called after any create call, whatever its outcome: true when its answer is lost.
+    fn take_drop_create_answer(&self) -> bool {
+        let mut f = lock(&self.faults);
+        if f.drop_create_answers > 0 {
+            f.drop_create_answers -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Called after a create was performed: true when the connection must now be dropped.
     fn take_drop_after_create(&self) -> bool {
         let mut f = lock(&self.faults);
@@ -564,6 +575,11 @@ async fn handle(host: &HostInner, port: Port, ip: IpAddr, req: Request) -> Actio
         _ => (Response::text(403, "Access denied\n"), false),
     };
     if created && host.take_drop_after_create() {
+        return Action::Drop;
+    }
+    if (key.ends_with("create_full_access") || key.ends_with("api_token_create"))
+        && host.take_drop_create_answer()
+    {
         return Action::Drop;
     }
     Action::Reply(resp)

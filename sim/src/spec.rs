@@ -180,6 +180,9 @@ pub struct Faults {
     pub error_503_rate: f64,
     /// The next N creates (account or WHM) are performed, then the connection is closed unanswered.
     pub drop_after_create: u32,
+    /// The answers of the next N create calls are lost (connection closed), whatever the
+    /// outcome: a create refused as a duplicate included.
+    pub drop_create_answers: u32,
     /// Never answer (hold the connection for an hour).
     pub hang: bool,
     /// Answer 200 with an HTML login page.

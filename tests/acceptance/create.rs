@@ -382,3 +382,47 @@ fn handoff_opens_with_the_age_cli() {
         }
     }
 }
+
+/// A create whose answer is lost, for a name that someone's older token already holds: the
+/// listing shows a token created long before this run, so it is not an orphan of ours. It is
+/// reported as `exists` and stays valid (its holder keeps working).
+#[test]
+fn lost_answer_never_revokes_an_older_token_of_that_name() {
+    let mut spec = small_fleet(1, 1);
+    spec.hosts[0].faults.drop_create_answers = 1;
+    let env = Env::start(spec);
+    let host = env.fleet.host("web001");
+    let account = host.accounts()[0].clone();
+    let older =
+        host.add_old_account_token(&account, "shared", std::time::Duration::from_secs(86_400));
+    let run = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "shared",
+        "-r",
+        &env.recipient,
+        "-o",
+        "s.age",
+        "--report",
+        "r.json",
+        "--timeout",
+        "5",
+    ]);
+    run.expect(0);
+    assert_eq!(
+        statuses(&read_report(&env.path("r.json"))).get("exists"),
+        Some(&1)
+    );
+    assert!(
+        host.token_valid(&account, &older),
+        "the older token was not revoked"
+    );
+    assert_eq!(
+        host.stats().mutations(),
+        1,
+        "one create sent, nothing revoked"
+    );
+    env.assert_no_secret_leaked(&[&run], &[older]);
+}

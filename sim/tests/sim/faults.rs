@@ -70,6 +70,46 @@ fn error_503_happens_before_anything_is_done() {
 }
 
 #[test]
+fn drop_create_answers_loses_even_a_refused_create() {
+    let env = env();
+    let h = env.host("web001");
+    let auth = env.root_auth();
+    h.add_account_token("u001a0001", "taken", None);
+    h.set_faults(Faults {
+        drop_create_answers: 1,
+        ..Faults::default()
+    });
+    let err = try_uapi_via_whm(
+        &env.client,
+        &h,
+        &auth,
+        "u001a0001",
+        "create_full_access",
+        &[("name", "taken")],
+    );
+    assert!(err.is_err(), "the duplicate's answer is lost too");
+    assert_eq!(
+        h.account_tokens("u001a0001").len(),
+        1,
+        "nothing was created"
+    );
+    assert_eq!(h.faults().drop_create_answers, 0);
+    let again = uapi_via_whm(
+        &env.client,
+        &h,
+        &auth,
+        "u001a0001",
+        "create_full_access",
+        &[("name", "taken")],
+    );
+    assert_eq!(
+        again.json()["data"]["uapi"]["status"],
+        0,
+        "answered normally once used up"
+    );
+}
+
+#[test]
 fn drop_after_create_performs_the_create_then_closes_unanswered() {
     let env = env();
     let h = env.host("web001");
