@@ -6,6 +6,7 @@ mod common;
 mod check_list;
 mod create;
 mod failures;
+mod hostile;
 mod inventory_errors;
 mod revoke;
 mod tls;
