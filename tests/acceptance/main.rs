@@ -8,5 +8,6 @@ mod create;
 mod failures;
 mod hostile;
 mod inventory_errors;
+mod lockout;
 mod revoke;
 mod tls;
