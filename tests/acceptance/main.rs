@@ -3,6 +3,8 @@
 
 mod common;
 
+mod corpus;
+
 mod check_list;
 mod create;
 mod failures;
