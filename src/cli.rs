@@ -18,6 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// `eprintln!` without its panic: a closed stderr (`tokenfleet … 2>&1 | head`) must not turn a
+/// finished run (tokens created and sealed) into a crash with exit code 101.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 const EXAMPLES: &str = "\
 Examples:
   # Check connectivity, TLS and credentials; print each host's certificate pin
@@ -250,11 +258,11 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(Failure::Input(e)) => {
-            eprintln!("{e}");
+            say!("{e}");
             exit::BAD_INPUT
         }
         Err(Failure::Other(e)) => {
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             exit::SOME_FAILED
         }
     }
@@ -536,7 +544,7 @@ fn fleet(
     let (plan, transports, inventory_sha256) = build_plan(&job)?;
     let mode = Mode::choose(&common.progress, common.quiet);
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        say!("warning: {w}");
     }
     if job.dry_run {
         print_plan(&plan, job.op);
@@ -589,7 +597,7 @@ fn fleet(
         match out.write_handoff(&outcome.minted) {
             Ok(Some(path)) => {
                 if !common.quiet {
-                    eprintln!(
+                    say!(
                         "sealed {} new token(s) into {} (open with: age -d -i KEY {} or tokenfleet open {} --identity KEY)",
                         outcome.minted.len(),
                         path.display(),
@@ -600,12 +608,12 @@ fn fleet(
             }
             Ok(None) => {
                 if !common.quiet {
-                    eprintln!("no token was created; no handoff file was written");
+                    say!("no token was created; no handoff file was written");
                 }
             }
             Err(e) => {
                 handoff_failed = true;
-                eprintln!(
+                say!(
                     "error: the handoff file could not be written: {e:#}\n  the new secrets are sealed in the journal {}: \
                      recover them with `tokenfleet open {} --identity KEY`",
                     out.journal_path().display(),
@@ -633,19 +641,19 @@ fn fleet(
     let summary = report.summary();
     let code = report.exit_code(handoff_failed, outcome.interrupted);
     if !common.quiet || code != exit::OK {
-        eprintln!("{summary}");
+        say!("{summary}");
     }
     if job.dry_run {
-        eprintln!("dry run: nothing was changed");
+        say!("dry run: nothing was changed");
     }
     if outcome.interrupted {
         if let Some(out) = &sealing {
-            eprintln!(
+            say!(
                 "interrupted: the journal is consistent; continue with `tokenfleet resume {}`",
                 out.journal_path().display()
             );
         } else {
-            eprintln!("interrupted");
+            say!("interrupted");
         }
     }
     Ok(code)
@@ -661,7 +669,7 @@ fn install_interrupt() -> Arc<AtomicBool> {
         let _ = ctrlc::set_handler(move || {
             if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
                 flag.store(true, Ordering::SeqCst);
-                eprintln!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
+                say!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
             } else {
                 std::process::exit(exit::INTERRUPTED);
             }
@@ -700,7 +708,9 @@ fn print_plan(plan: &Plan, op: Operation) {
             }
         }
     }
-    print!("{out}");
+    // Not print!: a closed stdout (`tokenfleet create --dry-run … | head`) must not panic; the
+    // plan is informative, so a reader that went away is not an error.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }
 
 fn fmt_time(t: Option<i64>) -> String {
