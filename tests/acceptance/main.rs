@@ -3,6 +3,7 @@
 
 mod common;
 
+mod args;
 mod corpus;
 
 mod check_list;
