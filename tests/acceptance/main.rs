@@ -10,6 +10,7 @@ mod check_list;
 mod create;
 mod failures;
 mod hostile;
+mod hygiene;
 mod inventory_errors;
 mod lockout;
 mod revoke;
