@@ -319,3 +319,57 @@ fn every_hostile_server_fails_alone_with_its_cause() {
         assert!(run.stderr.contains("pin"), "{cmd}: {}", run.stderr);
     }
 }
+
+/// A hung server with many accounts costs a couple of waves of timeouts, not one per account:
+/// after `2 x per_host` targets in a row without any answer the rest of the host is skipped with
+/// the cause, and the healthy host is unaffected. Counted in requests, not in seconds.
+#[test]
+fn a_hung_host_with_many_accounts_is_given_up_after_two_waves() {
+    let mut spec = small_fleet(2, 40);
+    spec.hosts[0].faults.hang = true;
+    let env = Env::start(spec);
+    let run = run_bounded(
+        &env,
+        &[
+            "create",
+            "-i",
+            env.toml(),
+            "--name",
+            "w",
+            "-r",
+            &env.recipient,
+            "-o",
+            "w.age",
+            "--report",
+            "r.json",
+            "--timeout",
+            "1",
+            "--retries",
+            "1",
+            "--per-host",
+            "2",
+            "--progress",
+            "never",
+        ],
+    );
+    run.expect(1);
+    let report = read_report(&env.path("r.json"));
+    let hung = target(&report, "web001");
+    let failed = hung.iter().filter(|t| t["status"] == "failed").count();
+    let skipped: Vec<_> = hung.iter().filter(|t| t["status"] == "skipped").collect();
+    assert_eq!(failed + skipped.len(), 40);
+    assert!(failed <= 4 + 1, "{failed} targets waited for the timeout");
+    for t in &skipped {
+        assert!(t["error"].as_str().unwrap().contains("timed out"), "{t}");
+    }
+    let creates = env
+        .fleet
+        .host("web001")
+        .stats()
+        .count("whm/uapi_cpanel/Tokens/create_full_access");
+    assert!(creates <= 2 * 5, "{creates} creates sent to a hung host");
+    for t in target(&report, "web002") {
+        assert_eq!(t["status"], "created");
+    }
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+}
