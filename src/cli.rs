@@ -18,6 +18,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// `eprintln!` without its panic: a closed stderr (`tokenfleet … 2>&1 | head`) must not turn a
+/// finished run (tokens created and sealed) into a crash with exit code 101.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 const EXAMPLES: &str = "\
 Examples:
   # Check connectivity, TLS and credentials; print each host's certificate pin
@@ -274,11 +282,11 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(Failure::Input(e)) => {
-            eprintln!("{e}");
+            say!("{e}");
             exit::BAD_INPUT
         }
         Err(Failure::Other(e)) => {
-            eprintln!("error: {e:#}");
+            say!("error: {e:#}");
             exit::SOME_FAILED
         }
     }
@@ -585,7 +593,7 @@ fn fleet(
     let sealing = prepare(true).transpose()?;
     let mode = Mode::choose(&common.progress, common.quiet);
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        say!("warning: {w}");
     }
     if job.dry_run {
         print_plan(&plan, job.op);
@@ -687,7 +695,7 @@ fn conclude(
             Ok(Some((path, n))) => {
                 sealed_any = true;
                 if !end.quiet {
-                    eprintln!(
+                    say!(
                         "sealed {n} new token(s) into {} (open with: age -d -i KEY {} or tokenfleet open {} --identity KEY)",
                         path.display(),
                         path.display(),
@@ -697,13 +705,13 @@ fn conclude(
             }
             Ok(None) => {
                 if !end.quiet {
-                    eprintln!("no token was created; no handoff file was written");
+                    say!("no token was created; no handoff file was written");
                 }
             }
             Err(e) => {
                 handoff_failed = true;
                 sealed_any = true;
-                eprintln!(
+                say!(
                     "error: the handoff file could not be written: {e:#}\n  the new secrets are sealed in the journal {}: \
                      recover them with `tokenfleet open {} --identity KEY`",
                     journal.display(),
@@ -731,7 +739,7 @@ fn conclude(
     let summary = report.summary();
     let code = report.exit_code(handoff_failed, outcome.interrupted);
     if !end.quiet || code != exit::OK {
-        eprintln!("{summary}");
+        say!("{summary}");
     }
     if end.verbose {
         for t in report.targets.iter().filter(|t| t.error.is_some()) {
@@ -740,7 +748,7 @@ fn conclude(
                 .as_deref()
                 .map(|s| format!(" [{s}]"))
                 .unwrap_or_default();
-            eprintln!(
+            say!(
                 "  {} {}/{}{step}: {}",
                 t.status.as_str(),
                 t.host,
@@ -750,19 +758,19 @@ fn conclude(
         }
     }
     if end.dry_run {
-        eprintln!("dry run: nothing was changed");
+        say!("dry run: nothing was changed");
     }
     if outcome.interrupted {
         match &handoff {
             Some((_, journal)) => {
                 // The secrets sealed so far are needed again for the final handoff.
                 let identity = if sealed_any { " --identity KEY" } else { "" };
-                eprintln!(
+                say!(
                     "interrupted: the journal is consistent; continue with `tokenfleet resume {}{identity}`",
                     journal.display()
                 );
             }
-            None => eprintln!("interrupted"),
+            None => say!("interrupted"),
         }
     }
     Ok(code)
@@ -784,11 +792,11 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     )?;
     let plan = &resumed.plan;
     for w in &plan.warnings {
-        eprintln!("warning: {w}");
+        say!("warning: {w}");
     }
     if !args.quiet {
         for n in &resumed.notes {
-            eprintln!("{n}");
+            say!("{n}");
         }
     }
     let mode = Mode::choose(&args.progress, args.quiet);
@@ -837,7 +845,7 @@ fn install_interrupt() -> Arc<AtomicBool> {
         let _ = ctrlc::set_handler(move || {
             if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
                 flag.store(true, Ordering::SeqCst);
-                eprintln!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
+                say!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
             } else {
                 std::process::exit(exit::INTERRUPTED);
             }
@@ -876,7 +884,9 @@ fn print_plan(plan: &Plan, op: Operation) {
             }
         }
     }
-    print!("{out}");
+    // Not print!: a closed stdout (`tokenfleet create --dry-run … | head`) must not panic; the
+    // plan is informative, so a reader that went away is not an error.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }
 
 fn fmt_time(t: Option<i64>) -> String {

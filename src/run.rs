@@ -9,7 +9,7 @@ use crate::cpanel::{AccountInfo, Api, ApiError, Caller, NewToken, TokenInfo};
 use crate::inventory::{Api as ApiKind, AuthKind, Pin};
 use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
 use crate::report::{Status, TargetResult};
-use crate::transport::HostTransport;
+use crate::transport::{HostTransport, TransportError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -224,6 +224,10 @@ struct Lane {
     limit: usize,
     /// Set at the first refused credential: the rest of the lane is skipped with this cause.
     stopped: Option<String>,
+    /// Targets in a row that got no answer at all (connect error or timeout, retries spent).
+    /// At `SILENT_WAVES * limit` the host is taken for dead and the rest is skipped, so a hung
+    /// server costs a couple of timeouts, not one per account.
+    silent_streak: usize,
     done: usize,
     failed: usize,
     skipped: usize,
@@ -310,6 +314,7 @@ pub fn execute_resumed(
             in_flight: 0,
             limit: hp.per_host.max(1),
             stopped: None,
+            silent_streak: 0,
             done: 0,
             failed: 0,
             skipped: 0,
@@ -414,6 +419,19 @@ impl Runner<'_> {
                     sched.outstanding += works.len();
                     let lane = &mut sched.lanes[i];
                     lane.queue.extend(works);
+                }
+                FollowUp::Silent(cause) => {
+                    let lane = &mut sched.lanes[i];
+                    lane.silent_streak += 1;
+                    if lane.silent_streak >= SILENT_WAVES * lane.limit && lane.stopped.is_none() {
+                        lane.stopped = Some(cause.clone());
+                        self.skip_lane(
+                            &mut sched,
+                            i,
+                            &format!("not attempted: {cause} on this host (it answered none of the last requests)"),
+                            Some(cause),
+                        );
+                    }
                 }
                 FollowUp::StopHost(cause) => {
                     if sched.lanes[i].stopped.is_none() {
@@ -530,6 +548,8 @@ impl Runner<'_> {
                     Err(f) => {
                         let follow = if f.auth_refused {
                             FollowUp::StopHost(f.cause.clone())
+                        } else if f.silent {
+                            FollowUp::Silent(f.cause.clone())
                         } else {
                             FollowUp::None
                         };
@@ -563,7 +583,10 @@ impl Runner<'_> {
             match status {
                 Status::Failed => lane.failed += 1,
                 Status::Skipped => lane.skipped += 1,
-                _ => lane.done += 1,
+                _ => {
+                    lane.done += 1;
+                    lane.silent_streak = 0;
+                }
             }
         }
         self.observer.event(&Event::TargetDone {
@@ -1212,6 +1235,7 @@ impl Runner<'_> {
                     cause: format!("new token failed verification: {}", e.cause()),
                     step: Some("verify".into()),
                     auth_refused: false,
+                    silent: false,
                 });
             }
             let _ = self.ledger.verified(&host.name, account, name);
@@ -1341,6 +1365,19 @@ enum FollowUp {
     None,
     Queue(Vec<Work>),
     StopHost(String),
+    /// The target got no answer at all: counts toward taking the host for dead.
+    Silent(String),
+}
+
+/// Waves of `per_host` unanswered targets in a row after which a host is skipped.
+const SILENT_WAVES: usize = 2;
+
+/// No answer at all: nothing came back from the server (refused or timed out).
+fn silent(e: &ApiError) -> bool {
+    matches!(
+        e,
+        ApiError::Transport(TransportError::Connect(_) | TransportError::Timeout { .. })
+    )
 }
 
 /// Why a target failed, ready for its result.
@@ -1351,6 +1388,8 @@ struct Failure {
     step: Option<String>,
     /// The host's credential was refused: stop the host (cPHulk).
     auth_refused: bool,
+    /// The server gave no answer at all (see `silent`).
+    silent: bool,
 }
 
 impl Failure {
@@ -1361,6 +1400,7 @@ impl Failure {
             cause: message.to_string(),
             step: None,
             auth_refused: false,
+            silent: false,
         }
     }
 
@@ -1371,6 +1411,7 @@ impl Failure {
             cause: cause.to_string(),
             step: Some(step.to_string()),
             auth_refused: false,
+            silent: false,
         }
     }
 
@@ -1381,6 +1422,7 @@ impl Failure {
             cause: e.cause(),
             step: Some(step.split(' ').next().unwrap_or(step).to_string()),
             auth_refused: matches!(e, ApiError::Auth { .. }),
+            silent: silent(&e),
         }
     }
 
@@ -1391,6 +1433,7 @@ impl Failure {
             cause: e.cause(),
             step: Some(step.to_string()),
             auth_refused: matches!(e, ApiError::Auth { .. }),
+            silent: silent(&e),
         }
     }
 }

@@ -345,9 +345,10 @@ fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>, Problem> {
             .hint("check the path given to -i/--inventory")
     })?;
     let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Problem::new(&shown, format!("cannot read the inventory: {e}")))?;
+    file.take(cap + 1).read_to_end(&mut bytes).map_err(|e| {
+        Problem::new(&shown, format!("cannot read the inventory: {e}"))
+            .hint("give -i/--inventory a readable .csv or .toml file (not a folder)")
+    })?;
     if bytes.len() as u64 > cap {
         return Err(Problem::new(
             &shown,
@@ -510,7 +511,22 @@ fn type_name(raw: &Raw) -> &'static str {
 }
 
 fn type_problem(k: &RawKey, want: &str, got: &Raw) -> Problem {
-    Problem::new(&k.loc, format!("expected {want}, found {}", type_name(got))).field(&k.key)
+    Problem::new(&k.loc, format!("expected {want}, found {}", type_name(got)))
+        .field(&k.key)
+        .hint(type_hint(&k.key, want))
+}
+
+/// How to write a value of the expected type, with an example for the key.
+fn type_hint(key: &str, want: &str) -> String {
+    let example = match key {
+        "whm_port" => "whm_port = 2087",
+        "cpanel_port" => "cpanel_port = 2083",
+        "per_host" => "per_host = 4",
+        "tls_insecure" => "tls_insecure = false",
+        "groups" => "groups = [\"eu\", \"shared\"]",
+        _ => return format!("write {key} as {want}"),
+    };
+    format!("write {key} as {want}, e.g. {example} (a blank CSV cell inherits)")
 }
 
 fn expect_int(k: &RawKey, problems: &mut Vec<Problem>) -> Option<i64> {
@@ -521,7 +537,8 @@ fn expect_int(k: &RawKey, problems: &mut Vec<Problem>) -> Option<i64> {
             Err(_) => {
                 problems.push(
                     Problem::new(&k.loc, format!("{} is not a whole number", show(s.trim())))
-                        .field(&k.key),
+                        .field(&k.key)
+                        .hint(type_hint(&k.key, "a whole number")),
                 );
                 None
             }

@@ -192,6 +192,9 @@ struct Deferred {
     used_at: String,
 }
 
+/// The fix for a template that expands to an invalid token name.
+const NAME_HINT: &str = "token names are 1 to 50 of A-Z a-z 0-9 _ -: shorten the fixed text or drop a placeholder, e.g. --name 'ci-{date}-{account}'";
+
 /// Validate `req` against `inventory`: selection, names, credentials. All problems at once.
 /// Prompts are asked only when everything else is valid.
 pub fn build(
@@ -336,7 +339,8 @@ pub fn build(
                     None => None,
                     Some(Ok(n)) => Some(n),
                     Some(Err(e)) => {
-                        name_problems.push(Problem::new("--name", format!("{who}: {e}")));
+                        name_problems
+                            .push(Problem::new("--name", format!("{who}: {e}")).hint(NAME_HINT));
                         None
                     }
                 }
@@ -432,7 +436,7 @@ pub fn build(
         };
         problems.push(
             Problem::new(
-                "inventory",
+                inventory.path.display().to_string(),
                 "the selected hosts have no accounts to work on",
             )
             .hint(hint),

@@ -367,3 +367,124 @@ fn secrets_never_appear_in_debug_output() {
     let plan = build_ok(&inv(WHM_FLEET), &req(Operation::List));
     assert!(!format!("{plan:?}").contains("WHMTOKEN"));
 }
+
+/// The whole input path of the binary, inventory bytes → parse → plan, as a property: no
+/// inventory and no combination of --name, --limit, --accounts, --revoke, operation and scope
+/// makes it panic; a refusal always carries located problems; an accepted create/rotate plan only
+/// holds valid token names.
+mod whole_path_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn inventory_text() -> impl Strategy<Value = String> {
+        let host = (
+            "(web[0-9]|db|x[a-z]{0,3}|web1\\.example\\.com)",
+            proptest::collection::vec("[a-z][a-z0-9]{0,5}|\\*|[A-Z ]{1,3}", 0..4),
+            proptest::option::of("(eu|us|web1|all)"),
+            proptest::option::of("(whm|cpanel|soap)"),
+            proptest::option::of(0u32..70),
+        )
+            .prop_map(|(name, accounts, group, api, per_host)| {
+                let mut s = format!("\n[[hosts]]\nname = \"{name}\"\n");
+                if accounts.iter().any(|a| a == "*") {
+                    s.push_str("accounts = \"*\"\n");
+                } else {
+                    let list: Vec<String> = accounts.iter().map(|a| format!("\"{a}\"")).collect();
+                    s.push_str(&format!("accounts = [{}]\n", list.join(", ")));
+                }
+                if let Some(g) = group {
+                    s.push_str(&format!("groups = [\"{g}\"]\n"));
+                }
+                if let Some(a) = api {
+                    s.push_str(&format!("api = \"{a}\"\n"));
+                }
+                if let Some(p) = per_host {
+                    s.push_str(&format!("per_host = {p}\n"));
+                }
+                s
+            });
+        (
+            prop_oneof![
+                Just("credential = \"env:TF_PROP_WHOLE\"\n"),
+                Just("credential = \"env:TF_PROP_UNSET_VAR\"\n"),
+                Just(""),
+            ],
+            proptest::collection::vec(host, 0..5),
+        )
+            .prop_map(|(cred, hosts)| format!("[defaults]\n{cred}{}", hosts.concat()))
+    }
+
+    fn template() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            "x|-|_|\\{date\\}|\\{host\\}|\\{account\\}|\\{run\\}|\\{nope\\}|\\{|\\}| |\\*|[a-z]{1,25}",
+            0..6,
+        )
+        .prop_map(|p| p.concat())
+    }
+
+    fn pattern() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of("(!|&)?[a-z0-9*\\[\\]]{0,4}(,(!|&)?[a-z0-9*]{0,4}){0,2}")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn no_inventory_and_no_arguments_make_planning_panic(
+            text in inventory_text(),
+            name in proptest::option::of(template()),
+            revoke in proptest::option::of(template()),
+            limit in pattern(),
+            accounts in pattern(),
+            op in prop_oneof![
+                Just(Operation::Create), Just(Operation::Rotate), Just(Operation::Revoke),
+                Just(Operation::List), Just(Operation::Check)
+            ],
+            whm_scope in any::<bool>(),
+        ) {
+            set_env("TF_PROP_WHOLE", "PROPPROPPROPPROPPROPPROPPROPPROP");
+            let inv = match parse_bytes(text.as_bytes(), Format::Toml, "p.toml", Path::new(".")) {
+                Ok(inv) => inv,
+                Err(e) => {
+                    prop_assert!(!e.problems.is_empty());
+                    for p in &e.problems {
+                        prop_assert!(p.location.starts_with("p.toml"), "{p}");
+                    }
+                    return Ok(());
+                }
+            };
+            let r = PlanRequest {
+                scope: if whm_scope { Scope::Whm } else { Scope::Account },
+                name,
+                revoke,
+                limit,
+                accounts,
+                ..req(op)
+            };
+            let mut refuse_prompt = |_: &str| -> Result<Secret, String> { Err("no terminal".into()) };
+            match build(&inv, &r, &mut refuse_prompt) {
+                Ok(plan) => {
+                    if matches!(op, Operation::Create | Operation::Rotate) {
+                        for hp in &plan.hosts {
+                            for t in &hp.targets {
+                                let n = t.token_name.as_deref().unwrap_or("");
+                                prop_assert!(
+                                    !n.is_empty() && n.len() <= 50
+                                        && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                                    "invalid token name {n:?} in an accepted plan"
+                                );
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    prop_assert!(!e.problems.is_empty());
+                    for p in &e.problems {
+                        prop_assert!(!p.location.is_empty() && !p.message.is_empty(), "{p:?}");
+                        prop_assert!(!p.message.contains("PROPPROPPROPPROP"), "a secret in a problem");
+                    }
+                }
+            }
+        }
+    }
+}

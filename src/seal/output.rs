@@ -41,7 +41,12 @@ impl Output {
         force: bool,
     ) -> Result<Output, InputError> {
         let mut problems = Vec::new();
-        let pass = if passphrase {
+        // --passphrase with -r/-R is refused before asking (no point typing it twice), and a
+        // passphrase that cannot be read is the one problem to report (not also "no recipients").
+        let combined = passphrase && (!recipients.is_empty() || !recipient_files.is_empty());
+        let pass = if combined {
+            Some(Secret::new(String::new()))
+        } else if passphrase {
             match read_new_passphrase() {
                 Ok(p) => Some(p),
                 Err(p) => {
@@ -52,11 +57,15 @@ impl Output {
         } else {
             None
         };
-        let recipients = match Recipients::from_args(recipients, recipient_files, pass) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                problems.extend(e.problems);
-                None
+        let recipients = if passphrase && pass.is_none() {
+            None
+        } else {
+            match Recipients::from_args(recipients, recipient_files, pass) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.extend(e.problems);
+                    None
+                }
             }
         };
         if let Err(p) = super::check_output(path, force) {

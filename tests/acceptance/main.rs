@@ -3,10 +3,16 @@
 
 mod common;
 
+mod args;
+mod corpus;
+
 mod check_list;
 mod create;
 mod failures;
+mod hostile;
+mod hygiene;
 mod inventory_errors;
+mod lockout;
 mod resume;
 mod revoke;
 mod rotate;

@@ -1,0 +1,244 @@
+//! Lockout safety (cPHulk): a refused credential is never retried, and the simulator sees at most
+//! `per_host` failed logins from tokenfleet for that host in a whole run, whatever the operation,
+//! the number of accounts and the retry budget.
+//!
+//! What "the host stops" means with `api = "cpanel"`: cPHulk counts failures per client IP across
+//! every account of the server (5 in 15 minutes block the IP for all of them), so one refused
+//! account credential stops the whole host, exactly as a refused WHM credential does: the refused
+//! account is `failed` ("authentication refused"), requests already in flight finish, and every
+//! account not yet started is `skipped`. Only the requests in flight when the refusal arrives can
+//! add failures, hence the bound of `per_host`.
+
+use crate::common::*;
+use cpanel_sim::SimHost;
+
+const BAD: &str = "BADBADBADBADBADBADBADBADBADBAD12";
+
+/// The TOML inventory with one host's credential replaced by `env:BAD_TOKEN`.
+fn with_bad_credential(env: &Env, host: &str) -> String {
+    let text = std::fs::read_to_string(&env.files.toml).unwrap();
+    let needle = format!("name = \"{host}\"\n");
+    assert!(text.contains(&needle));
+    let text = text.replace(
+        &needle,
+        &format!("{needle}credential = \"env:BAD_TOKEN\"\n"),
+    );
+    std::fs::write(env.path("bad.toml"), text).unwrap();
+    "bad.toml".into()
+}
+
+fn reset(h: &SimHost) {
+    h.reset_stats();
+    h.reset_cphulk();
+}
+
+#[track_caller]
+fn assert_bounded(victim: &SimHost, per_host: usize, what: &str) {
+    let s = victim.stats();
+    assert!(s.failed_auth >= 1, "{what}: the bad credential was tried");
+    assert!(
+        s.failed_auth <= per_host as u64,
+        "{what}: {} refused logins with per_host {per_host}",
+        s.failed_auth
+    );
+    if per_host < 5 {
+        assert_eq!(s.blocked, 0, "{what}: never locked out by cPHulk");
+    }
+}
+
+#[test]
+fn a_refused_whm_credential_costs_at_most_per_host_logins_in_every_operation() {
+    let env = Env::start(small_fleet(3, 40));
+    let inv = with_bad_credential(&env, "web002");
+    let victim = env.fleet.host("web002");
+    let bad = [("BAD_TOKEN", BAD)];
+    for per_host in [1usize, 3, 4] {
+        let ph = per_host.to_string();
+        let out = format!("c{per_host}.age");
+        let runs: Vec<(&str, Vec<&str>)> = vec![
+            (
+                "create",
+                vec![
+                    "create",
+                    "-i",
+                    &inv,
+                    "--name",
+                    "lk-{account}",
+                    "-r",
+                    &env.recipient,
+                    "-o",
+                    &out,
+                ],
+            ),
+            (
+                "rotate",
+                vec![
+                    "rotate",
+                    "-i",
+                    &inv,
+                    "--name",
+                    "lk2-{account}",
+                    "--revoke",
+                    "lk-*",
+                    "-r",
+                    &env.recipient,
+                    "-o",
+                    "rot.age",
+                    "--force",
+                ],
+            ),
+            ("revoke", vec!["revoke", "-i", &inv, "--name", "lk*"]),
+            ("list", vec!["list", "-i", &inv]),
+            ("check", vec!["check", "-i", &inv]),
+        ];
+        for (what, mut args) in runs {
+            reset(victim);
+            args.extend(["--per-host", &ph, "--retries", "5", "-j", "32"]);
+            args.extend(["--progress", "never"]);
+            let run = env.run_env(&args, &bad);
+            run.expect(1);
+            assert!(
+                run.stderr.contains("authentication refused"),
+                "{what}: {}",
+                run.stderr
+            );
+            assert_bounded(victim, per_host, &format!("{what} per_host {per_host}"));
+            // The healthy hosts were served.
+            assert!(env.fleet.host("web001").stats().total_requests > 0);
+        }
+        let _ = std::fs::remove_file(env.path("rot.age.journal"));
+    }
+}
+
+#[test]
+fn a_refused_credential_with_discovered_accounts_stops_at_listaccts() {
+    let env = Env::start_with(
+        small_fleet(2, 30),
+        &cpanel_sim::InventoryOptions {
+            accounts_star: true,
+            ..Default::default()
+        },
+    );
+    let inv = with_bad_credential(&env, "web001");
+    let run = env.run_env(
+        &[
+            "create",
+            "-i",
+            &inv,
+            "--name",
+            "d",
+            "-r",
+            &env.recipient,
+            "-o",
+            "d.age",
+            "--per-host",
+            "4",
+            "--retries",
+            "5",
+            "--report",
+            "r.json",
+        ],
+        &[("BAD_TOKEN", BAD)],
+    );
+    run.expect(1);
+    let s = env.fleet.host("web001").stats();
+    assert_eq!(s.failed_auth, 1, "one listaccts, never retried");
+    assert_eq!(s.total_requests, 1);
+    assert_eq!(env.open_handoff(&env.path("d.age")).len(), 30);
+}
+
+/// `api = "cpanel"`: each account logs in with its own token. Some of them are wrong.
+#[test]
+fn refused_account_credentials_stop_the_host_and_are_never_retried() {
+    let env = Env::start(small_fleet(2, 20));
+    let mut inv = String::from("[defaults]\napi = \"cpanel\"\n");
+    let mut wrong = Vec::new();
+    for (hi, h) in env.fleet.hosts().iter().enumerate() {
+        inv.push_str(&format!(
+            "\n[[hosts]]\nname = \"{}\"\naddress = \"127.0.0.1\"\nwhm_port = {}\ncpanel_port = {}\ntls_pin = \"{}\"\naccounts = [\n",
+            h.name(),
+            h.whm_port(),
+            h.cpanel_port(),
+            h.cert_pin()
+        ));
+        for (ai, a) in h.accounts().iter().enumerate() {
+            let good = h.add_account_token(a, "tool", None);
+            // On web002, every fifth account's file holds a stale token.
+            let secret = if hi == 1 && ai % 5 == 2 {
+                wrong.push(a.clone());
+                format!("STALE{:027}", ai)
+            } else {
+                good
+            };
+            let file = format!("cred-{a}");
+            cpanel_sim::write_private(&env.path(&file), secret.as_bytes()).unwrap();
+            inv.push_str(&format!(
+                "  {{ user = \"{a}\", credential = \"file:{file}\" }},\n"
+            ));
+        }
+        inv.push_str("]\n");
+    }
+    std::fs::write(env.path("cp.toml"), inv).unwrap();
+    for per_host in [1usize, 2, 4] {
+        for h in env.fleet.hosts() {
+            reset(h);
+        }
+        let ph = per_host.to_string();
+        let out = format!("cp{per_host}.age");
+        let report = format!("cp{per_host}.json");
+        let run = env.run(&[
+            "create",
+            "-i",
+            "cp.toml",
+            "--name",
+            &format!("n{per_host}"),
+            "-r",
+            &env.recipient,
+            "-o",
+            &out,
+            "--per-host",
+            &ph,
+            "--retries",
+            "5",
+            "--report",
+            &report,
+            "--progress",
+            "never",
+        ]);
+        run.expect(1);
+        let victim = env.fleet.host("web002");
+        assert_bounded(victim, per_host, &format!("api cpanel per_host {per_host}"));
+        let report = read_report(&env.path(&report));
+        let mut refused = 0;
+        for t in report["targets"].as_array().unwrap() {
+            let account = t["account"].as_str().unwrap().to_string();
+            if t["host"] == "web001" {
+                assert_eq!(t["status"], "created", "{t}");
+                continue;
+            }
+            match t["status"].as_str().unwrap() {
+                "failed" => {
+                    assert!(
+                        wrong.contains(&account),
+                        "only a stale credential fails: {t}"
+                    );
+                    assert!(
+                        t["error"]
+                            .as_str()
+                            .unwrap()
+                            .contains("authentication refused"),
+                        "{t}"
+                    );
+                    assert_eq!(t["attempts"], 1, "a refused credential is not retried: {t}");
+                    refused += 1;
+                }
+                "skipped" => {}
+                "created" => assert!(!wrong.contains(&account), "{t}"),
+                other => panic!("unexpected status {other}: {t}"),
+            }
+        }
+        assert!(refused >= 1 && refused as u64 == victim.stats().failed_auth);
+        // No more requests reached web002 than the accounts it started before the refusal.
+        assert!(victim.stats().total_requests <= 20, "{:?}", victim.stats());
+    }
+}
