@@ -175,7 +175,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "TEMPLATE")]
     pub name: String,
     /// Expire after this long (e.g. 90d, 12h, "1 week").
-    #[arg(long, value_name = "DUR", conflicts_with = "expires_at")]
+    #[arg(
+        long,
+        value_name = "DUR",
+        conflicts_with = "expires_at",
+        allow_hyphen_values = true
+    )]
     pub expires_in: Option<String>,
     /// Expire at this time (RFC 3339, or a date: 2027-01-31).
     #[arg(long, value_name = "WHEN")]
@@ -203,7 +208,12 @@ pub struct RotateArgs {
     /// Skip verifying the new token before revoking the old ones.
     #[arg(long)]
     pub no_verify: bool,
-    #[arg(long, value_name = "DUR", conflicts_with = "expires_at")]
+    #[arg(
+        long,
+        value_name = "DUR",
+        conflicts_with = "expires_at",
+        allow_hyphen_values = true
+    )]
     pub expires_in: Option<String>,
     #[arg(long, value_name = "WHEN")]
     pub expires_at: Option<String>,
@@ -738,6 +748,15 @@ fn conclude(
     }
     let summary = report.summary();
     let code = report.exit_code(handoff_failed, outcome.interrupted);
+    // A run that minted nothing and left nothing to finish (every target `exists` or
+    // `unchanged`) has a journal without a secret or an open step: remove it, so the same
+    // command can run again without --force.
+    if let Some((Ok(None), journal)) = &handoff
+        && code == exit::OK
+        && !outcome.interrupted
+    {
+        let _ = std::fs::remove_file(journal);
+    }
     if !end.quiet || code != exit::OK {
         say!("{summary}");
     }
@@ -1054,12 +1073,24 @@ pub fn write_table<const N: usize>(
 
 fn open(args: OpenArgs) -> Result<i32, Failure> {
     use crate::seal::{Keys, SealError};
-    let seal_failure = |e: SealError| match e {
-        SealError::Io { .. } | SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
+    let seal_failure = |e: SealError| {
+        match e {
+        SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
+        SealError::Io { path, source } => Failure::Input(InputError::one(
+            Problem::new(path.display().to_string(), format!("cannot read: {source}"))
+                .hint("check the path; `tokenfleet open` reads a handoff file or its OUT.journal"),
+        )),
+        SealError::Invalid { location, message, hint } => Failure::Input(InputError::one(
+            Problem::new(location, message).hint(hint.unwrap_or_else(|| {
+                "`tokenfleet open` reads what tokenfleet wrote: an age handoff file (binary or armored) or a journal"
+                    .to_string()
+            })),
+        )),
         other => Failure::Input(InputError::one(Problem::new(
             args.file.display().to_string(),
             other.to_string(),
         ))),
+    }
     };
     let mut keys = Keys::new();
     for path in &args.identity {

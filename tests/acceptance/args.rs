@@ -117,6 +117,12 @@ fn bad_arguments_get_a_clear_error_with_a_hint() {
     );
     usage_error(
         &env,
+        &["-o", "o.age", "-r", r, "--expires-in", "-5d"],
+        &[],
+        &["--expires-in", "future", "hint:"],
+    );
+    usage_error(
+        &env,
         &[
             "-o",
             "o.age",

@@ -97,6 +97,23 @@ fn create_from_csv_and_rerun_reports_exists() {
         Some(&6)
     );
     assert!(!env.path("b.age").exists(), "no token created, no handoff");
+    assert!(
+        !env.path("b.age.journal").exists(),
+        "nothing to resume: no journal left behind"
+    );
+    // So the same command runs again without --force.
+    env.run(&[
+        "create",
+        "-i",
+        env.csv(),
+        "--name",
+        "deploy",
+        "-r",
+        &env.recipient,
+        "-o",
+        "b.age",
+    ])
+    .expect(0);
     for row in &rows {
         let tokens = env.fleet.host(&row["host"]).account_tokens(&row["account"]);
         assert_eq!(tokens.iter().filter(|t| t.name == "deploy").count(), 1);
