@@ -98,6 +98,14 @@ pub trait Ledger: Sync {
     fn flush(&self) -> std::io::Result<()> {
         Ok(())
     }
+    /// Journal the create intents of several targets of `host` (account, token name) with one
+    /// fsync: they are durable when this returns.
+    fn intents(&self, host: &str, items: &[(String, String)], action: &str) -> std::io::Result<()> {
+        for (account, name) in items {
+            self.intent(host, account, name, action)?;
+        }
+        Ok(())
+    }
 }
 
 /// A ledger that records nothing: for operations that mint no secret (revoke, list, check).
@@ -254,7 +262,14 @@ struct Runner<'a> {
     sched: Mutex<Sched>,
     wake: Condvar,
     out: Mutex<Outcome>,
+    /// Intents journaled ahead of their target, by (host, account): `true` once durable. A
+    /// worker that takes a target journals the intents of the next few targets of that host in
+    /// one fsync, so most creates find their intent already durable and do not wait for a disk.
+    ahead: Mutex<HashMap<(String, String), bool>>,
 }
+
+/// How many targets of one host get their intents journaled in one fsync.
+const INTENT_BATCH: usize = 16;
 
 /// Run `plan` over the fleet. `transports[i]` serves `plan.hosts[i]`. Raising `stop` stops new
 /// work; work in flight finishes and is recorded.
@@ -345,6 +360,7 @@ pub fn execute_resumed(
         }),
         wake: Condvar::new(),
         out: Mutex::new(Outcome::default()),
+        ahead: Mutex::new(HashMap::new()),
     };
     // Hosts with nothing to do are finished at once.
     for i in 0..plan.hosts.len() {
@@ -406,7 +422,9 @@ impl Runner<'_> {
             sched.cursor = (i + 1) % n;
             let work = sched.lanes[i].queue.pop_front().expect("non-empty");
             sched.lanes[i].in_flight += 1;
+            let batch = self.claim_intents(&sched.lanes[i], i, &work);
             drop(sched);
+            self.journal_intents(i, batch);
 
             let follow_up = self.perform(i, work);
 
@@ -448,6 +466,71 @@ impl Runner<'_> {
             self.finish_lane_if_done(&mut sched, i);
             self.wake.notify_all();
         }
+    }
+
+    /// The targets whose create intents this worker journals now: the one it took and the next
+    /// few of the same host that will create from scratch (no journal history: a resumed target
+    /// keeps its own sequence). Claimed targets are marked pending so no one claims them twice.
+    fn claim_intents(&self, lane: &Lane, i: usize, taken: &Work) -> Vec<(String, String)> {
+        if !matches!(self.plan.op, Operation::Create | Operation::Rotate) || self.opts.dry_run {
+            return Vec::new();
+        }
+        let hp = &self.plan.hosts[i];
+        let mut ahead = self.ahead.lock().unwrap();
+        // A target claimed by an earlier batch goes without waiting; only a target nobody
+        // claimed yet starts a new batch (and waits for its one fsync).
+        if let Work::Target(t) = taken
+            && ahead.contains_key(&(hp.host.name.clone(), self.account_of(hp, t).to_string()))
+        {
+            return Vec::new();
+        }
+        let mut batch = Vec::new();
+        for work in std::iter::once(taken).chain(lane.queue.iter()) {
+            if batch.len() == INTENT_BATCH {
+                break;
+            }
+            let Work::Target(t) = work else { continue };
+            let Some(name) = t.token_name.as_ref() else {
+                continue;
+            };
+            let key = (hp.host.name.clone(), self.account_of(hp, t).to_string());
+            if ahead.contains_key(&key) || self.prior.contains_key(&key) {
+                continue;
+            }
+            ahead.insert(key.clone(), false);
+            batch.push((key.1, name.clone()));
+        }
+        batch
+    }
+
+    /// Journal the claimed intents with one fsync, then mark them durable. On a journal error
+    /// they are unclaimed: each target then writes its own intent (and fails on the error).
+    fn journal_intents(&self, i: usize, batch: Vec<(String, String)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let host = &self.plan.hosts[i].host.name;
+        let ok = self.ledger.intents(host, &batch, "create").is_ok();
+        let mut ahead = self.ahead.lock().unwrap();
+        for (account, _) in batch {
+            let key = (host.clone(), account);
+            if ok {
+                if let Some(durable) = ahead.get_mut(&key) {
+                    *durable = true;
+                }
+            } else {
+                ahead.remove(&key);
+            }
+        }
+    }
+
+    /// Whether this target's create intent is already durable (journaled ahead). Either way
+    /// the mark is used up: a retry journals its own intent.
+    fn intent_journaled_ahead(&self, host: &str, account: &str) -> bool {
+        let mut ahead = self.ahead.lock().unwrap();
+        ahead
+            .remove(&(host.to_string(), account.to_string()))
+            .unwrap_or(false)
     }
 
     /// Mark everything still queued as skipped (interrupt).
@@ -1037,16 +1120,21 @@ impl Runner<'_> {
         }
         let mut tries = 0u32;
         let mut replaced = false;
+        let mut ahead = self.intent_journaled_ahead(host, account);
         loop {
-            self.ledger
-                .intent(host, account, name, "create")
-                .map_err(|e| {
-                    Failure::step(
-                        "journal",
-                        format!("cannot write the journal: {e}"),
-                        "journal write failed",
-                    )
-                })?;
+            if std::mem::take(&mut ahead) {
+                // Already durable: journaled with the batch this target was claimed in.
+            } else {
+                self.ledger
+                    .intent(host, account, name, "create")
+                    .map_err(|e| {
+                        Failure::step(
+                            "journal",
+                            format!("cannot write the journal: {e}"),
+                            "journal write failed",
+                        )
+                    })?;
+            }
             *attempts += 1;
             match api.create_token(caller, name, self.plan.expires_at) {
                 Ok(token) => {

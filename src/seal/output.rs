@@ -191,6 +191,15 @@ fn read_new_passphrase() -> Result<Secret, Problem> {
     Ok(first)
 }
 
+/// The run module names intents by word; the journal by type.
+fn action_of(action: &str) -> Action {
+    match action {
+        "verify" => Action::Verify,
+        "revoke" => Action::Revoke,
+        _ => Action::Create,
+    }
+}
+
 /// The journal, as the run module's ledger.
 pub struct JournalLedger {
     journal: Journal,
@@ -219,11 +228,7 @@ impl JournalLedger {
 
 impl Ledger for JournalLedger {
     fn intent(&self, host: &str, account: &str, token_name: &str, action: &str) -> io::Result<()> {
-        let action = match action {
-            "verify" => Action::Verify,
-            "revoke" => Action::Revoke,
-            _ => Action::Create,
-        };
+        let action = action_of(action);
         self.journal.append(&Event::new(
             host,
             account,
@@ -233,6 +238,22 @@ impl Ledger for JournalLedger {
                 names: Vec::new(),
             },
         ))
+    }
+
+    fn intents(&self, host: &str, items: &[(String, String)], action: &str) -> io::Result<()> {
+        let action = action_of(action);
+        for (account, name) in items {
+            self.journal.append_lazy(&Event::new(
+                host,
+                account,
+                name,
+                EventDetail::Intent {
+                    action,
+                    names: Vec::new(),
+                },
+            ))?;
+        }
+        self.journal.flush()
     }
 
     fn created(&self, m: &Minted) -> io::Result<()> {

@@ -443,3 +443,58 @@ fn lost_answer_never_revokes_an_older_token_of_that_name() {
     );
     env.assert_no_secret_leaked(&[&run], &[older]);
 }
+
+/// A create's intent is durable before the create is sent, and intents are journaled ahead in
+/// batches per host (one fsync for many), so most creates wait for no disk.
+#[test]
+fn intents_are_journaled_ahead_in_batches() {
+    let env = Env::start(small_fleet(1, 40));
+    env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "b",
+        "-r",
+        &env.recipient,
+        "-o",
+        "b.age",
+        "-j",
+        "1",
+        "--per-host",
+        "1",
+    ])
+    .expect(0);
+    let text = std::fs::read_to_string(env.path("b.age.journal")).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds[..16].iter().all(|k| *k == "intent"),
+        "a batch of 16 intents first: {kinds:?}"
+    );
+    assert_eq!(kinds[16], "created");
+    let mut intended = std::collections::BTreeSet::new();
+    for e in &events {
+        let account = e["account"].as_str().unwrap().to_string();
+        match e["kind"].as_str().unwrap() {
+            "intent" => {
+                intended.insert(account);
+            }
+            "created" => assert!(
+                intended.contains(&account),
+                "created without an earlier intent"
+            ),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(kinds.iter().filter(|k| **k == "created").count(), 40);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "intent").count(),
+        40,
+        "one intent per target"
+    );
+}
