@@ -231,13 +231,17 @@ impl Report {
     /// Write the JSON report to `dest` (`-` = stdout); files are written 0600 through the
     /// atomic writer, replacing an earlier report.
     pub fn write(&self, dest: &str) -> std::io::Result<()> {
-        let json = self.to_json();
+        // Streamed: a report of 100,000 targets is never held as one string.
+        let stream = |w: &mut dyn Write| -> std::io::Result<()> {
+            let mut w = std::io::BufWriter::new(w);
+            serde_json::to_writer_pretty(&mut w, self)?;
+            w.write_all(b"\n")?;
+            w.flush()
+        };
         if dest == "-" {
-            let mut out = std::io::stdout().lock();
-            out.write_all(json.as_bytes())?;
-            return out.flush();
+            return stream(&mut std::io::stdout().lock());
         }
-        crate::seal::atomic::write_atomic(std::path::Path::new(dest), json.as_bytes(), true)
+        crate::seal::atomic::write_atomic_with(std::path::Path::new(dest), true, |f| stream(f))
     }
 }
 

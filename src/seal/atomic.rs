@@ -56,6 +56,16 @@ impl Drop for TempGuard {
 /// write (the final step is a hard link, which fails if the target exists); the error then has
 /// kind [`io::ErrorKind::AlreadyExists`].
 pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> io::Result<()> {
+    write_atomic_with(path, force, |file| file.write_all(bytes))
+}
+
+/// [`write_atomic`], with the content streamed by `write` into the temp file (the handoff is
+/// encrypted straight into it, so no whole plaintext or ciphertext is ever held in memory).
+pub fn write_atomic_with(
+    path: &Path,
+    force: bool,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     if path.file_name().is_none() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -78,7 +88,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> io::Result<()> {
         path: tmp.clone(),
         armed: true,
     };
-    file.write_all(bytes)?;
+    write(&mut file)?;
     file.sync_all()?;
     drop(file);
     if force {

@@ -1,10 +1,11 @@
 //! Why this module exists: the handoff file is the one artefact users keep (DESIGN §3). It must
 //! open with plain `age -d` and no tokenfleet installed, so its plaintext is a simple CSV or
-//! JSON table built here, in a buffer sized up front (no reallocation leaves copies behind) and
-//! zeroized after encryption; the file is written through the atomic 0600 writer. `open` parses
-//! the same formats back and renders them for the terminal.
+//! JSON table built here. Rows are encoded one at a time into a zeroizing buffer sized up front
+//! (no reallocation leaves copies behind) and encrypted as a stream straight into the atomic
+//! 0600 temp file, so memory never holds the whole plaintext or ciphertext. `open` parses the
+//! same formats back and renders them for the terminal.
 
-use super::atomic::write_atomic;
+use super::atomic::write_atomic_with;
 use super::sealer::{SealError, Sealer};
 use crate::secret::Secret;
 use std::io::Write;
@@ -24,6 +25,33 @@ pub struct HandoffRow {
     pub created_at: i64,
     /// Unix seconds, `None` = never expires.
     pub expires_at: Option<i64>,
+}
+
+/// A handoff row borrowed from wherever the token is kept (a minted token, a journal row), so
+/// writing the handoff copies no secret.
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub host: &'a str,
+    pub account: &'a str,
+    pub token_name: &'a str,
+    pub token: &'a Secret,
+    pub url: &'a str,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+impl HandoffRow {
+    pub fn as_row_ref(&self) -> RowRef<'_> {
+        RowRef {
+            host: &self.host,
+            account: &self.account,
+            token_name: &self.token_name,
+            token: &self.token,
+            url: &self.url,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// The plaintext layout inside the age file.
@@ -87,86 +115,115 @@ fn push_csv_field(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn row_times(r: &HandoffRow) -> (String, String) {
+fn row_times(r: &RowRef<'_>) -> (String, String) {
     (
         rfc3339(r.created_at),
         r.expires_at.map(rfc3339).unwrap_or_default(),
     )
 }
 
-/// An upper bound of the encoded size, so the buffer never reallocates (a reallocation would
-/// free a copy of the plaintext without zeroizing it).
-fn capacity_bound(rows: &[HandoffRow], json: bool) -> usize {
+/// An upper bound of one row's encoded size, so a row buffer never reallocates (a
+/// reallocation would free a copy of the plaintext without zeroizing it).
+fn row_bound(r: &RowRef<'_>, json: bool) -> usize {
     let per_char = if json { 6 } else { 2 };
-    let mut n = 256;
-    for r in rows {
-        n += 200;
-        for f in [&r.host, &r.account, &r.token_name, &r.url] {
-            n += f.len() * per_char + 2;
-        }
-        n += r.token.expose().len() * per_char + 2;
+    let mut n = 200;
+    for f in [r.host, r.account, r.token_name, r.url, r.token.expose()] {
+        n += f.len() * per_char + 2;
     }
     n
 }
 
-/// Encode rows as the handoff plaintext.
-pub fn encode_rows(rows: &[HandoffRow], format: HandoffFormat) -> Zeroizing<Vec<u8>> {
-    let json = format == HandoffFormat::Json;
-    let mut out = Zeroizing::new(Vec::with_capacity(capacity_bound(rows, json)));
+/// Encode one row (CSV line, or JSON object with its leading separator) into `out`.
+fn encode_row(out: &mut Vec<u8>, r: &RowRef<'_>, format: HandoffFormat, first: bool) {
+    let (c, e) = row_times(r);
     match format {
         HandoffFormat::Csv => {
-            out.extend_from_slice(CSV_HEADER.as_bytes());
-            out.push(b'\n');
-            for r in rows {
-                let (c, e) = row_times(r);
-                let fields = [
-                    r.host.as_str(),
-                    &r.account,
-                    &r.token_name,
-                    r.token.expose(),
-                    &r.url,
-                    &c,
-                    &e,
-                ];
-                for (i, f) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    push_csv_field(&mut out, f);
+            let fields = [
+                r.host,
+                r.account,
+                r.token_name,
+                r.token.expose(),
+                r.url,
+                &c,
+                &e,
+            ];
+            for (i, f) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                out.push(b'\n');
+                push_csv_field(out, f);
             }
+            out.push(b'\n');
         }
         HandoffFormat::Json => {
-            out.push(b'[');
-            for (i, r) in rows.iter().enumerate() {
-                let (c, e) = row_times(r);
-                out.extend_from_slice(if i == 0 { b"\n  {" } else { b",\n  {" });
-                let fields: [(&str, Option<&str>); 7] = [
-                    ("host", Some(&r.host)),
-                    ("account", Some(&r.account)),
-                    ("token_name", Some(&r.token_name)),
-                    ("token", Some(r.token.expose())),
-                    ("url", Some(&r.url)),
-                    ("created_at", Some(&c)),
-                    ("expires_at", r.expires_at.map(|_| e.as_str())),
-                ];
-                for (j, (k, v)) in fields.iter().enumerate() {
-                    if j > 0 {
-                        out.extend_from_slice(b", ");
-                    }
-                    write!(out, "\"{k}\": ").expect("write to Vec");
-                    match v {
-                        // serde_json writes strings straight into the reserved buffer.
-                        Some(v) => serde_json::to_writer(&mut *out, v).expect("write to Vec"),
-                        None => out.extend_from_slice(b"null"),
-                    }
+            out.extend_from_slice(if first { b"\n  {" } else { b",\n  {" });
+            let fields: [(&str, Option<&str>); 7] = [
+                ("host", Some(r.host)),
+                ("account", Some(r.account)),
+                ("token_name", Some(r.token_name)),
+                ("token", Some(r.token.expose())),
+                ("url", Some(r.url)),
+                ("created_at", Some(&c)),
+                ("expires_at", r.expires_at.map(|_| e.as_str())),
+            ];
+            for (j, (k, v)) in fields.iter().enumerate() {
+                if j > 0 {
+                    out.extend_from_slice(b", ");
                 }
-                out.push(b'}');
+                write!(out, "\"{k}\": ").expect("write to Vec");
+                match v {
+                    // serde_json writes strings straight into the reserved buffer.
+                    Some(v) => serde_json::to_writer(&mut *out, v).expect("write to Vec"),
+                    None => out.extend_from_slice(b"null"),
+                }
             }
-            out.extend_from_slice(if rows.is_empty() { b"]\n" } else { b"\n]\n" });
+            out.push(b'}');
         }
     }
+}
+
+/// Stream the handoff plaintext into `w`, one row at a time through a zeroizing row buffer.
+pub fn write_rows<'a, W: Write>(
+    w: &mut W,
+    rows: impl IntoIterator<Item = RowRef<'a>>,
+    format: HandoffFormat,
+) -> std::io::Result<()> {
+    match format {
+        HandoffFormat::Csv => {
+            w.write_all(CSV_HEADER.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        HandoffFormat::Json => w.write_all(b"[")?,
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(1024));
+    let mut first = true;
+    for r in rows {
+        let need = row_bound(&r, format == HandoffFormat::Json);
+        if buf.capacity() < need {
+            // A fresh buffer, never a reallocation: the old one is zeroized as it drops.
+            buf = Zeroizing::new(Vec::with_capacity(need));
+        }
+        buf.clear();
+        encode_row(&mut buf, &r, format, first);
+        w.write_all(&buf)?;
+        first = false;
+    }
+    if format == HandoffFormat::Json {
+        w.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+    }
+    Ok(())
+}
+
+/// Encode rows as the handoff plaintext, in one buffer sized up front.
+pub fn encode_rows(rows: &[HandoffRow], format: HandoffFormat) -> Zeroizing<Vec<u8>> {
+    let json = format == HandoffFormat::Json;
+    let bound = 256
+        + rows
+            .iter()
+            .map(|r| row_bound(&r.as_row_ref(), json))
+            .sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(bound));
+    write_rows(&mut *out, rows.iter().map(HandoffRow::as_row_ref), format).expect("write to Vec");
     out
 }
 
@@ -302,7 +359,7 @@ fn parse_csv(plain: &[u8], what: &str) -> Result<Vec<HandoffRow>, SealError> {
 }
 
 /// Seal `rows` and write the handoff file atomically (0600, fsynced; refuses to overwrite an
-/// existing file unless `force`). The plaintext buffer is zeroized before returning.
+/// existing file unless `force`).
 pub fn write_handoff(
     path: &Path,
     rows: &[HandoffRow],
@@ -311,10 +368,34 @@ pub fn write_handoff(
     armor: bool,
     force: bool,
 ) -> Result<(), SealError> {
-    let plain = encode_rows(rows, format);
-    let sealed = sealer.seal(&plain, armor)?;
-    drop(plain);
-    write_atomic(path, &sealed, force).map_err(|e| SealError::io(path, e))
+    write_handoff_rows(
+        path,
+        rows.iter().map(HandoffRow::as_row_ref),
+        format,
+        sealer,
+        armor,
+        force,
+    )
+}
+
+/// [`write_handoff`] for borrowed rows. The plaintext is encrypted as it is produced, straight
+/// into the temp file: memory holds one row of plaintext and one age chunk, not the whole file.
+pub fn write_handoff_rows<'a>(
+    path: &Path,
+    rows: impl IntoIterator<Item = RowRef<'a>>,
+    format: HandoffFormat,
+    sealer: &Sealer,
+    armor: bool,
+    force: bool,
+) -> Result<(), SealError> {
+    write_atomic_with(path, force, |file| {
+        let mut w = sealer
+            .seal_to(std::io::BufWriter::new(file), armor)
+            .map_err(std::io::Error::other)?;
+        write_rows(&mut w, rows, format)?;
+        w.finish()?.flush()
+    })
+    .map_err(|e| SealError::io(path, e))
 }
 
 /// Render rows for `tokenfleet open` (includes the tokens: `open` is the explicit "show me").
@@ -444,15 +525,40 @@ mod tests {
     }
 
     #[test]
-    fn buffer_never_reallocates() {
+    fn buffers_never_reallocate() {
         let rows = sample_rows();
         for f in [HandoffFormat::Csv, HandoffFormat::Json] {
+            let json = f == HandoffFormat::Json;
+            // Each row fits the bound its buffer is sized to, so no reallocation ever leaves
+            // an unzeroized copy of a token behind.
+            for r in &rows {
+                let mut one = Vec::new();
+                encode_row(&mut one, &r.as_row_ref(), f, false);
+                assert!(one.len() <= row_bound(&r.as_row_ref(), json));
+            }
             let plain = encode_rows(&rows, f);
-            assert!(plain.len() <= capacity_bound(&rows, f == HandoffFormat::Json));
-            assert_eq!(
-                plain.capacity(),
-                capacity_bound(&rows, f == HandoffFormat::Json)
-            );
+            let bound = 256
+                + rows
+                    .iter()
+                    .map(|r| row_bound(&r.as_row_ref(), json))
+                    .sum::<usize>();
+            assert_eq!(plain.capacity(), bound, "sized once, never grown");
+        }
+    }
+
+    /// The streamed handoff decrypts to exactly the buffered plaintext.
+    #[test]
+    fn streamed_handoff_matches_the_buffered_plaintext() {
+        let id = age::x25519::Identity::generate();
+        let sealer = Sealer::to_keys(vec![id.to_public()]);
+        let rows = sample_rows();
+        let d = tempfile::tempdir().unwrap();
+        for (f, armor) in [(HandoffFormat::Csv, false), (HandoffFormat::Json, true)] {
+            let path = d.path().join(format!("h-{armor}.age"));
+            write_handoff(&path, &rows, f, &sealer, armor, false).unwrap();
+            let keys = super::super::Keys::from_identities(vec![id.clone()]);
+            let plain = keys.decrypt(&std::fs::read(&path).unwrap(), "h").unwrap();
+            assert_eq!(&plain[..], &encode_rows(&rows, f)[..]);
         }
     }
 

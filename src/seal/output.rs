@@ -4,7 +4,7 @@
 //! of every mutation becomes a durable journal record, each new secret sealed on its own. At the
 //! end, the handoff file is written from the minted tokens.
 
-use super::handoff::{HandoffFormat, HandoffRow, write_handoff};
+use super::handoff::{HandoffFormat, HandoffRow, RowRef, write_handoff_rows};
 use super::journal::{
     Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path,
 };
@@ -134,16 +134,28 @@ impl Output {
         if minted.is_empty() {
             return Ok(None);
         }
-        let rows: Vec<HandoffRow> = minted.iter().map(row_of).collect();
-        write_handoff(
+        write_handoff_rows(
             &self.path,
-            &rows,
+            minted.iter().map(row_ref),
             self.format,
             &Sealer::new(&self.recipients),
             self.armor,
             self.force,
         )?;
         Ok(Some(self.path.clone()))
+    }
+}
+
+/// A minted token as a borrowed handoff row (no copy of the secret).
+pub fn row_ref(m: &Minted) -> RowRef<'_> {
+    RowRef {
+        host: &m.host,
+        account: &m.account,
+        token_name: &m.token.name,
+        token: &m.token.token,
+        url: &m.url,
+        created_at: m.token.create_time,
+        expires_at: m.token.expires_at,
     }
 }
 

@@ -115,6 +115,15 @@ impl Sealer {
 
     /// Encrypt `plaintext` into one age message, ASCII-armored or binary.
     pub fn seal(&self, plaintext: &[u8], armor: bool) -> Result<Vec<u8>, SealError> {
+        let enc_err = |e: io::Error| SealError::Encrypt(e.to_string());
+        let mut w = self.seal_to(Vec::new(), armor)?;
+        w.write_all(plaintext).map_err(enc_err)?;
+        w.finish().map_err(enc_err)
+    }
+
+    /// An age message written as a stream into `out`: write the plaintext, then
+    /// [`SealWriter::finish`]. Only one chunk of plaintext is held at a time.
+    pub fn seal_to<W: Write>(&self, out: W, armor: bool) -> Result<SealWriter<W>, SealError> {
         let encryptor = match &self.to {
             SealTo::Keys(keys) => {
                 age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
@@ -135,15 +144,32 @@ impl Sealer {
             Format::Binary
         };
         let enc_err = |e: io::Error| SealError::Encrypt(e.to_string());
-        let armored = ArmoredWriter::wrap_output(Vec::new(), format).map_err(enc_err)?;
-        let mut w = encryptor.wrap_output(armored).map_err(enc_err)?;
-        w.write_all(plaintext).map_err(enc_err)?;
-        w.finish().and_then(|a| a.finish()).map_err(enc_err)
+        let armored = ArmoredWriter::wrap_output(out, format).map_err(enc_err)?;
+        Ok(SealWriter(encryptor.wrap_output(armored).map_err(enc_err)?))
     }
 
     /// Seal one secret as a binary age message, base64 (the journal's `sealed` field).
     pub fn seal_secret(&self, secret: &Secret) -> Result<String, SealError> {
         Ok(B64.encode(self.seal(secret.expose().as_bytes(), false)?))
+    }
+}
+
+/// An age message being written (see [`Sealer::seal_to`]).
+pub struct SealWriter<W: Write>(age::stream::StreamWriter<ArmoredWriter<W>>);
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl<W: Write> SealWriter<W> {
+    /// Write the last chunk (and the armor's end line); returns the output.
+    pub fn finish(self) -> io::Result<W> {
+        self.0.finish()?.finish()
     }
 }
 
