@@ -1191,38 +1191,13 @@ impl Runner<'_> {
                         && !self.stop.load(Ordering::SeqCst) =>
                 {
                     // The server may have created the token and we never saw its secret. List
-                    // first: an orphan of this name is revoked, then created again.
+                    // first: an orphan of this name is revoked, then created again; a token
+                    // older than the run is someone's, and the target is `exists`.
                     tries += 1;
                     self.backoff(tries - 1);
-                    let listed: Result<Vec<TokenInfo>, ApiError> =
-                        self.with_retries(attempts, || api.list_tokens(caller));
-                    match listed {
-                        Ok(tokens)
-                            if tokens
-                                .iter()
-                                .any(|t| t.name == name && self.older_than_run(t)) =>
-                        {
-                            // Our create conflicted with a token that was there before this
-                            // run and its answer was lost: that token is someone's, not ours.
-                            let _ = self.ledger.failed(host, account, name, "create", "exists");
-                            return Ok((Status::Exists, None));
-                        }
-                        Ok(tokens) if tokens.iter().any(|t| t.name == name) => {
-                            self.with_retries(attempts, || {
-                                api.revoke_tokens(caller, &[name.to_string()])
-                            })
-                            .map_err(|e| Failure::api("revoke orphan", e))?;
-                            let _ = self
-                                .ledger
-                                .revoked(host, account, name, &[name.to_string()]);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            let _ =
-                                self.ledger
-                                    .failed(host, account, name, "create", &e.to_string());
-                            return Err(Failure::api("list after an unknown create", e));
-                        }
+                    if !self.revoke_orphan(hp, api, caller, account, name, attempts)? {
+                        let _ = self.ledger.failed(host, account, name, "create", "exists");
+                        return Ok((Status::Exists, None));
                     }
                 }
                 Err(e)
@@ -1379,10 +1354,10 @@ impl Runner<'_> {
             .is_some_and(|t| t < self.opts.run_started - CLOCK_SKEW)
     }
 
-    /// Resume of a create whose outcome was never seen: a token of this name created since the
-    /// run started was made by that create, and its secret was never received. Revoke it
-    /// (recorded). Returns false when the name belongs to a token older than the run: nothing
-    /// is revoked and the target is `exists`.
+    /// A create whose outcome was never seen (its answer lost mid-run, or a resume after a
+    /// crash): a token of this name created since the run started was made by that create, and
+    /// its secret was never received. Revoke it (recorded). Returns false when the name belongs
+    /// to a token older than the run: nothing is revoked and the target is `exists`.
     fn revoke_orphan(
         &self,
         hp: &HostPlan,
@@ -1426,7 +1401,7 @@ impl Runner<'_> {
         }
         let _ = self.ledger.revoked(host, account, name, &orphan);
         self.observer.event(&Event::Warning(format!(
-            "{host} {account}: revoked orphan token {name} (created before the interruption, its secret never received); creating it again"
+            "{host} {account}: revoked orphan token {name} (created, but its secret was never received); creating it again"
         )));
         Ok(true)
     }
