@@ -446,7 +446,7 @@ impl Runner<'_> {
                         self.skip_lane(
                             &mut sched,
                             i,
-                            &format!("not attempted: {cause} on this host (it answered none of the last requests)"),
+                            &format!("not attempted: {cause} on this host (its last targets all failed that way, retries spent)"),
                             Some(cause),
                         );
                     }
@@ -1435,12 +1435,15 @@ enum FollowUp {
 /// Waves of `per_host` unanswered targets in a row after which a host is skipped.
 const SILENT_WAVES: usize = 2;
 
-/// No answer at all: nothing came back from the server (refused or timed out).
+/// The host is not serving: nothing came back (refused or timed out), or it kept answering
+/// 429/5xx after every retry. Two waves of targets like that in a row take the host for down,
+/// so a dead or overloaded server costs a few targets' retries, not every account's.
 fn silent(e: &ApiError) -> bool {
-    matches!(
-        e,
-        ApiError::Transport(TransportError::Connect(_) | TransportError::Timeout { .. })
-    )
+    match e {
+        ApiError::Transport(TransportError::Connect(_) | TransportError::Timeout { .. }) => true,
+        ApiError::Http { status } => *status == 429 || (500..600).contains(status),
+        _ => false,
+    }
 }
 
 /// Why a target failed, ready for its result.

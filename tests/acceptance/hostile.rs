@@ -373,3 +373,48 @@ fn a_hung_host_with_many_accounts_is_given_up_after_two_waves() {
     }
     assert!(run.stderr.contains("timed out"), "{}", run.stderr);
 }
+
+/// A host answering 503 to everything (overloaded, or a proxy in front of a dead cpsrvd) is
+/// given up after two waves of targets whose retries were all spent: its other targets are
+/// skipped with the cause instead of each paying the whole backoff.
+#[test]
+fn a_503_storm_host_is_given_up_after_two_waves() {
+    let mut spec = small_fleet(2, 40);
+    spec.hosts[0].faults.error_503_rate = 1.0;
+    let env = Env::start(spec);
+    let run = run_bounded(
+        &env,
+        &[
+            "create",
+            "-i",
+            env.toml(),
+            "--name",
+            "s",
+            "-r",
+            &env.recipient,
+            "-o",
+            "s.age",
+            "--report",
+            "r.json",
+            "--retries",
+            "1",
+            "--per-host",
+            "2",
+            "--progress",
+            "never",
+        ],
+    );
+    run.expect(1);
+    let report = read_report(&env.path("r.json"));
+    let storm = target(&report, "web001");
+    let failed = storm.iter().filter(|t| t["status"] == "failed").count();
+    let skipped: Vec<_> = storm.iter().filter(|t| t["status"] == "skipped").collect();
+    assert_eq!(failed + skipped.len(), 40);
+    assert!(failed <= 4 + 1, "{failed} targets spent their retries");
+    for t in &skipped {
+        assert!(t["error"].as_str().unwrap().contains("503"), "{t}");
+    }
+    for t in target(&report, "web002") {
+        assert_eq!(t["status"], "created");
+    }
+}
