@@ -849,9 +849,7 @@ impl Runner<'_> {
             Err(e) => (false, e.to_string()),
         };
         let pin = match &result {
-            Err(ApiError::Transport(crate::transport::TransportError::PinMismatch {
-                got, ..
-            })) => Some(*got),
+            Err(ApiError::Transport(TransportError::PinMismatch { got, .. })) => Some(*got),
             _ => pin,
         };
         self.out.lock().unwrap().checks.push(CheckRow {
@@ -1435,14 +1433,15 @@ enum FollowUp {
 /// Waves of `per_host` unanswered targets in a row after which a host is skipped.
 const SILENT_WAVES: usize = 2;
 
-/// The host is not serving: nothing came back (refused or timed out), or it kept answering
-/// 429/5xx after every retry. Two waves of targets like that in a row take the host for down,
-/// so a dead or overloaded server costs a few targets' retries, not every account's.
+/// The failure says the host is broken, not the target: nothing came back (refused, timed
+/// out, reset, oversized), 429/5xx after every retry, or an answer that is not the API (an
+/// HTML login page, a redirect, non-JSON). Two waves of targets like that in a row take the
+/// host for down, so a broken server costs a few targets' retries, not every account's. A
+/// refusal by the API itself (a bad name, a duplicate) says nothing about the host.
 fn silent(e: &ApiError) -> bool {
     match e {
-        ApiError::Transport(TransportError::Connect(_) | TransportError::Timeout { .. }) => true,
-        ApiError::Http { status } => *status == 429 || (500..600).contains(status),
-        _ => false,
+        ApiError::Transport(_) | ApiError::Http { .. } | ApiError::Protocol(_) => true,
+        ApiError::Auth { .. } | ApiError::Rejected(_) | ApiError::Conflict(_) => false,
     }
 }
 
