@@ -1,601 +1,16 @@
-//! Why this module exists: the fan-out. A rayon pool of `--jobs` threads takes work from per-host
-//! lanes so that no server ever has more than `per_host` requests in flight, retries what is safe
-//! to retry, stops a host at its first refused credential (cPHulk), never re-sends a mutation whose
-//! outcome is unknown without listing first, and turns every outcome, good or bad, into a
-//! [`TargetResult`]. Secrets go to the [`Ledger`] (the journal) the moment they exist. It emits
-//! progress [`Event`]s and knows nothing of output formats.
+//! The request half of a run: what one piece of work sends (discovery, check, list, revoke,
+//! create, rotate), with retries, reconciliation of unknown outcomes, and the ledger records
+//! each mutation needs before its next step.
 
-use crate::cpanel::{AccountInfo, Api, ApiError, Caller, NewToken, TokenInfo};
-use crate::inventory::{Api as ApiKind, AuthKind, Pin};
-use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
-use crate::report::{Status, TargetResult};
-use crate::transport::{HostTransport, TransportError};
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
-
-/// How the run behaves, from the command line.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Requests in flight over the whole fleet (`--jobs`).
-    pub jobs: usize,
-    /// Extra tries after a retryable failure (connect error, 429, 5xx).
-    pub retries: u32,
-    /// First backoff; doubled per try, with jitter.
-    pub backoff: Duration,
-    /// Read-only calls only; no mutation is sent.
-    pub dry_run: bool,
-    /// Rotate: verify the new token before revoking the old (`--no-verify` turns it off).
-    pub verify: bool,
-    /// Create: revoke a same-named token and create it again instead of reporting `exists`.
-    pub replace_existing: bool,
-    /// When the run (or the run a resume continues) started, unix seconds; 0 = now. A token
-    /// found while reconciling that the server says was created well before this (more than
-    /// [`CLOCK_SKEW`]) is not an orphan of this run but someone's existing token: it is
-    /// reported as `exists` and never revoked.
-    pub run_started: i64,
-}
-
-/// How far a server's clock may be off ours when telling an orphan from an older token.
-pub const CLOCK_SKEW: i64 = 600;
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            jobs: 32,
-            retries: 3,
-            backoff: Duration::from_millis(250),
-            dry_run: false,
-            verify: true,
-            replace_existing: false,
-            run_started: 0,
-        }
-    }
-}
-
-/// A new secret and where it works: one handoff row.
-#[derive(Debug, Clone)]
-pub struct Minted {
-    pub host: String,
-    /// The account, or the host's `whm_user` for `--scope whm`.
-    pub account: String,
-    pub token: NewToken,
-    /// `https://ADDRESS:PORT` where the token works.
-    pub url: String,
-}
-
-/// The journal, seen from the run: every step of a mutation is recorded before the next one.
-/// An `Err` from `created` means the secret could not be made durable: the run stops that target
-/// there (no verify, no revoke) and keeps the secret for the handoff.
-pub trait Ledger: Sync {
-    fn intent(
-        &self,
-        host: &str,
-        account: &str,
-        token_name: &str,
-        action: &str,
-    ) -> std::io::Result<()>;
-    fn created(&self, minted: &Minted) -> std::io::Result<()>;
-    fn verified(&self, host: &str, account: &str, token_name: &str) -> std::io::Result<()>;
-    fn revoked(
-        &self,
-        host: &str,
-        account: &str,
-        token_name: &str,
-        names: &[String],
-    ) -> std::io::Result<()>;
-    fn failed(
-        &self,
-        host: &str,
-        account: &str,
-        token_name: &str,
-        step: &str,
-        error: &str,
-    ) -> std::io::Result<()>;
-    /// Make every record durable; called once when the run's work is done, before anything
-    /// is reported.
-    fn flush(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    /// Journal the create intents of several targets of `host` (account, token name) with one
-    /// fsync: they are durable when this returns.
-    fn intents(&self, host: &str, items: &[(String, String)], action: &str) -> std::io::Result<()> {
-        for (account, name) in items {
-            self.intent(host, account, name, action)?;
-        }
-        Ok(())
-    }
-}
-
-/// A ledger that records nothing: for operations that mint no secret (revoke, list, check).
-pub struct NoLedger;
-
-impl Ledger for NoLedger {
-    fn intent(&self, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn created(&self, _: &Minted) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn verified(&self, _: &str, _: &str, _: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn revoked(&self, _: &str, _: &str, _: &str, _: &[String]) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn failed(&self, _: &str, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Progress, as the run sees it. Host names only; never a secret.
-#[derive(Debug, Clone)]
-pub enum Event<'a> {
-    /// The run starts: hosts and targets known so far (discovery may add more).
-    Start { hosts: usize, targets: usize },
-    /// A host's target count grew (accounts discovered).
-    Discovered { host: &'a str, targets: usize },
-    /// One target of a host finished.
-    TargetDone { host: &'a str, status: Status },
-    /// Every target of a host finished.
-    HostDone {
-        host: &'a str,
-        done: usize,
-        failed: usize,
-        skipped: usize,
-        cause: Option<&'a str>,
-    },
-    /// Something the user must see now (suspended account, insecure TLS).
-    Warning(String),
-}
-
-/// Renders [`Event`]s; implemented by the progress module.
-pub trait Observer: Sync {
-    fn event(&self, event: &Event<'_>);
-}
-
-/// An observer that shows nothing.
-pub struct Silent;
-
-impl Observer for Silent {
-    fn event(&self, _: &Event<'_>) {}
-}
-
-/// A token as `list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ListingRow {
-    pub host: String,
-    pub account: String,
-    pub token_name: String,
-    pub create_time: Option<i64>,
-    pub expires_at: Option<i64>,
-}
-
-/// One host (or one account credential, for `api = "cpanel"`) as `check` saw it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CheckRow {
-    pub host: String,
-    /// The account whose credential was checked (`api = "cpanel"`), else the WHM user.
-    pub user: String,
-    pub url: String,
-    pub ok: bool,
-    /// The server version on success, the error otherwise.
-    pub detail: String,
-    /// The certificate's SHA-256, in the form `tls_pin` accepts.
-    pub tls_pin: Option<String>,
-    pub elapsed_ms: u64,
-}
-
-/// Everything a run produced.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub results: Vec<TargetResult>,
-    pub minted: Vec<Minted>,
-    pub listings: Vec<ListingRow>,
-    pub checks: Vec<CheckRow>,
-    /// The stop flag was raised: some work was never started (reported as `skipped`).
-    pub interrupted: bool,
-}
-
-/// What the journal of an interrupted run says about one target, for `resume`. The run module
-/// knows nothing of the journal's format: the resume module reads it and hands over this.
-#[derive(Debug, Clone)]
-pub enum Prior {
-    /// Finished before the interruption: report this status again and send nothing.
-    Done(Status),
-    /// A create was sent and its outcome never seen (last event `intent`): list first. A token of
-    /// the run's name exists only because of that create, and nobody holds its secret: an
-    /// orphan. Revoke it, then create again.
-    Reconcile,
-    /// Rotate: the new token exists and its secret is sealed; continue with verify (unless
-    /// `verified`) and the revoke of the old tokens, using this token.
-    Created { minted: Minted, verified: bool },
-}
-
-/// [`Prior`] per target, keyed by (host name, account or the host's `whm_user`).
-pub type PriorState = HashMap<(String, String), Prior>;
-
-/// What a lane does next.
-enum Work {
-    /// `listaccts`, then queue one target per account.
-    Discover,
-    /// One target of the plan (or a discovered one).
-    Target(Target),
-    /// `check`: the host-level credential.
-    CheckHost,
-}
-
-struct Lane {
-    queue: VecDeque<Work>,
-    in_flight: usize,
-    limit: usize,
-    /// Set at the first refused credential: the rest of the lane is skipped with this cause.
-    stopped: Option<String>,
-    /// Targets in a row that got no answer at all (connect error or timeout, retries spent).
-    /// At `SILENT_WAVES * limit` the host is taken for dead and the rest is skipped, so a hung
-    /// server costs a couple of timeouts, not one per account.
-    silent_streak: usize,
-    done: usize,
-    failed: usize,
-    skipped: usize,
-    finished: bool,
-}
-
-struct Sched {
-    lanes: Vec<Lane>,
-    /// Round-robin start, so hosts interleave.
-    cursor: usize,
-    /// Work queued or in flight over all lanes.
-    outstanding: usize,
-}
-
-/// Shared state of one run.
-struct Runner<'a> {
-    plan: &'a Plan,
-    transports: &'a [HostTransport],
-    opts: &'a RunOptions,
-    ledger: &'a dyn Ledger,
-    observer: &'a dyn Observer,
-    stop: &'a AtomicBool,
-    prior: &'a PriorState,
-    sched: Mutex<Sched>,
-    wake: Condvar,
-    out: Mutex<Outcome>,
-    /// Intents journaled ahead of their target, by (host, account): `true` once durable. A
-    /// worker that takes a target journals the intents of the next few targets of that host in
-    /// one fsync, so most creates find their intent already durable and do not wait for a disk.
-    ahead: Mutex<HashMap<(String, String), bool>>,
-}
-
-/// How many targets of one host get their intents journaled in one fsync.
-const INTENT_BATCH: usize = 16;
-
-/// Run `plan` over the fleet. `transports[i]` serves `plan.hosts[i]`. Raising `stop` stops new
-/// work; work in flight finishes and is recorded.
-pub fn execute(
-    plan: &Plan,
-    transports: &[HostTransport],
-    opts: &RunOptions,
-    ledger: &dyn Ledger,
-    observer: &dyn Observer,
-    stop: &AtomicBool,
-) -> Outcome {
-    execute_resumed(
-        plan,
-        transports,
-        opts,
-        &PriorState::new(),
-        ledger,
-        observer,
-        stop,
-    )
-}
-
-/// [`execute`] for `resume`: targets with a [`Prior`] entry pick up where the interrupted run
-/// left them (skip, reconcile, or continue a rotation); the others run as usual.
-pub fn execute_resumed(
-    plan: &Plan,
-    transports: &[HostTransport],
-    opts: &RunOptions,
-    prior: &PriorState,
-    ledger: &dyn Ledger,
-    observer: &dyn Observer,
-    stop: &AtomicBool,
-) -> Outcome {
-    assert_eq!(plan.hosts.len(), transports.len(), "one transport per host");
-    let mut lanes = Vec::with_capacity(plan.hosts.len());
-    let mut outstanding = 0;
-    let mut targets = 0;
-    for hp in &plan.hosts {
-        let mut queue = VecDeque::new();
-        if plan.op == Operation::Check && needs_host_check(plan, hp) {
-            queue.push_back(Work::CheckHost);
-        }
-        if hp.discover && plan.op != Operation::Check {
-            queue.push_back(Work::Discover);
-        }
-        if plan.op != Operation::Check
-            || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account)
-        {
-            for t in &hp.targets {
-                queue.push_back(Work::Target(t.clone()));
-            }
-        }
-        targets += hp.targets.len();
-        outstanding += queue.len();
-        lanes.push(Lane {
-            queue,
-            in_flight: 0,
-            limit: hp.per_host.max(1),
-            stopped: None,
-            silent_streak: 0,
-            done: 0,
-            failed: 0,
-            skipped: 0,
-            finished: false,
-        });
-    }
-    observer.event(&Event::Start {
-        hosts: plan.hosts.len(),
-        targets,
-    });
-    let mut opts = opts.clone();
-    if opts.run_started == 0 {
-        opts.run_started = jiff::Timestamp::now().as_second();
-    }
-    let opts = &opts;
-    let runner = Runner {
-        plan,
-        transports,
-        opts,
-        ledger,
-        observer,
-        stop,
-        prior,
-        sched: Mutex::new(Sched {
-            lanes,
-            cursor: 0,
-            outstanding,
-        }),
-        wake: Condvar::new(),
-        out: Mutex::new(Outcome::default()),
-        ahead: Mutex::new(HashMap::new()),
-    };
-    // Hosts with nothing to do are finished at once.
-    for i in 0..plan.hosts.len() {
-        runner.finish_lane_if_done(&mut runner.sched.lock().unwrap(), i);
-    }
-    let workers = opts.jobs.max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .thread_name(|i| format!("tokenfleet-{i}"))
-        .build()
-        .expect("cannot start worker threads");
-    pool.scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|_| runner.worker());
-        }
-    });
-    if let Err(e) = ledger.flush() {
-        observer.event(&Event::Warning(format!(
-            "the journal could not be synced at the end of the run: {e}"
-        )));
-    }
-    let mut out = runner.out.into_inner().unwrap();
-    out.interrupted = stop.load(Ordering::SeqCst);
-    out
-}
-
-fn needs_host_check(plan: &Plan, hp: &HostPlan) -> bool {
-    plan.scope == Scope::Whm || hp.host.api == ApiKind::Whm
-}
+use super::*;
 
 impl Runner<'_> {
-    fn worker(&self) {
-        let mut sched = self.sched.lock().unwrap();
-        loop {
-            if sched.outstanding == 0 {
-                self.wake.notify_all();
-                return;
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                self.skip_all_queued(&mut sched, "interrupted before this target started");
-            }
-            let n = sched.lanes.len();
-            let mut picked = None;
-            for k in 0..n {
-                let i = (sched.cursor + k) % n;
-                let lane = &sched.lanes[i];
-                if lane.in_flight < lane.limit && !lane.queue.is_empty() {
-                    picked = Some(i);
-                    break;
-                }
-            }
-            let Some(i) = picked else {
-                if sched.outstanding == 0 {
-                    continue;
-                }
-                sched = self.wake.wait(sched).unwrap();
-                continue;
-            };
-            sched.cursor = (i + 1) % n;
-            let work = sched.lanes[i].queue.pop_front().expect("non-empty");
-            sched.lanes[i].in_flight += 1;
-            let batch = self.claim_intents(&sched.lanes[i], i, &work);
-            drop(sched);
-            self.journal_intents(i, batch);
-
-            let follow_up = self.perform(i, work);
-
-            sched = self.sched.lock().unwrap();
-            sched.lanes[i].in_flight -= 1;
-            sched.outstanding -= 1;
-            match follow_up {
-                FollowUp::None => {}
-                FollowUp::Queue(works) => {
-                    sched.outstanding += works.len();
-                    let lane = &mut sched.lanes[i];
-                    lane.queue.extend(works);
-                }
-                FollowUp::Silent(cause) => {
-                    let lane = &mut sched.lanes[i];
-                    lane.silent_streak += 1;
-                    if lane.silent_streak >= SILENT_WAVES * lane.limit && lane.stopped.is_none() {
-                        lane.stopped = Some(cause.clone());
-                        self.skip_lane(
-                            &mut sched,
-                            i,
-                            &format!("not attempted: {cause} on this host (its last targets all failed that way, retries spent)"),
-                            Some(cause),
-                        );
-                    }
-                }
-                FollowUp::StopHost(cause) => {
-                    if sched.lanes[i].stopped.is_none() {
-                        sched.lanes[i].stopped = Some(cause.clone());
-                    }
-                    self.skip_lane(
-                        &mut sched,
-                        i,
-                        &format!("not attempted: {cause} on this host"),
-                        Some(cause),
-                    );
-                }
-            }
-            self.finish_lane_if_done(&mut sched, i);
-            self.wake.notify_all();
-        }
-    }
-
-    /// The targets whose create intents this worker journals now: the one it took and the next
-    /// few of the same host that will create from scratch (no journal history: a resumed target
-    /// keeps its own sequence). Claimed targets are marked pending so no one claims them twice.
-    fn claim_intents(&self, lane: &Lane, i: usize, taken: &Work) -> Vec<(String, String)> {
-        if !matches!(self.plan.op, Operation::Create | Operation::Rotate) || self.opts.dry_run {
-            return Vec::new();
-        }
-        let hp = &self.plan.hosts[i];
-        let mut ahead = self.ahead.lock().unwrap();
-        // A target claimed by an earlier batch goes without waiting; only a target nobody
-        // claimed yet starts a new batch (and waits for its one fsync).
-        if let Work::Target(t) = taken
-            && ahead.contains_key(&(hp.host.name.clone(), self.account_of(hp, t).to_string()))
-        {
-            return Vec::new();
-        }
-        let mut batch = Vec::new();
-        for work in std::iter::once(taken).chain(lane.queue.iter()) {
-            if batch.len() == INTENT_BATCH {
-                break;
-            }
-            let Work::Target(t) = work else { continue };
-            let Some(name) = t.token_name.as_ref() else {
-                continue;
-            };
-            let key = (hp.host.name.clone(), self.account_of(hp, t).to_string());
-            if ahead.contains_key(&key) || self.prior.contains_key(&key) {
-                continue;
-            }
-            ahead.insert(key.clone(), false);
-            batch.push((key.1, name.clone()));
-        }
-        batch
-    }
-
-    /// Journal the claimed intents with one fsync, then mark them durable. On a journal error
-    /// they are unclaimed: each target then writes its own intent (and fails on the error).
-    fn journal_intents(&self, i: usize, batch: Vec<(String, String)>) {
-        if batch.is_empty() {
-            return;
-        }
-        let host = &self.plan.hosts[i].host.name;
-        let ok = self.ledger.intents(host, &batch, "create").is_ok();
-        let mut ahead = self.ahead.lock().unwrap();
-        for (account, _) in batch {
-            let key = (host.clone(), account);
-            if ok {
-                if let Some(durable) = ahead.get_mut(&key) {
-                    *durable = true;
-                }
-            } else {
-                ahead.remove(&key);
-            }
-        }
-    }
-
-    /// Whether this target's create intent is already durable (journaled ahead). Either way
-    /// the mark is used up: a retry journals its own intent.
-    fn intent_journaled_ahead(&self, host: &str, account: &str) -> bool {
-        let mut ahead = self.ahead.lock().unwrap();
-        ahead
-            .remove(&(host.to_string(), account.to_string()))
-            .unwrap_or(false)
-    }
-
-    /// Mark everything still queued as skipped (interrupt).
-    fn skip_all_queued(&self, sched: &mut Sched, why: &str) {
-        for i in 0..sched.lanes.len() {
-            if !sched.lanes[i].queue.is_empty() {
-                self.skip_lane(sched, i, why, Some("interrupted".to_string()));
-                self.finish_lane_if_done(sched, i);
-            }
-        }
-    }
-
-    fn skip_lane(&self, sched: &mut Sched, i: usize, why: &str, cause: Option<String>) {
-        let hp = &self.plan.hosts[i];
-        let drained: Vec<Work> = sched.lanes[i].queue.drain(..).collect();
-        sched.outstanding -= drained.len();
-        let mut out = self.out.lock().unwrap();
-        for work in drained {
-            let (account, token_name) = match &work {
-                Work::Target(t) => (
-                    Some(self.account_of(hp, t).to_string()),
-                    t.token_name.clone(),
-                ),
-                Work::Discover | Work::CheckHost => (None, None),
-            };
-            sched.lanes[i].skipped += 1;
-            self.observer.event(&Event::TargetDone {
-                host: &hp.host.name,
-                status: Status::Skipped,
-            });
-            out.results.push(TargetResult {
-                host: hp.host.name.clone(),
-                account,
-                token_name,
-                status: Status::Skipped,
-                error: Some(why.to_string()),
-                cause: cause.clone(),
-                step: None,
-                attempts: 0,
-                elapsed_ms: 0,
-            });
-        }
-    }
-
-    fn finish_lane_if_done(&self, sched: &mut Sched, i: usize) {
-        let lane = &mut sched.lanes[i];
-        if lane.finished || lane.in_flight > 0 || !lane.queue.is_empty() {
-            return;
-        }
-        lane.finished = true;
-        self.observer.event(&Event::HostDone {
-            host: &self.plan.hosts[i].host.name,
-            done: lane.done,
-            failed: lane.failed,
-            skipped: lane.skipped,
-            cause: lane.stopped.as_deref(),
-        });
-    }
-
-    fn account_of<'t>(&self, hp: &'t HostPlan, t: &'t Target) -> &'t str {
+    pub(super) fn account_of<'t>(&self, hp: &'t HostPlan, t: &'t Target) -> &'t str {
         t.account.as_deref().unwrap_or(&hp.host.whm_user)
     }
 
     /// Do one piece of work and record its result.
-    fn perform(&self, i: usize, work: Work) -> FollowUp {
+    pub(super) fn perform(&self, i: usize, work: Work) -> FollowUp {
         let hp = &self.plan.hosts[i];
         let api = Api::new(&self.transports[i]);
         let started = Instant::now();
@@ -658,29 +73,8 @@ impl Runner<'_> {
         }
     }
 
-    fn record(&self, i: usize, result: TargetResult) {
-        let status = result.status;
-        {
-            let mut sched = self.sched.lock().unwrap();
-            let lane = &mut sched.lanes[i];
-            match status {
-                Status::Failed => lane.failed += 1,
-                Status::Skipped => lane.skipped += 1,
-                _ => {
-                    lane.done += 1;
-                    lane.silent_streak = 0;
-                }
-            }
-        }
-        self.observer.event(&Event::TargetDone {
-            host: &self.plan.hosts[i].host.name,
-            status,
-        });
-        self.out.lock().unwrap().results.push(result);
-    }
-
     /// `listaccts`, then one target per eligible account.
-    fn discover(&self, hp: &HostPlan, api: &Api<'_>, started: Instant) -> FollowUp {
+    pub(super) fn discover(&self, hp: &HostPlan, api: &Api<'_>, started: Instant) -> FollowUp {
         let Some(cred) = hp.credential.as_ref() else {
             return self.host_failure(
                 hp,
@@ -768,7 +162,7 @@ impl Runner<'_> {
         FollowUp::Queue(works)
     }
 
-    fn index_of(&self, hp: &HostPlan) -> usize {
+    pub(super) fn index_of(&self, hp: &HostPlan) -> usize {
         self.plan
             .hosts
             .iter()
@@ -777,7 +171,7 @@ impl Runner<'_> {
     }
 
     /// A failure that concerns the whole host, before any target (discovery).
-    fn host_failure(
+    pub(super) fn host_failure(
         &self,
         hp: &HostPlan,
         message: &str,
@@ -803,7 +197,7 @@ impl Runner<'_> {
         FollowUp::None
     }
 
-    fn check_host(
+    pub(super) fn check_host(
         &self,
         hp: &HostPlan,
         api: &Api<'_>,
@@ -834,7 +228,7 @@ impl Runner<'_> {
         );
     }
 
-    fn push_check(
+    pub(super) fn push_check(
         &self,
         hp: &HostPlan,
         user: &str,
@@ -884,7 +278,7 @@ impl Runner<'_> {
     /// Call `f` until it succeeds, fails for good, or the retries run out. Only failures where
     /// nothing can have happened on the server are retried here (connect errors, 429, 5xx on
     /// reads); callers handle outcome-unknown mutations themselves.
-    fn with_retries<T>(
+    pub(super) fn with_retries<T>(
         &self,
         attempts: &mut u32,
         mut f: impl FnMut() -> Result<T, ApiError>,
@@ -907,7 +301,7 @@ impl Runner<'_> {
         }
     }
 
-    fn backoff(&self, tries: u32) {
+    pub(super) fn backoff(&self, tries: u32) {
         let base = self.opts.backoff.saturating_mul(1 << tries.min(6));
         let jitter = base.mul_f64(fastrand::f64() * 0.5);
         std::thread::sleep(base + jitter);
@@ -915,7 +309,7 @@ impl Runner<'_> {
 
     /// One target of a create, rotate, revoke or list.
     #[allow(clippy::too_many_arguments)]
-    fn target(
+    pub(super) fn target(
         &self,
         hp: &HostPlan,
         api: &Api<'_>,
@@ -1001,7 +395,11 @@ impl Runner<'_> {
         }
     }
 
-    fn caller<'c>(&self, hp: &'c HostPlan, t: &'c Target) -> Result<Caller<'c>, Failure> {
+    pub(super) fn caller<'c>(
+        &self,
+        hp: &'c HostPlan,
+        t: &'c Target,
+    ) -> Result<Caller<'c>, Failure> {
         let host = &hp.host;
         if self.plan.scope == Scope::Whm {
             let cred = hp
@@ -1043,7 +441,7 @@ impl Runner<'_> {
         }
     }
 
-    fn revoke(
+    pub(super) fn revoke(
         &self,
         hp: &HostPlan,
         api: &Api<'_>,
@@ -1083,7 +481,7 @@ impl Runner<'_> {
     /// durable, the new token. With `reconcile` (resume of a create whose outcome was never
     /// seen), list first and revoke an orphan of this name before creating.
     #[allow(clippy::too_many_arguments)]
-    fn create(
+    pub(super) fn create(
         &self,
         hp: &HostPlan,
         api: &Api<'_>,
@@ -1217,7 +615,7 @@ impl Runner<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn rotate(
+    pub(super) fn rotate(
         &self,
         hp: &HostPlan,
         api: &Api<'_>,
@@ -1251,7 +649,7 @@ impl Runner<'_> {
     /// The rotation after the new token is sealed: verify it (unless done already), then revoke
     /// the old tokens matching `--revoke`, never the new one.
     #[allow(clippy::too_many_arguments)]
-    fn finish_rotate(
+    pub(super) fn finish_rotate(
         &self,
         hp: &HostPlan,
         api: &Api<'_>,
@@ -1346,7 +744,7 @@ impl Runner<'_> {
     }
 
     /// Whether the server says `token` was created well before this run started.
-    fn older_than_run(&self, token: &TokenInfo) -> bool {
+    pub(super) fn older_than_run(&self, token: &TokenInfo) -> bool {
         token
             .create_time
             .is_some_and(|t| t < self.opts.run_started - CLOCK_SKEW)
@@ -1356,7 +754,7 @@ impl Runner<'_> {
     /// crash): a token of this name created since the run started was made by that create, and
     /// its secret was never received. Revoke it (recorded). Returns false when the name belongs
     /// to a token older than the run: nothing is revoked and the target is `exists`.
-    fn revoke_orphan(
+    pub(super) fn revoke_orphan(
         &self,
         hp: &HostPlan,
         api: &Api<'_>,
@@ -1404,101 +802,11 @@ impl Runner<'_> {
         Ok(true)
     }
 
-    fn token_url(&self, hp: &HostPlan) -> String {
+    pub(super) fn token_url(&self, hp: &HostPlan) -> String {
         let port = match self.plan.scope {
             Scope::Whm => hp.host.whm_port,
             Scope::Account => hp.host.cpanel_port,
         };
         format!("https://{}:{}", url_host(&hp.host.address), port)
-    }
-}
-
-/// Brackets for IPv6 literals in URLs.
-pub fn url_host(address: &str) -> String {
-    if address.contains(':') && !address.starts_with('[') {
-        format!("[{address}]")
-    } else {
-        address.to_string()
-    }
-}
-
-enum FollowUp {
-    None,
-    Queue(Vec<Work>),
-    StopHost(String),
-    /// The target got no answer at all: counts toward taking the host for dead.
-    Silent(String),
-}
-
-/// Waves of `per_host` unanswered targets in a row after which a host is skipped.
-const SILENT_WAVES: usize = 2;
-
-/// The failure says the host is broken, not the target: nothing came back (refused, timed
-/// out, reset, oversized), 429/5xx after every retry, or an answer that is not the API (an
-/// HTML login page, a redirect, non-JSON). Two waves of targets like that in a row take the
-/// host for down, so a broken server costs a few targets' retries, not every account's. A
-/// refusal by the API itself (a bad name, a duplicate) says nothing about the host.
-fn silent(e: &ApiError) -> bool {
-    match e {
-        ApiError::Transport(_) | ApiError::Http { .. } | ApiError::Protocol(_) => true,
-        ApiError::Auth { .. } | ApiError::Rejected(_) | ApiError::Conflict(_) => false,
-    }
-}
-
-/// Why a target failed, ready for its result.
-struct Failure {
-    status: Status,
-    message: String,
-    cause: String,
-    step: Option<String>,
-    /// The host's credential was refused: stop the host (cPHulk).
-    auth_refused: bool,
-    /// The server gave no answer at all (see `silent`).
-    silent: bool,
-}
-
-impl Failure {
-    fn plain(message: &str) -> Failure {
-        Failure {
-            status: Status::Failed,
-            message: message.to_string(),
-            cause: message.to_string(),
-            step: None,
-            auth_refused: false,
-            silent: false,
-        }
-    }
-
-    fn step(step: &str, message: String, cause: &str) -> Failure {
-        Failure {
-            status: Status::Failed,
-            message,
-            cause: cause.to_string(),
-            step: Some(step.to_string()),
-            auth_refused: false,
-            silent: false,
-        }
-    }
-
-    fn api(step: &str, e: ApiError) -> Failure {
-        Failure {
-            status: Status::Failed,
-            message: format!("{step}: {e}"),
-            cause: e.cause(),
-            step: Some(step.split(' ').next().unwrap_or(step).to_string()),
-            auth_refused: matches!(e, ApiError::Auth { .. }),
-            silent: silent(&e),
-        }
-    }
-
-    fn step_api(step: &str, doing: &str, e: ApiError) -> Failure {
-        Failure {
-            status: Status::Failed,
-            message: format!("{doing}: {e}; the new token is sealed in the handoff"),
-            cause: e.cause(),
-            step: Some(step.to_string()),
-            auth_refused: matches!(e, ApiError::Auth { .. }),
-            silent: silent(&e),
-        }
     }
 }

@@ -1,0 +1,488 @@
+//! Why this module exists: the fan-out. A rayon pool of `--jobs` threads takes work from per-host
+//! lanes so that no server ever has more than `per_host` requests in flight, retries what is safe
+//! to retry, stops a host at its first refused credential (cPHulk), never re-sends a mutation whose
+//! outcome is unknown without listing first, and turns every outcome, good or bad, into a
+//! [`TargetResult`]. Secrets go to the [`Ledger`] (the journal) the moment they exist. It emits
+//! progress [`Event`]s and knows nothing of output formats.
+//!
+//! `lanes.rs` is the scheduler (who runs what, when, and what is skipped); `steps.rs` is what one
+//! piece of work sends. The types every caller sees live here.
+
+use crate::cpanel::{AccountInfo, Api, ApiError, Caller, NewToken, TokenInfo};
+use crate::inventory::{Api as ApiKind, AuthKind, Pin};
+use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
+use crate::report::{Status, TargetResult};
+use crate::transport::{HostTransport, TransportError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+mod lanes;
+mod steps;
+
+/// How the run behaves, from the command line.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Requests in flight over the whole fleet (`--jobs`).
+    pub jobs: usize,
+    /// Extra tries after a retryable failure (connect error, 429, 5xx).
+    pub retries: u32,
+    /// First backoff; doubled per try, with jitter.
+    pub backoff: Duration,
+    /// Read-only calls only; no mutation is sent.
+    pub dry_run: bool,
+    /// Rotate: verify the new token before revoking the old (`--no-verify` turns it off).
+    pub verify: bool,
+    /// Create: revoke a same-named token and create it again instead of reporting `exists`.
+    pub replace_existing: bool,
+    /// When the run (or the run a resume continues) started, unix seconds; 0 = now. A token
+    /// found while reconciling that the server says was created well before this (more than
+    /// [`CLOCK_SKEW`]) is not an orphan of this run but someone's existing token: it is
+    /// reported as `exists` and never revoked.
+    pub run_started: i64,
+}
+
+/// How far a server's clock may be off ours when telling an orphan from an older token.
+pub const CLOCK_SKEW: i64 = 600;
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            jobs: 32,
+            retries: 3,
+            backoff: Duration::from_millis(250),
+            dry_run: false,
+            verify: true,
+            replace_existing: false,
+            run_started: 0,
+        }
+    }
+}
+
+/// A new secret and where it works: one handoff row.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub host: String,
+    /// The account, or the host's `whm_user` for `--scope whm`.
+    pub account: String,
+    pub token: NewToken,
+    /// `https://ADDRESS:PORT` where the token works.
+    pub url: String,
+}
+
+/// The journal, seen from the run: every step of a mutation is recorded before the next one.
+/// An `Err` from `created` means the secret could not be made durable: the run stops that target
+/// there (no verify, no revoke) and keeps the secret for the handoff.
+pub trait Ledger: Sync {
+    fn intent(
+        &self,
+        host: &str,
+        account: &str,
+        token_name: &str,
+        action: &str,
+    ) -> std::io::Result<()>;
+    fn created(&self, minted: &Minted) -> std::io::Result<()>;
+    fn verified(&self, host: &str, account: &str, token_name: &str) -> std::io::Result<()>;
+    fn revoked(
+        &self,
+        host: &str,
+        account: &str,
+        token_name: &str,
+        names: &[String],
+    ) -> std::io::Result<()>;
+    fn failed(
+        &self,
+        host: &str,
+        account: &str,
+        token_name: &str,
+        step: &str,
+        error: &str,
+    ) -> std::io::Result<()>;
+    /// Make every record durable; called once when the run's work is done, before anything
+    /// is reported.
+    fn flush(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// Journal the create intents of several targets of `host` (account, token name) with one
+    /// fsync: they are durable when this returns.
+    fn intents(&self, host: &str, items: &[(String, String)], action: &str) -> std::io::Result<()> {
+        for (account, name) in items {
+            self.intent(host, account, name, action)?;
+        }
+        Ok(())
+    }
+}
+
+/// A ledger that records nothing: for operations that mint no secret (revoke, list, check).
+pub struct NoLedger;
+
+impl Ledger for NoLedger {
+    fn intent(&self, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn created(&self, _: &Minted) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn verified(&self, _: &str, _: &str, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn revoked(&self, _: &str, _: &str, _: &str, _: &[String]) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn failed(&self, _: &str, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Progress, as the run sees it. Host names only; never a secret.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// The run starts: hosts and targets known so far (discovery may add more).
+    Start { hosts: usize, targets: usize },
+    /// A host's target count grew (accounts discovered).
+    Discovered { host: &'a str, targets: usize },
+    /// One target of a host finished.
+    TargetDone { host: &'a str, status: Status },
+    /// Every target of a host finished.
+    HostDone {
+        host: &'a str,
+        done: usize,
+        failed: usize,
+        skipped: usize,
+        cause: Option<&'a str>,
+    },
+    /// Something the user must see now (suspended account, insecure TLS).
+    Warning(String),
+}
+
+/// Renders [`Event`]s; implemented by the progress module.
+pub trait Observer: Sync {
+    fn event(&self, event: &Event<'_>);
+}
+
+/// An observer that shows nothing.
+pub struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: &Event<'_>) {}
+}
+
+/// A token as `list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ListingRow {
+    pub host: String,
+    pub account: String,
+    pub token_name: String,
+    pub create_time: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// One host (or one account credential, for `api = "cpanel"`) as `check` saw it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckRow {
+    pub host: String,
+    /// The account whose credential was checked (`api = "cpanel"`), else the WHM user.
+    pub user: String,
+    pub url: String,
+    pub ok: bool,
+    /// The server version on success, the error otherwise.
+    pub detail: String,
+    /// The certificate's SHA-256, in the form `tls_pin` accepts.
+    pub tls_pin: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub results: Vec<TargetResult>,
+    pub minted: Vec<Minted>,
+    pub listings: Vec<ListingRow>,
+    pub checks: Vec<CheckRow>,
+    /// The stop flag was raised: some work was never started (reported as `skipped`).
+    pub interrupted: bool,
+}
+
+/// What the journal of an interrupted run says about one target, for `resume`. The run module
+/// knows nothing of the journal's format: the resume module reads it and hands over this.
+#[derive(Debug, Clone)]
+pub enum Prior {
+    /// Finished before the interruption: report this status again and send nothing.
+    Done(Status),
+    /// A create was sent and its outcome never seen (last event `intent`): list first. A token of
+    /// the run's name exists only because of that create, and nobody holds its secret: an
+    /// orphan. Revoke it, then create again.
+    Reconcile,
+    /// Rotate: the new token exists and its secret is sealed; continue with verify (unless
+    /// `verified`) and the revoke of the old tokens, using this token.
+    Created { minted: Minted, verified: bool },
+}
+
+/// [`Prior`] per target, keyed by (host name, account or the host's `whm_user`).
+pub type PriorState = HashMap<(String, String), Prior>;
+
+/// What a lane does next.
+enum Work {
+    /// `listaccts`, then queue one target per account.
+    Discover,
+    /// One target of the plan (or a discovered one).
+    Target(Target),
+    /// `check`: the host-level credential.
+    CheckHost,
+}
+
+struct Lane {
+    queue: VecDeque<Work>,
+    in_flight: usize,
+    limit: usize,
+    /// Set at the first refused credential: the rest of the lane is skipped with this cause.
+    stopped: Option<String>,
+    /// Targets in a row that got no answer at all (connect error or timeout, retries spent).
+    /// At `SILENT_WAVES * limit` the host is taken for dead and the rest is skipped, so a hung
+    /// server costs a couple of timeouts, not one per account.
+    silent_streak: usize,
+    done: usize,
+    failed: usize,
+    skipped: usize,
+    finished: bool,
+}
+
+struct Sched {
+    lanes: Vec<Lane>,
+    /// Round-robin start, so hosts interleave.
+    cursor: usize,
+    /// Work queued or in flight over all lanes.
+    outstanding: usize,
+}
+
+/// Shared state of one run.
+struct Runner<'a> {
+    plan: &'a Plan,
+    transports: &'a [HostTransport],
+    opts: &'a RunOptions,
+    ledger: &'a dyn Ledger,
+    observer: &'a dyn Observer,
+    stop: &'a AtomicBool,
+    prior: &'a PriorState,
+    sched: Mutex<Sched>,
+    wake: Condvar,
+    out: Mutex<Outcome>,
+    /// Intents journaled ahead of their target, by (host, account): `true` once durable. A
+    /// worker that takes a target journals the intents of the next few targets of that host in
+    /// one fsync, so most creates find their intent already durable and do not wait for a disk.
+    ahead: Mutex<HashMap<(String, String), bool>>,
+}
+
+/// How many targets of one host get their intents journaled in one fsync.
+const INTENT_BATCH: usize = 16;
+
+/// Run `plan` over the fleet. `transports[i]` serves `plan.hosts[i]`. Raising `stop` stops new
+/// work; work in flight finishes and is recorded.
+pub fn execute(
+    plan: &Plan,
+    transports: &[HostTransport],
+    opts: &RunOptions,
+    ledger: &dyn Ledger,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+) -> Outcome {
+    execute_resumed(
+        plan,
+        transports,
+        opts,
+        &PriorState::new(),
+        ledger,
+        observer,
+        stop,
+    )
+}
+
+/// [`execute`] for `resume`: targets with a [`Prior`] entry pick up where the interrupted run
+/// left them (skip, reconcile, or continue a rotation); the others run as usual.
+pub fn execute_resumed(
+    plan: &Plan,
+    transports: &[HostTransport],
+    opts: &RunOptions,
+    prior: &PriorState,
+    ledger: &dyn Ledger,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+) -> Outcome {
+    assert_eq!(plan.hosts.len(), transports.len(), "one transport per host");
+    let mut lanes = Vec::with_capacity(plan.hosts.len());
+    let mut outstanding = 0;
+    let mut targets = 0;
+    for hp in &plan.hosts {
+        let mut queue = VecDeque::new();
+        if plan.op == Operation::Check && needs_host_check(plan, hp) {
+            queue.push_back(Work::CheckHost);
+        }
+        if hp.discover && plan.op != Operation::Check {
+            queue.push_back(Work::Discover);
+        }
+        if plan.op != Operation::Check
+            || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account)
+        {
+            for t in &hp.targets {
+                queue.push_back(Work::Target(t.clone()));
+            }
+        }
+        targets += hp.targets.len();
+        outstanding += queue.len();
+        lanes.push(Lane {
+            queue,
+            in_flight: 0,
+            limit: hp.per_host.max(1),
+            stopped: None,
+            silent_streak: 0,
+            done: 0,
+            failed: 0,
+            skipped: 0,
+            finished: false,
+        });
+    }
+    observer.event(&Event::Start {
+        hosts: plan.hosts.len(),
+        targets,
+    });
+    let mut opts = opts.clone();
+    if opts.run_started == 0 {
+        opts.run_started = jiff::Timestamp::now().as_second();
+    }
+    let opts = &opts;
+    let runner = Runner {
+        plan,
+        transports,
+        opts,
+        ledger,
+        observer,
+        stop,
+        prior,
+        sched: Mutex::new(Sched {
+            lanes,
+            cursor: 0,
+            outstanding,
+        }),
+        wake: Condvar::new(),
+        out: Mutex::new(Outcome::default()),
+        ahead: Mutex::new(HashMap::new()),
+    };
+    // Hosts with nothing to do are finished at once.
+    for i in 0..plan.hosts.len() {
+        runner.finish_lane_if_done(&mut runner.sched.lock().unwrap(), i);
+    }
+    let workers = opts.jobs.max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(workers)
+        .thread_name(|i| format!("tokenfleet-{i}"))
+        .build()
+        .expect("cannot start worker threads");
+    pool.scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|_| runner.worker());
+        }
+    });
+    if let Err(e) = ledger.flush() {
+        observer.event(&Event::Warning(format!(
+            "the journal could not be synced at the end of the run: {e}"
+        )));
+    }
+    let mut out = runner.out.into_inner().unwrap();
+    out.interrupted = stop.load(Ordering::SeqCst);
+    out
+}
+
+fn needs_host_check(plan: &Plan, hp: &HostPlan) -> bool {
+    plan.scope == Scope::Whm || hp.host.api == ApiKind::Whm
+}
+
+/// Brackets for IPv6 literals in URLs.
+pub fn url_host(address: &str) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    }
+}
+
+enum FollowUp {
+    None,
+    Queue(Vec<Work>),
+    StopHost(String),
+    /// The target got no answer at all: counts toward taking the host for dead.
+    Silent(String),
+}
+
+/// Waves of `per_host` unanswered targets in a row after which a host is skipped.
+const SILENT_WAVES: usize = 2;
+
+/// The failure says the host is broken, not the target: nothing came back (refused, timed
+/// out, reset, oversized), 429/5xx after every retry, or an answer that is not the API (an
+/// HTML login page, a redirect, non-JSON). Two waves of targets like that in a row take the
+/// host for down, so a broken server costs a few targets' retries, not every account's. A
+/// refusal by the API itself (a bad name, a duplicate) says nothing about the host.
+fn silent(e: &ApiError) -> bool {
+    match e {
+        ApiError::Transport(_) | ApiError::Http { .. } | ApiError::Protocol(_) => true,
+        ApiError::Auth { .. } | ApiError::Rejected(_) | ApiError::Conflict(_) => false,
+    }
+}
+
+/// Why a target failed, ready for its result.
+struct Failure {
+    status: Status,
+    message: String,
+    cause: String,
+    step: Option<String>,
+    /// The host's credential was refused: stop the host (cPHulk).
+    auth_refused: bool,
+    /// The server gave no answer at all (see `silent`).
+    silent: bool,
+}
+
+impl Failure {
+    fn plain(message: &str) -> Failure {
+        Failure {
+            status: Status::Failed,
+            message: message.to_string(),
+            cause: message.to_string(),
+            step: None,
+            auth_refused: false,
+            silent: false,
+        }
+    }
+
+    fn step(step: &str, message: String, cause: &str) -> Failure {
+        Failure {
+            status: Status::Failed,
+            message,
+            cause: cause.to_string(),
+            step: Some(step.to_string()),
+            auth_refused: false,
+            silent: false,
+        }
+    }
+
+    fn api(step: &str, e: ApiError) -> Failure {
+        Failure {
+            status: Status::Failed,
+            message: format!("{step}: {e}"),
+            cause: e.cause(),
+            step: Some(step.split(' ').next().unwrap_or(step).to_string()),
+            auth_refused: matches!(e, ApiError::Auth { .. }),
+            silent: silent(&e),
+        }
+    }
+
+    fn step_api(step: &str, doing: &str, e: ApiError) -> Failure {
+        Failure {
+            status: Status::Failed,
+            message: format!("{doing}: {e}; the new token is sealed in the handoff"),
+            cause: e.cause(),
+            step: Some(step.to_string()),
+            auth_refused: matches!(e, ApiError::Auth { .. }),
+            silent: silent(&e),
+        }
+    }
+}
