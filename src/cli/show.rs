@@ -1,0 +1,205 @@
+//! What fleet commands print on stdout: the dry-run plan, `list` and `check` as a table, JSON or
+//! CSV. Names, times and pins only: never a secret.
+
+use super::OutFormat;
+use crate::inventory;
+use crate::plan::{Operation, Plan, Scope};
+use crate::run::{CheckRow, ListingRow};
+use std::io::Write;
+
+pub(super) fn print_plan(plan: &Plan, op: Operation) {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "plan: {} on {} host(s)\n",
+        op.as_str(),
+        plan.hosts.len()
+    ));
+    for hp in &plan.hosts {
+        let h = &hp.host;
+        let api = match (plan.scope, h.api) {
+            (Scope::Whm, _) => "WHM tokens of ".to_string() + &h.whm_user,
+            (_, inventory::Api::Whm) => format!("api whm as {}", h.whm_user),
+            (_, inventory::Api::Cpanel) => "api cpanel".to_string(),
+        };
+        out.push_str(&format!(
+            "  {} ({}, {}, per_host {})\n",
+            h.name, h.address, api, hp.per_host
+        ));
+        if hp.discover {
+            out.push_str("    all accounts (discovered with listaccts)\n");
+        }
+        for t in &hp.targets {
+            let who = t.account.as_deref().unwrap_or(&h.whm_user);
+            match &t.token_name {
+                Some(n) => out.push_str(&format!("    {who}: {n}\n")),
+                None => out.push_str(&format!("    {who}\n")),
+            }
+        }
+    }
+    // Not print!: a closed stdout (`tokenfleet create --dry-run … | head`) must not panic; the
+    // plan is informative, so a reader that went away is not an error.
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+}
+
+pub(super) fn fmt_time(t: Option<i64>) -> String {
+    match t.and_then(|s| jiff::Timestamp::from_second(s).ok()) {
+        Some(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => String::new(),
+    }
+}
+
+pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::Result<()> {
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| {
+        (&a.host, &a.account, &a.token_name).cmp(&(&b.host, &b.account, &b.token_name))
+    });
+    let now = jiff::Timestamp::now().as_second();
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutFormat::Json => {
+            let v: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "host": r.host, "account": r.account, "token_name": r.token_name,
+                        "created_at": fmt_time(r.create_time),
+                        "expires_at": r.expires_at.map(|e| fmt_time(Some(e))),
+                        "expired": r.expires_at.is_some_and(|e| e <= now),
+                    })
+                })
+                .collect();
+            writeln!(stdout, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        OutFormat::Csv => {
+            let mut w = csv::Writer::from_writer(stdout);
+            w.write_record([
+                "host",
+                "account",
+                "token_name",
+                "created_at",
+                "expires_at",
+                "expired",
+            ])?;
+            for r in &rows {
+                let expired = r.expires_at.is_some_and(|e| e <= now);
+                w.write_record([
+                    r.host.as_str(),
+                    &r.account,
+                    &r.token_name,
+                    &fmt_time(r.create_time),
+                    &fmt_time(r.expires_at),
+                    if expired { "true" } else { "false" },
+                ])?;
+            }
+            w.flush()?;
+        }
+        OutFormat::Table => {
+            let table: Vec<[String; 5]> = rows
+                .iter()
+                .map(|r| {
+                    let expires = match r.expires_at {
+                        None => "never".to_string(),
+                        Some(e) if e <= now => format!("{} (expired)", fmt_time(Some(e))),
+                        Some(e) => fmt_time(Some(e)),
+                    };
+                    [
+                        r.host.clone(),
+                        r.account.clone(),
+                        r.token_name.clone(),
+                        fmt_time(r.create_time),
+                        expires,
+                    ]
+                })
+                .collect();
+            write_table(
+                &mut stdout,
+                ["HOST", "ACCOUNT", "TOKEN", "CREATED", "EXPIRES"],
+                &table,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn print_checks(rows: &[CheckRow], format: OutFormat) -> anyhow::Result<()> {
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| (&a.host, &a.user).cmp(&(&b.host, &b.user)));
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&rows)?)?,
+        OutFormat::Csv => {
+            let mut w = csv::Writer::from_writer(stdout);
+            w.write_record([
+                "host",
+                "user",
+                "url",
+                "ok",
+                "detail",
+                "tls_pin",
+                "elapsed_ms",
+            ])?;
+            for r in &rows {
+                w.write_record([
+                    r.host.as_str(),
+                    &r.user,
+                    &r.url,
+                    if r.ok { "true" } else { "false" },
+                    &r.detail,
+                    r.tls_pin.as_deref().unwrap_or(""),
+                    &r.elapsed_ms.to_string(),
+                ])?;
+            }
+            w.flush()?;
+        }
+        OutFormat::Table => {
+            let table: Vec<[String; 5]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.host.clone(),
+                        r.user.clone(),
+                        if r.ok { "ok".into() } else { "FAILED".into() },
+                        r.tls_pin.clone().unwrap_or_else(|| "-".into()),
+                        r.detail.clone(),
+                    ]
+                })
+                .collect();
+            write_table(
+                &mut stdout,
+                ["HOST", "USER", "STATUS", "TLS_PIN", "DETAIL"],
+                &table,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Aligned columns, the last one unpadded.
+pub fn write_table<const N: usize>(
+    out: &mut dyn Write,
+    header: [&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == N {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(header.to_vec()))?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
