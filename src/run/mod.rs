@@ -99,6 +99,13 @@ pub trait Ledger: Sync {
         step: &str,
         error: &str,
     ) -> std::io::Result<()>;
+    /// The token name was already taken by a token this run did not make: no secret, nothing
+    /// to reconcile.
+    fn exists(&self, host: &str, account: &str, token_name: &str) -> std::io::Result<()> {
+        let _ = (host, account, token_name);
+        Ok(())
+    }
+
     /// Make every record durable; called once when the run's work is done, before anything
     /// is reported.
     fn flush(&self) -> std::io::Result<()> {

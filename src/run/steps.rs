@@ -511,7 +511,7 @@ impl Runner<'_> {
             ));
         }
         if reconcile && !self.revoke_orphan(hp, api, caller, account, name, attempts)? {
-            let _ = self.ledger.failed(host, account, name, "create", "exists");
+            let _ = self.ledger.exists(host, account, name);
             return Ok((Status::Exists, None));
         }
         let mut tries = 0u32;
@@ -569,7 +569,7 @@ impl Runner<'_> {
                     if self.plan.op == Operation::Rotate {
                         // Journaled, so that resume knows the name was taken before this run
                         // (never an orphan of ours to revoke).
-                        let _ = self.ledger.failed(host, account, name, "create", "exists");
+                        let _ = self.ledger.exists(host, account, name);
                         return Err(Failure::step(
                             "create",
                             format!(
@@ -578,7 +578,7 @@ impl Runner<'_> {
                             "token name already exists",
                         ));
                     }
-                    let _ = self.ledger.failed(host, account, name, "create", "exists");
+                    let _ = self.ledger.exists(host, account, name);
                     return Ok((Status::Exists, None));
                 }
                 Err(e)
@@ -592,7 +592,7 @@ impl Runner<'_> {
                     tries += 1;
                     self.backoff(tries - 1);
                     if !self.revoke_orphan(hp, api, caller, account, name, attempts)? {
-                        let _ = self.ledger.failed(host, account, name, "create", "exists");
+                        let _ = self.ledger.exists(host, account, name);
                         return Ok((Status::Exists, None));
                     }
                 }

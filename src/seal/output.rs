@@ -329,15 +329,20 @@ impl Ledger for JournalLedger {
         step: &str,
         error: &str,
     ) -> io::Result<()> {
-        let detail = if error == "exists" {
-            EventDetail::Exists {}
-        } else {
-            EventDetail::Failed {
-                step: step.to_string(),
-                error: error.to_string(),
-            }
+        let detail = EventDetail::Failed {
+            step: step.to_string(),
+            error: error.to_string(),
         };
         self.journal
             .append(&Event::new(host, account, token_name, detail))
+    }
+
+    fn exists(&self, host: &str, account: &str, token_name: &str) -> io::Result<()> {
+        self.journal.append(&Event::new(
+            host,
+            account,
+            token_name,
+            EventDetail::Exists {},
+        ))
     }
 }
