@@ -76,22 +76,28 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// Write generated text to stdout; a reader that stops early (`| head`) is not an error.
+fn print_stdout(bytes: &[u8]) -> Result<i32, Failure> {
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::from(e).into()),
+        _ => Ok(exit::OK),
+    }
+}
+
 /// Run a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32, Failure> {
     match cli.command {
         Command::Completions { shell } => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "tokenfleet", &mut std::io::stdout());
-            Ok(exit::OK)
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tokenfleet", &mut out);
+            print_stdout(&out)
         }
         Command::Man => {
-            let man = clap_mangen::Man::new(Cli::command());
             let mut out = Vec::new();
-            man.render(&mut out).map_err(anyhow::Error::from)?;
-            std::io::stdout()
-                .write_all(&out)
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
                 .map_err(anyhow::Error::from)?;
-            Ok(exit::OK)
+            print_stdout(&out)
         }
         Command::Open(args) => open(args),
         Command::Resume(args) => resume(args),
@@ -667,10 +673,7 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
         OutFormat::Csv => crate::seal::RowFormat::Csv,
     };
     let text = crate::seal::render_rows(&rows, format);
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .map_err(anyhow::Error::from)?;
-    Ok(exit::OK)
+    print_stdout(text.as_bytes())
 }
 
 /// A passphrase to open something: TOKENFLEET_PASSPHRASE, or asked once on the terminal.

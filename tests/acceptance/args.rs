@@ -243,4 +243,26 @@ fn a_closed_stdout_and_stderr_do_not_crash_a_run() {
     }
     // The create still sealed its tokens.
     assert_eq!(env.open_handoff(&env.path("x.age")).len(), 6);
+    // `tokenfleet completions bash | head`, `tokenfleet man | head`: exit 0, no panic.
+    for args in [&["completions", "bash"][..], &["man"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tokenfleet"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "{args:?}"
+        );
+    }
 }
