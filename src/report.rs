@@ -221,8 +221,9 @@ impl Report {
         if bad { exit::SOME_FAILED } else { exit::OK }
     }
 
-    /// The JSON report (pretty, trailing newline).
-    pub fn to_json(&self) -> String {
+    /// The JSON report (pretty, trailing newline), as [`Report::write`] streams it.
+    #[cfg(test)]
+    fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("report serializes");
         s.push('\n');
         s

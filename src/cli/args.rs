@@ -151,6 +151,13 @@ pub struct CreateArgs {
     /// Token name template: {date} {host} {account} {run}.
     #[arg(long, value_name = "TEMPLATE")]
     pub name: String,
+    #[command(flatten)]
+    pub mint: MintArgs,
+}
+
+/// What `create` and `rotate` share: the new tokens' expiry, where they are sealed, and how.
+#[derive(Debug, Args)]
+pub struct MintArgs {
     /// Expire after this long (e.g. 90d, 12h, "1 week").
     #[arg(
         long,
@@ -185,21 +192,8 @@ pub struct RotateArgs {
     /// Skip verifying the new token before revoking the old ones.
     #[arg(long)]
     pub no_verify: bool,
-    #[arg(
-        long,
-        value_name = "DUR",
-        conflicts_with = "expires_at",
-        allow_hyphen_values = true
-    )]
-    pub expires_in: Option<String>,
-    #[arg(long, value_name = "WHEN")]
-    pub expires_at: Option<String>,
     #[command(flatten)]
-    pub seal: SealArgs,
-    #[arg(long)]
-    pub dry_run: bool,
-    #[arg(long)]
-    pub replace_existing: bool,
+    pub mint: MintArgs,
 }
 
 #[derive(Debug, Args)]

@@ -134,23 +134,29 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             |_| Ok(()),
         ),
         Command::Create(args) => {
-            let expires_at = expiry(args.expires_in.as_deref(), args.expires_at.as_deref())?;
+            let expires_at = expiry(
+                args.mint.expires_in.as_deref(),
+                args.mint.expires_at.as_deref(),
+            )?;
             fleet(
                 Job {
                     common: args.common,
                     op: Operation::Create,
                     name: Some(args.name),
                     expires_at,
-                    seal: Some(args.seal),
-                    dry_run: args.dry_run,
-                    replace_existing: args.replace_existing,
+                    seal: Some(args.mint.seal),
+                    dry_run: args.mint.dry_run,
+                    replace_existing: args.mint.replace_existing,
                     ..Job::default()
                 },
                 |_| Ok(()),
             )
         }
         Command::Rotate(args) => {
-            let expires_at = expiry(args.expires_in.as_deref(), args.expires_at.as_deref())?;
+            let expires_at = expiry(
+                args.mint.expires_in.as_deref(),
+                args.mint.expires_at.as_deref(),
+            )?;
             fleet(
                 Job {
                     common: args.common,
@@ -158,10 +164,10 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     name: Some(args.name),
                     revoke: Some(args.revoke),
                     expires_at,
-                    seal: Some(args.seal),
-                    dry_run: args.dry_run,
+                    seal: Some(args.mint.seal),
+                    dry_run: args.mint.dry_run,
                     verify: !args.no_verify,
-                    replace_existing: args.replace_existing,
+                    replace_existing: args.mint.replace_existing,
                 },
                 |_| Ok(()),
             )

@@ -110,9 +110,7 @@ impl Runner<'_> {
         let mut sorted = accounts;
         sorted.sort_by(|a, b| a.user.cmp(&b.user));
         for acct in sorted {
-            if let Some(glob) = &self.plan.accounts_glob
-                && !glob.matches(&acct.user)
-            {
+            if !self.plan.wants_account(&acct.user) {
                 continue;
             }
             if acct.suspended {

