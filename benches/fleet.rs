@@ -177,22 +177,22 @@ fn run(s: &Scenario) {
 /// granularity, TLS and processing, as a client sees it with one request at a time on a warm
 /// keep-alive connection (tokenfleet's own transport). The bound of DESIGN.md §8 is about this L.
 fn measured_latency(fleet: &Fleet, inventory: &std::path::Path) -> f64 {
-    use tokenfleet::cpanel::Api;
-    use tokenfleet::inventory::AuthKind;
+    use tokenfleet::backend::{self, HostAccess};
     use tokenfleet::secret::Secret;
-    use tokenfleet::transport::{HostTransport, TransportConfig};
+    use tokenfleet::transport::TransportConfig;
     let inv = tokenfleet::inventory::load(inventory).expect("inventory loads");
-    let transport =
-        HostTransport::new(&inv.hosts[0], &TransportConfig::default()).expect("transport");
-    let api = Api::new(&transport);
     let token = Secret::new(fleet.root_token());
-    api.version("root", &token, AuthKind::Token)
-        .expect("warm-up call");
+    let backend = backend::open(&HostAccess {
+        host: &inv.hosts[0],
+        credential: Some(&token),
+        transport: TransportConfig::default(),
+    })
+    .expect("backend");
+    backend.whoami().expect("warm-up call");
     let rounds = 40;
     let started = Instant::now();
     for _ in 0..rounds {
-        api.version("root", &token, AuthKind::Token)
-            .expect("version");
+        backend.whoami().expect("version");
     }
     started.elapsed().as_secs_f64() / rounds as f64
 }

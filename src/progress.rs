@@ -3,7 +3,7 @@
 //! `--progress never`: nothing. It only renders the events the run module sends, and those carry
 //! host names and counts, never a secret.
 
-use crate::report::Status;
+use crate::outcome::Status;
 use crate::run::{Event, Observer};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;

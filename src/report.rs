@@ -4,69 +4,10 @@
 //! names and causes only. It knows nothing of the network.
 
 use crate::error::exit;
+pub use crate::outcome::{Status, TargetResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-
-/// The outcome of one target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Created,
-    Rotated,
-    Revoked,
-    Unchanged,
-    Exists,
-    Skipped,
-    Failed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Created => "created",
-            Status::Rotated => "rotated",
-            Status::Revoked => "revoked",
-            Status::Unchanged => "unchanged",
-            Status::Exists => "exists",
-            Status::Skipped => "skipped",
-            Status::Failed => "failed",
-        }
-    }
-}
-
-/// One target's result, as the JSON report lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TargetResult {
-    pub host: String,
-    /// The account, or the host's `whm_user` for `--scope whm`; `null` for host-level failures.
-    pub account: Option<String>,
-    pub token_name: Option<String>,
-    pub status: Status,
-    /// Full message for failed/skipped targets.
-    pub error: Option<String>,
-    /// Short cause used to fold failures in the summary ("TLS pin mismatch").
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    /// Which step failed, for rotate: "create", "seal", "verify", "revoke".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub step: Option<String>,
-    pub attempts: u32,
-    pub elapsed_ms: u64,
-}
-
-impl Status {
-    /// Every status, in the order the summary lists them.
-    pub const ALL: [Status; 7] = [
-        Status::Created,
-        Status::Rotated,
-        Status::Revoked,
-        Status::Unchanged,
-        Status::Exists,
-        Status::Skipped,
-        Status::Failed,
-    ];
-}
 
 /// The whole run, as `--report FILE` writes it (DESIGN §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,9 +7,10 @@
 //! the run, the earlier ones unsealed from the journal. The run itself stays in [`crate::run`],
 //! which knows nothing of the journal's format; the wiring stays in [`crate::cli`].
 
-use crate::cpanel::NewToken;
+use crate::backend::{Fleet, NewToken};
 use crate::error::{InputError, Problem};
 use crate::inventory;
+use crate::job::{self, NetOptions, RunRecord};
 use crate::plan::{self, Operation, Plan, PlanRequest, Prompter, Scope};
 use crate::report::Status;
 use crate::run::{Minted, Prior, PriorState, RunOptions};
@@ -19,11 +20,9 @@ use crate::seal::{
     SealError, Sealer, parse_recipient, read_journal, write_handoff,
 };
 use crate::secret::Secret;
-use crate::transport::{HostTransport, TransportConfig};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Above this many listed accounts, the plan fingerprint keeps a digest per host instead of
 /// the names (the plan record stays small; the diff then says "changed" without names).
@@ -239,7 +238,7 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
 pub struct Resume {
     pub record: PlanRecord,
     pub plan: Plan,
-    pub transports: Vec<HostTransport>,
+    pub backends: Fleet,
     pub opts: RunOptions,
     pub prior: PriorState,
     /// Secrets sealed before the interruption (unsealed: they go into the final handoff).
@@ -287,10 +286,12 @@ impl Resume {
                 )));
             }
         };
-        let o = &record.options;
-        let opt_str = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
-        let opt_u64 = |k: &str| o.get(k).and_then(Value::as_u64);
-        let opt_bool = |k: &str, d: bool| o.get(k).and_then(Value::as_bool).unwrap_or(d);
+        let o = RunRecord::from_value(&record.options).map_err(|e| {
+            InputError::one(Problem::new(
+                &shown,
+                format!("the plan record's options cannot be read: {e}"),
+            ))
+        })?;
 
         // Keys: identity files, and the passphrase of a passphrase run.
         let mut keys = Keys::new();
@@ -323,7 +324,7 @@ impl Resume {
             .filter(|e| matches!(e.detail, EventDetail::Created { .. }))
             .count();
         if sealed_before > 0 && !record.passphrase && identities.is_empty() {
-            let output = opt_str("output").unwrap_or_else(|| "the handoff".into());
+            let output = o.output.clone().unwrap_or_else(|| "the handoff".into());
             return Err(InputError::one(
                 Problem::new(
                     &shown,
@@ -357,7 +358,7 @@ impl Resume {
             }
             Sealer::new(&Recipients::keys(parsed))
         };
-        let Some(output) = opt_str("output") else {
+        let Some(output) = o.output.clone() else {
             return Err(InputError::one(Problem::new(
                 &shown,
                 "the plan record names no output file",
@@ -367,12 +368,12 @@ impl Resume {
         // The inventory, as it is now.
         let mut inv_path = PathBuf::from(&record.inventory);
         if !inv_path.exists()
-            && let Some(abs) = opt_str("inventory_abs")
+            && let Some(abs) = o.inventory_abs.clone()
         {
             inv_path = PathBuf::from(abs);
         }
         let inventory = inventory::load(&inv_path)?;
-        let date = opt_str("date").unwrap_or_else(|| {
+        let date = o.date.clone().unwrap_or_else(|| {
             // Journals that predate `date`: the run date is the plan record's start date.
             record.started.get(..10).unwrap_or("").replace('-', "")
         });
@@ -385,18 +386,18 @@ impl Resume {
             op: Some(op),
             scope,
             name: Some(record.name_template.clone()),
-            revoke: opt_str("revoke"),
-            expires_at: o.get("expires_at").and_then(Value::as_i64),
-            limit: opt_str("limit"),
-            accounts: opt_str("accounts"),
-            per_host: opt_u64("per_host").unwrap_or(4) as usize,
+            revoke: o.revoke.clone(),
+            expires_at: o.expires_at,
+            limit: o.limit.clone(),
+            accounts: o.accounts.clone(),
+            per_host: o.per_host as usize,
             run_id: record.run_id.clone(),
             date,
         };
         let plan = plan::build(&inventory, &req, prompt)?;
         let mut notes = Vec::new();
         if inventory.sha256 != record.inventory_sha256 {
-            let diff = match o.get("targets") {
+            let diff = match &o.targets {
                 Some(before) => fingerprint_diff(before, &fingerprint(&plan)),
                 None => vec![
                     "the journal records no target list to compare (written by an older tokenfleet)"
@@ -515,36 +516,20 @@ impl Resume {
             record.operation, record.run_id
         ));
 
-        let timeout = opt_u64("timeout").unwrap_or(30);
-        let mut transports = Vec::with_capacity(plan.hosts.len());
-        let mut problems = Vec::new();
-        for hp in &plan.hosts {
-            let config = TransportConfig {
-                timeout: Duration::from_secs(timeout),
-                connect_timeout: Duration::from_secs(timeout.min(10)),
-                pool_size: hp.per_host,
-                ..TransportConfig::default()
-            };
-            match HostTransport::new(&hp.host, &config) {
-                Ok(t) => transports.push(t),
-                Err(p) => problems.push(p),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(InputError { problems });
-        }
+        let backends = job::backends(
+            &plan,
+            NetOptions {
+                timeout_secs: o.timeout,
+            },
+        )?;
         let opts = RunOptions {
-            jobs: opt_u64("jobs").unwrap_or(32).max(1) as usize,
-            retries: opt_u64("retries").unwrap_or(3) as u32,
-            verify: opt_bool("verify", true),
-            replace_existing: opt_bool("replace_existing", false),
             // Reconcile tells orphans from older tokens by the original run's start.
             run_started: record
                 .started
                 .parse::<jiff::Timestamp>()
                 .map(|t| t.as_second())
                 .unwrap_or(0),
-            ..RunOptions::default()
+            ..o.run_options()
         };
         let journal_file = Journal::open_append(journal).map_err(|e| {
             InputError::one(Problem::new(
@@ -552,7 +537,7 @@ impl Resume {
                 format!("cannot open the journal to append: {e}"),
             ))
         })?;
-        let format = if opt_str("format").as_deref() == Some("json") {
+        let format = if o.format.as_deref() == Some("json") {
             HandoffFormat::Json
         } else {
             HandoffFormat::Csv
@@ -560,7 +545,7 @@ impl Resume {
         let lazy_created = plan.op == Operation::Create;
         Ok(Resume {
             plan,
-            transports,
+            backends,
             opts,
             prior,
             earlier,
@@ -568,7 +553,7 @@ impl Resume {
             notes,
             handoff: resolve_output(journal, &output),
             sealer: handoff_sealer,
-            armor: opt_bool("armor", false),
+            armor: o.armor.unwrap_or(false),
             format,
             record,
         })

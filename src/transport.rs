@@ -5,8 +5,8 @@
 //! It knows nothing of cPanel.
 
 use crate::error::Problem;
-use crate::inventory::{Host, Pin};
 use crate::secret::Secret;
+use crate::trust::{Pin, Tls};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -47,19 +47,24 @@ impl Default for TransportConfig {
     }
 }
 
-/// Which of a host's two ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Port {
-    Whm,
-    Cpanel,
+/// Where one host is and how its certificate is trusted: all the transport needs to know of it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// DNS name or IP literal (IPv6 without brackets is fine).
+    pub address: String,
+    pub tls: Tls,
+    /// Where the host was defined (`inventory.toml: hosts[2]`), for problems with its TLS files.
+    pub origin: String,
 }
 
 /// The Authorization header, built from a secret and never logged.
 pub enum Authorization<'a> {
-    /// `whm USER:TOKEN`
-    Whm { user: &'a str, token: &'a Secret },
-    /// `cpanel USER:TOKEN`
-    Cpanel { user: &'a str, token: &'a Secret },
+    /// `SCHEME USER:TOKEN` (the scheme is the API's, e.g. `whm` or `cpanel`).
+    Token {
+        scheme: &'static str,
+        user: &'a str,
+        token: &'a Secret,
+    },
     /// `Basic base64(user:pass)`
     Basic { user: &'a str, password: &'a Secret },
 }
@@ -256,7 +261,7 @@ impl ServerCertVerifier for Verifier {
 
 /// Read the PEM certificates of `tls_ca`. Any problem names the file and the fix.
 fn read_ca_file(
-    host: &Host,
+    host: &Endpoint,
     path: &std::path::Path,
 ) -> Result<Vec<CertificateDer<'static>>, Problem> {
     let problem = |message: String| {
@@ -291,7 +296,7 @@ fn read_ca_file(
 }
 
 /// The rustls configuration for one host: ring provider, HTTP/1.1 ALPN, and the host's trust.
-fn client_config(host: &Host, seen: SeenCell) -> Result<rustls::ClientConfig, Problem> {
+fn client_config(host: &Endpoint, seen: SeenCell) -> Result<rustls::ClientConfig, Problem> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // A pin is the strictest statement and wins over `tls_insecure`; `tls_ca` matters only
     // without a pin.
@@ -339,13 +344,11 @@ fn client_config(host: &Host, seen: SeenCell) -> Result<rustls::ClientConfig, Pr
     Ok(config)
 }
 
-/// One host's HTTPS client (both ports), with that host's trust settings.
+/// One host's HTTPS client (any of its ports), with that host's trust settings.
 pub struct HostTransport {
     client: reqwest::blocking::Client,
     /// `address` as it goes into a URL (IPv6 literals bracketed).
     url_host: String,
-    whm_port: u16,
-    cpanel_port: u16,
     pin: Option<Pin>,
     body_cap: usize,
     seen: SeenCell,
@@ -355,14 +358,12 @@ impl std::fmt::Debug for HostTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostTransport")
             .field("host", &self.url_host)
-            .field("whm_port", &self.whm_port)
-            .field("cpanel_port", &self.cpanel_port)
             .finish_non_exhaustive()
     }
 }
 
 /// `address` ready for `https://{}:{port}`: IPv6 literals get brackets.
-fn url_host(address: &str) -> String {
+pub fn url_host(address: &str) -> String {
     if address.contains(':') && !address.starts_with('[') {
         format!("[{address}]")
     } else {
@@ -375,10 +376,11 @@ fn authorization_value(auth: &Authorization<'_>) -> Result<HeaderValue, Transpor
     use base64::Engine;
     // Every intermediate string holding the secret is a `Secret`, so it is zeroized on drop.
     let text = match auth {
-        Authorization::Whm { user, token } => Secret::new(format!("whm {user}:{}", token.expose())),
-        Authorization::Cpanel { user, token } => {
-            Secret::new(format!("cpanel {user}:{}", token.expose()))
-        }
+        Authorization::Token {
+            scheme,
+            user,
+            token,
+        } => Secret::new(format!("{scheme} {user}:{}", token.expose())),
         Authorization::Basic { user, password } => {
             let raw = Secret::new(format!("{user}:{}", password.expose()));
             let encoded = zeroize::Zeroizing::new(
@@ -445,7 +447,7 @@ fn root_message(err: &(dyn StdError + 'static)) -> String {
 impl HostTransport {
     /// Build the client for `host`. Reads `tls_ca` now, so a bad CA file is an input problem.
     pub fn new(
-        host: &Host,
+        host: &Endpoint,
         config: &TransportConfig,
     ) -> Result<HostTransport, crate::error::Problem> {
         let seen: SeenCell = Arc::new(Mutex::new(Seen::default()));
@@ -470,26 +472,20 @@ impl HostTransport {
         Ok(HostTransport {
             client,
             url_host: url_host(&host.address),
-            whm_port: host.whm_port,
-            cpanel_port: host.cpanel_port,
             pin: host.tls.pin,
             body_cap: config.body_cap,
             seen,
         })
     }
 
-    /// POST a form to `path` (e.g. `/json-api/uapi_cpanel`) on one of the host's ports.
+    /// POST a form to `path` (e.g. `/json-api/uapi_cpanel`) on `port` of the host.
     pub fn post(
         &self,
-        port: Port,
+        port: u16,
         path: &str,
         auth: &Authorization<'_>,
         form: &[(&str, &str)],
     ) -> Result<Response, TransportError> {
-        let port = match port {
-            Port::Whm => self.whm_port,
-            Port::Cpanel => self.cpanel_port,
-        };
         let url = format!("https://{}:{port}{path}", self.url_host);
         let auth = authorization_value(auth)?;
         let request = self

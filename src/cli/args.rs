@@ -71,16 +71,16 @@ pub struct Common {
     #[arg(long, value_name = "GLOB")]
     pub accounts: Option<String>,
     /// Requests in flight over the whole fleet.
-    #[arg(short, long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(short, long, default_value_t = crate::job::defaults::JOBS, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: u32,
     /// Requests in flight per server (hosts may set per_host).
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = crate::job::defaults::PER_HOST, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub per_host: u32,
     /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, default_value_t = crate::job::defaults::TIMEOUT_SECS, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,
     /// Extra tries after a connect error, 429 or 5xx (never after a refused credential).
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = crate::job::defaults::RETRIES, value_name = "N")]
     pub retries: u32,
     /// Write a JSON report to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]

@@ -4,20 +4,20 @@
 //! call into the module that owns it. `args.rs` holds the clap types, `show.rs` what fleet
 //! commands print on stdout.
 
+use crate::backend::Fleet;
 use crate::error::{InputError, Problem, exit};
 use crate::inventory;
+use crate::job::{self, NetOptions, RunRecord, defaults};
 use crate::plan::{self, Operation, Plan, PlanRequest, Scope};
 use crate::progress::{Mode, Progress};
 use crate::report::Report;
 use crate::run::{self, Observer, RunOptions};
 use crate::secret::Secret;
-use crate::transport::{HostTransport, TransportConfig};
 use clap::{CommandFactory, Parser};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 /// `eprintln!` without its panic: a closed stderr (`tokenfleet … 2>&1 | head`) must not turn a
 /// finished run (tokens created and sealed) into a crash with exit code 101.
@@ -195,10 +195,10 @@ impl Default for Job {
                 inventory: PathBuf::new(),
                 limit: None,
                 accounts: None,
-                jobs: 32,
-                per_host: 4,
-                timeout: 30,
-                retries: 3,
+                jobs: defaults::JOBS,
+                per_host: defaults::PER_HOST,
+                timeout: defaults::TIMEOUT_SECS,
+                retries: defaults::RETRIES,
                 report: None,
                 progress: "auto".into(),
                 quiet: false,
@@ -277,7 +277,7 @@ fn prompt_credential(label: &str) -> Result<Secret, String> {
         .map_err(|e| format!("cannot read the credential from the terminal: {e}"))
 }
 
-fn build_plan(job: &Job) -> Result<(Plan, Vec<HostTransport>, String), Failure> {
+fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
     let common = &job.common;
     let inventory = inventory::load(&common.inventory).map_err(|mut e| {
         // The flags are checked too, so one run shows every mistake.
@@ -306,24 +306,13 @@ fn build_plan(job: &Job) -> Result<(Plan, Vec<HostTransport>, String), Failure> 
         date: now.strftime("%Y%m%d").to_string(),
     };
     let plan = plan::build(&inventory, &req, &mut prompt_credential)?;
-    let mut problems = Vec::new();
-    let mut transports = Vec::with_capacity(plan.hosts.len());
-    for hp in &plan.hosts {
-        let config = TransportConfig {
-            timeout: Duration::from_secs(common.timeout),
-            connect_timeout: Duration::from_secs(common.timeout.min(10)),
-            pool_size: hp.per_host,
-            ..TransportConfig::default()
-        };
-        match HostTransport::new(&hp.host, &config) {
-            Ok(t) => transports.push(t),
-            Err(p) => problems.push(p),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(InputError { problems }.into());
-    }
-    Ok((plan, transports, inventory.sha256))
+    let backends = job::backends(
+        &plan,
+        NetOptions {
+            timeout_secs: common.timeout,
+        },
+    )?;
+    Ok((plan, backends, inventory.sha256))
 }
 
 /// The shared path of every fleet command: validate, run, seal, report.
@@ -350,7 +339,7 @@ fn fleet(
             args.force,
         ))
     };
-    let (plan, transports, inventory_sha256) = match build_plan(&job) {
+    let (plan, backends, inventory_sha256) = match build_plan(&job) {
         Ok(planned) => planned,
         Err(Failure::Input(mut e)) => {
             if let Some(Err(more)) = prepare(false) {
@@ -391,7 +380,7 @@ fn fleet(
                 &plan,
                 &common.inventory,
                 &inventory_sha256,
-                job_options(&job, &plan),
+                run_record(&job, &plan).to_value(),
             )
             .map_err(Failure::Other)?,
         ),
@@ -403,7 +392,7 @@ fn fleet(
     };
     let outcome = run::execute(
         &plan,
-        &transports,
+        &backends,
         &opts,
         ledger,
         &progress as &dyn Observer,
@@ -589,7 +578,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     let started = jiff::Timestamp::now();
     let outcome = run::execute_resumed(
         plan,
-        &resumed.transports,
+        &resumed.backends,
         &resumed.opts,
         &resumed.prior,
         &resumed.ledger,
@@ -700,22 +689,35 @@ fn read_passphrase(prompt: &str) -> Result<Secret, Failure> {
         })
 }
 
-/// The run's options, recorded in the journal's plan for `resume`: everything needed to rebuild
-/// the same plan (names expand with the same date and run id) and to tell whether the
-/// inventory changed in a way that matters.
-fn job_options(job: &Job, plan: &Plan) -> serde_json::Value {
+/// The run's record for the journal's plan line, so `resume` can rebuild the same plan.
+fn run_record(job: &Job, plan: &Plan) -> RunRecord {
     let c = &job.common;
-    let inventory_abs = std::path::absolute(&c.inventory)
-        .map(|p| p.display().to_string())
-        .ok();
-    serde_json::json!({
-        "date": plan.date, "inventory_abs": inventory_abs,
-        "targets": crate::resume::fingerprint(plan),
-        "limit": c.limit, "accounts": c.accounts, "jobs": c.jobs, "per_host": c.per_host,
-        "timeout": c.timeout, "retries": c.retries, "name": job.name, "revoke": job.revoke,
-        "expires_at": job.expires_at, "verify": job.verify, "replace_existing": job.replace_existing,
-        "output": job.seal.as_ref().map(|s| s.output.display().to_string()),
-        "armor": job.seal.as_ref().map(|s| s.armor),
-        "format": job.seal.as_ref().map(|s| if s.format == PlainFormat::Json { "json" } else { "csv" }),
-    })
+    RunRecord {
+        date: Some(plan.date.clone()),
+        inventory_abs: std::path::absolute(&c.inventory)
+            .map(|p| p.display().to_string())
+            .ok(),
+        targets: Some(crate::resume::fingerprint(plan)),
+        limit: c.limit.clone(),
+        accounts: c.accounts.clone(),
+        jobs: c.jobs,
+        per_host: c.per_host,
+        timeout: c.timeout,
+        retries: c.retries,
+        name: job.name.clone(),
+        revoke: job.revoke.clone(),
+        expires_at: job.expires_at,
+        verify: job.verify,
+        replace_existing: job.replace_existing,
+        output: job.seal.as_ref().map(|s| s.output.display().to_string()),
+        armor: job.seal.as_ref().map(|s| s.armor),
+        format: job.seal.as_ref().map(|s| {
+            if s.format == PlainFormat::Json {
+                "json"
+            } else {
+                "csv"
+            }
+            .to_string()
+        }),
+    }
 }

@@ -8,17 +8,18 @@
 //! `lanes.rs` is the scheduler (who runs what, when, and what is skipped); `steps.rs` is what one
 //! piece of work sends. The types every caller sees live here.
 
-use crate::cpanel::{AccountInfo, Api, ApiError, Caller, NewToken, TokenInfo};
-use crate::inventory::{Api as ApiKind, AuthKind, Pin};
+use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
+use crate::inventory::{Api as ApiKind, AuthKind};
+use crate::outcome::{Status, TargetResult};
 use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
-use crate::report::{Status, TargetResult};
-use crate::transport::{HostTransport, TransportError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 mod lanes;
+mod mint;
+mod retry;
 mod steps;
 
 /// How the run behaves, from the command line.
@@ -266,7 +267,7 @@ struct Sched {
 /// Shared state of one run.
 struct Runner<'a> {
     plan: &'a Plan,
-    transports: &'a [HostTransport],
+    backends: &'a [Box<dyn Backend>],
     opts: &'a RunOptions,
     ledger: &'a dyn Ledger,
     observer: &'a dyn Observer,
@@ -284,11 +285,11 @@ struct Runner<'a> {
 /// How many targets of one host get their intents journaled in one fsync.
 const INTENT_BATCH: usize = 16;
 
-/// Run `plan` over the fleet. `transports[i]` serves `plan.hosts[i]`. Raising `stop` stops new
+/// Run `plan` over the fleet. `backends[i]` serves `plan.hosts[i]`. Raising `stop` stops new
 /// work; work in flight finishes and is recorded.
 pub fn execute(
     plan: &Plan,
-    transports: &[HostTransport],
+    backends: &[Box<dyn Backend>],
     opts: &RunOptions,
     ledger: &dyn Ledger,
     observer: &dyn Observer,
@@ -296,7 +297,7 @@ pub fn execute(
 ) -> Outcome {
     execute_resumed(
         plan,
-        transports,
+        backends,
         opts,
         &PriorState::new(),
         ledger,
@@ -309,14 +310,14 @@ pub fn execute(
 /// left them (skip, reconcile, or continue a rotation); the others run as usual.
 pub fn execute_resumed(
     plan: &Plan,
-    transports: &[HostTransport],
+    backends: &[Box<dyn Backend>],
     opts: &RunOptions,
     prior: &PriorState,
     ledger: &dyn Ledger,
     observer: &dyn Observer,
     stop: &AtomicBool,
 ) -> Outcome {
-    assert_eq!(plan.hosts.len(), transports.len(), "one transport per host");
+    assert_eq!(plan.hosts.len(), backends.len(), "one backend per host");
     let mut lanes = Vec::with_capacity(plan.hosts.len());
     let mut outstanding = 0;
     let mut targets = 0;
@@ -360,7 +361,7 @@ pub fn execute_resumed(
     let opts = &opts;
     let runner = Runner {
         plan,
-        transports,
+        backends,
         opts,
         ledger,
         observer,
@@ -404,15 +405,6 @@ fn needs_host_check(plan: &Plan, hp: &HostPlan) -> bool {
     plan.scope == Scope::Whm || hp.host.api == ApiKind::Whm
 }
 
-/// Brackets for IPv6 literals in URLs.
-pub fn url_host(address: &str) -> String {
-    if address.contains(':') && !address.starts_with('[') {
-        format!("[{address}]")
-    } else {
-        address.to_string()
-    }
-}
-
 enum FollowUp {
     None,
     Queue(Vec<Work>),
@@ -423,18 +415,6 @@ enum FollowUp {
 
 /// Waves of `per_host` unanswered targets in a row after which a host is skipped.
 const SILENT_WAVES: usize = 2;
-
-/// The failure says the host is broken, not the target: nothing came back (refused, timed
-/// out, reset, oversized), 429/5xx after every retry, or an answer that is not the API (an
-/// HTML login page, a redirect, non-JSON). Two waves of targets like that in a row take the
-/// host for down, so a broken server costs a few targets' retries, not every account's. A
-/// refusal by the API itself (a bad name, a duplicate) says nothing about the host.
-fn silent(e: &ApiError) -> bool {
-    match e {
-        ApiError::Transport(_) | ApiError::Http { .. } | ApiError::Protocol(_) => true,
-        ApiError::Auth { .. } | ApiError::Rejected(_) | ApiError::Conflict(_) => false,
-    }
-}
 
 /// Why a target failed, ready for its result.
 struct Failure {
@@ -472,13 +452,16 @@ impl Failure {
     }
 
     fn api(step: &str, e: ApiError) -> Failure {
+        if let ApiError::NoCredential(m) = &e {
+            return Failure::plain(m);
+        }
         Failure {
             status: Status::Failed,
             message: format!("{step}: {e}"),
             cause: e.cause(),
             step: Some(step.split(' ').next().unwrap_or(step).to_string()),
             auth_refused: matches!(e, ApiError::Auth { .. }),
-            silent: silent(&e),
+            silent: e.host_broken(),
         }
     }
 
@@ -489,7 +472,7 @@ impl Failure {
             cause: e.cause(),
             step: Some(step.to_string()),
             auth_refused: matches!(e, ApiError::Auth { .. }),
-            silent: silent(&e),
+            silent: e.host_broken(),
         }
     }
 }

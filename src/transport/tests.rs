@@ -4,25 +4,14 @@
 
 use super::test_server::{Identity, Reply, TestCa, TestServer, self_signed};
 use super::*;
-use crate::inventory::{Accounts, Api, AuthKind, Tls};
 use std::io::Write as _;
 
 const SECRET: &str = "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9";
 
-fn host(port: u16, tls: Tls) -> Host {
-    Host {
-        name: "web1".into(),
+fn host(tls: Tls) -> Endpoint {
+    Endpoint {
         address: "127.0.0.1".into(),
-        groups: vec![],
-        api: Api::Whm,
-        whm_port: port,
-        cpanel_port: port,
-        whm_user: "root".into(),
-        credential: None,
-        auth: AuthKind::Token,
         tls,
-        per_host: None,
-        accounts: Accounts::All,
         origin: "inventory.toml: hosts[0]".into(),
     }
 }
@@ -47,12 +36,13 @@ fn ok_server(id: &Identity) -> TestServer {
     TestServer::start(id.server_config(), |_| Reply::json(200, r#"{"status":1}"#))
 }
 
-fn send(t: &HostTransport) -> Result<Response, TransportError> {
+fn send(t: &HostTransport, port: u16) -> Result<Response, TransportError> {
     let token = Secret::new(SECRET);
     t.post(
-        Port::Whm,
+        port,
         "/json-api/version?api.version=1",
-        &Authorization::Whm {
+        &Authorization::Token {
+            scheme: "whm",
             user: "root",
             token: &token,
         },
@@ -70,9 +60,9 @@ fn assert_no_secret(e: &TransportError) {
 fn pinned_certificate_is_accepted_and_the_request_arrives_intact() {
     let id = self_signed(&["web1.example.net"]);
     let server = ok_server(&id);
-    let t = HostTransport::new(&host(server.port, pinned(&id)), &config()).unwrap();
+    let t = HostTransport::new(&host(pinned(&id)), &config()).unwrap();
     assert_eq!(t.peer_pin(), None);
-    let r = send(&t).unwrap();
+    let r = send(&t, server.port).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body, br#"{"status":1}"#);
     assert_eq!(r.content_type.as_deref(), Some("application/json"));
@@ -105,8 +95,8 @@ fn pin_mismatch_is_reported_as_such_and_nothing_is_sent() {
     let other = self_signed(&["web1.example.net"]);
     let server = ok_server(&id);
     let expected = Pin::of_der(other.leaf());
-    let t = HostTransport::new(&host(server.port, pinned(&other)), &config()).unwrap();
-    let e = send(&t).unwrap_err();
+    let t = HostTransport::new(&host(pinned(&other)), &config()).unwrap();
+    let e = send(&t, server.port).unwrap_err();
     assert_eq!(
         e,
         TransportError::PinMismatch {
@@ -127,8 +117,11 @@ fn pin_mismatch_is_reported_as_such_and_nothing_is_sent() {
         insecure: true,
         ..pinned(&other)
     };
-    let t = HostTransport::new(&host(server.port, both), &config()).unwrap();
-    assert!(matches!(send(&t), Err(TransportError::PinMismatch { .. })));
+    let t = HostTransport::new(&host(both), &config()).unwrap();
+    assert!(matches!(
+        send(&t, server.port),
+        Err(TransportError::PinMismatch { .. })
+    ));
     let seen = server.requests();
     drop(server);
     assert!(seen.is_empty(), "the server saw an HTTP request: {seen:?}");
@@ -145,8 +138,8 @@ fn a_certificate_from_the_configured_ca_is_trusted() {
         ca: Some(file.path().to_path_buf()),
         ..Tls::default()
     };
-    let t = HostTransport::new(&host(server.port, tls), &config()).unwrap();
-    assert_eq!(send(&t).unwrap().status, 200);
+    let t = HostTransport::new(&host(tls), &config()).unwrap();
+    assert_eq!(send(&t, server.port).unwrap().status, 200);
     assert_eq!(t.peer_pin(), Some(Pin::of_der(id.leaf())));
 }
 
@@ -154,8 +147,8 @@ fn a_certificate_from_the_configured_ca_is_trusted() {
 fn an_unknown_ca_is_a_tls_error_that_suggests_the_pin() {
     let id = self_signed(&["127.0.0.1"]);
     let server = ok_server(&id);
-    let t = HostTransport::new(&host(server.port, Tls::default()), &config()).unwrap();
-    let e = send(&t).unwrap_err();
+    let t = HostTransport::new(&host(Tls::default()), &config()).unwrap();
+    let e = send(&t, server.port).unwrap_err();
     let pin = Pin::of_der(id.leaf()).to_string();
     match &e {
         TransportError::Tls(m) => {
@@ -181,8 +174,8 @@ fn a_name_mismatch_is_a_tls_error() {
         ca: Some(file.path().to_path_buf()),
         ..Tls::default()
     };
-    let t = HostTransport::new(&host(server.port, tls), &config()).unwrap();
-    match send(&t).unwrap_err() {
+    let t = HostTransport::new(&host(tls), &config()).unwrap();
+    match send(&t, server.port).unwrap_err() {
         TransportError::Tls(m) => {
             assert!(m.contains("name mismatch") && m.contains("tls_pin"), "{m}")
         }
@@ -199,8 +192,8 @@ fn insecure_accepts_a_self_signed_certificate() {
         insecure: true,
         ..Tls::default()
     };
-    let t = HostTransport::new(&host(server.port, tls), &config()).unwrap();
-    assert_eq!(send(&t).unwrap().status, 200);
+    let t = HostTransport::new(&host(tls), &config()).unwrap();
+    assert_eq!(send(&t, server.port).unwrap().status, 200);
     assert_eq!(t.peer_pin(), Some(Pin::of_der(id.leaf())));
 }
 
@@ -212,8 +205,8 @@ fn redirects_are_returned_not_followed() {
         headers: vec![("Location".into(), "/login/?goto=x".into())],
         body: vec![],
     });
-    let t = HostTransport::new(&host(server.port, pinned(&id)), &config()).unwrap();
-    let r = send(&t).unwrap();
+    let t = HostTransport::new(&host(pinned(&id)), &config()).unwrap();
+    let r = send(&t, server.port).unwrap();
     assert_eq!(r.status, 302);
     assert_eq!(r.location.as_deref(), Some("/login/?goto=x"));
     assert_eq!(server.requests().len(), 1);
@@ -241,25 +234,26 @@ fn bodies_over_the_cap_are_refused_with_or_without_a_length() {
         body_cap: 1000,
         ..config()
     };
-    let t = HostTransport::new(&host(server.port, pinned(&id)), &cfg).unwrap();
+    let t = HostTransport::new(&host(pinned(&id)), &cfg).unwrap();
     let token = Secret::new(SECRET);
-    let auth = Authorization::Cpanel {
+    let auth = Authorization::Token {
+        scheme: "cpanel",
         user: "bob",
         token: &token,
     };
     assert_eq!(
-        t.post(Port::Cpanel, "/n/1000", &auth, &[])
+        t.post(server.port, "/n/1000", &auth, &[])
             .unwrap()
             .body
             .len(),
         1000
     );
     assert_eq!(
-        t.post(Port::Cpanel, "/n/1001", &auth, &[]).unwrap_err(),
+        t.post(server.port, "/n/1001", &auth, &[]).unwrap_err(),
         TransportError::BodyTooLarge { cap: 1000 }
     );
     assert_eq!(
-        t.post(Port::Cpanel, "/chunked", &auth, &[]).unwrap_err(),
+        t.post(server.port, "/chunked", &auth, &[]).unwrap_err(),
         TransportError::BodyTooLarge { cap: 1000 }
     );
 }
@@ -274,8 +268,8 @@ fn a_slow_answer_is_a_timeout_after_sending() {
         timeout: Duration::from_millis(500),
         ..config()
     };
-    let t = HostTransport::new(&host(server.port, pinned(&id)), &cfg).unwrap();
-    let e = send(&t).unwrap_err();
+    let t = HostTransport::new(&host(pinned(&id)), &cfg).unwrap();
+    let e = send(&t, server.port).unwrap_err();
     assert_eq!(e, TransportError::Timeout { sent: true });
     assert!(e.maybe_sent());
 }
@@ -284,8 +278,8 @@ fn a_slow_answer_is_a_timeout_after_sending() {
 fn a_connection_closed_after_the_request_is_io_with_sent() {
     let id = self_signed(&["127.0.0.1"]);
     let server = TestServer::start(id.server_config(), |_| Reply::Close);
-    let t = HostTransport::new(&host(server.port, pinned(&id)), &config()).unwrap();
-    let e = send(&t).unwrap_err();
+    let t = HostTransport::new(&host(pinned(&id)), &config()).unwrap();
+    let e = send(&t, server.port).unwrap_err();
     assert!(matches!(e, TransportError::Io { sent: true, .. }), "{e:?}");
     assert_no_secret(&e);
     assert!(!server.requests().is_empty());
@@ -298,8 +292,8 @@ fn a_refused_connection_is_connect() {
         l.local_addr().unwrap().port()
     };
     let id = self_signed(&["127.0.0.1"]);
-    let t = HostTransport::new(&host(port, pinned(&id)), &config()).unwrap();
-    let e = send(&t).unwrap_err();
+    let t = HostTransport::new(&host(pinned(&id)), &config()).unwrap();
+    let e = send(&t, port).unwrap_err();
     assert!(matches!(e, TransportError::Connect(_)), "{e:?}");
     assert!(!e.maybe_sent());
 }
@@ -308,9 +302,9 @@ fn a_refused_connection_is_connect() {
 fn sequential_requests_reuse_one_connection() {
     let id = self_signed(&["127.0.0.1"]);
     let server = ok_server(&id);
-    let t = HostTransport::new(&host(server.port, pinned(&id)), &config()).unwrap();
+    let t = HostTransport::new(&host(pinned(&id)), &config()).unwrap();
     for _ in 0..3 {
-        assert_eq!(send(&t).unwrap().status, 200);
+        assert_eq!(send(&t, server.port).unwrap().status, 200);
     }
     assert_eq!(server.requests().len(), 3);
     assert_eq!(server.accepts(), 1, "each request paid its own handshake");
@@ -319,7 +313,8 @@ fn sequential_requests_reuse_one_connection() {
 #[test]
 fn the_authorization_header_is_sensitive_and_well_formed() {
     let token = Secret::new(SECRET);
-    let whm = authorization_value(&Authorization::Whm {
+    let whm = authorization_value(&Authorization::Token {
+        scheme: "whm",
         user: "root",
         token: &token,
     })
@@ -327,7 +322,8 @@ fn the_authorization_header_is_sensitive_and_well_formed() {
     assert!(whm.is_sensitive());
     assert_eq!(whm.to_str().unwrap(), format!("whm root:{SECRET}"));
     assert!(!format!("{whm:?}").contains(SECRET), "{whm:?}");
-    let cp = authorization_value(&Authorization::Cpanel {
+    let cp = authorization_value(&Authorization::Token {
+        scheme: "cpanel",
         user: "bob",
         token: &token,
     })
@@ -345,7 +341,8 @@ fn the_authorization_header_is_sensitive_and_well_formed() {
     let expected = base64::engine::general_purpose::STANDARD.encode("root:pa:ss wörd");
     assert_eq!(basic.to_str().unwrap(), format!("Basic {expected}"));
     let bad = Secret::new("TOKEN\nX-Evil: 1");
-    let e = authorization_value(&Authorization::Whm {
+    let e = authorization_value(&Authorization::Token {
+        scheme: "whm",
         user: "root",
         token: &bad,
     })
@@ -361,10 +358,10 @@ fn the_authorization_header_is_sensitive_and_well_formed() {
 fn basic_auth_reaches_the_server() {
     let id = self_signed(&["127.0.0.1"]);
     let server = ok_server(&id);
-    let t = HostTransport::new(&host(server.port, pinned(&id)), &config()).unwrap();
+    let t = HostTransport::new(&host(pinned(&id)), &config()).unwrap();
     let pw = Secret::new("hunter2");
     t.post(
-        Port::Cpanel,
+        server.port,
         "/execute/Tokens/list",
         &Authorization::Basic {
             user: "bob",
@@ -386,7 +383,7 @@ fn a_bad_ca_file_is_an_input_problem_naming_file_and_fix() {
         ca: Some(missing),
         ..Tls::default()
     };
-    let p = HostTransport::new(&host(1, tls), &config()).unwrap_err();
+    let p = HostTransport::new(&host(tls), &config()).unwrap_err();
     assert_eq!(p.location, "inventory.toml: hosts[0]");
     assert_eq!(p.field.as_deref(), Some("tls_ca"));
     assert!(
@@ -402,7 +399,7 @@ fn a_bad_ca_file_is_an_input_problem_naming_file_and_fix() {
         ca: Some(file.path().to_path_buf()),
         ..Tls::default()
     };
-    let p = HostTransport::new(&host(1, tls), &config()).unwrap_err();
+    let p = HostTransport::new(&host(tls), &config()).unwrap_err();
     assert!(p.message.contains("no PEM certificate"), "{}", p.message);
 }
 
@@ -425,8 +422,8 @@ fn a_server_that_never_finishes_the_handshake_is_a_timeout_before_sending() {
         connect_timeout: Duration::from_millis(500),
         ..config()
     };
-    let t = HostTransport::new(&host(port, pinned(&id)), &cfg).unwrap();
-    let e = send(&t).unwrap_err();
+    let t = HostTransport::new(&host(pinned(&id)), &cfg).unwrap();
+    let e = send(&t, port).unwrap_err();
     assert_eq!(e, TransportError::Timeout { sent: false });
     assert!(!e.maybe_sent());
     drop(silent);

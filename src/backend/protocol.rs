@@ -1,137 +1,13 @@
-//! Why this module exists: cPanel's APIs have three envelopes (UAPI, WHM API 1, and UAPI wrapped
-//! inside `uapi_cpanel`) and several quirks (HTTP 200 with `status: 0`, `metadata.result: 1` over
-//! a failed inner call, `expires_at` as number, string or null). This module turns them into
-//! typed calls with one error type, so nothing above it parses JSON. It knows nothing of rayon,
-//! bars or files.
+//! cPanel's wire formats, as pure functions: the three envelopes (UAPI, WHM API 1, and UAPI
+//! wrapped inside `uapi_cpanel`), their quirks (HTTP 200 with `status: 0`, `metadata.result: 1`
+//! over a failed inner call, `expires_at` as number, string or null), the Authorization header
+//! each endpoint wants, and the typed answers. No I/O: `http.rs` sends what this builds.
 
+use super::{AccountInfo, ApiError, NewToken, TokenInfo};
 use crate::inventory::AuthKind;
 use crate::secret::Secret;
-use crate::transport::{Authorization, HostTransport, Port, Response, TransportError};
+use crate::transport::{Authorization, Response};
 use serde_json::Value;
-
-/// A token as listed by the server (no secret: the server keeps only a hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenInfo {
-    pub name: String,
-    pub create_time: Option<i64>,
-    /// Unix seconds; `None` = never expires.
-    pub expires_at: Option<i64>,
-}
-
-/// A token just created: its secret is shown this once.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    pub name: String,
-    pub token: Secret,
-    pub create_time: i64,
-    pub expires_at: Option<i64>,
-}
-
-/// An account as WHM `listaccts` reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountInfo {
-    pub user: String,
-    pub domain: String,
-    pub owner: String,
-    pub suspended: bool,
-}
-
-/// Who makes a call, and so which endpoint and Authorization header it uses.
-#[derive(Debug, Clone, Copy)]
-pub enum Caller<'a> {
-    /// A WHM token (or password) of `whm_user` acting for `account` through `uapi_cpanel`.
-    WhmFor {
-        whm_user: &'a str,
-        credential: &'a Secret,
-        auth: AuthKind,
-        account: &'a str,
-    },
-    /// The account itself on the cPanel port (`/execute/Tokens/...`).
-    Account {
-        user: &'a str,
-        credential: &'a Secret,
-        auth: AuthKind,
-    },
-    /// `whm_user`'s own WHM API tokens (`api_token_*`), for `--scope whm`.
-    Whm {
-        whm_user: &'a str,
-        credential: &'a Secret,
-        auth: AuthKind,
-    },
-}
-
-/// Why a call failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ApiError {
-    /// 401/403: the credential was refused. Never retry (cPHulk).
-    Auth { status: u16, message: String },
-    /// The API answered and said no (inner `status: 0`, `metadata.result: 0`).
-    Rejected(String),
-    /// A duplicate token name on create.
-    Conflict(String),
-    /// The answer was not the API's (HTML, non-JSON, redirect, wrong shape).
-    Protocol(String),
-    /// An HTTP status other than 2xx/401/403, e.g. 429 or 503.
-    Http { status: u16 },
-    /// No answer at all.
-    Transport(TransportError),
-}
-
-impl ApiError {
-    /// Worth another try after a backoff: connect errors, 429, 5xx.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            ApiError::Http { status } => *status == 429 || (500..600).contains(status),
-            ApiError::Transport(TransportError::Connect(_)) => true,
-            ApiError::Transport(e) => e.maybe_sent(),
-            _ => false,
-        }
-    }
-
-    /// A mutation that failed this way may have been performed anyway.
-    pub fn outcome_unknown(&self) -> bool {
-        match self {
-            ApiError::Transport(e) => e.maybe_sent(),
-            ApiError::Http { status } => (500..600).contains(status),
-            _ => false,
-        }
-    }
-
-    /// A short cause for folding failures in the summary ("TLS pin mismatch").
-    pub fn cause(&self) -> String {
-        match self {
-            ApiError::Auth { status, .. } => format!("authentication refused (HTTP {status})"),
-            ApiError::Rejected(m) => m.clone(),
-            ApiError::Conflict(_) => "token name already exists".into(),
-            ApiError::Protocol(m) => m.clone(),
-            ApiError::Http { status } => format!("HTTP {status}"),
-            ApiError::Transport(TransportError::PinMismatch { .. }) => "TLS pin mismatch".into(),
-            ApiError::Transport(TransportError::Tls(_)) => "TLS verification failed".into(),
-            ApiError::Transport(TransportError::Connect(_)) => "cannot connect".into(),
-            ApiError::Transport(TransportError::Timeout { .. }) => "timed out".into(),
-            ApiError::Transport(TransportError::Io { .. }) => "connection lost".into(),
-            ApiError::Transport(TransportError::BodyTooLarge { .. }) => {
-                "response body too large".into()
-            }
-            ApiError::Transport(TransportError::Request(_)) => "request could not be built".into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ApiError::Auth { status, message } => {
-                write!(f, "authentication refused (HTTP {status}): {message}")
-            }
-            ApiError::Rejected(m) => write!(f, "the server refused: {m}"),
-            ApiError::Conflict(m) => write!(f, "{m}"),
-            ApiError::Protocol(m) => write!(f, "protocol error: {m}"),
-            ApiError::Http { status } => write!(f, "HTTP {status}"),
-            ApiError::Transport(e) => write!(f, "{e}"),
-        }
-    }
-}
 
 /// Longest server message kept in an error (server text can be long HTML or a stack dump).
 const MAX_MESSAGE: usize = 200;
@@ -139,216 +15,7 @@ const MAX_MESSAGE: usize = 200;
 const HTML_ANSWER: &str =
     "the server answered with an HTML page, not the API (a proxy or login page?)";
 
-/// Typed calls on one host.
-pub struct Api<'a> {
-    pub transport: &'a HostTransport,
-}
-
-impl<'a> Api<'a> {
-    pub fn new(transport: &'a HostTransport) -> Self {
-        Api { transport }
-    }
-
-    /// Create a full-access token named `name`. `expires_at`: unix seconds, `None` = never.
-    pub fn create_token(
-        &self,
-        caller: &Caller<'_>,
-        name: &str,
-        expires_at: Option<i64>,
-    ) -> Result<NewToken, ApiError> {
-        let expires = expires_at.map(|e| e.to_string());
-        let data = match caller {
-            Caller::Whm { .. } => {
-                let mut form: Vec<(&str, &str)> = vec![("token_name", name)];
-                if let Some(e) = &expires {
-                    form.push(("expires_at", e));
-                }
-                self.whm_call(caller, "api_token_create", &form)
-            }
-            _ => {
-                let mut form: Vec<(&str, &str)> = vec![("name", name)];
-                if let Some(e) = &expires {
-                    form.push(("expires_at", e));
-                }
-                self.uapi_call(caller, "create_full_access", &form)
-            }
-        }
-        .map_err(conflict_on_duplicate)?;
-        parse_new_token(&data, name, expires_at)
-    }
-
-    /// The caller's tokens (the account's, or `whm_user`'s for `Caller::Whm`).
-    pub fn list_tokens(&self, caller: &Caller<'_>) -> Result<Vec<TokenInfo>, ApiError> {
-        match caller {
-            Caller::Whm { .. } => {
-                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[])?)
-            }
-            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[])?),
-        }
-    }
-
-    /// Revoke tokens by name. Unknown names are not an error.
-    pub fn revoke_tokens(&self, caller: &Caller<'_>, names: &[String]) -> Result<(), ApiError> {
-        if names.is_empty() {
-            return Ok(());
-        }
-        match caller {
-            Caller::Whm { .. } => {
-                let keys: Vec<String> = (0..names.len())
-                    .map(|i| {
-                        if i == 0 {
-                            "token_name".to_string()
-                        } else {
-                            format!("token_name-{i}")
-                        }
-                    })
-                    .collect();
-                let form: Vec<(&str, &str)> = keys
-                    .iter()
-                    .map(String::as_str)
-                    .zip(names.iter().map(String::as_str))
-                    .collect();
-                self.whm_call(caller, "api_token_revoke", &form).map(|_| ())
-            }
-            _ => {
-                // UAPI revokes one name per call.
-                for name in names {
-                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())]) {
-                        Ok(_) => {}
-                        Err(ApiError::Rejected(m)) if is_missing_token(&m) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// WHM `listaccts` as `whm_user`.
-    pub fn list_accounts(
-        &self,
-        whm_user: &str,
-        credential: &Secret,
-        auth: AuthKind,
-    ) -> Result<Vec<AccountInfo>, ApiError> {
-        let caller = Caller::Whm {
-            whm_user,
-            credential,
-            auth,
-        };
-        let data = self.whm_call(
-            &caller,
-            "listaccts",
-            &[("want", "user,domain,owner,suspended")],
-        )?;
-        parse_accounts(&data)
-    }
-
-    /// WHM `version`: a cheap authenticated call for `check`.
-    pub fn version(
-        &self,
-        whm_user: &str,
-        credential: &Secret,
-        auth: AuthKind,
-    ) -> Result<String, ApiError> {
-        let caller = Caller::Whm {
-            whm_user,
-            credential,
-            auth,
-        };
-        let data = self.whm_call(&caller, "version", &[])?;
-        match data.get("version") {
-            Some(Value::String(v)) => Ok(v.clone()),
-            Some(Value::Number(n)) => Ok(n.to_string()),
-            _ => Err(ApiError::Protocol(
-                "the WHM version answer has no data.version".into(),
-            )),
-        }
-    }
-
-    /// A Tokens function through the caller's UAPI route; returns the inner `data`.
-    fn uapi_call(
-        &self,
-        caller: &Caller<'_>,
-        function: &str,
-        args: &[(&str, &str)],
-    ) -> Result<Value, ApiError> {
-        match *caller {
-            Caller::WhmFor {
-                whm_user,
-                credential,
-                auth,
-                account,
-            } => {
-                let mut form: Vec<(&str, &str)> = vec![
-                    ("api.version", "1"),
-                    ("cpanel.user", account),
-                    ("cpanel.module", "Tokens"),
-                    ("cpanel.function", function),
-                ];
-                form.extend_from_slice(args);
-                let header = authorization(whm_user, credential, auth, true);
-                let resp = self
-                    .transport
-                    .post(Port::Whm, "/json-api/uapi_cpanel", &header, &form)
-                    .map_err(ApiError::Transport)?;
-                parse_uapi_cpanel(&resp)
-            }
-            Caller::Account {
-                user,
-                credential,
-                auth,
-            } => {
-                let header = authorization(user, credential, auth, false);
-                let path = format!("/execute/Tokens/{function}");
-                let resp = self
-                    .transport
-                    .post(Port::Cpanel, &path, &header, args)
-                    .map_err(ApiError::Transport)?;
-                parse_uapi(&resp)
-            }
-            Caller::Whm { .. } => Err(ApiError::Protocol(format!(
-                "internal: UAPI Tokens::{function} called with a WHM caller"
-            ))),
-        }
-    }
-
-    /// A WHM API 1 function as the caller's `whm_user`; returns `data`.
-    fn whm_call(
-        &self,
-        caller: &Caller<'_>,
-        function: &str,
-        args: &[(&str, &str)],
-    ) -> Result<Value, ApiError> {
-        let (user, credential, auth) = match *caller {
-            Caller::Whm {
-                whm_user,
-                credential,
-                auth,
-            } => (whm_user, credential, auth),
-            Caller::WhmFor {
-                whm_user,
-                credential,
-                auth,
-                ..
-            } => (whm_user, credential, auth),
-            Caller::Account { .. } => {
-                return Err(ApiError::Protocol(format!(
-                    "internal: WHM {function} called with an account caller"
-                )));
-            }
-        };
-        let header = authorization(user, credential, auth, true);
-        let path = format!("/json-api/{function}?api.version=1");
-        let resp = self
-            .transport
-            .post(Port::Whm, &path, &header, args)
-            .map_err(ApiError::Transport)?;
-        parse_whm(&resp)
-    }
-}
-
-fn authorization<'c>(
+pub(super) fn authorization<'c>(
     user: &'c str,
     credential: &'c Secret,
     auth: AuthKind,
@@ -359,11 +26,13 @@ fn authorization<'c>(
             user,
             password: credential,
         },
-        (AuthKind::Token, true) => Authorization::Whm {
+        (AuthKind::Token, true) => Authorization::Token {
+            scheme: "whm",
             user,
             token: credential,
         },
-        (AuthKind::Token, false) => Authorization::Cpanel {
+        (AuthKind::Token, false) => Authorization::Token {
+            scheme: "cpanel",
             user,
             token: credential,
         },
@@ -371,7 +40,7 @@ fn authorization<'c>(
 }
 
 /// A refusal that means "this name is taken" becomes [`ApiError::Conflict`].
-fn conflict_on_duplicate(err: ApiError) -> ApiError {
+pub(super) fn conflict_on_duplicate(err: ApiError) -> ApiError {
     match err {
         ApiError::Rejected(m) if is_duplicate(&m) => ApiError::Conflict(m),
         other => other,
@@ -383,7 +52,7 @@ fn is_duplicate(message: &str) -> bool {
     m.contains("conflicting api token") || m.contains("already exists")
 }
 
-fn is_missing_token(message: &str) -> bool {
+pub(super) fn is_missing_token(message: &str) -> bool {
     message.to_ascii_lowercase().contains("does not exist")
 }
 
@@ -678,7 +347,7 @@ fn is_token_shaped(token: &str) -> bool {
 
 /// The `data` of `create_full_access` (`{create_time, token}`) or `api_token_create`
 /// (`{name, token, create_time, expires_at}`). The secret never appears in an error.
-fn parse_new_token(
+pub(super) fn parse_new_token(
     data: &Value,
     name: &str,
     requested_expiry: Option<i64>,
@@ -732,7 +401,7 @@ fn token_info(item: &Value, key: Option<&str>) -> Result<TokenInfo, ApiError> {
 }
 
 /// UAPI `Tokens::list` `data`: an array of tokens (null = none).
-fn parse_uapi_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
+pub(super) fn parse_uapi_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
     match data {
         Value::Array(items) => items.iter().map(|i| token_info(i, None)).collect(),
         Value::Null => Ok(Vec::new()),
@@ -741,7 +410,7 @@ fn parse_uapi_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
 }
 
 /// WHM `api_token_list` `data`: `tokens` is an object keyed by name (an array is accepted too).
-fn parse_whm_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
+pub(super) fn parse_whm_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
     match data.get("tokens") {
         Some(Value::Object(map)) => map.iter().map(|(k, v)| token_info(v, Some(k))).collect(),
         Some(Value::Array(items)) => items.iter().map(|i| token_info(i, None)).collect(),
@@ -752,8 +421,19 @@ fn parse_whm_token_list(data: &Value) -> Result<Vec<TokenInfo>, ApiError> {
     }
 }
 
+/// WHM `version` `data`: the version string.
+pub(super) fn parse_version(data: &Value) -> Result<String, ApiError> {
+    match data.get("version") {
+        Some(Value::String(v)) => Ok(v.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(ApiError::Protocol(
+            "the WHM version answer has no data.version".into(),
+        )),
+    }
+}
+
 /// WHM `listaccts` `data.acct`.
-fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError> {
+pub(super) fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError> {
     let items = match data.get("acct") {
         Some(Value::Array(items)) => items,
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -1279,11 +959,14 @@ mod tests {
         let s = Secret::new("T");
         assert!(matches!(
             authorization("u", &s, AuthKind::Token, true),
-            Authorization::Whm { .. }
+            Authorization::Token { scheme: "whm", .. }
         ));
         assert!(matches!(
             authorization("u", &s, AuthKind::Token, false),
-            Authorization::Cpanel { .. }
+            Authorization::Token {
+                scheme: "cpanel",
+                ..
+            }
         ));
         assert!(matches!(
             authorization("u", &s, AuthKind::Password, true),
@@ -1358,258 +1041,5 @@ mod tests {
                     .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
-    }
-
-    /// The typed calls against a real TLS server on 127.0.0.1: the right path, port, form and
-    /// Authorization header for each caller, and the answers mapped end to end.
-    mod wire {
-        use super::*;
-        use crate::inventory::{Accounts, Host, Pin, Tls};
-        use crate::transport::TransportConfig;
-        use crate::transport::test_server::{Recorded, Reply, TestServer, self_signed};
-
-        const CRED: &str = "WHMTOKENWHMTOKENWHMTOKENWHMTOKEN";
-
-        fn answer(r: &Recorded) -> Reply {
-            let form = r.form();
-            let get = |k: &str| {
-                form.iter()
-                    .find(|(key, _)| key == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
-            let uapi = |inner: String| {
-                format!(
-                    r#"{{"data":{{"uapi":{inner}}},"metadata":{{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}}}"#
-                )
-            };
-            if r.header("authorization")
-                .is_some_and(|a| a.contains("REVOKED"))
-            {
-                return Reply::json(403, r#"{"metadata":{"reason":"Access denied","result":0}}"#);
-            }
-            let body = match r.path.as_str() {
-                "/json-api/uapi_cpanel" if get("name") == "taken" => uapi(
-                    r#"{"data":null,"errors":["A conflicting API token with the name “taken” already exists."],"status":0}"#.into(),
-                ),
-                "/json-api/uapi_cpanel" if get("cpanel.function") == "create_full_access" => {
-                    uapi(format!(r#"{{"data":{{"create_time":1700000000,"token":"{TOKEN}"}},"errors":null,"status":1}}"#))
-                }
-                "/json-api/uapi_cpanel" if get("cpanel.function") == "list" => uapi(
-                    r#"{"data":[{"name":"old","create_time":"1600000000","expires_at":null}],"errors":null,"status":1}"#.into(),
-                ),
-                "/execute/Tokens/list" => r#"{"data":[{"name":"mine","create_time":1600000000,"expires_at":"1900000000"}],"errors":null,"status":1}"#.into(),
-                "/execute/Tokens/revoke" if get("name") == "ghost" => {
-                    r#"{"data":null,"errors":["The API token “ghost” does not exist."],"status":0}"#.into()
-                }
-                "/execute/Tokens/revoke" => r#"{"data":0,"errors":null,"status":1}"#.into(),
-                "/json-api/api_token_revoke?api.version=1" => r#"{"data":{},"metadata":{"result":1,"reason":"OK"}}"#.into(),
-                "/json-api/listaccts?api.version=1" => {
-                    r#"{"data":{"acct":[{"user":"bob","domain":"bob.example","owner":"root","suspended":"0"}]},"metadata":{"result":1}}"#.into()
-                }
-                "/json-api/version?api.version=1" => r#"{"data":{"version":"11.126.0.9"},"metadata":{"result":1}}"#.into(),
-                _ => return Reply::json(404, "{}"),
-            };
-            Reply::json(200, &body)
-        }
-
-        fn start() -> (TestServer, HostTransport) {
-            let id = self_signed(&["127.0.0.1"]);
-            let server = TestServer::start(id.server_config(), answer);
-            let host = Host {
-                name: "web1".into(),
-                address: "127.0.0.1".into(),
-                groups: vec![],
-                api: crate::inventory::Api::Whm,
-                whm_port: server.port,
-                cpanel_port: server.port,
-                whm_user: "root".into(),
-                credential: None,
-                auth: AuthKind::Token,
-                tls: Tls {
-                    pin: Some(Pin::of_der(id.leaf())),
-                    ..Tls::default()
-                },
-                per_host: None,
-                accounts: Accounts::All,
-                origin: "test".into(),
-            };
-            let t = HostTransport::new(&host, &TransportConfig::default()).unwrap();
-            (server, t)
-        }
-
-        fn field<'r>(form: &'r [(String, String)], k: &str) -> Option<&'r str> {
-            form.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_str())
-        }
-
-        #[test]
-        fn whm_for_create_goes_through_uapi_cpanel() {
-            let (server, t) = start();
-            let cred = Secret::new(CRED);
-            let caller = Caller::WhmFor {
-                whm_user: "root",
-                credential: &cred,
-                auth: AuthKind::Token,
-                account: "bob",
-            };
-            let new = Api::new(&t)
-                .create_token(&caller, "ci", Some(1900000000))
-                .unwrap();
-            assert_eq!(new.token.expose(), TOKEN);
-            assert_eq!(
-                (new.create_time, new.expires_at),
-                (1700000000, Some(1900000000))
-            );
-            let err = Api::new(&t)
-                .create_token(&caller, "taken", None)
-                .unwrap_err();
-            assert!(matches!(err, ApiError::Conflict(_)), "{err:?}");
-            let seen = server.requests();
-            let req = &seen[0];
-            assert_eq!(req.path, "/json-api/uapi_cpanel");
-            assert_eq!(
-                req.header("authorization"),
-                Some(format!("whm root:{CRED}").as_str())
-            );
-            let form = req.form();
-            assert_eq!(field(&form, "api.version"), Some("1"));
-            assert_eq!(field(&form, "cpanel.user"), Some("bob"));
-            assert_eq!(field(&form, "cpanel.module"), Some("Tokens"));
-            assert_eq!(field(&form, "cpanel.function"), Some("create_full_access"));
-            assert_eq!(field(&form, "name"), Some("ci"));
-            assert_eq!(field(&form, "expires_at"), Some("1900000000"));
-            assert_eq!(
-                field(&seen[1].form(), "expires_at"),
-                None,
-                "never expiring sends no expires_at"
-            );
-            let list = Api::new(&t).list_tokens(&caller).unwrap();
-            assert_eq!(
-                list,
-                vec![TokenInfo {
-                    name: "old".into(),
-                    create_time: Some(1600000000),
-                    expires_at: None
-                }]
-            );
-        }
-
-        #[test]
-        fn account_calls_go_to_execute_with_the_account_credential() {
-            let (server, t) = start();
-            let cred = Secret::new(CRED);
-            let caller = Caller::Account {
-                user: "bob",
-                credential: &cred,
-                auth: AuthKind::Token,
-            };
-            let list = Api::new(&t).list_tokens(&caller).unwrap();
-            assert_eq!(list[0].expires_at, Some(1900000000));
-            let names = vec!["old".to_string(), "ghost".to_string()];
-            Api::new(&t).revoke_tokens(&caller, &names).unwrap();
-            let pw = Secret::new("hunter2");
-            let by_password = Caller::Account {
-                user: "bob",
-                credential: &pw,
-                auth: AuthKind::Password,
-            };
-            Api::new(&t).list_tokens(&by_password).unwrap();
-            let seen = server.requests();
-            assert_eq!(seen.len(), 4);
-            assert_eq!(seen[0].path, "/execute/Tokens/list");
-            assert_eq!(
-                seen[0].header("authorization"),
-                Some(format!("cpanel bob:{CRED}").as_str())
-            );
-            assert_eq!(
-                (seen[1].path.as_str(), seen[1].form()),
-                (
-                    "/execute/Tokens/revoke",
-                    vec![("name".into(), "old".into())]
-                )
-            );
-            assert_eq!(
-                seen[2].form(),
-                vec![("name".to_string(), "ghost".to_string())]
-            );
-            assert_eq!(
-                seen[3].header("authorization"),
-                Some("Basic Ym9iOmh1bnRlcjI=")
-            );
-        }
-
-        #[test]
-        fn whm_revoke_sends_every_name_in_one_call_and_nothing_for_none() {
-            let (server, t) = start();
-            let cred = Secret::new(CRED);
-            let caller = Caller::Whm {
-                whm_user: "root",
-                credential: &cred,
-                auth: AuthKind::Token,
-            };
-            Api::new(&t).revoke_tokens(&caller, &[]).unwrap();
-            assert!(server.requests().is_empty());
-            let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-            Api::new(&t).revoke_tokens(&caller, &names).unwrap();
-            let seen = server.requests();
-            assert_eq!(seen.len(), 1);
-            assert_eq!(seen[0].path, "/json-api/api_token_revoke?api.version=1");
-            assert_eq!(
-                seen[0].form(),
-                vec![
-                    ("token_name".into(), "a".into()),
-                    ("token_name-1".into(), "b".into()),
-                    ("token_name-2".into(), "c".into())
-                ]
-            );
-        }
-
-        #[test]
-        fn listaccts_and_version() {
-            let (server, t) = start();
-            let cred = Secret::new(CRED);
-            let accts = Api::new(&t)
-                .list_accounts("root", &cred, AuthKind::Token)
-                .unwrap();
-            assert_eq!(
-                accts,
-                vec![AccountInfo {
-                    user: "bob".into(),
-                    domain: "bob.example".into(),
-                    owner: "root".into(),
-                    suspended: false
-                }]
-            );
-            assert_eq!(
-                Api::new(&t)
-                    .version("root", &cred, AuthKind::Token)
-                    .unwrap(),
-                "11.126.0.9"
-            );
-            assert_eq!(
-                server.requests()[0].header("authorization"),
-                Some(format!("whm root:{CRED}").as_str())
-            );
-        }
-
-        #[test]
-        fn a_refused_credential_is_auth_and_never_echoes_it() {
-            let (_server, t) = start();
-            let cred = Secret::new("REVOKEDREVOKEDREVOKEDREVOKED1234");
-            let e = Api::new(&t)
-                .version("root", &cred, AuthKind::Token)
-                .unwrap_err();
-            assert_eq!(
-                e,
-                ApiError::Auth {
-                    status: 403,
-                    message: "Access denied".into()
-                }
-            );
-            assert!(!e.is_retryable());
-            assert!(!format!("{e} {e:?} {}", e.cause()).contains("REVOKED"));
-        }
     }
 }

@@ -1,0 +1,623 @@
+//! One logical call = one HTTPS request on the host's transport, for both cPanel routes: the
+//! request is built and the answer parsed by `protocol.rs`; this file only sends. [`Caller`] is
+//! who makes the call on the wire, and so which endpoint and Authorization header it uses.
+
+use super::protocol::{
+    authorization, conflict_on_duplicate, is_missing_token, parse_accounts, parse_new_token,
+    parse_uapi, parse_uapi_cpanel, parse_uapi_token_list, parse_version, parse_whm,
+    parse_whm_token_list,
+};
+use super::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
+use crate::inventory::{AuthKind, Host};
+use crate::secret::Secret;
+use crate::transport::HostTransport;
+use crate::trust::Pin;
+use serde_json::Value;
+
+/// Who makes a call, and so which endpoint and Authorization header it uses.
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// A WHM token (or password) of `whm_user` acting for `account` through `uapi_cpanel`.
+    WhmFor {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+        account: &'a str,
+    },
+    /// The account itself on the cPanel port (`/execute/Tokens/...`).
+    Account {
+        user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
+    /// `whm_user`'s own WHM API tokens (`api_token_*`), for `--scope whm`.
+    Whm {
+        whm_user: &'a str,
+        credential: &'a Secret,
+        auth: AuthKind,
+    },
+}
+
+/// Typed calls on one host: each builds its request with `protocol.rs`, sends it once over the
+/// host's transport, and parses the answer with `protocol.rs`.
+pub struct Http {
+    transport: HostTransport,
+    whm_port: u16,
+    cpanel_port: u16,
+}
+
+impl Http {
+    pub fn new(transport: HostTransport, whm_port: u16, cpanel_port: u16) -> Self {
+        Http {
+            transport,
+            whm_port,
+            cpanel_port,
+        }
+    }
+
+    /// The SHA-256 of the certificate the host presented on its last handshake.
+    pub fn peer_pin(&self) -> Option<Pin> {
+        self.transport.peer_pin()
+    }
+
+    /// Create a full-access token named `name`. `expires_at`: unix seconds, `None` = never.
+    pub fn create_token(
+        &self,
+        caller: &Caller<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken, ApiError> {
+        let expires = expires_at.map(|e| e.to_string());
+        let data = match caller {
+            Caller::Whm { .. } => {
+                let mut form: Vec<(&str, &str)> = vec![("token_name", name)];
+                if let Some(e) = &expires {
+                    form.push(("expires_at", e));
+                }
+                self.whm_call(caller, "api_token_create", &form)
+            }
+            _ => {
+                let mut form: Vec<(&str, &str)> = vec![("name", name)];
+                if let Some(e) = &expires {
+                    form.push(("expires_at", e));
+                }
+                self.uapi_call(caller, "create_full_access", &form)
+            }
+        }
+        .map_err(conflict_on_duplicate)?;
+        parse_new_token(&data, name, expires_at)
+    }
+
+    /// The caller's tokens (the account's, or `whm_user`'s for `Caller::Whm`).
+    pub fn list_tokens(&self, caller: &Caller<'_>) -> Result<Vec<TokenInfo>, ApiError> {
+        match caller {
+            Caller::Whm { .. } => {
+                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[])?)
+            }
+            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[])?),
+        }
+    }
+
+    /// Revoke tokens by name. Unknown names are not an error.
+    pub fn revoke_tokens(&self, caller: &Caller<'_>, names: &[String]) -> Result<(), ApiError> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        match caller {
+            Caller::Whm { .. } => {
+                let keys: Vec<String> = (0..names.len())
+                    .map(|i| {
+                        if i == 0 {
+                            "token_name".to_string()
+                        } else {
+                            format!("token_name-{i}")
+                        }
+                    })
+                    .collect();
+                let form: Vec<(&str, &str)> = keys
+                    .iter()
+                    .map(String::as_str)
+                    .zip(names.iter().map(String::as_str))
+                    .collect();
+                self.whm_call(caller, "api_token_revoke", &form).map(|_| ())
+            }
+            _ => {
+                // UAPI revokes one name per call.
+                for name in names {
+                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())]) {
+                        Ok(_) => {}
+                        Err(ApiError::Rejected(m)) if is_missing_token(&m) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// WHM `listaccts` as `whm_user`.
+    pub fn list_accounts(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<Vec<AccountInfo>, ApiError> {
+        let caller = Caller::Whm {
+            whm_user,
+            credential,
+            auth,
+        };
+        let data = self.whm_call(
+            &caller,
+            "listaccts",
+            &[("want", "user,domain,owner,suspended")],
+        )?;
+        parse_accounts(&data)
+    }
+
+    /// WHM `version`: a cheap authenticated call for `check`.
+    pub fn version(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+    ) -> Result<String, ApiError> {
+        let caller = Caller::Whm {
+            whm_user,
+            credential,
+            auth,
+        };
+        parse_version(&self.whm_call(&caller, "version", &[])?)
+    }
+
+    /// A Tokens function through the caller's UAPI route; returns the inner `data`.
+    fn uapi_call(
+        &self,
+        caller: &Caller<'_>,
+        function: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        match *caller {
+            Caller::WhmFor {
+                whm_user,
+                credential,
+                auth,
+                account,
+            } => {
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("api.version", "1"),
+                    ("cpanel.user", account),
+                    ("cpanel.module", "Tokens"),
+                    ("cpanel.function", function),
+                ];
+                form.extend_from_slice(args);
+                let header = authorization(whm_user, credential, auth, true);
+                let resp = self
+                    .transport
+                    .post(self.whm_port, "/json-api/uapi_cpanel", &header, &form)
+                    .map_err(ApiError::Transport)?;
+                parse_uapi_cpanel(&resp)
+            }
+            Caller::Account {
+                user,
+                credential,
+                auth,
+            } => {
+                let header = authorization(user, credential, auth, false);
+                let path = format!("/execute/Tokens/{function}");
+                let resp = self
+                    .transport
+                    .post(self.cpanel_port, &path, &header, args)
+                    .map_err(ApiError::Transport)?;
+                parse_uapi(&resp)
+            }
+            Caller::Whm { .. } => Err(ApiError::Protocol(format!(
+                "internal: UAPI Tokens::{function} called with a WHM caller"
+            ))),
+        }
+    }
+
+    /// A WHM API 1 function as the caller's `whm_user`; returns `data`.
+    fn whm_call(
+        &self,
+        caller: &Caller<'_>,
+        function: &str,
+        args: &[(&str, &str)],
+    ) -> Result<Value, ApiError> {
+        let (user, credential, auth) = match *caller {
+            Caller::Whm {
+                whm_user,
+                credential,
+                auth,
+            } => (whm_user, credential, auth),
+            Caller::WhmFor {
+                whm_user,
+                credential,
+                auth,
+                ..
+            } => (whm_user, credential, auth),
+            Caller::Account { .. } => {
+                return Err(ApiError::Protocol(format!(
+                    "internal: WHM {function} called with an account caller"
+                )));
+            }
+        };
+        let header = authorization(user, credential, auth, true);
+        let path = format!("/json-api/{function}?api.version=1");
+        let resp = self
+            .transport
+            .post(self.whm_port, &path, &header, args)
+            .map_err(ApiError::Transport)?;
+        parse_whm(&resp)
+    }
+}
+
+/// How one cPanel route reaches an account's tokens: the only thing `whm.rs` and `cpanel.rs`
+/// decide. Everything else (WHM tokens, discovery, verify, check) is the same on both.
+pub(super) trait Route: Send + Sync + 'static {
+    /// The wire caller for `user`'s tokens, given the account's own credential (if the plan
+    /// has one) and the host's.
+    fn account<'a>(
+        user: &'a str,
+        own: Option<Cred<'a>>,
+        host: Option<Cred<'a>>,
+        whm_user: &'a str,
+    ) -> Result<Caller<'a>, ApiError>;
+}
+
+/// A [`Backend`] over cPanel's HTTPS APIs, with the account route `R`.
+pub(super) struct HttpBackend<R> {
+    http: Http,
+    url_host: String,
+    whm_port: u16,
+    cpanel_port: u16,
+    whm_user: String,
+    auth: AuthKind,
+    credential: Option<Secret>,
+    route: std::marker::PhantomData<R>,
+}
+
+impl<R: Route> HttpBackend<R> {
+    pub(super) fn new(http: Http, host: &Host, credential: Option<Secret>) -> Self {
+        HttpBackend {
+            http,
+            url_host: crate::transport::url_host(&host.address),
+            whm_port: host.whm_port,
+            cpanel_port: host.cpanel_port,
+            whm_user: host.whm_user.clone(),
+            auth: host.auth,
+            credential,
+            route: std::marker::PhantomData,
+        }
+    }
+
+    fn host_cred(&self) -> Option<Cred<'_>> {
+        self.credential.as_ref().map(|secret| Cred {
+            secret,
+            auth: self.auth,
+        })
+    }
+
+    fn whm_cred(&self) -> Result<Cred<'_>, ApiError> {
+        self.host_cred()
+            .ok_or_else(|| ApiError::NoCredential("no WHM credential for this host".into()))
+    }
+
+    fn caller<'a>(&'a self, owner: Owner<'a>) -> Result<Caller<'a>, ApiError> {
+        match owner {
+            Owner::WhmUser { credential } => {
+                let cred = match credential {
+                    Some(c) => c,
+                    None => self.whm_cred()?,
+                };
+                Ok(Caller::Whm {
+                    whm_user: &self.whm_user,
+                    credential: cred.secret,
+                    auth: cred.auth,
+                })
+            }
+            Owner::Account { user, credential } => {
+                R::account(user, credential, self.host_cred(), &self.whm_user)
+            }
+        }
+    }
+}
+
+impl<R: Route> Backend for HttpBackend<R> {
+    fn list_accounts(&self) -> Result<Vec<AccountInfo>, ApiError> {
+        let cred = self.whm_cred()?;
+        self.http
+            .list_accounts(&self.whm_user, cred.secret, cred.auth)
+    }
+
+    fn list_tokens(&self, owner: Owner<'_>) -> Result<Vec<TokenInfo>, ApiError> {
+        self.http.list_tokens(&self.caller(owner)?)
+    }
+
+    fn create_token(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken, ApiError> {
+        self.http
+            .create_token(&self.caller(owner)?, name, expires_at)
+    }
+
+    fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError> {
+        self.http.revoke_tokens(&self.caller(owner)?, names)
+    }
+
+    /// WHM tokens: WHM `version` with the new token; account tokens: UAPI `Tokens::list` on the
+    /// cPanel port as the account with the new token, whatever route created it.
+    fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError> {
+        match owner {
+            Owner::WhmUser { .. } => self
+                .http
+                .version(&self.whm_user, token, AuthKind::Token)
+                .map(|_| ()),
+            Owner::Account { user, .. } => self
+                .http
+                .list_tokens(&Caller::Account {
+                    user,
+                    credential: token,
+                    auth: AuthKind::Token,
+                })
+                .map(|_| ()),
+        }
+    }
+
+    fn whoami(&self) -> Result<String, ApiError> {
+        let cred = self
+            .host_cred()
+            .ok_or_else(|| ApiError::Protocol("no WHM credential to check".into()))?;
+        self.http.version(&self.whm_user, cred.secret, cred.auth)
+    }
+
+    fn url(&self, owner: Owner<'_>) -> String {
+        let port = match owner {
+            Owner::WhmUser { .. } => self.whm_port,
+            Owner::Account { .. } => self.cpanel_port,
+        };
+        format!("https://{}:{port}", self.url_host)
+    }
+
+    fn peer_pin(&self) -> Option<Pin> {
+        self.http.peer_pin()
+    }
+}
+
+#[cfg(test)]
+mod wire {
+    use super::*;
+    use crate::transport::test_server::{Recorded, Reply, TestServer, self_signed};
+    use crate::transport::{Endpoint, TransportConfig};
+    use crate::trust::{Pin, Tls};
+
+    const CRED: &str = "WHMTOKENWHMTOKENWHMTOKENWHMTOKEN";
+
+    fn answer(r: &Recorded) -> Reply {
+        let form = r.form();
+        let get = |k: &str| {
+            form.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let uapi = |inner: String| {
+            format!(
+                r#"{{"data":{{"uapi":{inner}}},"metadata":{{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}}}"#
+            )
+        };
+        if r.header("authorization")
+            .is_some_and(|a| a.contains("REVOKED"))
+        {
+            return Reply::json(403, r#"{"metadata":{"reason":"Access denied","result":0}}"#);
+        }
+        let body = match r.path.as_str() {
+                "/json-api/uapi_cpanel" if get("name") == "taken" => uapi(
+                    r#"{"data":null,"errors":["A conflicting API token with the name “taken” already exists."],"status":0}"#.into(),
+                ),
+                "/json-api/uapi_cpanel" if get("cpanel.function") == "create_full_access" => {
+                    uapi(format!(r#"{{"data":{{"create_time":1700000000,"token":"{TOKEN}"}},"errors":null,"status":1}}"#))
+                }
+                "/json-api/uapi_cpanel" if get("cpanel.function") == "list" => uapi(
+                    r#"{"data":[{"name":"old","create_time":"1600000000","expires_at":null}],"errors":null,"status":1}"#.into(),
+                ),
+                "/execute/Tokens/list" => r#"{"data":[{"name":"mine","create_time":1600000000,"expires_at":"1900000000"}],"errors":null,"status":1}"#.into(),
+                "/execute/Tokens/revoke" if get("name") == "ghost" => {
+                    r#"{"data":null,"errors":["The API token “ghost” does not exist."],"status":0}"#.into()
+                }
+                "/execute/Tokens/revoke" => r#"{"data":0,"errors":null,"status":1}"#.into(),
+                "/json-api/api_token_revoke?api.version=1" => r#"{"data":{},"metadata":{"result":1,"reason":"OK"}}"#.into(),
+                "/json-api/listaccts?api.version=1" => {
+                    r#"{"data":{"acct":[{"user":"bob","domain":"bob.example","owner":"root","suspended":"0"}]},"metadata":{"result":1}}"#.into()
+                }
+                "/json-api/version?api.version=1" => r#"{"data":{"version":"11.126.0.9"},"metadata":{"result":1}}"#.into(),
+                _ => return Reply::json(404, "{}"),
+            };
+        Reply::json(200, &body)
+    }
+
+    const TOKEN: &str = "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9";
+
+    fn start() -> (TestServer, Http) {
+        let id = self_signed(&["127.0.0.1"]);
+        let server = TestServer::start(id.server_config(), answer);
+        let endpoint = Endpoint {
+            address: "127.0.0.1".into(),
+            tls: Tls {
+                pin: Some(Pin::of_der(id.leaf())),
+                ..Tls::default()
+            },
+            origin: "test".into(),
+        };
+        let t = HostTransport::new(&endpoint, &TransportConfig::default()).unwrap();
+        let port = server.port;
+        (server, Http::new(t, port, port))
+    }
+
+    fn field<'r>(form: &'r [(String, String)], k: &str) -> Option<&'r str> {
+        form.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn whm_for_create_goes_through_uapi_cpanel() {
+        let (server, t) = start();
+        let cred = Secret::new(CRED);
+        let caller = Caller::WhmFor {
+            whm_user: "root",
+            credential: &cred,
+            auth: AuthKind::Token,
+            account: "bob",
+        };
+        let new = t.create_token(&caller, "ci", Some(1900000000)).unwrap();
+        assert_eq!(new.token.expose(), TOKEN);
+        assert_eq!(
+            (new.create_time, new.expires_at),
+            (1700000000, Some(1900000000))
+        );
+        let err = t.create_token(&caller, "taken", None).unwrap_err();
+        assert!(matches!(err, ApiError::Conflict(_)), "{err:?}");
+        let seen = server.requests();
+        let req = &seen[0];
+        assert_eq!(req.path, "/json-api/uapi_cpanel");
+        assert_eq!(
+            req.header("authorization"),
+            Some(format!("whm root:{CRED}").as_str())
+        );
+        let form = req.form();
+        assert_eq!(field(&form, "api.version"), Some("1"));
+        assert_eq!(field(&form, "cpanel.user"), Some("bob"));
+        assert_eq!(field(&form, "cpanel.module"), Some("Tokens"));
+        assert_eq!(field(&form, "cpanel.function"), Some("create_full_access"));
+        assert_eq!(field(&form, "name"), Some("ci"));
+        assert_eq!(field(&form, "expires_at"), Some("1900000000"));
+        assert_eq!(
+            field(&seen[1].form(), "expires_at"),
+            None,
+            "never expiring sends no expires_at"
+        );
+        let list = t.list_tokens(&caller).unwrap();
+        assert_eq!(
+            list,
+            vec![TokenInfo {
+                name: "old".into(),
+                create_time: Some(1600000000),
+                expires_at: None
+            }]
+        );
+    }
+
+    #[test]
+    fn account_calls_go_to_execute_with_the_account_credential() {
+        let (server, t) = start();
+        let cred = Secret::new(CRED);
+        let caller = Caller::Account {
+            user: "bob",
+            credential: &cred,
+            auth: AuthKind::Token,
+        };
+        let list = t.list_tokens(&caller).unwrap();
+        assert_eq!(list[0].expires_at, Some(1900000000));
+        let names = vec!["old".to_string(), "ghost".to_string()];
+        t.revoke_tokens(&caller, &names).unwrap();
+        let pw = Secret::new("hunter2");
+        let by_password = Caller::Account {
+            user: "bob",
+            credential: &pw,
+            auth: AuthKind::Password,
+        };
+        t.list_tokens(&by_password).unwrap();
+        let seen = server.requests();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[0].path, "/execute/Tokens/list");
+        assert_eq!(
+            seen[0].header("authorization"),
+            Some(format!("cpanel bob:{CRED}").as_str())
+        );
+        assert_eq!(
+            (seen[1].path.as_str(), seen[1].form()),
+            (
+                "/execute/Tokens/revoke",
+                vec![("name".into(), "old".into())]
+            )
+        );
+        assert_eq!(
+            seen[2].form(),
+            vec![("name".to_string(), "ghost".to_string())]
+        );
+        assert_eq!(
+            seen[3].header("authorization"),
+            Some("Basic Ym9iOmh1bnRlcjI=")
+        );
+    }
+
+    #[test]
+    fn whm_revoke_sends_every_name_in_one_call_and_nothing_for_none() {
+        let (server, t) = start();
+        let cred = Secret::new(CRED);
+        let caller = Caller::Whm {
+            whm_user: "root",
+            credential: &cred,
+            auth: AuthKind::Token,
+        };
+        t.revoke_tokens(&caller, &[]).unwrap();
+        assert!(server.requests().is_empty());
+        let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+        t.revoke_tokens(&caller, &names).unwrap();
+        let seen = server.requests();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].path, "/json-api/api_token_revoke?api.version=1");
+        assert_eq!(
+            seen[0].form(),
+            vec![
+                ("token_name".into(), "a".into()),
+                ("token_name-1".into(), "b".into()),
+                ("token_name-2".into(), "c".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn listaccts_and_version() {
+        let (server, t) = start();
+        let cred = Secret::new(CRED);
+        let accts = t.list_accounts("root", &cred, AuthKind::Token).unwrap();
+        assert_eq!(
+            accts,
+            vec![AccountInfo {
+                user: "bob".into(),
+                domain: "bob.example".into(),
+                owner: "root".into(),
+                suspended: false
+            }]
+        );
+        assert_eq!(
+            t.version("root", &cred, AuthKind::Token).unwrap(),
+            "11.126.0.9"
+        );
+        assert_eq!(
+            server.requests()[0].header("authorization"),
+            Some(format!("whm root:{CRED}").as_str())
+        );
+    }
+
+    #[test]
+    fn a_refused_credential_is_auth_and_never_echoes_it() {
+        let (_server, t) = start();
+        let cred = Secret::new("REVOKEDREVOKEDREVOKEDREVOKED1234");
+        let e = t.version("root", &cred, AuthKind::Token).unwrap_err();
+        assert_eq!(
+            e,
+            ApiError::Auth {
+                status: 403,
+                message: "Access denied".into()
+            }
+        );
+        assert!(!e.is_retryable());
+        assert!(!format!("{e} {e:?} {}", e.cause()).contains("REVOKED"));
+    }
+}

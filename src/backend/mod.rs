@@ -1,0 +1,231 @@
+//! Why this module exists: the run needs a handful of operations on a server (list accounts,
+//! list, create and revoke tokens, verify a new token, check a credential) and must not care how
+//! they travel. This module states them once as the [`Backend`] trait, typed in and out, with
+//! errors that say whether a mutation may have happened ([`ApiError::outcome_unknown`]). Each way
+//! of reaching a server is one implementation, registered in [`open`]:
+//!
+//! - `whm.rs`: `api = "whm"`, a WHM credential acts for every account through `uapi_cpanel`;
+//! - `cpanel.rs`: `api = "cpanel"`, each account's own credential on the cPanel port;
+//!
+//! both over `http.rs` (one call = one HTTPS request on [`crate::transport`]) and `protocol.rs`
+//! (cPanel's envelopes and quirks, pure functions, no I/O). See docs/DESIGN.md §7.
+
+use crate::inventory::{Api, AuthKind, Host};
+use crate::secret::Secret;
+use crate::transport::{Endpoint, HostTransport, TransportConfig, TransportError};
+use crate::trust::Pin;
+
+mod cpanel;
+mod http;
+mod protocol;
+mod whm;
+
+pub use http::{Caller, Http};
+pub use protocol::{parse_uapi, parse_uapi_cpanel, parse_whm};
+
+/// A token as listed by the server (no secret: the server keeps only a hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub name: String,
+    pub create_time: Option<i64>,
+    /// Unix seconds; `None` = never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// A token just created: its secret is shown this once.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub token: Secret,
+    pub create_time: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// An account as WHM `listaccts` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub user: String,
+    pub domain: String,
+    pub owner: String,
+    pub suspended: bool,
+}
+
+/// A credential and what kind it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Cred<'a> {
+    pub secret: &'a Secret,
+    pub auth: AuthKind,
+}
+
+impl<'a> Cred<'a> {
+    /// An API token (a new token is always one).
+    pub fn token(secret: &'a Secret) -> Cred<'a> {
+        Cred {
+            secret,
+            auth: AuthKind::Token,
+        }
+    }
+}
+
+/// Whose tokens a call is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Owner<'a> {
+    /// A cPanel account. `credential`: the account's own, where the backend uses one
+    /// (`api = "cpanel"`; it falls back to the host's); a WHM backend acts with the host's.
+    Account {
+        user: &'a str,
+        credential: Option<Cred<'a>>,
+    },
+    /// The host's `whm_user` and its own WHM API tokens (`--scope whm`). `credential` replaces
+    /// the host's (the calls after a rotation use the new token).
+    WhmUser { credential: Option<Cred<'a>> },
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 401/403: the credential was refused. Never retry (cPHulk).
+    #[error("authentication refused (HTTP {status}): {message}")]
+    Auth { status: u16, message: String },
+    /// The API answered and said no (inner `status: 0`, `metadata.result: 0`).
+    #[error("the server refused: {0}")]
+    Rejected(String),
+    /// A duplicate token name on create.
+    #[error("{0}")]
+    Conflict(String),
+    /// The answer was not the API's (HTML, non-JSON, redirect, wrong shape).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// An HTTP status other than 2xx/401/403, e.g. 429 or 503.
+    #[error("HTTP {status}")]
+    Http { status: u16 },
+    /// No answer at all.
+    #[error("{0}")]
+    Transport(TransportError),
+    /// The call cannot be made: the plan holds no credential for it. Nothing was sent.
+    #[error("{0}")]
+    NoCredential(String),
+}
+
+impl ApiError {
+    /// Worth another try after a backoff: connect errors, 429, 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Http { status } => *status == 429 || (500..600).contains(status),
+            ApiError::Transport(TransportError::Connect(_)) => true,
+            ApiError::Transport(e) => e.maybe_sent(),
+            _ => false,
+        }
+    }
+
+    /// A mutation that failed this way may have been performed anyway.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            ApiError::Transport(e) => e.maybe_sent(),
+            ApiError::Http { status } => (500..600).contains(status),
+            _ => false,
+        }
+    }
+
+    /// The failure says the host is broken, not the target: nothing came back, 429/5xx after
+    /// every retry, or an answer that is not the API. A refusal by the API itself (a bad name,
+    /// a duplicate) says nothing about the host.
+    pub fn host_broken(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Transport(_) | ApiError::Http { .. } | ApiError::Protocol(_)
+        )
+    }
+
+    /// A short cause for folding failures in the summary ("TLS pin mismatch").
+    pub fn cause(&self) -> String {
+        match self {
+            ApiError::Auth { status, .. } => format!("authentication refused (HTTP {status})"),
+            ApiError::Rejected(m) => m.clone(),
+            ApiError::Conflict(_) => "token name already exists".into(),
+            ApiError::Protocol(m) => m.clone(),
+            ApiError::NoCredential(m) => m.clone(),
+            ApiError::Http { status } => format!("HTTP {status}"),
+            ApiError::Transport(TransportError::PinMismatch { .. }) => "TLS pin mismatch".into(),
+            ApiError::Transport(TransportError::Tls(_)) => "TLS verification failed".into(),
+            ApiError::Transport(TransportError::Connect(_)) => "cannot connect".into(),
+            ApiError::Transport(TransportError::Timeout { .. }) => "timed out".into(),
+            ApiError::Transport(TransportError::Io { .. }) => "connection lost".into(),
+            ApiError::Transport(TransportError::BodyTooLarge { .. }) => {
+                "response body too large".into()
+            }
+            ApiError::Transport(TransportError::Request(_)) => "request could not be built".into(),
+        }
+    }
+
+    /// The certificate the server presented, when the call failed on a pin mismatch.
+    pub fn presented_pin(&self) -> Option<Pin> {
+        match self {
+            ApiError::Transport(TransportError::PinMismatch { got, .. }) => Some(*got),
+            _ => None,
+        }
+    }
+}
+
+/// The operations a run performs on one server. One value serves one host for the whole run
+/// and is shared by the workers of that host's lane (at most `per_host` calls at once).
+///
+/// Every method is one logical call; retries are the run's business. A mutation that fails
+/// with [`ApiError::outcome_unknown`] may have happened on the server.
+pub trait Backend: Send + Sync {
+    /// Every account on the server (for `accounts = "*"`).
+    fn list_accounts(&self) -> Result<Vec<AccountInfo>, ApiError>;
+    /// The owner's tokens.
+    fn list_tokens(&self, owner: Owner<'_>) -> Result<Vec<TokenInfo>, ApiError>;
+    /// Create a full-access token named `name`; `expires_at`: unix seconds, `None` = never.
+    /// A name already taken is [`ApiError::Conflict`].
+    fn create_token(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken, ApiError>;
+    /// Revoke tokens by name; names that do not exist are not an error.
+    fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError>;
+    /// A read-only call that authenticates with `token` alone: proof that a new token works
+    /// where the handoff says it does.
+    fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError>;
+    /// A cheap authenticated call with the host's own credential (`check`): the server's
+    /// version on success.
+    fn whoami(&self) -> Result<String, ApiError>;
+    /// Where the owner's tokens work, as the handoff's `url` (`https://ADDRESS:PORT`).
+    fn url(&self, owner: Owner<'_>) -> String;
+    /// The SHA-256 of the certificate the server presented last, in `tls_pin`'s form.
+    fn peer_pin(&self) -> Option<Pin>;
+}
+
+/// The backends of a fleet, in plan order: `fleet[i]` serves `plan.hosts[i]`.
+pub type Fleet = Vec<Box<dyn Backend>>;
+
+/// What every backend of a host is built from.
+pub struct HostAccess<'a> {
+    pub host: &'a Host,
+    /// The host's WHM credential (or an account's default one), resolved by the plan.
+    pub credential: Option<&'a Secret>,
+    pub transport: TransportConfig,
+}
+
+/// The backend for one host: the one registration point for a new way of reaching servers.
+/// Reads TLS files now, so a bad CA file is an input problem.
+pub fn open(access: &HostAccess<'_>) -> Result<Box<dyn Backend>, crate::error::Problem> {
+    let host = access.host;
+    let transport = HostTransport::new(
+        &Endpoint {
+            address: host.address.clone(),
+            tls: host.tls.clone(),
+            origin: host.origin.clone(),
+        },
+        &access.transport,
+    )?;
+    let http = Http::new(transport, host.whm_port, host.cpanel_port);
+    let credential = access.credential.cloned();
+    Ok(match host.api {
+        Api::Whm => Box::new(whm::WhmBackend::new(http, host, credential)),
+        Api::Cpanel => Box::new(cpanel::CpanelBackend::new(http, host, credential)),
+    })
+}

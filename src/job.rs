@@ -1,0 +1,208 @@
+//! Why this module exists: a run is described once and built once. [`RunRecord`] is the typed
+//! record of a `create` or `rotate` (its flags, options and plan fingerprint) that the journal
+//! carries and `resume` reads back, so both ends agree by type, not by string keys; [`defaults`]
+//! is the one place the option defaults live; [`backends`] turns a validated plan into the
+//! backend of each host, for `create`/`rotate`/`revoke`/`list`/`check` and `resume` alike (as
+//! ripgrep's `HiArgs` builds its workers). See docs/DESIGN.md §4 and §7.
+
+use crate::backend::{self, Fleet, HostAccess};
+use crate::error::InputError;
+use crate::plan::Plan;
+use crate::run::RunOptions;
+use crate::transport::TransportConfig;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The defaults of the run options, used by the command line and by resume of journals that
+/// predate an option.
+pub mod defaults {
+    /// `--jobs`: requests in flight over the whole fleet.
+    pub const JOBS: u32 = 32;
+    /// `--per-host`: requests in flight per server (below cPHulk's 5 failed logins).
+    pub const PER_HOST: u32 = 4;
+    /// `--timeout`, seconds per request.
+    pub const TIMEOUT_SECS: u64 = 30;
+    /// `--retries` after a retryable failure.
+    pub const RETRIES: u32 = 3;
+    /// TCP + TLS connect timeout cap, seconds.
+    pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+}
+
+fn default_jobs() -> u32 {
+    defaults::JOBS
+}
+fn default_per_host() -> u32 {
+    defaults::PER_HOST
+}
+fn default_timeout() -> u64 {
+    defaults::TIMEOUT_SECS
+}
+fn default_retries() -> u32 {
+    defaults::RETRIES
+}
+fn yes() -> bool {
+    true
+}
+
+/// The options of a `create` or `rotate`, as the journal's plan line records them (its
+/// `options`): everything needed to rebuild the same plan (names expand with the same date and
+/// run id) and to tell whether the inventory changed in a way that matters. Fields added later
+/// have defaults, so older journals still read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run date (`{date}`), YYYYMMDD.
+    #[serde(default)]
+    pub date: Option<String>,
+    /// The inventory's absolute path, for a resume started from another folder.
+    #[serde(default)]
+    pub inventory_abs: Option<String>,
+    /// The plan's fingerprint (`resume::fingerprint`): hosts, where their tokens live, accounts.
+    #[serde(default)]
+    pub targets: Option<serde_json::Value>,
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub accounts: Option<String>,
+    #[serde(default = "default_jobs")]
+    pub jobs: u32,
+    #[serde(default = "default_per_host")]
+    pub per_host: u32,
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// `--name` as given (a template).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `--revoke` (rotate).
+    #[serde(default)]
+    pub revoke: Option<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default = "yes")]
+    pub verify: bool,
+    #[serde(default)]
+    pub replace_existing: bool,
+    /// The handoff file (`-o`).
+    #[serde(default)]
+    pub output: Option<String>,
+    #[serde(default)]
+    pub armor: Option<bool>,
+    /// The handoff's plaintext format: `csv` or `json`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+impl RunRecord {
+    /// The record as the journal stores it.
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a run record is plain data")
+    }
+
+    /// Read the journal's `options` back; a journal without any reads as all defaults.
+    pub fn from_value(v: &serde_json::Value) -> Result<RunRecord, serde_json::Error> {
+        if v.is_null() {
+            return serde_json::from_value(serde_json::json!({}));
+        }
+        serde_json::from_value(v.clone())
+    }
+
+    /// The run options this record asks for.
+    pub fn run_options(&self) -> RunOptions {
+        RunOptions {
+            jobs: self.jobs.max(1) as usize,
+            retries: self.retries,
+            verify: self.verify,
+            replace_existing: self.replace_existing,
+            ..RunOptions::default()
+        }
+    }
+}
+
+/// How the network side of a run behaves, from `--timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct NetOptions {
+    pub timeout_secs: u64,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            timeout_secs: defaults::TIMEOUT_SECS,
+        }
+    }
+}
+
+/// The backend of every host of `plan`, in plan order (`backends[i]` serves `plan.hosts[i]`).
+/// Every problem (an unreadable CA file, say) is reported at once, and nothing is contacted.
+pub fn backends(plan: &Plan, net: NetOptions) -> Result<Fleet, InputError> {
+    let mut problems = Vec::new();
+    let mut out = Vec::with_capacity(plan.hosts.len());
+    for hp in &plan.hosts {
+        let access = HostAccess {
+            host: &hp.host,
+            credential: hp.credential.as_ref(),
+            transport: TransportConfig {
+                timeout: Duration::from_secs(net.timeout_secs),
+                connect_timeout: Duration::from_secs(
+                    net.timeout_secs.min(defaults::CONNECT_TIMEOUT_SECS),
+                ),
+                pool_size: hp.per_host,
+                ..TransportConfig::default()
+            },
+        };
+        match backend::open(&access) {
+            Ok(b) => out.push(b),
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(InputError { problems })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_journal_without_options_reads_as_the_defaults() {
+        let r = RunRecord::from_value(&serde_json::Value::Null).unwrap();
+        assert_eq!(
+            (r.jobs, r.per_host, r.timeout, r.retries, r.verify),
+            (32, 4, 30, 3, true)
+        );
+        let r =
+            RunRecord::from_value(&serde_json::json!({"jobs": 8, "name": "ci-{date}"})).unwrap();
+        assert_eq!((r.jobs, r.name.as_deref()), (8, Some("ci-{date}")));
+    }
+
+    #[test]
+    fn a_record_survives_the_journal() {
+        let r = RunRecord {
+            date: Some("20261201".into()),
+            inventory_abs: Some("/x/inv.toml".into()),
+            targets: Some(serde_json::json!({"scope": "account", "hosts": []})),
+            limit: Some("eu,!web3".into()),
+            accounts: Some("u*".into()),
+            jobs: 7,
+            per_host: 2,
+            timeout: 9,
+            retries: 1,
+            name: Some("ci-{run}".into()),
+            revoke: Some("old-*".into()),
+            expires_at: Some(1_900_000_000),
+            verify: false,
+            replace_existing: true,
+            output: Some("out.age".into()),
+            armor: Some(true),
+            format: Some("json".into()),
+        };
+        let text = serde_json::to_string(&r.to_value()).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(RunRecord::from_value(&back).unwrap(), r);
+    }
+}

@@ -1,0 +1,46 @@
+//! The one retry rule of a run: a call is tried again, after a doubling backoff with jitter, only
+//! when nothing can have happened on the server (connect errors, 429, 5xx on reads), at most
+//! `--retries` times, and never once the run is stopping. Mutations whose outcome is unknown are
+//! not retried here: `mint.rs` lists first.
+
+use super::*;
+use std::cell::Cell;
+
+impl Runner<'_> {
+    /// Call `f` until it succeeds, fails for good, or the retries run out; every try counts in
+    /// `attempts`.
+    pub(super) fn with_retries<T>(
+        &self,
+        attempts: &Cell<u32>,
+        mut f: impl FnMut() -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut tries = 0;
+        loop {
+            attempts.set(attempts.get() + 1);
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e) if self.may_retry(&e, tries) => {
+                    self.backoff(tries);
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether a failure after `tries` retries is worth another (the run is not stopping).
+    pub(super) fn may_retry(&self, e: &ApiError, tries: u32) -> bool {
+        e.is_retryable() && self.tries_left(tries)
+    }
+
+    /// `tries` retries made so far leave room for one more, and the run is not stopping.
+    pub(super) fn tries_left(&self, tries: u32) -> bool {
+        tries < self.opts.retries && !self.stop.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn backoff(&self, tries: u32) {
+        let base = self.opts.backoff.saturating_mul(1 << tries.min(6));
+        let jitter = base.mul_f64(fastrand::f64() * 0.5);
+        std::thread::sleep(base + jitter);
+    }
+}
