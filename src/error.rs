@@ -103,3 +103,15 @@ pub mod exit {
     pub const HANDOFF_FAILED: i32 = 3;
     pub const INTERRUPTED: i32 = 130;
 }
+
+/// An error and its sources on one line, `outer: inner: root`, as anyhow's `{:#}` shows it.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        next = e.source();
+    }
+    text
+}

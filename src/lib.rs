@@ -18,5 +18,6 @@ pub mod resume;
 pub mod run;
 pub mod seal;
 pub mod secret;
+pub mod sink;
 pub mod transport;
 pub mod trust;

@@ -17,9 +17,10 @@ use crate::run::{Minted, Prior, PriorState, RunOptions};
 use crate::seal::handoff::HandoffFormat;
 use crate::seal::{
     EventDetail, HandoffRow, Journal, JournalLedger, JournalSealing, Keys, PlanRecord, Recipients,
-    SealError, Sealer, parse_recipient, read_journal, write_handoff,
+    SealError, parse_recipient, read_journal,
 };
 use crate::secret::Secret;
+use crate::sink::{AgeHandoff, Delivered, Sink, SinkError};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -248,9 +249,7 @@ pub struct Resume {
     /// Things to tell the user before the run (inventory changed harmlessly, counts).
     pub notes: Vec<String>,
     handoff: PathBuf,
-    sealer: Sealer,
-    armor: bool,
-    format: HandoffFormat,
+    sink: AgeHandoff,
 }
 
 impl std::fmt::Debug for Resume {
@@ -348,15 +347,15 @@ impl Resume {
         };
         let journal_sealing =
             JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
-        let handoff_sealer = if record.passphrase {
+        let handoff_recipients = if record.passphrase {
             let pass = keys.passphrase().cloned().expect("asked above");
-            Sealer::new(&Recipients::passphrase(pass))
+            Recipients::passphrase(pass)
         } else {
             let mut parsed = Vec::new();
             for (i, r) in record.recipients.iter().enumerate() {
                 parsed.push(parse_recipient(r, &format!("{shown}: recipients[{i}]"))?);
             }
-            Sealer::new(&Recipients::keys(parsed))
+            Recipients::keys(parsed)
         };
         let Some(output) = o.output.clone() else {
             return Err(InputError::one(Problem::new(
@@ -543,6 +542,7 @@ impl Resume {
             HandoffFormat::Csv
         };
         let lazy_created = plan.op == Operation::Create;
+        let handoff = resolve_output(journal, &output);
         Ok(Resume {
             plan,
             backends,
@@ -551,10 +551,14 @@ impl Resume {
             earlier,
             ledger: JournalLedger::resume(journal_file, journal_sealing.sealer, lazy_created),
             notes,
-            handoff: resolve_output(journal, &output),
-            sealer: handoff_sealer,
-            armor: o.armor.unwrap_or(false),
-            format,
+            sink: AgeHandoff::new(
+                handoff.clone(),
+                &handoff_recipients,
+                o.armor.unwrap_or(false),
+                format,
+                true,
+            ),
+            handoff,
             record,
         })
     }
@@ -570,20 +574,22 @@ impl Resume {
     /// The final handoff: every secret of the run, the earlier ones and `minted` (a target
     /// created again replaces its earlier row). Overwrites the partial handoff an interrupted
     /// run may have written. `Ok(None)` when the run has no secret at all.
-    pub fn write_handoff(&self, minted: &[Minted]) -> anyhow::Result<Option<(PathBuf, usize)>> {
-        let rows = merge_rows(&self.earlier, minted);
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        write_handoff(
-            &self.handoff,
-            &rows,
-            self.format,
-            &self.sealer,
-            self.armor,
-            true,
-        )?;
-        Ok(Some((self.handoff.clone(), rows.len())))
+    pub fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
+        let all: Vec<Minted> = merge_rows(&self.earlier, minted)
+            .into_iter()
+            .map(|r| Minted {
+                host: r.host,
+                account: r.account,
+                token: NewToken {
+                    name: r.token_name,
+                    token: r.token,
+                    create_time: r.created_at,
+                    expires_at: r.expires_at,
+                },
+                url: r.url,
+            })
+            .collect();
+        self.sink.deliver(&all)
     }
 }
 

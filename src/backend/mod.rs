@@ -11,6 +11,7 @@
 //! (cPanel's envelopes and quirks, pure functions, no I/O). See docs/DESIGN.md §7.
 
 use crate::inventory::{Api, AuthKind, Host};
+pub use crate::outcome::NewToken;
 use crate::secret::Secret;
 use crate::transport::{Endpoint, HostTransport, TransportConfig, TransportError};
 use crate::trust::Pin;
@@ -29,15 +30,6 @@ pub struct TokenInfo {
     pub name: String,
     pub create_time: Option<i64>,
     /// Unix seconds; `None` = never expires.
-    pub expires_at: Option<i64>,
-}
-
-/// A token just created: its secret is shown this once.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    pub name: String,
-    pub token: Secret,
-    pub create_time: i64,
     pub expires_at: Option<i64>,
 }
 

@@ -13,6 +13,7 @@ use crate::progress::{Mode, Progress};
 use crate::report::Report;
 use crate::run::{self, Observer, RunOptions};
 use crate::secret::Secret;
+use crate::sink::{Delivered, Sink, SinkError};
 use clap::{CommandFactory, Parser};
 use std::io::Write;
 use std::path::PathBuf;
@@ -402,8 +403,7 @@ fn fleet(
 
     let handoff = sealing.as_ref().map(|out| {
         (
-            out.write_handoff(&outcome.minted)
-                .map(|p| p.map(|p| (p, outcome.minted.len()))),
+            out.handoff().deliver(&outcome.minted),
             out.journal_path().to_path_buf(),
         )
     });
@@ -439,7 +439,7 @@ struct Ending<'a> {
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
 /// report, the summary and (when interrupted) the exact command that continues; the exit code.
 /// `handoff` is the result of writing the handoff file and the journal it came with.
-type HandoffResult = anyhow::Result<Option<(PathBuf, usize)>>;
+type HandoffResult = Result<Option<Delivered>, SinkError>;
 
 fn conclude(
     end: &Ending<'_>,
@@ -451,15 +451,10 @@ fn conclude(
     let mut sealed_any = false;
     if let Some((written, journal)) = &handoff {
         match written {
-            Ok(Some((path, n))) => {
+            Ok(Some(delivered)) => {
                 sealed_any = true;
                 if !end.quiet {
-                    say!(
-                        "sealed {n} new token(s) into {} (open with: age -d -i KEY {} or tokenfleet open {} --identity KEY)",
-                        path.display(),
-                        path.display(),
-                        path.display()
-                    );
+                    say!("{}", delivered.message);
                 }
             }
             Ok(None) => {
@@ -471,7 +466,7 @@ fn conclude(
                 handoff_failed = true;
                 sealed_any = true;
                 say!(
-                    "error: the handoff file could not be written: {e:#}\n  the new secrets are sealed in the journal {}: \
+                    "error: the handoff file could not be written: {e}\n  the new secrets are sealed in the journal {}: \
                      recover them with `tokenfleet open {} --identity KEY`",
                     journal.display(),
                     journal.display()
@@ -586,7 +581,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
         &stop,
     );
     progress.finish();
-    let written = resumed.write_handoff(&outcome.minted);
+    let written = resumed.deliver(&outcome.minted);
     conclude(
         &Ending {
             run_id: &plan.run_id,

@@ -10,6 +10,7 @@
 
 use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
 use crate::inventory::{Api as ApiKind, AuthKind};
+pub use crate::outcome::{Ledger, Minted, NoLedger};
 use crate::outcome::{Status, TargetResult};
 use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
 use std::collections::{HashMap, VecDeque};
@@ -58,88 +59,6 @@ impl Default for RunOptions {
             replace_existing: false,
             run_started: 0,
         }
-    }
-}
-
-/// A new secret and where it works: one handoff row.
-#[derive(Debug, Clone)]
-pub struct Minted {
-    pub host: String,
-    /// The account, or the host's `whm_user` for `--scope whm`.
-    pub account: String,
-    pub token: NewToken,
-    /// `https://ADDRESS:PORT` where the token works.
-    pub url: String,
-}
-
-/// The journal, seen from the run: every step of a mutation is recorded before the next one.
-/// An `Err` from `created` means the secret could not be made durable: the run stops that target
-/// there (no verify, no revoke) and keeps the secret for the handoff.
-pub trait Ledger: Sync {
-    fn intent(
-        &self,
-        host: &str,
-        account: &str,
-        token_name: &str,
-        action: &str,
-    ) -> std::io::Result<()>;
-    fn created(&self, minted: &Minted) -> std::io::Result<()>;
-    fn verified(&self, host: &str, account: &str, token_name: &str) -> std::io::Result<()>;
-    fn revoked(
-        &self,
-        host: &str,
-        account: &str,
-        token_name: &str,
-        names: &[String],
-    ) -> std::io::Result<()>;
-    fn failed(
-        &self,
-        host: &str,
-        account: &str,
-        token_name: &str,
-        step: &str,
-        error: &str,
-    ) -> std::io::Result<()>;
-    /// The token name was already taken by a token this run did not make: no secret, nothing
-    /// to reconcile.
-    fn exists(&self, host: &str, account: &str, token_name: &str) -> std::io::Result<()> {
-        let _ = (host, account, token_name);
-        Ok(())
-    }
-
-    /// Make every record durable; called once when the run's work is done, before anything
-    /// is reported.
-    fn flush(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    /// Journal the create intents of several targets of `host` (account, token name) with one
-    /// fsync: they are durable when this returns.
-    fn intents(&self, host: &str, items: &[(String, String)], action: &str) -> std::io::Result<()> {
-        for (account, name) in items {
-            self.intent(host, account, name, action)?;
-        }
-        Ok(())
-    }
-}
-
-/// A ledger that records nothing: for operations that mint no secret (revoke, list, check).
-pub struct NoLedger;
-
-impl Ledger for NoLedger {
-    fn intent(&self, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn created(&self, _: &Minted) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn verified(&self, _: &str, _: &str, _: &str) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn revoked(&self, _: &str, _: &str, _: &str, _: &[String]) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn failed(&self, _: &str, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

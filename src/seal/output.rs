@@ -4,15 +4,15 @@
 //! of every mutation becomes a durable journal record, each new secret sealed on its own. At the
 //! end, the handoff file is written from the minted tokens.
 
-use super::handoff::{HandoffFormat, HandoffRow, RowRef, write_handoff_rows};
+use super::handoff::{HandoffFormat, HandoffRow};
 use super::journal::{
     Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path,
 };
 use super::recipients::Recipients;
 use super::sealer::Sealer;
 use crate::error::{InputError, Problem};
+use crate::outcome::{Ledger, Minted};
 use crate::plan::Plan;
-use crate::run::{Ledger, Minted};
 use crate::secret::Secret;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -129,33 +129,15 @@ impl Output {
         })
     }
 
-    /// Write the handoff with every minted token; `Ok(None)` when there is none.
-    pub fn write_handoff(&self, minted: &[Minted]) -> anyhow::Result<Option<PathBuf>> {
-        if minted.is_empty() {
-            return Ok(None);
-        }
-        write_handoff_rows(
-            &self.path,
-            minted.iter().map(row_ref),
-            self.format,
-            &Sealer::new(&self.recipients),
+    /// The handoff file, as the run's sink.
+    pub fn handoff(&self) -> crate::sink::AgeHandoff {
+        crate::sink::AgeHandoff::new(
+            self.path.clone(),
+            &self.recipients,
             self.armor,
+            self.format,
             self.force,
-        )?;
-        Ok(Some(self.path.clone()))
-    }
-}
-
-/// A minted token as a borrowed handoff row (no copy of the secret).
-pub fn row_ref(m: &Minted) -> RowRef<'_> {
-    RowRef {
-        host: &m.host,
-        account: &m.account,
-        token_name: &m.token.name,
-        token: &m.token.token,
-        url: &m.url,
-        created_at: m.token.create_time,
-        expires_at: m.token.expires_at,
+        )
     }
 }
 

@@ -1,0 +1,73 @@
+//! The age handoff file: one row per new token, sealed to the run's recipients, written 0600
+//! through a temporary file that is fsynced and renamed (`seal::write_handoff_rows`).
+
+use super::{Delivered, Sink, SinkError};
+use crate::outcome::Minted;
+use crate::seal::handoff::{HandoffFormat, RowRef, write_handoff_rows};
+use crate::seal::{Recipients, Sealer};
+use std::path::PathBuf;
+
+/// The handoff file of a run.
+pub struct AgeHandoff {
+    pub(crate) path: PathBuf,
+    pub(crate) sealer: Sealer,
+    pub(crate) armor: bool,
+    pub(crate) format: HandoffFormat,
+    /// Replace an existing file (`--force`, or resume's final handoff over a partial one).
+    pub(crate) overwrite: bool,
+}
+
+impl AgeHandoff {
+    pub fn new(
+        path: PathBuf,
+        recipients: &Recipients,
+        armor: bool,
+        format: HandoffFormat,
+        overwrite: bool,
+    ) -> AgeHandoff {
+        AgeHandoff {
+            path,
+            sealer: Sealer::new(recipients),
+            armor,
+            format,
+            overwrite,
+        }
+    }
+}
+
+fn row_ref(m: &Minted) -> RowRef<'_> {
+    RowRef {
+        host: &m.host,
+        account: &m.account,
+        token_name: &m.token.name,
+        token: &m.token.token,
+        url: &m.url,
+        created_at: m.token.create_time,
+        expires_at: m.token.expires_at,
+    }
+}
+
+impl Sink for AgeHandoff {
+    fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
+        if minted.is_empty() {
+            return Ok(None);
+        }
+        write_handoff_rows(
+            &self.path,
+            minted.iter().map(row_ref),
+            self.format,
+            &self.sealer,
+            self.armor,
+            self.overwrite,
+        )
+        .map_err(|e| SinkError(crate::error::chain(&e)))?;
+        let path = self.path.display();
+        Ok(Some(Delivered {
+            count: minted.len(),
+            message: format!(
+                "sealed {} new token(s) into {path} (open with: age -d -i KEY {path} or tokenfleet open {path} --identity KEY)",
+                minted.len()
+            ),
+        }))
+    }
+}
