@@ -7,8 +7,9 @@
 
 use crate::backend::{self, Fleet, HostAccess};
 use crate::error::InputError;
-use crate::plan::Plan;
+use crate::plan::{Plan, Scope};
 use crate::run::RunOptions;
+use crate::seal::PlanRecord;
 use crate::transport::TransportConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -117,6 +118,33 @@ impl RunRecord {
             replace_existing: self.replace_existing,
             ..RunOptions::default()
         }
+    }
+}
+
+/// The journal's plan line for a `create` or `rotate` of `plan` over the inventory at
+/// `inventory` (its bytes hash to `sha256`).
+pub fn plan_record(
+    plan: &Plan,
+    inventory: &std::path::Path,
+    sha256: &str,
+    record: &RunRecord,
+) -> PlanRecord {
+    PlanRecord {
+        run_id: plan.run_id.clone(),
+        operation: plan.op.as_str().to_string(),
+        inventory: inventory.display().to_string(),
+        inventory_sha256: sha256.to_string(),
+        name_template: plan
+            .name
+            .as_ref()
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default(),
+        scope: match plan.scope {
+            Scope::Account => "account".into(),
+            Scope::Whm => "whm".into(),
+        },
+        options: record.to_value(),
+        ..PlanRecord::default()
     }
 }
 

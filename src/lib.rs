@@ -5,6 +5,7 @@
 //! [`transport`]) → [`seal`] and the sinks → [`report`]. [`cli`] wires them; `main.rs` only
 //! calls [`cli::main`]. The design and its contract: docs/DESIGN.md.
 
+pub mod atomic;
 pub mod backend;
 pub mod cli;
 pub mod error;
@@ -19,5 +20,7 @@ pub mod run;
 pub mod seal;
 pub mod secret;
 pub mod sink;
+pub mod table;
+pub mod time;
 pub mod transport;
 pub mod trust;

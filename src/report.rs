@@ -183,7 +183,7 @@ impl Report {
         if dest == "-" {
             return stream(&mut std::io::stdout().lock());
         }
-        crate::seal::atomic::write_atomic_with(std::path::Path::new(dest), true, |f| stream(f))
+        crate::atomic::write_atomic_with(std::path::Path::new(dest), true, |f| stream(f))
     }
 }
 

@@ -31,8 +31,8 @@ macro_rules! say {
 mod args;
 mod show;
 
+pub use crate::table::write_table;
 pub use args::*;
-pub use show::write_table;
 use show::{print_checks, print_listing, print_plan};
 
 /// Entry point used by `main.rs`: parse, run, and turn every error into a message and a code.
@@ -331,13 +331,16 @@ fn fleet(
             return None;
         }
         Some(crate::seal::Output::prepare(
-            &args.output,
-            &args.recipients,
-            &args.recipients_files,
-            args.passphrase,
-            args.armor,
-            args.format == PlainFormat::Json,
-            args.force,
+            &crate::seal::SealRequest {
+                output: &args.output,
+                recipients: &args.recipients,
+                recipient_files: &args.recipients_files,
+                passphrase: args.passphrase,
+                armor: args.armor,
+                json: args.format == PlainFormat::Json,
+                force: args.force,
+            },
+            &mut read_new_passphrase,
         ))
     };
     let (plan, backends, inventory_sha256) = match build_plan(&job) {
@@ -378,10 +381,13 @@ fn fleet(
     let journal = match &sealing {
         Some(out) => Some(
             out.start_journal(
-                &plan,
-                &common.inventory,
-                &inventory_sha256,
-                run_record(&job, &plan).to_value(),
+                job::plan_record(
+                    &plan,
+                    &common.inventory,
+                    &inventory_sha256,
+                    &run_record(&job, &plan),
+                ),
+                plan.op == Operation::Create,
             )
             .map_err(Failure::Other)?,
         ),
@@ -657,13 +663,39 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
         }
         other => other.map_err(seal_failure)?,
     };
-    let format = match args.format {
-        OutFormat::Table => crate::seal::RowFormat::Table,
-        OutFormat::Json => crate::seal::RowFormat::Json,
-        OutFormat::Csv => crate::seal::RowFormat::Csv,
-    };
-    let text = crate::seal::render_rows(&rows, format);
+    let text = show::render_handoff(&rows, args.format);
     print_stdout(text.as_bytes())
+}
+
+/// `--passphrase`: TOKENFLEET_PASSPHRASE, or asked twice on the terminal.
+fn read_new_passphrase() -> Result<Secret, Problem> {
+    if let Ok(p) = std::env::var("TOKENFLEET_PASSPHRASE") {
+        if p.is_empty() {
+            return Err(Problem::new("TOKENFLEET_PASSPHRASE", "is empty")
+                .hint("set a passphrase, or unset it to be asked"));
+        }
+        return Ok(Secret::new(p));
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt).map_err(|e| {
+            Problem::new(
+                "--passphrase",
+                format!("cannot read a passphrase from the terminal: {e}"),
+            )
+            .hint("set TOKENFLEET_PASSPHRASE for automation, or use -r/-R with an age key")
+        })
+    };
+    let first = Secret::new(ask("Passphrase for the handoff: ")?);
+    let second = Secret::new(ask("Confirm passphrase: ")?);
+    if first != second {
+        return Err(Problem::new("--passphrase", "the two passphrases differ")
+            .hint("run again and type the same passphrase twice"));
+    }
+    if first.is_empty() {
+        return Err(Problem::new("--passphrase", "the passphrase is empty")
+            .hint("type a passphrase, or use -r/-R with an age key"));
+    }
+    Ok(first)
 }
 
 /// A passphrase to open something: TOKENFLEET_PASSPHRASE, or asked once on the terminal.

@@ -5,6 +5,9 @@ use super::OutFormat;
 use crate::inventory;
 use crate::plan::{Operation, Plan, Scope};
 use crate::run::{CheckRow, ListingRow};
+use crate::seal::{HandoffFormat, HandoffRow, encode_rows};
+use crate::table::write_table;
+use crate::time::rfc3339;
 use std::io::Write;
 
 pub(super) fn print_plan(plan: &Plan, op: Operation) {
@@ -41,13 +44,6 @@ pub(super) fn print_plan(plan: &Plan, op: Operation) {
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }
 
-pub(super) fn fmt_time(t: Option<i64>) -> String {
-    match t.and_then(|s| jiff::Timestamp::from_second(s).ok()) {
-        Some(ts) => ts.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        None => String::new(),
-    }
-}
-
 pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::Result<()> {
     let mut rows = rows.to_vec();
     rows.sort_by(|a, b| {
@@ -62,8 +58,8 @@ pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::R
                 .map(|r| {
                     serde_json::json!({
                         "host": r.host, "account": r.account, "token_name": r.token_name,
-                        "created_at": fmt_time(r.create_time),
-                        "expires_at": r.expires_at.map(|e| fmt_time(Some(e))),
+                        "created_at": crate::time::seconds(r.create_time),
+                        "expires_at": r.expires_at.map(|e| crate::time::seconds(Some(e))),
                         "expired": r.expires_at.is_some_and(|e| e <= now),
                     })
                 })
@@ -86,8 +82,8 @@ pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::R
                     r.host.as_str(),
                     &r.account,
                     &r.token_name,
-                    &fmt_time(r.create_time),
-                    &fmt_time(r.expires_at),
+                    &crate::time::seconds(r.create_time),
+                    &crate::time::seconds(r.expires_at),
                     if expired { "true" } else { "false" },
                 ])?;
             }
@@ -99,14 +95,16 @@ pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::R
                 .map(|r| {
                     let expires = match r.expires_at {
                         None => "never".to_string(),
-                        Some(e) if e <= now => format!("{} (expired)", fmt_time(Some(e))),
-                        Some(e) => fmt_time(Some(e)),
+                        Some(e) if e <= now => {
+                            format!("{} (expired)", crate::time::seconds(Some(e)))
+                        }
+                        Some(e) => crate::time::seconds(Some(e)),
                     };
                     [
                         r.host.clone(),
                         r.account.clone(),
                         r.token_name.clone(),
-                        fmt_time(r.create_time),
+                        crate::time::seconds(r.create_time),
                         expires,
                     ]
                 })
@@ -174,32 +172,60 @@ pub(super) fn print_checks(rows: &[CheckRow], format: OutFormat) -> anyhow::Resu
     Ok(())
 }
 
-/// Aligned columns, the last one unpadded.
-pub fn write_table<const N: usize>(
-    out: &mut dyn Write,
-    header: [&str; N],
-    rows: &[[String; N]],
-) -> std::io::Result<()> {
-    let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
+/// Handoff rows as `open` prints them (with the tokens: `open` is the explicit "show me").
+pub(super) fn render_handoff(rows: &[HandoffRow], format: OutFormat) -> String {
+    let plain = |f| String::from_utf8_lossy(&encode_rows(rows, f)).into_owned();
+    match format {
+        OutFormat::Csv => plain(HandoffFormat::Csv),
+        OutFormat::Json => plain(HandoffFormat::Json),
+        OutFormat::Table => {
+            let body: Vec<[String; 7]> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        r.host.clone(),
+                        r.account.clone(),
+                        r.token_name.clone(),
+                        r.token.expose().to_string(),
+                        r.url.clone(),
+                        rfc3339(r.created_at),
+                        r.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
+                    ]
+                })
+                .collect();
+            let mut out = Vec::new();
+            let head = [
+                "HOST",
+                "ACCOUNT",
+                "TOKEN_NAME",
+                "TOKEN",
+                "URL",
+                "CREATED_AT",
+                "EXPIRES_AT",
+            ];
+            write_table(&mut out, head, &body).expect("write to Vec");
+            String::from_utf8_lossy(&out).into_owned()
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        s
-    };
-    writeln!(out, "{}", line(header.to_vec()))?;
-    for row in rows {
-        writeln!(out, "{}", line(row.iter().map(String::as_str).collect()))?;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::handoff::CSV_HEADER;
+    use crate::seal::handoff::tests::sample_rows;
+
+    #[test]
+    fn table_is_aligned_and_shows_tokens() {
+        let t = render_handoff(&sample_rows(), OutFormat::Table);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("HOST"));
+        let col = lines[0].find("ACCOUNT").unwrap();
+        assert_eq!(&lines[1][col..col + 5], "alice");
+        assert_eq!(&lines[2][col..col + 3], "bob");
+        assert!(lines[1].contains("JPQNSRU0DH448UJLGXH7KVJECC5QN9N9"));
+        assert!(lines[2].ends_with("never"));
+        assert!(render_handoff(&sample_rows(), OutFormat::Csv).starts_with(CSV_HEADER));
     }
-    Ok(())
 }

@@ -5,9 +5,10 @@
 //! 0600 temp file, so memory never holds the whole plaintext or ciphertext. `open` parses the
 //! same formats back and renders them for the terminal.
 
-use super::atomic::write_atomic_with;
 use super::sealer::{SealError, Sealer};
+use crate::atomic::write_atomic_with;
 use crate::secret::Secret;
+pub use crate::time::rfc3339;
 use std::io::Write;
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -62,15 +63,6 @@ pub enum HandoffFormat {
     Json,
 }
 
-/// How `open` prints rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RowFormat {
-    #[default]
-    Table,
-    Json,
-    Csv,
-}
-
 pub const CSV_HEADER: &str = "host,account,token_name,token,url,created_at,expires_at";
 const COLUMNS: [&str; 7] = [
     "host",
@@ -81,14 +73,6 @@ const COLUMNS: [&str; 7] = [
     "created_at",
     "expires_at",
 ];
-
-/// RFC 3339 UTC (`2019-02-06T15:34:58Z`) for unix seconds; out-of-range values print as numbers.
-pub fn rfc3339(secs: i64) -> String {
-    match jiff::Timestamp::from_second(secs) {
-        Ok(t) => t.to_string(),
-        Err(_) => secs.to_string(),
-    }
-}
 
 fn parse_time(s: &str) -> Result<i64, String> {
     let s = s.trim();
@@ -398,67 +382,8 @@ pub fn write_handoff_rows<'a>(
     .map_err(|e| SealError::io(path, e))
 }
 
-/// Render rows for `tokenfleet open` (includes the tokens: `open` is the explicit "show me").
-pub fn render_rows(rows: &[HandoffRow], format: RowFormat) -> String {
-    match format {
-        RowFormat::Csv => String::from_utf8_lossy(&encode_rows(rows, HandoffFormat::Csv)).into(),
-        RowFormat::Json => String::from_utf8_lossy(&encode_rows(rows, HandoffFormat::Json)).into(),
-        RowFormat::Table => {
-            let head = [
-                "HOST",
-                "ACCOUNT",
-                "TOKEN_NAME",
-                "TOKEN",
-                "URL",
-                "CREATED_AT",
-                "EXPIRES_AT",
-            ];
-            let body: Vec<[String; 7]> = rows
-                .iter()
-                .map(|r| {
-                    [
-                        r.host.clone(),
-                        r.account.clone(),
-                        r.token_name.clone(),
-                        r.token.expose().to_string(),
-                        r.url.clone(),
-                        rfc3339(r.created_at),
-                        r.expires_at.map(rfc3339).unwrap_or_else(|| "never".into()),
-                    ]
-                })
-                .collect();
-            let mut width = head.map(|h| h.chars().count());
-            for row in &body {
-                for (w, c) in width.iter_mut().zip(row) {
-                    *w = (*w).max(c.chars().count());
-                }
-            }
-            let mut out = String::new();
-            let mut line = |cells: &[&str]| {
-                let mut l = String::new();
-                for (i, c) in cells.iter().enumerate() {
-                    if i + 1 == cells.len() {
-                        l.push_str(c);
-                    } else {
-                        l.push_str(c);
-                        l.extend(std::iter::repeat_n(' ', width[i] - c.chars().count() + 2));
-                    }
-                }
-                out.push_str(l.trim_end());
-                out.push('\n');
-            };
-            line(&head);
-            for row in &body {
-                let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-                line(&cells);
-            }
-            out
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::seal::{Keys, Recipients};
     use age::x25519;
@@ -661,20 +586,6 @@ mod tests {
             );
             assert_eq!(o.stdout, &encode_rows(&rows, HandoffFormat::Csv)[..]);
         }
-    }
-
-    #[test]
-    fn table_is_aligned_and_shows_tokens() {
-        let t = render_rows(&sample_rows(), RowFormat::Table);
-        let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 3);
-        assert!(lines[0].starts_with("HOST"));
-        let col = lines[0].find("ACCOUNT").unwrap();
-        assert_eq!(&lines[1][col..col + 5], "alice");
-        assert_eq!(&lines[2][col..col + 3], "bob");
-        assert!(lines[1].contains("JPQNSRU0DH448UJLGXH7KVJECC5QN9N9"));
-        assert!(lines[2].ends_with("never"));
-        assert!(render_rows(&sample_rows(), RowFormat::Csv).starts_with(CSV_HEADER));
     }
 
     mod prop {

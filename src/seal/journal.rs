@@ -9,10 +9,10 @@
 //! generates an ephemeral X25519 identity, seals journal secrets to it, and stores that identity
 //! in the plan record sealed with the passphrase (one scrypt).
 
-use super::atomic::{parent_dir, sync_dir};
 use super::handoff::HandoffRow;
 use super::recipients::{RecipientKind, Recipients, parse_recipient};
 use super::sealer::{Keys, SealError, Sealer};
+use crate::atomic::{parent_dir, sync_dir};
 use crate::secret::Secret;
 use age::x25519;
 use base64::Engine as _;
@@ -34,14 +34,7 @@ pub fn journal_path(out: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Now, RFC 3339 UTC with millisecond precision.
-pub fn now_rfc3339() -> String {
-    let now = jiff::Timestamp::now();
-    let ms = now.as_millisecond();
-    jiff::Timestamp::from_millisecond(ms)
-        .unwrap_or(now)
-        .to_string()
-}
+pub use crate::time::now_rfc3339;
 
 /// The `"kind":"plan"` marker of the first record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

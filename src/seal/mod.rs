@@ -3,17 +3,14 @@
 //! the handoff file (written 0600 through a temp file, fsynced, renamed), the journal, and `open`.
 //! No plaintext secret is ever written. It knows nothing of the network.
 
-pub mod atomic;
 pub mod recipients;
 pub mod sealer;
 
-pub use atomic::{check_output, write_atomic};
+pub use crate::atomic::{check_output, write_atomic};
 pub use recipients::{Recipients, parse_recipient, parse_recipients_file};
 pub use sealer::{Keys, SealError, Sealer};
 pub mod handoff;
-pub use handoff::{
-    HandoffFormat, HandoffRow, RowFormat, encode_rows, parse_rows, render_rows, write_handoff,
-};
+pub use handoff::{HandoffFormat, HandoffRow, encode_rows, parse_rows, write_handoff};
 pub mod journal;
 pub use journal::{
     Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_keys, journal_path,
@@ -22,7 +19,7 @@ pub use journal::{
 pub mod open;
 pub use open::open_file;
 pub mod output;
-pub use output::{JournalLedger, Output};
+pub use output::{JournalLedger, Output, SealRequest};
 
 /// For tests that run the reference `age` CLI: true when it is on PATH. Where it is missing
 /// the test is skipped, except under CI (which installs it), where a missing `age` fails.

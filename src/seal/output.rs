@@ -12,10 +12,23 @@ use super::recipients::Recipients;
 use super::sealer::Sealer;
 use crate::error::{InputError, Problem};
 use crate::outcome::{Ledger, Minted};
-use crate::plan::Plan;
 use crate::secret::Secret;
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// The sealing flags of a run, as given: `-o`, `-r`, `-R`, `--passphrase`, `--armor`,
+/// `--format`, `--force`.
+#[derive(Debug, Clone, Copy)]
+pub struct SealRequest<'a> {
+    pub output: &'a Path,
+    pub recipients: &'a [String],
+    pub recipient_files: &'a [PathBuf],
+    pub passphrase: bool,
+    pub armor: bool,
+    /// The handoff's plaintext is JSON (else CSV).
+    pub json: bool,
+    pub force: bool,
+}
 
 /// Where and how this run seals its secrets.
 #[derive(Debug)]
@@ -29,17 +42,21 @@ pub struct Output {
 }
 
 impl Output {
-    /// Validate the sealing options: recipients (with the passphrase read now), the output path
-    /// and its journal. Nothing is written yet.
+    /// Validate the sealing options: recipients (with the passphrase read now through
+    /// `ask_passphrase`), the output path and its journal. Nothing is written yet.
     pub fn prepare(
-        path: &Path,
-        recipients: &[String],
-        recipient_files: &[PathBuf],
-        passphrase: bool,
-        armor: bool,
-        json: bool,
-        force: bool,
+        req: &SealRequest<'_>,
+        ask_passphrase: &mut dyn FnMut() -> Result<Secret, Problem>,
     ) -> Result<Output, InputError> {
+        let SealRequest {
+            output: path,
+            recipients,
+            recipient_files,
+            passphrase,
+            armor,
+            json,
+            force,
+        } = *req;
         let mut problems = Vec::new();
         // --passphrase with -r/-R is refused before asking (no point typing it twice), and a
         // passphrase that cannot be read is the one problem to report (not also "no recipients").
@@ -47,7 +64,7 @@ impl Output {
         let pass = if combined {
             Some(Secret::new(String::new()))
         } else if passphrase {
-            match read_new_passphrase() {
+            match ask_passphrase() {
                 Ok(p) => Some(p),
                 Err(p) => {
                     problems.push(p);
@@ -92,32 +109,14 @@ impl Output {
         &self.journal
     }
 
-    /// Create the journal with the plan as its first record.
+    /// Create the journal with the plan as its first record (its sealing filled in here).
+    /// `lazy_created`: a plain create, whose `created` records need not wait for the disk.
     pub fn start_journal(
         &self,
-        plan: &Plan,
-        inventory: &Path,
-        sha256: &str,
-        options: serde_json::Value,
+        mut record: PlanRecord,
+        lazy_created: bool,
     ) -> anyhow::Result<JournalLedger> {
         let sealing = JournalSealing::new(&self.recipients)?;
-        let mut record = PlanRecord {
-            run_id: plan.run_id.clone(),
-            operation: plan.op.as_str().to_string(),
-            inventory: inventory.display().to_string(),
-            inventory_sha256: sha256.to_string(),
-            name_template: plan
-                .name
-                .as_ref()
-                .map(|n| n.as_str().to_string())
-                .unwrap_or_default(),
-            scope: match plan.scope {
-                crate::plan::Scope::Account => "account".into(),
-                crate::plan::Scope::Whm => "whm".into(),
-            },
-            options,
-            ..PlanRecord::default()
-        };
         sealing.apply(&mut record);
         let journal = Journal::create(&self.journal, &record, self.force).map_err(|e| {
             anyhow::anyhow!("cannot create the journal {}: {e}", self.journal.display())
@@ -125,7 +124,7 @@ impl Output {
         Ok(JournalLedger {
             journal,
             sealer: sealing.sealer,
-            lazy_created: plan.op == crate::plan::Operation::Create,
+            lazy_created,
         })
     }
 
@@ -152,37 +151,6 @@ pub fn row_of(m: &Minted) -> HandoffRow {
         created_at: m.token.create_time,
         expires_at: m.token.expires_at,
     }
-}
-
-/// `--passphrase`: TOKENFLEET_PASSPHRASE, or asked twice on the terminal.
-fn read_new_passphrase() -> Result<Secret, Problem> {
-    if let Ok(p) = std::env::var("TOKENFLEET_PASSPHRASE") {
-        if p.is_empty() {
-            return Err(Problem::new("TOKENFLEET_PASSPHRASE", "is empty")
-                .hint("set a passphrase, or unset it to be asked"));
-        }
-        return Ok(Secret::new(p));
-    }
-    let ask = |prompt: &str| {
-        rpassword::prompt_password(prompt).map_err(|e| {
-            Problem::new(
-                "--passphrase",
-                format!("cannot read a passphrase from the terminal: {e}"),
-            )
-            .hint("set TOKENFLEET_PASSPHRASE for automation, or use -r/-R with an age key")
-        })
-    };
-    let first = Secret::new(ask("Passphrase for the handoff: ")?);
-    let second = Secret::new(ask("Confirm passphrase: ")?);
-    if first != second {
-        return Err(Problem::new("--passphrase", "the two passphrases differ")
-            .hint("run again and type the same passphrase twice"));
-    }
-    if first.is_empty() {
-        return Err(Problem::new("--passphrase", "the passphrase is empty")
-            .hint("type a passphrase, or use -r/-R with an age key"));
-    }
-    Ok(first)
 }
 
 /// The run module names intents by word; the journal by type.
