@@ -291,230 +291,26 @@ impl Resume {
                 format!("the plan record's options cannot be read: {e}"),
             ))
         })?;
-
-        // Keys: identity files, and the passphrase of a passphrase run.
-        let mut keys = Keys::new();
-        if record.passphrase {
-            keys = keys.with_passphrase(ask_passphrase(&format!(
-                "Passphrase of the run {} (it seals the handoff): ",
-                record.run_id
-            ))?);
-        }
-        for path in identities {
-            if let Err(e) = keys.load_identity_file(path) {
-                let e = match e {
-                    SealError::NeedPassphrase { .. } if keys.passphrase().is_none() => {
-                        keys = keys.clone().with_passphrase(ask_passphrase(&format!(
-                            "Passphrase for the identity file {}: ",
-                            path.display()
-                        ))?);
-                        match keys.load_identity_file(path) {
-                            Ok(_) => continue,
-                            Err(e) => e,
-                        }
-                    }
-                    e => e,
-                };
-                return Err(seal_problem("--identity", e));
-            }
-        }
-        let sealed_before = events
-            .iter()
-            .filter(|e| matches!(e.detail, EventDetail::Created { .. }))
-            .count();
-        if sealed_before > 0 && !record.passphrase && identities.is_empty() {
-            let output = o.output.clone().unwrap_or_else(|| "the handoff".into());
-            return Err(InputError::one(
-                Problem::new(
-                    &shown,
-                    format!(
-                        "{sealed_before} secret(s) of this run were sealed before the interruption; \
-                         the final handoff {output} must hold them too, so resume needs a key to read them"
-                    ),
-                )
-                .hint(format!(
-                    "run: tokenfleet resume {shown} --identity KEY   (KEY: the age identity file of \
-                     one of the run's recipients: {})",
-                    record.recipients.join(", ")
-                )),
-            ));
-        }
-        let earlier = if sealed_before > 0 {
-            crate::seal::journal_rows(&record, &events, &keys)
-                .map_err(|e| seal_problem(&shown, e))?
-        } else {
-            Vec::new()
-        };
+        let keys = load_keys(&record, identities, ask_passphrase)?;
+        let earlier = earlier_secrets(&record, &o, &events, &keys, identities, &shown)?;
         let journal_sealing =
             JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
-        let handoff_recipients = if record.passphrase {
-            let pass = keys.passphrase().cloned().expect("asked above");
-            Recipients::passphrase(pass)
-        } else {
-            let mut parsed = Vec::new();
-            for (i, r) in record.recipients.iter().enumerate() {
-                parsed.push(parse_recipient(r, &format!("{shown}: recipients[{i}]"))?);
-            }
-            Recipients::keys(parsed)
-        };
+        let handoff_recipients = handoff_recipients(&record, &keys, &shown)?;
         let Some(output) = o.output.clone() else {
             return Err(InputError::one(Problem::new(
                 &shown,
                 "the plan record names no output file",
             )));
         };
-
-        // The inventory, as it is now.
-        let mut inv_path = PathBuf::from(&record.inventory);
-        if !inv_path.exists()
-            && let Some(abs) = o.inventory_abs.clone()
-        {
-            inv_path = PathBuf::from(abs);
-        }
-        let inventory = inventory::load(&inv_path)?;
-        let date = o.date.clone().unwrap_or_else(|| {
-            // Journals that predate `date`: the run date is the plan record's start date.
-            record.started.get(..10).unwrap_or("").replace('-', "")
-        });
-        let scope = if record.scope == "whm" {
-            Scope::Whm
-        } else {
-            Scope::Account
-        };
-        let req = PlanRequest {
-            op: Some(op),
-            scope,
-            name: Some(record.name_template.clone()),
-            revoke: o.revoke.clone(),
-            expires_at: o.expires_at,
-            limit: o.limit.clone(),
-            accounts: o.accounts.clone(),
-            per_host: o.per_host as usize,
-            run_id: record.run_id.clone(),
-            date,
-        };
-        let plan = plan::build(&inventory, &req, prompt)?;
-        let mut notes = Vec::new();
-        if inventory.sha256 != record.inventory_sha256 {
-            let diff = match &o.targets {
-                Some(before) => fingerprint_diff(before, &fingerprint(&plan)),
-                None => vec![
-                    "the journal records no target list to compare (written by an older tokenfleet)"
-                        .into(),
-                ],
-            };
-            if !diff.is_empty() {
-                let mut msg = format!(
-                    "the inventory changed since the interrupted run (sha256 {} → {}) in a way that matters:",
-                    short(&record.inventory_sha256),
-                    short(&inventory.sha256)
-                );
-                for d in &diff {
-                    msg.push_str("\n    ");
-                    msg.push_str(d);
-                }
-                return Err(InputError::one(
-                    Problem::new(inv_path.display().to_string(), msg).hint(format!(
-                        "restore the inventory the run used, then run `tokenfleet resume {shown}` again; \
-                         or finish with a new run (its secrets so far: `tokenfleet open {shown} --identity KEY`)"
-                    )),
-                ));
-            }
-            notes.push(format!(
-                "note: the inventory changed since the interrupted run (sha256 {} → {}), but not its targets",
-                short(&record.inventory_sha256),
-                short(&inventory.sha256)
-            ));
-        }
-
-        // Names must expand exactly as before: the journal's names are the truth.
+        let (plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
         let seen = classify(op, &events);
-        let mut problems = Vec::new();
-        for hp in &plan.hosts {
-            for t in &hp.targets {
-                let account = t.account.as_deref().unwrap_or(&hp.host.whm_user);
-                let key = (hp.host.name.clone(), account.to_string());
-                if seen.contains_key(&key)
-                    && let Some(e) = events
-                        .iter()
-                        .rev()
-                        .find(|e| e.host == key.0 && e.account == key.1)
-                    && Some(e.token_name.as_str()) != t.token_name.as_deref()
-                {
-                    problems.push(Problem::new(
-                        &shown,
-                        format!(
-                            "{} {}: the journal names the token {}, the plan now names it {}",
-                            key.0,
-                            key.1,
-                            e.token_name,
-                            t.token_name.as_deref().unwrap_or("-")
-                        ),
-                    ));
-                }
-            }
-        }
-        if !problems.is_empty() {
-            problems.truncate(20);
-            problems[0].hint = Some(
-                "the name template or run date no longer expands the same way; resume cannot mix names"
-                    .into(),
-            );
-            return Err(InputError { problems });
-        }
-
-        let mut prior = PriorState::new();
-        let keys_for_journal =
-            crate::seal::journal_keys(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
-        let (mut done, mut reconcile, mut cont) = (0, 0, 0);
-        for (key, s) in seen {
-            let p = match s {
-                Seen::Done(status) => {
-                    done += 1;
-                    Prior::Done(status)
-                }
-                Seen::Reconcile => {
-                    reconcile += 1;
-                    Prior::Reconcile
-                }
-                Seen::Created { event, verified } => {
-                    cont += 1;
-                    let e = &events[event];
-                    let token = crate::seal::unseal_secret(e, &keys_for_journal)
-                        .map_err(|err| seal_problem(&shown, err))?;
-                    let EventDetail::Created {
-                        create_time,
-                        expires_at,
-                        url,
-                        ..
-                    } = &e.detail
-                    else {
-                        unreachable!("classify points at created events")
-                    };
-                    Prior::Created {
-                        minted: Minted {
-                            host: e.host.clone(),
-                            account: e.account.clone(),
-                            token: NewToken {
-                                name: e.token_name.clone(),
-                                token,
-                                create_time: *create_time,
-                                expires_at: *expires_at,
-                            },
-                            url: url.clone(),
-                        },
-                        verified,
-                    }
-                }
-                Seen::Again => continue,
-            };
-            prior.insert(key, p);
-        }
+        check_names(&plan, &seen, &events, &shown)?;
+        let (prior, counts) = prior_state(seen, &events, &record, &keys, &shown)?;
+        let (done, reconcile, cont) = counts;
         notes.push(format!(
             "resuming {} run {}: {done} target(s) done, {reconcile} to reconcile, {cont} to finish rotating, the rest to do",
             record.operation, record.run_id
         ));
-
         let backends = job::backends(
             &plan,
             NetOptions {
@@ -591,6 +387,274 @@ impl Resume {
             .collect();
         self.sink.deliver(&all)
     }
+}
+
+/// The keys that open the journal's secrets: identity files, and the passphrase of a
+/// passphrase run.
+fn load_keys(
+    record: &PlanRecord,
+    identities: &[PathBuf],
+    ask_passphrase: &mut AskPassphrase<'_>,
+) -> Result<Keys, InputError> {
+    let mut keys = Keys::new();
+    if record.passphrase {
+        keys = keys.with_passphrase(ask_passphrase(&format!(
+            "Passphrase of the run {} (it seals the handoff): ",
+            record.run_id
+        ))?);
+    }
+    for path in identities {
+        if let Err(e) = keys.load_identity_file(path) {
+            let e = match e {
+                SealError::NeedPassphrase { .. } if keys.passphrase().is_none() => {
+                    keys = keys.clone().with_passphrase(ask_passphrase(&format!(
+                        "Passphrase for the identity file {}: ",
+                        path.display()
+                    ))?);
+                    match keys.load_identity_file(path) {
+                        Ok(_) => continue,
+                        Err(e) => e,
+                    }
+                }
+                e => e,
+            };
+            return Err(seal_problem("--identity", e));
+        }
+    }
+    Ok(keys)
+}
+
+/// The secrets sealed before the interruption, unsealed for the final handoff. A run that
+/// sealed some needs a key to read them.
+fn earlier_secrets(
+    record: &PlanRecord,
+    o: &RunRecord,
+    events: &[crate::seal::Event],
+    keys: &Keys,
+    identities: &[PathBuf],
+    shown: &str,
+) -> Result<Vec<HandoffRow>, InputError> {
+    let sealed_before = events
+        .iter()
+        .filter(|e| matches!(e.detail, EventDetail::Created { .. }))
+        .count();
+    if sealed_before > 0 && !record.passphrase && identities.is_empty() {
+        let output = o.output.clone().unwrap_or_else(|| "the handoff".into());
+        return Err(InputError::one(
+            Problem::new(
+                shown,
+                format!(
+                    "{sealed_before} secret(s) of this run were sealed before the interruption; \
+                     the final handoff {output} must hold them too, so resume needs a key to read them"
+                ),
+            )
+            .hint(format!(
+                "run: tokenfleet resume {shown} --identity KEY   (KEY: the age identity file of \
+                 one of the run's recipients: {})",
+                record.recipients.join(", ")
+            )),
+        ));
+    }
+    if sealed_before == 0 {
+        return Ok(Vec::new());
+    }
+    crate::seal::journal_rows(record, events, keys).map_err(|e| seal_problem(shown, e))
+}
+
+/// Whom the final handoff is sealed to: the run's recipients, or its passphrase.
+fn handoff_recipients(
+    record: &PlanRecord,
+    keys: &Keys,
+    shown: &str,
+) -> Result<Recipients, InputError> {
+    Ok(if record.passphrase {
+        let pass = keys.passphrase().cloned().expect("asked above");
+        Recipients::passphrase(pass)
+    } else {
+        let mut parsed = Vec::new();
+        for (i, r) in record.recipients.iter().enumerate() {
+            parsed.push(parse_recipient(r, &format!("{shown}: recipients[{i}]"))?);
+        }
+        Recipients::keys(parsed)
+    })
+}
+
+/// The interrupted run's plan, rebuilt from the inventory as it is now; a change of the
+/// inventory that matters is refused with a diff. Returns the plan and notes for the user.
+fn rebuild_plan(
+    record: &PlanRecord,
+    o: &RunRecord,
+    op: Operation,
+    prompt: &mut Prompter<'_>,
+    shown: &str,
+) -> Result<(Plan, Vec<String>), InputError> {
+    // The inventory, as it is now.
+    let mut inv_path = PathBuf::from(&record.inventory);
+    if !inv_path.exists()
+        && let Some(abs) = o.inventory_abs.clone()
+    {
+        inv_path = PathBuf::from(abs);
+    }
+    let inventory = inventory::load(&inv_path)?;
+    let date = o.date.clone().unwrap_or_else(|| {
+        // Journals that predate `date`: the run date is the plan record's start date.
+        record.started.get(..10).unwrap_or("").replace('-', "")
+    });
+    let scope = if record.scope == "whm" {
+        Scope::Whm
+    } else {
+        Scope::Account
+    };
+    let req = PlanRequest {
+        op: Some(op),
+        scope,
+        name: Some(record.name_template.clone()),
+        revoke: o.revoke.clone(),
+        expires_at: o.expires_at,
+        limit: o.limit.clone(),
+        accounts: o.accounts.clone(),
+        per_host: o.per_host as usize,
+        run_id: record.run_id.clone(),
+        date,
+    };
+    let plan = plan::build(&inventory, &req, prompt)?;
+    let mut notes = Vec::new();
+    if inventory.sha256 != record.inventory_sha256 {
+        let diff = match &o.targets {
+            Some(before) => fingerprint_diff(before, &fingerprint(&plan)),
+            None => vec![
+                "the journal records no target list to compare (written by an older tokenfleet)"
+                    .into(),
+            ],
+        };
+        if !diff.is_empty() {
+            let mut msg = format!(
+                "the inventory changed since the interrupted run (sha256 {} → {}) in a way that matters:",
+                short(&record.inventory_sha256),
+                short(&inventory.sha256)
+            );
+            for d in &diff {
+                msg.push_str("\n    ");
+                msg.push_str(d);
+            }
+            return Err(InputError::one(
+                Problem::new(inv_path.display().to_string(), msg).hint(format!(
+                    "restore the inventory the run used, then run `tokenfleet resume {shown}` again; \
+                     or finish with a new run (its secrets so far: `tokenfleet open {shown} --identity KEY`)"
+                )),
+            ));
+        }
+        notes.push(format!(
+            "note: the inventory changed since the interrupted run (sha256 {} → {}), but not its targets",
+            short(&record.inventory_sha256),
+            short(&inventory.sha256)
+        ));
+    }
+
+    Ok((plan, notes))
+}
+
+/// Names must expand exactly as before: the journal's names are the truth.
+fn check_names(
+    plan: &Plan,
+    seen: &HashMap<(String, String), Seen>,
+    events: &[crate::seal::Event],
+    shown: &str,
+) -> Result<(), InputError> {
+    let mut problems = Vec::new();
+    for hp in &plan.hosts {
+        for t in &hp.targets {
+            let account = t.account.as_deref().unwrap_or(&hp.host.whm_user);
+            let key = (hp.host.name.clone(), account.to_string());
+            if seen.contains_key(&key)
+                && let Some(e) = events
+                    .iter()
+                    .rev()
+                    .find(|e| e.host == key.0 && e.account == key.1)
+                && Some(e.token_name.as_str()) != t.token_name.as_deref()
+            {
+                problems.push(Problem::new(
+                    shown,
+                    format!(
+                        "{} {}: the journal names the token {}, the plan now names it {}",
+                        key.0,
+                        key.1,
+                        e.token_name,
+                        t.token_name.as_deref().unwrap_or("-")
+                    ),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.truncate(20);
+        problems[0].hint = Some(
+            "the name template or run date no longer expands the same way; resume cannot mix names"
+                .into(),
+        );
+        return Err(InputError { problems });
+    }
+
+    Ok(())
+}
+
+/// Per target, what the journal says to do next, with the secrets of rotations to continue
+/// unsealed. Also counts (done, to reconcile, to finish rotating).
+fn prior_state(
+    seen: HashMap<(String, String), Seen>,
+    events: &[crate::seal::Event],
+    record: &PlanRecord,
+    keys: &Keys,
+    shown: &str,
+) -> Result<(PriorState, (usize, usize, usize)), InputError> {
+    let mut prior = PriorState::new();
+    let keys_for_journal =
+        crate::seal::journal_keys(record, keys).map_err(|e| seal_problem(shown, e))?;
+    let (mut done, mut reconcile, mut cont) = (0, 0, 0);
+    for (key, s) in seen {
+        let p = match s {
+            Seen::Done(status) => {
+                done += 1;
+                Prior::Done(status)
+            }
+            Seen::Reconcile => {
+                reconcile += 1;
+                Prior::Reconcile
+            }
+            Seen::Created { event, verified } => {
+                cont += 1;
+                let e = &events[event];
+                let token = crate::seal::unseal_secret(e, &keys_for_journal)
+                    .map_err(|err| seal_problem(shown, err))?;
+                let EventDetail::Created {
+                    create_time,
+                    expires_at,
+                    url,
+                    ..
+                } = &e.detail
+                else {
+                    unreachable!("classify points at created events")
+                };
+                Prior::Created {
+                    minted: Minted {
+                        host: e.host.clone(),
+                        account: e.account.clone(),
+                        token: NewToken {
+                            name: e.token_name.clone(),
+                            token,
+                            create_time: *create_time,
+                            expires_at: *expires_at,
+                        },
+                        url: url.clone(),
+                    },
+                    verified,
+                }
+            }
+            Seen::Again => continue,
+        };
+        prior.insert(key, p);
+    }
+    Ok((prior, (done, reconcile, cont)))
 }
 
 /// Earlier rows, then this run's, one row per (host, account, token name), the newest winning.

@@ -1,4 +1,6 @@
 use super::*;
+use crate::error::Problem;
+use crate::inventory::Inventory;
 use crate::inventory::{Format, parse_bytes};
 use std::path::Path;
 

@@ -1,0 +1,412 @@
+//! [`build`]: flags and an inventory become a [`Plan`], every problem collected before any is
+//! reported, prompts asked only once everything else is valid. The steps: the flags (names,
+//! globs, `--limit`), then each selected host (its credential, its targets and their names and
+//! credentials), then the checks over the whole plan, then the prompts.
+
+use super::limit;
+use super::name::{NameTemplate, NameVars};
+use super::{HostPlan, Operation, Plan, PlanRequest, Prompter, Scope, Target};
+use crate::error::{InputError, Problem};
+use crate::inventory::credential::Resolver;
+use crate::inventory::{AccountSpec, Accounts, Api, CredentialRef, Host, Inventory};
+
+/// Name problems beyond this many are folded into one summary problem.
+const MAX_NAME_PROBLEMS: usize = 20;
+
+/// The fix for a template that expands to an invalid token name.
+const NAME_HINT: &str = "token names are 1 to 50 of A-Z a-z 0-9 _ -: shorten the fixed text or drop a placeholder, e.g. --name 'ci-{date}-{account}'";
+
+fn glob_of(raw: &str, flag: &str, example: &str) -> Result<glob::Pattern, Problem> {
+    glob::Pattern::new(raw).map_err(|e| {
+        Problem::new(flag, format!("\"{raw}\" is not a valid glob: {}", e.msg)).hint(format!(
+            "globs use * ? and [a-z] ranges, e.g. {flag} '{example}'"
+        ))
+    })
+}
+
+/// `--name` for revoke: a token name or a glob over token names.
+fn revoke_name(raw: &str) -> Result<glob::Pattern, Problem> {
+    let plain = raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-*?[]!".contains(&b));
+    if raw.is_empty() || !plain {
+        return Err(Problem::new("--name", format!("\"{raw}\" is neither a token name nor a glob over token names"))
+            .hint("token names use letters, digits, '_' and '-'; globs add * ? and [..]; placeholders such as {date} are not expanded by revoke"));
+    }
+    glob_of(raw, "--name", "deploy-*")
+}
+
+/// Where a `prompt` credential goes once asked.
+enum Slot {
+    Host(usize),
+    Target(usize, usize),
+}
+
+struct Deferred {
+    slot: Slot,
+    host: String,
+    user: String,
+    label: String,
+    used_at: String,
+}
+
+/// The flags, parsed: what every host's targets are made from.
+struct Flags {
+    op: Operation,
+    name: Option<NameTemplate>,
+    /// For revoke: `--name` as a glob; for rotate: `--revoke`.
+    revoke: Option<glob::Pattern>,
+    accounts_glob: Option<glob::Pattern>,
+    selected: Vec<usize>,
+}
+
+/// The plan under construction, and everything found wrong so far.
+struct Builder<'r> {
+    req: &'r PlanRequest,
+    flags: Flags,
+    problems: Vec<Problem>,
+    name_problems: Vec<Problem>,
+    warnings: Vec<String>,
+    resolver: Resolver,
+    deferred: Vec<Deferred>,
+    hosts: Vec<HostPlan>,
+}
+
+/// Validate `req` against `inventory`: selection, names, credentials. All problems at once.
+/// Prompts are asked only when everything else is valid.
+pub fn build(
+    inventory: &Inventory,
+    req: &PlanRequest,
+    prompt: &mut Prompter<'_>,
+) -> Result<Plan, InputError> {
+    let op = req.op.ok_or_else(|| {
+        InputError::one(
+            Problem::new("command line", "no operation was given")
+                .hint("run create, rotate, revoke, list or check"),
+        )
+    })?;
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let flags = parse_flags(inventory, req, op, &mut problems, &mut warnings);
+    let mut b = Builder {
+        req,
+        problems,
+        name_problems: Vec::new(),
+        warnings,
+        resolver: Resolver::new(),
+        deferred: Vec::new(),
+        hosts: Vec::with_capacity(flags.selected.len()),
+        flags,
+    };
+    for idx in b.flags.selected.clone() {
+        let hp = b.host_plan(&inventory.hosts[idx]);
+        b.hosts.push(hp);
+    }
+    b.check_whole(inventory);
+    b.finish(prompt)
+}
+
+/// The flags that do not depend on a host: names, globs, `--limit`.
+fn parse_flags(
+    inventory: &Inventory,
+    req: &PlanRequest,
+    op: Operation,
+    problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
+) -> Flags {
+    let mut name = None;
+    let mut revoke = None;
+    match op {
+        Operation::Create | Operation::Rotate => match &req.name {
+            None => problems.push(
+                Problem::new("--name", format!("{} needs --name TEMPLATE", op.as_str()))
+                    .hint("e.g. --name 'deploy-{date}-{account}'; placeholders are {date}, {host}, {account}, {run}"),
+            ),
+            Some(raw) => match NameTemplate::parse(raw) {
+                Ok(t) => name = Some(t),
+                Err(e) => problems.push(Problem::new("--name", e).hint("e.g. --name 'deploy-{date}-{account}'")),
+            },
+        },
+        Operation::Revoke => match &req.name {
+            None => problems.push(
+                Problem::new("--name", "revoke needs --name NAME_OR_GLOB")
+                    .hint("e.g. --name 'deploy-2024*' revokes every token whose name matches"),
+            ),
+            Some(raw) => match revoke_name(raw) {
+                Ok(p) => revoke = Some(p),
+                Err(p) => problems.push(p),
+            },
+        },
+        Operation::List | Operation::Check => {}
+    }
+    if op == Operation::Rotate {
+        match &req.revoke {
+            None => problems.push(
+                Problem::new(
+                    "--revoke",
+                    "rotate needs --revoke GLOB: the old tokens to revoke once the new one works",
+                )
+                .hint("e.g. --revoke 'deploy-*' (the new token is never revoked)"),
+            ),
+            Some(raw) => match glob_of(raw, "--revoke", "deploy-*") {
+                Ok(p) => revoke = Some(p),
+                Err(p) => problems.push(p),
+            },
+        }
+    }
+    let accounts_glob = match &req.accounts {
+        None => None,
+        Some(raw) => glob_of(raw, "--accounts", "a*")
+            .map_err(|p| problems.push(p))
+            .ok(),
+    };
+    if accounts_glob.is_some() && req.scope == Scope::Whm {
+        warnings
+            .push("--accounts has no effect with --scope whm (one WHM token per host)".to_string());
+    }
+    let selected = match &req.limit {
+        None => (0..inventory.hosts.len()).collect(),
+        Some(pattern) => match limit::select(&inventory.hosts, pattern) {
+            Ok(sel) => {
+                warnings.extend(sel.warnings);
+                sel.hosts
+            }
+            Err(p) => {
+                problems.push(p);
+                Vec::new()
+            }
+        },
+    };
+    Flags {
+        op,
+        name,
+        revoke,
+        accounts_glob,
+        selected,
+    }
+}
+
+impl Builder<'_> {
+    /// One selected host: its credential and its targets.
+    fn host_plan(&mut self, host: &Host) -> HostPlan {
+        let (op, scope) = (self.flags.op, self.req.scope);
+        if host.tls.insecure {
+            self.warnings.push(format!(
+                "{}: tls_insecure = true: certificate NOT verified",
+                host.name
+            ));
+        }
+        let discover = scope == Scope::Account && matches!(host.accounts, Accounts::All);
+        let needs_host_credential = scope == Scope::Whm || host.api == Api::Whm || discover;
+        let mut hp = HostPlan {
+            host: host.clone(),
+            per_host: host.per_host.unwrap_or(self.req.per_host).max(1),
+            credential: None,
+            discover,
+            targets: Vec::new(),
+        };
+        if needs_host_credential || (op == Operation::Check && host.credential.is_some()) {
+            hp.credential = self.host_credential(host);
+        }
+        match scope {
+            Scope::Whm => {
+                let token_name = self.token_name(host, &host.whm_user);
+                hp.targets.push(Target {
+                    account: None,
+                    token_name,
+                    credential: None,
+                });
+            }
+            Scope::Account => self.account_targets(host, &mut hp),
+        }
+        hp
+    }
+
+    /// The WHM credential of `host.whm_user`; a prompt is deferred until all else is valid.
+    fn host_credential(&mut self, host: &Host) -> Option<crate::secret::Secret> {
+        match &host.credential {
+            None => {
+                self.problems.push(
+                    Problem::new(&host.origin, format!("no credential for {} (WHM) on host {}", host.whm_user, host.name))
+                        .field("credential")
+                        .hint("set credential = \"env:WHM_TOKEN\" (or file:PATH, prompt) on the host or in [defaults] (the credential column in CSV)"),
+                );
+                None
+            }
+            Some(CredentialRef::Prompt) => {
+                self.deferred.push(Deferred {
+                    slot: Slot::Host(self.hosts.len()),
+                    host: host.name.clone(),
+                    user: host.whm_user.clone(),
+                    label: format!("{}: {} (WHM)", host.name, host.whm_user),
+                    used_at: host.origin.clone(),
+                });
+                None
+            }
+            Some(c) => self.resolver.read(c, &host.origin),
+        }
+    }
+
+    /// The token name for `account` on `host`: the expanded template (create, rotate), the
+    /// glob (revoke), or none (list, check). An invalid expansion is a name problem.
+    fn token_name(&mut self, host: &Host, account: &str) -> Option<String> {
+        match self.flags.op {
+            Operation::Create | Operation::Rotate => {
+                let template = self.flags.name.as_ref()?;
+                let expanded = template.expand(&NameVars {
+                    date: &self.req.date,
+                    host: &host.name,
+                    account,
+                    run: &self.req.run_id,
+                });
+                match expanded {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        self.name_problems.push(
+                            Problem::new("--name", format!("{}/{account}: {e}", host.name))
+                                .hint(NAME_HINT),
+                        );
+                        None
+                    }
+                }
+            }
+            Operation::Revoke => self.flags.revoke.as_ref().map(|p| p.as_str().to_string()),
+            Operation::List | Operation::Check => None,
+        }
+    }
+
+    /// The listed accounts of `host` that `--accounts` selects, one target each.
+    fn account_targets(&mut self, host: &Host, hp: &mut HostPlan) {
+        let listed = host.accounts.listed();
+        if matches!(host.accounts, Accounts::Listed(_)) && listed.is_empty() {
+            self.warnings.push(format!(
+                "{}: no accounts listed; nothing to do on this host for --scope account",
+                host.name
+            ));
+        }
+        for spec in listed {
+            if self
+                .flags
+                .accounts_glob
+                .as_ref()
+                .is_some_and(|g| !g.matches(&spec.user))
+            {
+                continue;
+            }
+            let mut target = Target {
+                account: Some(spec.user.clone()),
+                token_name: self.token_name(host, &spec.user),
+                credential: None,
+            };
+            if host.api == Api::Cpanel {
+                target.credential = self.account_credential(host, spec, hp.targets.len());
+            }
+            hp.targets.push(target);
+        }
+    }
+
+    /// An account's own credential (`api = "cpanel"`), falling back to the host's.
+    fn account_credential(
+        &mut self,
+        host: &Host,
+        spec: &AccountSpec,
+        index: usize,
+    ) -> Option<crate::secret::Secret> {
+        match spec.credential.as_ref().or(host.credential.as_ref()) {
+            None => {
+                self.problems.push(
+                    Problem::new(
+                        &host.origin,
+                        format!("no credential for account {} (api = \"cpanel\")", spec.user),
+                    )
+                    .field("credential")
+                    .hint("give the account its own credential, or set credential on the host"),
+                );
+                None
+            }
+            Some(CredentialRef::Prompt) => {
+                self.deferred.push(Deferred {
+                    slot: Slot::Target(self.hosts.len(), index),
+                    host: host.name.clone(),
+                    user: spec.user.clone(),
+                    label: format!("{}: {} (cPanel)", host.name, spec.user),
+                    used_at: host.origin.clone(),
+                });
+                None
+            }
+            Some(c) => self.resolver.read(c, &host.origin),
+        }
+    }
+
+    /// The checks over the whole plan: name problems folded, a selection with nothing to do.
+    fn check_whole(&mut self, inventory: &Inventory) {
+        if self.name_problems.len() > MAX_NAME_PROBLEMS {
+            let more = self.name_problems.len() - MAX_NAME_PROBLEMS;
+            self.name_problems.truncate(MAX_NAME_PROBLEMS);
+            self.name_problems.push(Problem::new(
+                "--name",
+                format!("… and {more} more invalid token names"),
+            ));
+        }
+        self.problems.append(&mut self.name_problems);
+        if self.problems.is_empty()
+            && !self.hosts.is_empty()
+            && self
+                .hosts
+                .iter()
+                .all(|h| h.targets.is_empty() && !h.discover)
+        {
+            let hint = if self.req.accounts.is_some() {
+                "check the --accounts glob against the inventory's account names"
+            } else {
+                "list accounts for the selected hosts, or use --scope whm for the hosts' WHM tokens"
+            };
+            self.problems.push(
+                Problem::new(
+                    inventory.path.display().to_string(),
+                    "the selected hosts have no accounts to work on",
+                )
+                .hint(hint),
+            );
+        }
+        self.problems.extend(self.resolver.problems());
+    }
+
+    /// Everything else is valid: now it is worth asking the operator.
+    fn finish(mut self, prompt: &mut Prompter<'_>) -> Result<Plan, InputError> {
+        if !self.problems.is_empty() {
+            return Err(InputError {
+                problems: self.problems,
+            });
+        }
+        for d in std::mem::take(&mut self.deferred) {
+            let asked = self
+                .resolver
+                .prompt(&d.host, &d.user, &d.label, &d.used_at, prompt);
+            if let Some(secret) = asked {
+                match d.slot {
+                    Slot::Host(h) => self.hosts[h].credential = Some(secret),
+                    Slot::Target(h, t) => self.hosts[h].targets[t].credential = Some(secret),
+                }
+            }
+        }
+        let problems = self.resolver.problems();
+        if !problems.is_empty() {
+            return Err(InputError { problems });
+        }
+        self.warnings.append(&mut self.resolver.warnings);
+        let req = self.req;
+        Ok(Plan {
+            op: self.flags.op,
+            scope: req.scope,
+            run_id: req.run_id.clone(),
+            date: req.date.clone(),
+            name: self.flags.name,
+            revoke: self.flags.revoke,
+            expires_at: req.expires_at,
+            accounts_glob: self.flags.accounts_glob,
+            hosts: self.hosts,
+            warnings: self.warnings,
+        })
+    }
+}
