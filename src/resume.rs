@@ -275,22 +275,7 @@ impl Resume {
     ) -> Result<Resume, InputError> {
         let shown = journal.display().to_string();
         let (record, events) = read_journal(journal).map_err(|e| seal_problem(&shown, e))?;
-        let op = match record.operation.as_str() {
-            "create" => Operation::Create,
-            "rotate" => Operation::Rotate,
-            other => {
-                return Err(InputError::one(Problem::new(
-                    &shown,
-                    format!("the journal is of a `{other}` run; only create and rotate resume"),
-                )));
-            }
-        };
-        let o = RunRecord::from_value(&record.options).map_err(|e| {
-            InputError::one(Problem::new(
-                &shown,
-                format!("the plan record's options cannot be read: {e}"),
-            ))
-        })?;
+        let (op, o) = read_record(&record, &shown)?;
         let keys = load_keys(&record, identities, ask_passphrase)?;
         let earlier = earlier_secrets(&record, &o, &events, &keys, identities, &shown)?;
         let journal_sealing =
@@ -387,6 +372,28 @@ impl Resume {
             .collect();
         self.sink.deliver(&all)
     }
+}
+
+/// What the plan line says was run: the operation (only create and rotate resume) and its
+/// options.
+fn read_record(record: &PlanRecord, shown: &str) -> Result<(Operation, RunRecord), InputError> {
+    let op = match record.operation.as_str() {
+        "create" => Operation::Create,
+        "rotate" => Operation::Rotate,
+        other => {
+            return Err(InputError::one(Problem::new(
+                shown,
+                format!("the journal is of a `{other}` run; only create and rotate resume"),
+            )));
+        }
+    };
+    let o = RunRecord::from_value(&record.options).map_err(|e| {
+        InputError::one(Problem::new(
+            shown,
+            format!("the plan record's options cannot be read: {e}"),
+        ))
+    })?;
+    Ok((op, o))
 }
 
 /// The keys that open the journal's secrets: identity files, and the passphrase of a

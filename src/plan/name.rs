@@ -61,6 +61,48 @@ pub fn valid_token_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The placeholder after a `{` at byte `at`, up to its `}`.
+fn placeholder(chars: &mut std::str::CharIndices<'_>, at: usize) -> Result<Part, String> {
+    let mut name = String::new();
+    let mut closed = false;
+    for (_, c) in chars.by_ref() {
+        match c {
+            '}' => {
+                closed = true;
+                break;
+            }
+            '{' => {
+                return Err(format!(
+                    "unbalanced '{{' at position {}; {}",
+                    at + 1,
+                    placeholder_hint()
+                ));
+            }
+            c => name.push(c),
+        }
+    }
+    if !closed {
+        return Err(format!(
+            "unbalanced '{{' at position {}: no closing '}}'; {}",
+            at + 1,
+            placeholder_hint()
+        ));
+    }
+    match name.as_str() {
+        "date" => Ok(Part::Date),
+        "host" => Ok(Part::Host),
+        "account" => Ok(Part::Account),
+        "run" => Ok(Part::Run),
+        _ => {
+            let shown: String = name.chars().take(20).collect();
+            Err(format!(
+                "unknown placeholder {{{shown}}}; {}",
+                placeholder_hint()
+            ))
+        }
+    }
+}
+
 impl NameTemplate {
     /// Check the placeholders and the literal characters; the expansion is checked per target.
     /// The error says what is wrong and lists the valid placeholders.
@@ -77,44 +119,7 @@ impl NameTemplate {
         while let Some((i, c)) = chars.next() {
             match c {
                 '{' => {
-                    let mut name = String::new();
-                    let mut closed = false;
-                    for (_, c) in chars.by_ref() {
-                        match c {
-                            '}' => {
-                                closed = true;
-                                break;
-                            }
-                            '{' => {
-                                return Err(format!(
-                                    "unbalanced '{{' at position {}; {}",
-                                    i + 1,
-                                    placeholder_hint()
-                                ));
-                            }
-                            c => name.push(c),
-                        }
-                    }
-                    if !closed {
-                        return Err(format!(
-                            "unbalanced '{{' at position {}: no closing '}}'; {}",
-                            i + 1,
-                            placeholder_hint()
-                        ));
-                    }
-                    let part = match name.as_str() {
-                        "date" => Part::Date,
-                        "host" => Part::Host,
-                        "account" => Part::Account,
-                        "run" => Part::Run,
-                        _ => {
-                            let shown: String = name.chars().take(20).collect();
-                            return Err(format!(
-                                "unknown placeholder {{{shown}}}; {}",
-                                placeholder_hint()
-                            ));
-                        }
-                    };
+                    let part = placeholder(&mut chars, i)?;
                     if !text.is_empty() {
                         parts.push(Part::Text(std::mem::take(&mut text)));
                     }

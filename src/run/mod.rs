@@ -175,6 +175,37 @@ struct Lane {
     finished: bool,
 }
 
+impl Lane {
+    /// A host's lane at the start of a run: the work its part of the plan asks for.
+    fn of(plan: &Plan, hp: &HostPlan) -> Lane {
+        let mut queue = VecDeque::new();
+        if plan.op == Operation::Check && needs_host_check(plan, hp) {
+            queue.push_back(Work::CheckHost);
+        }
+        if hp.discover && plan.op != Operation::Check {
+            queue.push_back(Work::Discover);
+        }
+        if plan.op != Operation::Check
+            || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account)
+        {
+            for t in &hp.targets {
+                queue.push_back(Work::Target(t.clone()));
+            }
+        }
+        Lane {
+            queue,
+            in_flight: 0,
+            limit: hp.per_host.max(1),
+            stopped: None,
+            silent_streak: 0,
+            done: 0,
+            failed: 0,
+            skipped: 0,
+            finished: false,
+        }
+    }
+}
+
 struct Sched {
     lanes: Vec<Lane>,
     /// Round-robin start, so hosts interleave.
@@ -237,38 +268,9 @@ pub fn execute_resumed(
     stop: &AtomicBool,
 ) -> Outcome {
     assert_eq!(plan.hosts.len(), backends.len(), "one backend per host");
-    let mut lanes = Vec::with_capacity(plan.hosts.len());
-    let mut outstanding = 0;
-    let mut targets = 0;
-    for hp in &plan.hosts {
-        let mut queue = VecDeque::new();
-        if plan.op == Operation::Check && needs_host_check(plan, hp) {
-            queue.push_back(Work::CheckHost);
-        }
-        if hp.discover && plan.op != Operation::Check {
-            queue.push_back(Work::Discover);
-        }
-        if plan.op != Operation::Check
-            || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account)
-        {
-            for t in &hp.targets {
-                queue.push_back(Work::Target(t.clone()));
-            }
-        }
-        targets += hp.targets.len();
-        outstanding += queue.len();
-        lanes.push(Lane {
-            queue,
-            in_flight: 0,
-            limit: hp.per_host.max(1),
-            stopped: None,
-            silent_streak: 0,
-            done: 0,
-            failed: 0,
-            skipped: 0,
-            finished: false,
-        });
-    }
+    let lanes: Vec<Lane> = plan.hosts.iter().map(|hp| Lane::of(plan, hp)).collect();
+    let outstanding = lanes.iter().map(|l| l.queue.len()).sum();
+    let targets = plan.target_count();
     observer.event(&Event::Start {
         hosts: plan.hosts.len(),
         targets,
