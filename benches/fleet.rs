@@ -1,4 +1,4 @@
-//! The performance model of DESIGN.md §8, measured: a simulated fleet, a real `tokenfleet create`
+//! The performance model of docs/DESIGN.md §8, measured: a simulated fleet, a real `tokenfleet create`
 //! against it, and the figures: wall time, the lower bound no schedule can beat, their ratio, TLS
 //! handshakes per host and the peak RSS of the tokenfleet process.
 //!
@@ -109,7 +109,7 @@ fn run(s: &Scenario) {
     );
     let peak_rss_kib = children_peak_rss_kib();
 
-    // DESIGN.md §8: calls per target for create with api = "whm" is 1 (uapi_cpanel create).
+    // docs/DESIGN.md §8: calls per target for create with api = "whm" is 1 (uapi_cpanel create).
     let calls = 1.0;
     let bound_for = |l: f64| {
         let per_host = (s.accounts as f64 / s.per_host as f64).ceil() * calls * l;
@@ -175,7 +175,7 @@ fn run(s: &Scenario) {
 
 /// The server's real per-request latency L: the simulator's configured delay plus its timer
 /// granularity, TLS and processing, as a client sees it with one request at a time on a warm
-/// keep-alive connection (tokenfleet's own transport). The bound of DESIGN.md §8 is about this L.
+/// keep-alive connection (tokenfleet's own transport). The bound of docs/DESIGN.md §8 is about this L.
 fn measured_latency(fleet: &Fleet, inventory: &std::path::Path) -> f64 {
     use tokenfleet::backend::{self, HostAccess};
     use tokenfleet::secret::Secret;

@@ -95,7 +95,7 @@ impl fmt::Display for InputError {
 
 impl std::error::Error for InputError {}
 
-/// Exit codes of DESIGN.md §5.
+/// Exit codes of docs/DESIGN.md §5.
 pub mod exit {
     pub const OK: i32 = 0;
     pub const SOME_FAILED: i32 = 1;

@@ -2,6 +2,7 @@
 //! active host; when stderr is not a terminal: one line per finished host; with `-q` or
 //! `--progress never`: nothing. It only renders the events the run module sends, and those carry
 //! host names and counts, never a secret.
+//! See docs/DESIGN.md §6.
 
 use crate::outcome::Status;
 use crate::run::{Event, Observer};

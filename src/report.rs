@@ -1,6 +1,6 @@
 //! Why this module exists: a run over a fleet ends in one verdict per target. This module turns
 //! those results into the human summary (counts per status, failures folded by cause), the JSON
-//! report of `--report`, and the exit code of DESIGN.md §5. It never sees a secret: results carry
+//! report of `--report`, and the exit code of docs/DESIGN.md §5. It never sees a secret: results carry
 //! names and causes only. It knows nothing of the network.
 
 use crate::error::exit;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 
-/// The whole run, as `--report FILE` writes it (DESIGN §5).
+/// The whole run, as `--report FILE` writes it (docs/DESIGN.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     pub run_id: String,
@@ -148,7 +148,7 @@ impl Report {
         groups
     }
 
-    /// The exit code of DESIGN §5.
+    /// The exit code of docs/DESIGN.md §5.
     pub fn exit_code(&self, handoff_failed: bool, interrupted: bool) -> i32 {
         if interrupted {
             return exit::INTERRUPTED;

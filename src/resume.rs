@@ -1,5 +1,5 @@
 //! Why this module exists: a run over thousands of accounts will be interrupted, and a token is
-//! shown once. `tokenfleet resume JOURNAL` (DESIGN §4) turns the journal of an interrupted
+//! shown once. `tokenfleet resume JOURNAL` (docs/DESIGN.md §4) turns the journal of an interrupted
 //! `create` or `rotate` back into a run: the same plan (run id, date, names, options), checked
 //! against the inventory as it is now (a change that matters is refused with a diff), a
 //! [`Prior`] per target that the journal says something about (done: skip; outcome unknown:

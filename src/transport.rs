@@ -3,6 +3,7 @@
 //! SHA-256 pin, or loudly insecure), connect and request timeouts, no redirects, capped response
 //! bodies, a sensitive Authorization header, and keep-alive reuse so a lane pays one handshake.
 //! It knows nothing of cPanel.
+//! See docs/DESIGN.md §6 and §7.
 
 use crate::error::Problem;
 use crate::secret::Secret;

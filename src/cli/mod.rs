@@ -3,6 +3,7 @@
 //! contacted), then hands over to the library. No business logic lives here: each step is one
 //! call into the module that owns it. `args.rs` holds the clap types, `show.rs` what fleet
 //! commands print on stdout.
+//! See docs/DESIGN.md §1 and §5.
 
 use crate::backend::Fleet;
 use crate::error::{InputError, Problem, exit};
@@ -135,7 +136,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             |_| Ok(()),
         ),
         Command::Create(args) => {
-            let expires_at = expiry(
+            let expires_at = plan::expiry(
                 args.mint.expires_in.as_deref(),
                 args.mint.expires_at.as_deref(),
             )?;
@@ -154,7 +155,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             )
         }
         Command::Rotate(args) => {
-            let expires_at = expiry(
+            let expires_at = plan::expiry(
                 args.mint.expires_in.as_deref(),
                 args.mint.expires_at.as_deref(),
             )?;
@@ -218,51 +219,6 @@ impl Default for Job {
     }
 }
 
-/// `--expires-in` / `--expires-at` to unix seconds, checked to be in the future.
-pub fn expiry(expires_in: Option<&str>, expires_at: Option<&str>) -> Result<Option<i64>, Problem> {
-    let now = jiff::Timestamp::now();
-    if let Some(d) = expires_in {
-        let span: jiff::Span = d.trim().parse().map_err(|_| {
-            Problem::new("--expires-in", format!("\"{d}\" is not a duration"))
-                .hint("write it like 90d, 12h, 2w, \"1 week\" or P90D")
-        })?;
-        let at = now
-            .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-            .checked_add(span)
-            .map_err(|e| Problem::new("--expires-in", format!("\"{d}\" is out of range: {e}")))?
-            .timestamp();
-        if at <= now {
-            return Err(
-                Problem::new("--expires-in", format!("\"{d}\" is not in the future"))
-                    .hint("give a positive duration"),
-            );
-        }
-        return Ok(Some(at.as_second()));
-    }
-    if let Some(w) = expires_at {
-        let w = w.trim();
-        let at = if let Ok(ts) = w.parse::<jiff::Timestamp>() {
-            ts
-        } else if let Ok(date) = w.parse::<jiff::civil::Date>() {
-            date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
-                .map_err(|e| Problem::new("--expires-at", e.to_string()))?
-                .timestamp()
-        } else {
-            return Err(
-                Problem::new("--expires-at", format!("\"{w}\" is not a time")).hint(
-                    "use RFC 3339 (2027-01-31T00:00:00Z) or a date (2027-01-31, midnight UTC)",
-                ),
-            );
-        };
-        if at <= now {
-            return Err(Problem::new("--expires-at", format!("{at} is in the past"))
-                .hint("cPanel refuses expiry dates that are not in the future; pick a later time or use --expires-in"));
-        }
-        return Ok(Some(at.as_second()));
-    }
-    Ok(None)
-}
-
 /// Ask on the terminal (for `credential = "prompt"`).
 fn prompt_credential(label: &str) -> Result<Secret, String> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdin())
@@ -282,12 +238,8 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
     let common = &job.common;
     let inventory = inventory::load(&common.inventory).map_err(|mut e| {
         // The flags are checked too, so one run shows every mistake.
-        if matches!(job.op, Operation::Create | Operation::Rotate)
-            && let Some(name) = &job.name
-            && let Err(msg) = plan::NameTemplate::parse(name)
-        {
-            e.problems.push(Problem::new("--name", msg));
-        }
+        e.problems
+            .extend(plan::template_problem(job.op, job.name.as_deref()));
         e
     })?;
     let now = jiff::Timestamp::now();
@@ -505,7 +457,7 @@ fn conclude(
         && code == exit::OK
         && !outcome.interrupted
     {
-        let _ = std::fs::remove_file(journal);
+        crate::seal::discard_journal(journal);
     }
     if !end.quiet || code != exit::OK {
         say!("{summary}");

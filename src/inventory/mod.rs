@@ -2,6 +2,7 @@
 //! so it is parsed (CSV or TOML) into validated [`Host`] values in full, with every problem
 //! reported at once (file, line or key, field, fix), before a single request is sent. It knows
 //! nothing of HTTP or output.
+//! See docs/DESIGN.md §2.
 
 use crate::error::{InputError, Problem};
 pub use crate::trust::{Pin, Tls};

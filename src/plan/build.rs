@@ -36,6 +36,16 @@ fn revoke_name(raw: &str) -> Result<glob::Pattern, Problem> {
     glob_of(raw, "--name", "deploy-*")
 }
 
+/// The problem with `--name` as a template, for a create or rotate (checked even when the
+/// inventory is broken, so one run shows every mistake).
+pub fn template_problem(op: Operation, name: Option<&str>) -> Option<Problem> {
+    if !matches!(op, Operation::Create | Operation::Rotate) {
+        return None;
+    }
+    let msg = NameTemplate::parse(name?).err()?;
+    Some(Problem::new("--name", msg))
+}
+
 /// Where a `prompt` credential goes once asked.
 enum Slot {
     Host(usize),

@@ -3,15 +3,18 @@
 //! and accounts, the `--name` template is expanded and every name checked, credentials are
 //! resolved (env, file, prompt). If anything is wrong the user hears all of it and nothing is
 //! contacted. It knows nothing of how steps are sent.
+//! See docs/DESIGN.md §1 and §2.
 
 use crate::inventory::Host;
 use crate::secret::Secret;
 
 mod build;
+mod expiry;
 pub mod limit;
 pub mod name;
 
-pub use build::build;
+pub use build::{build, template_problem};
+pub use expiry::expiry;
 
 pub use name::{NameTemplate, NameVars, valid_token_name};
 

@@ -2,11 +2,14 @@
 //! lanes so that no server ever has more than `per_host` requests in flight, retries what is safe
 //! to retry, stops a host at its first refused credential (cPHulk), never re-sends a mutation whose
 //! outcome is unknown without listing first, and turns every outcome, good or bad, into a
-//! [`TargetResult`]. Secrets go to the [`Ledger`] (the journal) the moment they exist. It emits
-//! progress [`Event`]s and knows nothing of output formats.
+//! [`TargetResult`]. It reaches servers only through the [`Backend`] trait, one per host.
+//! Secrets go to the [`Ledger`] (the journal) the moment they exist. It emits progress
+//! [`Event`]s and knows nothing of HTTP, cPanel or output formats.
 //!
-//! `lanes.rs` is the scheduler (who runs what, when, and what is skipped); `steps.rs` is what one
-//! piece of work sends. The types every caller sees live here.
+//! `lanes.rs` is the scheduler (who runs what, when, and what is skipped); `steps.rs` is what
+//! discovery, check, list and revoke send; `mint.rs` create, rotate and reconciliation;
+//! `retry.rs` the one retry rule. The types every caller sees live here.
+//! See docs/DESIGN.md §6 (behaviour) and §8 (performance).
 
 use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
 use crate::inventory::{Api as ApiKind, AuthKind};

@@ -1,4 +1,4 @@
-//! Why this module exists: the handoff file is the one artefact users keep (DESIGN §3). It must
+//! Why this module exists: the handoff file is the one artefact users keep (docs/DESIGN.md §3). It must
 //! open with plain `age -d` and no tokenfleet installed, so its plaintext is a simple CSV or
 //! JSON table built here. Rows are encoded one at a time into a zeroizing buffer sized up front
 //! (no reallocation leaves copies behind) and encrypted as a stream straight into the atomic

@@ -1,5 +1,5 @@
 //! Why this module exists: a token is shown once, and a run can die at any moment. The journal
-//! (DESIGN §4) is the durable record that makes a crash survivable: JSON Lines, 0600,
+//! (docs/DESIGN.md §4) is the durable record that makes a crash survivable: JSON Lines, 0600,
 //! append-only, every record fsynced before [`Journal::append`] returns, each new secret sealed
 //! as its own age message. 32 workers append at once and an fsync costs milliseconds, so appends
 //! use group commit: one thread fsyncs for every record already written while the others wait
@@ -35,6 +35,13 @@ pub fn journal_path(out: &Path) -> PathBuf {
 }
 
 pub use crate::time::now_rfc3339;
+
+/// Remove the journal of a run that minted nothing and left nothing to finish (every target
+/// `exists` or `unchanged`), so the same command runs again without `--force`. A journal that
+/// cannot be removed is left in place: it holds no secret.
+pub fn discard_journal(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
 
 /// The `"kind":"plan"` marker of the first record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! module owns everything that touches disk with secrets in it: age recipients and encryption,
 //! the handoff file (written 0600 through a temp file, fsynced, renamed), the journal, and `open`.
 //! No plaintext secret is ever written. It knows nothing of the network.
+//! See docs/DESIGN.md §3 and §4.
 
 pub mod recipients;
 pub mod sealer;
@@ -13,7 +14,7 @@ pub mod handoff;
 pub use handoff::{HandoffFormat, HandoffRow, encode_rows, parse_rows, write_handoff};
 pub mod journal;
 pub use journal::{
-    Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_keys, journal_path,
+    Action, Event, EventDetail, Journal, discard_journal, JournalSealing, PlanRecord, journal_keys, journal_path,
     journal_rows, read_journal, unseal_secret,
 };
 pub mod open;

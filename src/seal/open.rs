@@ -1,5 +1,5 @@
 //! Why this module exists: `tokenfleet open FILE` is how a user reads back what a run sealed,
-//! whether the run finished (a handoff file) or died (its journal, DESIGN §1). This module
+//! whether the run finished (a handoff file) or died (its journal, docs/DESIGN.md §1). This module
 //! detects which one it is and returns the rows, decrypted with the given identities or
 //! passphrase; printing is the CLI's job (`cli/show.rs`).
 
