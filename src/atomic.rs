@@ -6,7 +6,7 @@
 
 use crate::error::Problem;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -50,12 +50,14 @@ impl Drop for TempGuard {
     }
 }
 
+#[cfg(test)]
 /// Write `bytes` to `path` atomically with mode 0600.
 ///
 /// With `force == false` an existing `path` is never replaced, even if it appears during the
 /// write (the final step is a hard link, which fails if the target exists); the error then has
 /// kind [`io::ErrorKind::AlreadyExists`].
 pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> io::Result<()> {
+    use std::io::Write;
     write_atomic_with(path, force, |file| file.write_all(bytes))
 }
 

@@ -1,26 +1,32 @@
 //! tokenfleet: create, rotate and revoke cPanel & WHM API tokens across a fleet, in parallel,
 //! sealing every new secret into an age-encrypted handoff file.
 //!
-//! Data flows one way: [`inventory`] → [`plan`] → [`run`] (over a [`backend`] per host, on
-//! [`transport`]) → [`seal`] and the sinks → [`report`]. [`cli`] wires them; `main.rs` only
-//! calls [`cli::main`]. The design and its contract: docs/DESIGN.md.
+//! Data flows one way: `inventory` → `plan` → `run` (over a [`backend`] per host, on
+//! [`transport`]) → `seal` (the journal) and `sink` (the handoff) → `report`. `job` builds what a
+//! plan needs; [`cli`] wires it all; `main.rs` only calls [`cli::main`]. The design and its
+//! contract: docs/DESIGN.md.
+//!
+//! The public API is small: [`cli::main`] for the binary, and for programs that drive servers
+//! themselves (the benches do) [`inventory::load`], [`backend::open`] with the [`backend::Backend`]
+//! trait, [`transport::TransportConfig`], [`trust`], [`secret::Secret`] and [`error`]. Everything
+//! else is internal.
 
-pub mod atomic;
+pub(crate) mod atomic;
 pub mod backend;
 pub mod cli;
 pub mod error;
 pub mod inventory;
-pub mod job;
-pub mod outcome;
-pub mod plan;
-pub mod progress;
-pub mod report;
-pub mod resume;
-pub mod run;
-pub mod seal;
+pub(crate) mod job;
+pub(crate) mod outcome;
+pub(crate) mod plan;
+pub(crate) mod progress;
+pub(crate) mod report;
+pub(crate) mod resume;
+pub(crate) mod run;
+pub(crate) mod seal;
 pub mod secret;
-pub mod sink;
-pub mod table;
-pub mod time;
+pub(crate) mod sink;
+pub(crate) mod table;
+pub(crate) mod time;
 pub mod transport;
 pub mod trust;

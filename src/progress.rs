@@ -140,7 +140,8 @@ impl Observer for Progress {
             return;
         }
         match event {
-            Event::Start { .. } => {
+            Event::Start { targets } => {
+                self.overall.set_length(*targets as u64);
                 self.overall.set_message("");
             }
             Event::Discovered { host, targets } => {

@@ -248,7 +248,6 @@ pub struct Resume {
     pub ledger: JournalLedger,
     /// Things to tell the user before the run (inventory changed harmlessly, counts).
     pub notes: Vec<String>,
-    handoff: PathBuf,
     sink: AgeHandoff,
 }
 
@@ -333,23 +332,18 @@ impl Resume {
             ledger: JournalLedger::resume(journal_file, journal_sealing.sealer, lazy_created),
             notes,
             sink: AgeHandoff::new(
-                handoff.clone(),
+                handoff,
                 &handoff_recipients,
                 o.armor.unwrap_or(false),
                 format,
                 true,
             ),
-            handoff,
             record,
         })
     }
 
     pub fn journal_path(&self) -> &Path {
         self.ledger.path()
-    }
-
-    pub fn handoff_path(&self) -> &Path {
-        &self.handoff
     }
 
     /// The final handoff: every secret of the run, the earlier ones and `minted` (a target

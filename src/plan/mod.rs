@@ -16,7 +16,7 @@ pub mod name;
 pub use build::{build, template_problem};
 pub use expiry::expiry;
 
-pub use name::{NameTemplate, NameVars, valid_token_name};
+pub use name::{NameTemplate, NameVars};
 
 /// What the run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -52,6 +52,7 @@ fn placeholder_hint() -> String {
     )
 }
 
+#[cfg(test)]
 /// A token name cPanel accepts: `^[A-Za-z0-9_-]{1,50}$`.
 pub fn valid_token_name(name: &str) -> bool {
     !name.is_empty()
@@ -166,6 +167,7 @@ impl NameTemplate {
         &self.raw
     }
 
+    #[cfg(test)]
     /// Whether the template uses `{account}` (else every account of a host gets the same name).
     pub fn uses_account(&self) -> bool {
         self.parts.contains(&Part::Account)

@@ -68,8 +68,8 @@ impl Default for RunOptions {
 /// Progress, as the run sees it. Host names only; never a secret.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
-    /// The run starts: hosts and targets known so far (discovery may add more).
-    Start { hosts: usize, targets: usize },
+    /// The run starts: the targets known so far (discovery may add more).
+    Start { targets: usize },
     /// A host's target count grew (accounts discovered).
     Discovered { host: &'a str, targets: usize },
     /// One target of a host finished.
@@ -89,13 +89,6 @@ pub enum Event<'a> {
 /// Renders [`Event`]s; implemented by the progress module.
 pub trait Observer: Sync {
     fn event(&self, event: &Event<'_>);
-}
-
-/// An observer that shows nothing.
-pub struct Silent;
-
-impl Observer for Silent {
-    fn event(&self, _: &Event<'_>) {}
 }
 
 /// A token as `list` shows it.
@@ -274,10 +267,7 @@ pub fn execute_resumed(
     let lanes: Vec<Lane> = plan.hosts.iter().map(|hp| Lane::of(plan, hp)).collect();
     let outstanding = lanes.iter().map(|l| l.queue.len()).sum();
     let targets = plan.target_count();
-    observer.event(&Event::Start {
-        hosts: plan.hosts.len(),
-        targets,
-    });
+    observer.event(&Event::Start { targets });
     let mut opts = opts.clone();
     if opts.run_started == 0 {
         opts.run_started = jiff::Timestamp::now().as_second();

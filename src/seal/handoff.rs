@@ -342,6 +342,7 @@ fn parse_csv(plain: &[u8], what: &str) -> Result<Vec<HandoffRow>, SealError> {
     Ok(rows)
 }
 
+#[cfg(test)]
 /// Seal `rows` and write the handoff file atomically (0600, fsynced; refuses to overwrite an
 /// existing file unless `force`).
 pub fn write_handoff(

@@ -551,6 +551,7 @@ impl Journal {
         self.gc.wait_synced(seq, || self.file.sync_data())
     }
 
+    #[cfg(test)]
     /// How many fsyncs appends have issued (diagnostics, benchmarks).
     pub fn sync_count(&self) -> u64 {
         self.gc.lock().syncs

@@ -7,14 +7,14 @@
 pub mod recipients;
 pub mod sealer;
 
-pub use crate::atomic::{check_output, write_atomic};
-pub use recipients::{Recipients, parse_recipient, parse_recipients_file};
+pub use crate::atomic::check_output;
+pub use recipients::{Recipients, parse_recipient};
 pub use sealer::{Keys, SealError, Sealer};
 pub mod handoff;
-pub use handoff::{HandoffFormat, HandoffRow, encode_rows, parse_rows, write_handoff};
+pub use handoff::{HandoffFormat, HandoffRow, encode_rows};
 pub mod journal;
 pub use journal::{
-    Action, Event, EventDetail, Journal, discard_journal, JournalSealing, PlanRecord, journal_keys, journal_path,
+    Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, discard_journal, journal_keys,
     journal_rows, read_journal, unseal_secret,
 };
 pub mod open;

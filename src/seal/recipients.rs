@@ -228,6 +228,7 @@ impl Recipients {
         }
     }
 
+    #[cfg(test)]
     /// Fix the scrypt work factor (log2 N) instead of age's ~1 s calibration. Tests use this;
     /// so can automation that trades passphrase strength for speed.
     pub fn set_scrypt_work_factor(&mut self, log_n: u8) {
@@ -243,6 +244,7 @@ impl Recipients {
         }
     }
 
+    #[cfg(test)]
     pub fn is_passphrase(&self) -> bool {
         matches!(self.kind, RecipientKind::Passphrase(_))
     }

@@ -200,6 +200,7 @@ impl Keys {
         Keys::default()
     }
 
+    #[cfg(test)]
     pub fn from_identities(identities: Vec<x25519::Identity>) -> Keys {
         Keys {
             identities,
@@ -216,6 +217,7 @@ impl Keys {
         self.identities.push(identity);
     }
 
+    #[cfg(test)]
     pub fn identities(&self) -> &[x25519::Identity] {
         &self.identities
     }
@@ -224,6 +226,7 @@ impl Keys {
         self.passphrase.as_ref()
     }
 
+    #[cfg(test)]
     /// True when the identity file is itself an age file (passphrase-protected), so the
     /// caller knows to ask for the passphrase before [`Keys::load_identity_file`].
     pub fn identity_file_is_encrypted(path: &Path) -> Result<bool, SealError> {
