@@ -81,22 +81,29 @@ pub struct Response {
 }
 
 /// Why a request produced no response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// TCP connect failed or was refused: nothing was sent; safe to retry.
+    #[error("cannot connect: {0}")]
     Connect(String),
     /// TLS handshake failed (untrusted certificate, name mismatch…): nothing was sent.
+    #[error("TLS: {0}")]
     Tls(String),
     /// The certificate did not match `tls_pin`: nothing was sent.
+    #[error("TLS pin mismatch: expected {expected}, server presented {got}")]
     PinMismatch { expected: Pin, got: Pin },
     /// No complete answer within the timeout. `sent`: the request may have reached the server.
+    #[error("timed out")]
     Timeout { sent: bool },
     /// The connection broke. `sent`: the request may have reached the server.
+    #[error("connection lost: {message}")]
     Io { message: String, sent: bool },
     /// The body exceeded the cap.
+    #[error("response body larger than {cap} bytes")]
     BodyTooLarge { cap: usize },
     /// The request could not be built (e.g. a credential holding characters an HTTP header
     /// cannot carry): nothing was sent and retrying cannot help.
+    #[error("cannot build the request: {0}")]
     Request(String),
 }
 
@@ -109,27 +116,6 @@ impl TransportError {
                 | TransportError::Io { sent: true, .. }
                 | TransportError::BodyTooLarge { .. }
         )
-    }
-}
-
-impl std::fmt::Display for TransportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TransportError::Connect(m) => write!(f, "cannot connect: {m}"),
-            TransportError::Tls(m) => write!(f, "TLS: {m}"),
-            TransportError::PinMismatch { expected, got } => {
-                write!(
-                    f,
-                    "TLS pin mismatch: expected {expected}, server presented {got}"
-                )
-            }
-            TransportError::Timeout { .. } => f.write_str("timed out"),
-            TransportError::Io { message, .. } => write!(f, "connection lost: {message}"),
-            TransportError::BodyTooLarge { cap } => {
-                write!(f, "response body larger than {cap} bytes")
-            }
-            TransportError::Request(m) => write!(f, "cannot build the request: {m}"),
-        }
     }
 }
 

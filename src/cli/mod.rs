@@ -341,7 +341,7 @@ fn fleet(
                 ),
                 plan.op == Operation::Create,
             )
-            .map_err(Failure::Other)?,
+            .map_err(|e| Failure::Other(e.into()))?,
         ),
         None => None,
     };

@@ -9,7 +9,7 @@ use super::journal::{
     Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path,
 };
 use super::recipients::Recipients;
-use super::sealer::Sealer;
+use super::sealer::{SealError, Sealer};
 use crate::error::{InputError, Problem};
 use crate::outcome::{Ledger, Minted};
 use crate::secret::Secret;
@@ -115,11 +115,14 @@ impl Output {
         &self,
         mut record: PlanRecord,
         lazy_created: bool,
-    ) -> anyhow::Result<JournalLedger> {
+    ) -> Result<JournalLedger, SealError> {
         let sealing = JournalSealing::new(&self.recipients)?;
         sealing.apply(&mut record);
-        let journal = Journal::create(&self.journal, &record, self.force).map_err(|e| {
-            anyhow::anyhow!("cannot create the journal {}: {e}", self.journal.display())
+        let journal = Journal::create(&self.journal, &record, self.force).map_err(|error| {
+            SealError::CreateJournal {
+                path: self.journal.clone(),
+                error,
+            }
         })?;
         Ok(JournalLedger {
             journal,

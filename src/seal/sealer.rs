@@ -36,6 +36,9 @@ pub enum SealError {
         "{what} is sealed to age public keys; pass --identity FILE (the matching AGE-SECRET-KEY-1… file)"
     )]
     NeedIdentity { what: String },
+    /// The journal could not be created (the run has not started).
+    #[error("cannot create the journal {}: {error}", path.display())]
+    CreateJournal { path: PathBuf, error: io::Error },
 }
 
 impl SealError {
