@@ -175,3 +175,28 @@ impl Ledger for NoLedger {
         Ok(())
     }
 }
+
+/// A token as `list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ListingRow {
+    pub host: String,
+    pub account: String,
+    pub token_name: String,
+    pub create_time: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+/// One host (or one account credential, for `api = "cpanel"`) as `check` saw it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckRow {
+    pub host: String,
+    /// The account whose credential was checked (`api = "cpanel"`), else the WHM user.
+    pub user: String,
+    pub url: String,
+    pub ok: bool,
+    /// The server version on success, the error otherwise.
+    pub detail: String,
+    /// The certificate's SHA-256, in the form `tls_pin` accepts.
+    pub tls_pin: Option<String>,
+    pub elapsed_ms: u64,
+}

@@ -5,14 +5,14 @@
 //! [`Prior`] per target that the journal says something about (done: skip; outcome unknown:
 //! reconcile; sealed but not rotated: continue), and a final handoff that holds every secret of
 //! the run, the earlier ones unsealed from the journal. The run itself stays in [`crate::run`],
-//! which knows nothing of the journal's format; the wiring stays in [`crate::cli`].
+//! which knows nothing of the journal's format; the wiring stays in `cli`.
 
 use crate::backend::{Fleet, NewToken};
 use crate::error::{InputError, Problem};
 use crate::inventory;
 use crate::job::{self, NetOptions, RunRecord};
+use crate::outcome::Status;
 use crate::plan::{self, Operation, Plan, PlanRequest, Prompter, Scope};
-use crate::report::Status;
 use crate::run::{Minted, Prior, PriorState, RunOptions};
 use crate::seal::handoff::HandoffFormat;
 use crate::seal::{

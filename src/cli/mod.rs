@@ -14,7 +14,7 @@ use crate::progress::{Mode, Progress};
 use crate::report::Report;
 use crate::run::{self, Observer, RunOptions};
 use crate::secret::Secret;
-use crate::sink::{Delivered, Sink, SinkError};
+use crate::sink::{AgeHandoff, Delivered, Sink, SinkError};
 use clap::{CommandFactory, Parser};
 use std::io::Write;
 use std::path::PathBuf;
@@ -361,7 +361,7 @@ fn fleet(
 
     let handoff = sealing.as_ref().map(|out| {
         (
-            out.handoff().deliver(&outcome.minted),
+            AgeHandoff::for_output(out).deliver(&outcome.minted),
             out.journal_path().to_path_buf(),
         )
     });

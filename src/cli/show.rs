@@ -3,8 +3,8 @@
 
 use super::OutFormat;
 use crate::inventory;
+use crate::outcome::{CheckRow, ListingRow};
 use crate::plan::{Operation, Plan, Scope};
-use crate::run::{CheckRow, ListingRow};
 use crate::seal::{HandoffFormat, HandoffRow, encode_rows};
 use crate::table::write_table;
 use crate::time::rfc3339;

@@ -13,7 +13,7 @@
 
 use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
 use crate::inventory::{Api as ApiKind, AuthKind};
-pub use crate::outcome::{Ledger, Minted, NoLedger};
+pub use crate::outcome::{CheckRow, Ledger, ListingRow, Minted, NoLedger};
 use crate::outcome::{Status, TargetResult};
 use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
 use std::collections::{HashMap, VecDeque};
@@ -89,31 +89,6 @@ pub enum Event<'a> {
 /// Renders [`Event`]s; implemented by the progress module.
 pub trait Observer: Sync {
     fn event(&self, event: &Event<'_>);
-}
-
-/// A token as `list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ListingRow {
-    pub host: String,
-    pub account: String,
-    pub token_name: String,
-    pub create_time: Option<i64>,
-    pub expires_at: Option<i64>,
-}
-
-/// One host (or one account credential, for `api = "cpanel"`) as `check` saw it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CheckRow {
-    pub host: String,
-    /// The account whose credential was checked (`api = "cpanel"`), else the WHM user.
-    pub user: String,
-    pub url: String,
-    pub ok: bool,
-    /// The server version on success, the error otherwise.
-    pub detail: String,
-    /// The certificate's SHA-256, in the form `tls_pin` accepts.
-    pub tls_pin: Option<String>,
-    pub elapsed_ms: u64,
 }
 
 /// Everything a run produced.

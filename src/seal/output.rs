@@ -131,15 +131,18 @@ impl Output {
         })
     }
 
-    /// The handoff file, as the run's sink.
-    pub fn handoff(&self) -> crate::sink::AgeHandoff {
-        crate::sink::AgeHandoff::new(
-            self.path.clone(),
-            &self.recipients,
-            self.armor,
-            self.format,
-            self.force,
-        )
+    /// The handoff file (`-o`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn recipients(&self) -> &Recipients {
+        &self.recipients
+    }
+
+    /// `--armor`, the plaintext format, and `--force`.
+    pub fn handoff_options(&self) -> (bool, HandoffFormat, bool) {
+        (self.armor, self.format, self.force)
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{Delivered, Sink, SinkError};
 use crate::outcome::Minted;
 use crate::seal::handoff::{HandoffFormat, RowRef, write_handoff_rows};
-use crate::seal::{Recipients, Sealer};
+use crate::seal::{Output, Recipients, Sealer};
 use std::path::PathBuf;
 
 /// The handoff file of a run.
@@ -32,6 +32,20 @@ impl AgeHandoff {
             format,
             overwrite,
         }
+    }
+}
+
+impl AgeHandoff {
+    /// The handoff file that `-o` and the sealing flags ask for.
+    pub fn for_output(output: &Output) -> AgeHandoff {
+        let (armor, format, force) = output.handoff_options();
+        AgeHandoff::new(
+            output.path().to_path_buf(),
+            output.recipients(),
+            armor,
+            format,
+            force,
+        )
     }
 }
 
