@@ -131,12 +131,11 @@ pub fn plan_record(
 ) -> PlanRecord {
     PlanRecord {
         run_id: plan.run_id.clone(),
-        operation: plan.op.as_str().to_string(),
+        operation: plan.op().as_str().to_string(),
         inventory: inventory.display().to_string(),
         inventory_sha256: sha256.to_string(),
         name_template: plan
-            .name
-            .as_ref()
+            .name()
             .map(|n| n.as_str().to_string())
             .unwrap_or_default(),
         scope: match plan.scope {

@@ -321,7 +321,7 @@ impl Resume {
         } else {
             HandoffFormat::Csv
         };
-        let lazy_created = plan.op == Operation::Create;
+        let lazy_created = plan.op() == Operation::Create;
         let handoff = resolve_output(journal, &output);
         Ok(Resume {
             plan,

@@ -318,7 +318,7 @@ fn fleet(
         .iter()
         .map(|h| (h.host.name.clone(), h.targets.len()))
         .collect();
-    let progress = Progress::new(mode, plan.op.as_str(), &host_targets);
+    let progress = Progress::new(mode, plan.op().as_str(), &host_targets);
 
     let opts = RunOptions {
         jobs: common.jobs as usize,
@@ -339,7 +339,7 @@ fn fleet(
                     &inventory_sha256,
                     &run_record(&job, &plan),
                 ),
-                plan.op == Operation::Create,
+                plan.op() == Operation::Create,
             )
             .map_err(|e| Failure::Other(e.into()))?,
         ),
@@ -368,7 +368,7 @@ fn fleet(
     let code = conclude(
         &Ending {
             run_id: &plan.run_id,
-            op: plan.op,
+            op: plan.op(),
             report: common.report.as_deref(),
             quiet: common.quiet,
             verbose: common.verbose,
@@ -526,7 +526,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
         .iter()
         .map(|h| (h.host.name.clone(), h.targets.len()))
         .collect();
-    let progress = Progress::new(mode, plan.op.as_str(), &host_targets);
+    let progress = Progress::new(mode, plan.op().as_str(), &host_targets);
     let stop = install_interrupt();
     let started = jiff::Timestamp::now();
     let outcome = run::execute_resumed(
@@ -543,7 +543,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     conclude(
         &Ending {
             run_id: &plan.run_id,
-            op: plan.op,
+            op: plan.op(),
             report: args.report.as_deref(),
             quiet: args.quiet,
             verbose: args.verbose,

@@ -5,7 +5,7 @@
 
 use super::limit;
 use super::name::{NameTemplate, NameVars};
-use super::{HostPlan, Operation, Plan, PlanRequest, Prompter, Scope, Target};
+use super::{HostPlan, Operation, Plan, PlanRequest, Prompter, Scope, Target, Work};
 use crate::error::{InputError, Problem};
 use crate::inventory::credential::Resolver;
 use crate::inventory::{AccountSpec, Accounts, Api, CredentialRef, Host, Inventory};
@@ -406,13 +406,19 @@ impl Builder<'_> {
         }
         self.warnings.append(&mut self.resolver.warnings);
         let req = self.req;
+        let work = match (self.flags.op, self.flags.name, self.flags.revoke) {
+            (Operation::Create, Some(name), _) => Work::Create { name },
+            (Operation::Rotate, Some(name), Some(revoke)) => Work::Rotate { name, revoke },
+            (Operation::Revoke, _, Some(pattern)) => Work::Revoke { pattern },
+            (Operation::List, ..) => Work::List,
+            (Operation::Check, ..) => Work::Check,
+            _ => unreachable!("parse_flags reports a missing --name or --revoke as a problem"),
+        };
         Ok(Plan {
-            op: self.flags.op,
+            work,
             scope: req.scope,
             run_id: req.run_id.clone(),
             date: req.date.clone(),
-            name: self.flags.name,
-            revoke: self.flags.revoke,
             expires_at: req.expires_at,
             accounts_glob: self.flags.accounts_glob,
             hosts: self.hosts,

@@ -98,16 +98,45 @@ pub struct HostPlan {
     pub targets: Vec<Target>,
 }
 
+/// What the run does, with what that operation needs, validated.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// A new token per target, named by the template.
+    Create {
+        name: NameTemplate,
+    },
+    /// A new token per target, verified, then the old ones matching `revoke` revoked.
+    Rotate {
+        name: NameTemplate,
+        revoke: glob::Pattern,
+    },
+    /// Every token whose name matches `pattern` (`--name`).
+    Revoke {
+        pattern: glob::Pattern,
+    },
+    List,
+    Check,
+}
+
+impl Work {
+    pub fn op(&self) -> Operation {
+        match self {
+            Work::Create { .. } => Operation::Create,
+            Work::Rotate { .. } => Operation::Rotate,
+            Work::Revoke { .. } => Operation::Revoke,
+            Work::List => Operation::List,
+            Work::Check => Operation::Check,
+        }
+    }
+}
+
 /// A validated run: every host, target, name and credential checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub op: Operation,
+    pub work: Work,
     pub scope: Scope,
     pub run_id: String,
     pub date: String,
-    pub name: Option<NameTemplate>,
-    /// For revoke: `--name` as a glob; for rotate: `--revoke`.
-    pub revoke: Option<glob::Pattern>,
     pub expires_at: Option<i64>,
     /// `--accounts`, applied again to discovered accounts.
     pub accounts_glob: Option<glob::Pattern>,
@@ -117,24 +146,40 @@ pub struct Plan {
 }
 
 impl Plan {
+    pub fn op(&self) -> Operation {
+        self.work.op()
+    }
+
+    /// The name template of a create or rotate.
+    pub fn name(&self) -> Option<&NameTemplate> {
+        match &self.work {
+            Work::Create { name } | Work::Rotate { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The glob of the tokens to revoke: revoke's `--name`, or rotate's `--revoke`.
+    #[cfg(test)]
+    pub fn revoke_glob(&self) -> Option<&glob::Pattern> {
+        match &self.work {
+            Work::Rotate { revoke, .. } => Some(revoke),
+            Work::Revoke { pattern } => Some(pattern),
+            _ => None,
+        }
+    }
+
     /// The target for an account discovered at run time (accounts = "*"). `Err` = the expanded
     /// name is invalid (a per-target failure). Callers filter with [`Plan::wants_account`] first.
     pub fn target_for(&self, host: &HostPlan, account: &str) -> Result<Target, String> {
-        let token_name = match self.op {
-            Operation::Create | Operation::Rotate => {
-                let template = self
-                    .name
-                    .as_ref()
-                    .ok_or("the plan has no --name template")?;
-                Some(template.expand(&NameVars {
-                    date: &self.date,
-                    host: &host.host.name,
-                    account,
-                    run: &self.run_id,
-                })?)
-            }
-            Operation::Revoke => self.revoke.as_ref().map(|p| p.as_str().to_string()),
-            Operation::List | Operation::Check => None,
+        let token_name = match &self.work {
+            Work::Create { name } | Work::Rotate { name, .. } => Some(name.expand(&NameVars {
+                date: &self.date,
+                host: &host.host.name,
+                account,
+                run: &self.run_id,
+            })?),
+            Work::Revoke { pattern } => Some(pattern.as_str().to_string()),
+            Work::List | Work::Check => None,
         };
         Ok(Target {
             account: Some(account.to_string()),

@@ -97,10 +97,10 @@ fn create_expands_a_name_per_account_and_resolves_the_host_credential_once() {
         ["web3: tls_insecure = true: certificate NOT verified"]
     );
     assert_eq!(
-        plan.name.as_ref().unwrap().as_str(),
+        plan.name().unwrap().as_str(),
         "ci-{date}-{host}-{account}-{run}"
     );
-    assert!(plan.revoke.is_none());
+    assert!(plan.revoke_glob().is_none());
     assert_eq!(plan.target_count(), 3);
 }
 
@@ -150,7 +150,7 @@ fn scope_whm_is_one_target_per_host_named_for_the_whm_user() {
         plan.hosts[0].targets[0].token_name.as_deref(),
         Some("fleet-root-20250101")
     );
-    assert!(plan.revoke.as_ref().unwrap().matches("fleet-old"));
+    assert!(plan.revoke_glob().unwrap().matches("fleet-old"));
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn revoke_takes_a_name_or_glob_and_list_takes_none() {
     let mut r = req(Operation::Revoke);
     r.name = Some("ci-2024*".into());
     let plan = build_ok(&inventory, &r);
-    assert!(plan.revoke.as_ref().unwrap().matches("ci-20240101"));
+    assert!(plan.revoke_glob().unwrap().matches("ci-20240101"));
     assert!(
         plan.hosts[0]
             .targets

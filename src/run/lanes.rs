@@ -88,16 +88,16 @@ impl Runner<'_> {
         &self,
         lane: &Lane,
         i: usize,
-        taken: &Work,
+        taken: &Task,
     ) -> Vec<(String, String)> {
-        if !matches!(self.plan.op, Operation::Create | Operation::Rotate) || self.opts.dry_run {
+        if !matches!(self.plan.op(), Operation::Create | Operation::Rotate) || self.opts.dry_run {
             return Vec::new();
         }
         let hp = &self.plan.hosts[i];
         let mut ahead = self.ahead.lock().unwrap();
         // A target claimed by an earlier batch goes without waiting; only a target nobody
         // claimed yet starts a new batch (and waits for its one fsync).
-        if let Work::Target(t) = taken
+        if let Task::Target(t) = taken
             && ahead.contains_key(&(hp.host.name.clone(), self.account_of(hp, t).to_string()))
         {
             return Vec::new();
@@ -107,7 +107,7 @@ impl Runner<'_> {
             if batch.len() == INTENT_BATCH {
                 break;
             }
-            let Work::Target(t) = work else { continue };
+            let Task::Target(t) = work else { continue };
             let Some(name) = t.token_name.as_ref() else {
                 continue;
             };
@@ -163,16 +163,16 @@ impl Runner<'_> {
 
     pub(super) fn skip_lane(&self, sched: &mut Sched, i: usize, why: &str, cause: Option<String>) {
         let hp = &self.plan.hosts[i];
-        let drained: Vec<Work> = sched.lanes[i].queue.drain(..).collect();
+        let drained: Vec<Task> = sched.lanes[i].queue.drain(..).collect();
         sched.outstanding -= drained.len();
         let mut out = self.out.lock().unwrap();
         for work in drained {
             let (account, token_name) = match &work {
-                Work::Target(t) => (
+                Task::Target(t) => (
                     Some(self.account_of(hp, t).to_string()),
                     t.token_name.clone(),
                 ),
-                Work::Discover | Work::CheckHost => (None, None),
+                Task::Discover | Task::CheckHost => (None, None),
             };
             sched.lanes[i].skipped += 1;
             self.observer.event(&Event::TargetDone {

@@ -141,7 +141,7 @@ impl Runner<'_> {
         msg: &str,
     ) -> Result<(Status, Option<NewToken>), Failure> {
         let _ = self.ledger.exists(cx.host(), cx.account, name);
-        if self.plan.op == Operation::Rotate {
+        if self.plan.op() == Operation::Rotate {
             return Err(Failure::step(
                 "create",
                 format!(
@@ -153,11 +153,13 @@ impl Runner<'_> {
         Ok((Status::Exists, None))
     }
 
-    pub(super) fn rotate(&self, cx: &Ctx<'_>, reconcile: bool) -> Result<Status, Failure> {
+    pub(super) fn rotate(
+        &self,
+        cx: &Ctx<'_>,
+        pattern: &glob::Pattern,
+        reconcile: bool,
+    ) -> Result<Status, Failure> {
         let name = cx.name.unwrap_or_default();
-        if self.plan.revoke.is_none() {
-            return Err(Failure::plain("rotate needs --revoke"));
-        }
         if self.opts.dry_run {
             let tokens = self
                 .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
@@ -172,7 +174,7 @@ impl Runner<'_> {
         let Some(token) = token else {
             return Ok(status);
         };
-        self.finish_rotate(cx, &token, false)
+        self.finish_rotate(cx, pattern, &token, false)
     }
 
     /// The rotation after the new token is sealed: verify it (unless done already), then revoke
@@ -180,14 +182,10 @@ impl Runner<'_> {
     pub(super) fn finish_rotate(
         &self,
         cx: &Ctx<'_>,
+        pattern: &glob::Pattern,
         token: &NewToken,
         verified: bool,
     ) -> Result<Status, Failure> {
-        let pattern = self
-            .plan
-            .revoke
-            .as_ref()
-            .ok_or_else(|| Failure::plain("rotate needs --revoke"))?;
         let name = cx.name.unwrap_or_default();
         if self.opts.verify && !verified {
             self.verify(cx, name, token)?;

@@ -15,7 +15,7 @@ use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, Toke
 use crate::inventory::{Api as ApiKind, AuthKind};
 pub use crate::outcome::{CheckRow, Ledger, ListingRow, Minted, NoLedger};
 use crate::outcome::{Status, TargetResult};
-use crate::plan::{HostPlan, Operation, Plan, Scope, Target};
+use crate::plan::{HostPlan, Operation, Plan, Scope, Target, Work};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -121,7 +121,7 @@ pub enum Prior {
 pub type PriorState = HashMap<(String, String), Prior>;
 
 /// What a lane does next.
-enum Work {
+enum Task {
     /// `listaccts`, then queue one target per account.
     Discover,
     /// One target of the plan (or a discovered one).
@@ -131,7 +131,7 @@ enum Work {
 }
 
 struct Lane {
-    queue: VecDeque<Work>,
+    queue: VecDeque<Task>,
     in_flight: usize,
     limit: usize,
     /// Set at the first refused credential: the rest of the lane is skipped with this cause.
@@ -150,17 +150,17 @@ impl Lane {
     /// A host's lane at the start of a run: the work its part of the plan asks for.
     fn of(plan: &Plan, hp: &HostPlan) -> Lane {
         let mut queue = VecDeque::new();
-        if plan.op == Operation::Check && needs_host_check(plan, hp) {
-            queue.push_back(Work::CheckHost);
+        if plan.op() == Operation::Check && needs_host_check(plan, hp) {
+            queue.push_back(Task::CheckHost);
         }
-        if hp.discover && plan.op != Operation::Check {
-            queue.push_back(Work::Discover);
+        if hp.discover && plan.op() != Operation::Check {
+            queue.push_back(Task::Discover);
         }
-        if plan.op != Operation::Check
+        if plan.op() != Operation::Check
             || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account)
         {
             for t in &hp.targets {
-                queue.push_back(Work::Target(t.clone()));
+                queue.push_back(Task::Target(t.clone()));
             }
         }
         Lane {
@@ -296,7 +296,7 @@ fn needs_host_check(plan: &Plan, hp: &HostPlan) -> bool {
 
 enum FollowUp {
     None,
-    Queue(Vec<Work>),
+    Queue(Vec<Task>),
     StopHost(String),
     /// The target got no answer at all: counts toward taking the host for dead.
     Silent(String),

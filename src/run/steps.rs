@@ -45,15 +45,15 @@ impl Runner<'_> {
     }
 
     /// Do one piece of work and record its result.
-    pub(super) fn perform(&self, i: usize, work: Work) -> FollowUp {
+    pub(super) fn perform(&self, i: usize, work: Task) -> FollowUp {
         let started = Instant::now();
         match work {
-            Work::Discover => self.discover(i, started),
-            Work::CheckHost => {
+            Task::Discover => self.discover(i, started),
+            Task::CheckHost => {
                 self.check_host(i, started);
                 FollowUp::None
             }
-            Work::Target(t) => self.perform_target(i, &t, started),
+            Task::Target(t) => self.perform_target(i, &t, started),
         }
     }
 
@@ -108,16 +108,16 @@ impl Runner<'_> {
     /// One target of a create, rotate, revoke, list or check.
     fn target(&self, cx: &Ctx<'_>, prior: Option<&Prior>) -> Result<Status, Failure> {
         let reconcile = matches!(prior, Some(Prior::Reconcile));
-        match self.plan.op {
-            Operation::List => self.list(cx),
-            Operation::Check => self.check_account(cx),
-            Operation::Revoke => self.revoke(cx),
-            Operation::Create => self.create(cx, reconcile).map(|(status, _)| status),
-            Operation::Rotate => match prior {
+        match &self.plan.work {
+            Work::List => self.list(cx),
+            Work::Check => self.check_account(cx),
+            Work::Revoke { pattern } => self.revoke(cx, pattern),
+            Work::Create { .. } => self.create(cx, reconcile).map(|(status, _)| status),
+            Work::Rotate { revoke, .. } => match prior {
                 Some(Prior::Created { minted, verified }) => {
-                    self.finish_rotate(cx, &minted.token, *verified)
+                    self.finish_rotate(cx, revoke, &minted.token, *verified)
                 }
-                _ => self.rotate(cx, reconcile),
+                _ => self.rotate(cx, revoke, reconcile),
             },
         }
     }
@@ -163,7 +163,7 @@ impl Runner<'_> {
     }
 
     /// The work for one discovered account, or its result when there is nothing to send.
-    fn discovered(&self, i: usize, acct: &AccountInfo) -> Option<Work> {
+    fn discovered(&self, i: usize, acct: &AccountInfo) -> Option<Task> {
         let hp = &self.plan.hosts[i];
         let mut r = TargetResult::new(&hp.host.name, Some(&acct.user), None);
         if acct.suspended {
@@ -174,7 +174,7 @@ impl Runner<'_> {
             return None;
         }
         match self.plan.target_for(hp, &acct.user) {
-            Ok(t) => Some(Work::Target(t)),
+            Ok(t) => Some(Task::Target(t)),
             Err(msg) => {
                 r.status = Status::Failed;
                 r.error = Some(msg);
@@ -284,12 +284,7 @@ impl Runner<'_> {
         Ok(Status::Unchanged)
     }
 
-    fn revoke(&self, cx: &Ctx<'_>) -> Result<Status, Failure> {
-        let pattern = self
-            .plan
-            .revoke
-            .as_ref()
-            .ok_or_else(|| Failure::plain("no token name to revoke"))?;
+    fn revoke(&self, cx: &Ctx<'_>, pattern: &glob::Pattern) -> Result<Status, Failure> {
         let tokens = self
             .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
             .map_err(|e| Failure::api("list", e))?;
