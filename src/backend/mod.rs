@@ -17,6 +17,8 @@ use crate::transport::{Endpoint, HostTransport, TransportConfig, TransportError}
 use crate::trust::Pin;
 
 mod cpanel;
+#[cfg(test)]
+pub(crate) mod fake;
 mod http;
 mod protocol;
 mod whm;

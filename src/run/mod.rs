@@ -25,6 +25,8 @@ mod lanes;
 mod mint;
 mod retry;
 mod steps;
+#[cfg(test)]
+mod tests;
 
 /// How the run behaves, from the command line.
 #[derive(Debug, Clone)]

@@ -1,0 +1,231 @@
+//! An in-memory [`Backend`] for tests of the run: one server's accounts and tokens (per owner),
+//! faults scripted per operation, and counters of what was called. Each call sleeps a little
+//! while counted in flight, so a test can see how many calls a host had at once.
+
+use super::{AccountInfo, ApiError, Backend, NewToken, Owner, TokenInfo};
+use crate::secret::Secret;
+use crate::transport::TransportError;
+use crate::trust::Pin;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The operations of [`Backend`], for scripting faults and counting calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    ListAccounts,
+    List,
+    Create,
+    Revoke,
+    Verify,
+    Whoami,
+}
+
+/// A token the server holds: what `list` shows, its secret, and whether it was created through
+/// this backend (`false`: seeded, there before the run).
+type Stored = (TokenInfo, String, bool);
+
+fn info(name: &str, create_time: i64, expires_at: Option<i64>) -> TokenInfo {
+    let (name, create_time) = (name.to_string(), Some(create_time));
+    TokenInfo {
+        name,
+        create_time,
+        expires_at,
+    }
+}
+
+#[derive(Default)]
+struct State {
+    accounts: Vec<AccountInfo>,
+    /// By (owner, token name): names are unique per owner.
+    tokens: BTreeMap<(String, String), Stored>,
+    /// Secrets of the tokens revoked, in order.
+    revoked: Vec<String>,
+    faults: HashMap<Op, VecDeque<ApiError>>,
+    always: Option<ApiError>,
+    lose_creates: usize,
+    calls: HashMap<Op, usize>,
+    in_flight: usize,
+    max_in_flight: usize,
+    serial: u64,
+}
+
+/// One fake server. Clones share it: a test keeps one and gives the run a boxed other.
+#[derive(Clone)]
+pub struct FakeBackend {
+    host: String,
+    delay: Duration,
+    state: Arc<Mutex<State>>,
+    /// Every call as "HOST Op", in order; shared across hosts.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+fn owner_key(owner: Owner<'_>) -> String {
+    match owner {
+        Owner::Account { user, .. } => user.to_string(),
+        Owner::WhmUser { .. } => "@whm".to_string(),
+    }
+}
+
+impl FakeBackend {
+    pub fn new(host: &str, delay: Duration, log: &Arc<Mutex<Vec<String>>>) -> Self {
+        let (host, state, log) = (host.to_string(), Arc::default(), log.clone());
+        FakeBackend {
+            host,
+            delay,
+            state,
+            log,
+        }
+    }
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+    pub fn set_accounts(&self, accounts: Vec<AccountInfo>) {
+        self.with(|s| s.accounts = accounts);
+    }
+    /// A token that was on the server before the run.
+    pub fn seed(&self, owner: &str, name: &str, create_time: i64) {
+        let stored = (info(name, create_time, None), format!("seed-{name}"), false);
+        self.with(|s| s.tokens.insert((owner.into(), name.into()), stored));
+    }
+    /// The next calls of `op` fail with these errors, one each, in order.
+    pub fn fail_next(&self, op: Op, errors: impl IntoIterator<Item = ApiError>) {
+        self.with(|s| s.faults.entry(op).or_default().extend(errors));
+    }
+    /// Every call, once the scripted faults are used up, fails with `e`.
+    pub fn fail_always(&self, e: ApiError) {
+        self.with(|s| s.always = Some(e));
+    }
+    /// The next `n` creates succeed on the server, but their answer is lost (a timeout).
+    pub fn lose_creates(&self, n: usize) {
+        self.with(|s| s.lose_creates += n);
+    }
+    pub fn calls(&self, op: Op) -> usize {
+        self.with(|s| s.calls.get(&op).copied().unwrap_or(0))
+    }
+    pub fn total_calls(&self) -> usize {
+        self.with(|s| s.calls.values().sum())
+    }
+    pub fn max_in_flight(&self) -> usize {
+        self.with(|s| s.max_in_flight)
+    }
+    /// (owner, name, secret) of the live tokens this backend created (seeded ones left out).
+    pub fn created_live(&self) -> Vec<(String, String, String)> {
+        let live = |s: &mut State| {
+            let mine = s.tokens.iter().filter(|(_, t)| t.2);
+            mine.map(|((o, n), t)| (o.clone(), n.clone(), t.1.clone()))
+                .collect()
+        };
+        self.with(live)
+    }
+    /// The secrets of every token revoked so far.
+    pub fn revoked(&self) -> Vec<String> {
+        self.with(|s| s.revoked.clone())
+    }
+
+    /// One call: counted, in flight for `delay`, then a scripted fault or `f` on the state.
+    fn call<T>(
+        &self,
+        op: Op,
+        f: impl FnOnce(&mut State) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut log = self.log.lock().unwrap();
+        log.push(format!("{} {op:?}", self.host));
+        drop(log);
+        self.with(|s| {
+            *s.calls.entry(op).or_default() += 1;
+            s.in_flight += 1;
+            s.max_in_flight = s.max_in_flight.max(s.in_flight);
+        });
+        std::thread::sleep(self.delay);
+        self.with(|s| {
+            s.in_flight -= 1;
+            let fault = s.faults.get_mut(&op).and_then(VecDeque::pop_front);
+            match fault.or_else(|| s.always.clone()) {
+                Some(e) => Err(e),
+                None => f(s),
+            }
+        })
+    }
+}
+
+impl Backend for FakeBackend {
+    fn list_accounts(&self) -> Result<Vec<AccountInfo>, ApiError> {
+        self.call(Op::ListAccounts, |s| Ok(s.accounts.clone()))
+    }
+    fn list_tokens(&self, owner: Owner<'_>) -> Result<Vec<TokenInfo>, ApiError> {
+        let owner = owner_key(owner);
+        let mine = move |s: &mut State| {
+            s.tokens
+                .iter()
+                .filter(|((o, _), _)| *o == owner)
+                .map(|(_, t)| t.0.clone())
+                .collect()
+        };
+        self.call(Op::List, |s| Ok(mine(s)))
+    }
+    fn create_token(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<NewToken, ApiError> {
+        let key = (owner_key(owner), name.to_string());
+        self.call(Op::Create, |s| {
+            if s.tokens.contains_key(&key) {
+                return Err(ApiError::Conflict(format!(
+                    "the token {name} already exists"
+                )));
+            }
+            s.serial += 1;
+            let secret = format!("{}-{name}-{}", self.host, s.serial);
+            let create_time = jiff::Timestamp::now().as_second();
+            let stored = (info(name, create_time, expires_at), secret.clone(), true);
+            s.tokens.insert(key, stored);
+            if s.lose_creates > 0 {
+                s.lose_creates -= 1;
+                return Err(ApiError::Transport(TransportError::Timeout { sent: true }));
+            }
+            let (name, token) = (name.to_string(), Secret::new(secret));
+            Ok(NewToken {
+                name,
+                token,
+                create_time,
+                expires_at,
+            })
+        })
+    }
+    fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError> {
+        let owner = owner_key(owner);
+        self.call(Op::Revoke, |s| {
+            for name in names {
+                if let Some(t) = s.tokens.remove(&(owner.clone(), name.clone())) {
+                    s.revoked.push(t.1);
+                }
+            }
+            Ok(())
+        })
+    }
+    fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError> {
+        let owner = owner_key(owner);
+        self.call(Op::Verify, |s| {
+            let mut mine = s.tokens.iter().filter(|((o, _), _)| *o == owner);
+            if mine.any(|(_, t)| t.1 == token.expose()) {
+                return Ok(());
+            }
+            Err(ApiError::Auth {
+                status: 401,
+                message: "unknown token".into(),
+            })
+        })
+    }
+    fn whoami(&self) -> Result<String, ApiError> {
+        self.call(Op::Whoami, |_| Ok("fake 11.126".into()))
+    }
+    fn url(&self, _: Owner<'_>) -> String {
+        format!("https://{}:2083", self.host)
+    }
+    fn peer_pin(&self) -> Option<Pin> {
+        None
+    }
+}

@@ -1,0 +1,397 @@
+//! The scheduler through [`execute`], against in-memory servers ([`FakeBackend`]): per-host
+//! limits, round-robin, stopping a host, giving up on a silent one, interrupts, and the retry
+//! rule. Every run is checked against the invariants in [`run`].
+
+use super::*;
+use crate::backend::fake::{FakeBackend, Op};
+use crate::inventory::{Accounts, Host, Tls};
+use crate::transport::TransportError;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+fn host(name: &str) -> Host {
+    Host {
+        name: name.into(),
+        address: name.into(),
+        groups: Vec::new(),
+        api: ApiKind::Whm,
+        whm_port: 2087,
+        cpanel_port: 2083,
+        whm_user: "root".into(),
+        credential: None,
+        auth: AuthKind::Token,
+        tls: Tls::default(),
+        per_host: None,
+        accounts: Accounts::Listed(Vec::new()),
+        origin: "test".into(),
+    }
+}
+
+/// Hosts `h0`, `h1`… (one per entry of `per_host`, with that limit), each with accounts
+/// `u00`, `u01`…; create and rotate name each account's token `tf-ACCOUNT`.
+fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
+    let named = matches!(op, Operation::Create | Operation::Rotate);
+    let hosts = per_host
+        .iter()
+        .enumerate()
+        .map(|(h, &per_host)| HostPlan {
+            host: host(&format!("h{h}")),
+            per_host,
+            credential: None,
+            discover: false,
+            targets: (0..accounts)
+                .map(|a| Target {
+                    account: Some(format!("u{a:02}")),
+                    token_name: named.then(|| format!("tf-u{a:02}")),
+                    credential: None,
+                })
+                .collect(),
+        })
+        .collect();
+    Plan {
+        op,
+        scope: Scope::Account,
+        run_id: "r1".into(),
+        date: "20250101".into(),
+        name: None,
+        revoke: None,
+        expires_at: None,
+        accounts_glob: None,
+        hosts,
+        warnings: Vec::new(),
+    }
+}
+
+/// One fake server per host of `plan`, each call taking `delay_ms`, all logging to one log.
+fn fleet(plan: &Plan, delay_ms: u64) -> (Vec<FakeBackend>, Arc<Mutex<Vec<String>>>) {
+    let log = Arc::default();
+    let delay = Duration::from_millis(delay_ms);
+    let fakes = plan
+        .hosts
+        .iter()
+        .map(|hp| FakeBackend::new(&hp.host.name, delay, &log))
+        .collect();
+    (fakes, log)
+}
+
+fn opts(jobs: usize, retries: u32) -> RunOptions {
+    RunOptions {
+        jobs,
+        retries,
+        backoff: Duration::from_millis(1),
+        ..RunOptions::default()
+    }
+}
+
+fn run(plan: &Plan, fakes: &[FakeBackend], opts: RunOptions) -> Outcome {
+    run_with(plan, fakes, opts, &Silent, &AtomicBool::new(false))
+}
+
+/// Run, then check what must hold after any run: one result per planned target, no host over
+/// its limit, no minted token revoked, and no token this run created that nobody holds.
+fn run_with(
+    plan: &Plan,
+    fakes: &[FakeBackend],
+    opts: RunOptions,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+) -> Outcome {
+    let backends: Vec<Box<dyn Backend>> = fakes
+        .iter()
+        .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
+        .collect();
+    let out = execute(plan, &backends, &opts, &NoLedger, observer, stop);
+    for hp in &plan.hosts {
+        for t in &hp.targets {
+            let n = out
+                .results
+                .iter()
+                .filter(|r| r.host == hp.host.name && r.account == t.account)
+                .count();
+            assert_eq!(
+                n, 1,
+                "{} {:?}: one result per target",
+                hp.host.name, t.account
+            );
+        }
+    }
+    let minted: HashSet<&str> = out.minted.iter().map(|m| m.token.token.expose()).collect();
+    for (fake, hp) in fakes.iter().zip(&plan.hosts) {
+        let name = &hp.host.name;
+        assert!(fake.max_in_flight() <= hp.per_host, "{name}: over per_host");
+        for secret in fake.revoked() {
+            assert!(
+                !minted.contains(secret.as_str()),
+                "{name}: minted token revoked"
+            );
+        }
+        for (owner, token, secret) in fake.created_live() {
+            assert!(
+                minted.contains(secret.as_str()),
+                "{name} {owner}: live token {token} that nobody holds"
+            );
+        }
+    }
+    out
+}
+
+fn of<'o>(out: &'o Outcome, host: &str) -> Vec<&'o TargetResult> {
+    out.results.iter().filter(|r| r.host == host).collect()
+}
+
+fn count(results: &[&TargetResult], status: Status) -> usize {
+    results.iter().filter(|r| r.status == status).count()
+}
+
+fn all(out: &Outcome) -> Vec<&TargetResult> {
+    out.results.iter().collect()
+}
+
+fn http(status: u16) -> ApiError {
+    ApiError::Http { status }
+}
+
+fn refused() -> ApiError {
+    ApiError::Auth {
+        status: 401,
+        message: "cPHulk".into(),
+    }
+}
+
+#[test]
+fn no_host_gets_more_than_per_host_calls_at_once_and_each_reaches_it() {
+    let plan = plan(Operation::Create, &[1, 2, 3], 12);
+    let (fakes, _) = fleet(&plan, 10);
+    let out = run(&plan, &fakes, opts(6, 3));
+    assert_eq!(count(&all(&out), Status::Created), 36);
+    for (fake, hp) in fakes.iter().zip(&plan.hosts) {
+        assert_eq!(fake.max_in_flight(), hp.per_host, "{}", hp.host.name);
+    }
+}
+
+#[test]
+fn one_worker_takes_the_hosts_in_turn() {
+    let plan = plan(Operation::List, &[2, 2, 2], 3);
+    let (fakes, log) = fleet(&plan, 0);
+    let out = run(&plan, &fakes, opts(1, 0));
+    assert_eq!(count(&all(&out), Status::Unchanged), 9);
+    let turn = ["h0 List", "h1 List", "h2 List"];
+    assert_eq!(*log.lock().unwrap(), turn.repeat(3));
+}
+
+#[test]
+fn a_refused_credential_stops_its_host_and_no_other() {
+    let plan = plan(Operation::Create, &[2, 2, 2], 10);
+    let (fakes, _) = fleet(&plan, 2);
+    fakes[1].fail_always(refused());
+    let out = run(&plan, &fakes, opts(6, 3));
+    let calls = fakes[1].total_calls();
+    assert!(
+        (1..=2).contains(&calls),
+        "{calls} calls with a refused credential"
+    );
+    let h1 = of(&out, "h1");
+    assert_eq!(
+        count(&h1, Status::Failed),
+        calls,
+        "one call per failed target"
+    );
+    assert_eq!(count(&h1, Status::Skipped), 10 - calls);
+    for r in h1.iter().filter(|r| r.status == Status::Skipped) {
+        assert_eq!(
+            r.cause.as_deref(),
+            Some("authentication refused (HTTP 401)")
+        );
+        assert!(r.error.as_deref().unwrap().starts_with("not attempted"));
+        assert_eq!(r.attempts, 0);
+    }
+    for h in ["h0", "h2"] {
+        assert_eq!(count(&of(&out, h), Status::Created), 10, "{h}");
+    }
+}
+
+#[test]
+fn a_host_that_never_answers_is_given_up_after_silent_waves() {
+    let per_host = 2;
+    let plan = plan(Operation::Create, &[per_host, per_host], 20);
+    let (fakes, _) = fleet(&plan, 2);
+    fakes[0].fail_always(ApiError::Transport(TransportError::Timeout { sent: true }));
+    let out = run(&plan, &fakes, opts(4, 1));
+    let h0 = of(&out, "h0");
+    let tried = count(&h0, Status::Failed);
+    let floor = SILENT_WAVES * per_host;
+    assert!(
+        (floor..floor + per_host).contains(&tried),
+        "{tried} targets tried"
+    );
+    assert_eq!(count(&h0, Status::Skipped), 20 - tried);
+    assert!(
+        h0.iter()
+            .filter(|r| r.status == Status::Skipped)
+            .all(|r| r.cause.as_deref() == Some("timed out"))
+    );
+    // One create per target tried: a lost answer is followed by a list, never a second create.
+    assert_eq!(fakes[0].calls(Op::Create), tried);
+    assert_eq!(count(&of(&out, "h1"), Status::Created), 20);
+}
+
+/// Raises the stop flag at the first finished target.
+struct StopAtFirst<'a>(&'a AtomicBool);
+
+impl Observer for StopAtFirst<'_> {
+    fn event(&self, event: &Event<'_>) {
+        if matches!(event, Event::TargetDone { .. }) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn raising_the_stop_flag_skips_everything_not_started() {
+    let plan = plan(Operation::Create, &[1, 1], 5);
+    let (fakes, _) = fleet(&plan, 0);
+    let stop = AtomicBool::new(false);
+    let out = run_with(&plan, &fakes, opts(1, 3), &StopAtFirst(&stop), &stop);
+    assert!(out.interrupted);
+    let results = all(&out);
+    assert_eq!(count(&results, Status::Created), 1);
+    assert_eq!(count(&results, Status::Skipped), 9);
+    let skipped = results.iter().filter(|r| r.status == Status::Skipped);
+    assert!(
+        skipped
+            .clone()
+            .all(|r| r.cause.as_deref() == Some("interrupted"))
+    );
+    assert_eq!(fakes.iter().map(FakeBackend::total_calls).sum::<usize>(), 1);
+}
+
+#[test]
+fn with_several_workers_a_stop_lets_only_work_in_flight_finish() {
+    let plan = plan(Operation::Create, &[2, 2], 10);
+    let (fakes, _) = fleet(&plan, 2);
+    let stop = AtomicBool::new(false);
+    let out = run_with(&plan, &fakes, opts(4, 3), &StopAtFirst(&stop), &stop);
+    assert!(out.interrupted);
+    let results = all(&out);
+    let created = count(&results, Status::Created);
+    assert!((1..=4).contains(&created), "{created} created");
+    assert_eq!(count(&results, Status::Skipped), 20 - created);
+}
+
+#[test]
+fn a_read_that_fails_with_503_twice_succeeds_on_the_third_try() {
+    let plan = plan(Operation::List, &[1], 1);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].fail_next(Op::List, [http(503), http(503)]);
+    let out = run(&plan, &fakes, opts(1, 3));
+    assert_eq!(out.results[0].status, Status::Unchanged);
+    assert_eq!(out.results[0].attempts, 3);
+    assert_eq!(fakes[0].calls(Op::List), 3);
+}
+
+#[test]
+fn with_no_retries_a_read_that_fails_with_503_fails_after_one_call() {
+    let plan = plan(Operation::List, &[1], 1);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].fail_next(Op::List, [http(503), http(503)]);
+    let out = run(&plan, &fakes, opts(1, 0));
+    assert_eq!(out.results[0].status, Status::Failed);
+    assert_eq!(out.results[0].cause.as_deref(), Some("HTTP 503"));
+    assert_eq!(out.results[0].attempts, 1);
+    assert_eq!(fakes[0].calls(Op::List), 1);
+}
+
+#[test]
+fn a_refused_credential_is_never_retried() {
+    for op in [Operation::List, Operation::Create] {
+        let plan = plan(op, &[1], 1);
+        let (fakes, _) = fleet(&plan, 0);
+        fakes[0].fail_always(refused());
+        let out = run(&plan, &fakes, opts(1, 3));
+        assert_eq!(out.results[0].status, Status::Failed, "{op:?}");
+        assert_eq!(out.results[0].attempts, 1, "{op:?}");
+        assert_eq!(fakes[0].total_calls(), 1, "{op:?}");
+    }
+}
+
+#[test]
+fn a_create_whose_answer_is_lost_is_listed_revoked_and_created_again() {
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, log) = fleet(&plan, 0);
+    fakes[0].lose_creates(1);
+    let out = run(&plan, &fakes, opts(1, 3));
+    assert_eq!(out.results[0].status, Status::Created);
+    let calls = ["h0 Create", "h0 List", "h0 Revoke", "h0 Create"];
+    assert_eq!(*log.lock().unwrap(), calls);
+    let live = fakes[0].created_live();
+    assert_eq!(live.len(), 1, "exactly one token of that name");
+    assert_eq!((live[0].0.as_str(), live[0].1.as_str()), ("u00", "tf-u00"));
+    assert_eq!(out.minted.len(), 1);
+    assert_eq!(out.minted[0].token.token.expose(), live[0].2);
+    assert_eq!(fakes[0].revoked().len(), 1, "the orphan");
+}
+
+#[test]
+fn a_create_that_fails_with_503_is_listed_before_it_is_sent_again() {
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, log) = fleet(&plan, 0);
+    fakes[0].fail_next(Op::Create, [http(503)]);
+    let out = run(&plan, &fakes, opts(1, 3));
+    assert_eq!(out.results[0].status, Status::Created);
+    // Nothing was created: nothing to revoke.
+    assert_eq!(*log.lock().unwrap(), ["h0 Create", "h0 List", "h0 Create"]);
+    assert_eq!(out.minted.len(), 1);
+}
+
+#[test]
+fn a_name_taken_before_the_run_is_exists_and_left_alone() {
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].seed("u00", "tf-u00", 1_000_000_000);
+    let out = run(&plan, &fakes, opts(1, 3));
+    assert_eq!(out.results[0].status, Status::Exists);
+    assert_eq!(fakes[0].calls(Op::Create), 1);
+    assert!(fakes[0].revoked().is_empty());
+    assert!(out.minted.is_empty());
+}
+
+#[test]
+fn rotate_creates_verifies_and_revokes_only_the_old_tokens() {
+    let mut plan = plan(Operation::Rotate, &[1], 1);
+    plan.revoke = Some(glob::Pattern::new("tf-*").unwrap());
+    let (fakes, log) = fleet(&plan, 0);
+    fakes[0].seed("u00", "tf-old", 1_000_000_000);
+    let out = run(&plan, &fakes, opts(1, 3));
+    assert_eq!(out.results[0].status, Status::Rotated);
+    let calls = ["h0 Create", "h0 Verify", "h0 List", "h0 Revoke"];
+    assert_eq!(*log.lock().unwrap(), calls);
+    assert_eq!(fakes[0].revoked(), ["seed-tf-old"]);
+    assert_eq!(fakes[0].created_live().len(), 1);
+}
+
+#[test]
+fn discovery_queues_one_target_per_active_account() {
+    let mut plan = plan(Operation::Create, &[2], 0);
+    plan.name = Some(crate::plan::NameTemplate::parse("tf-{account}").unwrap());
+    plan.hosts[0].discover = true;
+    let (fakes, _) = fleet(&plan, 0);
+    let account = |user: &str, suspended| AccountInfo {
+        user: user.into(),
+        domain: format!("{user}.test"),
+        owner: "root".into(),
+        suspended,
+    };
+    fakes[0].set_accounts(vec![account("bob", false), account("amy", true)]);
+    let out = run(&plan, &fakes, opts(2, 3));
+    let status = |user: &str| {
+        let r = out
+            .results
+            .iter()
+            .find(|r| r.account.as_deref() == Some(user));
+        r.map(|r| (r.status, r.cause.clone()))
+    };
+    assert_eq!(status("bob"), Some((Status::Created, None)));
+    let suspended = Some("account suspended".to_string());
+    assert_eq!(status("amy"), Some((Status::Skipped, suspended)));
+    assert_eq!(fakes[0].created_live()[0].1, "tf-bob");
+}
