@@ -27,8 +27,16 @@ fn host(name: &str) -> Host {
     }
 }
 
+/// An observer that shows nothing.
+struct Silent;
+
+impl Observer for Silent {
+    fn event(&self, _: &Event<'_>) {}
+}
+
 /// Hosts `h0`, `h1`… (one per entry of `per_host`, with that limit), each with accounts
-/// `u00`, `u01`…; create and rotate name each account's token `tf-ACCOUNT`.
+/// `u00`, `u01`…; create and rotate name each account's token `tf-ACCOUNT` (the template
+/// `tf-{account}`); rotate and revoke take `tf-*`.
 fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
     let named = matches!(op, Operation::Create | Operation::Rotate);
     let hosts = per_host
@@ -48,13 +56,23 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
                 .collect(),
         })
         .collect();
+    let name = || crate::plan::NameTemplate::parse("tf-{account}").unwrap();
+    let glob = || glob::Pattern::new("tf-*").unwrap();
+    let work = match op {
+        Operation::Create => Work::Create { name: name() },
+        Operation::Rotate => Work::Rotate {
+            name: name(),
+            revoke: glob(),
+        },
+        Operation::Revoke => Work::Revoke { pattern: glob() },
+        Operation::List => Work::List,
+        Operation::Check => Work::Check,
+    };
     Plan {
-        op,
+        work,
         scope: Scope::Account,
         run_id: "r1".into(),
         date: "20250101".into(),
-        name: None,
-        revoke: None,
         expires_at: None,
         accounts_glob: None,
         hosts,
@@ -357,8 +375,7 @@ fn a_name_taken_before_the_run_is_exists_and_left_alone() {
 
 #[test]
 fn rotate_creates_verifies_and_revokes_only_the_old_tokens() {
-    let mut plan = plan(Operation::Rotate, &[1], 1);
-    plan.revoke = Some(glob::Pattern::new("tf-*").unwrap());
+    let plan = plan(Operation::Rotate, &[1], 1);
     let (fakes, log) = fleet(&plan, 0);
     fakes[0].seed("u00", "tf-old", 1_000_000_000);
     let out = run(&plan, &fakes, opts(1, 3));
@@ -372,7 +389,6 @@ fn rotate_creates_verifies_and_revokes_only_the_old_tokens() {
 #[test]
 fn discovery_queues_one_target_per_active_account() {
     let mut plan = plan(Operation::Create, &[2], 0);
-    plan.name = Some(crate::plan::NameTemplate::parse("tf-{account}").unwrap());
     plan.hosts[0].discover = true;
     let (fakes, _) = fleet(&plan, 0);
     let account = |user: &str, suspended| AccountInfo {
