@@ -411,3 +411,40 @@ fn discovery_queues_one_target_per_active_account() {
     assert_eq!(status("amy"), Some((Status::Skipped, suspended)));
     assert_eq!(fakes[0].created_live()[0].1, "tf-bob");
 }
+
+#[test]
+fn every_token_the_run_minted_reaches_the_sink_and_a_sink_that_is_down_loses_nothing() {
+    use crate::sink::{Sink, memory::MemorySink};
+    let plan = plan(Operation::Create, &[2, 2], 4);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[1].lose_creates(2);
+    let out = run(&plan, &fakes, opts(4, 3));
+    let sink = MemorySink::default();
+    let delivered = sink.deliver(&out.minted).unwrap().unwrap();
+    assert_eq!(delivered.count, 8);
+    let mut held: Vec<(String, String, String)> = sink
+        .held
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(h, a, n, _)| (h.clone(), a.clone(), n.clone()))
+        .collect();
+    held.sort();
+    let mut live: Vec<(String, String, String)> = Vec::new();
+    for (fake, hp) in fakes.iter().zip(&plan.hosts) {
+        for (owner, name, _) in fake.created_live() {
+            live.push((hp.host.name.clone(), owner, name));
+        }
+    }
+    live.sort();
+    assert_eq!(
+        held, live,
+        "the sink holds exactly the live tokens the run created"
+    );
+    let down = MemorySink {
+        down: true,
+        ..MemorySink::default()
+    };
+    assert!(down.deliver(&out.minted).is_err());
+    assert_eq!(out.minted.len(), 8, "a refused delivery keeps every secret");
+}

@@ -3,11 +3,14 @@
 //! handoff file today, a secret store next. Each destination is one implementation of [`Sink`],
 //! built by the job; the run and the journal know nothing of them. See docs/DESIGN.md §3 and §7.
 //!
-//! - `handoff.rs`: the age-encrypted handoff file (`-o`).
+//! - `handoff.rs`: the age-encrypted handoff file (`-o`);
+//! - `memory.rs` (tests only): keeps what it is given, or refuses it.
 
 use crate::outcome::Minted;
 
 mod handoff;
+#[cfg(test)]
+pub(crate) mod memory;
 
 pub use handoff::AgeHandoff;
 
