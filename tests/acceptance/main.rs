@@ -16,4 +16,5 @@ mod lockout;
 mod resume;
 mod revoke;
 mod rotate;
+mod snapshots;
 mod tls;
