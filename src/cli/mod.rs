@@ -13,11 +13,12 @@ use crate::plan::{self, Operation, Plan, PlanRequest, Scope};
 use crate::progress::{Mode, Progress};
 use crate::report::Report;
 use crate::run::{self, Observer, RunOptions};
+use crate::seal::Output;
 use crate::secret::Secret;
 use crate::sink::{AgeHandoff, Delivered, Sink, SinkError};
 use clap::{CommandFactory, Parser};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -273,53 +274,15 @@ fn fleet(
     job: Job,
     print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
-    let common = job.common.clone();
-    // Validate everything before the first request, and report every problem at once: the
-    // inventory and flags, then the sealing side. The passphrase is asked last, only when all
-    // else is valid, so a typo never costs the user a passphrase round.
-    let prepare = |ask: bool| -> Option<Result<crate::seal::Output, InputError>> {
-        let args = job.seal.as_ref().filter(|_| !job.dry_run)?;
-        if args.passphrase && !ask {
-            return None;
-        }
-        Some(crate::seal::Output::prepare(
-            &crate::seal::SealRequest {
-                output: &args.output,
-                recipients: &args.recipients,
-                recipient_files: &args.recipients_files,
-                passphrase: args.passphrase,
-                armor: args.armor,
-                json: args.format == PlainFormat::Json,
-                force: args.force,
-            },
-            &mut read_new_passphrase,
-        ))
-    };
-    let (plan, backends, inventory_sha256) = match build_plan(&job) {
-        Ok(planned) => planned,
-        Err(Failure::Input(mut e)) => {
-            if let Some(Err(more)) = prepare(false) {
-                e.problems.extend(more.problems);
-            }
-            return Err(Failure::Input(e));
-        }
-        Err(other) => return Err(other),
-    };
-    let sealing = prepare(true).transpose()?;
-    let mode = Mode::choose(&common.progress, common.quiet);
+    let common = &job.common;
+    let (plan, backends, inventory_sha256, sealing) = validate(&job)?;
     for w in &plan.warnings {
         say!("warning: {w}");
     }
     if job.dry_run {
         print_plan(&plan, job.op);
     }
-    let host_targets: Vec<(String, usize)> = plan
-        .hosts
-        .iter()
-        .map(|h| (h.host.name.clone(), h.targets.len()))
-        .collect();
-    let progress = Progress::new(mode, plan.op().as_str(), &host_targets);
-
+    let progress = progress_for(&plan, &common.progress, common.quiet);
     let opts = RunOptions {
         jobs: common.jobs as usize,
         retries: common.retries,
@@ -331,32 +294,27 @@ fn fleet(
     let stop = install_interrupt();
     let started = jiff::Timestamp::now();
     let journal = match &sealing {
-        Some(out) => Some(
-            out.start_journal(
-                job::plan_record(
-                    &plan,
-                    &common.inventory,
-                    &inventory_sha256,
-                    &run_record(&job, &plan),
-                ),
-                plan.op() == Operation::Create,
+        Some(out) => {
+            let record = job::plan_record(
+                &plan,
+                &common.inventory,
+                &inventory_sha256,
+                &run_record(&job, &plan),
+            );
+            let lazy_created = plan.op() == Operation::Create;
+            Some(
+                out.start_journal(record, lazy_created)
+                    .map_err(|e| Failure::Other(e.into()))?,
             )
-            .map_err(|e| Failure::Other(e.into()))?,
-        ),
+        }
         None => None,
     };
     let ledger: &dyn run::Ledger = match &journal {
         Some(j) => j,
         None => &run::NoLedger,
     };
-    let outcome = run::execute(
-        &plan,
-        &backends,
-        &opts,
-        ledger,
-        &progress as &dyn Observer,
-        &stop,
-    );
+    let observer = &progress as &dyn Observer;
+    let outcome = run::execute(&plan, &backends, &opts, ledger, observer, &stop);
     progress.finish();
 
     let handoff = sealing.as_ref().map(|out| {
@@ -365,21 +323,69 @@ fn fleet(
             out.journal_path().to_path_buf(),
         )
     });
-    let code = conclude(
-        &Ending {
-            run_id: &plan.run_id,
-            op: plan.op(),
-            report: common.report.as_deref(),
-            quiet: common.quiet,
-            verbose: common.verbose,
-            dry_run: job.dry_run,
-            started,
+    let end = Ending {
+        run_id: &plan.run_id,
+        op: plan.op(),
+        report: common.report.as_deref(),
+        quiet: common.quiet,
+        verbose: common.verbose,
+        dry_run: job.dry_run,
+        started,
+    };
+    conclude(&end, outcome, handoff, print)
+}
+
+/// Everything the user gave, validated before the first request, with every problem reported
+/// at once: the inventory and flags, then the sealing side. The passphrase is asked last, only
+/// when all else is valid, so a typo never costs the user a passphrase round.
+fn validate(job: &Job) -> Result<(Plan, Fleet, String, Option<Output>), Failure> {
+    let (plan, backends, inventory_sha256) = match build_plan(job) {
+        Ok(planned) => planned,
+        Err(Failure::Input(mut e)) => {
+            if let Some(Err(more)) = prepare_sealing(job, false) {
+                e.problems.extend(more.problems);
+            }
+            return Err(Failure::Input(e));
+        }
+        Err(other) => return Err(other),
+    };
+    let sealing = prepare_sealing(job, true).transpose()?;
+    Ok((plan, backends, inventory_sha256, sealing))
+}
+
+/// The sealing side of a create or rotate (none for a dry run); with `ask` false, a passphrase
+/// run is not checked yet (checking it means asking for the passphrase).
+fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
+    let args = job.seal.as_ref().filter(|_| !job.dry_run)?;
+    if args.passphrase && !ask {
+        return None;
+    }
+    Some(Output::prepare(
+        &crate::seal::SealRequest {
+            output: &args.output,
+            recipients: &args.recipients,
+            recipient_files: &args.recipients_files,
+            passphrase: args.passphrase,
+            armor: args.armor,
+            json: args.format == PlainFormat::Json,
+            force: args.force,
         },
-        outcome,
-        handoff,
-        print,
-    )?;
-    Ok(code)
+        &mut read_new_passphrase,
+    ))
+}
+
+/// The progress display of a run over `plan`.
+fn progress_for(plan: &Plan, progress: &str, quiet: bool) -> Progress {
+    let host_targets: Vec<(String, usize)> = plan
+        .hosts
+        .iter()
+        .map(|h| (h.host.name.clone(), h.targets.len()))
+        .collect();
+    Progress::new(
+        Mode::choose(progress, quiet),
+        plan.op().as_str(),
+        &host_targets,
+    )
 }
 
 /// What the end of a run needs to know besides its outcome.
@@ -405,33 +411,10 @@ fn conclude(
     handoff: Option<(HandoffResult, PathBuf)>,
     print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
-    let mut handoff_failed = false;
-    let mut sealed_any = false;
-    if let Some((written, journal)) = &handoff {
-        match written {
-            Ok(Some(delivered)) => {
-                sealed_any = true;
-                if !end.quiet {
-                    say!("{}", delivered.message);
-                }
-            }
-            Ok(None) => {
-                if !end.quiet {
-                    say!("no token was created; no handoff file was written");
-                }
-            }
-            Err(e) => {
-                handoff_failed = true;
-                sealed_any = true;
-                say!(
-                    "error: the handoff file could not be written: {e}\n  the new secrets are sealed in the journal {}: \
-                     recover them with `tokenfleet open {} --identity KEY`",
-                    journal.display(),
-                    journal.display()
-                );
-            }
-        }
-    }
+    let (sealed_any, handoff_failed) = match &handoff {
+        Some((delivered, journal)) => say_delivered(delivered, journal, end.quiet),
+        None => (false, false),
+    };
     print(&outcome).map_err(Failure::Other)?;
 
     let report = Report::new(
@@ -463,20 +446,7 @@ fn conclude(
         say!("{summary}");
     }
     if end.verbose {
-        for t in report.targets.iter().filter(|t| t.error.is_some()) {
-            let step = t
-                .step
-                .as_deref()
-                .map(|s| format!(" [{s}]"))
-                .unwrap_or_default();
-            say!(
-                "  {} {}/{}{step}: {}",
-                t.status.as_str(),
-                t.host,
-                t.account.as_deref().unwrap_or("-"),
-                t.error.as_deref().unwrap_or("")
-            );
-        }
+        say_failures(&report);
     }
     if end.dry_run {
         say!("dry run: nothing was changed");
@@ -495,6 +465,52 @@ fn conclude(
         }
     }
     Ok(code)
+}
+
+/// Where the secrets went, or how to recover them. Returns (a secret was sealed, the delivery
+/// failed).
+fn say_delivered(delivered: &HandoffResult, journal: &Path, quiet: bool) -> (bool, bool) {
+    match delivered {
+        Ok(Some(delivered)) => {
+            if !quiet {
+                say!("{}", delivered.message);
+            }
+            (true, false)
+        }
+        Ok(None) => {
+            if !quiet {
+                say!("no token was created; no handoff file was written");
+            }
+            (false, false)
+        }
+        Err(e) => {
+            say!(
+                "error: the handoff file could not be written: {e}\n  the new secrets are sealed in the journal {}: \
+                 recover them with `tokenfleet open {} --identity KEY`",
+                journal.display(),
+                journal.display()
+            );
+            (true, true)
+        }
+    }
+}
+
+/// `-v`: every failed or skipped target, one line each, after the summary.
+fn say_failures(report: &Report) {
+    for t in report.targets.iter().filter(|t| t.error.is_some()) {
+        let step = t
+            .step
+            .as_deref()
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
+        say!(
+            "  {} {}/{}{step}: {}",
+            t.status.as_str(),
+            t.host,
+            t.account.as_deref().unwrap_or("-"),
+            t.error.as_deref().unwrap_or("")
+        );
+    }
 }
 
 /// `resume JOURNAL`: the library rebuilds the interrupted run; this wires it like `fleet`.
@@ -520,13 +536,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             say!("{n}");
         }
     }
-    let mode = Mode::choose(&args.progress, args.quiet);
-    let host_targets: Vec<(String, usize)> = plan
-        .hosts
-        .iter()
-        .map(|h| (h.host.name.clone(), h.targets.len()))
-        .collect();
-    let progress = Progress::new(mode, plan.op().as_str(), &host_targets);
+    let progress = progress_for(plan, &args.progress, args.quiet);
     let stop = install_interrupt();
     let started = jiff::Timestamp::now();
     let outcome = run::execute_resumed(
