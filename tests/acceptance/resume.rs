@@ -495,3 +495,70 @@ fn passphrase_run_resumes_with_the_passphrase() {
     let minted: Vec<String> = rows.iter().map(|r| r[3].to_string()).collect();
     env.assert_no_secret_leaked(&[&first, &resumed], &minted);
 }
+
+/// The handoff cannot be written at the end (a file appeared at `-o` during the run): exit 3,
+/// the file is left as it was, the message names the journal, and every token the servers now
+/// hold for the run is recovered from the journal with `tokenfleet open`, each one working, with
+/// no token of the run that nobody holds.
+#[test]
+fn a_handoff_that_cannot_be_written_loses_no_secret() {
+    let env = Env::start(slow_fleet(2, 4, 100));
+    let before = tokens_before(&env);
+    let journal = env.path("h.age.journal");
+    let mut child = spawn(&env, &create_args(&env, "h.age"), "h");
+    let mut planted = false;
+    for _ in 0..2000 {
+        if !journal_events(&journal, "created").is_empty() {
+            std::fs::write(env.path("h.age"), "someone else's file\n").unwrap();
+            planted = true;
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before a token was journaled: make the fleet slower"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(planted, "the journal never held a created record");
+    assert_eq!(wait_bounded(&mut child), 3, "{}", read(&env, "h").stderr);
+    let run = read(&env, "h");
+    assert!(
+        run.stderr.contains("could not be written")
+            && run
+                .stderr
+                .contains("tokenfleet open h.age.journal --identity KEY"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("h.age")).unwrap(),
+        "someone else's file\n",
+        "the file at -o is not overwritten"
+    );
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let opened = env.run(&[
+        "open",
+        "h.age.journal",
+        "--identity",
+        &key,
+        "--format",
+        "csv",
+    ]);
+    opened.expect(0);
+    let mut rdr = csv::Reader::from_reader(opened.stdout.as_bytes());
+    let headers = rdr.headers().unwrap().clone();
+    let rows: Vec<BTreeMap<String, String>> = rdr
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    assert_finished(&env, &rows, &before);
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&run], &minted);
+}
