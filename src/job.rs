@@ -153,14 +153,6 @@ pub struct NetOptions {
     pub timeout_secs: u64,
 }
 
-impl Default for NetOptions {
-    fn default() -> Self {
-        NetOptions {
-            timeout_secs: defaults::TIMEOUT_SECS,
-        }
-    }
-}
-
 /// The backend of every host of `plan`, in plan order (`backends[i]` serves `plan.hosts[i]`).
 /// Every problem (an unreadable CA file, say) is reported at once, and nothing is contacted.
 pub fn backends(plan: &Plan, net: NetOptions) -> Result<Fleet, InputError> {

@@ -243,7 +243,7 @@ pub struct Resume {
     pub opts: RunOptions,
     pub prior: PriorState,
     /// Secrets sealed before the interruption (unsealed: they go into the final handoff).
-    pub earlier: Vec<HandoffRow>,
+    pub earlier: Vec<Minted>,
     /// The same journal, appended to.
     pub ledger: JournalLedger,
     /// Things to tell the user before the run (inventory changed harmlessly, counts).
@@ -350,21 +350,7 @@ impl Resume {
     /// created again replaces its earlier row). Overwrites the partial handoff an interrupted
     /// run may have written. `Ok(None)` when the run has no secret at all.
     pub fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
-        let all: Vec<Minted> = merge_rows(&self.earlier, minted)
-            .into_iter()
-            .map(|r| Minted {
-                host: r.host,
-                account: r.account,
-                token: NewToken {
-                    name: r.token_name,
-                    token: r.token,
-                    create_time: r.created_at,
-                    expires_at: r.expires_at,
-                },
-                url: r.url,
-            })
-            .collect();
-        self.sink.deliver(&all)
+        self.sink.deliver(&merge_rows(&self.earlier, minted))
     }
 }
 
@@ -434,7 +420,7 @@ fn earlier_secrets(
     keys: &Keys,
     identities: &[PathBuf],
     shown: &str,
-) -> Result<Vec<HandoffRow>, InputError> {
+) -> Result<Vec<Minted>, InputError> {
     let sealed_before = events
         .iter()
         .filter(|e| matches!(e.detail, EventDetail::Created { .. }))
@@ -459,7 +445,24 @@ fn earlier_secrets(
     if sealed_before == 0 {
         return Ok(Vec::new());
     }
-    crate::seal::journal_rows(record, events, keys).map_err(|e| seal_problem(shown, e))
+    let rows =
+        crate::seal::journal_rows(record, events, keys).map_err(|e| seal_problem(shown, e))?;
+    Ok(rows.into_iter().map(minted_of).collect())
+}
+
+/// A journal row as the run's record of a new secret.
+fn minted_of(r: HandoffRow) -> Minted {
+    Minted {
+        host: r.host,
+        account: r.account,
+        token: NewToken {
+            name: r.token_name,
+            token: r.token,
+            create_time: r.created_at,
+            expires_at: r.expires_at,
+        },
+        url: r.url,
+    }
 }
 
 /// Whom the final handoff is sealed to: the run's recipients, or its passphrase.
@@ -658,16 +661,15 @@ fn prior_state(
     Ok((prior, (done, reconcile, cont)))
 }
 
-/// Earlier rows, then this run's, one row per (host, account, token name), the newest winning.
-pub fn merge_rows(earlier: &[HandoffRow], minted: &[Minted]) -> Vec<HandoffRow> {
-    let mut rows: Vec<HandoffRow> = Vec::with_capacity(earlier.len() + minted.len());
+/// Earlier secrets, then this run's, one per (host, account, token name), the newest winning.
+pub fn merge_rows(earlier: &[Minted], minted: &[Minted]) -> Vec<Minted> {
+    let mut rows: Vec<Minted> = Vec::with_capacity(earlier.len() + minted.len());
     let mut index: HashMap<(String, String, String), usize> = HashMap::new();
-    let new_rows = minted.iter().map(crate::seal::output::row_of);
-    for row in earlier.iter().cloned().chain(new_rows) {
+    for row in earlier.iter().chain(minted).cloned() {
         let key = (
             row.host.clone(),
             row.account.clone(),
-            row.token_name.clone(),
+            row.token.name.clone(),
         );
         match index.get(&key) {
             Some(&i) => rows[i] = row,

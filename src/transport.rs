@@ -350,7 +350,7 @@ impl std::fmt::Debug for HostTransport {
 }
 
 /// `address` ready for `https://{}:{port}`: IPv6 literals get brackets.
-pub fn url_host(address: &str) -> String {
+fn url_host(address: &str) -> String {
     if address.contains(':') && !address.starts_with('[') {
         format!("[{address}]")
     } else {
@@ -510,6 +510,11 @@ impl HostTransport {
             content_type,
             body,
         })
+    }
+
+    /// The host as it goes into a URL (IPv6 literals bracketed).
+    pub fn url_host(&self) -> &str {
+        &self.url_host
     }
 
     /// SHA-256 of the leaf certificate the host presented on its last handshake, if any.

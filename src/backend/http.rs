@@ -55,6 +55,12 @@ impl Http {
         }
     }
 
+    /// `https://ADDRESS:PORT` of the WHM port (`whm`) or the cPanel port.
+    pub fn url(&self, whm: bool) -> String {
+        let port = if whm { self.whm_port } else { self.cpanel_port };
+        format!("https://{}:{port}", self.transport.url_host())
+    }
+
     /// The SHA-256 of the certificate the host presented on its last handshake.
     pub fn peer_pin(&self) -> Option<Pin> {
         self.transport.peer_pin()
@@ -268,9 +274,6 @@ pub(super) trait Route: Send + Sync + 'static {
 /// A [`Backend`] over cPanel's HTTPS APIs, with the account route `R`.
 pub(super) struct HttpBackend<R> {
     http: Http,
-    url_host: String,
-    whm_port: u16,
-    cpanel_port: u16,
     whm_user: String,
     auth: AuthKind,
     credential: Option<Secret>,
@@ -281,9 +284,6 @@ impl<R: Route> HttpBackend<R> {
     pub(super) fn new(http: Http, host: &Host, credential: Option<Secret>) -> Self {
         HttpBackend {
             http,
-            url_host: crate::transport::url_host(&host.address),
-            whm_port: host.whm_port,
-            cpanel_port: host.cpanel_port,
             whm_user: host.whm_user.clone(),
             auth: host.auth,
             credential,
@@ -375,11 +375,7 @@ impl<R: Route> Backend for HttpBackend<R> {
     }
 
     fn url(&self, owner: Owner<'_>) -> String {
-        let port = match owner {
-            Owner::WhmUser { .. } => self.whm_port,
-            Owner::Account { .. } => self.cpanel_port,
-        };
-        format!("https://{}:{port}", self.url_host)
+        self.http.url(matches!(owner, Owner::WhmUser { .. }))
     }
 
     fn peer_pin(&self) -> Option<Pin> {

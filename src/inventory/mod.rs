@@ -86,6 +86,29 @@ pub struct Host {
     pub origin: String,
 }
 
+#[cfg(test)]
+impl Host {
+    /// A host for tests: `name` at address `name`, WHM on 2087, cPanel on 2083, root, token
+    /// auth, no credential, default TLS, every account.
+    pub(crate) fn sample(name: &str) -> Host {
+        Host {
+            name: name.into(),
+            address: name.into(),
+            groups: Vec::new(),
+            api: Api::Whm,
+            whm_port: 2087,
+            cpanel_port: 2083,
+            whm_user: "root".into(),
+            credential: None,
+            auth: AuthKind::Token,
+            tls: Tls::default(),
+            per_host: None,
+            accounts: Accounts::All,
+            origin: "test".into(),
+        }
+    }
+}
+
 /// A parsed, validated inventory.
 #[derive(Debug, Clone)]
 pub struct Inventory {

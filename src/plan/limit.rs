@@ -128,25 +128,13 @@ pub fn select(hosts: &[Host], pattern: &str) -> Result<Selection, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::{Accounts, Api, AuthKind, Tls};
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
     fn host(name: &str, groups: &[&str]) -> Host {
         Host {
-            name: name.into(),
-            address: name.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
-            api: Api::Whm,
-            whm_port: 2087,
-            cpanel_port: 2083,
-            whm_user: "root".into(),
-            credential: None,
-            auth: AuthKind::Token,
-            tls: Tls::default(),
-            per_host: None,
-            accounts: Accounts::All,
-            origin: "test".into(),
+            ..Host::sample(name)
         }
     }
 

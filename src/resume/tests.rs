@@ -159,14 +159,16 @@ fn fingerprint_diff_names_what_matters() {
 
 #[test]
 fn merge_keeps_one_row_per_token_the_newest_winning() {
-    let row = |acct: &str, tok: &str| HandoffRow {
+    let row = |acct: &str, tok: &str| Minted {
         host: "web1".into(),
         account: acct.into(),
-        token_name: "t".into(),
-        token: Secret::new(tok),
+        token: NewToken {
+            name: "t".into(),
+            token: Secret::new(tok),
+            create_time: 1,
+            expires_at: None,
+        },
         url: "u".into(),
-        created_at: 1,
-        expires_at: None,
     };
     let minted = Minted {
         host: "web1".into(),
@@ -181,6 +183,6 @@ fn merge_keeps_one_row_per_token_the_newest_winning() {
     };
     let rows = merge_rows(&[row("a", "old-a"), row("b", "old-b")], &[minted]);
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[1].token.expose(), "new-b");
-    assert_eq!(rows[0].token.expose(), "old-a");
+    assert_eq!(rows[1].token.token.expose(), "new-b");
+    assert_eq!(rows[0].token.token.expose(), "old-a");
 }

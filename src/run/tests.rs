@@ -4,26 +4,15 @@
 
 use super::*;
 use crate::backend::fake::{FakeBackend, Op};
-use crate::inventory::{Accounts, Host, Tls};
+use crate::inventory::{Accounts, Host};
 use crate::transport::TransportError;
 use std::collections::HashSet;
 use std::sync::Arc;
 
 fn host(name: &str) -> Host {
     Host {
-        name: name.into(),
-        address: name.into(),
-        groups: Vec::new(),
-        api: ApiKind::Whm,
-        whm_port: 2087,
-        cpanel_port: 2083,
-        whm_user: "root".into(),
-        credential: None,
-        auth: AuthKind::Token,
-        tls: Tls::default(),
-        per_host: None,
         accounts: Accounts::Listed(Vec::new()),
-        origin: "test".into(),
+        ..Host::sample(name)
     }
 }
 

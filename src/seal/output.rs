@@ -4,7 +4,7 @@
 //! of every mutation becomes a durable journal record, each new secret sealed on its own. At the
 //! end, the handoff file is written from the minted tokens.
 
-use super::handoff::{HandoffFormat, HandoffRow};
+use super::handoff::HandoffFormat;
 use super::journal::{
     Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path,
 };
@@ -143,19 +143,6 @@ impl Output {
     /// `--armor`, the plaintext format, and `--force`.
     pub fn handoff_options(&self) -> (bool, HandoffFormat, bool) {
         (self.armor, self.format, self.force)
-    }
-}
-
-/// A minted token as a handoff row.
-pub fn row_of(m: &Minted) -> HandoffRow {
-    HandoffRow {
-        host: m.host.clone(),
-        account: m.account.clone(),
-        token_name: m.token.name.clone(),
-        token: m.token.token.clone(),
-        url: m.url.clone(),
-        created_at: m.token.create_time,
-        expires_at: m.token.expires_at,
     }
 }
 

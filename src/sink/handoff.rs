@@ -9,12 +9,12 @@ use std::path::PathBuf;
 
 /// The handoff file of a run.
 pub struct AgeHandoff {
-    pub(crate) path: PathBuf,
-    pub(crate) sealer: Sealer,
-    pub(crate) armor: bool,
-    pub(crate) format: HandoffFormat,
+    path: PathBuf,
+    sealer: Sealer,
+    armor: bool,
+    format: HandoffFormat,
     /// Replace an existing file (`--force`, or resume's final handoff over a partial one).
-    pub(crate) overwrite: bool,
+    overwrite: bool,
 }
 
 impl AgeHandoff {
