@@ -33,7 +33,6 @@ macro_rules! say {
 mod args;
 mod show;
 
-pub use crate::table::write_table;
 pub use args::*;
 use show::{print_checks, print_listing, print_plan};
 
