@@ -16,6 +16,9 @@ pub enum Status {
     Revoked,
     Unchanged,
     Exists,
+    /// A token of the target's name exists that this run may have minted, but cannot prove it
+    /// did (the journal lost the proof): kept, and named for a human look. Exit 1.
+    Unproven,
     Skipped,
     Failed,
 }
@@ -28,6 +31,7 @@ impl Status {
             Status::Revoked => "revoked",
             Status::Unchanged => "unchanged",
             Status::Exists => "exists",
+            Status::Unproven => "unproven",
             Status::Skipped => "skipped",
             Status::Failed => "failed",
         }
@@ -52,16 +56,22 @@ pub struct TargetResult {
     pub step: Option<String>,
     pub attempts: u32,
     pub elapsed_ms: u64,
+    /// A token on the server that a human must look at: one this run minted and could neither
+    /// hand off nor revoke (an orphan), or one whose owner it cannot prove. The summary lists
+    /// every one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<String>,
 }
 
 impl Status {
     /// Every status, in the order the summary lists them.
-    pub const ALL: [Status; 7] = [
+    pub const ALL: [Status; 8] = [
         Status::Created,
         Status::Rotated,
         Status::Revoked,
         Status::Unchanged,
         Status::Exists,
+        Status::Unproven,
         Status::Skipped,
         Status::Failed,
     ];
@@ -81,6 +91,7 @@ impl TargetResult {
             step: None,
             attempts: 0,
             elapsed_ms: 0,
+            attention: None,
         }
     }
 }
@@ -106,8 +117,10 @@ pub struct Minted {
 }
 
 /// The journal, seen from the run: every step of a mutation is recorded before the next one.
-/// An `Err` from `created` means the secret could not be made durable: the run stops that target
-/// there (no verify, no revoke) and keeps the secret for the handoff.
+/// A `create` intent is written only after a listing by this run showed no token of that name
+/// (or after this run revoked it): it is the proof that a token of that name found later was
+/// minted by this run. An `Err` from any write means the journal can no longer be trusted: the
+/// run mints nothing more, and a secret `created` could not record is revoked.
 pub trait Ledger: Sync {
     fn intent(
         &self,
@@ -143,14 +156,6 @@ pub trait Ledger: Sync {
     /// Make every record durable; called once when the run's work is done, before anything
     /// is reported.
     fn flush(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    /// Journal the create intents of several targets of `host` (account, token name) with one
-    /// fsync: they are durable when this returns.
-    fn intents(&self, host: &str, items: &[(String, String)], action: &str) -> std::io::Result<()> {
-        for (account, name) in items {
-            self.intent(host, account, name, action)?;
-        }
         Ok(())
     }
 }

@@ -84,7 +84,7 @@ impl Report {
             out.push_str(&counts.join(", "));
         }
         out.push('\n');
-        for status in [Status::Failed, Status::Skipped] {
+        for status in [Status::Unproven, Status::Failed, Status::Skipped] {
             let folded = self.fold(status);
             if folded.is_empty() {
                 continue;
@@ -107,6 +107,23 @@ impl Report {
                     plural(f.hosts.len(), "host"),
                     plural(f.targets, "target"),
                     f.cause
+                ));
+            }
+        }
+        // Never folded: each of these is a live token someone must act on.
+        let look: Vec<&TargetResult> = self
+            .targets
+            .iter()
+            .filter(|t| t.attention.is_some())
+            .collect();
+        if !look.is_empty() {
+            out.push_str("needs a look (live tokens on the servers):\n");
+            for t in look {
+                out.push_str(&format!(
+                    "  {} {}: {}\n",
+                    t.host,
+                    t.account.as_deref().unwrap_or("-"),
+                    t.attention.as_deref().unwrap_or_default()
                 ));
             }
         }
@@ -157,7 +174,9 @@ impl Report {
             return exit::HANDOFF_FAILED;
         }
         let bad = self.targets.iter().any(|t| {
-            t.status == Status::Failed || (t.status == Status::Skipped && t.error.is_some())
+            matches!(t.status, Status::Failed | Status::Unproven)
+                || (t.status == Status::Skipped && t.error.is_some())
+                || t.attention.is_some()
         });
         if bad { exit::SOME_FAILED } else { exit::OK }
     }
@@ -211,6 +230,7 @@ mod tests {
             step: None,
             attempts: 1,
             elapsed_ms: 12,
+            attention: None,
         }
     }
 

@@ -163,8 +163,10 @@ fn few(names: &[&str]) -> String {
 pub enum Seen {
     /// Finished: report this status, send nothing.
     Done(Status),
-    /// Last create outcome never seen: list, revoke an orphan, create again.
-    Reconcile,
+    /// Last create outcome never seen: list; a token found is revoked as an orphan when
+    /// `proven` (the create intent carries the listing that showed the name absent), kept and
+    /// reported `unproven` otherwise; then create again.
+    Reconcile { proven: bool },
     /// Rotate: sealed (the `created` event at this index), not yet through verify and revoke.
     Created { event: usize, verified: bool },
     /// Nothing to pick up (e.g. a rotate that found its name taken): do it again from the start.
@@ -180,6 +182,8 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
         revoked_after_created: bool,
         exists: bool,
         pending: bool,
+        /// The pending create's intent carries its proof of ownership (`absent`).
+        proven: bool,
     }
     let mut tracks: HashMap<(String, String), Track> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
@@ -187,8 +191,11 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
             .entry((e.host.clone(), e.account.clone()))
             .or_default();
         match &e.detail {
-            EventDetail::Intent { action, .. } => {
+            EventDetail::Intent { action, absent, .. } => {
                 if *action == crate::seal::Action::Create {
+                    // Each create intent stands for itself: a later one without proof (an
+                    // older journal) does not inherit an earlier one's.
+                    t.proven = *absent;
                     t.pending = true;
                     t.exists = false;
                 }
@@ -226,7 +233,7 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
                     verified: t.verified,
                 },
                 (_, Some(_)) => Seen::Done(Status::Created),
-                (_, None) if t.pending => Seen::Reconcile,
+                (_, None) if t.pending => Seen::Reconcile { proven: t.proven },
                 (Operation::Create, None) if t.exists => Seen::Done(Status::Exists),
                 _ => Seen::Again,
             };
@@ -301,15 +308,7 @@ impl Resume {
                 timeout_secs: o.timeout,
             },
         )?;
-        let opts = RunOptions {
-            // Reconcile tells orphans from older tokens by the original run's start.
-            run_started: record
-                .started
-                .parse::<jiff::Timestamp>()
-                .map(|t| t.as_second())
-                .unwrap_or(0),
-            ..o.run_options()
-        };
+        let opts = o.run_options();
         let journal_file = Journal::open_append(journal).map_err(|e| {
             InputError::one(Problem::new(
                 &shown,
@@ -621,9 +620,9 @@ fn prior_state(
                 done += 1;
                 Prior::Done(status)
             }
-            Seen::Reconcile => {
+            Seen::Reconcile { proven } => {
                 reconcile += 1;
-                Prior::Reconcile
+                Prior::Reconcile { proven }
             }
             Seen::Created { event, verified } => {
                 cont += 1;

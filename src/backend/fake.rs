@@ -43,7 +43,8 @@ struct State {
     revoked: Vec<String>,
     faults: HashMap<Op, VecDeque<ApiError>>,
     always: Option<ApiError>,
-    lose_creates: usize,
+    /// Answers of the next creates, which are performed first (the token exists).
+    after_create: VecDeque<ApiError>,
     calls: HashMap<Op, usize>,
     in_flight: usize,
     max_in_flight: usize,
@@ -98,7 +99,12 @@ impl FakeBackend {
     }
     /// The next `n` creates succeed on the server, but their answer is lost (a timeout).
     pub fn lose_creates(&self, n: usize) {
-        self.with(|s| s.lose_creates += n);
+        let lost = ApiError::Transport(TransportError::Timeout { sent: true });
+        self.fail_after_create(std::iter::repeat_n(lost, n));
+    }
+    /// The next creates succeed on the server, then answer with these errors, one each.
+    pub fn fail_after_create(&self, errors: impl IntoIterator<Item = ApiError>) {
+        self.with(|s| s.after_create.extend(errors));
     }
     pub fn calls(&self, op: Op) -> usize {
         self.with(|s| s.calls.get(&op).copied().unwrap_or(0))
@@ -182,9 +188,8 @@ impl Backend for FakeBackend {
             let create_time = jiff::Timestamp::now().as_second();
             let stored = (info(name, create_time, expires_at), secret.clone(), true);
             s.tokens.insert(key, stored);
-            if s.lose_creates > 0 {
-                s.lose_creates -= 1;
-                return Err(ApiError::Transport(TransportError::Timeout { sent: true }));
+            if let Some(e) = s.after_create.pop_front() {
+                return Err(e);
             }
             let (name, token) = (name.to_string(), Secret::new(secret));
             Ok(NewToken {

@@ -11,6 +11,7 @@ fn intent() -> EventDetail {
     EventDetail::Intent {
         action: Action::Create,
         names: Vec::new(),
+        absent: true,
     }
 }
 
@@ -46,10 +47,10 @@ fn create_targets_are_done_reconciled_or_done_again() {
     ];
     let seen = classify(Operation::Create, &events);
     assert_eq!(seen[&key("a")], Seen::Done(Status::Created));
-    assert_eq!(seen[&key("b")], Seen::Reconcile);
+    assert_eq!(seen[&key("b")], Seen::Reconcile { proven: true });
     assert_eq!(
         seen[&key("c")],
-        Seen::Reconcile,
+        Seen::Reconcile { proven: true },
         "a failure leaves it unknown"
     );
     assert_eq!(seen[&key("d")], Seen::Done(Status::Exists));
@@ -65,7 +66,7 @@ fn replace_existing_revoke_before_create_is_not_a_finished_rotation() {
     let events = vec![ev("a", intent()), ev("a", revoked()), ev("a", intent())];
     assert_eq!(
         classify(Operation::Rotate, &events)[&key("a")],
-        Seen::Reconcile
+        Seen::Reconcile { proven: true }
     );
 }
 
@@ -185,4 +186,26 @@ fn merge_keeps_one_row_per_token_the_newest_winning() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].token.token.expose(), "new-b");
     assert_eq!(rows[0].token.token.expose(), "old-a");
+}
+
+#[test]
+fn an_intent_without_its_listing_proves_nothing() {
+    let unproven = EventDetail::Intent {
+        action: Action::Create,
+        names: Vec::new(),
+        absent: false,
+    };
+    // An older journal (or one whose proof was lost): a token found later is not provably ours.
+    let events = vec![
+        ev("a", unproven.clone()),
+        ev("b", intent()),
+        ev("b", unproven),
+    ];
+    let seen = classify(Operation::Create, &events);
+    assert_eq!(seen[&key("a")], Seen::Reconcile { proven: false });
+    assert_eq!(
+        seen[&key("b")],
+        Seen::Reconcile { proven: false },
+        "the last intent decides"
+    );
 }

@@ -1,6 +1,7 @@
 //! The scheduler half of a run: workers take work from per-host lanes (round-robin, at most
-//! `per_host` in flight per lane), journal create intents ahead in batches, skip a lane's rest
-//! when its host is stopped, and keep each lane's counts for the progress events.
+//! `per_host` in flight per lane), skip a lane's rest when its host is stopped (or everything
+//! queued when the run is interrupted or its journal fails), and keep each lane's counts for the
+//! progress events.
 
 use super::*;
 
@@ -13,7 +14,18 @@ impl Runner<'_> {
                 return;
             }
             if self.stop.load(Ordering::SeqCst) {
-                self.skip_all_queued(&mut sched, "interrupted before this target started");
+                self.skip_all_queued(
+                    &mut sched,
+                    "interrupted before this target started",
+                    "interrupted",
+                );
+            }
+            if let Some(why) = self.halted.lock().unwrap().clone() {
+                self.skip_all_queued(
+                    &mut sched,
+                    &format!("not attempted: {why}; nothing more is minted"),
+                    "journal write failed",
+                );
             }
             let n = sched.lanes.len();
             let mut picked = None;
@@ -35,9 +47,7 @@ impl Runner<'_> {
             sched.cursor = (i + 1) % n;
             let work = sched.lanes[i].queue.pop_front().expect("non-empty");
             sched.lanes[i].in_flight += 1;
-            let batch = self.claim_intents(&sched.lanes[i], i, &work);
             drop(sched);
-            self.journal_intents(i, batch);
 
             let follow_up = self.perform(i, work);
 
@@ -81,81 +91,11 @@ impl Runner<'_> {
         }
     }
 
-    /// The targets whose create intents this worker journals now: the one it took and the next
-    /// few of the same host that will create from scratch (no journal history: a resumed target
-    /// keeps its own sequence). Claimed targets are marked pending so no one claims them twice.
-    pub(super) fn claim_intents(
-        &self,
-        lane: &Lane,
-        i: usize,
-        taken: &Task,
-    ) -> Vec<(String, String)> {
-        if !matches!(self.plan.op(), Operation::Create | Operation::Rotate) || self.opts.dry_run {
-            return Vec::new();
-        }
-        let hp = &self.plan.hosts[i];
-        let mut ahead = self.ahead.lock().unwrap();
-        // A target claimed by an earlier batch goes without waiting; only a target nobody
-        // claimed yet starts a new batch (and waits for its one fsync).
-        if let Task::Target(t) = taken
-            && ahead.contains_key(&(hp.host.name.clone(), self.account_of(hp, t).to_string()))
-        {
-            return Vec::new();
-        }
-        let mut batch = Vec::new();
-        for work in std::iter::once(taken).chain(lane.queue.iter()) {
-            if batch.len() == INTENT_BATCH {
-                break;
-            }
-            let Task::Target(t) = work else { continue };
-            let Some(name) = t.token_name.as_ref() else {
-                continue;
-            };
-            let key = (hp.host.name.clone(), self.account_of(hp, t).to_string());
-            if ahead.contains_key(&key) || self.prior.contains_key(&key) {
-                continue;
-            }
-            ahead.insert(key.clone(), false);
-            batch.push((key.1, name.clone()));
-        }
-        batch
-    }
-
-    /// Journal the claimed intents with one fsync, then mark them durable. On a journal error
-    /// they are unclaimed: each target then writes its own intent (and fails on the error).
-    pub(super) fn journal_intents(&self, i: usize, batch: Vec<(String, String)>) {
-        if batch.is_empty() {
-            return;
-        }
-        let host = &self.plan.hosts[i].host.name;
-        let ok = self.ledger.intents(host, &batch, "create").is_ok();
-        let mut ahead = self.ahead.lock().unwrap();
-        for (account, _) in batch {
-            let key = (host.clone(), account);
-            if ok {
-                if let Some(durable) = ahead.get_mut(&key) {
-                    *durable = true;
-                }
-            } else {
-                ahead.remove(&key);
-            }
-        }
-    }
-
-    /// Whether this target's create intent is already durable (journaled ahead). Either way
-    /// the mark is used up: a retry journals its own intent.
-    pub(super) fn intent_journaled_ahead(&self, host: &str, account: &str) -> bool {
-        let mut ahead = self.ahead.lock().unwrap();
-        ahead
-            .remove(&(host.to_string(), account.to_string()))
-            .unwrap_or(false)
-    }
-
-    /// Mark everything still queued as skipped (interrupt).
-    pub(super) fn skip_all_queued(&self, sched: &mut Sched, why: &str) {
+    /// Mark everything still queued as skipped (interrupt, or a journal that cannot be written).
+    pub(super) fn skip_all_queued(&self, sched: &mut Sched, why: &str, cause: &str) {
         for i in 0..sched.lanes.len() {
             if !sched.lanes[i].queue.is_empty() {
-                self.skip_lane(sched, i, why, Some("interrupted".to_string()));
+                self.skip_lane(sched, i, why, Some(cause.to_string()));
                 self.finish_lane_if_done(sched, i);
             }
         }
@@ -189,6 +129,7 @@ impl Runner<'_> {
                 step: None,
                 attempts: 0,
                 elapsed_ms: 0,
+                attention: None,
             });
         }
     }

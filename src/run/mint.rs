@@ -1,46 +1,70 @@
 //! The work that mints a secret: create, rotate (create → seal → verify → revoke the old), and
 //! the reconciliation of a create whose outcome was never seen. Every step is journaled before
 //! the next one, so a crash anywhere leaves a journal that `resume` can finish from.
+//!
+//! Ownership is proven, never guessed: before its first create a target lists its tokens, and
+//! the create intent is journaled only once that listing showed the name absent. A token of the
+//! name found after an unanswered create is therefore this run's (the journal lock keeps other
+//! runs of this journal out), and only such a token is ever revoked as an orphan. No clock and
+//! no timestamp enters the decision. A journal that cannot be written stops all minting: a
+//! secret the journal cannot hold is revoked at once, or named as an orphan.
 
 use super::steps::Ctx;
 use super::*;
 
+/// Whether a create that failed this way may still have made the token: everything except a
+/// refusal that happens before the server does anything (taken name, refused credential, a
+/// request never sent, a 4xx). A body over the cap, an odd-shaped token or an inner error after
+/// the save all leave the token possibly alive: list before giving up.
+fn may_have_minted(e: &ApiError) -> bool {
+    match e {
+        ApiError::Conflict(_) | ApiError::Auth { .. } | ApiError::NoCredential(_) => false,
+        ApiError::Http { status } => !(400..500).contains(status),
+        ApiError::Transport(t) => t.maybe_sent(),
+        ApiError::Rejected(_) | ApiError::Protocol(_) => true,
+    }
+}
+
 impl Runner<'_> {
     /// Create the target's token. Returns the status and, when a secret was minted and made
-    /// durable, the new token. With `reconcile` (resume of a create whose outcome was never
-    /// seen), list first and revoke an orphan of this name before creating.
+    /// durable, the new token. `reconcile` is `Some(proven)` for a resumed target whose create
+    /// may have been sent before the interruption (see [`Prior::Reconcile`]).
     pub(super) fn create(
         &self,
         cx: &Ctx<'_>,
-        reconcile: bool,
+        reconcile: Option<bool>,
     ) -> Result<(Status, Option<NewToken>), Failure> {
         let name = cx.name.ok_or_else(|| Failure::plain("no token name"))?;
+        // What exists before anything is sent: the proof of ownership for everything after.
+        let mut present = self.name_listed(cx, name, "list")?;
         if self.opts.dry_run {
-            let tokens = self
-                .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
-                .map_err(|e| Failure::api("list", e))?;
-            let exists = tokens.iter().any(|t| t.name == name);
-            return Ok((
-                if exists && !self.opts.replace_existing {
-                    Status::Exists
-                } else {
-                    Status::Created
-                },
-                None,
-            ));
+            let status = if present && !self.opts.replace_existing {
+                Status::Exists
+            } else {
+                Status::Created
+            };
+            return Ok((status, None));
         }
-        if reconcile && !self.revoke_orphan(cx, name)? {
-            let _ = self.ledger.exists(cx.host(), cx.account, name);
-            return Ok((Status::Exists, None));
+        if let Some(proven) = reconcile
+            && present
+        {
+            if !proven {
+                return Err(self.unproven(cx, name));
+            }
+            self.revoke_orphan(cx, name)?;
+            present = false;
+        }
+        let mut replaced = false;
+        if present {
+            if !self.opts.replace_existing {
+                return self.name_taken(cx, name, "a token of this name already exists");
+            }
+            replaced = true;
+            self.replace(cx, name)?;
         }
         let mut tries = 0u32;
-        let mut replaced = false;
-        let mut ahead = self.intent_journaled_ahead(cx.host(), cx.account);
         loop {
-            // Journaled ahead: already durable with the batch this target was claimed in.
-            if !std::mem::take(&mut ahead) {
-                self.journal_intent(cx, name, "create")?;
-            }
+            self.journal_intent(cx, name, "create")?;
             cx.attempts.set(cx.attempts.get() + 1);
             let err = match cx
                 .backend
@@ -50,6 +74,7 @@ impl Runner<'_> {
                 Err(e) => e,
             };
             match err {
+                // Someone made the name between our listing and our create: not ours.
                 ApiError::Conflict(msg) => {
                     if self.opts.replace_existing && !replaced {
                         replaced = true;
@@ -58,16 +83,26 @@ impl Runner<'_> {
                     }
                     return self.name_taken(cx, name, &msg);
                 }
-                e if e.outcome_unknown() && self.tries_left(tries) => {
-                    // The server may have created the token and we never saw its secret. List
-                    // first: an orphan of this name is revoked, then created again; a token
-                    // older than the run is someone's, and the target is `exists`.
-                    tries += 1;
-                    self.backoff(tries - 1);
-                    if !self.revoke_orphan(cx, name)? {
-                        let _ = self.ledger.exists(cx.host(), cx.account, name);
-                        return Ok((Status::Exists, None));
+                e if may_have_minted(&e) => {
+                    // The server may have made the token and we never saw its secret. The
+                    // listing before proved the name absent, so a token of the name now is
+                    // ours: revoke it, then try again or give up with nothing left behind.
+                    let found = match self.name_listed(cx, name, "reconcile") {
+                        Ok(found) => found,
+                        Err(listing) => return Err(self.maybe_orphan(cx, name, &e, listing)),
+                    };
+                    if found {
+                        self.revoke_orphan(cx, name)?;
                     }
+                    if e.outcome_unknown() && self.tries_left(tries) {
+                        tries += 1;
+                        self.backoff(tries - 1);
+                        continue;
+                    }
+                    let _ =
+                        self.ledger
+                            .failed(cx.host(), cx.account, name, "create", &e.to_string());
+                    return Err(Failure::api("create", e));
                 }
                 e if self.may_retry(&e, tries) => {
                     tries += 1;
@@ -83,19 +118,100 @@ impl Runner<'_> {
         }
     }
 
+    /// List the target's tokens: is `name` among them?
+    fn name_listed(&self, cx: &Ctx<'_>, name: &str, step: &str) -> Result<bool, Failure> {
+        match self.with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner)) {
+            Ok(tokens) => Ok(tokens.iter().any(|t| t.name == name)),
+            Err(e) => {
+                if step != "list" {
+                    let _ = self
+                        .ledger
+                        .failed(cx.host(), cx.account, name, step, &e.to_string());
+                }
+                Err(Failure::api(step, e))
+            }
+        }
+    }
+
+    /// A resumed create whose proof of ownership is gone, and a token of its name exists: keep
+    /// it, say so, and never count it as done.
+    fn unproven(&self, cx: &Ctx<'_>, name: &str) -> Failure {
+        let _ = self.ledger.failed(
+            cx.host(),
+            cx.account,
+            name,
+            "reconcile",
+            "a token of this name exists and the journal cannot prove this run made it; kept",
+        );
+        Failure {
+            status: Status::Unproven,
+            message: format!(
+                "a token named {name} exists, and the journal cannot prove this run made it (the record of its listing is missing or damaged): it was kept"
+            ),
+            cause: "owner of an existing token unproven".into(),
+            step: Some("reconcile".into()),
+            auth_refused: false,
+            silent: false,
+            attention: Some(format!(
+                "token {name} may have been minted by this run and nobody holds its secret; if nobody uses it, revoke it: `tokenfleet revoke --match '{name}'`"
+            )),
+        }
+    }
+
+    /// A create whose outcome is unknown, and the listing that would tell failed too: the token
+    /// may be live with nobody holding it. The journal's intent still proves whose it would be,
+    /// so `resume` can finish the check.
+    fn maybe_orphan(
+        &self,
+        cx: &Ctx<'_>,
+        name: &str,
+        create: &ApiError,
+        listing: Failure,
+    ) -> Failure {
+        let _ = self
+            .ledger
+            .failed(cx.host(), cx.account, name, "create", &create.to_string());
+        Failure {
+            status: Status::Failed,
+            message: format!(
+                "create: {create}; the listing that would show whether the token was made failed too ({}): a token named {name} may be live with nobody holding its secret",
+                listing.message
+            ),
+            cause: "create outcome unknown".into(),
+            step: Some("create".into()),
+            auth_refused: listing.auth_refused,
+            silent: listing.silent,
+            attention: Some(format!(
+                "token {name} may exist with nobody holding it; `tokenfleet resume` lists and revokes it"
+            )),
+        }
+    }
+
     fn journal_intent(&self, cx: &Ctx<'_>, name: &str, action: &str) -> Result<(), Failure> {
         self.ledger
             .intent(cx.host(), cx.account, name, action)
             .map_err(|e| {
+                self.halt(format!("the journal could not be written ({e})"));
                 Failure::step(
                     "journal",
-                    format!("cannot write the journal: {e}"),
+                    format!("cannot write the journal: {e}; nothing was sent for this target"),
                     "journal write failed",
                 )
             })
     }
 
-    /// A secret was just shown: journal it (sealed) and keep it for the handoff.
+    /// Stop minting for the rest of the run (the first journal error wins).
+    fn halt(&self, why: String) {
+        let mut halted = self.halted.lock().unwrap();
+        if halted.is_none() {
+            *halted = Some(why);
+        }
+    }
+
+    /// A secret was just shown: journal it (sealed) and keep it for the handoff. When the
+    /// journal cannot hold it, nothing more is minted and the token is revoked at once: a
+    /// secret that is not durable must not stay live. If the revoke fails too, the target says
+    /// so (an orphan, for `resume`, whose durable intent proves it is this run's).
     fn seal_new(
         &self,
         cx: &Ctx<'_>,
@@ -107,19 +223,40 @@ impl Runner<'_> {
             url: cx.backend.url(cx.owner),
             token,
         };
-        let durable = self.ledger.created(&minted);
-        let token = minted.token.clone();
-        self.out.lock().unwrap().minted.push(minted);
-        if let Err(e) = durable {
-            return Err(Failure::step(
+        let Err(e) = self.ledger.created(&minted) else {
+            let token = minted.token.clone();
+            self.out.lock().unwrap().minted.push(minted);
+            return Ok((Status::Created, Some(token)));
+        };
+        self.halt(format!("the journal could not be written ({e})"));
+        let name = minted.token.name.clone();
+        let names = [name.clone()];
+        match self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &names)) {
+            Ok(()) => Err(Failure::step(
                 "seal",
                 format!(
-                    "created, but the journal could not record it: {e}; the secret is kept for the handoff"
+                    "created, but the journal could not record it ({e}); the token was revoked, so no secret is lost"
                 ),
                 "journal write failed",
-            ));
+            )),
+            Err(revoke) => {
+                // Not durable anywhere yet: the handoff is its last chance.
+                self.out.lock().unwrap().minted.push(minted);
+                Err(Failure {
+                    status: Status::Failed,
+                    message: format!(
+                        "created, but the journal could not record it ({e}), and revoking it failed ({revoke}): the token is live; its secret goes to the handoff if that can be written"
+                    ),
+                    cause: "journal write failed".into(),
+                    step: Some("seal".into()),
+                    auth_refused: false,
+                    silent: false,
+                    attention: Some(format!(
+                        "token {name} is live and only the handoff (if written) holds it; if the handoff failed, `tokenfleet resume` revokes it"
+                    )),
+                })
+            }
         }
-        Ok((Status::Created, Some(token)))
     }
 
     /// `--replace-existing`: revoke the same-named token so the create can be sent again.
@@ -157,7 +294,7 @@ impl Runner<'_> {
         &self,
         cx: &Ctx<'_>,
         pattern: &glob::Pattern,
-        reconcile: bool,
+        reconcile: Option<bool>,
     ) -> Result<Status, Failure> {
         let name = cx.name.unwrap_or_default();
         if self.opts.dry_run {
@@ -228,6 +365,7 @@ impl Runner<'_> {
                 step: Some("verify".into()),
                 auth_refused: false,
                 silent: false,
+                attention: None,
             });
         }
         let _ = self.ledger.verified(cx.host(), cx.account, name);
@@ -260,34 +398,10 @@ impl Runner<'_> {
         }
     }
 
-    /// Whether the server says `token` was created well before this run started.
-    fn older_than_run(&self, token: &TokenInfo) -> bool {
-        token
-            .create_time
-            .is_some_and(|t| t < self.opts.run_started - CLOCK_SKEW)
-    }
-
-    /// A create whose outcome was never seen (its answer lost mid-run, or a resume after a
-    /// crash): a token of this name created since the run started was made by that create, and
-    /// its secret was never received. Revoke it (recorded). Returns false when the name belongs
-    /// to a token older than the run: nothing is revoked and the target is `exists`.
-    fn revoke_orphan(&self, cx: &Ctx<'_>, name: &str) -> Result<bool, Failure> {
+    /// Revoke a token of `name` that this run provably minted and whose secret it never
+    /// received (journaled: intent, then the revoke). On failure the target names the orphan.
+    fn revoke_orphan(&self, cx: &Ctx<'_>, name: &str) -> Result<(), Failure> {
         let (host, account) = (cx.host(), cx.account);
-        let tokens = match self.with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner)) {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = self
-                    .ledger
-                    .failed(host, account, name, "reconcile", &e.to_string());
-                return Err(Failure::api("reconcile (list)", e));
-            }
-        };
-        let Some(found) = tokens.iter().find(|t| t.name == name) else {
-            return Ok(true);
-        };
-        if self.older_than_run(found) {
-            return Ok(false);
-        }
         let orphan = [name.to_string()];
         self.journal_intent(cx, name, "revoke")?;
         if let Err(e) =
@@ -296,12 +410,16 @@ impl Runner<'_> {
             let _ = self
                 .ledger
                 .failed(host, account, name, "reconcile", &e.to_string());
-            return Err(Failure::api("reconcile (revoke orphan)", e));
+            let mut f = Failure::api("reconcile (revoke orphan)", e);
+            f.attention = Some(format!(
+                "token {name} is live and nobody holds its secret (this run made it; its answer was lost); `tokenfleet resume` revokes it"
+            ));
+            return Err(f);
         }
         let _ = self.ledger.revoked(host, account, name, &orphan);
         self.observer.event(&Event::Warning(format!(
-            "{host} {account}: revoked orphan token {name} (created, but its secret was never received); creating it again"
+            "{host} {account}: revoked orphan token {name} (this run created it, but its secret was never received)"
         )));
-        Ok(true)
+        Ok(())
     }
 }

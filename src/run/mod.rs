@@ -11,7 +11,7 @@
 //! `retry.rs` the one retry rule. The types every caller sees live here.
 //! See docs/DESIGN.md §6 (behaviour) and §8 (performance).
 
-use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
+use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner};
 use crate::inventory::{Api as ApiKind, AuthKind};
 pub use crate::outcome::{CheckRow, Ledger, ListingRow, Minted, NoLedger};
 use crate::outcome::{Status, TargetResult};
@@ -43,15 +43,7 @@ pub struct RunOptions {
     pub verify: bool,
     /// Create: revoke a same-named token and create it again instead of reporting `exists`.
     pub replace_existing: bool,
-    /// When the run (or the run a resume continues) started, unix seconds; 0 = now. A token
-    /// found while reconciling that the server says was created well before this (more than
-    /// [`CLOCK_SKEW`]) is not an orphan of this run but someone's existing token: it is
-    /// reported as `exists` and never revoked.
-    pub run_started: i64,
 }
-
-/// How far a server's clock may be off ours when telling an orphan from an older token.
-pub const CLOCK_SKEW: i64 = 600;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -62,7 +54,6 @@ impl Default for RunOptions {
             dry_run: false,
             verify: true,
             replace_existing: false,
-            run_started: 0,
         }
     }
 }
@@ -110,10 +101,13 @@ pub struct Outcome {
 pub enum Prior {
     /// Finished before the interruption: report this status again and send nothing.
     Done(Status),
-    /// A create was sent and its outcome never seen (last event `intent`): list first. A token of
-    /// the run's name exists only because of that create, and nobody holds its secret: an
-    /// orphan. Revoke it, then create again.
-    Reconcile,
+    /// A create may have been sent and its outcome never seen (last event `intent`, or a
+    /// `created` whose secret cannot be read back): list first. With `proven` (the intent
+    /// carries the listing that showed the name absent, or the secret was sealed by this run), a
+    /// token of the run's name exists only because of this run, and nobody holds its secret: an
+    /// orphan, revoked, then created again. Without proof a token found is kept and the target
+    /// is [`Status::Unproven`].
+    Reconcile { proven: bool },
     /// Rotate: the new token exists and its secret is sealed; continue with verify (unless
     /// `verified`) and the revoke of the old tokens, using this token.
     Created { minted: Minted, verified: bool },
@@ -199,14 +193,10 @@ struct Runner<'a> {
     sched: Mutex<Sched>,
     wake: Condvar,
     out: Mutex<Outcome>,
-    /// Intents journaled ahead of their target, by (host, account): `true` once durable. A
-    /// worker that takes a target journals the intents of the next few targets of that host in
-    /// one fsync, so most creates find their intent already durable and do not wait for a disk.
-    ahead: Mutex<HashMap<(String, String), bool>>,
+    /// Set at the first journal write that failed: the run mints nothing more (a secret the
+    /// journal cannot hold must not be created), and everything still queued is skipped.
+    halted: Mutex<Option<String>>,
 }
-
-/// How many targets of one host get their intents journaled in one fsync.
-const INTENT_BATCH: usize = 16;
 
 /// Run `plan` over the fleet. `backends[i]` serves `plan.hosts[i]`. Raising `stop` stops new
 /// work; work in flight finishes and is recorded.
@@ -245,11 +235,6 @@ pub fn execute_resumed(
     let outstanding = lanes.iter().map(|l| l.queue.len()).sum();
     let targets = plan.target_count();
     observer.event(&Event::Start { targets });
-    let mut opts = opts.clone();
-    if opts.run_started == 0 {
-        opts.run_started = jiff::Timestamp::now().as_second();
-    }
-    let opts = &opts;
     let runner = Runner {
         plan,
         backends,
@@ -265,7 +250,7 @@ pub fn execute_resumed(
         }),
         wake: Condvar::new(),
         out: Mutex::new(Outcome::default()),
-        ahead: Mutex::new(HashMap::new()),
+        halted: Mutex::new(None),
     };
     // Hosts with nothing to do are finished at once.
     for i in 0..plan.hosts.len() {
@@ -317,6 +302,8 @@ struct Failure {
     auth_refused: bool,
     /// The server gave no answer at all (see `silent`).
     silent: bool,
+    /// A live token a human must look at (see [`TargetResult::attention`]).
+    attention: Option<String>,
 }
 
 impl Failure {
@@ -328,6 +315,7 @@ impl Failure {
             step: None,
             auth_refused: false,
             silent: false,
+            attention: None,
         }
     }
 
@@ -339,6 +327,7 @@ impl Failure {
             step: Some(step.to_string()),
             auth_refused: false,
             silent: false,
+            attention: None,
         }
     }
 
@@ -353,6 +342,7 @@ impl Failure {
             step: Some(step.split(' ').next().unwrap_or(step).to_string()),
             auth_refused: matches!(e, ApiError::Auth { .. }),
             silent: e.host_broken(),
+            attention: None,
         }
     }
 
@@ -364,6 +354,7 @@ impl Failure {
             step: Some(step.to_string()),
             auth_refused: matches!(e, ApiError::Auth { .. }),
             silent: e.host_broken(),
+            attention: None,
         }
     }
 }

@@ -98,6 +98,7 @@ impl Runner<'_> {
                 result.error = Some(f.message);
                 result.cause = Some(f.cause);
                 result.step = f.step;
+                result.attention = f.attention;
                 follow
             }
         };
@@ -107,7 +108,10 @@ impl Runner<'_> {
 
     /// One target of a create, rotate, revoke, list or check.
     fn target(&self, cx: &Ctx<'_>, prior: Option<&Prior>) -> Result<Status, Failure> {
-        let reconcile = matches!(prior, Some(Prior::Reconcile));
+        let reconcile = match prior {
+            Some(Prior::Reconcile { proven }) => Some(*proven),
+            _ => None,
+        };
         match &self.plan.work {
             Work::List => self.list(cx),
             Work::Check => self.check_account(cx),

@@ -94,8 +94,6 @@ fn run(plan: &Plan, fakes: &[FakeBackend], opts: RunOptions) -> Outcome {
     run_with(plan, fakes, opts, &Silent, &AtomicBool::new(false))
 }
 
-/// Run, then check what must hold after any run: one result per planned target, no host over
-/// its limit, no minted token revoked, and no token this run created that nobody holds.
 fn run_with(
     plan: &Plan,
     fakes: &[FakeBackend],
@@ -103,11 +101,34 @@ fn run_with(
     observer: &dyn Observer,
     stop: &AtomicBool,
 ) -> Outcome {
+    run_checked(
+        plan,
+        fakes,
+        opts,
+        observer,
+        stop,
+        &PriorState::new(),
+        &NoLedger,
+    )
+}
+
+/// Run, then check what must hold after any run: one result per planned target, no host over
+/// its limit, no minted token revoked, and no token this run created that nobody holds unless a
+/// result names it for a human look.
+fn run_checked(
+    plan: &Plan,
+    fakes: &[FakeBackend],
+    opts: RunOptions,
+    observer: &dyn Observer,
+    stop: &AtomicBool,
+    prior: &PriorState,
+    ledger: &dyn Ledger,
+) -> Outcome {
     let backends: Vec<Box<dyn Backend>> = fakes
         .iter()
         .map(|f| Box::new(f.clone()) as Box<dyn Backend>)
         .collect();
-    let out = execute(plan, &backends, &opts, &NoLedger, observer, stop);
+    let out = execute_resumed(plan, &backends, &opts, prior, ledger, observer, stop);
     for hp in &plan.hosts {
         for t in &hp.targets {
             let n = out
@@ -133,9 +154,14 @@ fn run_with(
             );
         }
         for (owner, token, secret) in fake.created_live() {
+            let named = out.results.iter().any(|r| {
+                r.host == *name
+                    && r.account.as_deref() == Some(owner.as_str())
+                    && r.attention.as_deref().is_some_and(|a| a.contains(&token))
+            });
             assert!(
-                minted.contains(secret.as_str()),
-                "{name} {owner}: live token {token} that nobody holds"
+                minted.contains(secret.as_str()) || named,
+                "{name} {owner}: live token {token} that nobody holds and no result names"
             );
         }
     }
@@ -237,8 +263,8 @@ fn a_host_that_never_answers_is_given_up_after_silent_waves() {
             .filter(|r| r.status == Status::Skipped)
             .all(|r| r.cause.as_deref() == Some("timed out"))
     );
-    // One create per target tried: a lost answer is followed by a list, never a second create.
-    assert_eq!(fakes[0].calls(Op::Create), tried);
+    // The listing before each create never answered: no create was sent at all.
+    assert_eq!(fakes[0].calls(Op::Create), 0);
     assert_eq!(count(&of(&out, "h1"), Status::Created), 20);
 }
 
@@ -269,7 +295,8 @@ fn raising_the_stop_flag_skips_everything_not_started() {
             .clone()
             .all(|r| r.cause.as_deref() == Some("interrupted"))
     );
-    assert_eq!(fakes.iter().map(FakeBackend::total_calls).sum::<usize>(), 1);
+    // The listing that proves the name absent, then the create.
+    assert_eq!(fakes.iter().map(FakeBackend::total_calls).sum::<usize>(), 2);
 }
 
 #[test]
@@ -328,7 +355,7 @@ fn a_create_whose_answer_is_lost_is_listed_revoked_and_created_again() {
     fakes[0].lose_creates(1);
     let out = run(&plan, &fakes, opts(1, 3));
     assert_eq!(out.results[0].status, Status::Created);
-    let calls = ["h0 Create", "h0 List", "h0 Revoke", "h0 Create"];
+    let calls = ["h0 List", "h0 Create", "h0 List", "h0 Revoke", "h0 Create"];
     assert_eq!(*log.lock().unwrap(), calls);
     let live = fakes[0].created_live();
     assert_eq!(live.len(), 1, "exactly one token of that name");
@@ -346,7 +373,8 @@ fn a_create_that_fails_with_503_is_listed_before_it_is_sent_again() {
     let out = run(&plan, &fakes, opts(1, 3));
     assert_eq!(out.results[0].status, Status::Created);
     // Nothing was created: nothing to revoke.
-    assert_eq!(*log.lock().unwrap(), ["h0 Create", "h0 List", "h0 Create"]);
+    let calls = ["h0 List", "h0 Create", "h0 List", "h0 Create"];
+    assert_eq!(*log.lock().unwrap(), calls);
     assert_eq!(out.minted.len(), 1);
 }
 
@@ -357,7 +385,11 @@ fn a_name_taken_before_the_run_is_exists_and_left_alone() {
     fakes[0].seed("u00", "tf-u00", 1_000_000_000);
     let out = run(&plan, &fakes, opts(1, 3));
     assert_eq!(out.results[0].status, Status::Exists);
-    assert_eq!(fakes[0].calls(Op::Create), 1);
+    assert_eq!(
+        fakes[0].calls(Op::Create),
+        0,
+        "the listing showed the name taken"
+    );
     assert!(fakes[0].revoked().is_empty());
     assert!(out.minted.is_empty());
 }
@@ -369,7 +401,7 @@ fn rotate_creates_verifies_and_revokes_only_the_old_tokens() {
     fakes[0].seed("u00", "tf-old", 1_000_000_000);
     let out = run(&plan, &fakes, opts(1, 3));
     assert_eq!(out.results[0].status, Status::Rotated);
-    let calls = ["h0 Create", "h0 Verify", "h0 List", "h0 Revoke"];
+    let calls = ["h0 List", "h0 Create", "h0 Verify", "h0 List", "h0 Revoke"];
     assert_eq!(*log.lock().unwrap(), calls);
     assert_eq!(fakes[0].revoked(), ["seed-tf-old"]);
     assert_eq!(fakes[0].created_live().len(), 1);
@@ -436,4 +468,178 @@ fn every_token_the_run_minted_reaches_the_sink_and_a_sink_that_is_down_loses_not
     };
     assert!(down.deliver(&out.minted).is_err());
     assert_eq!(out.minted.len(), 8, "a refused delivery keeps every secret");
+}
+
+#[test]
+fn with_no_retries_a_lost_create_is_still_reconciled_and_nothing_is_left_live() {
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, log) = fleet(&plan, 0);
+    fakes[0].lose_creates(1);
+    let out = run(&plan, &fakes, opts(1, 0));
+    assert_eq!(out.results[0].status, Status::Failed);
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["h0 List", "h0 Create", "h0 List", "h0 Revoke"]
+    );
+    assert!(fakes[0].created_live().is_empty());
+}
+
+#[test]
+fn odd_answers_after_a_create_are_reconciled_before_the_target_is_given_up() {
+    let odd = [
+        ApiError::Protocol("the answer is over the 1 MiB cap".into()),
+        ApiError::Protocol("data.token is not a string".into()),
+        ApiError::Rejected("internal error after saving the token".into()),
+    ];
+    for e in odd {
+        let plan = plan(Operation::Create, &[1], 1);
+        let (fakes, _) = fleet(&plan, 0);
+        fakes[0].fail_after_create([e.clone()]);
+        let out = run(&plan, &fakes, opts(1, 3));
+        assert_eq!(out.results[0].status, Status::Failed, "{e:?}");
+        assert!(
+            fakes[0].created_live().is_empty(),
+            "{e:?}: an orphan left live"
+        );
+        assert_eq!(fakes[0].revoked().len(), 1, "{e:?}");
+        assert_eq!(
+            fakes[0].calls(Op::Create),
+            1,
+            "{e:?}: a refusal is not re-sent"
+        );
+    }
+}
+
+#[test]
+fn an_orphan_that_cannot_be_revoked_is_named_for_a_human() {
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].lose_creates(1);
+    fakes[0].fail_next(Op::Revoke, (0..4).map(|_| http(500)));
+    let out = run(&plan, &fakes, opts(1, 3));
+    let r = &out.results[0];
+    assert_eq!(r.status, Status::Failed);
+    let look = r.attention.as_deref().expect("named");
+    assert!(look.contains("tf-u00") && look.contains("resume"), "{look}");
+}
+
+#[test]
+fn ownership_needs_the_listing_never_a_clock() {
+    // A token of the name from before the run is left alone however the server's clock reads
+    // (far ahead here: a time window would have called it this run's).
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, _) = fleet(&plan, 0);
+    let ahead = jiff::Timestamp::now().as_second() + 86_400;
+    fakes[0].seed("u00", "tf-u00", ahead);
+    for prior in [None, Some(true)] {
+        let mut state = PriorState::new();
+        if let Some(proven) = prior {
+            state.insert(("h0".into(), "u00".into()), Prior::Reconcile { proven });
+        }
+        let stop = AtomicBool::new(false);
+        let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &state, &NoLedger);
+        match prior {
+            // Resumed with proof: the intent says the name was absent, so the token is ours.
+            Some(_) => assert_eq!(out.results[0].status, Status::Created),
+            None => {
+                assert_eq!(out.results[0].status, Status::Exists);
+                assert!(fakes[0].revoked().is_empty());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_resumed_create_without_proof_keeps_the_token_and_says_unproven() {
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].seed("u00", "tf-u00", 0);
+    let mut prior = PriorState::new();
+    prior.insert(
+        ("h0".into(), "u00".into()),
+        Prior::Reconcile { proven: false },
+    );
+    let stop = AtomicBool::new(false);
+    let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
+    let r = &out.results[0];
+    assert_eq!(r.status, Status::Unproven);
+    assert!(r.attention.as_deref().is_some_and(|a| a.contains("tf-u00")));
+    assert!(fakes[0].revoked().is_empty(), "kept");
+    assert_eq!(fakes[0].calls(Op::Create), 0);
+}
+
+/// A journal whose writes start failing after `ok` records.
+struct FailingLedger {
+    ok: usize,
+    writes: Mutex<usize>,
+}
+
+impl FailingLedger {
+    fn write(&self) -> std::io::Result<()> {
+        let mut n = self.writes.lock().unwrap();
+        *n += 1;
+        if *n > self.ok {
+            return Err(std::io::Error::other("No space left on device"));
+        }
+        Ok(())
+    }
+}
+
+impl Ledger for FailingLedger {
+    fn intent(&self, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
+        self.write()
+    }
+    fn created(&self, _: &Minted) -> std::io::Result<()> {
+        self.write()
+    }
+    fn verified(&self, _: &str, _: &str, _: &str) -> std::io::Result<()> {
+        self.write()
+    }
+    fn revoked(&self, _: &str, _: &str, _: &str, _: &[String]) -> std::io::Result<()> {
+        self.write()
+    }
+    fn failed(&self, _: &str, _: &str, _: &str, _: &str, _: &str) -> std::io::Result<()> {
+        self.write()
+    }
+}
+
+#[test]
+fn a_journal_that_fails_stops_minting_and_no_unjournaled_token_stays_live() {
+    // Records: intent, created (×2 targets) fit; the third target's `created` fails.
+    for ok in [0, 1, 4, 5] {
+        let plan = plan(Operation::Create, &[1], 6);
+        let (fakes, _) = fleet(&plan, 0);
+        let ledger = FailingLedger {
+            ok,
+            writes: Mutex::new(0),
+        };
+        let stop = AtomicBool::new(false);
+        let out = run_checked(
+            &plan,
+            &fakes,
+            opts(1, 3),
+            &Silent,
+            &stop,
+            &PriorState::new(),
+            &ledger,
+        );
+        let results = all(&out);
+        let created = count(&results, Status::Created);
+        assert_eq!(created, ok / 2, "ok={ok}");
+        assert_eq!(
+            out.minted.len(),
+            ok / 2,
+            "ok={ok}: only journaled secrets are handed off"
+        );
+        assert_eq!(fakes[0].created_live().len(), ok / 2, "ok={ok}");
+        assert_eq!(count(&results, Status::Failed), 1, "ok={ok}");
+        let skipped = results.iter().filter(|r| r.status == Status::Skipped);
+        assert!(
+            skipped.clone().count() == 5 - ok / 2
+                && skipped
+                    .clone()
+                    .all(|r| r.cause.as_deref() == Some("journal write failed")),
+            "ok={ok}: {results:?}"
+        );
+    }
 }

@@ -118,6 +118,11 @@ pub enum EventDetail {
         action: Action,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         names: Vec<String>,
+        /// Create only: a listing made by this run just before showed no token of this name
+        /// (or this run had just revoked it). The proof that a token of this name found later
+        /// was minted by this run: only then may reconcile revoke it as an orphan.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        absent: bool,
     },
     /// A token exists; `sealed` is base64 of a binary age message holding just the token.
     Created {
@@ -743,11 +748,12 @@ mod tests {
             EventDetail::Intent {
                 action: Action::Create,
                 names: vec![],
+                absent: true,
             },
         );
         let line = serde_json::to_string(&i).unwrap();
         assert!(
-            line.starts_with(r#"{"kind":"intent","action":"create","host":"h""#),
+            line.starts_with(r#"{"kind":"intent","action":"create","absent":true,"host":"h""#),
             "{line}"
         );
         let v = Event::new("h", "a", "n", EventDetail::Verified {});
@@ -776,6 +782,7 @@ mod tests {
             EventDetail::Intent {
                 action: Action::Create,
                 names: vec![],
+                absent: true,
             },
         ))
         .unwrap();

@@ -191,24 +191,11 @@ impl Ledger for JournalLedger {
             EventDetail::Intent {
                 action,
                 names: Vec::new(),
+                // The run writes a create intent only after a listing showed the name absent
+                // (the Ledger contract): the record carries that proof for resume.
+                absent: action == Action::Create,
             },
         ))
-    }
-
-    fn intents(&self, host: &str, items: &[(String, String)], action: &str) -> io::Result<()> {
-        let action = action_of(action);
-        for (account, name) in items {
-            self.journal.append_lazy(&Event::new(
-                host,
-                account,
-                name,
-                EventDetail::Intent {
-                    action,
-                    names: Vec::new(),
-                },
-            ))?;
-        }
-        self.journal.flush()
     }
 
     fn created(&self, m: &Minted) -> io::Result<()> {
