@@ -17,7 +17,7 @@ use crate::run::{Minted, Prior, PriorState, RunOptions};
 use crate::seal::handoff::HandoffFormat;
 use crate::seal::{
     EventDetail, HandoffRow, Journal, JournalLedger, JournalSealing, Keys, PlanRecord, Recipients,
-    SealError, parse_recipient, read_journal,
+    SealError, parse_recipient, scan_journal,
 };
 use crate::secret::Secret;
 use crate::sink::{AgeHandoff, Delivered, Sink, SinkError};
@@ -280,10 +280,23 @@ impl Resume {
         prompt: &mut Prompter<'_>,
     ) -> Result<Resume, InputError> {
         let shown = journal.display().to_string();
-        let (record, events) = read_journal(journal).map_err(|e| seal_problem(&shown, e))?;
+        let scanned = scan_journal(journal).map_err(|e| seal_problem(&shown, e))?;
+        let Some(record) = scanned.plan.clone() else {
+            return Err(InputError::one(
+                Problem::new(
+                    format!("{shown}:1"),
+                    "the journal's plan record (its first line) is missing or damaged: resume cannot rebuild the run without it",
+                )
+                .hint(format!(
+                    "`tokenfleet open {shown} --identity KEY` recovers every secret the journal still holds"
+                )),
+            ));
+        };
+        let events = &scanned.events;
         let (op, o) = read_record(&record, &shown)?;
         let keys = load_keys(&record, identities, ask_passphrase)?;
-        let earlier = earlier_secrets(&record, &o, &events, &keys, identities, &shown)?;
+        let (earlier, unreadable) =
+            earlier_secrets(&record, &o, &scanned, &keys, identities, &shown)?;
         let journal_sealing =
             JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
         let handoff_recipients = handoff_recipients(&record, &keys, &shown)?;
@@ -294,9 +307,22 @@ impl Resume {
             )));
         };
         let (plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
-        let seen = classify(op, &events);
-        check_names(&plan, &seen, &events, &shown)?;
-        let (prior, counts) = prior_state(seen, &events, &record, &keys, &shown)?;
+        let mut seen = classify(op, events);
+        for d in scanned.damaged.iter().chain(&unreadable) {
+            notes.push(format!(
+                "warning: {shown}:{}: {}; skipped, its target is reconciled from the server",
+                d.line, d.why
+            ));
+        }
+        // A secret sealed by this run that cannot be read back is lost: its `created` record
+        // proves the token is this run's, so it is revoked and made again.
+        for d in &unreadable {
+            if let Some(target) = &d.target {
+                seen.insert(target.clone(), Seen::Reconcile { proven: true });
+            }
+        }
+        check_names(&plan, &seen, events, &shown)?;
+        let (prior, counts) = prior_state(seen, events, &record, &keys, &shown)?;
         let (done, reconcile, cont) = counts;
         notes.push(format!(
             "resuming {} run {}: {done} target(s) done, {reconcile} to reconcile, {cont} to finish rotating, the rest to do",
@@ -410,17 +436,18 @@ fn load_keys(
     Ok(keys)
 }
 
-/// The secrets sealed before the interruption, unsealed for the final handoff. A run that
-/// sealed some needs a key to read them.
+/// The secrets sealed before the interruption, unsealed for the final handoff, and the sealed
+/// records that no longer open (damaged). A run that sealed some needs a key to read them.
 fn earlier_secrets(
     record: &PlanRecord,
     o: &RunRecord,
-    events: &[crate::seal::Event],
+    scanned: &crate::seal::Scanned,
     keys: &Keys,
     identities: &[PathBuf],
     shown: &str,
-) -> Result<Vec<Minted>, InputError> {
-    let sealed_before = events
+) -> Result<(Vec<Minted>, Vec<crate::seal::Damaged>), InputError> {
+    let sealed_before = scanned
+        .events
         .iter()
         .filter(|e| matches!(e.detail, EventDetail::Created { .. }))
         .count();
@@ -442,11 +469,11 @@ fn earlier_secrets(
         ));
     }
     if sealed_before == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
-    let rows =
-        crate::seal::journal_rows(record, events, keys).map_err(|e| seal_problem(shown, e))?;
-    Ok(rows.into_iter().map(minted_of).collect())
+    let (rows, damaged) =
+        crate::seal::recover_rows(scanned, keys).map_err(|e| seal_problem(shown, e))?;
+    Ok((rows.into_iter().map(minted_of).collect(), damaged))
 }
 
 /// A journal row as the run's record of a new secret.

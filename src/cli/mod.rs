@@ -617,7 +617,7 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
             Err(e) => return Err(seal_failure(e)),
         }
     }
-    let rows = match crate::seal::open_file(&args.file, &keys) {
+    let (rows, damaged) = match crate::seal::open_file(&args.file, &keys) {
         Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
             let keys = keys.with_passphrase(read_passphrase("Passphrase: ")?);
             crate::seal::open_file(&args.file, &keys).map_err(seal_failure)?
@@ -625,7 +625,21 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
         other => other.map_err(seal_failure)?,
     };
     let text = show::render_handoff(&rows, args.format);
-    print_stdout(text.as_bytes())
+    let code = print_stdout(text.as_bytes())?;
+    if damaged.is_empty() {
+        return Ok(code);
+    }
+    // Every intact record was shown; the damaged ones are named, and the exit code says so.
+    for d in &damaged {
+        say!("warning: {}:{}: {}", args.file.display(), d.line, d.why);
+    }
+    say!(
+        "{} damaged line(s) in {}; {} secret(s) recovered. A target whose secret is lost is reconciled by `tokenfleet resume` (it revokes the token this run made and creates it again).",
+        damaged.len(),
+        args.file.display(),
+        rows.len()
+    );
+    Ok(exit::SOME_FAILED)
 }
 
 /// `--passphrase`: TOKENFLEET_PASSPHRASE, or asked twice on the terminal.

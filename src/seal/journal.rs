@@ -3,7 +3,8 @@
 //! append-only, every record fsynced before [`Journal::append`] returns, each new secret sealed
 //! as its own age message. 32 workers append at once and an fsync costs milliseconds, so appends
 //! use group commit: one thread fsyncs for every record already written while the others wait
-//! on a condvar. Reading tolerates a torn last line (a crash mid-write) and nothing else.
+//! on a condvar. Reading keeps every intact record: a torn last line (a crash mid-write) is
+//! ignored, any other damaged line (or a lost plan line) is named, never a reason to refuse all.
 //!
 //! With `--passphrase`, sealing each secret with scrypt would cost ~1 s apiece, so a run
 //! generates an ephemeral X25519 identity, seals journal secrets to it, and stores that identity
@@ -309,43 +310,100 @@ pub fn unseal_secret(event: &Event, keys: &Keys) -> Result<Secret, SealError> {
 }
 
 /// The handoff rows of a journal: every `created` event, decrypted (the last one wins if a
-/// target was created twice).
+/// target was created twice). Strict: any record that cannot be opened is an error.
+#[cfg(test)]
 pub fn journal_rows(
     plan: &PlanRecord,
     events: &[Event],
     keys: &Keys,
 ) -> Result<Vec<HandoffRow>, SealError> {
-    let keys = journal_keys(plan, keys)?;
+    let scanned = Scanned {
+        plan: Some(plan.clone()),
+        lines: (2..events.len() + 2).collect(),
+        events: events.to_vec(),
+        damaged: Vec::new(),
+    };
+    let (rows, damaged) = recover_rows(&scanned, keys)?;
+    match damaged.first() {
+        Some(d) => Err(SealError::invalid(
+            format!("line {}", d.line),
+            d.why.clone(),
+        )),
+        None => Ok(rows),
+    }
+}
+
+/// Every secret a journal still holds: the `created` events that open, the last one winning if
+/// a target was created twice. A record that does not open is [`Damaged`] (with its target),
+/// unless none opens at all: then the keys are wrong, and that is the error (never a reason to
+/// treat every secret as lost).
+pub fn recover_rows(
+    scanned: &Scanned,
+    keys: &Keys,
+) -> Result<(Vec<HandoffRow>, Vec<Damaged>), SealError> {
+    let keys = match &scanned.plan {
+        Some(plan) => journal_keys(plan, keys)?,
+        None => keys.clone(),
+    };
     let mut rows: Vec<HandoffRow> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    for e in events {
-        if let EventDetail::Created {
+    let mut damaged = Vec::new();
+    let mut first_error = None;
+    for (e, line) in scanned.events.iter().zip(&scanned.lines) {
+        let EventDetail::Created {
             create_time,
             expires_at,
             url,
             ..
         } = &e.detail
-        {
-            let row = HandoffRow {
-                host: e.host.clone(),
-                account: e.account.clone(),
-                token_name: e.token_name.clone(),
-                token: unseal_secret(e, &keys)?,
-                url: url.clone(),
-                created_at: *create_time,
-                expires_at: *expires_at,
-            };
-            let key = (e.host.clone(), e.account.clone(), e.token_name.clone());
-            match index.get(&key) {
-                Some(&i) => rows[i] = row,
-                None => {
-                    index.insert(key, rows.len());
-                    rows.push(row);
-                }
+        else {
+            continue;
+        };
+        let token = match unseal_secret(e, &keys) {
+            Ok(t) => t,
+            Err(err @ (SealError::NeedIdentity { .. } | SealError::NeedPassphrase { .. })) => {
+                return Err(err);
+            }
+            Err(err) => {
+                damaged.push(Damaged {
+                    line: *line,
+                    target: Some((e.host.clone(), e.account.clone())),
+                    why: format!(
+                        "{} {} {}: the sealed secret cannot be opened ({})",
+                        e.host,
+                        e.account,
+                        e.token_name,
+                        crate::error::chain(&err)
+                    ),
+                });
+                first_error.get_or_insert(err);
+                continue;
+            }
+        };
+        let row = HandoffRow {
+            host: e.host.clone(),
+            account: e.account.clone(),
+            token_name: e.token_name.clone(),
+            token,
+            url: url.clone(),
+            created_at: *create_time,
+            expires_at: *expires_at,
+        };
+        let key = (e.host.clone(), e.account.clone(), e.token_name.clone());
+        match index.get(&key) {
+            Some(&i) => rows[i] = row,
+            None => {
+                index.insert(key, rows.len());
+                rows.push(row);
             }
         }
     }
-    Ok(rows)
+    if rows.is_empty()
+        && let Some(err) = first_error
+    {
+        return Err(err);
+    }
+    Ok((rows, damaged))
 }
 
 /// Group commit: records are written under a lock (so lines never interleave) and numbered;
@@ -563,15 +621,54 @@ impl Journal {
     }
 }
 
-/// Read a journal: its plan and events. A torn last line (no newline, does not parse) is
-/// ignored; any other bad line is an error naming `path:line`.
-pub fn read_journal(path: &Path) -> Result<(PlanRecord, Vec<Event>), SealError> {
+/// A journal line that could not be used, and the target it was about when that can be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    /// 1-based line number in the file.
+    pub line: usize,
+    /// (host, account), when the record names them.
+    pub target: Option<(String, String)>,
+    pub why: String,
+}
+
+/// A journal as read back: whatever is intact, and what is not.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    /// `None` when the first line is missing or damaged (the secrets may still open with the
+    /// recipients' identities, but the run cannot be rebuilt).
+    pub plan: Option<PlanRecord>,
+    pub events: Vec<Event>,
+    /// The line of each event in `events`.
+    pub lines: Vec<usize>,
+    pub damaged: Vec<Damaged>,
+}
+
+/// The host and account a damaged line names, if its text still holds them.
+fn target_in(raw: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let field = |key: &str| -> Option<String> {
+        let start = text.find(&format!("\"{key}\":\""))? + key.len() + 4;
+        let len = text[start..].find('"')?;
+        Some(text[start..start + len].to_string())
+    };
+    Some((field("host")?, field("account")?))
+}
+
+/// Read a journal, keeping every intact record. A torn last line (no newline: a crash mid-write)
+/// is ignored; any other line that does not parse is [`Damaged`], as is a missing or damaged
+/// plan line. Only a file that is no journal at all, or one written by a newer tokenfleet, is
+/// an error.
+pub fn scan_journal(path: &Path) -> Result<Scanned, SealError> {
     let shown = path.display().to_string();
     let file = File::open(path).map_err(|e| SealError::io(path, e))?;
     let mut r = BufReader::new(file);
     let mut buf = Vec::new();
-    let mut plan: Option<PlanRecord> = None;
-    let mut events = Vec::new();
+    let mut out = Scanned {
+        plan: None,
+        events: Vec::new(),
+        lines: Vec::new(),
+        damaged: Vec::new(),
+    };
     let mut line_no = 0usize;
     loop {
         buf.clear();
@@ -584,9 +681,21 @@ pub fn read_journal(path: &Path) -> Result<(PlanRecord, Vec<Event>), SealError> 
         line_no += 1;
         let complete = buf.ends_with(b"\n");
         let loc = || format!("{shown}:{line_no}");
-        if plan.is_none() {
-            let p: PlanRecord = match serde_json::from_slice(&buf) {
-                Ok(p) => p,
+        if line_no == 1 {
+            match serde_json::from_slice::<PlanRecord>(&buf) {
+                Ok(p) if p.v == JOURNAL_VERSION => {
+                    out.plan = Some(p);
+                    continue;
+                }
+                Ok(p) => {
+                    return Err(SealError::invalid(
+                        loc(),
+                        format!(
+                            "journal version {} is not supported (expected {JOURNAL_VERSION})",
+                            p.v
+                        ),
+                    ));
+                }
                 Err(_) if !complete => {
                     return Err(SealError::invalid(loc(), "the plan record is incomplete")
                         .with_hint(
@@ -595,51 +704,86 @@ pub fn read_journal(path: &Path) -> Result<(PlanRecord, Vec<Event>), SealError> 
                 }
                 Err(e) => {
                     let v: Option<serde_json::Value> = serde_json::from_slice(&buf).ok();
-                    let msg = match v.as_ref().and_then(|v| v.get("v")).and_then(|v| v.as_u64()) {
-                        Some(v) if v > u64::from(JOURNAL_VERSION) => format!(
-                            "journal version {v} is newer than this tokenfleet understands ({JOURNAL_VERSION})"
-                        ),
-                        _ => format!(
-                            "not a tokenfleet journal: first line is not a plan record ({e})"
-                        ),
-                    };
-                    return Err(SealError::invalid(loc(), msg));
+                    if let Some(v) = v.as_ref().and_then(|v| v.get("v")).and_then(|v| v.as_u64())
+                        && v > u64::from(JOURNAL_VERSION)
+                    {
+                        return Err(SealError::invalid(
+                            loc(),
+                            format!(
+                                "journal version {v} is newer than this tokenfleet understands ({JOURNAL_VERSION})"
+                            ),
+                        ));
+                    }
+                    if serde_json::from_slice::<Event>(&buf).is_err() && !looks_like_record(&buf) {
+                        return Err(SealError::invalid(
+                            loc(),
+                            format!(
+                                "not a tokenfleet journal: first line is not a plan record ({e})"
+                            ),
+                        ));
+                    }
+                    out.damaged.push(Damaged {
+                        line: 1,
+                        target: None,
+                        why: "the plan record (the first line) is missing or damaged".into(),
+                    });
+                    // A first line that is an event: the plan line was lost, the event is not.
                 }
-            };
-            if p.v != JOURNAL_VERSION {
-                return Err(SealError::invalid(
-                    loc(),
-                    format!(
-                        "journal version {} is not supported (expected {JOURNAL_VERSION})",
-                        p.v
-                    ),
-                ));
             }
-            plan = Some(p);
-            continue;
         }
         match serde_json::from_slice::<Event>(&buf) {
-            Ok(e) => events.push(e),
-            Err(_) if !complete => break, // torn last line: a crash mid-write
-            Err(e) => {
-                return Err(
-                    SealError::invalid(loc(), format!("corrupt journal record: {e}")).with_hint(
-                        "only the last line may be damaged by a crash; this one is not last",
-                    ),
-                );
+            Ok(e) => {
+                out.events.push(e);
+                out.lines.push(line_no);
             }
+            Err(_) if !complete => break, // torn last line: a crash mid-write
+            Err(_) if line_no == 1 => {}  // already named as the missing plan
+            Err(e) => out.damaged.push(Damaged {
+                line: line_no,
+                target: target_in(&buf),
+                why: format!("the record does not parse ({e})"),
+            }),
         }
     }
-    let Some(plan) = plan else {
+    if out.plan.is_none() && out.events.is_empty() {
         return Err(SealError::invalid(
             shown,
             "empty file: not a tokenfleet journal",
         ));
-    };
-    Ok((plan, events))
+    }
+    Ok(out)
 }
 
-/// True when the file starts with a journal plan line (`{"…","kind":"plan",…}`).
+/// Whether a line has the shape of a journal record (damaged, perhaps): a JSON-ish object
+/// naming one of the record kinds.
+fn looks_like_record(raw: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(raw);
+    text.trim_start().starts_with('{')
+        && [
+            "intent", "created", "verified", "revoked", "failed", "exists", "skipped", "plan",
+        ]
+        .iter()
+        .any(|k| text.contains(&format!("\"kind\":\"{k}\"")))
+}
+
+/// Read a journal strictly: its plan and events, any damage an error.
+#[cfg(test)]
+pub fn read_journal(path: &Path) -> Result<(PlanRecord, Vec<Event>), SealError> {
+    let s = scan_journal(path)?;
+    if let Some(d) = s.damaged.first() {
+        return Err(SealError::invalid(
+            format!("{}:{}", path.display(), d.line),
+            format!("corrupt journal record: {}", d.why),
+        ));
+    }
+    let plan = s
+        .plan
+        .ok_or_else(|| SealError::invalid(path.display().to_string(), "no plan"))?;
+    Ok((plan, s.events))
+}
+
+/// True when the file starts with a journal record: its plan line (`{"…","kind":"plan",…}`),
+/// or, when that was lost, any other record.
 pub fn looks_like_journal(path: &Path) -> io::Result<bool> {
     let mut f = File::open(path)?;
     let mut first = [0u8; 1];
@@ -649,11 +793,8 @@ pub fn looks_like_journal(path: &Path) -> io::Result<bool> {
     let mut r = BufReader::new(File::open(path)?.take(1 << 20));
     let mut line = Vec::new();
     r.read_until(b'\n', &mut line)?;
-    let v: Option<serde_json::Value> = serde_json::from_slice(&line).ok();
-    Ok(v.as_ref()
-        .and_then(|v| v.get("kind"))
-        .and_then(|k| k.as_str())
-        == Some("plan"))
+    // A journal whose plan line was lost still starts with one of its records.
+    Ok(looks_like_record(&line))
 }
 
 #[cfg(test)]
@@ -826,6 +967,81 @@ mod tests {
         });
         assert_eq!(kept.count(), 1);
         assert_eq!(read_journal(&p).unwrap().1.len(), 0);
+    }
+
+    /// A journal of four sealed secrets, as text lines (the plan first).
+    fn four_secrets(d: &Path) -> (PathBuf, Keys, Vec<String>) {
+        let p = d.join("j");
+        let id = x25519::Identity::generate();
+        let (plan, sealing) = plan_for(&Recipients::keys(vec![id.to_public()]));
+        let j = Journal::create(&p, &plan, false).unwrap();
+        for (h, t) in [
+            ("web1", "T1"),
+            ("web2", "T2"),
+            ("web3", "T3"),
+            ("web4", "T4"),
+        ] {
+            j.append(&created(&sealing.sealer, h, "a", t)).unwrap();
+        }
+        drop(j);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let lines = text.lines().map(str::to_string).collect();
+        (p, Keys::from_identities(vec![id]), lines)
+    }
+
+    fn hosts(rows: &[HandoffRow]) -> Vec<&str> {
+        rows.iter().map(|r| r.host.as_str()).collect()
+    }
+
+    #[test]
+    fn one_damaged_record_hides_no_other_secret() {
+        let d = tempfile::tempdir().unwrap();
+        let (p, keys, lines) = four_secrets(d.path());
+        let write = |lines: &[String]| std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+
+        // A flipped byte inside one sealed secret: that record is named, with its target.
+        let mut flipped = lines.clone();
+        let at = flipped[2].find("\"sealed\":\"").unwrap() + 60;
+        let mut bytes = flipped[2].clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        flipped[2] = String::from_utf8(bytes).unwrap();
+        write(&flipped);
+        let scanned = scan_journal(&p).unwrap();
+        let (rows, damaged) = recover_rows(&scanned, &keys).unwrap();
+        assert_eq!(hosts(&rows), ["web1", "web3", "web4"]);
+        assert_eq!(damaged.len(), 1);
+        assert_eq!(damaged[0].line, 3);
+        assert_eq!(damaged[0].target, Some(("web2".into(), "a".into())));
+
+        // A torn line in the middle: skipped and named; every other record kept.
+        let mut torn = lines.clone();
+        torn[3].truncate(40);
+        write(&torn);
+        let scanned = scan_journal(&p).unwrap();
+        assert_eq!(scanned.damaged.len(), 1);
+        assert_eq!(scanned.damaged[0].line, 4);
+        assert_eq!(scanned.lines, [2, 3, 5]);
+        let (rows, _) = recover_rows(&scanned, &keys).unwrap();
+        assert_eq!(hosts(&rows), ["web1", "web2", "web4"]);
+
+        // The plan line lost: named as such; the secrets still open with the identity.
+        write(&lines[1..]);
+        assert!(looks_like_journal(&p).unwrap());
+        let scanned = scan_journal(&p).unwrap();
+        assert!(scanned.plan.is_none());
+        assert_eq!(scanned.damaged[0].line, 1);
+        assert!(
+            scanned.damaged[0].why.contains("plan record"),
+            "{:?}",
+            scanned.damaged
+        );
+        let (rows, _) = recover_rows(&scanned, &keys).unwrap();
+        assert_eq!(rows.len(), 4);
+
+        // The wrong key is an error, never "every record damaged".
+        write(&lines);
+        let other = Keys::from_identities(vec![x25519::Identity::generate()]);
+        assert!(recover_rows(&scan_journal(&p).unwrap(), &other).is_err());
     }
 
     #[test]

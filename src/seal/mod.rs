@@ -14,8 +14,8 @@ pub mod handoff;
 pub use handoff::{HandoffFormat, HandoffRow, encode_rows};
 pub mod journal;
 pub use journal::{
-    Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, discard_journal, journal_keys,
-    journal_rows, read_journal, unseal_secret,
+    Action, Damaged, Event, EventDetail, Journal, JournalSealing, PlanRecord, Scanned,
+    discard_journal, journal_keys, recover_rows, scan_journal, unseal_secret,
 };
 pub mod open;
 pub use open::open_file;

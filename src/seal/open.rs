@@ -4,21 +4,25 @@
 //! passphrase; printing is the CLI's job (`cli/show.rs`).
 
 use super::handoff::{HandoffRow, parse_rows};
-use super::journal::{journal_rows, looks_like_journal, read_journal};
+use super::journal::{Damaged, looks_like_journal, recover_rows, scan_journal};
 use super::sealer::{Keys, SealError};
 use std::path::Path;
 
 /// Open a handoff file (armored or binary age, CSV or JSON inside) or a journal, and return its
-/// rows with the tokens decrypted.
-pub fn open_file(path: &Path, keys: &Keys) -> Result<Vec<HandoffRow>, SealError> {
+/// rows with the tokens decrypted. A damaged journal gives every record that is intact, and
+/// names the lines that are not.
+pub fn open_file(path: &Path, keys: &Keys) -> Result<(Vec<HandoffRow>, Vec<Damaged>), SealError> {
     if looks_like_journal(path).map_err(|e| SealError::io(path, e))? {
-        let (plan, events) = read_journal(path)?;
-        return journal_rows(&plan, &events, keys);
+        let scanned = scan_journal(path)?;
+        let (rows, mut damaged) = recover_rows(&scanned, keys)?;
+        damaged.extend(scanned.damaged);
+        damaged.sort_by_key(|d| d.line);
+        return Ok((rows, damaged));
     }
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| SealError::io(path, e))?;
     let plain = keys.decrypt(&bytes, &shown)?;
-    parse_rows(&plain, &shown)
+    Ok((parse_rows(&plain, &shown)?, Vec::new()))
 }
 
 #[cfg(test)]
@@ -59,7 +63,7 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(open_file(&out, &keys).unwrap(), rows);
+        assert_eq!(open_file(&out, &keys).unwrap().0, rows);
 
         let jp = d.path().join("out.age.journal");
         let sealing = JournalSealing::new(&r).unwrap();
@@ -86,7 +90,7 @@ mod tests {
             ))
             .unwrap();
         }
-        assert_eq!(open_file(&jp, &keys).unwrap(), rows);
+        assert_eq!(open_file(&jp, &keys).unwrap().0, rows);
 
         let e = open_file(&out, &Keys::new()).unwrap_err();
         assert!(matches!(e, SealError::NeedIdentity { .. }), "{e}");

@@ -274,7 +274,10 @@ fn lost_create_is_reconciled_by_resume_with_no_orphan() {
                 .count()
         })
         .sum();
-    assert_eq!(orphans, 2, "the orphan of the lost create was revoked at once");
+    assert_eq!(
+        orphans, 2,
+        "the orphan of the lost create was revoked at once"
+    );
     assert!(first.stderr.contains("orphan"), "{}", first.stderr);
     assert_eq!(env.open_handoff(&env.path("lost.age")).len(), 2);
 
