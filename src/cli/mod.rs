@@ -410,8 +410,12 @@ fn conclude(
     handoff: Option<(HandoffResult, PathBuf)>,
     print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
+    let journal_failed = outcome
+        .results
+        .iter()
+        .any(|r| r.cause.as_deref() == Some(JOURNAL_FAILED));
     let (sealed_any, handoff_failed) = match &handoff {
-        Some((delivered, journal)) => say_delivered(delivered, journal, end.quiet),
+        Some((delivered, journal)) => say_delivered(delivered, journal, journal_failed, end.quiet),
         None => (false, false),
     };
     print(&outcome).map_err(Failure::Other)?;
@@ -422,16 +426,18 @@ fn conclude(
         end.started.to_string(),
         outcome.results,
     );
-    if let Some(path) = end.report {
-        report.write(&path.to_string_lossy()).map_err(|e| {
-            Failure::Other(anyhow::anyhow!(
-                "cannot write the report {}: {e}",
-                path.display()
-            ))
-        })?;
-    }
     let summary = report.summary();
-    let code = report.exit_code(handoff_failed, outcome.interrupted);
+    let mut code = report.exit_code(handoff_failed, outcome.interrupted);
+    if let Some(path) = end.report
+        && let Err(e) = report.write(&path.to_string_lossy())
+    {
+        // The run's own code still tells what happened to the secrets (3 stays 3); a missing
+        // report on an otherwise clean run is a failure of its own.
+        say!("error: cannot write the report {}: {e}", path.display());
+        if code == exit::OK {
+            code = exit::SOME_FAILED;
+        }
+    }
     // A run that minted nothing and left nothing to finish (every target `exists` or
     // `unchanged`) has a journal without a secret or an open step: remove it, so the same
     // command can run again without --force.
@@ -450,6 +456,14 @@ fn conclude(
     if end.dry_run {
         say!("dry run: nothing was changed");
     }
+    if journal_failed && let Some((_, journal)) = &handoff {
+        say!(
+            "the journal {} could not be written, so nothing more was minted; make room, then finish with `tokenfleet resume {}{}`",
+            journal.display(),
+            journal.display(),
+            if sealed_any { " --identity KEY" } else { "" }
+        );
+    }
     if outcome.interrupted {
         match &handoff {
             Some((_, journal)) => {
@@ -466,9 +480,18 @@ fn conclude(
     Ok(code)
 }
 
+/// The cause the run gives a target whose journal write failed (src/run/mint.rs).
+const JOURNAL_FAILED: &str = "journal write failed";
+
 /// Where the secrets went, or how to recover them. Returns (a secret was sealed, the delivery
-/// failed).
-fn say_delivered(delivered: &HandoffResult, journal: &Path, quiet: bool) -> (bool, bool) {
+/// failed). `journal_failed`: the journal stopped taking records part-way, so it holds only
+/// what was journaled before (the run minted nothing after, and revoked what it could not hold).
+fn say_delivered(
+    delivered: &HandoffResult,
+    journal: &Path,
+    journal_failed: bool,
+    quiet: bool,
+) -> (bool, bool) {
     match delivered {
         Ok(Some(delivered)) => {
             if !quiet {
@@ -482,10 +505,24 @@ fn say_delivered(delivered: &HandoffResult, journal: &Path, quiet: bool) -> (boo
             }
             (false, false)
         }
+        Err(e) if journal_failed => {
+            say!(
+                "error: the handoff file could not be written: {}\n  the journal {} stopped taking records part-way: \
+                 the secrets journaled before that are in it (recover them with `tokenfleet open {} --identity KEY`, \
+                 or finish the run with `tokenfleet resume {}` once there is room); nothing was minted after, and every \
+                 token the journal could not hold was revoked or is listed under \"needs a look\"",
+                crate::error::chain(e),
+                journal.display(),
+                journal.display(),
+                journal.display()
+            );
+            (true, true)
+        }
         Err(e) => {
             say!(
-                "error: the handoff file could not be written: {e}\n  the new secrets are sealed in the journal {}: \
+                "error: the handoff file could not be written: {}\n  the new secrets are sealed in the journal {}: \
                  recover them with `tokenfleet open {} --identity KEY`",
+                crate::error::chain(e),
                 journal.display(),
                 journal.display()
             );

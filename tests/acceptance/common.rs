@@ -5,10 +5,11 @@
 
 use age::secrecy::ExposeSecret;
 use cpanel_sim::{Fleet, FleetSpec, InventoryFiles, InventoryOptions, InventoryTls};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// A running fleet, a temp folder with its inventory, and an age key for the handoff.
 pub struct Env {
@@ -277,3 +278,189 @@ pub fn pin_inventory() -> InventoryOptions {
         ..InventoryOptions::default()
     }
 }
+
+/// A token on the fleet, as the invariants see it: (host, owner, token name), where the owner
+/// is an account or `whm:USER` for a WHM user's API token.
+pub type TokenKey = (String, String, String);
+
+/// Every token live on the fleet's accounts and its root WHM user right now.
+pub fn live_tokens(env: &Env) -> BTreeSet<TokenKey> {
+    let mut out = BTreeSet::new();
+    for h in env.fleet.hosts() {
+        for a in h.accounts() {
+            for t in h.account_tokens(&a) {
+                out.insert((h.name().to_string(), a.clone(), t.name));
+            }
+        }
+        for t in h.whm_tokens("root") {
+            out.insert((h.name().to_string(), "whm:root".into(), t.name));
+        }
+    }
+    out
+}
+
+/// The rows of a handoff file or of a journal (through `tokenfleet open`, which recovers every
+/// intact record of a damaged one), as `host, account, token_name, token…` maps. A file that is
+/// not there holds nothing.
+pub fn held_rows(env: &Env, file: &str) -> Vec<BTreeMap<String, String>> {
+    if !env.path(file).exists() {
+        return Vec::new();
+    }
+    if !file.ends_with(".journal") {
+        return env.open_handoff(&env.path(file));
+    }
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let opened = env.run(&["open", file, "--identity", &key, "--format", "csv"]);
+    let mut rdr = csv::Reader::from_reader(opened.stdout.as_bytes());
+    let Ok(headers) = rdr.headers().cloned() else {
+        return Vec::new();
+    };
+    rdr.records()
+        .filter_map(Result::ok)
+        .map(|r| {
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The promises, checked on the servers' final state after a test's runs:
+/// 1. every secret handed off (`held`: rows of the handoffs and journals) still works: no later
+///    run revoked a token someone holds;
+/// 2. every token live now that was not there `before` is held by a row whose secret works, or
+///    is named (host, owner and token name) in the stderr of one of `runs` (the summary's
+///    "needs a look"): no live token that nobody holds and nobody was told about.
+///
+/// Returns the live tokens that are named but not held (for the test to assert on).
+pub fn assert_promises(
+    env: &Env,
+    before: &BTreeSet<TokenKey>,
+    held: &[BTreeMap<String, String>],
+    runs: &[&Run],
+) -> Vec<TokenKey> {
+    let works = |row: &BTreeMap<String, String>| {
+        let host = env.fleet.host(&row["host"]);
+        let account = &row["account"];
+        host.token_valid(account, &row["token"]) || host.whm_token_valid(account, &row["token"])
+    };
+    let mut held_keys = BTreeSet::new();
+    for row in held {
+        let key = (
+            row["host"].clone(),
+            row["account"].clone(),
+            row["token_name"].clone(),
+        );
+        // A row superseded by a later one of the same target (a resume that revoked an
+        // unreadable secret and made it again) need not work; the last one must.
+        let last = held
+            .iter()
+            .rev()
+            .find(|r| r["host"] == key.0 && r["account"] == key.1 && r["token_name"] == key.2)
+            .unwrap();
+        if std::ptr::eq(last, row) {
+            assert!(works(row), "{key:?}: a handed-off secret no longer works");
+        }
+        held_keys.insert(key.clone());
+        held_keys.insert((key.0, format!("whm:{}", key.1), key.2));
+    }
+    let mut named = Vec::new();
+    for key in live_tokens(env).difference(before) {
+        if held_keys.contains(key) {
+            continue;
+        }
+        let (host, owner, name) = key;
+        let owner = owner.trim_start_matches("whm:");
+        let told = runs.iter().any(|r| {
+            r.stderr.lines().any(|l| {
+                l.contains(host.as_str()) && l.contains(owner) && l.contains(name.as_str())
+            })
+        });
+        assert!(
+            told,
+            "{key:?}: a live token that no handoff or journal holds and no run named"
+        );
+        named.push(key.clone());
+    }
+    named
+}
+
+// Background runs: start, signal, wait (bounded), read back.
+
+/// A fleet slow enough (latency per request) that a run can be stopped part-way.
+pub fn slow_fleet(hosts: usize, accounts: usize, latency_ms: u64) -> FleetSpec {
+    let mut spec = small_fleet(hosts, accounts);
+    for h in &mut spec.hosts {
+        h.faults.latency = Duration::from_millis(latency_ms);
+    }
+    spec
+}
+
+/// Start tokenfleet in the background (stdout/stderr to files in the temp folder).
+pub fn spawn(env: &Env, args: &[&str], tag: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_tokenfleet"))
+        .current_dir(env.dir.path())
+        .env("WHM_TOKEN", env.fleet.root_token())
+        .env_remove("TOKENFLEET_PASSPHRASE")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(env.path(&format!("{tag}.stdout"))).unwrap())
+        .stderr(std::fs::File::create(env.path(&format!("{tag}.stderr"))).unwrap())
+        .args(args)
+        .spawn()
+        .expect("tokenfleet starts")
+}
+
+/// Lines of a journal of kind `kind`.
+pub fn journal_events(path: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
+/// Wait (bounded: 200 polls of 25 ms at most, and never past the process's own end) until the
+/// journal holds at least `n` created records; then deliver `signal`. Returns how many it held.
+pub fn signal_after_created(child: &mut Child, journal: &Path, n: usize, signal: i32) -> usize {
+    for _ in 0..2000 {
+        let created = journal_events(journal, "created").len();
+        if created >= n {
+            unsafe { libc::kill(child.id() as i32, signal) };
+            return created;
+        }
+        if child.try_wait().unwrap().is_some() {
+            panic!("the run ended before {n} tokens were journaled: make the fleet slower");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("the journal never reached {n} created records");
+}
+
+/// Wait for the child, bounded; kill it if it overstays.
+pub fn wait_bounded(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
+            });
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tokenfleet did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub fn read(env: &Env, tag: &str) -> Run {
+    Run {
+        code: 0,
+        stdout: std::fs::read_to_string(env.path(&format!("{tag}.stdout"))).unwrap_or_default(),
+        stderr: std::fs::read_to_string(env.path(&format!("{tag}.stderr"))).unwrap_or_default(),
+    }
+}
+

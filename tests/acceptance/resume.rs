@@ -3,86 +3,8 @@
 //! way that matters; the earlier secrets need `--identity`. Every test checks the server state.
 
 use crate::common::*;
-use cpanel_sim::FleetSpec;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A fleet slow enough (latency per request) that a run can be stopped part-way.
-fn slow_fleet(hosts: usize, accounts: usize, latency_ms: u64) -> FleetSpec {
-    let mut spec = small_fleet(hosts, accounts);
-    for h in &mut spec.hosts {
-        h.faults.latency = Duration::from_millis(latency_ms);
-    }
-    spec
-}
-
-/// Start tokenfleet in the background (stdout/stderr to files in the temp folder).
-fn spawn(env: &Env, args: &[&str], tag: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tokenfleet"))
-        .current_dir(env.dir.path())
-        .env("WHM_TOKEN", env.fleet.root_token())
-        .env_remove("TOKENFLEET_PASSPHRASE")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(env.path(&format!("{tag}.stdout"))).unwrap())
-        .stderr(std::fs::File::create(env.path(&format!("{tag}.stderr"))).unwrap())
-        .args(args)
-        .spawn()
-        .expect("tokenfleet starts")
-}
-
-/// Lines of a journal of kind `kind`.
-fn journal_events(path: &Path, kind: &str) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .skip(1)
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["kind"] == kind)
-        .collect()
-}
-
-/// Wait (bounded: 200 polls of 25 ms at most, and never past the process's own end) until the
-/// journal holds at least `n` created records; then deliver `signal`. Returns how many it held.
-fn signal_after_created(child: &mut Child, journal: &Path, n: usize, signal: i32) -> usize {
-    for _ in 0..2000 {
-        let created = journal_events(journal, "created").len();
-        if created >= n {
-            unsafe { libc::kill(child.id() as i32, signal) };
-            return created;
-        }
-        if child.try_wait().unwrap().is_some() {
-            panic!("the run ended before {n} tokens were journaled: make the fleet slower");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    panic!("the journal never reached {n} created records");
-}
-
-/// Wait for the child, bounded; kill it if it overstays.
-fn wait_bounded(child: &mut Child) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or_else(|| {
-                128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-            });
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("tokenfleet did not end");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn read(env: &Env, tag: &str) -> Run {
-    Run {
-        code: 0,
-        stdout: std::fs::read_to_string(env.path(&format!("{tag}.stdout"))).unwrap_or_default(),
-        stderr: std::fs::read_to_string(env.path(&format!("{tag}.stderr"))).unwrap_or_default(),
-    }
-}
+use std::time::Duration;
 
 /// Every account of the fleet: (host, account).
 fn all_accounts(env: &Env) -> Vec<(String, String)> {
