@@ -301,10 +301,22 @@ fn fleet(
                 &run_record(&job, &plan),
             );
             let lazy_created = plan.op() == Operation::Create;
-            Some(
-                out.start_journal(record, lazy_created)
-                    .map_err(|e| Failure::Other(e.into()))?,
-            )
+            Some(out.start_journal(record, lazy_created).map_err(|e| {
+                match e {
+                    // Nothing has been sent yet: a journal that cannot be created (full disk,
+                    // permissions) is bad input like any other, exit 2.
+                    crate::seal::SealError::CreateJournal { path, error } => {
+                        Failure::Input(InputError::one(
+                            Problem::new(
+                                path.display().to_string(),
+                                format!("cannot create the journal: {error}"),
+                            )
+                            .hint("make room or choose another -o; nothing was contacted"),
+                        ))
+                    }
+                    other => Failure::Other(other.into()),
+                }
+            })?)
         }
         None => None,
     };

@@ -524,9 +524,15 @@ impl Journal {
             .open(path)?;
         let mut line = serde_json::to_vec(plan).map_err(io::Error::other)?;
         line.push(b'\n');
-        (&file).write_all(&line)?;
-        file.sync_all()?;
-        sync_dir(&parent_dir(path))?;
+        let written = (&file)
+            .write_all(&line)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| sync_dir(&parent_dir(path)));
+        if let Err(e) = written {
+            // No secret in it yet, and a torn plan line would only stand in the next run's way.
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         Ok(Journal {
             file,
             path: path.to_path_buf(),

@@ -463,4 +463,3 @@ pub fn read(env: &Env, tag: &str) -> Run {
         stderr: std::fs::read_to_string(env.path(&format!("{tag}.stderr"))).unwrap_or_default(),
     }
 }
-

@@ -13,6 +13,7 @@ mod hostile;
 mod hygiene;
 mod inventory_errors;
 mod lockout;
+mod promises;
 mod resume;
 mod revoke;
 mod rotate;

@@ -1,0 +1,270 @@
+//! The promises of issue 9, driven through the binary under the faults that broke them, and
+//! judged on the servers' final state (`assert_promises`): re-runs never revoke what an earlier
+//! run handed off; a journal that cannot be written mints nothing more and leaves no token that
+//! nobody holds; a damaged journal hides no other secret.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+fn create<'a>(env: &'a Env, name: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        name,
+        "-r",
+        &env.recipient,
+        "-o",
+        out,
+        "--progress",
+        "never",
+        "-j",
+        "4",
+        "--per-host",
+        "2",
+    ]
+}
+
+/// Run the binary with every file it writes capped at `limit` bytes (RLIMIT_FSIZE; SIGXFSZ
+/// ignored, so a write past the cap fails with EFBIG the way a full disk fails with ENOSPC).
+fn run_capped(env: &Env, args: &[&str], limit: u64) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenfleet"));
+    cmd.current_dir(env.dir.path())
+        .env("WHM_TOKEN", env.fleet.root_token())
+        .env_remove("TOKENFLEET_PASSPHRASE")
+        .stdin(Stdio::null())
+        .args(args);
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let cap = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &cap) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Run::from(cmd.output().expect("tokenfleet runs"))
+}
+
+/// The README invites re-runs ("idempotent"). A second and a third run of the same create into
+/// other outputs, on servers that lose create answers (conflicts included), one of them killed
+/// and resumed, revoke nothing: every secret of the first run still works.
+#[test]
+fn re_runs_into_other_outputs_never_revoke_what_the_first_handed_off() {
+    let mut spec = small_fleet(2, 12);
+    for h in &mut spec.hosts {
+        h.faults.drop_create_answers = 3;
+    }
+    let env = Env::start(spec);
+    let before = live_tokens(&env);
+    let first = env.run(&create(&env, "shared", "a.age"));
+    first.expect(0);
+    let handed = env.open_handoff(&env.path("a.age"));
+    assert_eq!(handed.len(), 24);
+    for h in env.fleet.hosts() {
+        h.reset_stats();
+        let mut f = h.faults();
+        f.drop_create_answers = 5;
+        h.set_faults(f);
+    }
+
+    let second = env.run(&create(&env, "shared", "b.age"));
+    second.expect(0);
+    assert!(!env.path("b.age").exists(), "nothing minted, no handoff");
+
+    let mut child = spawn(&env, &create(&env, "shared", "c.age"), "third");
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    wait_bounded(&mut child);
+    let third = read(&env, "third");
+    let resumed = if env.path("c.age.journal").exists() {
+        let r = env.run(&["resume", "c.age.journal", "--progress", "never"]);
+        r.expect(0);
+        Some(r)
+    } else {
+        None
+    };
+
+    for h in env.fleet.hosts() {
+        assert_eq!(
+            h.stats().mutations(),
+            0,
+            "{}: a re-run sent a mutation",
+            h.name()
+        );
+    }
+    let mut runs = vec![&first, &second, &third];
+    runs.extend(resumed.as_ref());
+    let named = assert_promises(&env, &before, &handed, &runs);
+    assert!(named.is_empty(), "{named:?}");
+    let secrets: Vec<String> = handed.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&runs, &secrets);
+}
+
+/// The journal's disk fills up part-way (every file capped): nothing more is minted, each token
+/// minted but not journaled is revoked, the messages say what is where, and no live token is
+/// left that neither the handoff nor the journal holds nor the summary names. Resume, given
+/// room, finishes the run.
+#[test]
+fn a_full_disk_under_the_journal_mints_nothing_more_and_leaves_no_orphan() {
+    let env = Env::start(small_fleet(2, 10));
+    let before = live_tokens(&env);
+    let args = create(&env, "full", "f.age");
+    let mut args = args.clone();
+    args.extend(["--report", "r.json"]);
+    // Room for the plan line and a few records, not for twenty secrets.
+    let run = run_capped(&env, &args, 6_000);
+    assert!(run.code == 1 || run.code == 3, "{run:?}");
+    let journal_bytes = std::fs::metadata(env.path("f.age.journal")).unwrap().len();
+    assert!(journal_bytes <= 6_000);
+    assert!(
+        run.stderr.contains("journal") && run.stderr.contains("tokenfleet resume"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("are sealed in the journal"),
+        "the journal did not take them all: {}",
+        run.stderr
+    );
+    let mut held = held_rows(&env, "f.age");
+    held.extend(held_rows(&env, "f.age.journal"));
+    let created: usize = live_tokens(&env).difference(&before).count();
+    assert!(created < 20, "minting stopped at the first journal error");
+    assert_promises(&env, &before, &held, &[&run]);
+
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = env.run(&[
+        "resume",
+        "f.age.journal",
+        "--identity",
+        &key,
+        "--progress",
+        "never",
+    ]);
+    resumed.expect(0);
+    let rows = env.open_handoff(&env.path("f.age"));
+    assert_eq!(
+        rows.len(),
+        20,
+        "the final handoff holds every secret of the run"
+    );
+    let named = assert_promises(&env, &before, &rows, &[&run, &resumed]);
+    assert!(named.is_empty(), "{named:?}");
+    let secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&run, &resumed], &secrets);
+}
+
+/// A disk that is full before the run starts: exit 2, nothing contacted.
+#[test]
+fn a_full_disk_before_any_request_is_exit_2_and_sends_nothing() {
+    let env = Env::start(small_fleet(1, 3));
+    let run = run_capped(&env, &create(&env, "early", "e.age"), 200);
+    run.expect(2);
+    assert!(run.stderr.contains("journal"), "{}", run.stderr);
+    assert_eq!(env.total_requests(), 0);
+    assert!(
+        !env.path("e.age.journal").exists(),
+        "no torn journal left in the next run's way"
+    );
+}
+
+/// A flipped byte in one sealed secret, a torn line in the middle, a lost first line: `open`
+/// recovers every intact record and names the damage (exit 1); `resume` revokes the token whose
+/// secret is lost (its `created` record proves it is this run's) and makes it again, and the final
+/// handoff holds every secret; a journal without its plan line is named as such.
+#[test]
+fn one_damaged_journal_record_hides_no_other_secret() {
+    let env = Env::start(slow_fleet(2, 6, 40));
+    let before = live_tokens(&env);
+    let journal = env.path("d.age.journal");
+    let mut child = spawn(&env, &create(&env, "dmg", "d.age"), "d");
+    signal_after_created(&mut child, &journal, 4, libc::SIGKILL);
+    wait_bounded(&mut child);
+    let killed = read(&env, "d");
+
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("\"kind\":\"created\""))
+        .unwrap();
+    let sealed = lines[at].find("\"sealed\":\"").unwrap() + 80;
+    let mut bytes = lines[at].clone().into_bytes();
+    bytes[sealed] = if bytes[sealed] == b'Q' { b'R' } else { b'Q' };
+    lines[at] = String::from_utf8(bytes).unwrap();
+    std::fs::write(&journal, lines.join("\n") + "\n").unwrap();
+    let created = lines
+        .iter()
+        .filter(|l| l.contains("\"kind\":\"created\""))
+        .count();
+
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let opened = env.run(&[
+        "open",
+        "d.age.journal",
+        "--identity",
+        &key,
+        "--format",
+        "csv",
+    ]);
+    opened.expect(1);
+    assert!(
+        opened.stderr.contains(&format!("d.age.journal:{}", at + 1)),
+        "names the damaged line: {}",
+        opened.stderr
+    );
+    let recovered = held_rows(&env, "d.age.journal");
+    assert_eq!(
+        recovered.len(),
+        created - 1,
+        "every intact record recovered"
+    );
+
+    // Without its plan line: `open` still recovers, `resume` names what is missing.
+    let lost_plan = env.path("p.age.journal");
+    std::fs::write(&lost_plan, lines[1..].join("\n") + "\n").unwrap();
+    let opened = env.run(&["open", "p.age.journal", "--identity", &key]);
+    opened.expect(1);
+    assert!(opened.stderr.contains("plan record"), "{}", opened.stderr);
+    let refused = env.run(&["resume", "p.age.journal", "--identity", &key]);
+    refused.expect(2);
+    assert!(refused.stderr.contains("plan record"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("age file"), "{}", refused.stderr);
+    std::fs::remove_file(&lost_plan).unwrap();
+
+    let resumed = env.run(&[
+        "resume",
+        "d.age.journal",
+        "--identity",
+        &key,
+        "--progress",
+        "never",
+    ]);
+    resumed.expect(0);
+    assert!(
+        resumed.stderr.contains("cannot be opened"),
+        "{}",
+        resumed.stderr
+    );
+    let rows = env.open_handoff(&env.path("d.age"));
+    assert_eq!(rows.len(), 12, "{}", resumed.stderr);
+    let by_target: BTreeMap<(String, String), usize> =
+        rows.iter().fold(BTreeMap::new(), |mut m, r| {
+            *m.entry((r["host"].clone(), r["account"].clone()))
+                .or_default() += 1;
+            m
+        });
+    assert_eq!(by_target.len(), 12, "one row per account");
+    let named = assert_promises(&env, &before, &rows, &[&killed, &resumed]);
+    assert!(named.is_empty(), "{named:?}");
+    let secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&killed, &resumed], &secrets);
+}
