@@ -6,6 +6,7 @@ mod common;
 mod args;
 mod corpus;
 
+mod chaos;
 mod check_list;
 mod create;
 mod failures;
