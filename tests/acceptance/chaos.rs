@@ -12,7 +12,7 @@ use std::time::Duration;
 const ROUNDS: u64 = 12;
 const ATTEMPTS: usize = 6;
 
-fn args<'a>(env: &'a Env, rotate: bool) -> Vec<&'a str> {
+fn args(env: &Env, rotate: bool) -> Vec<&str> {
     let mut a = vec![if rotate { "rotate" } else { "create" }, "-i", env.toml()];
     if rotate {
         a.extend(["--name", "new-{run}", "--revoke", "old-*"]);
