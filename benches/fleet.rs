@@ -109,8 +109,9 @@ fn run(s: &Scenario) {
     );
     let peak_rss_kib = children_peak_rss_kib();
 
-    // docs/DESIGN.md §8: calls per target for create with api = "whm" is 1 (uapi_cpanel create).
-    let calls = 1.0;
+    // docs/DESIGN.md §8: calls per target for create with api = "whm" are 2: the listing that
+    // proves the name absent (ownership), then the uapi_cpanel create.
+    let calls = 2.0;
     let bound_for = |l: f64| {
         let per_host = (s.accounts as f64 / s.per_host as f64).ceil() * calls * l;
         let global = n as f64 * calls * l / s.jobs as f64;
