@@ -12,6 +12,7 @@ mod failures;
 mod hostile;
 mod hygiene;
 mod inventory_errors;
+mod leaks;
 mod lockout;
 mod resume;
 mod revoke;
