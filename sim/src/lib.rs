@@ -41,9 +41,10 @@ use tokio::sync::mpsc;
 
 pub use inventory::{InventoryFiles, InventoryOptions, InventoryTls, write_private};
 pub use spec::{
-    AccountSpec, CertMode, CphulkConfig, Faults, FaultsFile, FleetSpec, HostSpec, parse_duration,
+    AccountSpec, CertMode, CphulkConfig, EchoAuth, Faults, FaultsFile, FleetSpec, HostSpec,
+    OVERSIZED_CREATE_BYTES, parse_duration,
 };
-pub use state::SimToken;
+pub use state::{SimToken, TokenOwner, TokenSecret};
 
 use server::{HostInner, Port, PortCmd, Stats, lock};
 use state::{Cphulk, HostState, TokenRec, hash_token, new_secret, now_epoch};
@@ -92,6 +93,7 @@ impl Fleet {
                 faults: Mutex::new(hs.faults.clone()),
                 stats: Stats::default(),
                 port_ctl: vec![whm_tx, cp_tx],
+                odd_answers: std::sync::atomic::AtomicU64::new(0),
             });
             let (whm, cpanel) = if hs.faults.down {
                 (None, None)
@@ -140,6 +142,33 @@ impl Fleet {
 
     pub fn cert_mode(&self) -> CertMode {
         self.cert_mode
+    }
+
+    /// Every token not revoked on every host, with its secret (see [`SimHost::live_tokens`]).
+    pub fn live_tokens(&self) -> Vec<TokenSecret> {
+        self.hosts.iter().flat_map(SimHost::live_tokens).collect()
+    }
+
+    /// Every token revoked on any host, with its secret (see [`SimHost::revoked_tokens`]).
+    pub fn revoked_tokens(&self) -> Vec<TokenSecret> {
+        self.hosts
+            .iter()
+            .flat_map(SimHost::revoked_tokens)
+            .collect()
+    }
+
+    /// Every credential and token value the fleet knows, for "nothing leaked" checks: the root
+    /// WHM token, every token secret (live or revoked, on any host, any owner) and every
+    /// account password.
+    pub fn known_secrets(&self) -> Vec<String> {
+        let mut all: BTreeSet<String> = BTreeSet::new();
+        all.insert(self.root_token.clone());
+        for h in &self.hosts {
+            all.extend(h.live_tokens().into_iter().map(|t| t.secret));
+            all.extend(h.revoked_tokens().into_iter().map(|t| t.secret));
+            all.extend(h.account_specs().into_iter().filter_map(|a| a.password));
+        }
+        all.into_iter().collect()
     }
 
     /// Apply a fault file to the running fleet (hosts not named keep `[default]`).
@@ -438,6 +467,23 @@ impl SimHost {
             .unwrap_or_default()
     }
 
+    /// Every token on this host that is not revoked (expired ones included: they stay listed),
+    /// accounts' first then WHM users' (the fleet's root token among them), with its secret.
+    pub fn live_tokens(&self) -> Vec<TokenSecret> {
+        lock(&self.inner.state).live(&self.inner.name)
+    }
+
+    /// Every token revoked on this host so far (through any route), oldest first, with its
+    /// secret: what a test checks no later run destroyed, and no output shows.
+    pub fn revoked_tokens(&self) -> Vec<TokenSecret> {
+        let host = &self.inner.name;
+        lock(&self.inner.state)
+            .revoked
+            .iter()
+            .map(|(owner, t)| t.with_secret(host, owner))
+            .collect()
+    }
+
     pub fn whm_tokens(&self, whm_user: &str) -> Vec<SimToken> {
         lock(&self.inner.state)
             .whm_users
@@ -510,6 +556,7 @@ fn seed(tokens: &mut Vec<TokenRec>, name: &str, expires_at: Option<i64>) -> Stri
     let secret = new_secret();
     tokens.push(TokenRec {
         name: name.to_string(),
+        secret: secret.clone(),
         hash: hash_token(&secret),
         create_time: now_epoch(),
         expires_at: expires_at.map(serde_json::Value::from).unwrap_or_default(),

@@ -17,8 +17,10 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::spec::{CphulkConfig, Faults};
-use crate::state::{Args, Cphulk, HostState, missing_arg, parse_expires, uapi_err};
+use crate::spec::{CphulkConfig, EchoAuth, Faults, OVERSIZED_CREATE_BYTES};
+use crate::state::{
+    Args, Cphulk, HostState, TokenOwner, missing_arg, now_epoch, parse_expires, uapi_err,
+};
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 1024 * 1024;
@@ -30,6 +32,7 @@ pub(crate) const TOKEN_ONLY_UAPI: &str =
     "Token authentication allows access to UAPI or API 2 calls only.";
 pub(crate) const ACCESS_DENIED_JSON: &str = r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#;
 pub(crate) const LEGACY_BAD_USER: &str = "User parameter is invalid or was not supplied";
+const JSON: &str = "application/json; charset=utf-8";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Port {
@@ -84,6 +87,8 @@ pub(crate) struct HostInner {
     pub faults: Mutex<Faults>,
     pub stats: Stats,
     pub port_ctl: Vec<mpsc::UnboundedSender<PortCmd>>,
+    /// How many `odd_token_after_create` answers this host gave: picks the next odd shape.
+    pub odd_answers: AtomicU64,
 }
 
 /// Lock a mutex, recovering from poisoning (a panicking test thread must not wedge the fleet).
@@ -107,26 +112,105 @@ impl HostInner {
         lock(&self.faults).down
     }
 
-    /// Called after any create call, whatever its outcome: true when its answer is lost.
-    fn take_drop_create_answer(&self) -> bool {
+    /// Use up one of a fault's "next N" counters: true when it was not yet at zero.
+    fn take(&self, counter: impl FnOnce(&mut Faults) -> &mut u32) -> bool {
         let mut f = lock(&self.faults);
-        if f.drop_create_answers > 0 {
-            f.drop_create_answers -= 1;
+        let n = counter(&mut f);
+        if *n > 0 {
+            *n -= 1;
             true
         } else {
             false
         }
     }
 
-    /// Called after a create was performed: true when the connection must now be dropped.
-    fn take_drop_after_create(&self) -> bool {
-        let mut f = lock(&self.faults);
-        if f.drop_after_create > 0 {
-            f.drop_after_create -= 1;
-            true
-        } else {
-            false
+    /// Called after any create call, whatever its outcome: true when its answer is lost.
+    fn take_drop_create_answer(&self) -> bool {
+        self.take(|f| &mut f.drop_create_answers)
+    }
+
+    /// Called after a create was performed: the answer one of the after-create faults puts in
+    /// place of the normal one, in this order of precedence (one create uses up one counter):
+    /// `drop_after_create`, `inner_error_after_create`, `oversized_after_create`,
+    /// `odd_token_after_create`. `None`: answer normally.
+    fn after_create(&self, created: &Created) -> Option<Action> {
+        if self.take(|f| &mut f.drop_after_create) {
+            return Some(Action::Drop);
         }
+        if self.take(|f| &mut f.inner_error_after_create) {
+            return Some(Action::Reply(created.inner_error()));
+        }
+        if self.take(|f| &mut f.oversized_after_create) {
+            return Some(Action::Reply(created.oversized()));
+        }
+        if self.take(|f| &mut f.odd_token_after_create) {
+            let n = self.odd_answers.fetch_add(1, Ordering::Relaxed);
+            return Some(Action::Reply(created.odd_token(n)));
+        }
+        None
+    }
+}
+
+/// A create the server performed: the new secret and the normal answer, kept so an
+/// after-create fault can answer differently.
+pub(crate) struct Created {
+    name: String,
+    secret: String,
+    /// The normal answer, as sent when no fault applies.
+    answer: Value,
+    /// JSON pointer to the `token` in `answer`.
+    token_at: &'static str,
+    /// JSON pointer to the UAPI envelope in `answer` (`""`: the answer is one); `None` for WHM
+    /// API 1 `api_token_create`, whose failure is `metadata.result: 0`.
+    uapi_at: Option<&'static str>,
+}
+
+impl Created {
+    fn normal(&self) -> Response {
+        Response::json(&self.answer)
+    }
+
+    /// The API-level failure an `inner_error_after_create` host answers, quoting the secret.
+    fn inner_error(&self) -> Response {
+        let message = format!(
+            "Internal error after saving token {}: the token index for “{}” could not be updated.",
+            self.secret, self.name
+        );
+        match self.uapi_at {
+            None => whm_fail("api_token_create", &format!("{CREATE_FAILED}{message}")),
+            Some(at) => {
+                let mut v = self.answer.clone();
+                match v.pointer_mut(at) {
+                    Some(slot) => *slot = uapi_err(message),
+                    None => v = uapi_err(message),
+                }
+                Response::json(&v)
+            }
+        }
+    }
+
+    /// The normal answer padded to exactly [`OVERSIZED_CREATE_BYTES`].
+    fn oversized(&self) -> Response {
+        let mut v = self.answer.clone();
+        let len = v.to_string().len() + r#","padding":"""#.len();
+        v["padding"] = Value::String("x".repeat(OVERSIZED_CREATE_BYTES.saturating_sub(len)));
+        Response::json(&v)
+    }
+
+    /// The normal answer with an odd-shaped `token`; `n` picks the shape (see
+    /// [`Faults::odd_token_after_create`]).
+    fn odd_token(&self, n: u64) -> Response {
+        let odd = match n % 4 {
+            0 => Value::from(31_415_926_535_897_932u64),
+            1 => json!({ "value": self.secret }),
+            2 => Value::String(self.secret.to_ascii_lowercase()),
+            _ => Value::String(format!("{}{}", self.secret, &self.secret[..8])),
+        };
+        let mut v = self.answer.clone();
+        if let Some(slot) = v.pointer_mut(self.token_at) {
+            *slot = odd;
+        }
+        Response::json(&v)
     }
 }
 
@@ -199,7 +283,7 @@ impl Response {
         }
     }
     fn json(value: &Value) -> Response {
-        Response::new(200, "application/json; charset=utf-8", value.to_string())
+        Response::new(200, JSON, value.to_string())
     }
     fn text(status: u16, text: &str) -> Response {
         Response::new(status, "text/plain; charset=utf-8", text)
@@ -558,40 +642,120 @@ async fn handle(host: &HostInner, port: Port, ip: IpAddr, req: Request) -> Actio
     if faults.reset_mid_body {
         return Action::ResetMidBody;
     }
+    let echo = faults.echo_auth.zip(req.authorization.as_deref());
     if let Some(&status) = faults.fail_routes.get(&key) {
-        return Action::Reply(match status {
-            401 | 403 => Response::text(status, "Access denied\n"),
+        return Action::Reply(match (status, echo) {
+            (401 | 403, Some((mode, header))) => {
+                echo_refusal(status, mode, "Access denied", header)
+            }
+            (401 | 403, None) => Response::text(status, "Access denied\n"),
             _ => Response::text(status, &format!("{} {}\n", status, reason_phrase(status))),
         });
     }
-    let principal = match authenticate(host, port, ip, req.authorization.as_deref()) {
+    let principal = match authenticate(
+        host,
+        port,
+        ip,
+        req.authorization.as_deref(),
+        faults.echo_auth,
+    ) {
         Ok(p) => p,
         Err(resp) => return Action::Reply(resp),
     };
-    let (resp, created) = match (port, principal) {
-        (Port::Whm, Principal::Whm(user)) => whm_call(host, &user, &req.path, &args),
-        (Port::Cpanel, Principal::Account(user)) => cpanel_call(host, &user, &req.path, &args),
-        // authenticate() only returns principals that fit the port.
-        _ => (Response::text(403, "Access denied\n"), false),
-    };
-    if created && host.take_drop_after_create() {
-        return Action::Drop;
+    let is_create = key.ends_with("create_full_access") || key.ends_with("api_token_create");
+    if is_create && let Some((EchoAuth::Reason, header)) = echo {
+        let resp = echoed_create_refusal(&key, header);
+        if host.take_drop_create_answer() {
+            return Action::Drop;
+        }
+        return Action::Reply(resp);
     }
-    if (key.ends_with("create_full_access") || key.ends_with("api_token_create"))
-        && host.take_drop_create_answer()
-    {
+    let server_now = now_epoch().saturating_add(faults.clock_offset);
+    let (resp, created) = match (port, principal) {
+        (Port::Whm, Principal::Whm(user)) => whm_call(host, &user, &req.path, &args, server_now),
+        (Port::Cpanel, Principal::Account(user)) => {
+            cpanel_call(host, &user, &req.path, &args, server_now)
+        }
+        // authenticate() only returns principals that fit the port.
+        _ => (Response::text(403, "Access denied\n"), None),
+    };
+    if let Some(action) = created.as_ref().and_then(|c| host.after_create(c)) {
+        return action;
+    }
+    if is_create && host.take_drop_create_answer() {
         return Action::Drop;
     }
     Action::Reply(resp)
 }
 
+/// An `echo_auth` refusal: `message` with the Authorization header quoted, in the mode's shape
+/// (see [`EchoAuth`]).
+fn echo_refusal(status: u16, mode: EchoAuth, message: &str, header: &str) -> Response {
+    let text = format!("{message} (Authorization: {header})");
+    match (mode, status) {
+        (EchoAuth::Reason, _) => Response::new(
+            status,
+            JSON,
+            json!({"metadata": {"command": "cpsrvd", "reason": text, "result": 0, "version": 1}})
+                .to_string(),
+        ),
+        (_, 401) => {
+            let mut r = Response::text(401, &format!("{text}\n"));
+            r.headers
+                .push(("WWW-Authenticate", "Basic realm=\"cPanel\"".to_string()));
+            r
+        }
+        _ => Response::new(
+            status,
+            JSON,
+            json!({"cpanelresult": {
+                "apiversion": "2",
+                "error": text,
+                "data": {"reason": text, "result": "0"},
+                "type": "text",
+            }})
+            .to_string(),
+        ),
+    }
+}
+
+/// `echo_auth = "reason"`: a create refused, creating nothing, with the header quoted in the
+/// failure envelope of the create's route (`key`, see [`route_key`]).
+fn echoed_create_refusal(key: &str, header: &str) -> Response {
+    let message =
+        format!("The request with “Authorization: {header}” was refused by the token store.");
+    if key == "whm/api_token_create" {
+        whm_fail("api_token_create", &format!("{CREATE_FAILED}{message}"))
+    } else if key.starts_with("whm/uapi_cpanel/") {
+        whm_fail("uapi_cpanel", &message)
+    } else if key.starts_with("whm/cpanel/") {
+        Response::json(&json!({
+            "apiversion": 3,
+            "func": "create_full_access",
+            "module": "Tokens",
+            "result": uapi_err(message),
+        }))
+    } else {
+        Response::json(&uapi_err(message))
+    }
+}
+
 const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>WHM Login</title></head>\n<body class=\"login\"><div id=\"login-wrapper\"><form id=\"login_form\" action=\"/login/?login_only=1\" method=\"post\">\n<label for=\"user\">Username</label><input name=\"user\" id=\"user\" type=\"text\">\n<label for=\"pass\">Password</label><input name=\"pass\" id=\"pass\" type=\"password\">\n<button type=\"submit\" id=\"login_submit\">Log in</button></form></div></body></html>\n";
 
-fn auth_failure(host: &HostInner, ip: IpAddr) -> Response {
+/// A refused login (it feeds cPHulk). `echo`: the `echo_auth` mode and the header to quote.
+fn auth_failure(host: &HostInner, ip: IpAddr, echo: Option<(EchoAuth, &str)>) -> Response {
     host.stats.failed_auth.fetch_add(1, Ordering::Relaxed);
     lock(&host.cphulk).record_failure(ip, Instant::now(), &host.cphulk_cfg);
+    if let Some((mode, header)) = echo {
+        let status = match mode {
+            EchoAuth::Unauthorized => 401,
+            EchoAuth::Forbidden => 403,
+            EchoAuth::Reason => host.auth_failure_status,
+        };
+        return echo_refusal(status, mode, "Access denied", header);
+    }
     if host.auth_failure_status == 403 {
-        Response::new(403, "application/json; charset=utf-8", ACCESS_DENIED_JSON)
+        Response::new(403, JSON, ACCESS_DENIED_JSON)
     } else {
         let mut r = Response::text(401, "Access denied\n");
         r.headers
@@ -605,6 +769,7 @@ fn authenticate(
     port: Port,
     ip: IpAddr,
     authorization: Option<&str>,
+    echo_mode: Option<EchoAuth>,
 ) -> Result<Principal, Response> {
     if lock(&host.cphulk).is_blocked(ip, Instant::now()) {
         host.stats.blocked.fetch_add(1, Ordering::Relaxed);
@@ -621,6 +786,7 @@ fn authenticate(
             .push(("WWW-Authenticate", "Basic realm=\"cPanel\"".to_string()));
         return Err(r);
     };
+    let echo = echo_mode.map(|m| (m, header));
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     let rest = rest.trim();
     let scheme = scheme.to_ascii_lowercase();
@@ -631,23 +797,24 @@ fn authenticate(
             Some((u, t)) if state.whm_auth(u, t) => Ok(Principal::Whm(u.to_string())),
             _ => {
                 drop(state);
-                Err(auth_failure(host, ip))
+                Err(auth_failure(host, ip, echo))
             }
         },
         (Port::Whm, "cpanel") => match user_token() {
-            Some((u, t)) if state.account_token_auth(u, t) => {
-                Err(Response::text(403, TOKEN_ONLY_UAPI))
-            }
+            Some((u, t)) if state.account_token_auth(u, t) => Err(match echo {
+                Some((mode, header)) => echo_refusal(403, mode, TOKEN_ONLY_UAPI, header),
+                None => Response::text(403, TOKEN_ONLY_UAPI),
+            }),
             _ => {
                 drop(state);
-                Err(auth_failure(host, ip))
+                Err(auth_failure(host, ip, echo))
             }
         },
         (Port::Cpanel, "cpanel") => match user_token() {
             Some((u, t)) if state.account_token_auth(u, t) => Ok(Principal::Account(u.to_string())),
             _ => {
                 drop(state);
-                Err(auth_failure(host, ip))
+                Err(auth_failure(host, ip, echo))
             }
         },
         (Port::Cpanel, "basic") => {
@@ -661,22 +828,26 @@ fn authenticate(
                 }
                 _ => {
                     drop(state);
-                    Err(auth_failure(host, ip))
+                    Err(auth_failure(host, ip, echo))
                 }
             }
         }
         _ => {
             drop(state);
-            Err(auth_failure(host, ip))
+            Err(auth_failure(host, ip, echo))
         }
     }
 }
 
 fn whm_ok(command: &str, data: Value) -> Response {
-    Response::json(&json!({
+    Response::json(&whm_ok_value(command, data))
+}
+
+fn whm_ok_value(command: &str, data: Value) -> Value {
+    json!({
         "data": data,
         "metadata": {"command": command, "reason": "OK", "result": 1, "version": 1}
-    }))
+    })
 }
 
 fn whm_fail(command: &str, reason: &str) -> Response {
@@ -687,14 +858,21 @@ fn whm_fail(command: &str, reason: &str) -> Response {
 
 const CREATE_FAILED: &str = "The system failed to create the API token: ";
 
-/// A WHM API 1 call as WHM user `user`. Returns the response and whether a create was performed.
-fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response, bool) {
+/// A WHM API 1 call as WHM user `user`. Returns the response and, when a create was performed,
+/// what an after-create fault needs. `server_now`: the server's clock, for a new `create_time`.
+fn whm_call(
+    host: &HostInner,
+    user: &str,
+    path: &str,
+    args: &Args,
+    server_now: i64,
+) -> (Response, Option<Created>) {
     let Some(function) = path.strip_prefix("/json-api/") else {
-        return (Response::text(404, "Not Found\n"), false);
+        return (Response::text(404, "Not Found\n"), None);
     };
     let mut state = lock(&host.state);
     match function {
-        "version" => (whm_ok("version", json!({"version": "11.126.0.9"})), false),
+        "version" => (whm_ok("version", json!({"version": "11.126.0.9"})), None),
         "listaccts" => {
             let acct: Vec<Value> = state
                 .accounts
@@ -714,7 +892,7 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                     })
                 })
                 .collect();
-            (whm_ok("listaccts", json!({"acct": acct})), false)
+            (whm_ok("listaccts", json!({"acct": acct})), None)
         }
         "api_token_create" => {
             let Some(name) = args.get("token_name") else {
@@ -723,12 +901,12 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                         function,
                         &format!("{CREATE_FAILED}{}", missing_arg("token_name")),
                     ),
-                    false,
+                    None,
                 );
             };
             let epoch = match parse_expires(args.get("expires_at").unwrap_or(""), true) {
                 Ok(e) => e,
-                Err(m) => return (whm_fail(function, &format!("{CREATE_FAILED}{m}")), false),
+                Err(m) => return (whm_fail(function, &format!("{CREATE_FAILED}{m}")), None),
             };
             let acls: Vec<&str> = args.repeated("acl");
             let acls: Vec<&str> = if acls.is_empty() { vec!["all"] } else { acls };
@@ -741,14 +919,14 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                             "{CREATE_FAILED}You may not specify more than 100 whitelisted IP addresses."
                         ),
                     ),
-                    false,
+                    None,
                 );
             }
             let expires_value = epoch.map(Value::from).unwrap_or(Value::Null);
             let Some(tokens) = state.whm_users.get_mut(user) else {
-                return (whm_fail(function, "Access denied"), false);
+                return (whm_fail(function, "Access denied"), None);
             };
-            match crate::state::create_in(tokens, name, expires_value.clone(), epoch) {
+            match crate::state::create_in(tokens, name, expires_value.clone(), epoch, server_now) {
                 Ok((secret, create_time)) => {
                     let mut data = json!({
                         "name": name,
@@ -760,9 +938,15 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                     if !ips.is_empty() {
                         data["whitelist_ips"] = json!(ips);
                     }
-                    (whm_ok(function, data), true)
+                    created(Created {
+                        name: name.to_string(),
+                        secret,
+                        answer: whm_ok_value(function, data),
+                        token_at: "/data/token",
+                        uapi_at: None,
+                    })
                 }
-                Err(m) => (whm_fail(function, &format!("{CREATE_FAILED}{m}")), false),
+                Err(m) => (whm_fail(function, &format!("{CREATE_FAILED}{m}")), None),
             }
         }
         "api_token_list" => {
@@ -779,7 +963,7 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                     }),
                 );
             }
-            (whm_ok(function, json!({"tokens": tokens})), false)
+            (whm_ok(function, json!({"tokens": tokens})), None)
         }
         "api_token_revoke" => {
             let names: Vec<String> = args
@@ -788,31 +972,36 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                 .map(str::to_string)
                 .collect();
             if names.is_empty() {
-                return (whm_fail(function, &missing_arg("token_name")), false);
+                return (whm_fail(function, &missing_arg("token_name")), None);
             }
+            let state = &mut *state;
             if let Some(tokens) = state.whm_users.get_mut(user) {
+                let owner = TokenOwner::WhmUser(user.to_string());
                 for n in &names {
-                    crate::state::revoke_in(tokens, n);
+                    let gone = crate::state::revoke_in(tokens, n);
+                    state
+                        .revoked
+                        .extend(gone.into_iter().map(|t| (owner.clone(), t)));
                 }
             }
-            (whm_ok(function, json!({})), false)
+            (whm_ok(function, json!({})), None)
         }
         "api_token_update" => {
             let Some(name) = args.get("token_name") else {
-                return (whm_fail(function, &missing_arg("token_name")), false);
+                return (whm_fail(function, &missing_arg("token_name")), None);
             };
             let new_name = args.get("new_name").unwrap_or(name);
             let Some(tokens) = state.whm_users.get_mut(user) else {
-                return (whm_fail(function, "Access denied"), false);
+                return (whm_fail(function, "Access denied"), None);
             };
             match crate::state::rename_in(tokens, name, new_name) {
-                Ok(()) => (whm_ok(function, json!({"name": new_name})), false),
-                Err(m) => (whm_fail(function, &m), false),
+                Ok(()) => (whm_ok(function, json!({"name": new_name})), None),
+                Err(m) => (whm_fail(function, &m), None),
             }
         }
         "uapi_cpanel" => {
             let Some(account) = args.get("cpanel.user").filter(|u| !u.is_empty()) else {
-                return (whm_fail(function, &missing_arg("cpanel.user")), false);
+                return (whm_fail(function, &missing_arg("cpanel.user")), None);
             };
             if account == "root" {
                 return (
@@ -820,13 +1009,13 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                         function,
                         "You cannot call “uapi_cpanel” for the “root” user.",
                     ),
-                    false,
+                    None,
                 );
             }
             if !state.accounts.contains_key(account) {
                 return (
                     whm_fail(function, &format!("The user “{account}” does not exist.")),
-                    false,
+                    None,
                 );
             }
             if !state.may_act_for(user, account) {
@@ -835,20 +1024,27 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                         function,
                         &format!("You do not have permission to access the account “{account}”."),
                     ),
-                    false,
+                    None,
                 );
             }
             let module = args.get("cpanel.module").unwrap_or("");
             let func = args.get("cpanel.function").unwrap_or("");
-            let (inner, created) = if module == "Tokens" {
-                state.uapi_tokens(account, func, args)
+            let (inner, secret) = if module == "Tokens" {
+                state.uapi_tokens(account, func, args, server_now)
             } else {
-                (
-                    uapi_err(format!("Failed to load module “{module}”.")),
-                    false,
-                )
+                (uapi_err(format!("Failed to load module “{module}”.")), None)
             };
-            (whm_ok(function, json!({"uapi": inner})), created)
+            let answer = whm_ok_value(function, json!({"uapi": inner}));
+            match secret {
+                Some(secret) => created(Created {
+                    name: args.get("name").unwrap_or_default().to_string(),
+                    secret,
+                    answer,
+                    token_at: "/data/uapi/data/token",
+                    uapi_at: Some("/data/uapi"),
+                }),
+                None => (Response::json(&answer), None),
+            }
         }
         "cpanel" => {
             let account = args.get("cpanel_jsonapi_user").unwrap_or("");
@@ -859,7 +1055,7 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                         "type": "text",
                         "error": LEGACY_BAD_USER,
                     })),
-                    false,
+                    None,
                 );
             }
             let module = args.get("cpanel_jsonapi_module").unwrap_or("");
@@ -872,48 +1068,70 @@ fn whm_call(host: &HostInner, user: &str, path: &str, args: &Args) -> (Response,
                         "data": {"reason": "unsupported API version", "result": "0"},
                         "type": "text",
                     }})),
-                    false,
+                    None,
                 );
             }
-            let (inner, created) = if module == "Tokens" {
-                state.uapi_tokens(account, func, args)
+            let (inner, secret) = if module == "Tokens" {
+                state.uapi_tokens(account, func, args, server_now)
             } else {
-                (
-                    uapi_err(format!("Failed to load module “{module}”.")),
-                    false,
-                )
+                (uapi_err(format!("Failed to load module “{module}”.")), None)
             };
-            (
-                Response::json(
-                    &json!({"apiversion": 3, "func": func, "module": module, "result": inner}),
-                ),
-                created,
-            )
+            let answer = json!({"apiversion": 3, "func": func, "module": module, "result": inner});
+            match secret {
+                Some(secret) => created(Created {
+                    name: args.get("name").unwrap_or_default().to_string(),
+                    secret,
+                    answer,
+                    token_at: "/result/data/token",
+                    uapi_at: Some("/result"),
+                }),
+                None => (Response::json(&answer), None),
+            }
         }
         other => (
             whm_fail(
                 other,
                 &format!("Unknown app (“{other}”) requested for this version (1) of the API."),
             ),
-            false,
+            None,
         ),
     }
 }
 
-/// A UAPI call on the cPanel port as `account`.
-fn cpanel_call(host: &HostInner, account: &str, path: &str, args: &Args) -> (Response, bool) {
+/// A UAPI call on the cPanel port as `account` (returns as [`whm_call`] does).
+fn cpanel_call(
+    host: &HostInner,
+    account: &str,
+    path: &str,
+    args: &Args,
+    server_now: i64,
+) -> (Response, Option<Created>) {
     let Some(rest) = path.strip_prefix("/execute/") else {
-        return (Response::text(404, "Not Found\n"), false);
+        return (Response::text(404, "Not Found\n"), None);
     };
     let Some((module, func)) = rest.split_once('/') else {
-        return (Response::text(404, "Not Found\n"), false);
+        return (Response::text(404, "Not Found\n"), None);
     };
     if module != "Tokens" {
         return (
             Response::json(&uapi_err(format!("Failed to load module “{module}”."))),
-            false,
+            None,
         );
     }
-    let (inner, created) = lock(&host.state).uapi_tokens(account, func, args);
-    (Response::json(&inner), created)
+    let (inner, secret) = lock(&host.state).uapi_tokens(account, func, args, server_now);
+    match secret {
+        Some(secret) => created(Created {
+            name: args.get("name").unwrap_or_default().to_string(),
+            secret,
+            answer: inner,
+            token_at: "/data/token",
+            uapi_at: Some(""),
+        }),
+        None => (Response::json(&inner), None),
+    }
+}
+
+/// The normal answer of a performed create, with the create kept for the after-create faults.
+fn created(c: Created) -> (Response, Option<Created>) {
+    (c.normal(), Some(c))
 }

@@ -200,8 +200,99 @@ pub struct Faults {
     /// Requests to these route keys (the keys of `HostStats::requests`, e.g.
     /// `cpanel/Tokens/list` or `whm/uapi_cpanel/Tokens/revoke`) are answered with this HTTP
     /// status (401, 403, 500, 503…) before authentication, doing nothing. In a fault file:
-    /// `fail_routes = { "cpanel/Tokens/list" = 401 }`. A 401/403 here feeds no cPHulk count.
+    /// `fail_routes = { "cpanel/Tokens/list" = 401 }`. A 401/403 here feeds no cPHulk count;
+    /// with `echo_auth` set it quotes the request's Authorization header like a refused login.
     pub fail_routes: BTreeMap<String, u16>,
+    /// Like a misconfigured proxy, quote the request's `Authorization` header value verbatim in
+    /// error answers (`Access denied (Authorization: whm root:TOKEN)`). In a fault file:
+    /// `echo_auth = "401"`, `"403"` or `"reason"` (see [`EchoAuth`]). Applies to every refused
+    /// login (a bad, expired or revoked credential; an account token on the WHM port) and to
+    /// `fail_routes` answers of 401 or 403; a request without the header has nothing to echo.
+    /// With `"reason"`, every create call (any route) is also refused, creating nothing, with
+    /// the header quoted in the route's failure envelope (`metadata.reason`, or UAPI `errors`
+    /// on the cPanel port). Use `fail_routes` to have a valid credential refused.
+    #[serde(deserialize_with = "de_echo_auth")]
+    pub echo_auth: Option<EchoAuth>,
+    /// The next N creates (account or WHM, any route) are performed (the token exists), then
+    /// answered with an API-level failure quoting the new secret: an inner UAPI `status: 0` with
+    /// `errors: ["Internal error after saving token SECRET: …"]` (through `uapi_cpanel` the
+    /// outer `metadata.result` stays 1, as on real servers), or `metadata.result: 0` with that
+    /// text in `metadata.reason` for WHM `api_token_create`.
+    pub inner_error_after_create: u32,
+    /// The next N creates are performed, then answered 200 with the normal, complete answer
+    /// plus a `padding` field that makes the body [`OVERSIZED_CREATE_BYTES`] long: more than
+    /// tokenfleet's 4 MiB cap, so the client cannot read the secret of a token that exists.
+    pub oversized_after_create: u32,
+    /// The next N creates are performed, then answered with a well-formed success envelope whose
+    /// `token` has an unexpected shape, rotating per host through: a number, an object
+    /// (`{"value": SECRET}`), the secret in lower case (wrong charset), and the secret with 8
+    /// more characters (wrong length). None of them authenticates as given.
+    pub odd_token_after_create: u32,
+    /// Seconds added to the server's clock (`-900`: 15 minutes behind) for every `create_time`
+    /// it records, and so reports in create answers and token listings. A token keeps the time
+    /// recorded when it was made. Expiry checks stay on the real clock. At most ten years either
+    /// way.
+    #[serde(deserialize_with = "de_clock_offset")]
+    pub clock_offset: i64,
+}
+
+/// The body size of an `oversized_after_create` answer: 8 MiB.
+pub const OVERSIZED_CREATE_BYTES: usize = 8 << 20;
+
+/// Where an `echo_auth` server quotes the Authorization header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EchoAuth {
+    /// `"401"`: a refused login is answered 401 `text/plain`, the header in the body.
+    Unauthorized,
+    /// `"403"`: a refused login is answered 403 with a cPanel JSON error
+    /// (`cpanelresult.error` and `cpanelresult.data.reason` quote the header).
+    Forbidden,
+    /// `"reason"`: a refused login is answered with the host's `auth_failure_status` and a WHM
+    /// API 1 failure envelope whose `metadata.reason` quotes the header; every create is refused
+    /// the same way (see [`Faults::echo_auth`]).
+    Reason,
+}
+
+impl EchoAuth {
+    pub fn parse(text: &str) -> Result<EchoAuth, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "401" => Ok(EchoAuth::Unauthorized),
+            "403" => Ok(EchoAuth::Forbidden),
+            "reason" => Ok(EchoAuth::Reason),
+            other => Err(format!(
+                "echo_auth “{other}” is not a mode; write \"401\", \"403\" or \"reason\""
+            )),
+        }
+    }
+}
+
+/// Ten years, in seconds: the most `clock_offset` may shift the clock.
+const MAX_CLOCK_OFFSET: i64 = 10 * 366 * 86400;
+
+fn de_clock_offset<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = i64::deserialize(d)?;
+    if v.abs() > MAX_CLOCK_OFFSET {
+        return Err(serde::de::Error::custom(format!(
+            "clock_offset {v} is more than ten years; write seconds, e.g. -900 for 15 minutes behind"
+        )));
+    }
+    Ok(v)
+}
+
+fn de_echo_auth<'de, D: Deserializer<'de>>(d: D) -> Result<Option<EchoAuth>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Status(u16),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Status(n) => n.to_string(),
+        Raw::Text(t) => t,
+    };
+    EchoAuth::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// Parse `"20ms"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, or a bare number of milliseconds.

@@ -20,9 +20,33 @@ pub struct SimToken {
     pub expires_at: Value,
 }
 
+/// Whose token it is: a cPanel account's, or a WHM user's (root or a reseller).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TokenOwner {
+    Account(String),
+    WhmUser(String),
+}
+
+/// A token with its secret, for tests that check final-state invariants ("every live token's
+/// secret is in the handoff", "no revoked or live secret appears in any output"). A real server
+/// keeps only a hash; the simulator also keeps the secret so tests can ask.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenSecret {
+    /// The host's name.
+    pub host: String,
+    pub owner: TokenOwner,
+    pub name: String,
+    pub secret: String,
+    pub create_time: i64,
+    /// As it was sent (number, numeric string or null).
+    pub expires_at: Value,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct TokenRec {
     pub name: String,
+    /// Kept only so tests can ask for it ([`TokenSecret`]); authentication uses `hash`.
+    pub secret: String,
     pub hash: [u8; 32],
     pub create_time: i64,
     pub expires_at: Value,
@@ -36,6 +60,16 @@ impl TokenRec {
     pub fn public(&self) -> SimToken {
         SimToken {
             name: self.name.clone(),
+            create_time: self.create_time,
+            expires_at: self.expires_at.clone(),
+        }
+    }
+    pub fn with_secret(&self, host: &str, owner: &TokenOwner) -> TokenSecret {
+        TokenSecret {
+            host: host.to_string(),
+            owner: owner.clone(),
+            name: self.name.clone(),
+            secret: self.secret.clone(),
             create_time: self.create_time,
             expires_at: self.expires_at.clone(),
         }
@@ -55,6 +89,8 @@ pub(crate) struct HostState {
     pub accounts: BTreeMap<String, Account>,
     /// root and resellers, with their WHM tokens.
     pub whm_users: BTreeMap<String, Vec<TokenRec>>,
+    /// Every token revoked so far, oldest first (for tests: [`TokenSecret`]).
+    pub revoked: Vec<(TokenOwner, TokenRec)>,
 }
 
 pub(crate) fn now_epoch() -> i64 {
@@ -118,12 +154,14 @@ pub(crate) fn parse_expires(raw: &str, zero_is_never: bool) -> Result<Option<i64
     Ok(Some(v))
 }
 
-/// A token set (an account's or a WHM user's).
+/// Create a token in a token set (an account's or a WHM user's). `create_time` is the server's
+/// clock (real time plus the host's `clock_offset`).
 pub(crate) fn create_in(
     tokens: &mut Vec<TokenRec>,
     name: &str,
     expires_raw: Value,
     expires_epoch: Option<i64>,
+    create_time: i64,
 ) -> Result<(String, i64), String> {
     if !valid_token_name(name) {
         return Err(invalid_name_message(name));
@@ -132,9 +170,9 @@ pub(crate) fn create_in(
         return Err(conflict_message(name));
     }
     let secret = new_secret();
-    let create_time = now_epoch();
     tokens.push(TokenRec {
         name: name.to_string(),
+        secret: secret.clone(),
         hash: hash_token(&secret),
         create_time,
         expires_at: expires_raw,
@@ -143,10 +181,13 @@ pub(crate) fn create_in(
     Ok((secret, create_time))
 }
 
-pub(crate) fn revoke_in(tokens: &mut Vec<TokenRec>, name: &str) -> bool {
-    let before = tokens.len();
-    tokens.retain(|t| t.name != name);
-    tokens.len() != before
+/// Remove the tokens named `name` from a token set; returns them (empty: there was none).
+pub(crate) fn revoke_in(tokens: &mut Vec<TokenRec>, name: &str) -> Vec<TokenRec> {
+    let (gone, kept): (Vec<TokenRec>, Vec<TokenRec>) = std::mem::take(tokens)
+        .into_iter()
+        .partition(|t| t.name == name);
+    *tokens = kept;
+    gone
 }
 
 pub(crate) fn rename_in(tokens: &mut [TokenRec], name: &str, new_name: &str) -> Result<(), String> {
@@ -178,6 +219,7 @@ impl HostState {
             "root".to_string(),
             vec![TokenRec {
                 name: "tokenfleet-sim-root".to_string(),
+                secret: root_token.to_string(),
                 hash: hash_token(root_token),
                 create_time: now_epoch(),
                 expires_at: Value::Null,
@@ -228,42 +270,68 @@ impl HostState {
         }
     }
 
-    /// Run one UAPI `Tokens` function as `account`. Returns the flat UAPI envelope and whether a
-    /// create was performed.
-    pub fn uapi_tokens(&mut self, account: &str, function: &str, args: &Args) -> (Value, bool) {
+    /// Every token not revoked (expired ones included: they stay listed), accounts first.
+    pub fn live(&self, host: &str) -> Vec<TokenSecret> {
+        let accounts = self.accounts.iter().flat_map(|(user, a)| {
+            let owner = TokenOwner::Account(user.clone());
+            a.tokens
+                .iter()
+                .map(move |t| t.with_secret(host, &owner))
+                .collect::<Vec<_>>()
+        });
+        let whm = self.whm_users.iter().flat_map(|(user, tokens)| {
+            let owner = TokenOwner::WhmUser(user.clone());
+            tokens
+                .iter()
+                .map(move |t| t.with_secret(host, &owner))
+                .collect::<Vec<_>>()
+        });
+        accounts.chain(whm).collect()
+    }
+
+    /// Run one UAPI `Tokens` function as `account`. Returns the flat UAPI envelope and, when a
+    /// create was performed, the new token's secret. `server_now`: the server's clock (real time
+    /// plus `clock_offset`), recorded as a new token's `create_time`.
+    pub fn uapi_tokens(
+        &mut self,
+        account: &str,
+        function: &str,
+        args: &Args,
+        server_now: i64,
+    ) -> (Value, Option<String>) {
         let Some(acct) = self.accounts.get_mut(account) else {
             return (
                 uapi_err(format!("The user “{account}” does not exist.")),
-                false,
+                None,
             );
         };
         match function {
             "create_full_access" => {
                 let Some(name) = args.get("name") else {
-                    return (uapi_err(missing_arg("name")), false);
+                    return (uapi_err(missing_arg("name")), None);
                 };
                 if acct.suspended {
                     return (
                         uapi_err(format!("The account “{account}” is suspended.")),
-                        false,
+                        None,
                     );
                 }
                 let raw = args.get("expires_at").unwrap_or("");
                 let epoch = match parse_expires(raw, false) {
                     Ok(e) => e,
-                    Err(m) => return (uapi_err(m), false),
+                    Err(m) => return (uapi_err(m), None),
                 };
                 let raw_value = if raw.is_empty() {
                     Value::Null
                 } else {
                     Value::String(raw.to_string())
                 };
-                match create_in(&mut acct.tokens, name, raw_value, epoch) {
+                match create_in(&mut acct.tokens, name, raw_value, epoch, server_now) {
                     Ok((secret, create_time)) => (
-                        uapi_ok(json!({"create_time": create_time, "token": secret})),
-                        true,
+                        uapi_ok(json!({"create_time": create_time, "token": secret.clone()})),
+                        Some(secret),
                     ),
-                    Err(m) => (uapi_err(m), false),
+                    Err(m) => (uapi_err(m), None),
                 }
             }
             "list" => {
@@ -280,32 +348,36 @@ impl HostState {
                         })
                     })
                     .collect();
-                (uapi_ok(Value::Array(data)), false)
+                (uapi_ok(Value::Array(data)), None)
             }
             "revoke" => {
                 let Some(name) = args.get("name") else {
-                    return (uapi_err(missing_arg("name")), false);
+                    return (uapi_err(missing_arg("name")), None);
                 };
                 let gone = revoke_in(&mut acct.tokens, name);
-                (uapi_ok(json!(if gone { 1 } else { 0 })), false)
+                let any = !gone.is_empty();
+                let owner = TokenOwner::Account(account.to_string());
+                self.revoked
+                    .extend(gone.into_iter().map(|t| (owner.clone(), t)));
+                (uapi_ok(json!(if any { 1 } else { 0 })), None)
             }
             "rename" => {
                 let Some(name) = args.get("name") else {
-                    return (uapi_err(missing_arg("name")), false);
+                    return (uapi_err(missing_arg("name")), None);
                 };
                 let Some(new_name) = args.get("new_name") else {
-                    return (uapi_err(missing_arg("new_name")), false);
+                    return (uapi_err(missing_arg("new_name")), None);
                 };
                 match rename_in(&mut acct.tokens, name, new_name) {
-                    Ok(()) => (uapi_ok(Value::Null), false),
-                    Err(m) => (uapi_err(m), false),
+                    Ok(()) => (uapi_ok(Value::Null), None),
+                    Err(m) => (uapi_err(m), None),
                 }
             }
             other => (
                 uapi_err(format!(
                     "Could not find the function “{other}” in the module “Tokens”."
                 )),
-                false,
+                None,
             ),
         }
     }

@@ -1,12 +1,17 @@
 //! One logical call = one HTTPS request on the host's transport, for both cPanel routes: the
 //! request is built and the answer parsed by `protocol.rs`; this file only sends. [`Caller`] is
 //! who makes the call on the wire, and so which endpoint and Authorization header it uses.
+//!
+//! Every call parses its answer with a [`Redactor`] holding the credential it sent plus the
+//! secrets its backend holds for the call (`known`: the host's credential, the owner's), so
+//! server text quoting any of them is redacted before it becomes an error.
 
 use super::protocol::{
     authorization, conflict_on_duplicate, is_missing_token, parse_accounts, parse_new_token,
     parse_uapi, parse_uapi_cpanel, parse_uapi_token_list, parse_version, parse_whm,
     parse_whm_token_list,
 };
+use super::redact::Redactor;
 use super::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
 use crate::inventory::{AuthKind, Host};
 use crate::secret::Secret;
@@ -67,11 +72,14 @@ impl Http {
     }
 
     /// Create a full-access token named `name`. `expires_at`: unix seconds, `None` = never.
+    /// `known`: secrets to redact from server text besides the caller's credential (which is
+    /// always redacted).
     pub fn create_token(
         &self,
         caller: &Caller<'_>,
         name: &str,
         expires_at: Option<i64>,
+        known: &Redactor<'_>,
     ) -> Result<NewToken, ApiError> {
         let expires = expires_at.map(|e| e.to_string());
         let data = match caller {
@@ -80,14 +88,14 @@ impl Http {
                 if let Some(e) = &expires {
                     form.push(("expires_at", e));
                 }
-                self.whm_call(caller, "api_token_create", &form)
+                self.whm_call(caller, "api_token_create", &form, known)
             }
             _ => {
                 let mut form: Vec<(&str, &str)> = vec![("name", name)];
                 if let Some(e) = &expires {
                     form.push(("expires_at", e));
                 }
-                self.uapi_call(caller, "create_full_access", &form)
+                self.uapi_call(caller, "create_full_access", &form, known)
             }
         }
         .map_err(conflict_on_duplicate)?;
@@ -95,17 +103,26 @@ impl Http {
     }
 
     /// The caller's tokens (the account's, or `whm_user`'s for `Caller::Whm`).
-    pub fn list_tokens(&self, caller: &Caller<'_>) -> Result<Vec<TokenInfo>, ApiError> {
+    pub fn list_tokens(
+        &self,
+        caller: &Caller<'_>,
+        known: &Redactor<'_>,
+    ) -> Result<Vec<TokenInfo>, ApiError> {
         match caller {
             Caller::Whm { .. } => {
-                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[])?)
+                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[], known)?)
             }
-            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[])?),
+            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[], known)?),
         }
     }
 
     /// Revoke tokens by name. Unknown names are not an error.
-    pub fn revoke_tokens(&self, caller: &Caller<'_>, names: &[String]) -> Result<(), ApiError> {
+    pub fn revoke_tokens(
+        &self,
+        caller: &Caller<'_>,
+        names: &[String],
+        known: &Redactor<'_>,
+    ) -> Result<(), ApiError> {
         if names.is_empty() {
             return Ok(());
         }
@@ -125,12 +142,13 @@ impl Http {
                     .map(String::as_str)
                     .zip(names.iter().map(String::as_str))
                     .collect();
-                self.whm_call(caller, "api_token_revoke", &form).map(|_| ())
+                self.whm_call(caller, "api_token_revoke", &form, known)
+                    .map(|_| ())
             }
             _ => {
                 // UAPI revokes one name per call.
                 for name in names {
-                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())]) {
+                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())], known) {
                         Ok(_) => {}
                         Err(ApiError::Rejected(m)) if is_missing_token(&m) => {}
                         Err(e) => return Err(e),
@@ -147,6 +165,7 @@ impl Http {
         whm_user: &str,
         credential: &Secret,
         auth: AuthKind,
+        known: &Redactor<'_>,
     ) -> Result<Vec<AccountInfo>, ApiError> {
         let caller = Caller::Whm {
             whm_user,
@@ -157,8 +176,9 @@ impl Http {
             &caller,
             "listaccts",
             &[("want", "user,domain,owner,suspended")],
+            known,
         )?;
-        parse_accounts(&data)
+        parse_accounts(&data, &known.clone().credential(whm_user, credential))
     }
 
     /// WHM `version`: a cheap authenticated call for `check`.
@@ -167,13 +187,14 @@ impl Http {
         whm_user: &str,
         credential: &Secret,
         auth: AuthKind,
+        known: &Redactor<'_>,
     ) -> Result<String, ApiError> {
         let caller = Caller::Whm {
             whm_user,
             credential,
             auth,
         };
-        parse_version(&self.whm_call(&caller, "version", &[])?)
+        parse_version(&self.whm_call(&caller, "version", &[], known)?)
     }
 
     /// A Tokens function through the caller's UAPI route; returns the inner `data`.
@@ -182,6 +203,7 @@ impl Http {
         caller: &Caller<'_>,
         function: &str,
         args: &[(&str, &str)],
+        known: &Redactor<'_>,
     ) -> Result<Value, ApiError> {
         match *caller {
             Caller::WhmFor {
@@ -202,7 +224,7 @@ impl Http {
                     .transport
                     .post(self.whm_port, "/json-api/uapi_cpanel", &header, &form)
                     .map_err(ApiError::Transport)?;
-                parse_uapi_cpanel(&resp)
+                parse_uapi_cpanel(&resp, &known.clone().credential(whm_user, credential))
             }
             Caller::Account {
                 user,
@@ -215,7 +237,7 @@ impl Http {
                     .transport
                     .post(self.cpanel_port, &path, &header, args)
                     .map_err(ApiError::Transport)?;
-                parse_uapi(&resp)
+                parse_uapi(&resp, &known.clone().credential(user, credential))
             }
             Caller::Whm { .. } => Err(ApiError::Protocol(format!(
                 "internal: UAPI Tokens::{function} called with a WHM caller"
@@ -229,6 +251,7 @@ impl Http {
         caller: &Caller<'_>,
         function: &str,
         args: &[(&str, &str)],
+        known: &Redactor<'_>,
     ) -> Result<Value, ApiError> {
         let (user, credential, auth) = match *caller {
             Caller::Whm {
@@ -254,7 +277,7 @@ impl Http {
             .transport
             .post(self.whm_port, &path, &header, args)
             .map_err(ApiError::Transport)?;
-        parse_whm(&resp)
+        parse_whm(&resp, &known.clone().credential(user, credential))
     }
 }
 
@@ -298,6 +321,25 @@ impl<R: Route> HttpBackend<R> {
         })
     }
 
+    /// The secrets this backend holds for a call about `owner`, besides the one the call sends:
+    /// the host's credential and the owner's own. Server text quoting any of them is redacted.
+    fn known<'a>(&'a self, owner: Owner<'a>) -> Redactor<'a> {
+        let mut r = Redactor::new();
+        if let Some(host) = &self.credential {
+            r = r.credential(&self.whm_user, host);
+        }
+        match owner {
+            Owner::Account {
+                user,
+                credential: Some(own),
+            } => r.credential(user, own.secret),
+            Owner::WhmUser {
+                credential: Some(own),
+            } => r.credential(&self.whm_user, own.secret),
+            _ => r,
+        }
+    }
+
     fn whm_cred(&self) -> Result<Cred<'_>, ApiError> {
         self.host_cred()
             .ok_or_else(|| ApiError::NoCredential("no WHM credential for this host".into()))
@@ -326,12 +368,17 @@ impl<R: Route> HttpBackend<R> {
 impl<R: Route> Backend for HttpBackend<R> {
     fn list_accounts(&self) -> Result<Vec<AccountInfo>, ApiError> {
         let cred = self.whm_cred()?;
-        self.http
-            .list_accounts(&self.whm_user, cred.secret, cred.auth)
+        self.http.list_accounts(
+            &self.whm_user,
+            cred.secret,
+            cred.auth,
+            &self.known(Owner::WhmUser { credential: None }),
+        )
     }
 
     fn list_tokens(&self, owner: Owner<'_>) -> Result<Vec<TokenInfo>, ApiError> {
-        self.http.list_tokens(&self.caller(owner)?)
+        self.http
+            .list_tokens(&self.caller(owner)?, &self.known(owner))
     }
 
     fn create_token(
@@ -341,28 +388,33 @@ impl<R: Route> Backend for HttpBackend<R> {
         expires_at: Option<i64>,
     ) -> Result<NewToken, ApiError> {
         self.http
-            .create_token(&self.caller(owner)?, name, expires_at)
+            .create_token(&self.caller(owner)?, name, expires_at, &self.known(owner))
     }
 
     fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError> {
-        self.http.revoke_tokens(&self.caller(owner)?, names)
+        self.http
+            .revoke_tokens(&self.caller(owner)?, names, &self.known(owner))
     }
 
     /// WHM tokens: WHM `version` with the new token; account tokens: UAPI `Tokens::list` on the
     /// cPanel port as the account with the new token, whatever route created it.
     fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError> {
+        let known = self.known(owner);
         match owner {
             Owner::WhmUser { .. } => self
                 .http
-                .version(&self.whm_user, token, AuthKind::Token)
+                .version(&self.whm_user, token, AuthKind::Token, &known)
                 .map(|_| ()),
             Owner::Account { user, .. } => self
                 .http
-                .list_tokens(&Caller::Account {
-                    user,
-                    credential: token,
-                    auth: AuthKind::Token,
-                })
+                .list_tokens(
+                    &Caller::Account {
+                        user,
+                        credential: token,
+                        auth: AuthKind::Token,
+                    },
+                    &known,
+                )
                 .map(|_| ()),
         }
     }
@@ -371,7 +423,12 @@ impl<R: Route> Backend for HttpBackend<R> {
         let cred = self
             .host_cred()
             .ok_or_else(|| ApiError::Protocol("no WHM credential to check".into()))?;
-        self.http.version(&self.whm_user, cred.secret, cred.auth)
+        self.http.version(
+            &self.whm_user,
+            cred.secret,
+            cred.auth,
+            &self.known(Owner::WhmUser { credential: None }),
+        )
     }
 
     fn url(&self, owner: Owner<'_>) -> String {
@@ -391,6 +448,9 @@ mod wire {
     use crate::trust::{Pin, Tls};
 
     const CRED: &str = "WHMTOKENWHMTOKENWHMTOKENWHMTOKEN";
+
+    /// No secrets besides the caller's.
+    static K: std::sync::LazyLock<Redactor<'static>> = std::sync::LazyLock::new(Redactor::new);
 
     fn answer(r: &Recorded) -> Reply {
         let form = r.form();
@@ -438,8 +498,14 @@ mod wire {
     const TOKEN: &str = "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9";
 
     fn start() -> (TestServer, Http) {
+        start_with(answer)
+    }
+
+    fn start_with(
+        handler: impl Fn(&Recorded) -> Reply + Send + Sync + 'static,
+    ) -> (TestServer, Http) {
         let id = self_signed(&["127.0.0.1"]);
-        let server = TestServer::start(id.server_config(), answer);
+        let server = TestServer::start(id.server_config(), handler);
         let endpoint = Endpoint {
             address: "127.0.0.1".into(),
             tls: Tls {
@@ -469,13 +535,13 @@ mod wire {
             auth: AuthKind::Token,
             account: "bob",
         };
-        let new = t.create_token(&caller, "ci", Some(1900000000)).unwrap();
+        let new = t.create_token(&caller, "ci", Some(1900000000), &K).unwrap();
         assert_eq!(new.token.expose(), TOKEN);
         assert_eq!(
             (new.create_time, new.expires_at),
             (1700000000, Some(1900000000))
         );
-        let err = t.create_token(&caller, "taken", None).unwrap_err();
+        let err = t.create_token(&caller, "taken", None, &K).unwrap_err();
         assert!(matches!(err, ApiError::Conflict(_)), "{err:?}");
         let seen = server.requests();
         let req = &seen[0];
@@ -496,7 +562,7 @@ mod wire {
             None,
             "never expiring sends no expires_at"
         );
-        let list = t.list_tokens(&caller).unwrap();
+        let list = t.list_tokens(&caller, &K).unwrap();
         assert_eq!(
             list,
             vec![TokenInfo {
@@ -516,17 +582,17 @@ mod wire {
             credential: &cred,
             auth: AuthKind::Token,
         };
-        let list = t.list_tokens(&caller).unwrap();
+        let list = t.list_tokens(&caller, &K).unwrap();
         assert_eq!(list[0].expires_at, Some(1900000000));
         let names = vec!["old".to_string(), "ghost".to_string()];
-        t.revoke_tokens(&caller, &names).unwrap();
+        t.revoke_tokens(&caller, &names, &K).unwrap();
         let pw = Secret::new("hunter2");
         let by_password = Caller::Account {
             user: "bob",
             credential: &pw,
             auth: AuthKind::Password,
         };
-        t.list_tokens(&by_password).unwrap();
+        t.list_tokens(&by_password, &K).unwrap();
         let seen = server.requests();
         assert_eq!(seen.len(), 4);
         assert_eq!(seen[0].path, "/execute/Tokens/list");
@@ -560,10 +626,10 @@ mod wire {
             credential: &cred,
             auth: AuthKind::Token,
         };
-        t.revoke_tokens(&caller, &[]).unwrap();
+        t.revoke_tokens(&caller, &[], &K).unwrap();
         assert!(server.requests().is_empty());
         let names = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        t.revoke_tokens(&caller, &names).unwrap();
+        t.revoke_tokens(&caller, &names, &K).unwrap();
         let seen = server.requests();
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].path, "/json-api/api_token_revoke?api.version=1");
@@ -581,7 +647,7 @@ mod wire {
     fn listaccts_and_version() {
         let (server, t) = start();
         let cred = Secret::new(CRED);
-        let accts = t.list_accounts("root", &cred, AuthKind::Token).unwrap();
+        let accts = t.list_accounts("root", &cred, AuthKind::Token, &K).unwrap();
         assert_eq!(
             accts,
             vec![AccountInfo {
@@ -592,7 +658,7 @@ mod wire {
             }]
         );
         assert_eq!(
-            t.version("root", &cred, AuthKind::Token).unwrap(),
+            t.version("root", &cred, AuthKind::Token, &K).unwrap(),
             "11.126.0.9"
         );
         assert_eq!(
@@ -605,7 +671,7 @@ mod wire {
     fn a_refused_credential_is_auth_and_never_echoes_it() {
         let (_server, t) = start();
         let cred = Secret::new("REVOKEDREVOKEDREVOKEDREVOKED1234");
-        let e = t.version("root", &cred, AuthKind::Token).unwrap_err();
+        let e = t.version("root", &cred, AuthKind::Token, &K).unwrap_err();
         assert_eq!(
             e,
             ApiError::Auth {
@@ -615,5 +681,95 @@ mod wire {
         );
         assert!(!e.is_retryable());
         assert!(!format!("{e} {e:?} {}", e.cause()).contains("REVOKED"));
+    }
+
+    /// A server (or proxy) that quotes the Authorization header, another secret of the run and a
+    /// token it made in every kind of error answer: none of them reaches the error.
+    #[test]
+    fn echoed_credentials_and_quoted_tokens_never_reach_an_error() {
+        const OTHER: &str = "host-password-Ω-42";
+        const MINTED: &str = "ZX9QWERTYZX9QWERTYZX9QWERTYZX9QW";
+        let (_server, t) = start_with(|r: &Recorded| {
+            let auth = r.header("authorization").unwrap_or("").to_string();
+            let echo = format!("Access denied (Authorization: {auth}; also {OTHER})");
+            let quoted = serde_json::to_string(&echo).unwrap();
+            match r.path.as_str() {
+                "/json-api/version?api.version=1" => Reply::Respond {
+                    status: 401,
+                    headers: vec![("Content-Type".into(), "text/plain".into())],
+                    body: echo.into_bytes(),
+                },
+                "/execute/Tokens/list" => Reply::json(
+                    403,
+                    &format!(
+                        r#"{{"cpanelresult":{{"error":{quoted},"data":{{"reason":{quoted},"result":"0"}}}}}}"#
+                    ),
+                ),
+                "/json-api/api_token_list?api.version=1" => Reply::json(
+                    200,
+                    &format!(r#"{{"metadata":{{"reason":{quoted},"result":0}}}}"#),
+                ),
+                "/json-api/uapi_cpanel" => Reply::json(
+                    200,
+                    &format!(
+                        r#"{{"data":{{"uapi":{{"data":null,"errors":["Internal error after saving token {MINTED}: {OTHER}"],"status":0}}}},"metadata":{{"result":1}}}}"#
+                    ),
+                ),
+                _ => Reply::json(404, "{}"),
+            }
+        });
+        let cred = Secret::new(CRED);
+        let other = Secret::new(OTHER);
+        let pw = Secret::new("pass word 123");
+        let known = Redactor::new().credential("root", &other);
+        let whm = Caller::Whm {
+            whm_user: "root",
+            credential: &cred,
+            auth: AuthKind::Token,
+        };
+        let errors = vec![
+            t.version("root", &cred, AuthKind::Token, &known)
+                .unwrap_err(),
+            t.list_tokens(&whm, &known).unwrap_err(),
+            t.list_tokens(
+                &Caller::Account {
+                    user: "bob",
+                    credential: &pw,
+                    auth: AuthKind::Password,
+                },
+                &known,
+            )
+            .unwrap_err(),
+            t.create_token(
+                &Caller::WhmFor {
+                    whm_user: "root",
+                    credential: &cred,
+                    auth: AuthKind::Token,
+                    account: "bob",
+                },
+                "ci",
+                None,
+                &known,
+            )
+            .unwrap_err(),
+        ];
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode("bob:pass word 123");
+        for e in &errors {
+            let shown = format!("{e} {e:?} {}", e.cause());
+            for secret in [
+                CRED,
+                OTHER,
+                "pass word 123",
+                basic.trim_end_matches('='),
+                MINTED,
+            ] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+            assert!(shown.contains(crate::backend::REDACTED), "{shown}");
+        }
+        assert!(matches!(errors[0], ApiError::Auth { status: 401, .. }));
+        assert!(matches!(errors[2], ApiError::Auth { status: 403, .. }));
+        assert!(matches!(errors[3], ApiError::Rejected(_)));
     }
 }

@@ -8,7 +8,9 @@
 //! - `cpanel.rs`: `api = "cpanel"`, each account's own credential on the cPanel port;
 //!
 //! both over `http.rs` (one call = one HTTPS request on [`crate::transport`]) and `protocol.rs`
-//! (cPanel's envelopes and quirks, pure functions, no I/O). See docs/DESIGN.md §7.
+//! (cPanel's envelopes and quirks, pure functions, no I/O). See docs/DESIGN.md §7. Server text
+//! in an [`ApiError`] has been through `redact.rs` first: no credential of the call and no
+//! token-shaped string survives in it.
 
 use crate::inventory::{Api, AuthKind, Host};
 pub use crate::outcome::NewToken;
@@ -21,10 +23,12 @@ mod cpanel;
 pub(crate) mod fake;
 mod http;
 mod protocol;
+mod redact;
 mod whm;
 
 pub use http::{Caller, Http};
 pub use protocol::{parse_uapi, parse_uapi_cpanel, parse_whm};
+pub use redact::{REDACTED, Redactor};
 
 /// A token as listed by the server (no secret: the server keeps only a hash).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,13 @@
 //! wrapped inside `uapi_cpanel`), their quirks (HTTP 200 with `status: 0`, `metadata.result: 1`
 //! over a failed inner call, `expires_at` as number, string or null), the Authorization header
 //! each endpoint wants, and the typed answers. No I/O: `http.rs` sends what this builds.
+//!
+//! Server text reaches an [`ApiError`] only through [`shorten`], which first passes it through
+//! the call's [`Redactor`] (credentials of the call, token-shaped strings): a server or proxy
+//! that echoes the Authorization header or quotes a token cannot put either into the report,
+//! the journal or stderr.
 
+use super::redact::Redactor;
 use super::{AccountInfo, ApiError, NewToken, TokenInfo};
 use crate::inventory::AuthKind;
 use crate::secret::Secret;
@@ -56,9 +62,11 @@ pub(super) fn is_missing_token(message: &str) -> bool {
     message.to_ascii_lowercase().contains("does not exist")
 }
 
-/// Cut server text to one short line.
-fn shorten(text: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+/// Server text as it may enter an error: redacted first (before cutting, so no cut can leave
+/// part of a secret that the redactor would no longer recognise), then one short line.
+fn shorten(text: &str, r: &Redactor<'_>) -> String {
+    let clean = r.redact(text);
+    let one_line: String = clean.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() <= MAX_MESSAGE {
         one_line
     } else {
@@ -82,7 +90,7 @@ fn looks_like_html(resp: &Response) -> bool {
 
 /// A short reason from a refusal's JSON body (`cpanelresult.error`, `metadata.reason`, UAPI
 /// `errors`), or a short plain-text body; never a long raw body.
-fn auth_message(resp: &Response) -> String {
+fn auth_message(resp: &Response, r: &Redactor<'_>) -> String {
     if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
         let candidates = [
             v.pointer("/cpanelresult/error"),
@@ -97,7 +105,7 @@ fn auth_message(resp: &Response) -> String {
             if let Some(text) = c.as_str()
                 && !text.trim().is_empty()
             {
-                return shorten(text);
+                return shorten(text, r);
             }
         }
     } else if !looks_like_html(resp)
@@ -106,21 +114,21 @@ fn auth_message(resp: &Response) -> String {
         && text.len() <= MAX_MESSAGE
         && !text.chars().any(|c| c.is_control() && !c.is_whitespace())
     {
-        return shorten(text);
+        return shorten(text, r);
     }
     "the server refused the credential".to_string()
 }
 
 /// Status line and body checks shared by every envelope: what is not a 2xx JSON answer becomes
 /// the right error; a 2xx JSON answer comes back parsed.
-fn json_body(resp: &Response) -> Result<Value, ApiError> {
+fn json_body(resp: &Response, r: &Redactor<'_>) -> Result<Value, ApiError> {
     match resp.status {
         200..=299 => {}
         300..=399 => {
             let to = resp
                 .location
                 .as_deref()
-                .map(shorten)
+                .map(|l| shorten(l, r))
                 .unwrap_or_else(|| "an unnamed location".into());
             return Err(ApiError::Protocol(format!(
                 "the server redirected (HTTP {}) to {to}; redirects are not followed (check the address, port and that the API is not behind a login proxy)",
@@ -130,7 +138,7 @@ fn json_body(resp: &Response) -> Result<Value, ApiError> {
         401 | 403 => {
             return Err(ApiError::Auth {
                 status: resp.status,
-                message: auth_message(resp),
+                message: auth_message(resp, r),
             });
         }
         status => return Err(ApiError::Http { status }),
@@ -169,15 +177,15 @@ fn flag(v: &Value) -> Option<bool> {
 }
 
 /// The texts of an `errors` field: null, a string, or a list of strings.
-fn texts(v: Option<&Value>) -> Vec<String> {
+fn texts(v: Option<&Value>, r: &Redactor<'_>) -> Vec<String> {
     match v {
-        Some(Value::String(s)) if !s.trim().is_empty() => vec![shorten(s)],
+        Some(Value::String(s)) if !s.trim().is_empty() => vec![shorten(s, r)],
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(|i| match i {
-                Value::String(s) if !s.trim().is_empty() => Some(shorten(s)),
+                Value::String(s) if !s.trim().is_empty() => Some(shorten(s, r)),
                 Value::Null => None,
-                other => Some(shorten(&other.to_string())),
+                other => Some(shorten(&other.to_string(), r)),
             })
             .collect(),
         _ => Vec::new(),
@@ -187,7 +195,7 @@ fn texts(v: Option<&Value>) -> Vec<String> {
 /// The legacy API 2 shapes: `{"cpanelresult":{…,"error":…}}` and the bare
 /// `{"data":{"reason":…,"result":"0"},"type":"text","error":…}`. Returns the refusal if the value
 /// is one of them and says failure.
-fn legacy_failure(v: &Value) -> Option<ApiError> {
+fn legacy_failure(v: &Value, r: &Redactor<'_>) -> Option<ApiError> {
     let body = v.get("cpanelresult").unwrap_or(v);
     let error = body
         .get("error")
@@ -209,24 +217,24 @@ fn legacy_failure(v: &Value) -> Option<ApiError> {
                 .map(str::to_string)
         })
         .unwrap_or_else(|| "the call failed (no reason given)".into());
-    Some(ApiError::Rejected(shorten(&reason)))
+    Some(ApiError::Rejected(shorten(&reason, r)))
 }
 
 /// Judge one UAPI envelope (flat, or wrapped as `{"result":{…}}`); returns its `data`.
-fn uapi_envelope(v: &Value) -> Result<Value, ApiError> {
+fn uapi_envelope(v: &Value, r: &Redactor<'_>) -> Result<Value, ApiError> {
     let inner = match v.get("result") {
         Some(r @ Value::Object(_)) if v.get("status").is_none() => r,
         _ => v,
     };
     let Some(status) = inner.get("status") else {
-        if let Some(err) = legacy_failure(v) {
+        if let Some(err) = legacy_failure(v, r) {
             return Err(err);
         }
         return Err(ApiError::Protocol(
             "the answer is not a UAPI envelope (no status)".into(),
         ));
     };
-    let errors = texts(inner.get("errors"));
+    let errors = texts(inner.get("errors"), r);
     match flag(status) {
         Some(true) if errors.is_empty() => Ok(inner.get("data").cloned().unwrap_or(Value::Null)),
         Some(true) | Some(false) => {
@@ -244,29 +252,32 @@ fn uapi_envelope(v: &Value) -> Result<Value, ApiError> {
 }
 
 /// A UAPI answer from `/execute/Module/function` (flat envelope; HTTP 200 with `status: 0` is a
-/// failure). Returns `data`.
-pub fn parse_uapi(resp: &Response) -> Result<Value, ApiError> {
-    let v = json_body(resp)?;
-    uapi_envelope(&v)
+/// failure). Returns `data`. `r`: the call's secrets, redacted from any server text kept.
+pub fn parse_uapi(resp: &Response, r: &Redactor<'_>) -> Result<Value, ApiError> {
+    let v = json_body(resp, r)?;
+    uapi_envelope(&v, r)
 }
 
 /// A WHM API 1 answer: `metadata.result` must be 1, else `metadata.reason` is the refusal.
 /// Returns `data` (an empty object when absent).
-pub fn parse_whm(resp: &Response) -> Result<Value, ApiError> {
-    let v = json_body(resp)?;
-    whm_envelope(&v)
+pub fn parse_whm(resp: &Response, r: &Redactor<'_>) -> Result<Value, ApiError> {
+    let v = json_body(resp, r)?;
+    whm_envelope(&v, r)
 }
 
-fn whm_envelope(v: &Value) -> Result<Value, ApiError> {
+fn whm_envelope(v: &Value, r: &Redactor<'_>) -> Result<Value, ApiError> {
     let Some(metadata) = v.get("metadata") else {
-        if let Some(err) = legacy_failure(v) {
+        if let Some(err) = legacy_failure(v, r) {
             return Err(err);
         }
         return Err(ApiError::Protocol(
             "the answer is not a WHM API 1 envelope (no metadata)".into(),
         ));
     };
-    let reason = metadata.get("reason").and_then(Value::as_str).map(shorten);
+    let reason = metadata
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(|t| shorten(t, r));
     match metadata.get("result").and_then(flag) {
         Some(true) => Ok(v
             .get("data")
@@ -285,13 +296,13 @@ fn whm_envelope(v: &Value) -> Result<Value, ApiError> {
 
 /// A `uapi_cpanel` answer: the WHM envelope must succeed AND the UAPI envelope in `data.uapi`
 /// (`metadata.result` is 1 even when the inner call failed). Returns the inner `data`.
-pub fn parse_uapi_cpanel(resp: &Response) -> Result<Value, ApiError> {
-    let v = json_body(resp)?;
-    let data = whm_envelope(&v)?;
+pub fn parse_uapi_cpanel(resp: &Response, r: &Redactor<'_>) -> Result<Value, ApiError> {
+    let v = json_body(resp, r)?;
+    let data = whm_envelope(&v, r)?;
     match data.get("uapi") {
-        Some(inner @ Value::Object(_)) => uapi_envelope(inner),
+        Some(inner @ Value::Object(_)) => uapi_envelope(inner, r),
         _ => {
-            if let Some(err) = legacy_failure(&data) {
+            if let Some(err) = legacy_failure(&data, r) {
                 return Err(err);
             }
             Err(ApiError::Protocol(
@@ -433,7 +444,7 @@ pub(super) fn parse_version(data: &Value) -> Result<String, ApiError> {
 }
 
 /// WHM `listaccts` `data.acct`.
-pub(super) fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError> {
+pub(super) fn parse_accounts(data: &Value, r: &Redactor<'_>) -> Result<Vec<AccountInfo>, ApiError> {
     let items = match data.get("acct") {
         Some(Value::Array(items)) => items,
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -458,7 +469,8 @@ pub(super) fn parse_accounts(data: &Value) -> Result<Vec<AccountInfo>, ApiError>
                 None | Some(Value::Null) => false,
                 Some(v) => flag(v).ok_or_else(|| {
                     ApiError::Protocol(format!(
-                        "listaccts: account {user}: suspended is neither 0 nor 1"
+                        "listaccts: account {}: suspended is neither 0 nor 1",
+                        shorten(&user, r)
                     ))
                 })?,
             };
@@ -478,6 +490,9 @@ mod tests {
     use proptest::prelude::*;
 
     const TOKEN: &str = "JPQNSRU0DH448UJLGXH7KVJECC5QN9N9";
+
+    /// No credentials: only the token-shape rule.
+    static NONE: std::sync::LazyLock<Redactor<'static>> = std::sync::LazyLock::new(Redactor::new);
 
     fn ok(body: &str) -> Response {
         Response {
@@ -499,7 +514,7 @@ mod tests {
         let r = ok(&format!(
             r#"{{"data":{{"create_time":1549467298,"token":"{TOKEN}"}},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#
         ));
-        let data = parse_uapi(&r).unwrap();
+        let data = parse_uapi(&r, &NONE).unwrap();
         let t = parse_new_token(&data, "ci", None).unwrap();
         assert_eq!(t.name, "ci");
         assert_eq!(t.token.expose(), TOKEN);
@@ -513,7 +528,7 @@ mod tests {
             r#"{"data":null,"errors":["The “expires_at” value must be a future date."],"messages":null,"metadata":{},"status":0,"warnings":null}"#,
         );
         assert_eq!(
-            parse_uapi(&r),
+            parse_uapi(&r, &NONE),
             Err(ApiError::Rejected(
                 "The “expires_at” value must be a future date.".into()
             ))
@@ -523,11 +538,11 @@ mod tests {
     #[test]
     fn uapi_status_as_string_and_missing_errors() {
         assert_eq!(
-            parse_uapi(&ok(r#"{"data":1,"status":"1"}"#)),
+            parse_uapi(&ok(r#"{"data":1,"status":"1"}"#), &NONE),
             Ok(Value::from(1))
         );
         assert_eq!(
-            parse_uapi(&ok(r#"{"data":null,"status":"0"}"#)),
+            parse_uapi(&ok(r#"{"data":null,"status":"0"}"#), &NONE),
             Err(ApiError::Rejected(
                 "the call failed (no reason given)".into()
             ))
@@ -539,25 +554,25 @@ mod tests {
         let r = ok(
             r#"{"apiversion":3,"func":"list","module":"Tokens","result":{"data":[],"errors":null,"status":1}}"#,
         );
-        assert_eq!(parse_uapi(&r), Ok(Value::Array(vec![])));
+        assert_eq!(parse_uapi(&r, &NONE), Ok(Value::Array(vec![])));
         let r = ok(
             r#"{"apiversion":3,"func":"revoke","module":"Tokens","result":{"data":null,"errors":["no"],"status":0}}"#,
         );
-        assert_eq!(parse_uapi(&r), Err(ApiError::Rejected("no".into())));
+        assert_eq!(parse_uapi(&r, &NONE), Err(ApiError::Rejected("no".into())));
     }
 
     #[test]
     fn uapi_wrong_shape_is_protocol() {
         assert!(matches!(
-            parse_uapi(&ok(r#"{"hello":"world"}"#)),
+            parse_uapi(&ok(r#"{"hello":"world"}"#), &NONE),
             Err(ApiError::Protocol(_))
         ));
         assert!(matches!(
-            parse_uapi(&ok(r#"[1,2]"#)),
+            parse_uapi(&ok(r#"[1,2]"#), &NONE),
             Err(ApiError::Protocol(_))
         ));
         assert!(matches!(
-            parse_uapi(&ok(r#"{"status":"maybe"}"#)),
+            parse_uapi(&ok(r#"{"status":"maybe"}"#), &NONE),
             Err(ApiError::Protocol(_))
         ));
     }
@@ -581,33 +596,45 @@ mod tests {
     fn html_answer_is_a_protocol_error_never_success() {
         let mut r = ok("<!DOCTYPE html><html><body>cPanel Login</body></html>");
         r.content_type = Some("text/html; charset=utf-8".into());
-        assert_eq!(parse_uapi(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
-        assert_eq!(parse_whm(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
         assert_eq!(
-            parse_uapi_cpanel(&r),
+            parse_uapi(&r, &NONE),
+            Err(ApiError::Protocol(HTML_ANSWER.into()))
+        );
+        assert_eq!(
+            parse_whm(&r, &NONE),
+            Err(ApiError::Protocol(HTML_ANSWER.into()))
+        );
+        assert_eq!(
+            parse_uapi_cpanel(&r, &NONE),
             Err(ApiError::Protocol(HTML_ANSWER.into()))
         );
         // HTML without the header is still HTML.
         let mut r = ok("  \n<html>proxy</html>");
         r.content_type = None;
-        assert_eq!(parse_uapi(&r), Err(ApiError::Protocol(HTML_ANSWER.into())));
+        assert_eq!(
+            parse_uapi(&r, &NONE),
+            Err(ApiError::Protocol(HTML_ANSWER.into()))
+        );
     }
 
     #[test]
     fn non_json_and_empty_answers_are_protocol_errors_without_the_body() {
         let r = ok("some plain text with SECRETSTUFF");
-        match parse_uapi(&r) {
+        match parse_uapi(&r, &NONE) {
             Err(ApiError::Protocol(m)) => assert!(!m.contains("SECRETSTUFF"), "{m}"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse_uapi(&ok("")), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_uapi(&ok(""), &NONE),
+            Err(ApiError::Protocol(_))
+        ));
     }
 
     #[test]
     fn redirect_is_a_protocol_error_naming_the_location() {
         let mut r = with_status(301, "");
         r.location = Some("https://web1.example.net:2083/login/".into());
-        match parse_whm(&r) {
+        match parse_whm(&r, &NONE) {
             Err(ApiError::Protocol(m)) => {
                 assert!(m.contains("https://web1.example.net:2083/login/"), "{m}");
                 assert!(m.contains("redirects are not followed"), "{m}");
@@ -623,7 +650,7 @@ mod tests {
             r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#,
         );
         assert_eq!(
-            parse_uapi(&r),
+            parse_uapi(&r, &NONE),
             Err(ApiError::Auth {
                 status: 403,
                 message: "Access denied".into()
@@ -634,7 +661,7 @@ mod tests {
             r#"{"metadata":{"reason":"Permission denied","result":0}}"#,
         );
         assert_eq!(
-            parse_whm(&r),
+            parse_whm(&r, &NONE),
             Err(ApiError::Auth {
                 status: 403,
                 message: "Permission denied".into()
@@ -645,7 +672,7 @@ mod tests {
             "Token authentication allows access to UAPI or API 2 calls only.",
         );
         assert_eq!(
-            parse_whm(&r),
+            parse_whm(&r, &NONE),
             Err(ApiError::Auth {
                 status: 403,
                 message: "Token authentication allows access to UAPI or API 2 calls only.".into()
@@ -653,7 +680,7 @@ mod tests {
         );
         let long = format!("<html>{}</html>", "x".repeat(5000));
         let r = with_status(401, &long);
-        match parse_uapi(&r) {
+        match parse_uapi(&r, &NONE) {
             Err(ApiError::Auth {
                 status: 401,
                 message,
@@ -661,7 +688,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let long_json = format!(r#"{{"cpanelresult":{{"error":"{}"}}}}"#, "y".repeat(5000));
-        match parse_uapi(&with_status(401, &long_json)) {
+        match parse_uapi(&with_status(401, &long_json), &NONE) {
             Err(ApiError::Auth { message, .. }) => assert!(
                 message.chars().count() <= MAX_MESSAGE + 1,
                 "{}",
@@ -680,12 +707,12 @@ mod tests {
             (404, false),
             (400, false),
         ] {
-            let e = parse_uapi(&with_status(status, "{}")).unwrap_err();
+            let e = parse_uapi(&with_status(status, "{}"), &NONE).unwrap_err();
             assert_eq!(e, ApiError::Http { status });
             assert_eq!(e.is_retryable(), retry, "{status}");
         }
         assert!(
-            !parse_uapi(&with_status(401, ""))
+            !parse_uapi(&with_status(401, ""), &NONE)
                 .unwrap_err()
                 .is_retryable()
         );
@@ -698,21 +725,21 @@ mod tests {
         let r = ok(
             r#"{"data":{"version":"11.126.0.9"},"metadata":{"command":"version","reason":"OK","result":1,"version":1}}"#,
         );
-        assert_eq!(parse_whm(&r).unwrap()["version"], "11.126.0.9");
+        assert_eq!(parse_whm(&r, &NONE).unwrap()["version"], "11.126.0.9");
         let r = ok(
             r#"{"metadata":{"command":"api_token_create","reason":"The system failed to create the API token: A conflicting API token with the name “ci” already exists.","result":0,"version":1}}"#,
         );
-        let e = conflict_on_duplicate(parse_whm(&r).unwrap_err());
+        let e = conflict_on_duplicate(parse_whm(&r, &NONE).unwrap_err());
         assert!(
             matches!(e, ApiError::Conflict(ref m) if m.contains("conflicting API token")),
             "{e:?}"
         );
         assert!(matches!(
-            parse_whm(&ok(r#"{"data":{}}"#)),
+            parse_whm(&ok(r#"{"data":{}}"#), &NONE),
             Err(ApiError::Protocol(_))
         ));
         assert_eq!(
-            parse_whm(&ok(r#"{"metadata":{"result":"1"}}"#)),
+            parse_whm(&ok(r#"{"metadata":{"result":"1"}}"#), &NONE),
             Ok(serde_json::json!({}))
         );
     }
@@ -722,7 +749,7 @@ mod tests {
         let r = ok(&format!(
             r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":"1700000000","expires_at":0,"acls":["all"]}},"metadata":{{"result":1,"reason":"OK"}}}}"#
         ));
-        let t = parse_new_token(&parse_whm(&r).unwrap(), "ops", Some(99)).unwrap();
+        let t = parse_new_token(&parse_whm(&r, &NONE).unwrap(), "ops", Some(99)).unwrap();
         assert_eq!(
             (t.name.as_str(), t.create_time, t.expires_at),
             ("ops", 1700000000, None)
@@ -731,7 +758,7 @@ mod tests {
             r#"{{"data":{{"name":"ops","token":"{TOKEN}","create_time":1700000000,"expires_at":"1800000000"}},"metadata":{{"result":1}}}}"#
         ));
         assert_eq!(
-            parse_new_token(&parse_whm(&r).unwrap(), "ops", None)
+            parse_new_token(&parse_whm(&r, &NONE).unwrap(), "ops", None)
                 .unwrap()
                 .expires_at,
             Some(1800000000)
@@ -782,7 +809,7 @@ mod tests {
             {"create_time":1549467301,"name":"d"},
             {"create_time":1549467302,"expires_at":"","name":"e"}
         ],"errors":null,"messages":null,"metadata":{},"status":1,"warnings":null}"#);
-        let list = parse_uapi_token_list(&parse_uapi(&r).unwrap()).unwrap();
+        let list = parse_uapi_token_list(&parse_uapi(&r, &NONE).unwrap()).unwrap();
         let got: Vec<_> = list
             .iter()
             .map(|t| (t.name.as_str(), t.create_time, t.expires_at))
@@ -815,7 +842,7 @@ mod tests {
             "ci":{"create_time":"1700000001","expires_at":"0"},
             "tmp":{"name":"tmp","create_time":1700000002,"expires_at":1800000000}
         }},"metadata":{"command":"api_token_list","reason":"OK","result":1,"version":1}}"#);
-        let mut list = parse_whm_token_list(&parse_whm(&r).unwrap()).unwrap();
+        let mut list = parse_whm_token_list(&parse_whm(&r, &NONE).unwrap()).unwrap();
         list.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(
             list,
@@ -854,12 +881,15 @@ mod tests {
         let r = ok(
             r#"{"data":{"uapi":{"data":null,"errors":["A conflicting API token with the name “ci” already exists."],"messages":null,"metadata":{},"status":0,"warnings":null}},"metadata":{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}"#,
         );
-        let e = conflict_on_duplicate(parse_uapi_cpanel(&r).unwrap_err());
+        let e = conflict_on_duplicate(parse_uapi_cpanel(&r, &NONE).unwrap_err());
         assert!(matches!(e, ApiError::Conflict(_)), "{e:?}");
         let r = ok(&format!(
             r#"{{"data":{{"uapi":{{"data":{{"create_time":1549467298,"token":"{TOKEN}"}},"errors":null,"status":1}}}},"metadata":{{"command":"uapi_cpanel","reason":"OK","result":1,"version":1}}}}"#
         ));
-        assert_eq!(parse_uapi_cpanel(&r).unwrap()["create_time"], 1549467298);
+        assert_eq!(
+            parse_uapi_cpanel(&r, &NONE).unwrap()["create_time"],
+            1549467298
+        );
     }
 
     #[test]
@@ -868,15 +898,18 @@ mod tests {
             r#"{"metadata":{"command":"uapi_cpanel","reason":"You do not have permission to act for “root”.","result":0,"version":1}}"#,
         );
         assert!(
-            matches!(parse_uapi_cpanel(&r), Err(ApiError::Rejected(m)) if m.contains("permission"))
+            matches!(parse_uapi_cpanel(&r, &NONE), Err(ApiError::Rejected(m)) if m.contains("permission"))
         );
         let r = ok(r#"{"data":{},"metadata":{"result":1}}"#);
-        assert!(matches!(parse_uapi_cpanel(&r), Err(ApiError::Protocol(_))));
+        assert!(matches!(
+            parse_uapi_cpanel(&r, &NONE),
+            Err(ApiError::Protocol(_))
+        ));
         // inner envelope in its wrapped form
         let r = ok(
             r#"{"data":{"uapi":{"result":{"data":1,"errors":null,"status":1}}},"metadata":{"result":1}}"#,
         );
-        assert_eq!(parse_uapi_cpanel(&r), Ok(Value::from(1)));
+        assert_eq!(parse_uapi_cpanel(&r, &NONE), Ok(Value::from(1)));
     }
 
     #[test]
@@ -885,13 +918,13 @@ mod tests {
             r#"{"data":{"reason":"User parameter is invalid or was not supplied","result":"0"},"type":"text","error":"User parameter is invalid or was not supplied"}"#,
         );
         assert_eq!(
-            parse_uapi(&r),
+            parse_uapi(&r, &NONE),
             Err(ApiError::Rejected(
                 "User parameter is invalid or was not supplied".into()
             ))
         );
         assert_eq!(
-            parse_whm(&r),
+            parse_whm(&r, &NONE),
             Err(ApiError::Rejected(
                 "User parameter is invalid or was not supplied".into()
             ))
@@ -900,7 +933,7 @@ mod tests {
             r#"{"cpanelresult":{"apiversion":"2","error":"Access denied","data":{"reason":"Access denied","result":"0"},"type":"text"}}"#,
         );
         assert_eq!(
-            parse_uapi(&r),
+            parse_uapi(&r, &NONE),
             Err(ApiError::Rejected("Access denied".into()))
         );
     }
@@ -911,13 +944,13 @@ mod tests {
             let r = ok(&format!(
                 r#"{{"data":{data},"errors":null,"messages":null,"metadata":{{}},"status":1,"warnings":null}}"#
             ));
-            assert!(parse_uapi(&r).is_ok());
+            assert!(parse_uapi(&r, &NONE).is_ok());
         }
         assert!(is_missing_token("The API token “x” does not exist."));
         let r = ok(
             r#"{"data":{},"metadata":{"command":"api_token_revoke","reason":"OK","result":1,"version":1}}"#,
         );
-        assert!(parse_whm(&r).is_ok());
+        assert!(parse_whm(&r, &NONE).is_ok());
     }
 
     // ---- listaccts ----
@@ -929,7 +962,7 @@ mod tests {
             {"user":"bob","domain":"bob.example","owner":"res1","suspended":"1"},
             {"user":"carol","domain":"carol.example","owner":"root","suspended":1}
         ]},"metadata":{"command":"listaccts","reason":"OK","result":1,"version":1}}"#);
-        let accts = parse_accounts(&parse_whm(&r).unwrap()).unwrap();
+        let accts = parse_accounts(&parse_whm(&r, &NONE).unwrap(), &NONE).unwrap();
         let got: Vec<_> = accts
             .iter()
             .map(|a| (a.user.as_str(), a.owner.as_str(), a.suspended))
@@ -944,14 +977,20 @@ mod tests {
         );
         assert_eq!(accts[0].domain, "alice.example");
         assert!(matches!(
-            parse_accounts(&serde_json::json!({"acct":[{"domain":"x"}]})),
+            parse_accounts(&serde_json::json!({"acct":[{"domain":"x"}]}), &NONE),
             Err(ApiError::Protocol(_))
         ));
         assert!(matches!(
-            parse_accounts(&serde_json::json!({"acct":[{"user":"x","suspended":"maybe"}]})),
+            parse_accounts(
+                &serde_json::json!({"acct":[{"user":"x","suspended":"maybe"}]}),
+                &NONE
+            ),
             Err(ApiError::Protocol(_))
         ));
-        assert_eq!(parse_accounts(&serde_json::json!({})).unwrap(), vec![]);
+        assert_eq!(
+            parse_accounts(&serde_json::json!({}), &NONE).unwrap(),
+            vec![]
+        );
     }
 
     #[test]
@@ -978,18 +1017,18 @@ mod tests {
         #[test]
         fn parsers_never_panic_on_any_body(body in proptest::collection::vec(any::<u8>(), 0..256), status in 100u16..600) {
             let r = Response { status, location: None, content_type: None, body };
-            let _ = parse_uapi(&r);
-            let _ = parse_whm(&r);
-            let _ = parse_uapi_cpanel(&r);
+            let _ = parse_uapi(&r, &NONE);
+            let _ = parse_whm(&r, &NONE);
+            let _ = parse_uapi_cpanel(&r, &NONE);
         }
 
         #[test]
         fn parsers_never_panic_on_any_json(v in arb_json()) {
             let r = ok(&v.to_string());
-            for data in [parse_uapi(&r), parse_whm(&r), parse_uapi_cpanel(&r)].into_iter().flatten() {
+            for data in [parse_uapi(&r, &NONE), parse_whm(&r, &NONE), parse_uapi_cpanel(&r, &NONE)].into_iter().flatten() {
                 let _ = parse_uapi_token_list(&data);
                 let _ = parse_whm_token_list(&data);
-                let _ = parse_accounts(&data);
+                let _ = parse_accounts(&data, &NONE);
                 let _ = parse_new_token(&data, "n", None);
             }
         }

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use cpanel_sim::{Faults, FaultsFile, FleetSpec};
+use cpanel_sim::{EchoAuth, Faults, FaultsFile, FleetSpec};
 
 use super::*;
 
@@ -398,4 +398,613 @@ fn fail_routes_answers_one_route_with_a_status_and_does_nothing() {
         .status,
         200
     );
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn with(f: impl FnOnce(&mut Faults)) -> Faults {
+    let mut faults = Faults::default();
+    f(&mut faults);
+    faults
+}
+
+/// The legacy `json-api/cpanel` route (wrapped UAPI answer) for one Tokens function.
+fn legacy(
+    env: &Env,
+    h: &cpanel_sim::SimHost,
+    auth: &str,
+    account: &str,
+    function: &str,
+    form: &[(&str, &str)],
+) -> Reply {
+    let mut fields = vec![
+        ("cpanel_jsonapi_user", account),
+        ("cpanel_jsonapi_module", "Tokens"),
+        ("cpanel_jsonapi_func", function),
+        ("cpanel_jsonapi_apiversion", "3"),
+    ];
+    fields.extend_from_slice(form);
+    whm_post(&env.client, h, Some(auth), "cpanel", &fields)
+}
+
+#[test]
+fn echo_auth_401_quotes_the_header_in_a_plain_text_refusal() {
+    let mut spec = FleetSpec::uniform(1, 1);
+    // "401" decides the status whatever the host's usual one.
+    spec.hosts[0].auth_failure_status = 403;
+    let env = Env::start(spec);
+    let h = env.host("web001");
+    h.set_faults(with(|f| f.echo_auth = Some(EchoAuth::Unauthorized)));
+    let bad = "whm root:WRONGWRONGWRONGWRONGWRONG1234567";
+    let r = whm_post(&env.client, &h, Some(bad), "version", &[]);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.content_type.starts_with("text/plain"),
+        "{}",
+        r.content_type
+    );
+    assert!(
+        r.body.contains(&format!("Authorization: {bad}")),
+        "{}",
+        r.body
+    );
+    assert_eq!(h.stats().failed_auth, 1, "still a refused login for cPHulk");
+    // No header: nothing to echo, the usual answer.
+    let r = whm_post(&env.client, &h, None, "version", &[]);
+    assert_eq!(r.status, 401);
+    assert!(!r.body.contains("Authorization:"), "{}", r.body);
+    // A valid credential refused by a proxy route: the real root credential comes back.
+    h.set_faults(with(|f| {
+        f.echo_auth = Some(EchoAuth::Unauthorized);
+        f.fail_routes.insert("whm/version".into(), 401);
+    }));
+    let r = whm_post(&env.client, &h, Some(&env.root_auth()), "version", &[]);
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body
+            .contains(&format!("Authorization: {}", env.root_auth())),
+        "{}",
+        r.body
+    );
+    // A successful call is not touched.
+    assert_eq!(
+        whm_post(&env.client, &h, Some(&env.root_auth()), "listaccts", &[]).status,
+        200
+    );
+}
+
+#[test]
+fn echo_auth_403_quotes_the_header_in_a_json_error() {
+    let mut spec = FleetSpec::uniform(1, 2);
+    spec.hosts[0].accounts[1].password = Some("correct horse battery staple".into());
+    let env = Env::start(spec);
+    let h = env.host("web001");
+    let (a, b) = ("u001a0001", "u001a0002");
+    let own = create_token(&env, &h, a, "own");
+    h.set_faults(with(|f| f.echo_auth = Some(EchoAuth::Forbidden)));
+    let check = |r: &Reply, header: &str| {
+        assert_eq!(r.status, 403, "{}", r.body);
+        let v = r.json();
+        let quoted = format!("Authorization: {header}");
+        let error = v["cpanelresult"]["error"].as_str().unwrap();
+        assert!(error.contains(&quoted), "{}", r.body);
+        assert!(
+            v["cpanelresult"]["data"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains(&quoted)
+        );
+        assert_eq!(v["cpanelresult"]["data"]["result"], "0");
+    };
+    // A wrong token on the cPanel port.
+    let bad = format!("cpanel {a}:{}", "Z".repeat(32));
+    check(&uapi_post(&env.client, &h, &bad, "list", &[]), &bad);
+    // A wrong password (Basic).
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{b}:wrong password"))
+    );
+    check(&uapi_post(&env.client, &h, &basic, "list", &[]), &basic);
+    // A valid account token on the WHM port: cPanel's "UAPI only" refusal, echoed.
+    let acct = format!("cpanel {a}:{own}");
+    let r = whm_post(&env.client, &h, Some(&acct), "version", &[]);
+    check(&r, &acct);
+    assert!(r.body.contains("UAPI or API 2 calls only"), "{}", r.body);
+    // The right password still works.
+    let good = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{b}:correct horse battery staple"))
+    );
+    assert_eq!(uapi_post(&env.client, &h, &good, "list", &[]).status, 200);
+    // fail_routes 403 with the valid root credential.
+    h.set_faults(with(|f| {
+        f.echo_auth = Some(EchoAuth::Forbidden);
+        f.fail_routes
+            .insert("whm/uapi_cpanel/Tokens/create_full_access".into(), 403);
+    }));
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &env.root_auth(),
+        a,
+        "create_full_access",
+        &[("name", "x")],
+    );
+    check(&r, &env.root_auth());
+    assert_eq!(h.account_tokens(a).len(), 1, "nothing created");
+}
+
+#[test]
+fn echo_auth_reason_quotes_the_header_in_metadata_reason_and_refuses_every_create() {
+    let env = Env::start(FleetSpec::uniform(1, 1));
+    let h = env.host("web001");
+    let a = "u001a0001";
+    let root = env.root_auth();
+    let own = create_token(&env, &h, a, "own");
+    let acct = format!("cpanel {a}:{own}");
+    h.set_faults(with(|f| f.echo_auth = Some(EchoAuth::Reason)));
+    // A refused login: the host's usual status, a WHM failure envelope quoting the header.
+    let bad = "whm root:WRONGWRONGWRONGWRONGWRONG1234567";
+    let r = whm_post(&env.client, &h, Some(bad), "version", &[]);
+    assert_eq!(r.status, 401);
+    let v = r.json();
+    assert_eq!(v["metadata"]["result"], 0);
+    assert!(
+        v["metadata"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Authorization: {bad}")),
+        "{}",
+        r.body
+    );
+    // Every create route refuses, quoting the (valid) credential, and creates nothing.
+    let quoted = |header: &str| format!("Authorization: {header}");
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &root,
+        a,
+        "create_full_access",
+        &[("name", "n1")],
+    );
+    let v = r.json();
+    assert_eq!((r.status, v["metadata"]["result"].clone()), (200, 0.into()));
+    assert!(
+        v["metadata"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&quoted(&root))
+    );
+    let r = whm_post(
+        &env.client,
+        &h,
+        Some(&root),
+        "api_token_create",
+        &[("token_name", "w1")],
+    );
+    let v = r.json();
+    assert_eq!(v["metadata"]["result"], 0);
+    let reason = v["metadata"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("The system failed to create the API token: "),
+        "{reason}"
+    );
+    assert!(reason.contains(&quoted(&root)), "{reason}");
+    let r = uapi_post(
+        &env.client,
+        &h,
+        &acct,
+        "create_full_access",
+        &[("name", "n2")],
+    );
+    let v = r.json();
+    assert_eq!(v["status"], 0);
+    assert!(
+        v["errors"][0].as_str().unwrap().contains(&quoted(&acct)),
+        "{}",
+        r.body
+    );
+    let r = legacy(&env, &h, &root, a, "create_full_access", &[("name", "n3")]);
+    let v = r.json();
+    assert_eq!(v["result"]["status"], 0);
+    assert!(
+        v["result"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains(&quoted(&root))
+    );
+    assert_eq!(h.account_tokens(a).len(), 1, "no create was performed");
+    assert_eq!(h.whm_tokens("root").len(), 1);
+    // Reads work.
+    let r = uapi_via_whm(&env.client, &h, &root, a, "list", &[]);
+    assert_eq!(r.json()["data"]["uapi"]["status"], 1);
+}
+
+#[test]
+fn inner_error_after_create_performs_the_create_and_quotes_the_secret() {
+    let env = Env::start(FleetSpec::uniform(1, 1));
+    let h = env.host("web001");
+    let a = "u001a0001";
+    let root = env.root_auth();
+    let own = create_token(&env, &h, a, "own");
+    h.set_faults(with(|f| f.inner_error_after_create = 3));
+    // A refused create (duplicate) uses nothing up.
+    let dup = uapi_via_whm(
+        &env.client,
+        &h,
+        &root,
+        a,
+        "create_full_access",
+        &[("name", "own")],
+    );
+    assert!(
+        dup.json()["data"]["uapi"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("conflicting")
+    );
+    assert_eq!(h.faults().inner_error_after_create, 3);
+    let secret_of = |owner: cpanel_sim::TokenOwner, name: &str| {
+        h.live_tokens()
+            .into_iter()
+            .find(|t| t.owner == owner && t.name == name)
+            .unwrap_or_else(|| panic!("{name} was created"))
+            .secret
+    };
+    // uapi_cpanel: outer result 1, inner status 0.
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &root,
+        a,
+        "create_full_access",
+        &[("name", "e1")],
+    );
+    let v = r.json();
+    assert_eq!(v["metadata"]["result"], 1);
+    assert_eq!(v["data"]["uapi"]["status"], 0);
+    assert!(v["data"]["uapi"]["data"].is_null());
+    let secret = secret_of(cpanel_sim::TokenOwner::Account(a.into()), "e1");
+    let error = v["data"]["uapi"]["errors"][0].as_str().unwrap();
+    assert!(
+        error.contains(&format!("Internal error after saving token {secret}")),
+        "{error}"
+    );
+    assert!(h.token_valid(a, &secret), "the token exists and works");
+    // WHM api_token_create: metadata.result 0.
+    let r = whm_post(
+        &env.client,
+        &h,
+        Some(&root),
+        "api_token_create",
+        &[("token_name", "w1")],
+    );
+    let v = r.json();
+    assert_eq!(v["metadata"]["result"], 0);
+    let secret = secret_of(cpanel_sim::TokenOwner::WhmUser("root".into()), "w1");
+    assert!(v["metadata"]["reason"].as_str().unwrap().contains(&secret));
+    assert!(h.whm_token_valid("root", &secret));
+    // The cPanel port: flat UAPI status 0.
+    let r = uapi_post(
+        &env.client,
+        &h,
+        &format!("cpanel {a}:{own}"),
+        "create_full_access",
+        &[("name", "e2")],
+    );
+    let v = r.json();
+    assert_eq!(v["status"], 0);
+    let secret = secret_of(cpanel_sim::TokenOwner::Account(a.into()), "e2");
+    assert!(v["errors"][0].as_str().unwrap().contains(&secret));
+    assert_eq!(h.faults().inner_error_after_create, 0);
+    // Used up: a normal answer.
+    let r = legacy(&env, &h, &root, a, "create_full_access", &[("name", "ok")]);
+    assert_eq!(r.json()["result"]["status"], 1);
+}
+
+#[test]
+fn oversized_after_create_makes_the_token_and_answers_past_the_cap() {
+    let env = Env::start(FleetSpec::uniform(1, 1));
+    let h = env.host("web001");
+    let a = "u001a0001";
+    h.set_faults(with(|f| f.oversized_after_create = 2));
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &env.root_auth(),
+        a,
+        "create_full_access",
+        &[("name", "big")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), cpanel_sim::OVERSIZED_CREATE_BYTES);
+    assert!(r.body.len() > 4 << 20, "past tokenfleet's body cap");
+    let v = r.json();
+    let token = v["data"]["uapi"]["data"]["token"].as_str().unwrap();
+    assert!(
+        h.token_valid(a, token),
+        "a complete answer, with a real token"
+    );
+    let r = whm_post(
+        &env.client,
+        &h,
+        Some(&env.root_auth()),
+        "api_token_create",
+        &[("token_name", "bigw")],
+    );
+    assert_eq!(r.body.len(), cpanel_sim::OVERSIZED_CREATE_BYTES);
+    assert!(h.whm_tokens("root").iter().any(|t| t.name == "bigw"));
+    // Used up.
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &env.root_auth(),
+        a,
+        "create_full_access",
+        &[("name", "small")],
+    );
+    assert!(r.body.len() < 4096);
+    assert_eq!(h.faults().oversized_after_create, 0);
+}
+
+#[test]
+fn odd_token_after_create_rotates_through_four_shapes() {
+    let env = Env::start(FleetSpec::uniform(1, 1));
+    let h = env.host("web001");
+    let a = "u001a0001";
+    h.set_faults(with(|f| f.odd_token_after_create = 4));
+    let mut shapes = Vec::new();
+    for i in 0..5 {
+        let name = format!("odd{i}");
+        let r = uapi_via_whm(
+            &env.client,
+            &h,
+            &env.root_auth(),
+            a,
+            "create_full_access",
+            &[("name", &name)],
+        );
+        let v = r.json();
+        assert_eq!(
+            v["data"]["uapi"]["status"], 1,
+            "a well-formed success envelope"
+        );
+        let secret = h
+            .live_tokens()
+            .into_iter()
+            .find(|t| t.name == name)
+            .expect("created")
+            .secret;
+        let token = v["data"]["uapi"]["data"]["token"].clone();
+        if let Some(t) = token.as_str() {
+            assert_eq!(t == secret, i == 4, "{i}: {t}");
+            assert_eq!(h.token_valid(a, t), i == 4);
+        }
+        shapes.push(token);
+    }
+    assert!(shapes[0].is_u64(), "{}", shapes[0]);
+    assert!(shapes[1].is_object(), "{}", shapes[1]);
+    let lower = shapes[2].as_str().unwrap();
+    assert!(lower.len() == 32 && lower.bytes().any(|b| b.is_ascii_lowercase()));
+    assert_eq!(shapes[3].as_str().unwrap().len(), 40);
+    assert_eq!(
+        shapes[4].as_str().unwrap().len(),
+        32,
+        "used up: normal again"
+    );
+    assert_eq!(h.account_tokens(a).len(), 5, "every create was performed");
+}
+
+#[test]
+fn clock_offset_shifts_every_recorded_create_time() {
+    let env = Env::start(FleetSpec::uniform(1, 1));
+    let h = env.host("web001");
+    let a = "u001a0001";
+    let root = env.root_auth();
+    create_token(&env, &h, a, "before");
+    h.set_faults(with(|f| f.clock_offset = -900));
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &root,
+        a,
+        "create_full_access",
+        &[("name", "behind")],
+    );
+    let answered = r.json()["data"]["uapi"]["data"]["create_time"]
+        .as_i64()
+        .unwrap();
+    let expect = now() - 900;
+    assert!((answered - expect).abs() <= 5, "{answered} vs {expect}");
+    let r = whm_post(
+        &env.client,
+        &h,
+        Some(&root),
+        "api_token_create",
+        &[("token_name", "wbehind")],
+    );
+    let whm_time = r.json()["data"]["create_time"].as_i64().unwrap();
+    assert!((whm_time - expect).abs() <= 5);
+    // Listings report what was recorded; the earlier token keeps its (real) time.
+    let list = uapi_via_whm(&env.client, &h, &root, a, "list", &[]).json();
+    let times: std::collections::BTreeMap<String, i64> = list["data"]["uapi"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["create_time"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(times["behind"], answered);
+    assert!((times["before"] - now()).abs() <= 5);
+    let whm = whm_post(&env.client, &h, Some(&root), "api_token_list", &[]).json();
+    assert_eq!(whm["data"]["tokens"]["wbehind"]["create_time"], whm_time);
+    // Ahead works too.
+    h.set_faults(with(|f| f.clock_offset = 3600));
+    let t = create_token(&env, &h, a, "ahead");
+    let rec = h.live_tokens().into_iter().find(|x| x.secret == t).unwrap();
+    assert!((rec.create_time - (now() + 3600)).abs() <= 5);
+}
+
+#[test]
+fn drop_create_answers_covers_every_create_route_and_a_lost_duplicate_changes_nothing() {
+    let env = Env::start(FleetSpec::uniform(1, 1));
+    let h = env.host("web001");
+    let a = "u001a0001";
+    let root = env.root_auth();
+    let own = create_token(&env, &h, a, "taken");
+    h.add_whm_token("root", "taken-whm");
+    let acct = format!("cpanel {a}:{own}");
+    let snapshot = || (h.live_tokens(), h.revoked_tokens());
+    let before = snapshot();
+    h.set_faults(with(|f| f.drop_create_answers = 3));
+    // WHM scope: a duplicate whose answer is lost.
+    assert!(
+        try_whm_post(
+            &env.client,
+            &h,
+            Some(&root),
+            "api_token_create",
+            &[("token_name", "taken-whm")],
+        )
+        .is_err()
+    );
+    // The account's own create on the cPanel port: a duplicate, lost.
+    let lost = env
+        .client
+        .post(format!(
+            "{}/execute/Tokens/create_full_access",
+            h.cpanel_url()
+        ))
+        .form(&[("name", "taken")])
+        .header("Authorization", &acct)
+        .send()
+        .and_then(|r| r.text());
+    assert!(lost.is_err(), "no answer expected");
+    assert_eq!(
+        snapshot(),
+        before,
+        "lost duplicates leave the state unchanged"
+    );
+    // A performed WHM-scope create whose answer is lost: the token exists.
+    assert!(
+        try_whm_post(
+            &env.client,
+            &h,
+            Some(&root),
+            "api_token_create",
+            &[("token_name", "made-whm")],
+        )
+        .is_err()
+    );
+    assert!(h.whm_tokens("root").iter().any(|t| t.name == "made-whm"));
+    assert_eq!(h.faults().drop_create_answers, 0);
+    // Non-create calls never use the counter.
+    h.set_faults(with(|f| f.drop_create_answers = 1));
+    assert_eq!(uapi_post(&env.client, &h, &acct, "list", &[]).status, 200);
+    assert_eq!(h.faults().drop_create_answers, 1);
+}
+
+#[test]
+fn live_and_revoked_tokens_carry_their_secrets() {
+    let env = Env::start(FleetSpec::uniform(2, 1));
+    let h = env.host("web001");
+    let a = "u001a0001";
+    let root = env.root_auth();
+    let keep = create_token(&env, &h, a, "keep");
+    let gone = create_token(&env, &h, a, "gone");
+    let r = whm_post(
+        &env.client,
+        &h,
+        Some(&root),
+        "api_token_create",
+        &[("token_name", "w")],
+    );
+    let w = r.json()["data"]["token"].as_str().unwrap().to_string();
+    uapi_via_whm(&env.client, &h, &root, a, "revoke", &[("name", "gone")]);
+    whm_post(
+        &env.client,
+        &h,
+        Some(&root),
+        "api_token_revoke",
+        &[("token_name", "w")],
+    );
+    let live = h.live_tokens();
+    let find = |s: &str| live.iter().find(|t| t.secret == s);
+    let k = find(&keep).expect("live");
+    assert_eq!(
+        (k.host.as_str(), &k.owner, k.name.as_str()),
+        ("web001", &cpanel_sim::TokenOwner::Account(a.into()), "keep")
+    );
+    assert!(
+        find(env.fleet.root_token()).is_some(),
+        "the root token is a live token"
+    );
+    assert!(find(&gone).is_none() && find(&w).is_none());
+    let revoked = h.revoked_tokens();
+    assert_eq!(revoked.len(), 2);
+    assert_eq!(
+        (revoked[0].name.as_str(), revoked[0].secret.as_str()),
+        ("gone", gone.as_str())
+    );
+    assert_eq!(
+        revoked[1].owner,
+        cpanel_sim::TokenOwner::WhmUser("root".into())
+    );
+    assert_eq!(revoked[1].secret, w);
+    // Fleet-wide views.
+    assert_eq!(env.fleet.revoked_tokens().len(), 2);
+    assert_eq!(
+        env.fleet.live_tokens().len(),
+        live.len() + 1,
+        "web002's root token"
+    );
+    let all = env.fleet.known_secrets();
+    for s in [&keep, &gone, &w, &env.fleet.root_token().to_string()] {
+        assert!(all.contains(s));
+    }
+}
+
+#[test]
+fn the_new_fault_keys_come_from_a_fault_file_and_typos_are_refused() {
+    let text = "[default]\nclock_offset = -900\n[hosts.web001]\necho_auth = \"reason\"\ninner_error_after_create = 2\noversized_after_create = 1\nodd_token_after_create = 3\n[hosts.web002]\necho_auth = 403\n";
+    let file = FaultsFile::parse(text, "f.toml").unwrap();
+    let a = file.for_host("web001").unwrap();
+    assert_eq!(a.echo_auth, Some(EchoAuth::Reason));
+    assert_eq!(
+        (
+            a.inner_error_after_create,
+            a.oversized_after_create,
+            a.odd_token_after_create,
+            a.clock_offset
+        ),
+        (2, 1, 3, -900)
+    );
+    assert_eq!(
+        file.for_host("web002").unwrap().echo_auth,
+        Some(EchoAuth::Forbidden)
+    );
+    assert_eq!(file.for_host("web003").unwrap().echo_auth, None);
+    for (bad, needle) in [
+        ("echo_auth = \"loud\"", "loud"),
+        ("echo_auth = 500", "500"),
+        ("clock_offset = 999999999999", "ten years"),
+        ("clock_offset = \"-15m\"", "clock_offset"),
+        ("odd_token_after_create = -1", "odd_token_after_create"),
+    ] {
+        let e = FaultsFile::parse(&format!("[hosts.web001]\n{bad}\n"), "f.toml")
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(e.to_string().contains(needle), "{bad}: {e}");
+    }
 }
