@@ -1,6 +1,8 @@
 //! Chaos: create and rotate runs, and the resumes that finish them, SIGKILLed at random points
 //! (during creates, reconciles and the orphan revokes that follow lost answers), on servers that
-//! lose create answers. Bounded: a fixed number of rounds, each at most six attempts, each
+//! lose create answers, answer a create they performed with an inner error or an odd token, and
+//! whose clocks are off by up to 20 minutes. Bounded: a fixed number of rounds, each at most eight
+//! attempts, each
 //! attempt bounded by `wait_bounded`. After every round the servers' final state must keep the
 //! promises: one working secret per account in the final handoff, no handed-off token revoked,
 //! no live token that nobody holds, and (rotate) no old token left. The seed of each round is
@@ -10,7 +12,7 @@ use crate::common::*;
 use std::time::Duration;
 
 const ROUNDS: u64 = 12;
-const ATTEMPTS: usize = 6;
+const ATTEMPTS: usize = 8;
 
 fn args(env: &Env, rotate: bool) -> Vec<&str> {
     let mut a = vec![if rotate { "rotate" } else { "create" }, "-i", env.toml()];
@@ -48,8 +50,12 @@ fn round(seed: u64) {
     let rotate = seed % 2 == 1;
     let mut spec = slow_fleet(2, 5, 15);
     for h in &mut spec.hosts {
-        h.faults.drop_after_create = rng.u32(0..3);
-        h.faults.drop_create_answers = rng.u32(0..2);
+        let f = &mut h.faults;
+        f.drop_after_create = rng.u32(0..3);
+        f.drop_create_answers = rng.u32(0..2);
+        f.inner_error_after_create = rng.u32(0..2);
+        f.odd_token_after_create = rng.u32(0..2);
+        f.clock_offset = rng.i64(-1200..1200);
     }
     let env = Env::start(spec);
     if rotate {
@@ -114,7 +120,8 @@ fn round(seed: u64) {
             );
         }
     }
-    let secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    secrets.extend(env.fleet.known_secrets());
     env.assert_no_secret_leaked(&refs, &secrets);
 }
 
