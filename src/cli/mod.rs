@@ -13,7 +13,7 @@ use crate::plan::{self, Operation, Plan, PlanRequest, Scope};
 use crate::progress::{Mode, Progress};
 use crate::report::Report;
 use crate::run::{self, Observer, RunOptions};
-use crate::seal::Output;
+use crate::seal::{JournalLock, LockError, Output};
 use crate::secret::Secret;
 use crate::sink::{AgeHandoff, Delivered, Sink, SinkError};
 use clap::{CommandFactory, Parser};
@@ -373,6 +373,7 @@ fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
     }
     Some(Output::prepare(
         &crate::seal::SealRequest {
+            command: job.op.as_str(),
             output: &args.output,
             recipients: &args.recipients,
             recipient_files: &args.recipients_files,
@@ -569,6 +570,9 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             Failure::Other(e) => Problem::new("--identity", format!("{e:#}")),
         })
     };
+    // One writer per journal: locked before it is read, so what this run reads stays true
+    // until it ends (docs/DESIGN.md §4). Held to the end of this function.
+    let _lock = lock_existing_journal(&args.journal)?;
     let resumed = crate::resume::Resume::prepare(
         &args.journal,
         &args.identity,
@@ -612,6 +616,16 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
         Some((written, resumed.journal_path().to_path_buf())),
         |_| Ok(()),
     )
+}
+
+/// Lock the journal `resume` is given. A journal that is not there is left to
+/// `Resume::prepare`, which says what is wrong with the path.
+fn lock_existing_journal(journal: &Path) -> Result<Option<JournalLock>, Failure> {
+    match JournalLock::for_existing(journal, "resume") {
+        Ok(lock) => Ok(Some(lock)),
+        Err(LockError::Io { .. }) if std::fs::symlink_metadata(journal).is_err() => Ok(None),
+        Err(e) => Err(e.problem().into()),
+    }
 }
 
 /// The first Ctrl-C stops new work; the second exits at once (the journal is fsynced per record).

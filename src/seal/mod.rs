@@ -13,10 +13,12 @@ pub use sealer::{Keys, SealError, Sealer};
 pub mod handoff;
 pub use handoff::{HandoffFormat, HandoffRow, encode_rows};
 pub mod journal;
+pub mod lock;
 pub use journal::{
     Action, Damaged, Event, EventDetail, Journal, JournalSealing, PlanRecord, Scanned,
     discard_journal, journal_keys, recover_rows, scan_journal, unseal_secret,
 };
+pub use lock::{JournalLock, LockError};
 pub mod open;
 pub use open::open_file;
 pub mod output;

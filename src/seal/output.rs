@@ -1,13 +1,15 @@
 //! Why this file exists: one run's sealing side in one value. [`Output`] is prepared (and so
-//! validated) before anything is contacted: recipients parsed, passphrase read, `-o` and its
-//! journal checked. During the run, [`JournalLedger`] is the run module's [`Ledger`]: every step
-//! of every mutation becomes a durable journal record, each new secret sealed on its own. At the
-//! end, the handoff file is written from the minted tokens.
+//! validated) before anything is contacted: the journal locked for the whole run (one writer per
+//! journal, see `lock.rs`), recipients parsed, passphrase read, `-o` and its journal checked.
+//! During the run, [`JournalLedger`] is the run module's [`Ledger`]: every step of every
+//! mutation becomes a durable journal record, each new secret sealed on its own. At the end, the
+//! handoff file is written from the minted tokens.
 
 use super::handoff::HandoffFormat;
 use super::journal::{
     Action, Event, EventDetail, Journal, JournalSealing, PlanRecord, journal_path,
 };
+use super::lock::JournalLock;
 use super::recipients::Recipients;
 use super::sealer::{SealError, Sealer};
 use crate::error::{InputError, Problem};
@@ -17,9 +19,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// The sealing flags of a run, as given: `-o`, `-r`, `-R`, `--passphrase`, `--armor`,
-/// `--format`, `--force`.
+/// `--format`, `--force`; and the command (`create`, `rotate`) the journal's lock names.
 #[derive(Debug, Clone, Copy)]
 pub struct SealRequest<'a> {
+    pub command: &'a str,
     pub output: &'a Path,
     pub recipients: &'a [String],
     pub recipient_files: &'a [PathBuf],
@@ -39,16 +42,23 @@ pub struct Output {
     armor: bool,
     format: HandoffFormat,
     force: bool,
+    /// Held from before the journal is created (or an old one moved aside) until this value is
+    /// dropped at the end of the run.
+    _lock: JournalLock,
 }
 
 impl Output {
-    /// Validate the sealing options: recipients (with the passphrase read now through
-    /// `ask_passphrase`), the output path and its journal. Nothing is written yet.
+    /// Validate the sealing options and lock the journal: recipients (with the passphrase read
+    /// now through `ask_passphrase`), the output path and its journal. The lock is taken first:
+    /// a journal in use by another run is the one problem to report (its "already exists" would
+    /// send the user to a `resume` that is refused too), and no passphrase is asked for a run
+    /// that cannot start. Nothing is written yet but the lock file.
     pub fn prepare(
         req: &SealRequest<'_>,
         ask_passphrase: &mut dyn FnMut() -> Result<Secret, Problem>,
     ) -> Result<Output, InputError> {
         let SealRequest {
+            command,
             output: path,
             recipients,
             recipient_files,
@@ -57,6 +67,21 @@ impl Output {
             json,
             force,
         } = *req;
+        let journal = journal_path(path);
+        let lock = match JournalLock::for_new(&journal, command) {
+            Ok(lock) => Some(lock),
+            Err(e @ super::LockError::Busy { .. }) => {
+                return Err(InputError::one(e.problem()));
+            }
+            // A folder that is missing or not writable is reported by `check_output` below.
+            Err(e) => {
+                let folder_ok = super::check_output(path, true).is_ok();
+                if folder_ok {
+                    return Err(InputError::one(e.problem()));
+                }
+                None
+            }
+        };
         let mut problems = Vec::new();
         // --passphrase with -r/-R is refused before asking (no point typing it twice), and a
         // passphrase that cannot be read is the one problem to report (not also "no recipients").
@@ -88,10 +113,10 @@ impl Output {
         if let Err(p) = super::check_output(path, force) {
             problems.push(p);
         }
-        match recipients {
-            Some(recipients) if problems.is_empty() => Ok(Output {
+        match (recipients, lock) {
+            (Some(recipients), Some(lock)) if problems.is_empty() => Ok(Output {
                 path: path.to_path_buf(),
-                journal: journal_path(path),
+                journal,
                 recipients,
                 armor,
                 format: if json {
@@ -100,6 +125,7 @@ impl Output {
                     HandoffFormat::Csv
                 },
                 force,
+                _lock: lock,
             }),
             _ => Err(InputError { problems }),
         }

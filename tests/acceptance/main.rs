@@ -13,6 +13,7 @@ mod failures;
 mod hostile;
 mod hygiene;
 mod inventory_errors;
+mod journal_lock;
 mod leaks;
 mod lockout;
 mod promises;

@@ -18,7 +18,7 @@ fn all_accounts(env: &Env) -> Vec<(String, String)> {
 /// The server state a finished run must leave: every account has exactly one token of the run
 /// (one name across the fleet), its secret is in the handoff and works, and no other token
 /// exists that was not there before (no orphan whose secret nobody holds).
-fn assert_finished(
+pub(crate) fn assert_finished(
     env: &Env,
     rows: &[BTreeMap<String, String>],
     before: &BTreeMap<(String, String), BTreeSet<String>>,
@@ -66,7 +66,7 @@ fn assert_finished(
     name
 }
 
-fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<String>> {
+pub(crate) fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<String>> {
     all_accounts(env)
         .into_iter()
         .map(|(h, a)| {
@@ -82,7 +82,7 @@ fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<String>> {
         .collect()
 }
 
-fn create_args<'a>(env: &'a Env, out: &'a str) -> Vec<&'a str> {
+pub(crate) fn create_args<'a>(env: &'a Env, out: &'a str) -> Vec<&'a str> {
     vec![
         "create",
         "-i",
