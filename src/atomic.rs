@@ -132,13 +132,30 @@ fn dir_writable(dir: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
 }
 
-/// Validate `-o PATH` before the run: it must not exist (unless `force`), must not be a folder,
-/// and its folder must exist and be writable.
+/// Validate `-o PATH` before the run: it must not exist (unless `force`), must not be a folder
+/// nor a symlink to nowhere, and its folder must exist and be writable.
 pub fn check_output(path: &Path, force: bool) -> Result<(), Problem> {
     let shown = path.display().to_string();
     if path.as_os_str().is_empty() || path.file_name().is_none() {
         return Err(Problem::new("-o", format!("'{shown}' is not a file path"))
             .hint("give a file name, e.g. -o tokens.age"));
+    }
+    // `metadata` follows a symlink and sees nothing at a dangling one, which then passed here and
+    // failed only at the end, when tokens existed (the handoff is never written over a link
+    // without --force). A link to nowhere is refused even with --force: it most likely points
+    // where the secrets were meant to go (an unmounted volume?), and replacing it would put
+    // them somewhere else.
+    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+        && fs::metadata(path).is_err()
+    {
+        let target = fs::read_link(path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(Problem::new(
+            "-o",
+            format!("{shown} is a symlink to {target}, which does not exist"),
+        )
+        .hint("fix or remove the link, or choose another file name"));
     }
     match fs::metadata(path) {
         Ok(m) if m.is_dir() => {
@@ -279,5 +296,50 @@ mod tests {
         let e = check_output(d.path(), true).unwrap_err();
         assert!(e.message.contains("is a folder"), "{e}");
         check_output(Path::new("relative-out.age"), false).unwrap();
+    }
+
+    #[test]
+    fn check_output_refuses_a_dangling_symlink_even_with_force() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("out.age");
+        std::os::unix::fs::symlink(d.path().join("gone/out.age"), &p).unwrap();
+        for force in [false, true] {
+            let e = check_output(&p, force).unwrap_err();
+            assert!(
+                e.message.contains("is a symlink to") && e.message.contains("does not exist"),
+                "{e}"
+            );
+        }
+        // A link to an existing file is an existing file; a link to a folder is a folder.
+        fs::write(d.path().join("real.age"), b"x").unwrap();
+        let live = d.path().join("live.age");
+        std::os::unix::fs::symlink(d.path().join("real.age"), &live).unwrap();
+        assert!(
+            check_output(&live, false)
+                .unwrap_err()
+                .message
+                .contains("already exists")
+        );
+        check_output(&live, true).unwrap();
+        let dir_link = d.path().join("dir.age");
+        std::os::unix::fs::symlink(d.path(), &dir_link).unwrap();
+        assert!(
+            check_output(&dir_link, true)
+                .unwrap_err()
+                .message
+                .contains("is a folder")
+        );
+        // A dangling link at the journal's path is there: refused without --force (with it, the
+        // link is moved aside like any old journal).
+        let q = d.path().join("q.age");
+        std::os::unix::fs::symlink(d.path().join("nowhere"), d.path().join("q.age.journal"))
+            .unwrap();
+        assert!(
+            check_output(&q, false)
+                .unwrap_err()
+                .message
+                .contains("q.age.journal already exists")
+        );
+        check_output(&q, true).unwrap();
     }
 }
