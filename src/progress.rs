@@ -1,7 +1,8 @@
 //! Why this module exists: people watch long runs. On a terminal: an overall bar plus a bar per
 //! active host; when stderr is not a terminal: one line per finished host; with `-q` or
-//! `--progress never`: nothing. It only renders the events the run module sends, and those carry
-//! host names and counts, never a secret.
+//! `--progress never`: no progress. Warnings are not progress: every mode prints them (an orphan
+//! revoked, a journal that could not be synced). It only renders the events the run module
+//! sends, and those carry host names and counts, never a secret.
 //! See docs/DESIGN.md §6.
 
 use crate::outcome::Status;
@@ -18,7 +19,7 @@ pub enum Mode {
     Bars,
     /// One line per finished host on stderr.
     Lines,
-    /// Nothing.
+    /// No progress (warnings still print).
     Quiet,
 }
 
@@ -51,6 +52,8 @@ pub struct Progress {
     multi: MultiProgress,
     overall: ProgressBar,
     hosts: Mutex<HashMap<String, HostState>>,
+    /// Where lines go when there are no bars to print above: stderr (a buffer in tests).
+    lines: Mutex<Box<dyn Write + Send>>,
 }
 
 impl Progress {
@@ -88,7 +91,15 @@ impl Progress {
             multi,
             overall,
             hosts: Mutex::new(hosts),
+            lines: Mutex::new(Box::new(std::io::stderr())),
         }
+    }
+
+    /// Plain lines (not bars) go to `out` instead of stderr.
+    #[cfg(test)]
+    fn with_lines(mut self, out: Box<dyn Write + Send>) -> Progress {
+        self.lines = Mutex::new(out);
+        self
     }
 
     /// Print a line above the bars (or plainly), e.g. a warning.
@@ -97,10 +108,14 @@ impl Progress {
             Mode::Bars => {
                 let _ = self.multi.println(line);
             }
-            _ => {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }
+            _ => self.plain(line),
         }
+    }
+
+    /// One line, no bars involved; a closed stderr is not an error.
+    fn plain(&self, line: &str) {
+        let mut out = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(out, "{line}");
     }
 
     /// Remove the bars before the summary is printed.
@@ -136,6 +151,11 @@ impl Progress {
 
 impl Observer for Progress {
     fn event(&self, event: &Event<'_>) {
+        // Before the quiet check: `--progress never` and `-q` hide progress, not warnings.
+        if let Event::Warning(msg) = event {
+            self.println(&format!("warning: {msg}"));
+            return;
+        }
         if self.mode == Mode::Quiet {
             return;
         }
@@ -196,13 +216,93 @@ impl Observer for Progress {
                             let _ = self.multi.println(line);
                         }
                     }
-                    Mode::Lines => {
-                        let _ = writeln!(std::io::stderr(), "{line}");
-                    }
+                    Mode::Lines => self.plain(&line),
                     Mode::Quiet => {}
                 }
             }
-            Event::Warning(msg) => self.println(&format!("warning: {msg}")),
+            // Printed above, in every mode.
+            Event::Warning(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A `Write` the test keeps a handle on.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// A run's events, as the run module sends them: progress, then a warning.
+    fn drive(mode: Mode) -> String {
+        let out = Captured::default();
+        let p =
+            Progress::new(mode, "create", &[("web1".into(), 2)]).with_lines(Box::new(out.clone()));
+        p.event(&Event::Start { targets: 2 });
+        for _ in 0..2 {
+            p.event(&Event::TargetDone {
+                host: "web1",
+                status: Status::Created,
+            });
+        }
+        p.event(&Event::Warning(
+            "web1 alice: revoked orphan token ci-1 (created, but its secret was never received)"
+                .into(),
+        ));
+        p.event(&Event::HostDone {
+            host: "web1",
+            done: 2,
+            failed: 0,
+            skipped: 0,
+            cause: None,
+        });
+        p.event(&Event::Warning(
+            "the journal could not be synced at the end of the run: EIO".into(),
+        ));
+        p.finish();
+        out.text()
+    }
+
+    #[test]
+    fn progress_never_and_quiet_hide_progress_but_never_warnings() {
+        for (progress, quiet) in [("never", false), ("auto", true), ("never", true)] {
+            let mode = Mode::choose(progress, quiet);
+            assert_eq!(mode, Mode::Quiet);
+            let text = drive(mode);
+            assert_eq!(
+                text,
+                "warning: web1 alice: revoked orphan token ci-1 (created, but its secret was never received)\n\
+                 warning: the journal could not be synced at the end of the run: EIO\n",
+                "--progress {progress} -q {quiet}"
+            );
+        }
+    }
+
+    #[test]
+    fn lines_mode_prints_host_lines_and_warnings() {
+        let text = drive(Mode::Lines);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("warning: web1 alice: revoked orphan token"));
+        assert_eq!(lines[1], "web1: 2 done");
+        assert!(lines[2].starts_with("warning: the journal could not be synced"));
     }
 }
