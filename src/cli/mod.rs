@@ -290,7 +290,11 @@ fn fleet(
         replace_existing: job.replace_existing,
         ..RunOptions::default()
     };
-    let stop = install_interrupt();
+    let stop = install_interrupt(
+        sealing
+            .as_ref()
+            .map(|out| resume_command(out.journal_path(), !out.recipients().is_passphrase())),
+    );
     let started = jiff::Timestamp::now();
     let journal = match &sealing {
         Some(out) => {
@@ -471,22 +475,18 @@ fn conclude(
     }
     if journal_failed && let Some((_, journal)) = &handoff {
         say!(
-            "the journal {} could not be written, so nothing more was minted; make room, then finish with `tokenfleet resume {}{}`",
+            "the journal {} could not be written, so nothing more was minted; make room, then finish with `{}`",
             journal.display(),
-            journal.display(),
-            if sealed_any { " --identity KEY" } else { "" }
+            resume_command(journal, sealed_any)
         );
     }
     if outcome.interrupted {
         match &handoff {
-            Some((_, journal)) => {
-                // The secrets sealed so far are needed again for the final handoff.
-                let identity = if sealed_any { " --identity KEY" } else { "" };
-                say!(
-                    "interrupted: the journal is consistent; continue with `tokenfleet resume {}{identity}`",
-                    journal.display()
-                );
-            }
+            // The secrets sealed so far are needed again for the final handoff.
+            Some((_, journal)) => say!(
+                "interrupted: the journal is consistent; continue with `{}`",
+                resume_command(journal, sealed_any)
+            ),
             None => say!("interrupted"),
         }
     }
@@ -495,6 +495,12 @@ fn conclude(
 
 /// The cause the run gives a target whose journal write failed (src/run/mint.rs).
 const JOURNAL_FAILED: &str = "journal write failed";
+
+/// The command that continues an interrupted run; `identity`: it must re-read sealed secrets.
+fn resume_command(journal: &Path, identity: bool) -> String {
+    let identity = if identity { " --identity KEY" } else { "" };
+    format!("tokenfleet resume {}{identity}", journal.display())
+}
 
 /// Where the secrets went, or how to recover them. Returns (a secret was sealed, the delivery
 /// failed). `journal_failed`: the journal stopped taking records part-way, so it holds only
@@ -589,7 +595,10 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
         }
     }
     let progress = progress_for(plan, &args.progress, args.quiet);
-    let stop = install_interrupt();
+    let stop = install_interrupt(Some(resume_command(
+        resumed.journal_path(),
+        !resumed.record.passphrase,
+    )));
     let started = jiff::Timestamp::now();
     let outcome = run::execute_resumed(
         plan,
@@ -628,8 +637,11 @@ fn lock_existing_journal(journal: &Path) -> Result<Option<JournalLock>, Failure>
     }
 }
 
-/// The first Ctrl-C stops new work; the second exits at once (the journal is fsynced per record).
-fn install_interrupt() -> Arc<AtomicBool> {
+/// The first Ctrl-C (or SIGTERM) stops new work; the second exits at once with the
+/// interrupted code (the journal is fsynced per record; a create in flight is reconciled by
+/// resume). Either way the user is told the command that continues: `resume` is the
+/// `tokenfleet resume …` line of a run that writes a journal.
+fn install_interrupt(resume: Option<String>) -> Arc<AtomicBool> {
     static STOP: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     static PRESSES: AtomicUsize = AtomicUsize::new(0);
     STOP.get_or_init(|| {
@@ -640,6 +652,13 @@ fn install_interrupt() -> Arc<AtomicBool> {
                 flag.store(true, Ordering::SeqCst);
                 say!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
             } else {
+                match &resume {
+                    Some(command) => say!(
+                        "interrupted again: quitting now; the journal is consistent (what was in \
+                         flight is reconciled); continue with `{command}`"
+                    ),
+                    None => say!("interrupted again: quitting now"),
+                }
                 std::process::exit(exit::INTERRUPTED);
             }
         });

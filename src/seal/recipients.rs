@@ -244,7 +244,7 @@ impl Recipients {
         }
     }
 
-    #[cfg(test)]
+    /// Sealed with `--passphrase` (resume asks for it; no `--identity` is needed).
     pub fn is_passphrase(&self) -> bool {
         matches!(self.kind, RecipientKind::Passphrase(_))
     }

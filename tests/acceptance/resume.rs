@@ -350,18 +350,46 @@ fn resume_refuses_an_inventory_that_changed_what_matters() {
     }
 }
 
-/// A second Ctrl-C exits at once (130) without waiting for requests in flight; the journal is
-/// still readable, and resume reconciles what was in flight and finishes.
+/// A second Ctrl-C exits at once (130) without waiting for requests in flight, and still says
+/// how to continue (`tokenfleet resume …`, no secret); the journal is still readable, and resume
+/// reconciles what was in flight and finishes.
 #[test]
 fn second_sigint_exits_at_once_and_resume_still_finishes() {
-    let env = Env::start(slow_fleet(2, 10, 150));
+    let env = Env::start(slow_fleet(2, 10, 300));
     let before = tokens_before(&env);
     let journal = env.path("twice.age.journal");
     let mut child = spawn(&env, &create_args(&env, "twice.age"), "twice");
     signal_after_created(&mut child, &journal, 2, libc::SIGINT);
-    // The first press is being handled (requests in flight finish); press again.
+    // Press again once the first press is acknowledged (two signals sent back to back may be
+    // delivered as one), while its requests are still in flight.
+    for _ in 0..2000 {
+        if read(&env, "twice")
+            .stderr
+            .contains("Ctrl-C again to quit now")
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "ended after one press");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(wait_bounded(&mut child), 130);
+    let twice = read(&env, "twice");
+    assert!(
+        twice.stderr.contains("interrupted again: quitting now")
+            && twice
+                .stderr
+                .contains("continue with `tokenfleet resume twice.age.journal --identity KEY`"),
+        "{}",
+        twice.stderr
+    );
+    assert!(
+        !twice
+            .stderr
+            .contains("interrupted: the journal is consistent"),
+        "the second press quit before the run's own ending: {}",
+        twice.stderr
+    );
     let key = env.identity_file.to_str().unwrap().to_string();
     let opened = env.run(&[
         "open",
