@@ -55,7 +55,7 @@ impl Drop for TempGuard {
 ///
 /// With `force == false` an existing `path` is never replaced, even if it appears during the
 /// write (the final step is a hard link, which fails if the target exists); the error then has
-/// kind [`io::ErrorKind::AlreadyExists`].
+/// kind [`io::ErrorKind::AlreadyExists`]. Errors do not repeat the path: callers name it.
 pub fn write_atomic(path: &Path, bytes: &[u8], force: bool) -> io::Result<()> {
     use std::io::Write;
     write_atomic_with(path, force, |file| file.write_all(bytes))
@@ -77,7 +77,7 @@ pub fn write_atomic_with(
     if !force && fs::symlink_metadata(path).is_ok() {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{} already exists", path.display()),
+            "already exists",
         ));
     }
     let tmp = temp_path(path);
@@ -103,7 +103,7 @@ pub fn write_atomic_with(
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    format!("{} already exists", path.display()),
+                    "already exists",
                 ));
             }
             // Filesystems without hard links: the existence check above is the best we can do.
@@ -111,7 +111,7 @@ pub fn write_atomic_with(
                 if fs::symlink_metadata(path).is_ok() {
                     return Err(io::Error::new(
                         io::ErrorKind::AlreadyExists,
-                        format!("{} already exists", path.display()),
+                        "already exists",
                     ));
                 }
                 fs::rename(&tmp, path)?;

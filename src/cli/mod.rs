@@ -672,8 +672,8 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
     let seal_failure = |e: SealError| {
         match e {
         SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
-        SealError::Io { path, source } => Failure::Input(InputError::one(
-            Problem::new(path.display().to_string(), format!("cannot read: {source}"))
+        SealError::Io { path, error } => Failure::Input(InputError::one(
+            Problem::new(path.display().to_string(), format!("cannot read: {error}"))
                 .hint("check the path; `tokenfleet open` reads a handoff file or its OUT.journal"),
         )),
         SealError::Invalid { location, message, hint } => Failure::Input(InputError::one(

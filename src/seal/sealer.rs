@@ -15,10 +15,14 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// Anything that went wrong sealing, opening or parsing. Never carries a secret.
+///
+/// Each message says its cause once: an I/O error is part of the message and not also a
+/// `source()` (a field named `source` would be both, and every chain printer, `{:#}` and
+/// [`crate::error::chain`], would print "No space left on device (os error 28)" twice).
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
-    #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("could not encrypt: {0}")]
     Encrypt(String),
     /// A file or record is not what it should be, or cannot be decrypted.
@@ -42,10 +46,10 @@ pub enum SealError {
 }
 
 impl SealError {
-    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+    pub(crate) fn io(path: &Path, error: io::Error) -> Self {
         SealError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         }
     }
 
@@ -356,6 +360,31 @@ impl Keys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every printer (Display, anyhow's `{:#}`, `error::chain`) says each cause once: the disk
+    /// error of a handoff or journal used to read "…(os error 28): …(os error 28)".
+    #[test]
+    fn every_cause_is_printed_once() {
+        let enospc = || io::Error::from_raw_os_error(libc::ENOSPC);
+        let cases = [
+            (
+                SealError::io(Path::new("out.age"), enospc()),
+                "out.age: No space left on device (os error 28)",
+            ),
+            (
+                SealError::CreateJournal {
+                    path: "out.age.journal".into(),
+                    error: enospc(),
+                },
+                "cannot create the journal out.age.journal: No space left on device (os error 28)",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+            assert_eq!(crate::error::chain(&e), want);
+            assert_eq!(format!("{:#}", anyhow::Error::from(e)), want);
+        }
+    }
 
     #[test]
     fn seal_roundtrips_with_age_decryptor_binary_and_armored() {

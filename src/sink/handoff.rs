@@ -85,3 +85,42 @@ impl Sink for AgeHandoff {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::NewToken;
+    use crate::secret::Secret;
+
+    /// The message a failed handoff prints (after "the handoff file could not be written: ")
+    /// names the file and the OS error once each.
+    #[test]
+    fn a_failed_write_says_its_cause_once() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("gone").join("out.age");
+        let id = age::x25519::Identity::generate();
+        let sink = AgeHandoff::new(
+            path.clone(),
+            &Recipients::keys(vec![id.to_public()]),
+            false,
+            HandoffFormat::Csv,
+            false,
+        );
+        let minted = Minted {
+            host: "web1".into(),
+            account: "alice".into(),
+            token: NewToken {
+                name: "ci".into(),
+                token: Secret::new("JPQNSRU0DH448UJLGXH7KVJECC5QN9N9"),
+                create_time: 1_700_000_000,
+                expires_at: None,
+            },
+            url: "https://web1:2083".into(),
+        };
+        let e = sink.deliver(&[minted]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("{}: No such file or directory (os error 2)", path.display())
+        );
+    }
+}

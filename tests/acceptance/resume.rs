@@ -483,6 +483,13 @@ fn a_handoff_that_cannot_be_written_loses_no_secret() {
         "{}",
         run.stderr
     );
+    // Each cause once: not "h.age: h.age already exists: h.age already exists".
+    assert!(
+        run.stderr
+            .contains("error: the handoff file could not be written: h.age: already exists\n"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(
         std::fs::read_to_string(env.path("h.age")).unwrap(),
         "someone else's file\n",
