@@ -88,8 +88,8 @@ impl LockError {
                 format!("cannot create or lock the journal's lock file: {error}"),
             )
             .hint(
-                "the journal's folder must be writable, and the lock file a regular file \
-                 (remove it if it is not: it holds no secret)",
+                "the journal's folder must be writable and not full, and the lock file a regular \
+                 file (remove it if it is not: it holds no secret)",
             ),
         }
     }
@@ -159,8 +159,11 @@ impl JournalLock {
             };
             let mut line = serde_json::to_vec(&me).map_err(|e| io_err(io::Error::other(e)))?;
             line.push(b'\n');
-            file.set_len(0).map_err(io_err)?;
-            file.write_all_at(&line, 0).map_err(io_err)?;
+            if let Err(e) = file.set_len(0).and_then(|()| file.write_all_at(&line, 0)) {
+                // A full disk, most likely: leave no half-written lock file (we still hold it).
+                let _ = fs::remove_file(path);
+                return Err(io_err(e));
+            }
             return Ok(JournalLock {
                 file,
                 path: path.to_path_buf(),
