@@ -528,7 +528,7 @@ fn say_delivered(
             say!(
                 "error: the handoff file could not be written: {}\n  the journal {} stopped taking records part-way: \
                  the secrets journaled before that are in it (recover them with `tokenfleet open {} --identity KEY`, \
-                 or finish the run with `tokenfleet resume {}` once there is room); nothing was minted after, and every \
+                 or finish the run with `tokenfleet resume {} --identity KEY` once there is room); nothing was minted after, and every \
                  token the journal could not hold was revoked or is listed under \"needs a look\"",
                 crate::error::chain(e),
                 journal.display(),

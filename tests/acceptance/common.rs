@@ -463,3 +463,52 @@ pub fn read(env: &Env, tag: &str) -> Run {
         stderr: std::fs::read_to_string(env.path(&format!("{tag}.stderr"))).unwrap_or_default(),
     }
 }
+
+/// A real, small filesystem (tmpfs of `kib` KiB) mounted at `DIR/disk`, for a disk that fills
+/// up under a run: every write fails with ENOSPC once it is full, the handoff's as much as the
+/// journal's. Needs root (CAP_SYS_ADMIN); `None` where mounting is not allowed, and the caller
+/// falls back to a per-file size cap. Unmounted on drop.
+pub struct SmallDisk {
+    pub dir: PathBuf,
+}
+
+impl SmallDisk {
+    pub fn mount(env: &Env, kib: u64) -> Option<SmallDisk> {
+        let dir = env.path("disk");
+        std::fs::create_dir_all(&dir).ok()?;
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("note: cannot mount a small tmpfs here (needs root); using a file-size cap");
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    /// Give the full disk room again (the operator freed space).
+    pub fn grow(&self, kib: u64) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={kib}k")])
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}

@@ -164,6 +164,41 @@ fn a_full_disk_under_the_journal_mints_nothing_more_and_leaves_no_orphan() {
     env.assert_no_secret_leaked(&[&run, &resumed], &secrets);
 }
 
+/// A real disk that fills up under the run (a small tmpfs holding the handoff and its journal):
+/// the handoff cannot be written either (exit 3). No token is left live that the journal does
+/// not hold or the summary does not name, stderr says what is where, and once there is room,
+/// resume finishes the run with every secret in the final handoff.
+#[test]
+fn a_disk_that_fills_up_loses_no_secret_and_resume_finishes_once_there_is_room() {
+    let env = Env::start(small_fleet(2, 10));
+    let Some(disk) = SmallDisk::mount(&env, 12) else {
+        return; // the file-size cap variant above covers the logic
+    };
+    let before = live_tokens(&env);
+    let run = env.run(&create(&env, "full", "disk/f.age"));
+    assert!(run.code == 3 || run.code == 1, "{run:?}");
+    assert!(
+        run.stderr.contains("tokenfleet resume disk/f.age.journal"),
+        "{}",
+        run.stderr
+    );
+    let held = held_rows(&env, "disk/f.age.journal");
+    assert!(held.len() < 20, "the disk filled up part-way");
+    assert_promises(&env, &before, &held, &[&run]);
+
+    disk.grow(1024);
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = env.run(&["resume", "disk/f.age.journal", "--identity", &key]);
+    resumed.expect(0);
+    let rows = env.open_handoff(&env.path("disk/f.age"));
+    assert_eq!(rows.len(), 20, "{}", resumed.stderr);
+    let named = assert_promises(&env, &before, &rows, &[&run, &resumed]);
+    assert!(named.is_empty(), "{named:?}");
+    let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    secrets.extend(env.fleet.known_secrets());
+    env.assert_no_secret_leaked(&[&run, &resumed], &secrets);
+}
+
 /// A disk that is full before the run starts: exit 2, nothing contacted.
 #[test]
 fn a_full_disk_before_any_request_is_exit_2_and_sends_nothing() {
