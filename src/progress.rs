@@ -180,7 +180,7 @@ impl Observer for Progress {
                     let mut hosts = self.hosts.lock().unwrap();
                     if let Some(bar) = self.host_bar(&mut hosts, host) {
                         bar.inc(1);
-                        if *status == Status::Failed {
+                        if matches!(status, Status::Failed | Status::Unproven) {
                             bar.set_message("(failures)");
                         }
                     }

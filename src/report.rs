@@ -282,6 +282,34 @@ mod tests {
     }
 
     #[test]
+    fn every_token_that_needs_a_look_is_listed_never_folded() {
+        let mut orphan = t("web1", "alice", Status::Failed, Some("HTTP 500"));
+        orphan.attention = Some("token deploy-1 is live and nobody holds its secret".into());
+        let mut unproven = t("web2", "bob", Status::Unproven, Some("owner unproven"));
+        unproven.attention = Some("token deploy-1 may have been minted by this run".into());
+        let ok = t("web3", "carol", Status::Created, None);
+        let r = Report::new("r", "create", "s", vec![orphan, unproven, ok]);
+        let s = r.summary();
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[0],
+            "create: 3 hosts, 3 targets: 1 created, 1 unproven, 1 failed"
+        );
+        let look = lines
+            .iter()
+            .position(|l| l.starts_with("needs a look"))
+            .unwrap();
+        assert_eq!(
+            &lines[look + 1..],
+            [
+                "  web1 alice: token deploy-1 is live and nobody holds its secret",
+                "  web2 bob: token deploy-1 may have been minted by this run",
+            ]
+        );
+        assert_eq!(r.exit_code(false, false), exit::SOME_FAILED);
+    }
+
+    #[test]
     fn fold_falls_back_to_error() {
         let mut x = t("h", "a", Status::Failed, None);
         x.error = Some("connection refused".into());

@@ -155,7 +155,7 @@ impl Runner<'_> {
             let mut sched = self.sched.lock().unwrap();
             let lane = &mut sched.lanes[i];
             match status {
-                Status::Failed => lane.failed += 1,
+                Status::Failed | Status::Unproven => lane.failed += 1,
                 Status::Skipped => lane.skipped += 1,
                 _ => {
                     lane.done += 1;
