@@ -175,8 +175,12 @@ fn a_disk_that_fills_up_loses_no_secret_and_resume_finishes_once_there_is_room()
         return; // the file-size cap variant above covers the logic
     };
     let before = live_tokens(&env);
-    let run = env.run(&create(&env, "full", "disk/f.age"));
-    assert!(run.code == 3 || run.code == 1, "{run:?}");
+    let mut args = create(&env, "full", "disk/f.age");
+    args.extend(["--report", "disk/r.json"]);
+    let run = env.run(&args);
+    // The handoff and the report cannot be written either: 3 stays 3.
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stderr.contains("cannot write the report"), "{}", run.stderr);
     assert!(
         run.stderr.contains("tokenfleet resume disk/f.age.journal"),
         "{}",
