@@ -36,7 +36,17 @@ impl Runner<'_> {
     ) -> Result<(Status, Option<NewToken>), Failure> {
         let name = cx.name.ok_or_else(|| Failure::plain("no token name"))?;
         // What exists before anything is sent: the proof of ownership for everything after.
-        let mut present = self.name_listed(cx, name, "list")?;
+        let mut present = match self.name_listed(cx, name, "list") {
+            Ok(present) => present,
+            // A resumed create may have left a token nobody holds: say so, not just "failed".
+            Err(mut f) if reconcile.is_some() => {
+                f.attention = Some(format!(
+                    "token {name} may exist with nobody holding it (this run's create was never confirmed); `tokenfleet resume` lists and revokes it"
+                ));
+                return Err(f);
+            }
+            Err(f) => return Err(f),
+        };
         if self.opts.dry_run {
             let status = if present && !self.opts.replace_existing {
                 Status::Exists
@@ -63,6 +73,9 @@ impl Runner<'_> {
             self.replace(cx, name)?;
         }
         let mut tries = 0u32;
+        // A create of this loop whose outcome was never seen: it may still land after the
+        // listing that followed it, so a later "name taken" is this run's own token.
+        let mut unconfirmed = false;
         loop {
             self.journal_intent(cx, name, "create")?;
             cx.attempts.set(cx.attempts.get() + 1);
@@ -74,6 +87,25 @@ impl Runner<'_> {
                 Err(e) => e,
             };
             match err {
+                // A create of ours that landed late: the listing proved the name absent and the
+                // journal lock keeps other runs of this journal out, so the token is ours.
+                ApiError::Conflict(_) if unconfirmed => {
+                    self.revoke_orphan(cx, name)?;
+                    if self.tries_left(tries) {
+                        tries += 1;
+                        self.backoff(tries - 1);
+                        continue;
+                    }
+                    let why = "a create whose answer was lost landed late; its token was revoked";
+                    let _ = self
+                        .ledger
+                        .failed(cx.host(), cx.account, name, "create", why);
+                    return Err(Failure::step(
+                        "create",
+                        format!("create: {why}"),
+                        "create outcome unknown",
+                    ));
+                }
                 // Someone made the name between our listing and our create: not ours.
                 ApiError::Conflict(msg) => {
                     if self.opts.replace_existing && !replaced {
@@ -84,6 +116,7 @@ impl Runner<'_> {
                     return self.name_taken(cx, name, &msg);
                 }
                 e if may_have_minted(&e) => {
+                    unconfirmed = true;
                     // The server may have made the token and we never saw its secret. The
                     // listing before proved the name absent, so a token of the name now is
                     // ours: revoke it, then try again or give up with nothing left behind.
@@ -153,7 +186,9 @@ impl Runner<'_> {
             auth_refused: false,
             silent: false,
             attention: Some(format!(
-                "token {name} may have been minted by this run and nobody holds its secret; if nobody uses it, revoke it: `tokenfleet revoke --match '{name}'`"
+                "token {name} may have been minted by this run and nobody holds its secret; if nobody uses it, revoke just that one: `tokenfleet revoke -i INVENTORY -l {host} --accounts '{account}' --name '{name}'`",
+                host = cx.host(),
+                account = cx.account
             )),
         }
     }
@@ -194,7 +229,7 @@ impl Runner<'_> {
                 self.halt(format!("the journal could not be written ({e})"));
                 Failure::step(
                     "journal",
-                    format!("cannot write the journal: {e}; nothing was sent for this target"),
+                    format!("cannot write the journal: {e}; nothing more was sent for this target"),
                     "journal write failed",
                 )
             })
@@ -331,6 +366,17 @@ impl Runner<'_> {
         let tokens = self
             .with_retries(&cx.attempts, || cx.backend.list_tokens(after))
             .map_err(|e| Failure::step_api("revoke", "listing the old tokens", e))?;
+        // Never revoke the old tokens unless the new one is there (with --no-verify, or on a
+        // resume, nothing else has shown that it is): an account is never left with neither.
+        if !tokens.iter().any(|t| t.name == name) {
+            let why = format!(
+                "the new token {name} is not on the server; the old tokens were left alive"
+            );
+            let _ = self
+                .ledger
+                .failed(cx.host(), cx.account, name, "revoke", &why);
+            return Err(Failure::step("revoke", why, "new token missing"));
+        }
         let old: Vec<String> = tokens
             .into_iter()
             .map(|t| t.name)
@@ -403,7 +449,9 @@ impl Runner<'_> {
     fn revoke_orphan(&self, cx: &Ctx<'_>, name: &str) -> Result<(), Failure> {
         let (host, account) = (cx.host(), cx.account);
         let orphan = [name.to_string()];
-        self.journal_intent(cx, name, "revoke")?;
+        // Sent even when its intent cannot be journaled (the run then halts): the create's
+        // durable intent is the proof, and a revoke is safe to repeat.
+        let _ = self.journal_intent(cx, name, "revoke");
         if let Err(e) =
             self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &orphan))
         {

@@ -643,3 +643,61 @@ fn a_journal_that_fails_stops_minting_and_no_unjournaled_token_stays_live() {
         );
     }
 }
+
+#[test]
+fn a_late_landing_create_is_this_runs_orphan_never_someone_elses_exists() {
+    // The first create times out and has not landed when the listing looks; it lands before the
+    // second create, which is told the name is taken. That token is this run's: revoked, made
+    // again; never reported `exists` with nobody holding it.
+    let plan = plan(Operation::Create, &[1], 1);
+    let (fakes, log) = fleet(&plan, 0);
+    let late = ApiError::Conflict("the token tf-u00 already exists".into());
+    fakes[0].fail_next(
+        Op::Create,
+        [
+            ApiError::Transport(TransportError::Timeout { sent: true }),
+            late,
+        ],
+    );
+    let out = run(&plan, &fakes, opts(1, 3));
+    assert_eq!(out.results[0].status, Status::Created);
+    let calls = [
+        "h0 List",
+        "h0 Create",
+        "h0 List",
+        "h0 Create",
+        "h0 Revoke",
+        "h0 Create",
+    ];
+    assert_eq!(*log.lock().unwrap(), calls);
+}
+
+#[test]
+fn a_rotation_never_revokes_the_old_tokens_when_the_new_one_is_missing() {
+    let plan = plan(Operation::Rotate, &[1], 1);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].seed("u00", "tf-old", 0);
+    let gone = Minted {
+        host: "h0".into(),
+        account: "u00".into(),
+        url: String::new(),
+        token: NewToken {
+            name: "tf-u00".into(),
+            token: crate::secret::Secret::new("revoked-already"),
+            create_time: 0,
+            expires_at: None,
+        },
+    };
+    let mut prior = PriorState::new();
+    prior.insert(
+        ("h0".into(), "u00".into()),
+        Prior::Created {
+            minted: gone,
+            verified: true,
+        },
+    );
+    let stop = AtomicBool::new(false);
+    let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
+    assert_eq!(out.results[0].status, Status::Failed);
+    assert!(fakes[0].revoked().is_empty(), "the old token is left alive");
+}

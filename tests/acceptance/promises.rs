@@ -180,7 +180,11 @@ fn a_disk_that_fills_up_loses_no_secret_and_resume_finishes_once_there_is_room()
     let run = env.run(&args);
     // The handoff and the report cannot be written either: 3 stays 3.
     assert_eq!(run.code, 3, "{run:?}");
-    assert!(run.stderr.contains("cannot write the report"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot write the report"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("tokenfleet resume disk/f.age.journal"),
         "{}",
