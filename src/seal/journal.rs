@@ -151,11 +151,13 @@ pub enum EventDetail {
 /// One journal line after the plan: something that happened to one target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    #[serde(flatten)]
-    pub detail: EventDetail,
+    // The target first: a line torn anywhere after its first few dozen bytes still says whose
+    // it was, so resume can reconcile that target.
     pub host: String,
     pub account: String,
     pub token_name: String,
+    #[serde(flatten)]
+    pub detail: EventDetail,
     /// RFC 3339 UTC.
     pub at: String,
 }
@@ -512,8 +514,21 @@ impl Journal {
                     ),
                 ));
             }
-            let mut aside = path.as_os_str().to_os_string();
-            aside.push(format!(".old-{}", jiff::Timestamp::now().as_second()));
+            // Under the journal's lock: a name nobody has taken yet, so an earlier aside file
+            // (perhaps the only copy of its secrets) is never replaced.
+            let stamp = jiff::Timestamp::now().as_second();
+            let aside = (0..)
+                .map(|n| {
+                    let mut a = path.as_os_str().to_os_string();
+                    a.push(if n == 0 {
+                        format!(".old-{stamp}")
+                    } else {
+                        format!(".old-{stamp}-{n}")
+                    });
+                    PathBuf::from(a)
+                })
+                .find(|a| std::fs::symlink_metadata(a).is_err())
+                .expect("a free name");
             std::fs::rename(path, &aside)?;
         }
         let file = OpenOptions::new()
@@ -600,7 +615,7 @@ impl Journal {
     pub fn append(&self, event: &Event) -> io::Result<()> {
         let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
         line.push(b'\n');
-        let seq = self.gc.write(|| (&self.file).write_all(&line))?;
+        let seq = self.gc.write(|| self.write_whole(&line))?;
         self.gc.wait_synced(seq, || self.file.sync_data())
     }
 
@@ -611,13 +626,27 @@ impl Journal {
     pub fn append_lazy(&self, event: &Event) -> io::Result<()> {
         let mut line = serde_json::to_vec(event).map_err(io::Error::other)?;
         line.push(b'\n');
-        self.gc.write(|| (&self.file).write_all(&line)).map(|_| ())
+        self.gc.write(|| self.write_whole(&line)).map(|_| ())
+    }
+
+    /// Write one record, or nothing: part of a record on a full disk (a short write) is cut off
+    /// again, so no reader ever takes a record the run was told had failed.
+    fn write_whole(&self, line: &[u8]) -> io::Result<()> {
+        let before = self.file.metadata()?.len();
+        (&self.file).write_all(line).inspect_err(|_| {
+            let _ = self.file.set_len(before);
+        })
     }
 
     /// Make every record written so far durable.
     pub fn flush(&self) -> io::Result<()> {
         let seq = self.gc.lock().written;
-        self.gc.wait_synced(seq, || self.file.sync_data())
+        let result = self.gc.wait_synced(seq, || self.file.sync_data());
+        if result.is_err() {
+            // Poisoned: still make durable what was written whole before the failure.
+            let _ = self.file.sync_data();
+        }
+        result
     }
 
     #[cfg(test)]
@@ -900,7 +929,7 @@ mod tests {
         );
         let line = serde_json::to_string(&i).unwrap();
         assert!(
-            line.starts_with(r#"{"kind":"intent","action":"create","absent":true,"host":"h""#),
+            line.starts_with(r#"{"host":"h","account":"a","token_name":"n","kind":"intent","action":"create","absent":true"#),
             "{line}"
         );
         let v = Event::new("h", "a", "n", EventDetail::Verified {});
