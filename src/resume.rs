@@ -255,6 +255,9 @@ pub struct Resume {
     pub ledger: JournalLedger,
     /// Things to tell the user before the run (inventory changed harmlessly, counts).
     pub notes: Vec<String>,
+    /// What the user must see even with `-q`: damaged journal lines and what resume does about
+    /// them, tokens another run holds.
+    pub warnings: Vec<String>,
     sink: AgeHandoff,
 }
 
@@ -300,30 +303,67 @@ impl Resume {
         let journal_sealing =
             JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
         let handoff_recipients = handoff_recipients(&record, &keys, &shown)?;
-        let Some(output) = o.output.clone() else {
+        if o.output.is_none() {
             return Err(InputError::one(Problem::new(
                 &shown,
                 "the plan record names no output file",
             )));
-        };
-        let (plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
-        let mut seen = classify(op, events);
-        for d in scanned.damaged.iter().chain(&unreadable) {
-            notes.push(format!(
-                "warning: {shown}:{}: {}; skipped, its target is reconciled from the server",
-                d.line, d.why
-            ));
         }
-        // A secret sealed by this run that cannot be read back is lost: its `created` record
-        // proves the token is this run's, so it is revoked and made again.
-        for d in &unreadable {
-            if let Some(target) = &d.target {
-                seen.insert(target.clone(), Seen::Reconcile { proven: true });
+        let (plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
+        let handoff = resolve_output(journal);
+        let handed = handed_off(&handoff, &keys, &shown)?;
+        let mut seen = classify(op, events);
+        let (mut warnings, unattributed) =
+            damage::weigh(op, &mut seen, &scanned, &unreadable, &shown);
+        let names = damage::pending_names(&scanned);
+        let elsewhere = damage::held_elsewhere(journal);
+        for (target, s) in seen.iter_mut() {
+            let Seen::Reconcile {
+                proven: proven @ true,
+            } = s
+            else {
+                continue;
+            };
+            if let Some(name) = names.get(target)
+                && elsewhere.contains(&(target.0.clone(), target.1.clone(), name.clone()))
+            {
+                *proven = false;
+                warnings.push(format!(
+                    "{} {}: another journal beside this one holds a token named {name} for this account: it is never revoked as this run's",
+                    target.0, target.1
+                ));
             }
         }
         check_names(&plan, &seen, events, &shown)?;
-        let (prior, counts) = prior_state(seen, events, &record, &keys, &shown)?;
+        let (mut prior, counts) = prior_state(seen, events, &record, &keys, &shown)?;
         let (done, reconcile, cont) = counts;
+        // A secret the handoff already holds is never an orphan: its target is done (create)
+        // or continues its rotation with it.
+        for (key, p) in prior.iter_mut() {
+            let Prior::Reconcile { .. } = p else { continue };
+            let Some(row) = handed.iter().find(|m| {
+                (&m.host, &m.account) == (&key.0, &key.1)
+                    && names.get(key).is_some_and(|n| *n == m.token.name)
+            }) else {
+                continue;
+            };
+            *p = match op {
+                Operation::Rotate => Prior::Created {
+                    minted: row.clone(),
+                    verified: false,
+                },
+                _ => Prior::Done(Status::Created),
+            };
+        }
+        if unattributed {
+            // The damaged line may have been the only record of a target: none starts afresh.
+            for hp in &plan.hosts {
+                prior
+                    .entry((hp.host.name.clone(), "*".into()))
+                    .or_insert(Prior::Reconcile { proven: false });
+            }
+        }
+        let earlier = merge_rows(&handed, &earlier);
         notes.push(format!(
             "resuming {} run {}: {done} target(s) done, {reconcile} to reconcile, {cont} to finish rotating, the rest to do",
             record.operation, record.run_id
@@ -347,7 +387,6 @@ impl Resume {
             HandoffFormat::Csv
         };
         let lazy_created = plan.op() == Operation::Create;
-        let handoff = resolve_output(journal, &output);
         Ok(Resume {
             plan,
             backends,
@@ -356,6 +395,7 @@ impl Resume {
             earlier,
             ledger: JournalLedger::resume(journal_file, journal_sealing.sealer, lazy_created),
             notes,
+            warnings,
             sink: AgeHandoff::new(
                 handoff,
                 &handoff_recipients,
@@ -710,14 +750,47 @@ pub fn merge_rows(earlier: &[Minted], minted: &[Minted]) -> Vec<Minted> {
 
 /// The handoff of a journal: the journal is always `OUT.journal`, so `OUT` is where the journal
 /// is now (it may have moved with its folder); the recorded path is the fallback.
-fn resolve_output(journal: &Path, output: &str) -> PathBuf {
+fn resolve_output(journal: &Path) -> PathBuf {
     match journal
         .as_os_str()
         .to_str()
         .and_then(|s| s.strip_suffix(".journal"))
     {
         Some(out) if !out.is_empty() => PathBuf::from(out),
-        _ => PathBuf::from(output),
+        // A journal kept aside (`OUT.journal.old-…`) or renamed: its handoff goes beside it,
+        // never over the `OUT` a later run wrote.
+        _ => {
+            let mut out = journal.as_os_str().to_os_string();
+            out.push(".age");
+            PathBuf::from(out)
+        }
+    }
+}
+
+/// The rows of the handoff this run (or an earlier resume of it) already wrote, so that the
+/// final one keeps them and no secret in it is ever taken for an orphan. A file at that path
+/// that these keys cannot open is not this run's: resume would overwrite it, so it refuses.
+fn handed_off(handoff: &Path, keys: &Keys, shown: &str) -> Result<Vec<Minted>, InputError> {
+    if std::fs::symlink_metadata(handoff).is_err() {
+        return Ok(Vec::new());
+    }
+    let where_ = handoff.display().to_string();
+    match crate::seal::open_file(handoff, keys) {
+        Ok((rows, _)) => Ok(rows.into_iter().map(minted_of).collect()),
+        Err(SealError::NeedIdentity { .. }) => Err(InputError::one(
+            Problem::new(
+                &where_,
+                "this run's handoff already exists; resume rewrites it with every secret of the run, so it needs a key to read it",
+            )
+            .hint(format!("run: tokenfleet resume {shown} --identity KEY")),
+        )),
+        Err(e) => Err(InputError::one(
+            Problem::new(
+                &where_,
+                format!("exists but is not this run's handoff ({}); resume would overwrite it", crate::error::chain(&e)),
+            )
+            .hint("move it aside (it may hold someone's secrets), then resume again"),
+        )),
     }
 }
 
@@ -746,5 +819,6 @@ fn seal_problem(location: &str, e: SealError) -> InputError {
     }
 }
 
+mod damage;
 #[cfg(test)]
 mod tests;

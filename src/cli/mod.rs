@@ -589,6 +589,9 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     for w in &plan.warnings {
         say!("warning: {w}");
     }
+    for w in &resumed.warnings {
+        say!("warning: {w}");
+    }
     if !args.quiet {
         for n in &resumed.notes {
             say!("{n}");

@@ -70,8 +70,11 @@ impl Runner<'_> {
         let prior = if self.prior.is_empty() {
             None
         } else {
+            // A target with no record of its own takes its host's (`*`): resume sets one when
+            // a damaged journal line may have been that target's only record.
             self.prior
                 .get(&(hp.host.name.clone(), cx.account.to_string()))
+                .or_else(|| self.prior.get(&(hp.host.name.clone(), "*".to_string())))
         };
         let verdict = match prior {
             // Done before the interruption: nothing to send.

@@ -370,6 +370,8 @@ pub fn recover_rows(
                 damaged.push(Damaged {
                     line: *line,
                     target: Some((e.host.clone(), e.account.clone())),
+                    kind: Some("created".into()),
+                    superseded: false,
                     why: format!(
                         "{} {} {}: the sealed secret cannot be opened ({})",
                         e.host,
@@ -404,6 +406,15 @@ pub fn recover_rows(
         && let Some(err) = first_error
     {
         return Err(err);
+    }
+    let unopened: std::collections::HashSet<usize> = damaged.iter().map(|d| d.line).collect();
+    for d in &mut damaged {
+        d.superseded = scanned.events.iter().zip(&scanned.lines).any(|(e, line)| {
+            *line > d.line
+                && !unopened.contains(line)
+                && matches!(e.detail, EventDetail::Created { .. })
+                && d.target.as_ref() == Some(&(e.host.clone(), e.account.clone()))
+        });
     }
     Ok((rows, damaged))
 }
@@ -663,6 +674,11 @@ pub struct Damaged {
     pub line: usize,
     /// (host, account), when the record names them.
     pub target: Option<(String, String)>,
+    /// The record's kind (`created`, `intent`, …), when the damaged text still shows it.
+    pub kind: Option<String>,
+    /// A sealed secret that no longer opens, of a target that a later readable `created`
+    /// record replaced: nothing of it is live any more.
+    pub superseded: bool,
     pub why: String,
 }
 
@@ -678,15 +694,17 @@ pub struct Scanned {
     pub damaged: Vec<Damaged>,
 }
 
+/// A string field of a damaged line, if its text still holds it whole.
+fn field_in(raw: &[u8], key: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(raw);
+    let start = text.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let len = text[start..].find('"')?;
+    Some(text[start..start + len].to_string())
+}
+
 /// The host and account a damaged line names, if its text still holds them.
 fn target_in(raw: &[u8]) -> Option<(String, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let field = |key: &str| -> Option<String> {
-        let start = text.find(&format!("\"{key}\":\""))? + key.len() + 4;
-        let len = text[start..].find('"')?;
-        Some(text[start..start + len].to_string())
-    };
-    Some((field("host")?, field("account")?))
+    Some((field_in(raw, "host")?, field_in(raw, "account")?))
 }
 
 /// Read a journal, keeping every intact record. A torn last line (no newline: a crash mid-write)
@@ -760,6 +778,8 @@ pub fn scan_journal(path: &Path) -> Result<Scanned, SealError> {
                     out.damaged.push(Damaged {
                         line: 1,
                         target: None,
+                        kind: None,
+                        superseded: false,
                         why: "the plan record (the first line) is missing or damaged".into(),
                     });
                     // A first line that is an event: the plan line was lost, the event is not.
@@ -776,6 +796,8 @@ pub fn scan_journal(path: &Path) -> Result<Scanned, SealError> {
             Err(e) => out.damaged.push(Damaged {
                 line: line_no,
                 target: target_in(&buf),
+                kind: field_in(&buf, "kind"),
+                superseded: false,
                 why: format!("the record does not parse ({e})"),
             }),
         }
