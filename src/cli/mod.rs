@@ -427,10 +427,7 @@ fn conclude(
     handoff: Option<(HandoffResult, PathBuf)>,
     print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
-    let journal_failed = outcome
-        .results
-        .iter()
-        .any(|r| r.cause.as_deref() == Some(JOURNAL_FAILED));
+    let journal_failed = outcome.journal_failed;
     let (sealed_any, handoff_failed) = match &handoff {
         Some((delivered, journal)) => say_delivered(delivered, journal, journal_failed, end.quiet),
         None => (false, false),
@@ -492,9 +489,6 @@ fn conclude(
     }
     Ok(code)
 }
-
-/// The cause the run gives a target whose journal write failed (src/run/mint.rs).
-const JOURNAL_FAILED: &str = "journal write failed";
 
 /// The command that continues an interrupted run; `identity`: it must re-read sealed secrets.
 fn resume_command(journal: &Path, identity: bool) -> String {

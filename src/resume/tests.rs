@@ -209,3 +209,74 @@ fn an_intent_without_its_listing_proves_nothing() {
         "the last intent decides"
     );
 }
+
+fn scanned(events: Vec<Event>, damaged: Vec<crate::seal::Damaged>) -> crate::seal::Scanned {
+    // Events on lines 2, 3, …, skipping the damaged ones' lines.
+    let bad: Vec<usize> = damaged.iter().map(|d| d.line).collect();
+    let lines: Vec<usize> = (2..)
+        .filter(|l| !bad.contains(l))
+        .take(events.len())
+        .collect();
+    crate::seal::Scanned {
+        plan: None,
+        events,
+        lines,
+        damaged,
+    }
+}
+
+fn damaged(line: usize, account: Option<&str>, kind: Option<&str>) -> crate::seal::Damaged {
+    crate::seal::Damaged {
+        line,
+        target: account.map(|a| ("web1".to_string(), a.to_string())),
+        kind: kind.map(str::to_string),
+        superseded: false,
+        why: "the record does not parse".into(),
+    }
+}
+
+#[test]
+fn damage_is_weighed_per_target_and_proof_survives_only_where_the_records_carry_it() {
+    // a: its intent (line 2) intact, its created (line 3) torn: this run's token, reconcile.
+    // b: its only record, an intent (line 4), torn: nobody can prove whose a token would be.
+    // c: intact intent and created, then a torn record (line 7): settled by the created.
+    // d: an intact intent, then a torn line that may have been an `exists`: no proof left.
+    let events = vec![
+        ev("a", intent()),
+        ev("c", intent()),
+        ev("c", created()),
+        ev("d", intent()),
+    ];
+    let s = scanned(
+        events.clone(),
+        vec![
+            damaged(3, Some("a"), Some("created")),
+            damaged(4, Some("b"), Some("intent")),
+            damaged(7, Some("c"), Some("verified")),
+            damaged(9, Some("d"), None),
+        ],
+    );
+    let mut seen = classify(Operation::Create, &s.events);
+    let (warnings, unattributed) = damage::weigh(Operation::Create, &mut seen, &s, &[], "j");
+    assert!(!unattributed);
+    assert_eq!(warnings.len(), 4);
+    assert_eq!(seen[&key("a")], Seen::Reconcile { proven: true });
+    assert_eq!(seen[&key("b")], Seen::Reconcile { proven: false });
+    assert_eq!(seen[&key("c")], Seen::Done(Status::Created));
+    assert_eq!(seen[&key("d")], Seen::Reconcile { proven: false });
+
+    // A line that names no target: no pending target keeps its proof.
+    let s = scanned(vec![ev("a", intent())], vec![damaged(3, None, None)]);
+    let mut seen = classify(Operation::Create, &s.events);
+    let (_, unattributed) = damage::weigh(Operation::Create, &mut seen, &s, &[], "j");
+    assert!(unattributed);
+    assert_eq!(seen[&key("a")], Seen::Reconcile { proven: false });
+
+    // An unreadable secret replaced by a later readable one changes nothing.
+    let s = scanned(vec![ev("a", intent()), ev("a", created())], vec![]);
+    let mut seen = classify(Operation::Create, &s.events);
+    let mut old = damaged(2, Some("a"), Some("created"));
+    old.superseded = true;
+    damage::weigh(Operation::Create, &mut seen, &s, &[old], "j");
+    assert_eq!(seen[&key("a")], Seen::Done(Status::Created));
+}

@@ -114,6 +114,22 @@ impl Runner<'_> {
                 ),
                 Task::Discover | Task::CheckHost => (None, None),
             };
+            // Done before a resume: that is what it is, not skipped.
+            if let Some(Prior::Done(status)) = account
+                .as_ref()
+                .and_then(|a| self.prior.get(&(hp.host.name.clone(), a.clone())))
+            {
+                sched.lanes[i].done += 1;
+                let mut r =
+                    TargetResult::new(&hp.host.name, account.as_deref(), token_name.as_deref());
+                r.status = *status;
+                self.observer.event(&Event::TargetDone {
+                    host: &hp.host.name,
+                    status: *status,
+                });
+                out.results.push(r);
+                continue;
+            }
             sched.lanes[i].skipped += 1;
             self.observer.event(&Event::TargetDone {
                 host: &hp.host.name,

@@ -93,6 +93,9 @@ pub struct Outcome {
     pub checks: Vec<CheckRow>,
     /// The stop flag was raised: some work was never started (reported as `skipped`).
     pub interrupted: bool,
+    /// The journal stopped taking records (a write or its final sync failed): it does not
+    /// hold every secret of this run.
+    pub journal_failed: bool,
 }
 
 /// What the journal of an interrupted run says about one target, for `resume`. The run module
@@ -267,13 +270,16 @@ pub fn execute_resumed(
             s.spawn(|_| runner.worker());
         }
     });
-    if let Err(e) = ledger.flush() {
+    let flushed = ledger.flush();
+    if let Err(e) = &flushed {
         observer.event(&Event::Warning(format!(
             "the journal could not be synced at the end of the run: {e}"
         )));
     }
+    let halted = runner.halted.lock().unwrap().is_some();
     let mut out = runner.out.into_inner().unwrap();
     out.interrupted = stop.load(Ordering::SeqCst);
+    out.journal_failed = halted || flushed.is_err();
     out
 }
 

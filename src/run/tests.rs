@@ -701,3 +701,22 @@ fn a_rotation_never_revokes_the_old_tokens_when_the_new_one_is_missing() {
     assert_eq!(out.results[0].status, Status::Failed);
     assert!(fakes[0].revoked().is_empty(), "the old token is left alive");
 }
+
+#[test]
+fn a_resumed_target_done_before_keeps_its_status_when_the_run_stops_before_it() {
+    let plan = plan(Operation::Create, &[1], 2);
+    let (fakes, _) = fleet(&plan, 0);
+    let mut prior = PriorState::new();
+    prior.insert(("h0".into(), "u00".into()), Prior::Done(Status::Created));
+    let stop = AtomicBool::new(true);
+    let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
+    let status = |a: &str| {
+        out.results
+            .iter()
+            .find(|r| r.account.as_deref() == Some(a))
+            .map(|r| r.status)
+    };
+    assert_eq!(status("u00"), Some(Status::Created));
+    assert_eq!(status("u01"), Some(Status::Skipped));
+    assert_eq!(fakes[0].total_calls(), 0);
+}

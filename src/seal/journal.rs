@@ -1069,6 +1069,16 @@ mod tests {
         assert_eq!(damaged.len(), 1);
         assert_eq!(damaged[0].line, 3);
         assert_eq!(damaged[0].target, Some(("web2".into(), "a".into())));
+        assert!(!damaged[0].superseded);
+        // A later readable secret of the same target replaces the unreadable one.
+        let mut replaced = flipped.clone();
+        replaced.push(replaced[2].clone());
+        replaced[2] = flipped[2].clone();
+        replaced[5] = lines[2].clone();
+        write(&replaced);
+        let (_, damaged) = recover_rows(&scan_journal(&p).unwrap(), &keys).unwrap();
+        assert_eq!(damaged.len(), 1);
+        assert!(damaged[0].superseded, "{damaged:?}");
 
         // A torn line in the middle: skipped and named; every other record kept.
         let mut torn = lines.clone();

@@ -385,3 +385,82 @@ fn unusable_create_answers_and_skewed_clocks_leave_no_orphan_and_touch_no_older_
     secrets.extend(env.fleet.known_secrets());
     env.assert_no_secret_leaked(&[&first, &resumed], &secrets);
 }
+
+/// A finished run whose journal lost the `created` records of some targets (their intents
+/// remain): the handoff still holds those secrets, so resume takes them as done and never
+/// revokes a token it handed off.
+#[test]
+fn resume_never_revokes_a_secret_its_handoff_already_holds() {
+    let env = Env::start(small_fleet(2, 4));
+    let before = live_tokens(&env);
+    let first = env.run(&create(&env, "held", "h.age"));
+    first.expect(0);
+    let handed = env.open_handoff(&env.path("h.age"));
+    let journal = env.path("h.age.journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let mut dropped = 0;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let drop = l.contains("\"kind\":\"created\"") && dropped < 3;
+            dropped += usize::from(drop);
+            !drop
+        })
+        .collect();
+    std::fs::write(&journal, kept.join("\n") + "\n").unwrap();
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = env.run(&["resume", "h.age.journal", "--identity", &key]);
+    resumed.expect(0);
+    let rows = env.open_handoff(&env.path("h.age"));
+    assert_eq!(rows.len(), 8);
+    let named = assert_promises(&env, &before, &handed, &[&first, &resumed]);
+    assert!(named.is_empty(), "{named:?}");
+    for h in env.fleet.hosts() {
+        assert_eq!(
+            h.stats().count("whm/uapi_cpanel/Tokens/revoke"),
+            0,
+            "{}",
+            h.name()
+        );
+    }
+}
+
+/// Another run made the same names after this one was killed and before it was resumed (here:
+/// a journal whose creates were never confirmed, beside a finished run's journal that holds
+/// those very tokens). Resume keeps them, says `unproven`, names them, and revokes nothing.
+#[test]
+fn resume_never_revokes_a_token_another_journal_beside_it_holds() {
+    let env = Env::start(small_fleet(1, 4));
+    let before = live_tokens(&env);
+    let other = env.run(&create(&env, "same", "a.age"));
+    other.expect(0);
+    let handed = env.open_handoff(&env.path("a.age"));
+    // This run: the same plan, its creates sent but never confirmed (intents only).
+    let text = std::fs::read_to_string(env.path("a.age.journal")).unwrap();
+    let pending: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"kind\":\"created\""))
+        .collect();
+    std::fs::write(env.path("b.age.journal"), pending.join("\n") + "\n").unwrap();
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = env.run(&["resume", "b.age.journal", "--identity", &key]);
+    resumed.expect(1);
+    assert!(
+        resumed.stderr.contains("another journal"),
+        "{}",
+        resumed.stderr
+    );
+    assert!(resumed.stderr.contains("unproven"), "{}", resumed.stderr);
+    assert_eq!(
+        env.fleet
+            .host("web001")
+            .stats()
+            .count("whm/uapi_cpanel/Tokens/revoke"),
+        0
+    );
+    let named = assert_promises(&env, &before, &handed, &[&other, &resumed]);
+    assert!(
+        named.is_empty(),
+        "every token is held by the other run's handoff: {named:?}"
+    );
+}
