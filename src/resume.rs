@@ -218,7 +218,9 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
             }
             // A failure after an intent leaves the outcome as unknown as the intent did (a
             // definite refusal such as a taken name is journaled as `exists`).
-            EventDetail::Failed { .. } | EventDetail::Skipped { .. } => {}
+            EventDetail::Failed { .. }
+            | EventDetail::Skipped { .. }
+            | EventDetail::Delivered { .. } => {}
         }
     }
     tracks
@@ -283,6 +285,16 @@ impl Resume {
         prompt: &mut Prompter<'_>,
     ) -> Result<Resume, InputError> {
         let shown = journal.display().to_string();
+        // Through a symlink, the run's files are beside the journal it points to (the lock
+        // is taken on that one too): its handoff, the journals beside it.
+        let real;
+        let journal = match std::fs::symlink_metadata(journal) {
+            Ok(m) if m.file_type().is_symlink() => {
+                real = std::fs::canonicalize(journal).unwrap_or_else(|_| journal.to_path_buf());
+                real.as_path()
+            }
+            _ => journal,
+        };
         let scanned = scan_journal(journal).map_err(|e| seal_problem(&shown, e))?;
         let Some(record) = scanned.plan.clone() else {
             return Err(InputError::one(
@@ -311,10 +323,12 @@ impl Resume {
         }
         let (plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
         let handoff = resolve_output(journal);
-        let handed = handed_off(&handoff, &keys, &shown)?;
+        let (handed, trusted) = handed_off(&handoff, &keys, &scanned, &shown)?;
+        let plan_hosts: std::collections::HashSet<String> =
+            plan.hosts.iter().map(|h| h.host.name.clone()).collect();
         let mut seen = classify(op, events);
         let (mut warnings, unattributed) =
-            damage::weigh(op, &mut seen, &scanned, &unreadable, &shown);
+            damage::weigh(op, &mut seen, &scanned, &unreadable, &plan_hosts, &shown);
         let names = damage::pending_names(&scanned);
         let elsewhere = damage::held_elsewhere(journal);
         for (target, s) in seen.iter_mut() {
@@ -337,8 +351,12 @@ impl Resume {
         check_names(&plan, &seen, events, &shown)?;
         let (mut prior, counts) = prior_state(seen, events, &record, &keys, &shown)?;
         let (done, reconcile, cont) = counts;
-        // A secret the handoff already holds is never an orphan: its target is done (create)
-        // or continues its rotation with it.
+        // A secret the handoff already holds is never an orphan. When the journal vouches for
+        // the file (a `delivered` record of its digest), the target is done (create) or its
+        // rotation continues with that secret. Otherwise the file may be an earlier run's (one
+        // this run was to overwrite with --force): the token is kept and named, and its row
+        // kept in the final handoff, but nothing is taken as done.
+        let mut keep: Vec<Minted> = Vec::new();
         for (key, p) in prior.iter_mut() {
             let Prior::Reconcile { .. } = p else { continue };
             let Some(row) = handed.iter().find(|m| {
@@ -347,6 +365,18 @@ impl Resume {
             }) else {
                 continue;
             };
+            if !trusted {
+                warnings.push(format!(
+                    "{} {}: {} holds a token named {} for this account, and this journal does not vouch for that file: it is kept, never revoked as this run's",
+                    key.0,
+                    key.1,
+                    handoff.display(),
+                    row.token.name
+                ));
+                *p = Prior::Reconcile { proven: false };
+                keep.push(row.clone());
+                continue;
+            }
             *p = match op {
                 Operation::Rotate => Prior::Created {
                     minted: row.clone(),
@@ -355,6 +385,7 @@ impl Resume {
                 _ => Prior::Done(Status::Created),
             };
         }
+        let handed = if trusted { handed } else { keep };
         if unattributed {
             // The damaged line may have been the only record of a target: none starts afresh.
             for hp in &plan.hosts {
@@ -415,7 +446,11 @@ impl Resume {
     /// created again replaces its earlier row). Overwrites the partial handoff an interrupted
     /// run may have written. `Ok(None)` when the run has no secret at all.
     pub fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
-        self.sink.deliver(&merge_rows(&self.earlier, minted))
+        let delivered = self.sink.deliver(&merge_rows(&self.earlier, minted));
+        if let Ok(Some(_)) = &delivered {
+            self.ledger.delivered(self.sink.path());
+        }
+        delivered
     }
 }
 
@@ -767,16 +802,30 @@ fn resolve_output(journal: &Path) -> PathBuf {
     }
 }
 
-/// The rows of the handoff this run (or an earlier resume of it) already wrote, so that the
-/// final one keeps them and no secret in it is ever taken for an orphan. A file at that path
-/// that these keys cannot open is not this run's: resume would overwrite it, so it refuses.
-fn handed_off(handoff: &Path, keys: &Keys, shown: &str) -> Result<Vec<Minted>, InputError> {
+/// The rows of the handoff at `OUT`, so that the final one keeps them and no secret in it is
+/// ever taken for an orphan, and whether this journal vouches for the file (a `delivered`
+/// record of its digest: then it is this run's own). A file there that these keys cannot open
+/// is not this run's: resume would overwrite it, so it refuses. Nothing decrypted is ever
+/// quoted in an error.
+fn handed_off(
+    handoff: &Path,
+    keys: &Keys,
+    scanned: &crate::seal::Scanned,
+    shown: &str,
+) -> Result<(Vec<Minted>, bool), InputError> {
     if std::fs::symlink_metadata(handoff).is_err() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), false));
     }
     let where_ = handoff.display().to_string();
+    let digest = crate::seal::journal::file_sha256(handoff).ok();
+    let trusted = digest.is_some_and(|d| {
+        scanned
+            .events
+            .iter()
+            .any(|e| matches!(&e.detail, EventDetail::Delivered { sha256 } if *sha256 == d))
+    });
     match crate::seal::open_file(handoff, keys) {
-        Ok((rows, _)) => Ok(rows.into_iter().map(minted_of).collect()),
+        Ok((rows, _)) => Ok((rows.into_iter().map(minted_of).collect(), trusted)),
         Err(SealError::NeedIdentity { .. }) => Err(InputError::one(
             Problem::new(
                 &where_,
@@ -784,10 +833,10 @@ fn handed_off(handoff: &Path, keys: &Keys, shown: &str) -> Result<Vec<Minted>, I
             )
             .hint(format!("run: tokenfleet resume {shown} --identity KEY")),
         )),
-        Err(e) => Err(InputError::one(
+        Err(_) => Err(InputError::one(
             Problem::new(
                 &where_,
-                format!("exists but is not this run's handoff ({}); resume would overwrite it", crate::error::chain(&e)),
+                "exists but cannot be read as this run's handoff with these keys; resume would overwrite it",
             )
             .hint("move it aside (it may hold someone's secrets), then resume again"),
         )),

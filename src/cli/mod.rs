@@ -333,10 +333,11 @@ fn fleet(
     progress.finish();
 
     let handoff = sealing.as_ref().map(|out| {
-        (
-            AgeHandoff::for_output(out).deliver(&outcome.minted),
-            out.journal_path().to_path_buf(),
-        )
+        let delivered = AgeHandoff::for_output(out).deliver(&outcome.minted);
+        if let (Ok(Some(_)), Some(j)) = (&delivered, &journal) {
+            j.delivered(out.path());
+        }
+        (delivered, out.journal_path().to_path_buf())
     });
     let end = Ending {
         run_id: &plan.run_id,

@@ -22,6 +22,7 @@ pub(super) fn weigh(
     seen: &mut HashMap<Target, Seen>,
     scanned: &Scanned,
     unreadable: &[Damaged],
+    hosts: &HashSet<String>,
     shown: &str,
 ) -> (Vec<String>, bool) {
     let mut warnings = Vec::new();
@@ -44,7 +45,9 @@ pub(super) fn weigh(
         }
     }
     for d in scanned.damaged.iter().filter(|d| d.line > 1) {
-        let Some(t) = &d.target else {
+        // A host the plan does not have: the damage garbled the name itself.
+        let target = d.target.as_ref().filter(|t| hosts.contains(&t.0));
+        let Some(t) = target else {
             unattributed = true;
             warnings.push(format!(
                 "{shown}:{}: {}, and it names no target: every unfinished target is checked on its server, and a token of its name that this run cannot prove it made is kept and named",
@@ -151,13 +154,20 @@ pub(super) fn held_elsewhere(journal: &Path) -> HashSet<(String, String, String)
     held
 }
 
-/// The token name each target's last create intent was for.
+/// The token name each target's records are about (the last record wins; resume has checked
+/// that the plan still gives each target the same name).
 pub(super) fn pending_names(scanned: &Scanned) -> HashMap<Target, String> {
     let mut names = HashMap::new();
     for e in &scanned.events {
-        if let EventDetail::Intent { action, .. } = &e.detail
-            && *action == crate::seal::Action::Create
-        {
+        let about_a_target = matches!(
+            &e.detail,
+            EventDetail::Intent {
+                action: crate::seal::Action::Create,
+                ..
+            } | EventDetail::Created { .. }
+                | EventDetail::Exists {}
+        );
+        if about_a_target {
             names.insert((e.host.clone(), e.account.clone()), e.token_name.clone());
         }
     }

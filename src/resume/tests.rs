@@ -257,7 +257,9 @@ fn damage_is_weighed_per_target_and_proof_survives_only_where_the_records_carry_
         ],
     );
     let mut seen = classify(Operation::Create, &s.events);
-    let (warnings, unattributed) = damage::weigh(Operation::Create, &mut seen, &s, &[], "j");
+    let hosts: std::collections::HashSet<String> = ["web1".to_string()].into();
+    let (warnings, unattributed) =
+        damage::weigh(Operation::Create, &mut seen, &s, &[], &hosts, "j");
     assert!(!unattributed);
     assert_eq!(warnings.len(), 4);
     assert_eq!(seen[&key("a")], Seen::Reconcile { proven: true });
@@ -268,7 +270,7 @@ fn damage_is_weighed_per_target_and_proof_survives_only_where_the_records_carry_
     // A line that names no target: no pending target keeps its proof.
     let s = scanned(vec![ev("a", intent())], vec![damaged(3, None, None)]);
     let mut seen = classify(Operation::Create, &s.events);
-    let (_, unattributed) = damage::weigh(Operation::Create, &mut seen, &s, &[], "j");
+    let (_, unattributed) = damage::weigh(Operation::Create, &mut seen, &s, &[], &hosts, "j");
     assert!(unattributed);
     assert_eq!(seen[&key("a")], Seen::Reconcile { proven: false });
 
@@ -277,6 +279,6 @@ fn damage_is_weighed_per_target_and_proof_survives_only_where_the_records_carry_
     let mut seen = classify(Operation::Create, &s.events);
     let mut old = damaged(2, Some("a"), Some("created"));
     old.superseded = true;
-    damage::weigh(Operation::Create, &mut seen, &s, &[old], "j");
+    damage::weigh(Operation::Create, &mut seen, &s, &[old], &hosts, "j");
     assert_eq!(seen[&key("a")], Seen::Done(Status::Created));
 }

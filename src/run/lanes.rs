@@ -135,6 +135,9 @@ impl Runner<'_> {
                 host: &hp.host.name,
                 status: Status::Skipped,
             });
+            let attention = account
+                .as_deref()
+                .and_then(|a| self.unconfirmed(&hp.host.name, a, token_name.as_deref()));
             out.results.push(TargetResult {
                 host: hp.host.name.clone(),
                 account,
@@ -145,8 +148,49 @@ impl Runner<'_> {
                 step: None,
                 attempts: 0,
                 elapsed_ms: 0,
-                attention: None,
+                attention,
             });
+        }
+    }
+
+    /// For a resumed target whose create was never confirmed and that this run does not get to
+    /// check: what the summary must say of the token it may have left.
+    pub(super) fn unconfirmed(
+        &self,
+        host: &str,
+        account: &str,
+        name: Option<&str>,
+    ) -> Option<String> {
+        let prior = self.prior.get(&(host.to_string(), account.to_string()));
+        matches!(prior, Some(Prior::Reconcile { .. })).then(|| {
+            format!(
+                "token {} may exist with nobody holding it (this run's create was never confirmed, and this run did not get to check); `tokenfleet resume` checks it",
+                name.unwrap_or("of this run")
+            )
+        })
+    }
+
+    /// Resumed targets that never got a result (their host's discovery failed, say): each is
+    /// reported, with what it may have left on its server.
+    pub(super) fn report_unreached(&self) {
+        let mut out = self.out.lock().unwrap();
+        for ((host, account), prior) in self.prior {
+            if account == "*" || !matches!(prior, Prior::Reconcile { .. }) {
+                continue;
+            }
+            let reached = out
+                .results
+                .iter()
+                .any(|r| r.host == *host && r.account.as_deref() == Some(account.as_str()));
+            if reached {
+                continue;
+            }
+            let mut r = TargetResult::new(host, Some(account), None);
+            r.status = Status::Skipped;
+            r.error = Some("not reached: its host's accounts could not be listed".into());
+            r.cause = Some("not reached".into());
+            r.attention = self.unconfirmed(host, account, None);
+            out.results.push(r);
         }
     }
 

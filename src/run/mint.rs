@@ -73,9 +73,10 @@ impl Runner<'_> {
             self.replace(cx, name)?;
         }
         let mut tries = 0u32;
-        // A create of this loop whose outcome was never seen: it may still land after the
-        // listing that followed it, so a later "name taken" is this run's own token.
-        let mut unconfirmed = false;
+        // A create of this run whose outcome was never seen (in this loop, or before the
+        // interruption a resume continues): it may still land after the listing that followed
+        // it, so a later "name taken" is this run's own token.
+        let mut unconfirmed = reconcile == Some(true);
         loop {
             self.journal_intent(cx, name, "create")?;
             cx.attempts.set(cx.attempts.get() + 1);
@@ -105,6 +106,10 @@ impl Runner<'_> {
                         format!("create: {why}"),
                         "create outcome unknown",
                     ));
+                }
+                // Perhaps the create sent before the interruption, landing late; perhaps not.
+                ApiError::Conflict(_) if reconcile == Some(false) => {
+                    return Err(self.unproven(cx, name));
                 }
                 // Someone made the name between our listing and our create: not ours.
                 ApiError::Conflict(msg) => {

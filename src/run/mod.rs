@@ -270,6 +270,7 @@ pub fn execute_resumed(
             s.spawn(|_| runner.worker());
         }
     });
+    runner.report_unreached();
     let flushed = ledger.flush();
     if let Err(e) = &flushed {
         observer.event(&Event::Warning(format!(

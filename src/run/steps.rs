@@ -174,9 +174,14 @@ impl Runner<'_> {
         let hp = &self.plan.hosts[i];
         let mut r = TargetResult::new(&hp.host.name, Some(&acct.user), None);
         if acct.suspended {
-            // Skipped by policy, not by failure: no error, so the exit code stays 0.
+            // Skipped by policy, not by failure: no error, so the exit code stays 0, unless a
+            // resumed create of this run was never confirmed there: that token is named.
             r.status = Status::Skipped;
             r.cause = Some("account suspended".into());
+            r.attention = self.unconfirmed(&hp.host.name, &acct.user, None);
+            if r.attention.is_some() {
+                r.error = Some("account suspended since the interruption; not checked".into());
+            }
             self.record(i, r);
             return None;
         }

@@ -720,3 +720,29 @@ fn a_resumed_target_done_before_keeps_its_status_when_the_run_stops_before_it() 
     assert_eq!(status("u01"), Some(Status::Skipped));
     assert_eq!(fakes[0].total_calls(), 0);
 }
+
+#[test]
+fn a_resumed_create_that_lands_late_is_this_runs_only_with_proof() {
+    for proven in [true, false] {
+        let plan = plan(Operation::Create, &[1], 1);
+        let (fakes, _) = fleet(&plan, 0);
+        // The create sent before the interruption lands after resume's listing.
+        fakes[0].fail_next(
+            Op::Create,
+            [ApiError::Conflict("the token tf-u00 already exists".into())],
+        );
+        let mut prior = PriorState::new();
+        prior.insert(("h0".into(), "u00".into()), Prior::Reconcile { proven });
+        let stop = AtomicBool::new(false);
+        let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
+        let r = &out.results[0];
+        if proven {
+            assert_eq!(r.status, Status::Created);
+            assert_eq!(fakes[0].calls(Op::Revoke), 1, "the late token revoked");
+        } else {
+            assert_eq!(r.status, Status::Unproven);
+            assert!(r.attention.is_some());
+            assert_eq!(fakes[0].calls(Op::Revoke), 0);
+        }
+    }
+}

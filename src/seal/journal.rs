@@ -44,6 +44,19 @@ pub fn discard_journal(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
+/// The SHA-256 of a file, hex: what a `delivered` record holds of the handoff it vouches for.
+pub fn file_sha256(path: &Path) -> io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    let mut f = File::open(path)?;
+    io::copy(&mut f, &mut hasher)?;
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
 /// The `"kind":"plan"` marker of the first record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum PlanKind {
@@ -146,6 +159,12 @@ pub enum EventDetail {
         #[serde(default)]
         reason: String,
     },
+    /// The handoff was written whole: the SHA-256 of the file. Only a file at `OUT` with this
+    /// digest is this run's handoff (a resume may trust its rows); host, account and token
+    /// name are empty.
+    Delivered {
+        sha256: String,
+    },
 }
 
 /// One journal line after the plan: something that happened to one target.
@@ -184,6 +203,7 @@ impl Event {
             EventDetail::Failed { .. } => "failed",
             EventDetail::Exists {} => "exists",
             EventDetail::Skipped { .. } => "skipped",
+            EventDetail::Delivered { .. } => "delivered",
         }
     }
 }
@@ -702,8 +722,12 @@ fn field_in(raw: &[u8], key: &str) -> Option<String> {
     Some(text[start..start + len].to_string())
 }
 
-/// The host and account a damaged line names, if its text still holds them.
+/// The host and account a damaged line names, if its text still holds them (and only one
+/// record's worth: a torn record run into the next one names nobody for sure).
 fn target_in(raw: &[u8]) -> Option<(String, String)> {
+    if String::from_utf8_lossy(raw).matches("\"host\":\"").count() != 1 {
+        return None;
+    }
     Some((field_in(raw, "host")?, field_in(raw, "account")?))
 }
 
@@ -817,7 +841,15 @@ fn looks_like_record(raw: &[u8]) -> bool {
     let text = String::from_utf8_lossy(raw);
     text.trim_start().starts_with('{')
         && [
-            "intent", "created", "verified", "revoked", "failed", "exists", "skipped", "plan",
+            "intent",
+            "created",
+            "verified",
+            "revoked",
+            "failed",
+            "exists",
+            "skipped",
+            "delivered",
+            "plan",
         ]
         .iter()
         .any(|k| text.contains(&format!("\"kind\":\"{k}\"")))

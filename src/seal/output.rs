@@ -205,6 +205,17 @@ impl JournalLedger {
     pub fn path(&self) -> &Path {
         self.journal.path()
     }
+
+    /// Record that `handoff` was written whole (its digest), so a resume knows the file at
+    /// `OUT` is this run's and may trust its rows. Best effort: without it, resume trusts the
+    /// file less, never more.
+    pub fn delivered(&self, handoff: &Path) {
+        if let Ok(sha256) = crate::seal::journal::file_sha256(handoff) {
+            let _ = self
+                .journal
+                .append(&Event::new("", "", "", EventDetail::Delivered { sha256 }));
+        }
+    }
 }
 
 impl Ledger for JournalLedger {

@@ -37,6 +37,11 @@ impl AgeHandoff {
 
 impl AgeHandoff {
     /// The handoff file that `-o` and the sealing flags ask for.
+    /// Where the file goes.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     pub fn for_output(output: &Output) -> AgeHandoff {
         let (armor, format, force) = output.handoff_options();
         AgeHandoff::new(

@@ -484,6 +484,8 @@ fn intents_carry_their_proof_and_precede_their_creates() {
                 intended.contains(&account),
                 "created without an earlier intent"
             ),
+            // The last record: the handoff written whole, with its digest.
+            "delivered" => assert_eq!(e, events.last().unwrap()),
             other => panic!("unexpected {other}"),
         }
     }

@@ -464,3 +464,60 @@ fn resume_never_revokes_a_token_another_journal_beside_it_holds() {
         "every token is held by the other run's handoff: {named:?}"
     );
 }
+
+/// `--force` into the `OUT` of an earlier run leaves that run's handoff in place until the new
+/// run delivers. A new run killed before then, and resumed: the earlier file is not this run's
+/// (no `delivered` record of its digest), so its rows never make this run's unconfirmed
+/// creates "done": the live tokens are kept, named, and nothing is revoked.
+#[test]
+fn resume_never_takes_an_earlier_runs_handoff_for_its_own() {
+    let env = Env::start(small_fleet(1, 3));
+    let before = live_tokens(&env);
+    env.run(&create(&env, "deploy", "o.age")).expect(0);
+    let earlier = std::fs::read(env.path("o.age")).unwrap();
+    env.run(&["revoke", "-i", env.toml(), "--name", "deploy"])
+        .expect(0);
+    let mut args = create(&env, "deploy", "o.age");
+    args.push("--force");
+    let second = env.run(&args);
+    second.expect(0);
+    // As if killed before its creates were confirmed and before it delivered: intents only,
+    // and the earlier run's handoff still at OUT.
+    let journal = env.path("o.age.journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let pending: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"kind\":\"created\"") && !l.contains("\"kind\":\"delivered\""))
+        .collect();
+    std::fs::write(&journal, pending.join("\n") + "\n").unwrap();
+    std::fs::write(env.path("o.age"), &earlier).unwrap();
+    env.fleet.host("web001").reset_stats();
+
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = env.run(&["resume", "o.age.journal", "--identity", &key]);
+    resumed.expect(1);
+    assert!(
+        resumed.stderr.contains("does not vouch"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        env.fleet
+            .host("web001")
+            .stats()
+            .count("whm/uapi_cpanel/Tokens/revoke"),
+        0
+    );
+    let live = live_tokens(&env);
+    let second_run: Vec<_> = live.difference(&before).collect();
+    assert_eq!(second_run.len(), 3, "the second run's tokens are kept");
+    for (host, account, name) in second_run {
+        assert!(
+            resumed.stderr.lines().any(|l| l.contains(host.as_str())
+                && l.contains(account.as_str())
+                && l.contains(name.as_str())),
+            "{host} {account} {name} named: {}",
+            resumed.stderr
+        );
+    }
+}
