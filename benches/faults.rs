@@ -292,6 +292,10 @@ fn main() {
             r.code,
         );
         let _ = Command::new("umount").arg(&disk).status();
+    } else {
+        println!(
+            "| disk full under journal and handoff (tmpfs) | not measured: mounting needs root | | |"
+        );
     }
 
     // Creates performed, answered unusably.

@@ -162,12 +162,8 @@ impl Runner<'_> {
         name: Option<&str>,
     ) -> Option<String> {
         let prior = self.prior.get(&(host.to_string(), account.to_string()));
-        matches!(prior, Some(Prior::Reconcile { .. })).then(|| {
-            format!(
-                "token {} may exist with nobody holding it (this run's create was never confirmed, and this run did not get to check); `tokenfleet resume` checks it",
-                name.unwrap_or("of this run")
-            )
-        })
+        matches!(prior, Some(Prior::Reconcile { .. }))
+            .then(|| super::mint::unconfirmed_token(name.unwrap_or("of this run")))
     }
 
     /// Resumed targets that never got a result (their host's discovery failed, say): each is

@@ -12,6 +12,13 @@
 use super::steps::Ctx;
 use super::*;
 
+/// What the summary says of a token that a create of this run may have left, unchecked.
+pub(super) fn unconfirmed_token(name: &str) -> String {
+    format!(
+        "token {name} may exist with nobody holding it (this run's create was never confirmed); `tokenfleet resume` lists and revokes it"
+    )
+}
+
 /// Whether a create that failed this way may still have made the token: everything except a
 /// refusal that happens before the server does anything (taken name, refused credential, a
 /// request never sent, a 4xx). A body over the cap, an odd-shaped token or an inner error after
@@ -40,9 +47,7 @@ impl Runner<'_> {
             Ok(present) => present,
             // A resumed create may have left a token nobody holds: say so, not just "failed".
             Err(mut f) if reconcile.is_some() => {
-                f.attention = Some(format!(
-                    "token {name} may exist with nobody holding it (this run's create was never confirmed); `tokenfleet resume` lists and revokes it"
-                ));
+                f.attention = Some(unconfirmed_token(name));
                 return Err(f);
             }
             Err(f) => return Err(f),
@@ -221,9 +226,7 @@ impl Runner<'_> {
             step: Some("create".into()),
             auth_refused: listing.auth_refused,
             silent: listing.silent,
-            attention: Some(format!(
-                "token {name} may exist with nobody holding it; `tokenfleet resume` lists and revokes it"
-            )),
+            attention: Some(unconfirmed_token(name)),
         }
     }
 
@@ -270,8 +273,7 @@ impl Runner<'_> {
         };
         self.halt(format!("the journal could not be written ({e})"));
         let name = minted.token.name.clone();
-        let names = [name.clone()];
-        match self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &names)) {
+        match self.revoke_one(cx, &name) {
             Ok(()) => Err(Failure::step(
                 "seal",
                 format!(
@@ -301,11 +303,18 @@ impl Runner<'_> {
 
     /// `--replace-existing`: revoke the same-named token so the create can be sent again.
     fn replace(&self, cx: &Ctx<'_>, name: &str) -> Result<(), Failure> {
+        self.revoke_one(cx, name)
+            .map_err(|e| Failure::api("revoke", e))?;
+        let _ = self
+            .ledger
+            .revoked(cx.host(), cx.account, name, &[name.to_string()]);
+        Ok(())
+    }
+
+    /// Revoke the target's token of `name` (retried: a revoke is safe to repeat).
+    fn revoke_one(&self, cx: &Ctx<'_>, name: &str) -> Result<(), ApiError> {
         let names = [name.to_string()];
         self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &names))
-            .map_err(|e| Failure::api("revoke", e))?;
-        let _ = self.ledger.revoked(cx.host(), cx.account, name, &names);
-        Ok(())
     }
 
     /// The name is taken by a token this run did not make: `exists` for a create, a failure for
@@ -336,18 +345,15 @@ impl Runner<'_> {
         pattern: &glob::Pattern,
         reconcile: Option<bool>,
     ) -> Result<Status, Failure> {
-        let name = cx.name.unwrap_or_default();
+        let (status, token) = self.create(cx, reconcile)?;
         if self.opts.dry_run {
-            let tokens = self
-                .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
-                .map_err(|e| Failure::api("list", e))?;
-            return Ok(if tokens.iter().any(|t| t.name == name) {
+            // The create's listing said whether the name is free (or would be replaced).
+            return Ok(if status == Status::Exists {
                 Status::Exists
             } else {
                 Status::Rotated
             });
         }
-        let (status, token) = self.create(cx, reconcile)?;
         let Some(token) = token else {
             return Ok(status);
         };
@@ -453,13 +459,10 @@ impl Runner<'_> {
     /// received (journaled: intent, then the revoke). On failure the target names the orphan.
     fn revoke_orphan(&self, cx: &Ctx<'_>, name: &str) -> Result<(), Failure> {
         let (host, account) = (cx.host(), cx.account);
-        let orphan = [name.to_string()];
         // Sent even when its intent cannot be journaled (the run then halts): the create's
         // durable intent is the proof, and a revoke is safe to repeat.
         let _ = self.journal_intent(cx, name, "revoke");
-        if let Err(e) =
-            self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &orphan))
-        {
+        if let Err(e) = self.revoke_one(cx, name) {
             let _ = self
                 .ledger
                 .failed(host, account, name, "reconcile", &e.to_string());
@@ -469,7 +472,9 @@ impl Runner<'_> {
             ));
             return Err(f);
         }
-        let _ = self.ledger.revoked(host, account, name, &orphan);
+        let _ = self
+            .ledger
+            .revoked(host, account, name, &[name.to_string()]);
         self.observer.event(&Event::Warning(format!(
             "{host} {account}: revoked orphan token {name} (this run created it, but its secret was never received)"
         )));

@@ -746,3 +746,53 @@ fn a_resumed_create_that_lands_late_is_this_runs_only_with_proof() {
         }
     }
 }
+
+#[test]
+fn a_host_wildcard_prior_makes_targets_without_a_record_prove_themselves() {
+    // Resume set `*` for the host: a damaged line may have been any target's only record.
+    let plan = plan(Operation::Create, &[1], 2);
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].seed("u00", "tf-u00", 0);
+    let mut prior = PriorState::new();
+    prior.insert(
+        ("h0".into(), "*".into()),
+        Prior::Reconcile { proven: false },
+    );
+    let stop = AtomicBool::new(false);
+    let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
+    let status = |a: &str| {
+        out.results
+            .iter()
+            .find(|r| r.account.as_deref() == Some(a))
+            .map(|r| r.status)
+    };
+    assert_eq!(status("u00"), Some(Status::Unproven), "kept and named");
+    assert_eq!(status("u01"), Some(Status::Created), "nothing there: made");
+    assert!(fakes[0].revoked().is_empty());
+}
+
+#[test]
+fn a_resumed_target_whose_host_cannot_be_discovered_is_still_reported_and_named() {
+    let mut plan = plan(Operation::Create, &[1], 0);
+    plan.hosts[0].discover = true;
+    let (fakes, _) = fleet(&plan, 0);
+    fakes[0].fail_next(Op::ListAccounts, (0..4).map(|_| http(500)));
+    let mut prior = PriorState::new();
+    prior.insert(
+        ("h0".into(), "bob".into()),
+        Prior::Reconcile { proven: true },
+    );
+    let stop = AtomicBool::new(false);
+    let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
+    let bob = out
+        .results
+        .iter()
+        .find(|r| r.account.as_deref() == Some("bob"))
+        .expect("reported");
+    assert_eq!(bob.status, Status::Skipped);
+    assert!(
+        bob.attention
+            .as_deref()
+            .is_some_and(|a| a.contains("resume"))
+    );
+}

@@ -131,12 +131,15 @@ impl Env {
         out
     }
 
-    /// No known secret in `runs`' stdout/stderr, nor in any plaintext file of the temp folder.
+    /// No known secret in `runs`' stdout/stderr, nor in any plaintext file of the temp folder:
+    /// the test's, `extra`, and every one the fleet knows (credentials, live and revoked tokens).
     pub fn assert_no_secret_leaked(&self, runs: &[&Run], extra: &[String]) {
+        let fleet = self.fleet.known_secrets();
         let secrets: Vec<&String> = self
             .secrets
             .iter()
             .chain(extra)
+            .chain(&fleet)
             .filter(|s| s.len() >= 16)
             .collect();
         assert!(!secrets.is_empty());
@@ -309,22 +312,29 @@ pub fn held_rows(env: &Env, file: &str) -> Vec<BTreeMap<String, String>> {
     if !file.ends_with(".journal") {
         return env.open_handoff(&env.path(file));
     }
+    open_journal(env, file).1
+}
+
+/// `tokenfleet open JOURNAL --identity KEY --format csv`: the run, and the rows it printed.
+pub fn open_journal(env: &Env, file: &str) -> (Run, Vec<BTreeMap<String, String>>) {
     let key = env.identity_file.to_str().unwrap().to_string();
     let opened = env.run(&["open", file, "--identity", &key, "--format", "csv"]);
     let mut rdr = csv::Reader::from_reader(opened.stdout.as_bytes());
-    let Ok(headers) = rdr.headers().cloned() else {
-        return Vec::new();
+    let rows = match rdr.headers().cloned() {
+        Ok(headers) => rdr
+            .records()
+            .filter_map(Result::ok)
+            .map(|r| {
+                headers
+                    .iter()
+                    .zip(r.iter())
+                    .map(|(h, v)| (h.to_string(), v.to_string()))
+                    .collect()
+            })
+            .collect(),
+        Err(_) => Vec::new(),
     };
-    rdr.records()
-        .filter_map(Result::ok)
-        .map(|r| {
-            headers
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
+    (opened, rows)
 }
 
 /// The promises, checked on the servers' final state after a test's runs:
@@ -511,4 +521,25 @@ impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.dir).status();
     }
+}
+
+/// `create` of `name` into `out`, progress off, 4 jobs, 2 per host: the run most tests drive.
+pub fn create_cmd<'a>(env: &'a Env, name: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        name,
+        "-r",
+        &env.recipient,
+        "-o",
+        out,
+        "--progress",
+        "never",
+        "-j",
+        "4",
+        "--per-host",
+        "2",
+    ]
 }

@@ -8,26 +8,6 @@ use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-fn create<'a>(env: &'a Env, name: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "create",
-        "-i",
-        env.toml(),
-        "--name",
-        name,
-        "-r",
-        &env.recipient,
-        "-o",
-        out,
-        "--progress",
-        "never",
-        "-j",
-        "4",
-        "--per-host",
-        "2",
-    ]
-}
-
 /// Run the binary with every file it writes capped at `limit` bytes (RLIMIT_FSIZE; SIGXFSZ
 /// ignored, so a write past the cap fails with EFBIG the way a full disk fails with ENOSPC).
 fn run_capped(env: &Env, args: &[&str], limit: u64) -> Run {
@@ -64,7 +44,7 @@ fn re_runs_into_other_outputs_never_revoke_what_the_first_handed_off() {
     }
     let env = Env::start(spec);
     let before = live_tokens(&env);
-    let first = env.run(&create(&env, "shared", "a.age"));
+    let first = env.run(&create_cmd(&env, "shared", "a.age"));
     first.expect(0);
     let handed = env.open_handoff(&env.path("a.age"));
     assert_eq!(handed.len(), 24);
@@ -75,11 +55,11 @@ fn re_runs_into_other_outputs_never_revoke_what_the_first_handed_off() {
         h.set_faults(f);
     }
 
-    let second = env.run(&create(&env, "shared", "b.age"));
+    let second = env.run(&create_cmd(&env, "shared", "b.age"));
     second.expect(0);
     assert!(!env.path("b.age").exists(), "nothing minted, no handoff");
 
-    let mut child = spawn(&env, &create(&env, "shared", "c.age"), "third");
+    let mut child = spawn(&env, &create_cmd(&env, "shared", "c.age"), "third");
     std::thread::sleep(std::time::Duration::from_millis(30));
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     wait_bounded(&mut child);
@@ -104,8 +84,7 @@ fn re_runs_into_other_outputs_never_revoke_what_the_first_handed_off() {
     runs.extend(resumed.as_ref());
     let named = assert_promises(&env, &before, &handed, &runs);
     assert!(named.is_empty(), "{named:?}");
-    let mut secrets: Vec<String> = handed.iter().map(|r| r["token"].clone()).collect();
-    secrets.extend(env.fleet.known_secrets());
+    let secrets: Vec<String> = handed.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&runs, &secrets);
 }
 
@@ -117,7 +96,7 @@ fn re_runs_into_other_outputs_never_revoke_what_the_first_handed_off() {
 fn a_full_disk_under_the_journal_mints_nothing_more_and_leaves_no_orphan() {
     let env = Env::start(small_fleet(2, 10));
     let before = live_tokens(&env);
-    let args = create(&env, "full", "f.age");
+    let args = create_cmd(&env, "full", "f.age");
     let mut args = args.clone();
     args.extend(["--report", "r.json"]);
     // Room for the plan line and a few records, not for twenty secrets.
@@ -159,8 +138,7 @@ fn a_full_disk_under_the_journal_mints_nothing_more_and_leaves_no_orphan() {
     );
     let named = assert_promises(&env, &before, &rows, &[&run, &resumed]);
     assert!(named.is_empty(), "{named:?}");
-    let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
-    secrets.extend(env.fleet.known_secrets());
+    let secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&[&run, &resumed], &secrets);
 }
 
@@ -175,7 +153,7 @@ fn a_disk_that_fills_up_loses_no_secret_and_resume_finishes_once_there_is_room()
         return; // the file-size cap variant above covers the logic
     };
     let before = live_tokens(&env);
-    let mut args = create(&env, "full", "disk/f.age");
+    let mut args = create_cmd(&env, "full", "disk/f.age");
     args.extend(["--report", "disk/r.json"]);
     let run = env.run(&args);
     // The handoff and the report cannot be written either: 3 stays 3.
@@ -202,8 +180,7 @@ fn a_disk_that_fills_up_loses_no_secret_and_resume_finishes_once_there_is_room()
     assert_eq!(rows.len(), 20, "{}", resumed.stderr);
     let named = assert_promises(&env, &before, &rows, &[&run, &resumed]);
     assert!(named.is_empty(), "{named:?}");
-    let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
-    secrets.extend(env.fleet.known_secrets());
+    let secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&[&run, &resumed], &secrets);
 }
 
@@ -211,7 +188,7 @@ fn a_disk_that_fills_up_loses_no_secret_and_resume_finishes_once_there_is_room()
 #[test]
 fn a_full_disk_before_any_request_is_exit_2_and_sends_nothing() {
     let env = Env::start(small_fleet(1, 3));
-    let run = run_capped(&env, &create(&env, "early", "e.age"), 200);
+    let run = run_capped(&env, &create_cmd(&env, "early", "e.age"), 200);
     run.expect(2);
     assert!(run.stderr.contains("journal"), "{}", run.stderr);
     assert_eq!(env.total_requests(), 0);
@@ -230,7 +207,7 @@ fn one_damaged_journal_record_hides_no_other_secret() {
     let env = Env::start(slow_fleet(2, 6, 40));
     let before = live_tokens(&env);
     let journal = env.path("d.age.journal");
-    let mut child = spawn(&env, &create(&env, "dmg", "d.age"), "d");
+    let mut child = spawn(&env, &create_cmd(&env, "dmg", "d.age"), "d");
     signal_after_created(&mut child, &journal, 4, libc::SIGKILL);
     wait_bounded(&mut child);
     let killed = read(&env, "d");
@@ -252,21 +229,13 @@ fn one_damaged_journal_record_hides_no_other_secret() {
         .count();
 
     let key = env.identity_file.to_str().unwrap().to_string();
-    let opened = env.run(&[
-        "open",
-        "d.age.journal",
-        "--identity",
-        &key,
-        "--format",
-        "csv",
-    ]);
+    let (opened, recovered) = open_journal(&env, "d.age.journal");
     opened.expect(1);
     assert!(
         opened.stderr.contains(&format!("d.age.journal:{}", at + 1)),
         "names the damaged line: {}",
         opened.stderr
     );
-    let recovered = held_rows(&env, "d.age.journal");
     assert_eq!(
         recovered.len(),
         created - 1,
@@ -310,8 +279,7 @@ fn one_damaged_journal_record_hides_no_other_secret() {
     assert_eq!(by_target.len(), 12, "one row per account");
     let named = assert_promises(&env, &before, &rows, &[&killed, &resumed]);
     assert!(named.is_empty(), "{named:?}");
-    let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
-    secrets.extend(env.fleet.known_secrets());
+    let secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&[&killed, &resumed], &secrets);
 }
 
@@ -339,7 +307,7 @@ fn unusable_create_answers_and_skewed_clocks_leave_no_orphan_and_touch_no_older_
     let older = web3.add_old_account_token(&account, "skew", std::time::Duration::from_secs(60));
     let before = live_tokens(&env);
 
-    let mut args = create(&env, "skew", "s.age");
+    let mut args = create_cmd(&env, "skew", "s.age");
     args.extend(["--report", "r.json"]);
     let first = env.run(&args);
     first.expect(1);
@@ -381,8 +349,7 @@ fn unusable_create_answers_and_skewed_clocks_leave_no_orphan_and_touch_no_older_
     let named = assert_promises(&env, &before, &rows, &[&first, &resumed]);
     assert!(named.is_empty(), "{named:?}");
     assert!(web3.token_valid(&account, &older));
-    let mut secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
-    secrets.extend(env.fleet.known_secrets());
+    let secrets: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&[&first, &resumed], &secrets);
 }
 
@@ -393,7 +360,7 @@ fn unusable_create_answers_and_skewed_clocks_leave_no_orphan_and_touch_no_older_
 fn resume_never_revokes_a_secret_its_handoff_already_holds() {
     let env = Env::start(small_fleet(2, 4));
     let before = live_tokens(&env);
-    let first = env.run(&create(&env, "held", "h.age"));
+    let first = env.run(&create_cmd(&env, "held", "h.age"));
     first.expect(0);
     let handed = env.open_handoff(&env.path("h.age"));
     let journal = env.path("h.age.journal");
@@ -432,7 +399,7 @@ fn resume_never_revokes_a_secret_its_handoff_already_holds() {
 fn resume_never_revokes_a_token_another_journal_beside_it_holds() {
     let env = Env::start(small_fleet(1, 4));
     let before = live_tokens(&env);
-    let other = env.run(&create(&env, "same", "a.age"));
+    let other = env.run(&create_cmd(&env, "same", "a.age"));
     other.expect(0);
     let handed = env.open_handoff(&env.path("a.age"));
     // This run: the same plan, its creates sent but never confirmed (intents only).
@@ -473,11 +440,11 @@ fn resume_never_revokes_a_token_another_journal_beside_it_holds() {
 fn resume_never_takes_an_earlier_runs_handoff_for_its_own() {
     let env = Env::start(small_fleet(1, 3));
     let before = live_tokens(&env);
-    env.run(&create(&env, "deploy", "o.age")).expect(0);
+    env.run(&create_cmd(&env, "deploy", "o.age")).expect(0);
     let earlier = std::fs::read(env.path("o.age")).unwrap();
     env.run(&["revoke", "-i", env.toml(), "--name", "deploy"])
         .expect(0);
-    let mut args = create(&env, "deploy", "o.age");
+    let mut args = create_cmd(&env, "deploy", "o.age");
     args.push("--force");
     let second = env.run(&args);
     second.expect(0);

@@ -83,23 +83,7 @@ pub(crate) fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<St
 }
 
 pub(crate) fn create_args<'a>(env: &'a Env, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "create",
-        "-i",
-        env.toml(),
-        "--name",
-        "ci-{date}-{run}",
-        "-r",
-        &env.recipient,
-        "-o",
-        out,
-        "--progress",
-        "never",
-        "-j",
-        "4",
-        "--per-host",
-        "2",
-    ]
+    create_cmd(env, "ci-{date}-{run}", out)
 }
 
 /// Killed twice (the run, then the first resume), each time with creates in flight: the second
@@ -495,29 +479,8 @@ fn a_handoff_that_cannot_be_written_loses_no_secret() {
         "someone else's file\n",
         "the file at -o is not overwritten"
     );
-    let key = env.identity_file.to_str().unwrap().to_string();
-    let opened = env.run(&[
-        "open",
-        "h.age.journal",
-        "--identity",
-        &key,
-        "--format",
-        "csv",
-    ]);
+    let (opened, rows) = open_journal(&env, "h.age.journal");
     opened.expect(0);
-    let mut rdr = csv::Reader::from_reader(opened.stdout.as_bytes());
-    let headers = rdr.headers().unwrap().clone();
-    let rows: Vec<BTreeMap<String, String>> = rdr
-        .records()
-        .map(|r| {
-            let r = r.unwrap();
-            headers
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect();
     assert_finished(&env, &rows, &before);
     let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&[&run], &minted);
