@@ -337,6 +337,12 @@ type Stream = TlsStream<TcpStream>;
 async fn serve_connection(host: Arc<HostInner>, port: Port, tcp: TcpStream, peer: SocketAddr) {
     host.stats.connections.fetch_add(1, Ordering::Relaxed);
     let _ = tcp.set_nodelay(true);
+    if lock(&host.faults).hang_accept {
+        // Hold the socket, reading nothing: the client's ClientHello is never answered.
+        tokio::time::sleep(HANG_FOR).await;
+        drop(tcp);
+        return;
+    }
     let mut stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, host.acceptor.accept(tcp)).await
     {
         Ok(Ok(s)) => s,
@@ -349,7 +355,7 @@ async fn serve_connection(host: Arc<HostInner>, port: Port, tcp: TcpStream, peer
             match tokio::time::timeout(IDLE_TIMEOUT, read_request(&mut stream, &mut buf)).await {
                 Ok(ReadOutcome::Request(r)) => r,
                 Ok(ReadOutcome::Bad(resp)) => {
-                    let _ = write_response(&mut stream, resp, false).await;
+                    let _ = send(&host, &mut stream, resp, false).await;
                     return;
                 }
                 Ok(ReadOutcome::Closed) | Err(_) => return,
@@ -363,7 +369,7 @@ async fn serve_connection(host: Arc<HostInner>, port: Port, tcp: TcpStream, peer
             let action = handle(&host, port, peer.ip(), req).await;
             match action {
                 Action::Reply(resp) => {
-                    if write_response(&mut stream, resp, keep_alive).await.is_err() {
+                    if send(&host, &mut stream, resp, keep_alive).await.is_err() {
                         return;
                     }
                     None
@@ -493,17 +499,35 @@ async fn read_more(stream: &mut Stream, buf: &mut Vec<u8>) -> usize {
     }
 }
 
-async fn write_response(
+/// Write a normal answer, dripped a byte at a time when the host's `drip` fault is set.
+async fn send(
+    host: &HostInner,
     stream: &mut Stream,
     resp: Response,
     keep_alive: bool,
 ) -> std::io::Result<()> {
+    let drip = lock(&host.faults).drip;
+    let bytes = response_bytes(resp, keep_alive);
+    if drip.is_zero() {
+        stream.write_all(&bytes).await?;
+        return stream.flush().await;
+    }
+    for (i, b) in bytes.iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(drip).await;
+        }
+        stream.write_all(std::slice::from_ref(b)).await?;
+        stream.flush().await?;
+    }
+    Ok(())
+}
+
+fn response_bytes(resp: Response, keep_alive: bool) -> Vec<u8> {
     let mut out = head(resp.status, resp.content_type, &resp.headers, keep_alive);
     out.push_str(&format!("Content-Length: {}\r\n\r\n", resp.body.len()));
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(&resp.body);
-    stream.write_all(&bytes).await?;
-    stream.flush().await
+    bytes
 }
 
 async fn endless_body(stream: &mut Stream) {

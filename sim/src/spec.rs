@@ -185,6 +185,17 @@ pub struct Faults {
     pub drop_create_answers: u32,
     /// Never answer (hold the connection for an hour).
     pub hang: bool,
+    /// Accept the TCP connection, then never start the TLS handshake: the socket is held open,
+    /// nothing read from it, for an hour, then closed. Unlike `hang`, which waits until a
+    /// request was read, this stalls before TLS (the connection counts in `connections`, not in
+    /// `tls_handshakes`). Checked when a connection is accepted.
+    pub hang_accept: bool,
+    /// Answer every request normally (same status, headers and body, mutations performed) but
+    /// write the answer one byte at a time, flushed, sleeping this long between bytes (from
+    /// config: `drip = "1s"`, written like `latency`; zero: off). The whole answer trickles,
+    /// head and body; dripping stops when a write fails (the client went away).
+    #[serde(deserialize_with = "de_duration")]
+    pub drip: Duration,
     /// Answer 200 with an HTML login page.
     pub html_login: bool,
     /// Answer 302 with this Location.

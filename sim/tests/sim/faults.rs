@@ -1008,3 +1008,154 @@ fn the_new_fault_keys_come_from_a_fault_file_and_typos_are_refused() {
         assert!(e.to_string().contains(needle), "{bad}: {e}");
     }
 }
+
+#[test]
+fn hang_accept_holds_the_tcp_connection_without_starting_tls() {
+    let env = env();
+    let h = env.host("web001");
+    h.set_faults(Faults {
+        hang_accept: true,
+        ..Faults::default()
+    });
+    // The connection is accepted, but a ClientHello is never answered and the socket stays open.
+    let mut raw = TcpStream::connect(("127.0.0.1", h.whm_port())).unwrap();
+    raw.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    std::io::Write::write_all(&mut raw, b"\x16\x03\x01\x00\x05hello").unwrap();
+    let mut byte = [0u8; 1];
+    let e = raw.read(&mut byte).expect_err("no answer and no close");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e:?}"
+    );
+    // A real client times out in the handshake, on either port.
+    let c = pinned_builder(env.fleet.hosts())
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let e = try_whm_post(&c, &h, Some(&env.root_auth()), "version", &[])
+        .err()
+        .expect("a timeout");
+    assert!(e.is_timeout(), "{e:?}");
+    let e = c
+        .post(format!("{}/execute/Tokens/list", h.cpanel_url()))
+        .send()
+        .expect_err("a timeout");
+    assert!(e.is_timeout(), "{e:?}");
+    assert!(wait_until(100, || h.stats().connections >= 3));
+    let s = h.stats();
+    assert_eq!(s.tls_handshakes, 0);
+    assert_eq!(s.total_requests, 0);
+    // Cleared: new connections are served (the held ones stay held).
+    h.set_faults(Faults::default());
+    let fresh = pinned_client(env.fleet.hosts());
+    assert_eq!(
+        whm_post(&fresh, &h, Some(&env.root_auth()), "version", &[]).status,
+        200
+    );
+    assert_eq!(h.stats().tls_handshakes, 1);
+}
+
+#[test]
+fn drip_answers_normally_one_byte_at_a_time() {
+    let env = env();
+    let h = env.host("web001");
+    let auth = env.root_auth();
+    let normal = whm_post(&env.client, &h, Some(&auth), "version", &[]);
+    let drip = Duration::from_millis(3);
+    h.set_faults(Faults {
+        drip,
+        ..Faults::default()
+    });
+    let fresh = pinned_client(env.fleet.hosts());
+    let start = Instant::now();
+    let slow = whm_post(&fresh, &h, Some(&auth), "version", &[]);
+    let took = start.elapsed();
+    assert_eq!(
+        (slow.status, &slow.content_type, &slow.body),
+        (normal.status, &normal.content_type, &normal.body)
+    );
+    // A lower bound only: the head trickles too, so the real time is longer.
+    assert!(
+        took >= drip * slow.body.len() as u32,
+        "{took:?} for {} bytes",
+        slow.body.len()
+    );
+    // Refusals drip too, and mutations are performed as usual.
+    assert_eq!(
+        whm_post(&fresh, &h, Some("whm root:BAD"), "version", &[]).status,
+        401
+    );
+    let r = uapi_via_whm(
+        &fresh,
+        &h,
+        &auth,
+        "u001a0001",
+        "create_full_access",
+        &[("name", "slow")],
+    );
+    let secret = r.json()["data"]["uapi"]["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(h.token_valid("u001a0001", &secret));
+}
+
+#[test]
+fn drip_stops_when_the_client_goes_away() {
+    let env = env();
+    let h = env.host("web001");
+    h.set_faults(Faults {
+        drip: Duration::from_millis(50),
+        ..Faults::default()
+    });
+    let c = pinned_builder(env.fleet.hosts())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let e = try_whm_post(&c, &h, Some(&env.root_auth()), "version", &[])
+        .err()
+        .expect("a timeout: the head alone takes seconds");
+    assert!(e.is_timeout(), "{e:?}");
+    drop(c);
+    // The answer being dripped leaves the in-flight count once a write fails.
+    assert!(
+        wait_until(100, || {
+            h.reset_stats();
+            h.stats().max_in_flight == 0
+        }),
+        "still dripping to a closed connection"
+    );
+}
+
+#[test]
+fn network_fault_keys_come_from_a_fault_file() {
+    let text = "[default]\ndrip = \"1s\"\n[hosts.web001]\nhang_accept = true\ndrip = 0\n[hosts.web002]\ndrip = 25\n";
+    let file = FaultsFile::parse(text, "f.toml").unwrap();
+    let a = file.for_host("web001").unwrap();
+    assert!(a.hang_accept);
+    assert_eq!(a.drip, Duration::ZERO);
+    assert_eq!(
+        file.for_host("web002").unwrap().drip,
+        Duration::from_millis(25)
+    );
+    let c = file.for_host("web003").unwrap();
+    assert_eq!((c.hang_accept, c.drip), (false, Duration::from_secs(1)));
+    for (bad, needle) in [
+        ("drip = \"slowly\"", "slowly"),
+        ("hang_accept = \"yes\"", "hang_accept"),
+    ] {
+        let e = FaultsFile::parse(&format!("[hosts.web001]\n{bad}\n"), "f.toml")
+            .err()
+            .unwrap_or_else(|| panic!("{bad} accepted"));
+        assert!(e.to_string().contains(needle), "{bad}: {e}");
+    }
+    // Applied to a running fleet.
+    let env = env();
+    env.fleet.apply_faults(&file).unwrap();
+    assert!(env.host("web001").faults().hang_accept);
+    assert_eq!(env.host("web002").faults().drip, Duration::from_millis(25));
+}
