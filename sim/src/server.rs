@@ -676,16 +676,16 @@ async fn handle(host: &HostInner, port: Port, ip: IpAddr, req: Request) -> Actio
             _ => Response::text(status, &format!("{} {}\n", status, reason_phrase(status))),
         });
     }
-    let principal = match authenticate(
-        host,
-        port,
-        ip,
-        req.authorization.as_deref(),
-        faults.echo_auth,
-    ) {
+    let principal = match authenticate(host, port, ip, req.authorization.as_deref(), &faults) {
         Ok(p) => p,
         Err(resp) => return Action::Reply(resp),
     };
+    if faults.deny_uapi_cpanel
+        && port == Port::Whm
+        && let Some(function @ ("uapi_cpanel" | "cpanel")) = req.path.strip_prefix("/json-api/")
+    {
+        return Action::Reply(acl_denied(function));
+    }
     let is_create = key.ends_with("create_full_access") || key.ends_with("api_token_create");
     if is_create && let Some((EchoAuth::Reason, header)) = echo {
         let resp = echoed_create_refusal(&key, header);
@@ -788,13 +788,34 @@ fn auth_failure(host: &HostInner, ip: IpAddr, echo: Option<(EchoAuth, &str)>) ->
     }
 }
 
+/// `deny_uapi_cpanel`: the 403 a WHM user whose token lacks the ACL for `function` gets, in the
+/// documented cPanel JSON access-denied shape (see [`ACCESS_DENIED_JSON`]).
+fn acl_denied(function: &str) -> Response {
+    let reason =
+        format!("Access denied: the API token's ACLs do not permit the call “{function}”.");
+    Response::new(
+        403,
+        JSON,
+        json!({"cpanelresult": {
+            "apiversion": "2",
+            "error": "Access denied",
+            "data": {"reason": reason, "result": "0"},
+            "type": "text",
+        }})
+        .to_string(),
+    )
+}
+
+/// Who the request's credential is, or the refusal to answer. Reads `echo_auth` and
+/// `refuse_cpanel_tokens` from `faults`.
 fn authenticate(
     host: &HostInner,
     port: Port,
     ip: IpAddr,
     authorization: Option<&str>,
-    echo_mode: Option<EchoAuth>,
+    faults: &Faults,
 ) -> Result<Principal, Response> {
+    let echo_mode = faults.echo_auth;
     if lock(&host.cphulk).is_blocked(ip, Instant::now()) {
         host.stats.blocked.fetch_add(1, Ordering::Relaxed);
         return Err(Response::text(
@@ -835,7 +856,9 @@ fn authenticate(
             }
         },
         (Port::Cpanel, "cpanel") => match user_token() {
-            Some((u, t)) if state.account_token_auth(u, t) => Ok(Principal::Account(u.to_string())),
+            Some((u, t)) if !faults.refuse_cpanel_tokens && state.account_token_auth(u, t) => {
+                Ok(Principal::Account(u.to_string()))
+            }
             _ => {
                 drop(state);
                 Err(auth_failure(host, ip, echo))

@@ -208,6 +208,17 @@ pub struct Faults {
     pub reset_mid_body: bool,
     /// Connections are refused (listeners closed) while set.
     pub down: bool,
+    /// The cPanel port refuses every token login (`Authorization: cpanel USER:TOKEN`), valid or
+    /// not, exactly as a refused login: it counts in `failed_auth`, feeds cPHulk for the client
+    /// and honours `echo_auth`. Password (`Basic`) logins on the cPanel port and everything on
+    /// the WHM port are unaffected: a cPanel service whose token logins are disabled or broken,
+    /// so a new account token cannot be verified on port 2083.
+    pub refuse_cpanel_tokens: bool,
+    /// On the WHM port, `uapi_cpanel` and the legacy `cpanel` route are answered 403 with the
+    /// cPanel JSON access-denied body (its reason: the token's ACLs do not permit the call),
+    /// doing nothing, for a WHM credential that authenticated: an authorization failure, not a
+    /// failed login (no `failed_auth`, no cPHulk). Other WHM functions keep working.
+    pub deny_uapi_cpanel: bool,
     /// Requests to these route keys (the keys of `HostStats::requests`, e.g.
     /// `cpanel/Tokens/list` or `whm/uapi_cpanel/Tokens/revoke`) are answered with this HTTP
     /// status (401, 403, 500, 503…) before authentication, doing nothing. In a fault file:

@@ -1159,3 +1159,170 @@ fn network_fault_keys_come_from_a_fault_file() {
     assert!(env.host("web001").faults().hang_accept);
     assert_eq!(env.host("web002").faults().drip, Duration::from_millis(25));
 }
+
+#[test]
+fn refuse_cpanel_tokens_refuses_every_token_login_on_the_cpanel_port_like_a_bad_one() {
+    let mut spec = FleetSpec::uniform(2, 2);
+    for h in &mut spec.hosts {
+        h.accounts[0].password = Some("hunter2-pw".into());
+    }
+    let env = Env::start(spec);
+    let h = env.host("web001");
+    let auth = env.root_auth();
+    let secret = create_token(&env, &h, "u001a0001", "verify-me");
+    let own = format!("cpanel u001a0001:{secret}");
+    assert_eq!(uapi_post(&env.client, &h, &own, "list", &[]).status, 200);
+    h.set_faults(Faults {
+        refuse_cpanel_tokens: true,
+        ..Faults::default()
+    });
+    // A valid token is refused as a bad one would be, and counted as a failed login.
+    let r = uapi_post(&env.client, &h, &own, "list", &[]);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(!r.body.contains(&secret));
+    assert_eq!(
+        uapi_post(&env.client, &h, "cpanel u001a0001:WRONG", "list", &[]).status,
+        401
+    );
+    assert_eq!(h.stats().failed_auth, 2);
+    assert!(
+        h.token_valid("u001a0001", &secret),
+        "the token itself is fine"
+    );
+    // Passwords on the cPanel port, and the WHM port, are unaffected.
+    use base64::Engine;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("u001a0001:hunter2-pw")
+    );
+    assert_eq!(uapi_post(&env.client, &h, &basic, "list", &[]).status, 200);
+    assert_eq!(
+        uapi_via_whm(&env.client, &h, &auth, "u001a0001", "list", &[]).status,
+        200
+    );
+    // An account token on a WHM path keeps its own 403, which is no failed login.
+    let r = whm_post(&env.client, &h, Some(&own), "listaccts", &[]);
+    assert_eq!(r.status, 403);
+    assert_eq!(h.stats().failed_auth, 2);
+    // The refusals feed cPHulk: three more make five, and then even the password is blocked.
+    for _ in 0..3 {
+        assert_eq!(uapi_post(&env.client, &h, &own, "list", &[]).status, 401);
+    }
+    let r = uapi_post(&env.client, &h, &basic, "list", &[]);
+    assert!(r.body.contains("Brute Force"), "{}", r.body);
+    let s = h.stats();
+    assert_eq!((s.failed_auth, s.blocked), (5, 1));
+    // echo_auth quotes the refused header, as for any refused login.
+    let w2 = env.host("web002");
+    let secret2 = create_token(&env, &w2, "u002a0001", "t");
+    w2.set_faults(Faults {
+        refuse_cpanel_tokens: true,
+        echo_auth: Some(EchoAuth::Unauthorized),
+        ..Faults::default()
+    });
+    let header = format!("cpanel u002a0001:{secret2}");
+    let r = uapi_post(&env.client, &w2, &header, "list", &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains(&header), "{}", r.body);
+    assert_eq!(w2.stats().failed_auth, 1);
+}
+
+#[test]
+fn deny_uapi_cpanel_refuses_acting_for_accounts_but_is_no_failed_login() {
+    let env = env();
+    let h = env.host("web001");
+    let auth = env.root_auth();
+    let account_secret = h.add_account_token("u001a0001", "own", None);
+    h.set_faults(Faults {
+        deny_uapi_cpanel: true,
+        ..Faults::default()
+    });
+    let r = uapi_via_whm(
+        &env.client,
+        &h,
+        &auth,
+        "u001a0001",
+        "create_full_access",
+        &[("name", "denied")],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["cpanelresult"]["error"], "Access denied");
+    assert_eq!(v["cpanelresult"]["data"]["result"], "0");
+    assert!(
+        v["cpanelresult"]["data"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ACLs"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        h.account_tokens("u001a0001").len(),
+        1,
+        "nothing was created"
+    );
+    let r = legacy(&env, &h, &auth, "u001a0001", "list", &[]);
+    assert_eq!(r.status, 403);
+    // Six refusals (more than cPHulk's five) feed no failure count and block nothing.
+    for _ in 0..4 {
+        assert_eq!(
+            uapi_via_whm(&env.client, &h, &auth, "u001a0001", "list", &[]).status,
+            403
+        );
+    }
+    let s = h.stats();
+    assert_eq!((s.failed_auth, s.blocked), (0, 0));
+    assert_eq!(s.count("whm/uapi_cpanel/Tokens/create_full_access"), 1);
+    assert_eq!(s.count("whm/cpanel/Tokens/list"), 1);
+    // The rest of WHM works.
+    assert_eq!(
+        whm_post(&env.client, &h, Some(&auth), "version", &[]).status,
+        200
+    );
+    let v = whm_post(&env.client, &h, Some(&auth), "listaccts", &[]).json();
+    assert_eq!(v["metadata"]["result"], 1);
+    let v = whm_post(
+        &env.client,
+        &h,
+        Some(&auth),
+        "api_token_create",
+        &[("token_name", "still-fine")],
+    )
+    .json();
+    assert_eq!(v["metadata"]["result"], 1);
+    let v = whm_post(&env.client, &h, Some(&auth), "api_token_list", &[]).json();
+    assert!(v["data"]["tokens"]["still-fine"].is_object());
+    // A bad credential is still a failed login first; the cPanel port is unaffected.
+    let r = uapi_via_whm(&env.client, &h, "whm root:BAD", "u001a0001", "list", &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(h.stats().failed_auth, 1);
+    let own = format!("cpanel u001a0001:{account_secret}");
+    assert_eq!(uapi_post(&env.client, &h, &own, "list", &[]).status, 200);
+}
+
+#[test]
+fn auth_fault_keys_come_from_a_fault_file() {
+    let text =
+        "[hosts.web001]\nrefuse_cpanel_tokens = true\n[hosts.web002]\ndeny_uapi_cpanel = true\n";
+    let file = FaultsFile::parse(text, "f.toml").unwrap();
+    let a = file.for_host("web001").unwrap();
+    assert!(a.refuse_cpanel_tokens && !a.deny_uapi_cpanel);
+    let b = file.for_host("web002").unwrap();
+    assert!(!b.refuse_cpanel_tokens && b.deny_uapi_cpanel);
+    let env = env();
+    env.fleet.apply_faults(&file).unwrap();
+    let w2 = env.host("web002");
+    let r = uapi_via_whm(&env.client, &w2, &env.root_auth(), "u002a0001", "list", &[]);
+    assert_eq!(r.status, 403);
+    let w1 = env.host("web001");
+    let secret = w1.add_account_token("u001a0001", "t", None);
+    let r = uapi_post(
+        &env.client,
+        &w1,
+        &format!("cpanel u001a0001:{secret}"),
+        "list",
+        &[],
+    );
+    assert_eq!(r.status, 401);
+}
