@@ -281,7 +281,7 @@ impl std::fmt::Debug for SimHost {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HostStats {
     /// Requests received per endpoint, counted on arrival (before faults and auth):
-    /// `whm/version`, `whm/listaccts`, `whm/api_token_create`,
+    /// `whm/version`, `whm/listaccts`, `whm/api_token_create`, `whm/api_token_get_details`,
     /// `whm/uapi_cpanel/Tokens/create_full_access`, `whm/cpanel/Tokens/list` (legacy route),
     /// `cpanel/Tokens/list`, …
     pub requests: BTreeMap<String, u64>,

@@ -999,18 +999,24 @@ fn whm_call(
         "api_token_list" => {
             let mut tokens = serde_json::Map::new();
             for t in state.whm_users.get(user).into_iter().flatten() {
-                tokens.insert(
-                    t.name.clone(),
-                    json!({
-                        "name": t.name,
-                        "create_time": t.create_time,
-                        "expires_at": t.expires_at,
-                        "acls": {"all": 1},
-                        "whitelist_ips": null,
-                    }),
-                );
+                tokens.insert(t.name.clone(), whm_token_details(t));
             }
             (whm_ok(function, json!({"tokens": tokens})), None)
+        }
+        "api_token_get_details" => {
+            // Only fixed messages here: the secret asked about is never echoed back.
+            let Some(secret) = args.get("token").filter(|t| !t.is_empty()) else {
+                return (whm_fail(function, &missing_arg("token")), None);
+            };
+            let hash = crate::state::hash_token(secret);
+            match state
+                .whm_users
+                .get(user)
+                .and_then(|tokens| tokens.iter().find(|t| t.hash == hash))
+            {
+                Some(t) => (whm_ok(function, whm_token_details(t)), None),
+                None => (whm_fail(function, "The API token does not exist."), None),
+            }
         }
         "api_token_revoke" => {
             let names: Vec<String> = args
@@ -1143,6 +1149,18 @@ fn whm_call(
             None,
         ),
     }
+}
+
+/// One WHM token as `api_token_list` shows it per name and `api_token_get_details` as its
+/// `data` (never the secret).
+fn whm_token_details(t: &crate::state::TokenRec) -> Value {
+    json!({
+        "name": t.name,
+        "create_time": t.create_time,
+        "expires_at": t.expires_at,
+        "acls": {"all": 1},
+        "whitelist_ips": null,
+    })
 }
 
 /// A UAPI call on the cPanel port as `account` (returns as [`whm_call`] does).

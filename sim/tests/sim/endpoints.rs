@@ -609,3 +609,109 @@ fn bad_specs_are_refused_with_the_reason() {
     let e = cpanel_sim::Fleet::start(status).err().unwrap().to_string();
     assert!(e.contains("401 or 403"), "{e}");
 }
+
+#[test]
+fn whm_api_token_get_details_shows_the_callers_own_token_by_secret() {
+    let env = Env::start(spec());
+    let h = env.host("web1");
+    let auth = env.root_auth();
+    let exp = jiff::Timestamp::now().as_second() + 7200;
+    let v = whm_post(
+        &env.client,
+        &h,
+        Some(&auth),
+        "api_token_create",
+        &[("token_name", "ci-new"), ("expires_at", &exp.to_string())],
+    )
+    .json();
+    let secret = v["data"]["token"].as_str().unwrap().to_string();
+    let r = whm_post(
+        &env.client,
+        &h,
+        Some(&auth),
+        "api_token_get_details",
+        &[("token", &secret)],
+    );
+    assert_eq!(r.status, 200);
+    assert!(!r.body.contains(&secret), "the secret is never echoed");
+    let v = r.json();
+    assert_eq!(
+        v["metadata"],
+        json!({"command": "api_token_get_details", "reason": "OK", "result": 1, "version": 1})
+    );
+    assert_eq!(v["data"]["name"], "ci-new");
+    assert_eq!(v["data"]["expires_at"], json!(exp));
+    // The same object api_token_list shows under the token's name.
+    let list = whm_post(&env.client, &h, Some(&auth), "api_token_list", &[]).json();
+    assert_eq!(v["data"], list["data"]["tokens"]["ci-new"]);
+    // The fleet's root token, asked about with itself: never expires.
+    let v = whm_post(
+        &env.client,
+        &h,
+        Some(&auth),
+        "api_token_get_details",
+        &[("token", env.fleet.root_token())],
+    )
+    .json();
+    assert_eq!(v["data"]["name"], "tokenfleet-sim-root");
+    assert_eq!(v["data"]["expires_at"], json!(null));
+    // A reseller sees its own tokens, and another user's token does not exist for it.
+    let res_secret = h.add_whm_token("res1", "res-own");
+    let res = format!("whm res1:{res_secret}");
+    let v = whm_post(
+        &env.client,
+        &h,
+        Some(&res),
+        "api_token_get_details",
+        &[("token", &res_secret)],
+    )
+    .json();
+    assert_eq!(v["data"]["name"], "res-own");
+    let account_secret = h.add_account_token("web1a0001", "acct", None);
+    for (who, other) in [
+        (&res, secret.as_str()),
+        (&auth, res_secret.as_str()),
+        (&auth, account_secret.as_str()),
+        (&auth, "NOTAVALIDTOKEN0000000000000000000"),
+    ] {
+        let r = whm_post(
+            &env.client,
+            &h,
+            Some(who),
+            "api_token_get_details",
+            &[("token", other)],
+        );
+        assert_eq!(r.status, 200);
+        assert!(!r.body.contains(other), "{}", r.body);
+        let v = r.json();
+        assert_eq!(v["metadata"]["result"], 0, "{v}");
+        assert_eq!(v["metadata"]["reason"], "The API token does not exist.");
+        assert!(v.get("data").is_none());
+    }
+    // Revoked: does not exist any more.
+    whm_post(
+        &env.client,
+        &h,
+        Some(&auth),
+        "api_token_revoke",
+        &[("token_name", "ci-new")],
+    );
+    let v = whm_post(
+        &env.client,
+        &h,
+        Some(&auth),
+        "api_token_get_details",
+        &[("token", &secret)],
+    )
+    .json();
+    assert_eq!(v["metadata"]["reason"], "The API token does not exist.");
+    // Missing or empty argument.
+    for form in [&[][..], &[("token", "")][..]] {
+        let v = whm_post(&env.client, &h, Some(&auth), "api_token_get_details", form).json();
+        assert_eq!(v["metadata"]["result"], 0);
+        assert_eq!(v["metadata"]["reason"], "Provide the “token” argument.");
+    }
+    let s = h.stats();
+    assert_eq!(s.count("whm/api_token_get_details"), 10);
+    assert_eq!(s.failed_auth, 0);
+}
