@@ -87,7 +87,7 @@ impl Fleet {
                 cert_der: cert.der,
                 acceptor: tokio_rustls::TlsAcceptor::from(cert.config),
                 auth_failure_status: hs.auth_failure_status,
-                cphulk_cfg: spec.cphulk,
+                cphulk_cfg: Mutex::new(spec.cphulk),
                 state: Mutex::new(HostState::new(&hs.accounts, &hs.resellers, &root_token)),
                 cphulk: Mutex::new(Cphulk::default()),
                 faults: Mutex::new(hs.faults.clone()),
@@ -169,6 +169,14 @@ impl Fleet {
             all.extend(h.account_specs().into_iter().filter_map(|a| a.password));
         }
         all.into_iter().collect()
+    }
+
+    /// Change the cPHulk settings of every host while the fleet runs (see
+    /// [`SimHost::set_cphulk`]).
+    pub fn set_cphulk(&self, cfg: CphulkConfig) {
+        for h in &self.hosts {
+            h.set_cphulk(cfg);
+        }
     }
 
     /// Apply a fault file to the running fleet (hosts not named keep `[default]`).
@@ -428,6 +436,21 @@ impl SimHost {
     /// Forget every cPHulk failure and block on this host.
     pub fn reset_cphulk(&self) {
         lock(&self.inner.cphulk).reset();
+    }
+
+    /// Change this host's cPHulk settings (first set from [`FleetSpec::cphulk`]) while it runs.
+    /// Failures and blocks already recorded are kept: the new threshold and window apply from
+    /// the next failed login, the new block time to blocks it starts. An IP is blocked by the
+    /// failed login that makes `max_failures` within `window`; that login is still answered as
+    /// a plain refusal, and every request after it (any credential, either port) is refused as
+    /// blocked, counted in [`HostStats::blocked`], until `block` has passed.
+    pub fn set_cphulk(&self, cfg: CphulkConfig) {
+        *lock(&self.inner.cphulk_cfg) = cfg;
+    }
+
+    /// This host's cPHulk settings now.
+    pub fn cphulk(&self) -> CphulkConfig {
+        *lock(&self.inner.cphulk_cfg)
     }
 
     /// Account names, sorted.

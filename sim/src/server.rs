@@ -81,7 +81,8 @@ pub(crate) struct HostInner {
     pub cert_der: Vec<u8>,
     pub acceptor: TlsAcceptor,
     pub auth_failure_status: u16,
-    pub cphulk_cfg: CphulkConfig,
+    /// Changeable while the fleet runs (`SimHost::set_cphulk`).
+    pub cphulk_cfg: Mutex<CphulkConfig>,
     pub state: Mutex<HostState>,
     pub cphulk: Mutex<Cphulk>,
     pub faults: Mutex<Faults>,
@@ -769,7 +770,8 @@ const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset
 /// A refused login (it feeds cPHulk). `echo`: the `echo_auth` mode and the header to quote.
 fn auth_failure(host: &HostInner, ip: IpAddr, echo: Option<(EchoAuth, &str)>) -> Response {
     host.stats.failed_auth.fetch_add(1, Ordering::Relaxed);
-    lock(&host.cphulk).record_failure(ip, Instant::now(), &host.cphulk_cfg);
+    let cfg = *lock(&host.cphulk_cfg);
+    lock(&host.cphulk).record_failure(ip, Instant::now(), &cfg);
     if let Some((mode, header)) = echo {
         let status = match mode {
             EchoAuth::Unauthorized => 401,

@@ -14,6 +14,8 @@ use serde::{Deserialize, Deserializer};
 pub struct FleetSpec {
     pub hosts: Vec<HostSpec>,
     pub cert_mode: CertMode,
+    /// Every host's cPHulk settings at start; change them while the fleet runs with
+    /// `Fleet::set_cphulk` or `SimHost::set_cphulk`.
     pub cphulk: CphulkConfig,
     /// The root WHM token valid on every host; `None` picks a random one.
     pub root_token: Option<String>,
@@ -69,7 +71,10 @@ pub enum CertMode {
     CaSigned,
 }
 
-/// The cPHulk brute-force model, per host and client IP.
+/// The cPHulk brute-force model, per host and client IP: the failed login that makes
+/// `max_failures` within `window` blocks the IP for `block`, so with the default of 5 the sixth
+/// request is the first refused as blocked. Failures and blocks last as long as the fleet runs,
+/// across client runs against it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CphulkConfig {
     pub max_failures: u32,

@@ -187,3 +187,59 @@ fn cphulk_block_ends_after_the_block_time() {
         200
     );
 }
+
+#[test]
+fn cphulk_threshold_set_on_a_running_fleet_blocks_the_request_after_the_fourth_failure() {
+    let env = Env::start(two_hosts());
+    let h = env.host("web1");
+    let good = env.root_auth();
+    assert_eq!(h.cphulk(), CphulkConfig::default());
+    let four = CphulkConfig {
+        max_failures: 4,
+        ..CphulkConfig::default()
+    };
+    env.fleet.set_cphulk(four);
+    assert_eq!(h.cphulk(), four);
+    assert_eq!(env.host("strict").cphulk(), four);
+    // Four failures, each a plain refusal (the fourth trips the block but is not told so).
+    for i in 0..4 {
+        let r = whm_post(&env.client, &h, Some("whm root:BAD"), "version", &[]);
+        assert_eq!(r.status, 401, "failure {i}");
+        assert!(!r.body.contains("Brute Force"), "failure {i}: {}", r.body);
+    }
+    let s = h.stats();
+    assert_eq!((s.failed_auth, s.blocked), (4, 0));
+    // The fifth request is blocked, even with a good credential, and counted as blocked only.
+    let r = whm_post(&env.client, &h, Some(&good), "version", &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("Brute Force"), "{}", r.body);
+    let s = h.stats();
+    assert_eq!((s.failed_auth, s.blocked), (4, 1));
+    // Raising the threshold keeps the block already started; a reset ends it.
+    h.set_cphulk(CphulkConfig::default());
+    assert!(
+        whm_post(&env.client, &h, Some(&good), "version", &[])
+            .body
+            .contains("Brute Force")
+    );
+    assert_eq!(h.stats().blocked, 2);
+    h.reset_cphulk();
+    assert_eq!(
+        whm_post(&env.client, &h, Some(&good), "version", &[]).status,
+        200
+    );
+    // The per-host setter: a threshold of 1 blocks right after one failure, on this host only.
+    let other = env.host("strict");
+    other.set_cphulk(CphulkConfig {
+        max_failures: 1,
+        ..CphulkConfig::default()
+    });
+    assert_eq!(
+        whm_post(&env.client, &other, Some("whm root:BAD"), "version", &[]).status,
+        403
+    );
+    let r = whm_post(&env.client, &other, Some(&good), "version", &[]);
+    assert!(r.body.contains("Brute Force"), "{}", r.body);
+    assert_eq!(other.stats().blocked, 1);
+    assert_eq!(h.cphulk(), CphulkConfig::default());
+}
