@@ -23,7 +23,9 @@ const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--
   --jitter DUR    extra random delay 0..DUR (default 0)
   --out DIR       where to write the inventory and keys (default ./demo-fleet)
   --tls pin|ca    self-signed certificates pinned in the inventory (default), or CA-signed + tls_ca
-  --faults FILE   TOML fault file: [default] and [hosts.NAME] tables (see cpanel-sim docs)";
+  --faults FILE   TOML fault file: [default] and [hosts.NAME] tables of cpanel_sim::Faults keys,
+                  e.g. latency = \"20ms\", down = true, drip = \"1s\", hang_accept = true,
+                  refuse_cpanel_tokens = true, deny_uapi_cpanel = true (see cpanel-sim docs)";
 
 struct Opts {
     hosts: usize,

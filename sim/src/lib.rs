@@ -1,8 +1,9 @@
 //! cpanel-sim: a simulated fleet of cPanel & WHM servers on loopback, quirks and faults included.
 //!
 //! tokenfleet cannot be tested against real cPanel servers, so its integration tests, README demo
-//! and benchmark run against this instead. Each host serves WHM API 1 (with `uapi_cpanel` and the
-//! legacy `json-api/cpanel` route) and UAPI `Tokens` over TLS on its own two ports, keeps token
+//! and benchmark run against this instead. Each host serves WHM API 1 (`version`, `listaccts`,
+//! `api_token_create`/`list`/`get_details`/`revoke`/`update`, `uapi_cpanel` and the legacy
+//! `json-api/cpanel` route) and UAPI `Tokens` over TLS on its own two ports, keeps token
 //! hashes per account and WHM user, models cPHulk, injects faults on demand and counts what it saw.
 //!
 //! Faults can also come from a TOML file ([`FaultsFile`]): `[default]` applies to every host and
@@ -16,7 +17,22 @@
 //! error_503_rate = 0.3
 //! [hosts.web007]
 //! down = true
+//! [hosts.web008]
+//! drip = "1s"                  # answers correctly, one byte a second
+//! [hosts.web009]
+//! hang_accept = true           # TCP accepted, TLS never started
+//! [hosts.web010]
+//! refuse_cpanel_tokens = true  # port 2083 refuses every token login (a failed login)
+//! deny_uapi_cpanel = true      # WHM uapi_cpanel / cpanel answered 403 (not a failed login)
 //! ```
+//!
+//! The keys are the fields of [`Faults`], each documented there: `latency`, `jitter`,
+//! `error_503_rate`, `drop_after_create`, `drop_create_answers`, `hang`, `hang_accept`, `drip`,
+//! `html_login`, `redirect_to`, `endless_body`, `oversized_body`, `reset_mid_body`, `down`,
+//! `refuse_cpanel_tokens`, `deny_uapi_cpanel`, `fail_routes`, `echo_auth`,
+//! `inner_error_after_create`, `oversized_after_create`, `odd_token_after_create`,
+//! `clock_offset`. cPHulk is not a fault: set it in [`FleetSpec::cphulk`] or on a running
+//! fleet with [`Fleet::set_cphulk`].
 //!
 //! ```no_run
 //! let fleet = cpanel_sim::Fleet::start(cpanel_sim::FleetSpec::uniform(3, 10)).unwrap();
