@@ -25,8 +25,9 @@ pub mod defaults {
     pub const TIMEOUT_SECS: u64 = 30;
     /// `--retries` after a retryable failure.
     pub const RETRIES: u32 = 3;
-    /// TCP + TLS connect timeout cap, seconds.
-    pub const CONNECT_TIMEOUT_SECS: u64 = 10;
+    /// TCP + TLS connect timeout cap, seconds: a host that is down costs this, not the whole
+    /// request timeout.
+    pub const CONNECT_TIMEOUT_SECS: u64 = 5;
 }
 
 fn default_jobs() -> u32 {

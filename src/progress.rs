@@ -44,6 +44,17 @@ const MAX_HOST_BARS: usize = 8;
 struct HostState {
     total: u64,
     bar: Option<ProgressBar>,
+    /// Lines mode: the longest wait already printed for the current wait (seconds).
+    wait_said: u64,
+}
+
+/// Lines mode: a host's wait is printed when it reaches 10 s, 30 s, then every minute.
+fn next_wait_line(said: u64) -> u64 {
+    match said {
+        0..10 => 10,
+        10..30 => 30,
+        s => (s / 60 + 1) * 60,
+    }
 }
 
 /// An [`Observer`] that draws progress.
@@ -74,6 +85,10 @@ impl Progress {
             .progress_chars("=> "),
         );
         overall.set_prefix(verb);
+        if mode == Mode::Bars {
+            // The clock keeps moving while every host is waiting.
+            overall.enable_steady_tick(std::time::Duration::from_secs(1));
+        }
         let hosts = host_targets
             .iter()
             .map(|(h, n)| {
@@ -82,6 +97,7 @@ impl Progress {
                     HostState {
                         total: *n as u64,
                         bar: None,
+                        wait_said: 0,
                     },
                 )
             })
@@ -133,9 +149,19 @@ impl Progress {
     }
 
     fn host_bar(&self, hosts: &mut HashMap<String, HostState>, host: &str) -> Option<ProgressBar> {
+        self.host_bar_or_forced(hosts, host, false)
+    }
+
+    /// The host's bar; `force`: even past [`MAX_HOST_BARS`] (a host that is waiting must show).
+    fn host_bar_or_forced(
+        &self,
+        hosts: &mut HashMap<String, HostState>,
+        host: &str,
+        force: bool,
+    ) -> Option<ProgressBar> {
         let active = hosts.values().filter(|s| s.bar.is_some()).count();
         let state = hosts.get_mut(host)?;
-        if state.bar.is_none() && active < MAX_HOST_BARS {
+        if state.bar.is_none() && (active < MAX_HOST_BARS || force) {
             let bar = self.multi.add(ProgressBar::new(state.total));
             bar.set_style(
                 ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg}")
@@ -217,6 +243,33 @@ impl Observer for Progress {
                         }
                     }
                     Mode::Lines => self.plain(&line),
+                    Mode::Quiet => {}
+                }
+            }
+            Event::Waiting { host, secs } => {
+                let mut hosts = self.hosts.lock().unwrap();
+                match self.mode {
+                    Mode::Bars => {
+                        if let Some(bar) = self.host_bar_or_forced(&mut hosts, host, *secs > 0) {
+                            if *secs > 0 {
+                                bar.set_message(format!("waiting: no answer for {secs} s"));
+                            } else {
+                                bar.set_message("");
+                            }
+                        }
+                    }
+                    Mode::Lines => {
+                        let Some(state) = hosts.get_mut(*host) else {
+                            return;
+                        };
+                        if *secs == 0 {
+                            state.wait_said = 0;
+                        } else if *secs >= next_wait_line(state.wait_said) {
+                            state.wait_said = *secs;
+                            drop(hosts);
+                            self.plain(&format!("{host}: waiting: no answer for {secs} s"));
+                        }
+                    }
                     Mode::Quiet => {}
                 }
             }

@@ -187,6 +187,10 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
     }
     let mut tracks: HashMap<(String, String), Track> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
+        if matches!(e.detail, EventDetail::Refused { .. }) {
+            // About a host's credential, not a target's progress.
+            continue;
+        }
         let t = tracks
             .entry((e.host.clone(), e.account.clone()))
             .or_default();
@@ -220,6 +224,7 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
             // definite refusal such as a taken name is journaled as `exists`).
             EventDetail::Failed { .. }
             | EventDetail::Skipped { .. }
+            | EventDetail::Refused { .. }
             | EventDetail::Delivered { .. } => {}
         }
     }

@@ -23,6 +23,19 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.expose().is_empty()
     }
+
+    /// Four hex digits of a digest of `salt` and the secret: enough to tell whether a secret
+    /// changed between two runs (the journal's `refused` records), too few to guess it by.
+    pub fn tag(&self, salt: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"tokenfleet-tag\0");
+        h.update(salt.as_bytes());
+        h.update([0]);
+        h.update(self.expose().as_bytes());
+        let d = h.finalize();
+        format!("{:02x}{:02x}", d[0], d[1])
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -27,7 +27,7 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// Knobs shared by every host.
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
-    /// Whole-request timeout (`--timeout`).
+    /// Whole-request deadline (`--timeout`): connect, send, head and body, to the last byte.
     pub timeout: Duration,
     /// TCP + TLS connect timeout.
     pub connect_timeout: Duration,
@@ -41,7 +41,7 @@ impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
             timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
             body_cap: 4 << 20,
             pool_size: 4,
         }
@@ -334,6 +334,8 @@ fn client_config(host: &Endpoint, seen: SeenCell) -> Result<rustls::ClientConfig
 /// One host's HTTPS client (any of its ports), with that host's trust settings.
 pub struct HostTransport {
     client: reqwest::blocking::Client,
+    /// The whole request's deadline, connect to last byte (see [`HostTransport::post`]).
+    timeout: Duration,
     /// `address` as it goes into a URL (IPv6 literals bracketed).
     url_host: String,
     pin: Option<Pin>,
@@ -458,6 +460,7 @@ impl HostTransport {
             })?;
         Ok(HostTransport {
             client,
+            timeout: config.timeout,
             url_host: url_host(&host.address),
             pin: host.tls.pin,
             body_cap: config.body_cap,
@@ -475,9 +478,13 @@ impl HostTransport {
     ) -> Result<Response, TransportError> {
         let url = format!("https://{}:{port}{path}", self.url_host);
         let auth = authorization_value(auth)?;
+        // The timeout set on the request (not only on the client) is a deadline for the whole
+        // exchange, body included: the blocking client's own timeout bounds each read, so a
+        // server that drips a byte at a time could hold a request for ever.
         let request = self
             .client
             .post(&url)
+            .timeout(self.timeout)
             .header(AUTHORIZATION, auth)
             .form(form);
         let mut response = request.send().map_err(|e| self.map_send_error(e))?;

@@ -43,6 +43,8 @@ struct State {
     revoked: Vec<String>,
     faults: HashMap<Op, VecDeque<ApiError>>,
     always: Option<ApiError>,
+    /// Every call after this many fails with this error.
+    always_after: Option<(usize, ApiError)>,
     /// Answers of the next creates, which are performed first (the token exists).
     after_create: VecDeque<ApiError>,
     calls: HashMap<Op, usize>,
@@ -97,6 +99,10 @@ impl FakeBackend {
     pub fn fail_always(&self, e: ApiError) {
         self.with(|s| s.always = Some(e));
     }
+    /// Every call after the first `n` fails with `e` (a host that stops answering).
+    pub fn fail_after(&self, n: usize, e: ApiError) {
+        self.with(|s| s.always_after = Some((n, e)));
+    }
     /// The next `n` creates succeed on the server, but their answer is lost (a timeout).
     pub fn lose_creates(&self, n: usize) {
         let lost = ApiError::Transport(TransportError::Timeout { sent: true });
@@ -147,7 +153,12 @@ impl FakeBackend {
         self.with(|s| {
             s.in_flight -= 1;
             let fault = s.faults.get_mut(&op).and_then(VecDeque::pop_front);
-            match fault.or_else(|| s.always.clone()) {
+            let total: usize = s.calls.values().sum();
+            let late = match &s.always_after {
+                Some((n, e)) if total > *n => Some(e.clone()),
+                _ => None,
+            };
+            match fault.or_else(|| s.always.clone()).or(late) {
                 Some(e) => Err(e),
                 None => f(s),
             }

@@ -11,6 +11,7 @@ use super::protocol::{
     parse_uapi, parse_uapi_cpanel, parse_uapi_token_list, parse_version, parse_whm,
     parse_whm_token_list,
 };
+use super::gate::{Gate, Key};
 use super::redact::Redactor;
 use super::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
 use crate::inventory::{AuthKind, Host};
@@ -47,6 +48,8 @@ pub enum Caller<'a> {
 /// host's transport, and parses the answer with `protocol.rs`.
 pub struct Http {
     transport: HostTransport,
+    /// The host's login gate: one failed login per host per run (see `gate.rs`).
+    gate: Gate,
     whm_port: u16,
     cpanel_port: u16,
 }
@@ -55,6 +58,7 @@ impl Http {
     pub fn new(transport: HostTransport, whm_port: u16, cpanel_port: u16) -> Self {
         Http {
             transport,
+            gate: Gate::default(),
             whm_port,
             cpanel_port,
         }
@@ -88,14 +92,14 @@ impl Http {
                 if let Some(e) = &expires {
                     form.push(("expires_at", e));
                 }
-                self.whm_call(caller, "api_token_create", &form, known)
+                self.whm_call(caller, "api_token_create", &form, known, None)
             }
             _ => {
                 let mut form: Vec<(&str, &str)> = vec![("name", name)];
                 if let Some(e) = &expires {
                     form.push(("expires_at", e));
                 }
-                self.uapi_call(caller, "create_full_access", &form, known)
+                self.uapi_call(caller, "create_full_access", &form, known, None)
             }
         }
         .map_err(conflict_on_duplicate)?;
@@ -110,9 +114,9 @@ impl Http {
     ) -> Result<Vec<TokenInfo>, ApiError> {
         match caller {
             Caller::Whm { .. } => {
-                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[], known)?)
+                parse_whm_token_list(&self.whm_call(caller, "api_token_list", &[], known, None)?)
             }
-            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[], known)?),
+            _ => parse_uapi_token_list(&self.uapi_call(caller, "list", &[], known, None)?),
         }
     }
 
@@ -142,13 +146,13 @@ impl Http {
                     .map(String::as_str)
                     .zip(names.iter().map(String::as_str))
                     .collect();
-                self.whm_call(caller, "api_token_revoke", &form, known)
+                self.whm_call(caller, "api_token_revoke", &form, known, None)
                     .map(|_| ())
             }
             _ => {
                 // UAPI revokes one name per call.
                 for name in names {
-                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())], known) {
+                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())], known, None) {
                         Ok(_) => {}
                         Err(ApiError::Rejected(m)) if is_missing_token(&m) => {}
                         Err(e) => return Err(e),
@@ -177,6 +181,7 @@ impl Http {
             "listaccts",
             &[("want", "user,domain,owner,suspended")],
             known,
+            None,
         )?;
         parse_accounts(&data, &known.clone().credential(whm_user, credential))
     }
@@ -194,16 +199,52 @@ impl Http {
             credential,
             auth,
         };
-        parse_version(&self.whm_call(&caller, "version", &[], known)?)
+        parse_version(&self.whm_call(&caller, "version", &[], known, None)?)
     }
 
-    /// A Tokens function through the caller's UAPI route; returns the inner `data`.
+    /// A new token's proof that it works: WHM `version` with it (a WHM token), or UAPI
+    /// `Tokens::list` as `account` with it on the cPanel port. New tokens pass the login gate as
+    /// one class per port: when the server refuses one, the verifies after it are not sent.
+    pub fn verify_new_token(
+        &self,
+        whm_user: &str,
+        account: Option<&str>,
+        token: &Secret,
+        known: &Redactor<'_>,
+    ) -> Result<(), ApiError> {
+        match account {
+            None => {
+                let caller = Caller::Whm {
+                    whm_user,
+                    credential: token,
+                    auth: AuthKind::Token,
+                };
+                let class = Key::new_tokens(self.whm_port);
+                parse_version(&self.whm_call(&caller, "version", &[], known, Some(class))?)
+                    .map(|_| ())
+            }
+            Some(user) => {
+                let caller = Caller::Account {
+                    user,
+                    credential: token,
+                    auth: AuthKind::Token,
+                };
+                let class = Key::new_tokens(self.cpanel_port);
+                parse_uapi_token_list(&self.uapi_call(&caller, "list", &[], known, Some(class))?)
+                    .map(|_| ())
+            }
+        }
+    }
+
+    /// A Tokens function through the caller's UAPI route; returns the inner `data`. `class`:
+    /// the login gate's key when it is not the caller's credential (new tokens).
     fn uapi_call(
         &self,
         caller: &Caller<'_>,
         function: &str,
         args: &[(&str, &str)],
         known: &Redactor<'_>,
+        class: Option<Key>,
     ) -> Result<Value, ApiError> {
         match *caller {
             Caller::WhmFor {
@@ -220,11 +261,14 @@ impl Http {
                 ];
                 form.extend_from_slice(args);
                 let header = authorization(whm_user, credential, auth, true);
-                let resp = self
-                    .transport
-                    .post(self.whm_port, "/json-api/uapi_cpanel", &header, &form)
-                    .map_err(ApiError::Transport)?;
-                parse_uapi_cpanel(&resp, &known.clone().credential(whm_user, credential))
+                let key = class.unwrap_or_else(|| Key::of(self.whm_port, whm_user, credential));
+                self.gate.pass(key, || {
+                    let resp = self
+                        .transport
+                        .post(self.whm_port, "/json-api/uapi_cpanel", &header, &form)
+                        .map_err(ApiError::Transport)?;
+                    parse_uapi_cpanel(&resp, &known.clone().credential(whm_user, credential))
+                })
             }
             Caller::Account {
                 user,
@@ -233,11 +277,14 @@ impl Http {
             } => {
                 let header = authorization(user, credential, auth, false);
                 let path = format!("/execute/Tokens/{function}");
-                let resp = self
-                    .transport
-                    .post(self.cpanel_port, &path, &header, args)
-                    .map_err(ApiError::Transport)?;
-                parse_uapi(&resp, &known.clone().credential(user, credential))
+                let key = class.unwrap_or_else(|| Key::of(self.cpanel_port, user, credential));
+                self.gate.pass(key, || {
+                    let resp = self
+                        .transport
+                        .post(self.cpanel_port, &path, &header, args)
+                        .map_err(ApiError::Transport)?;
+                    parse_uapi(&resp, &known.clone().credential(user, credential))
+                })
             }
             Caller::Whm { .. } => Err(ApiError::Protocol(format!(
                 "internal: UAPI Tokens::{function} called with a WHM caller"
@@ -252,6 +299,7 @@ impl Http {
         function: &str,
         args: &[(&str, &str)],
         known: &Redactor<'_>,
+        class: Option<Key>,
     ) -> Result<Value, ApiError> {
         let (user, credential, auth) = match *caller {
             Caller::Whm {
@@ -273,11 +321,14 @@ impl Http {
         };
         let header = authorization(user, credential, auth, true);
         let path = format!("/json-api/{function}?api.version=1");
-        let resp = self
-            .transport
-            .post(self.whm_port, &path, &header, args)
-            .map_err(ApiError::Transport)?;
-        parse_whm(&resp, &known.clone().credential(user, credential))
+        let key = class.unwrap_or_else(|| Key::of(self.whm_port, user, credential));
+        self.gate.pass(key, || {
+            let resp = self
+                .transport
+                .post(self.whm_port, &path, &header, args)
+                .map_err(ApiError::Transport)?;
+            parse_whm(&resp, &known.clone().credential(user, credential))
+        })
     }
 }
 
@@ -400,23 +451,12 @@ impl<R: Route> Backend for HttpBackend<R> {
     /// cPanel port as the account with the new token, whatever route created it.
     fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError> {
         let known = self.known(owner);
-        match owner {
-            Owner::WhmUser { .. } => self
-                .http
-                .version(&self.whm_user, token, AuthKind::Token, &known)
-                .map(|_| ()),
-            Owner::Account { user, .. } => self
-                .http
-                .list_tokens(
-                    &Caller::Account {
-                        user,
-                        credential: token,
-                        auth: AuthKind::Token,
-                    },
-                    &known,
-                )
-                .map(|_| ()),
-        }
+        let account = match owner {
+            Owner::WhmUser { .. } => None,
+            Owner::Account { user, .. } => Some(user),
+        };
+        self.http
+            .verify_new_token(&self.whm_user, account, token, &known)
     }
 
     fn whoami(&self) -> Result<String, ApiError> {
@@ -727,10 +767,14 @@ mod wire {
             credential: &cred,
             auth: AuthKind::Token,
         };
+        // Each call on its own: the login gate would hold back every call after the first refusal.
         let errors = vec![
             t.version("root", &cred, AuthKind::Token, &known)
                 .unwrap_err(),
-            t.list_tokens(&whm, &known).unwrap_err(),
+            {
+                t.gate.forget();
+                t.list_tokens(&whm, &known).unwrap_err()
+            },
             t.list_tokens(
                 &Caller::Account {
                     user: "bob",

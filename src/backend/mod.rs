@@ -21,6 +21,7 @@ use crate::trust::Pin;
 mod cpanel;
 #[cfg(test)]
 pub(crate) mod fake;
+mod gate;
 mod http;
 mod protocol;
 mod redact;
@@ -85,6 +86,20 @@ pub enum ApiError {
     /// 401/403: the credential was refused. Never retry (cPHulk).
     #[error("authentication refused (HTTP {status}): {message}")]
     Auth { status: u16, message: String },
+    /// 401/403 for a credential this host had already accepted `accepted` times: cPHulk started
+    /// blocking this IP, or the credential was revoked meanwhile.
+    #[error(
+        "refused (HTTP {status}) after {accepted} accepted calls: cPHulk may be blocking this IP, or the credential was revoked: {message}"
+    )]
+    RefusedAfter {
+        status: u16,
+        accepted: u64,
+        message: String,
+    },
+    /// Not sent: the host's login gate holds it back (this credential, or another one, was
+    /// refused on this host in this run; one more failed login would count toward cPHulk).
+    #[error("{0}")]
+    Withheld(String),
     /// The API answered and said no (inner `status: 0`, `metadata.result: 0`).
     #[error("the server refused: {0}")]
     Rejected(String),
@@ -106,14 +121,27 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Worth another try after a backoff: connect errors, 429, 5xx.
+    /// Worth another try after a backoff: no answer (connect error, timeout, connection lost),
+    /// 429, 5xx. A body over the cap would be over it again; a TLS or pin failure says who the
+    /// server is, which a retry does not change.
     pub fn is_retryable(&self) -> bool {
         match self {
             ApiError::Http { status } => *status == 429 || (500..600).contains(status),
-            ApiError::Transport(TransportError::Connect(_)) => true,
-            ApiError::Transport(e) => e.maybe_sent(),
+            ApiError::Transport(
+                TransportError::Connect(_)
+                | TransportError::Timeout { .. }
+                | TransportError::Io { .. },
+            ) => true,
             _ => false,
         }
+    }
+
+    /// The credential was refused (or its request withheld after a refusal): stop the host.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Auth { .. } | ApiError::RefusedAfter { .. } | ApiError::Withheld(_)
+        )
     }
 
     /// A mutation that failed this way may have been performed anyway.
@@ -138,7 +166,16 @@ impl ApiError {
     /// A short cause for folding failures in the summary ("TLS pin mismatch").
     pub fn cause(&self) -> String {
         match self {
+            ApiError::Auth { message, .. } | ApiError::RefusedAfter { message, .. }
+                if is_cphulk(message) =>
+            {
+                "blocked by cPHulk (brute-force protection)".into()
+            }
             ApiError::Auth { status, .. } => format!("authentication refused (HTTP {status})"),
+            ApiError::RefusedAfter { status, .. } => format!(
+                "refused (HTTP {status}) after accepted calls: cPHulk may be blocking this IP"
+            ),
+            ApiError::Withheld(_) => "not sent: a credential was refused on this host".into(),
             ApiError::Rejected(m) => m.clone(),
             ApiError::Conflict(_) => "token name already exists".into(),
             ApiError::Protocol(m) => m.clone(),
@@ -163,6 +200,12 @@ impl ApiError {
             _ => None,
         }
     }
+}
+
+/// A refusal that is cPHulk's block, not a judgement of the credential.
+fn is_cphulk(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("brute force protection") || m.contains("cphulk")
 }
 
 /// The operations a run performs on one server. One value serves one host for the whole run

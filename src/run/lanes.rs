@@ -5,6 +5,17 @@
 
 use super::*;
 
+/// Seconds without an answer after which a host is shown as waiting.
+const WAITING_AFTER_SECS: u64 = 5;
+
+impl Lane {
+    /// The host answered: it is off probation, and its wait starts again.
+    fn heard_now(&mut self) {
+        self.probation = false;
+        self.heard = Instant::now();
+    }
+}
+
 impl Runner<'_> {
     pub(super) fn worker(&self) {
         let mut sched = self.sched.lock().unwrap();
@@ -32,7 +43,8 @@ impl Runner<'_> {
             for k in 0..n {
                 let i = (sched.cursor + k) % n;
                 let lane = &sched.lanes[i];
-                if lane.in_flight < lane.limit && !lane.queue.is_empty() {
+                let limit = if lane.probation { 1 } else { lane.limit };
+                if lane.in_flight < limit && !lane.queue.is_empty() {
                     picked = Some(i);
                     break;
                 }
@@ -46,6 +58,9 @@ impl Runner<'_> {
             };
             sched.cursor = (i + 1) % n;
             let work = sched.lanes[i].queue.pop_front().expect("non-empty");
+            if sched.lanes[i].in_flight == 0 {
+                sched.lanes[i].heard = Instant::now();
+            }
             sched.lanes[i].in_flight += 1;
             drop(sched);
 
@@ -55,40 +70,61 @@ impl Runner<'_> {
             sched.lanes[i].in_flight -= 1;
             sched.outstanding -= 1;
             match follow_up {
-                FollowUp::None => {}
+                FollowUp::None => sched.lanes[i].heard_now(),
                 FollowUp::Queue(works) => {
                     sched.outstanding += works.len();
                     let lane = &mut sched.lanes[i];
+                    lane.heard_now();
                     lane.queue.extend(works);
                 }
+                FollowUp::Idle => {}
                 FollowUp::Silent(cause) => {
                     let lane = &mut sched.lanes[i];
-                    lane.silent_streak += 1;
-                    if lane.silent_streak >= SILENT_WAVES * lane.limit && lane.stopped.is_none() {
-                        lane.stopped = Some(cause.clone());
-                        self.skip_lane(
-                            &mut sched,
-                            i,
-                            &format!("not attempted: {cause} on this host (its last targets all failed that way, retries spent)"),
-                            Some(cause),
+                    if !lane.probation {
+                        // Once: the next task goes alone, and its silence gives the host up.
+                        lane.probation = true;
+                    } else if lane.stopped.is_none() {
+                        let why = format!(
+                            "not attempted: the host stopped answering ({cause}, retries spent); given up before anything more was sent"
                         );
+                        self.give_up(&mut sched, i, format!("no answer: {cause}"), &why);
                     }
                 }
                 FollowUp::StopHost(cause) => {
-                    if sched.lanes[i].stopped.is_none() {
-                        sched.lanes[i].stopped = Some(cause.clone());
-                    }
-                    self.skip_lane(
-                        &mut sched,
-                        i,
-                        &format!("not attempted: {cause} on this host"),
-                        Some(cause),
-                    );
+                    let why = format!("not attempted: {cause} on this host");
+                    self.give_up(&mut sched, i, cause, &why);
                 }
+                FollowUp::GiveUp { cause, why } => self.give_up(&mut sched, i, cause, &why),
             }
             self.finish_lane_if_done(&mut sched, i);
             self.wake.notify_all();
         }
+    }
+
+    /// Stop sending to host `i`: everything still queued is skipped with `why`.
+    pub(super) fn give_up(&self, sched: &mut Sched, i: usize, cause: String, why: &str) {
+        if sched.lanes[i].stopped.is_none() {
+            sched.lanes[i].stopped = Some(cause.clone());
+        }
+        self.skip_lane(sched, i, why, Some(cause));
+    }
+
+    /// Hosts that have had requests out with no answer for a while, as `Waiting` events; and
+    /// those that answered after such a wait (`secs: 0`).
+    pub(super) fn waiting(&self) -> Vec<(usize, u64)> {
+        let mut sched = self.sched.lock().unwrap();
+        let mut out = Vec::new();
+        for (i, lane) in sched.lanes.iter_mut().enumerate() {
+            let secs = lane.heard.elapsed().as_secs();
+            if lane.in_flight > 0 && !lane.finished && secs >= WAITING_AFTER_SECS {
+                lane.waiting_shown = true;
+                out.push((i, secs));
+            } else if lane.waiting_shown {
+                lane.waiting_shown = false;
+                out.push((i, 0));
+            }
+        }
+        out
     }
 
     /// Mark everything still queued as skipped (interrupt, or a journal that cannot be written).
@@ -213,10 +249,7 @@ impl Runner<'_> {
             match status {
                 Status::Failed | Status::Unproven => lane.failed += 1,
                 Status::Skipped => lane.skipped += 1,
-                _ => {
-                    lane.done += 1;
-                    lane.silent_streak = 0;
-                }
+                _ => lane.done += 1,
             }
         }
         self.observer.event(&Event::TargetDone {

@@ -25,7 +25,11 @@ pub(super) fn unconfirmed_token(name: &str) -> String {
 /// the save all leave the token possibly alive: list before giving up.
 fn may_have_minted(e: &ApiError) -> bool {
     match e {
-        ApiError::Conflict(_) | ApiError::Auth { .. } | ApiError::NoCredential(_) => false,
+        ApiError::Conflict(_)
+        | ApiError::NoCredential(_)
+        | ApiError::Auth { .. }
+        | ApiError::RefusedAfter { .. }
+        | ApiError::Withheld(_) => false,
         ApiError::Http { status } => !(400..500).contains(status),
         ApiError::Transport(t) => t.maybe_sent(),
         ApiError::Rejected(_) | ApiError::Protocol(_) => true,
@@ -194,6 +198,7 @@ impl Runner<'_> {
             cause: "owner of an existing token unproven".into(),
             step: Some("reconcile".into()),
             auth_refused: false,
+            fresh_refusal: false,
             silent: false,
             attention: Some(format!(
                 "token {name} may have been minted by this run and nobody holds its secret; if nobody uses it, revoke just that one: `tokenfleet revoke -i INVENTORY -l {host} --accounts '{account}' --name '{name}'`",
@@ -225,6 +230,7 @@ impl Runner<'_> {
             cause: "create outcome unknown".into(),
             step: Some("create".into()),
             auth_refused: listing.auth_refused,
+            fresh_refusal: listing.fresh_refusal,
             silent: listing.silent,
             attention: Some(unconfirmed_token(name)),
         }
@@ -292,6 +298,7 @@ impl Runner<'_> {
                     cause: "journal write failed".into(),
                     step: Some("seal".into()),
                     auth_refused: false,
+                    fresh_refusal: false,
                     silent: false,
                     attention: Some(format!(
                         "token {name} is live and only the handoff (if written) holds it; if the handoff failed, `tokenfleet resume` revokes it"
@@ -414,13 +421,27 @@ impl Runner<'_> {
             let _ = self
                 .ledger
                 .failed(cx.host(), cx.account, name, "verify", &e.to_string());
-            // A refused new token says nothing about the host's credential: do not stop the host.
+            // A refused new token says nothing of the host's credential, but it is a failed login
+            // all the same (cPHulk counts per IP): the first one stops the host, so no other
+            // rotation there creates a token that cannot be verified either.
+            let refused = e.is_refusal();
             return Err(Failure {
                 status: Status::Failed,
-                message: format!("verify: the new token did not work ({e}); old tokens left alive"),
-                cause: format!("new token failed verification: {}", e.cause()),
+                message: if refused {
+                    format!(
+                        "verify: the new token was refused ({e}); old tokens left alive, the new one is sealed in the handoff; no more rotations on this host (each verify would be a failed login: cPHulk). If this port refuses token logins, rotate with --no-verify"
+                    )
+                } else {
+                    format!("verify: the new token did not work ({e}); old tokens left alive")
+                },
+                cause: if refused {
+                    "new token refused at verify".into()
+                } else {
+                    format!("new token failed verification: {}", e.cause())
+                },
                 step: Some("verify".into()),
-                auth_refused: false,
+                auth_refused: refused,
+                fresh_refusal: refused && !matches!(e, ApiError::Withheld(_)),
                 silent: false,
                 attention: None,
             });

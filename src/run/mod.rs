@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub verify: bool,
     /// Create: revoke a same-named token and create it again instead of reporting `exists`.
     pub replace_existing: bool,
+    /// Not contacted at all, with why: a host (`(host, None)`) or one account's own credential
+    /// (`(host, Some(account))`) that an earlier run of this journal saw refused (resume).
+    pub hold: HashMap<(String, Option<String>), String>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +57,7 @@ impl Default for RunOptions {
             dry_run: false,
             verify: true,
             replace_existing: false,
+            hold: HashMap::new(),
         }
     }
 }
@@ -75,6 +79,9 @@ pub enum Event<'a> {
         skipped: usize,
         cause: Option<&'a str>,
     },
+    /// A host has had requests out with no answer for `secs` seconds (sent once a second while
+    /// it lasts, from 5 s on); `secs: 0` when an answer came after such a wait.
+    Waiting { host: &'a str, secs: u64 },
     /// Something the user must see now (suspended account, insecure TLS).
     Warning(String),
 }
@@ -133,12 +140,19 @@ struct Lane {
     queue: VecDeque<Task>,
     in_flight: usize,
     limit: usize,
-    /// Set at the first refused credential: the rest of the lane is skipped with this cause.
+    /// One task at a time until the host answers: at the start, so the lane's first call (a
+    /// read-only one: discovery, a check, or the first target's listing) is the host's probe,
+    /// and again after a target got no answer at all (a second silence gives the host up). A
+    /// wrong credential so costs one failed login whatever `per_host` is, and a host that does
+    /// not answer is given up before any mutation is sent.
+    probation: bool,
+    /// When the lane last heard from its host, or started waiting for it.
+    heard: Instant,
+    /// Set when the host is given up (a refused credential, no answer): the rest of the lane is
+    /// skipped with this cause.
     stopped: Option<String>,
-    /// Targets in a row that got no answer at all (connect error or timeout, retries spent).
-    /// At `SILENT_WAVES * limit` the host is taken for dead and the rest is skipped, so a hung
-    /// server costs a couple of timeouts, not one per account.
-    silent_streak: usize,
+    /// A `Waiting` event was sent for the current wait.
+    waiting_shown: bool,
     done: usize,
     failed: usize,
     skipped: usize,
@@ -166,8 +180,10 @@ impl Lane {
             queue,
             in_flight: 0,
             limit: hp.per_host.max(1),
+            probation: true,
+            heard: Instant::now(),
             stopped: None,
-            silent_streak: 0,
+            waiting_shown: false,
             done: 0,
             failed: 0,
             skipped: 0,
@@ -255,9 +271,14 @@ pub fn execute_resumed(
         out: Mutex::new(Outcome::default()),
         halted: Mutex::new(None),
     };
-    // Hosts with nothing to do are finished at once.
-    for i in 0..plan.hosts.len() {
-        runner.finish_lane_if_done(&mut runner.sched.lock().unwrap(), i);
+    // Hosts an earlier run of this journal saw refuse its credential are not contacted at all
+    // (cPHulk counts across runs); hosts with nothing to do are finished at once.
+    for (i, hp) in plan.hosts.iter().enumerate() {
+        let mut sched = runner.sched.lock().unwrap();
+        if let Some(why) = opts.hold.get(&(hp.host.name.clone(), None)) {
+            runner.give_up(&mut sched, i, "credential refused before".into(), why);
+        }
+        runner.finish_lane_if_done(&mut sched, i);
     }
     let workers = opts.jobs.max(1);
     let pool = rayon::ThreadPoolBuilder::new()
@@ -265,10 +286,30 @@ pub fn execute_resumed(
         .thread_name(|i| format!("tokenfleet-{i}"))
         .build()
         .expect("cannot start worker threads");
-    pool.scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|_| runner.worker());
-        }
+    let finished = (Mutex::new(false), Condvar::new());
+    std::thread::scope(|scope| {
+        // The watchdog: a host that holds requests without answering is shown as waiting.
+        scope.spawn(|| {
+            let (lock, cv) = &finished;
+            let mut done = lock.lock().unwrap();
+            while !*done {
+                done = cv.wait_timeout(done, Duration::from_secs(1)).unwrap().0;
+                if *done {
+                    break;
+                }
+                for (i, secs) in runner.waiting() {
+                    let host = &plan.hosts[i].host.name;
+                    observer.event(&Event::Waiting { host, secs });
+                }
+            }
+        });
+        pool.scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|_| runner.worker());
+            }
+        });
+        *finished.0.lock().unwrap() = true;
+        finished.1.notify_all();
     });
     runner.report_unreached();
     let flushed = ledger.flush();
@@ -289,15 +330,19 @@ fn needs_host_check(plan: &Plan, hp: &HostPlan) -> bool {
 }
 
 enum FollowUp {
+    /// The host answered.
     None,
+    /// The host answered, with more work (discovered accounts).
     Queue(Vec<Task>),
+    /// Nothing was sent (a target done before a resume, one held back).
+    Idle,
+    /// The credential was refused: skip the rest of the host (cPHulk).
     StopHost(String),
-    /// The target got no answer at all: counts toward taking the host for dead.
+    /// Give the host up: skip its rest with `why` ("not attempted: …") and `cause`.
+    GiveUp { cause: String, why: String },
+    /// The target got no answer at all: puts the host on probation, or gives it up.
     Silent(String),
 }
-
-/// Waves of `per_host` unanswered targets in a row after which a host is skipped.
-const SILENT_WAVES: usize = 2;
 
 /// Why a target failed, ready for its result.
 struct Failure {
@@ -307,6 +352,9 @@ struct Failure {
     step: Option<String>,
     /// The host's credential was refused: stop the host (cPHulk).
     auth_refused: bool,
+    /// The refusal was the server's answer (not a request the login gate held back): the
+    /// journal records it, so a resume does not send that credential again.
+    fresh_refusal: bool,
     /// The server gave no answer at all (see `silent`).
     silent: bool,
     /// A live token a human must look at (see [`TargetResult::attention`]).
@@ -321,6 +369,7 @@ impl Failure {
             cause: message.to_string(),
             step: None,
             auth_refused: false,
+            fresh_refusal: false,
             silent: false,
             attention: None,
         }
@@ -333,6 +382,7 @@ impl Failure {
             cause: cause.to_string(),
             step: Some(step.to_string()),
             auth_refused: false,
+            fresh_refusal: false,
             silent: false,
             attention: None,
         }
@@ -347,7 +397,8 @@ impl Failure {
             message: format!("{step}: {e}"),
             cause: e.cause(),
             step: Some(step.split(' ').next().unwrap_or(step).to_string()),
-            auth_refused: matches!(e, ApiError::Auth { .. }),
+            auth_refused: e.is_refusal(),
+            fresh_refusal: e.is_refusal() && !matches!(e, ApiError::Withheld(_)),
             silent: e.host_broken(),
             attention: None,
         }
@@ -359,7 +410,8 @@ impl Failure {
             message: format!("{doing}: {e}; the new token is sealed in the handoff"),
             cause: e.cause(),
             step: Some(step.to_string()),
-            auth_refused: matches!(e, ApiError::Auth { .. }),
+            auth_refused: e.is_refusal(),
+            fresh_refusal: e.is_refusal() && !matches!(e, ApiError::Withheld(_)),
             silent: e.host_broken(),
             attention: None,
         }

@@ -49,12 +49,39 @@ impl Runner<'_> {
         let started = Instant::now();
         match work {
             Task::Discover => self.discover(i, started),
-            Task::CheckHost => {
-                self.check_host(i, started);
-                FollowUp::None
-            }
+            Task::CheckHost => self.check_host(i, started),
             Task::Target(t) => self.perform_target(i, &t, started),
         }
+    }
+
+    /// Record in the journal that a credential was refused on host `i`, so a resume does not
+    /// send it again: the host's own, the account's own (`target`'s, `api = "cpanel"`), or new
+    /// tokens at verify.
+    pub(super) fn journal_refusal(&self, i: usize, target: Option<&Target>, verify: bool) {
+        let hp = &self.plan.hosts[i];
+        let run = &self.plan.run_id;
+        let (account, what, tag) = if verify {
+            (String::new(), "new tokens at verify".to_string(), "-".to_string())
+        } else if let Some(t) = target
+            && let Some(own) = &t.credential
+            && self.plan.scope == Scope::Account
+        {
+            let account = self.account_of(hp, t).to_string();
+            (account, "the account's own credential".to_string(), own.tag(run))
+        } else if let Some(cred) = &hp.credential {
+            let what = match &hp.host.credential {
+                Some(crate::inventory::CredentialRef::Env(n)) => format!("credential env:{n}"),
+                Some(crate::inventory::CredentialRef::File(p)) => {
+                    format!("credential file:{}", p.display())
+                }
+                Some(crate::inventory::CredentialRef::Prompt) => "credential (prompt)".into(),
+                None => "credential".into(),
+            };
+            (String::new(), what, cred.tag(run))
+        } else {
+            return;
+        };
+        let _ = self.ledger.refused(&hp.host.name, &account, &what, &tag);
     }
 
     fn perform_target(&self, i: usize, t: &Target, started: Instant) -> FollowUp {
@@ -76,26 +103,45 @@ impl Runner<'_> {
                 .get(&(hp.host.name.clone(), cx.account.to_string()))
                 .or_else(|| self.prior.get(&(hp.host.name.clone(), "*".to_string())))
         };
+        let held = self
+            .opts
+            .hold
+            .get(&(hp.host.name.clone(), Some(cx.account.to_string())));
         let verdict = match prior {
             // Done before the interruption: nothing to send.
             Some(Prior::Done(status)) => Ok(*status),
+            _ if held.is_some() => {
+                let mut r = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
+                r.status = Status::Skipped;
+                r.error = held.cloned();
+                r.cause = Some("credential refused before".into());
+                r.attention = self.unconfirmed(&hp.host.name, cx.account, cx.name);
+                self.record(i, r);
+                return FollowUp::Idle;
+            }
             _ => self.target(&cx, prior),
         };
         let mut result = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
         result.attempts = cx.attempts.get();
         result.elapsed_ms = started.elapsed().as_millis() as u64;
+        let sent = cx.attempts.get() > 0;
         let follow = match verdict {
             Ok(status) => {
                 result.status = status;
-                FollowUp::None
+                if sent { FollowUp::None } else { FollowUp::Idle }
             }
             Err(f) => {
+                if f.fresh_refusal {
+                    self.journal_refusal(i, Some(t), f.step.as_deref() == Some("verify"));
+                }
                 let follow = if f.auth_refused {
                     FollowUp::StopHost(f.cause.clone())
                 } else if f.silent {
                     FollowUp::Silent(f.cause.clone())
-                } else {
+                } else if sent {
                     FollowUp::None
+                } else {
+                    FollowUp::Idle
                 };
                 result.status = f.status;
                 result.error = Some(f.message);
@@ -144,8 +190,13 @@ impl Runner<'_> {
                 r.attempts = 1;
                 r.elapsed_ms = started.elapsed().as_millis() as u64;
                 self.record(i, r);
-                return if matches!(e, ApiError::Auth { .. }) {
+                return if e.is_refusal() {
+                    if !matches!(e, ApiError::Withheld(_)) {
+                        self.journal_refusal(i, None, false);
+                    }
                     FollowUp::StopHost(e.cause())
+                } else if e.host_broken() {
+                    FollowUp::Silent(e.cause())
                 } else {
                     FollowUp::None
                 };
@@ -198,14 +249,132 @@ impl Runner<'_> {
         }
     }
 
-    /// `check` of the host's own credential (WHM).
-    fn check_host(&self, i: usize, started: Instant) {
+    /// `check` of the host's own credential (WHM), then of the calls the real run makes with
+    /// it: `api_token_list` for `--scope whm`; otherwise the inventory's accounts against
+    /// `listaccts` (an account the server does not have would fail at create) and one read
+    /// through `uapi_cpanel` (a WHM token may pass `version` and still be refused there).
+    fn check_host(&self, i: usize, started: Instant) -> FollowUp {
         let hp = &self.plan.hosts[i];
         let backend = &*self.backends[i];
         let attempts = Cell::new(0);
         let result = self.with_retries(&attempts, || backend.whoami());
         let whm = Owner::WhmUser { credential: None };
-        self.push_check(i, &hp.host.whm_user, backend.url(whm), result, started);
+        let url = backend.url(whm);
+        let follow = match &result {
+            Err(e) if e.is_refusal() => FollowUp::StopHost(e.cause()),
+            Err(e) if e.host_broken() => FollowUp::Silent(e.cause()),
+            _ => FollowUp::None,
+        };
+        let ok = result.is_ok();
+        self.push_check(i, &hp.host.whm_user, url.clone(), result, started);
+        if !ok {
+            return follow;
+        }
+        let user = &hp.host.whm_user;
+        if self.plan.scope == Scope::Whm {
+            let started = Instant::now();
+            return match self.with_retries(&attempts, || backend.list_tokens(whm)) {
+                Ok(t) => {
+                    self.amend_check(i, &format!("api_token_list: {} WHM tokens", t.len()));
+                    FollowUp::None
+                }
+                Err(e) => self.push_check(i, user, url, Err(e), started),
+            };
+        }
+        let started = Instant::now();
+        let accounts = match self.with_retries(&attempts, || backend.list_accounts()) {
+            Ok(a) => a,
+            Err(e) => {
+                let follow = check_follow(&e);
+                self.push_check(i, user, url, Err(e), started);
+                return follow;
+            }
+        };
+        let mut first = None;
+        for t in &hp.targets {
+            let account = self.account_of(hp, t);
+            let problem = match accounts.iter().find(|a| a.user == account) {
+                None => Some("no such account on this server (WHM listaccts does not list it): create and rotate would fail here"),
+                Some(a) if a.suspended => Some("the account is suspended: tokens cannot be created for it"),
+                Some(_) => None,
+            };
+            match problem {
+                Some(p) => self.push_check_failed(i, account, url.clone(), p, "account not on the server", started),
+                None => {
+                    first.get_or_insert(account);
+                }
+            }
+        }
+        let first = match first {
+            Some(a) => a.to_string(),
+            None => match accounts.iter().find(|a| !a.suspended && self.plan.wants_account(&a.user)) {
+                Some(a) => a.user.clone(),
+                None => return FollowUp::None,
+            },
+        };
+        let started = Instant::now();
+        let owner = Owner::Account {
+            user: &first,
+            credential: None,
+        };
+        match self.with_retries(&attempts, || backend.list_tokens(owner)) {
+            Ok(t) => {
+                let text = format!(
+                    "{} accounts listed; uapi_cpanel as {first}: {} tokens",
+                    accounts.len(),
+                    t.len()
+                );
+                self.amend_check(i, &text);
+                FollowUp::None
+            }
+            Err(ApiError::Auth { status, message }) => {
+                let e = ApiError::Auth {
+                    status,
+                    message: format!(
+                        "the WHM credential passed `version` but may not act for accounts through uapi_cpanel (its ACLs?): {message}"
+                    ),
+                };
+                self.push_check(i, &first, url, Err(e), started)
+            }
+            Err(e) => self.push_check(i, &first, url, Err(e), started),
+        }
+    }
+
+    /// Add what a later check call found to the host's first check row.
+    fn amend_check(&self, i: usize, text: &str) {
+        let host = &self.plan.hosts[i].host.name;
+        let mut out = self.out.lock().unwrap();
+        if let Some(row) = out.checks.iter_mut().rev().find(|r| &r.host == host) {
+            row.detail = format!("{}; {text}", row.detail);
+        }
+    }
+
+    /// A check row (and a failed result) for a problem found without a failed call.
+    fn push_check_failed(
+        &self,
+        i: usize,
+        user: &str,
+        url: String,
+        detail: &str,
+        cause: &str,
+        started: Instant,
+    ) {
+        let hp = &self.plan.hosts[i];
+        self.out.lock().unwrap().checks.push(CheckRow {
+            host: hp.host.name.clone(),
+            user: user.to_string(),
+            url,
+            ok: false,
+            detail: detail.to_string(),
+            tls_pin: self.backends[i].peer_pin().map(|p| p.to_string()),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+        let mut r = TargetResult::new(&hp.host.name, Some(user), None);
+        r.step = Some("check".into());
+        r.status = Status::Failed;
+        r.error = Some(detail.to_string());
+        r.cause = Some(cause.to_string());
+        self.record(i, r);
     }
 
     /// `check` of an account's own credential (`api = "cpanel"`): list its tokens.
@@ -244,7 +413,11 @@ impl Runner<'_> {
         url: String,
         result: Result<String, ApiError>,
         started: Instant,
-    ) {
+    ) -> FollowUp {
+        let follow = match &result {
+            Ok(_) => FollowUp::None,
+            Err(e) => check_follow(e),
+        };
         let hp = &self.plan.hosts[i];
         let (ok, detail) = match &result {
             Ok(v) => (true, v.clone()),
@@ -277,6 +450,7 @@ impl Runner<'_> {
             }
         }
         self.record(i, r);
+        follow
     }
 
     fn list(&self, cx: &Ctx<'_>) -> Result<Status, Failure> {
@@ -318,5 +492,16 @@ impl Runner<'_> {
             .ledger
             .revoked(cx.host(), cx.account, pattern.as_str(), &names);
         Ok(Status::Revoked)
+    }
+}
+
+/// What a failed check call means for the rest of its host.
+fn check_follow(e: &ApiError) -> FollowUp {
+    if e.is_refusal() {
+        FollowUp::StopHost(e.cause())
+    } else if e.host_broken() {
+        FollowUp::Silent(e.cause())
+    } else {
+        FollowUp::None
     }
 }

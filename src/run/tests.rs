@@ -218,22 +218,15 @@ fn a_refused_credential_stops_its_host_and_no_other() {
     let (fakes, _) = fleet(&plan, 2);
     fakes[1].fail_always(refused());
     let out = run(&plan, &fakes, opts(6, 3));
-    let calls = fakes[1].total_calls();
-    assert!(
-        (1..=2).contains(&calls),
-        "{calls} calls with a refused credential"
-    );
+    // The first call goes alone (the host's probe): refused, and nothing else is sent there.
+    assert_eq!(fakes[1].total_calls(), 1, "one refused login");
     let h1 = of(&out, "h1");
-    assert_eq!(
-        count(&h1, Status::Failed),
-        calls,
-        "one call per failed target"
-    );
-    assert_eq!(count(&h1, Status::Skipped), 10 - calls);
+    assert_eq!(count(&h1, Status::Failed), 1);
+    assert_eq!(count(&h1, Status::Skipped), 9);
     for r in h1.iter().filter(|r| r.status == Status::Skipped) {
         assert_eq!(
             r.cause.as_deref(),
-            Some("authentication refused (HTTP 401)")
+            Some("blocked by cPHulk (brute-force protection)")
         );
         assert!(r.error.as_deref().unwrap().starts_with("not attempted"));
         assert_eq!(r.attempts, 0);
@@ -244,28 +237,47 @@ fn a_refused_credential_stops_its_host_and_no_other() {
 }
 
 #[test]
-fn a_host_that_never_answers_is_given_up_after_silent_waves() {
-    let per_host = 2;
+fn a_host_that_never_answers_its_probe_is_given_up_before_anything_else_is_sent() {
+    let per_host = 4;
     let plan = plan(Operation::Create, &[per_host, per_host], 20);
     let (fakes, _) = fleet(&plan, 2);
     fakes[0].fail_always(ApiError::Transport(TransportError::Timeout { sent: true }));
-    let out = run(&plan, &fakes, opts(4, 1));
+    let out = run(&plan, &fakes, opts(8, 1));
     let h0 = of(&out, "h0");
-    let tried = count(&h0, Status::Failed);
-    let floor = SILENT_WAVES * per_host;
-    assert!(
-        (floor..floor + per_host).contains(&tried),
-        "{tried} targets tried"
-    );
-    assert_eq!(count(&h0, Status::Skipped), 20 - tried);
+    assert_eq!(count(&h0, Status::Failed), 1);
+    assert_eq!(count(&h0, Status::Skipped), 19);
     assert!(
         h0.iter()
             .filter(|r| r.status == Status::Skipped)
-            .all(|r| r.cause.as_deref() == Some("timed out"))
+            .all(|r| r.cause.as_deref() == Some("no answer: timed out")),
+        "{h0:?}"
     );
-    // The listing before each create never answered: no create was sent at all.
+    // The first listing and its one retry, alone; no create was sent at all.
+    assert_eq!(fakes[0].total_calls(), 2);
+    assert_eq!(fakes[0].max_in_flight(), 1);
     assert_eq!(fakes[0].calls(Op::Create), 0);
     assert_eq!(count(&of(&out, "h1"), Status::Created), 20);
+}
+
+#[test]
+fn a_host_that_stops_answering_mid_run_is_given_up_after_one_more_try_alone() {
+    let per_host = 4;
+    let plan = plan(Operation::Create, &[per_host], 40);
+    let (fakes, _) = fleet(&plan, 2);
+    // Answers the probe and a few targets, then nothing.
+    fakes[0].fail_after(9, ApiError::Transport(TransportError::Timeout { sent: true }));
+    let out = run(&plan, &fakes, opts(8, 1));
+    let h0 = of(&out, "h0");
+    let failed = count(&h0, Status::Failed);
+    assert!(
+        failed <= per_host + 1,
+        "{failed} targets waited for their timeouts"
+    );
+    assert_eq!(
+        count(&h0, Status::Skipped) + failed + count(&h0, Status::Created),
+        40
+    );
+    assert!(count(&h0, Status::Skipped) >= 30);
 }
 
 /// Raises the stop flag at the first finished target.

@@ -159,6 +159,15 @@ pub enum EventDetail {
         #[serde(default)]
         reason: String,
     },
+    /// A credential was refused on the host (`account` empty: the host's credential; `token_name`
+    /// empty). `credential`: what it was (`WHM credential env:WHM_TOKEN`, `new tokens on the
+    /// cPanel port`); `tag`: 4 hex digits of a digest of the run id and the secret, enough to
+    /// tell whether the secret changed, too few to guess it. A resume does not send a credential
+    /// with the same tag again (unless `--retry-refused`): cPHulk counts across runs.
+    Refused {
+        credential: String,
+        tag: String,
+    },
     /// The handoff was written whole: the SHA-256 of the file. Only a file at `OUT` with this
     /// digest is this run's handoff (a resume may trust its rows); host, account and token
     /// name are empty.
@@ -203,6 +212,7 @@ impl Event {
             EventDetail::Failed { .. } => "failed",
             EventDetail::Exists {} => "exists",
             EventDetail::Skipped { .. } => "skipped",
+            EventDetail::Refused { .. } => "refused",
             EventDetail::Delivered { .. } => "delivered",
         }
     }

@@ -312,4 +312,12 @@ impl Ledger for JournalLedger {
             EventDetail::Exists {},
         ))
     }
+
+    fn refused(&self, host: &str, account: &str, credential: &str, tag: &str) -> io::Result<()> {
+        let detail = EventDetail::Refused {
+            credential: credential.to_string(),
+            tag: tag.to_string(),
+        };
+        self.journal.append(&Event::new(host, account, "", detail))
+    }
 }
