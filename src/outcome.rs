@@ -155,7 +155,13 @@ pub trait Ledger: Sync {
 
     /// A credential was refused on `host` (`account` empty: the host's own): see the journal's
     /// `refused` record. `tag` tells a changed secret from the same one, nothing more.
-    fn refused(&self, host: &str, account: &str, credential: &str, tag: &str) -> std::io::Result<()> {
+    fn refused(
+        &self,
+        host: &str,
+        account: &str,
+        credential: &str,
+        tag: &str,
+    ) -> std::io::Result<()> {
         let _ = (host, account, credential, tag);
         Ok(())
     }

@@ -238,7 +238,9 @@ mod tests {
         gate.pass(k, || Ok::<_, ApiError>(())).unwrap();
         // An API refusal is an answer: the login passed.
         let other = Key::of(2087, "root", &Secret::new("X"));
-        let _ = gate.pass(other, || Err::<(), _>(ApiError::Rejected("no such user".into())));
+        let _ = gate.pass(other, || {
+            Err::<(), _>(ApiError::Rejected("no such user".into()))
+        });
         gate.pass(other, || Ok::<_, ApiError>(())).unwrap();
     }
 }

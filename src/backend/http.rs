@@ -6,12 +6,12 @@
 //! secrets its backend holds for the call (`known`: the host's credential, the owner's), so
 //! server text quoting any of them is redacted before it becomes an error.
 
+use super::gate::{Gate, Key};
 use super::protocol::{
     authorization, conflict_on_duplicate, is_missing_token, parse_accounts, parse_new_token,
     parse_uapi, parse_uapi_cpanel, parse_uapi_token_list, parse_version, parse_whm,
     parse_whm_token_list,
 };
-use super::gate::{Gate, Key};
 use super::redact::Redactor;
 use super::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
 use crate::inventory::{AuthKind, Host};
@@ -152,7 +152,8 @@ impl Http {
             _ => {
                 // UAPI revokes one name per call.
                 for name in names {
-                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())], known, None) {
+                    match self.uapi_call(caller, "revoke", &[("name", name.as_str())], known, None)
+                    {
                         Ok(_) => {}
                         Err(ApiError::Rejected(m)) if is_missing_token(&m) => {}
                         Err(e) => return Err(e),

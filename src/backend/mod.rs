@@ -144,6 +144,16 @@ impl ApiError {
         )
     }
 
+    /// The failure is the host's, whatever the target: a refused credential (cPHulk), or a
+    /// certificate that is not the one trusted. Nothing more is sent to that host.
+    pub fn stops_host(&self) -> bool {
+        self.is_refusal()
+            || matches!(
+                self,
+                ApiError::Transport(TransportError::Tls(_) | TransportError::PinMismatch { .. })
+            )
+    }
+
     /// A mutation that failed this way may have been performed anyway.
     pub fn outcome_unknown(&self) -> bool {
         match self {

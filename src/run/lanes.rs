@@ -12,6 +12,7 @@ impl Lane {
     /// The host answered: it is off probation, and its wait starts again.
     fn heard_now(&mut self) {
         self.probation = false;
+        self.answered_once = true;
         self.heard = Instant::now();
     }
 }
@@ -84,9 +85,15 @@ impl Runner<'_> {
                         // Once: the next task goes alone, and its silence gives the host up.
                         lane.probation = true;
                     } else if lane.stopped.is_none() {
-                        let why = format!(
-                            "not attempted: the host stopped answering ({cause}, retries spent); given up before anything more was sent"
-                        );
+                        let why = if lane.answered_once {
+                            format!(
+                                "not attempted: the host stopped answering ({cause}, retries spent); given up before anything more was sent"
+                            )
+                        } else {
+                            format!(
+                                "not attempted: the host did not answer its first call, a read-only one ({cause}, retries spent); given up before anything that changes state was sent"
+                            )
+                        };
                         self.give_up(&mut sched, i, format!("no answer: {cause}"), &why);
                     }
                 }
@@ -94,7 +101,6 @@ impl Runner<'_> {
                     let why = format!("not attempted: {cause} on this host");
                     self.give_up(&mut sched, i, cause, &why);
                 }
-                FollowUp::GiveUp { cause, why } => self.give_up(&mut sched, i, cause, &why),
             }
             self.finish_lane_if_done(&mut sched, i);
             self.wake.notify_all();

@@ -88,11 +88,12 @@ impl Runner<'_> {
         let mut unconfirmed = reconcile == Some(true);
         loop {
             self.journal_intent(cx, name, "create")?;
-            cx.attempts.set(cx.attempts.get() + 1);
-            let err = match cx
+            cx.attempts.bump();
+            let created = cx
                 .backend
-                .create_token(cx.owner, name, self.plan.expires_at)
-            {
+                .create_token(cx.owner, name, self.plan.expires_at);
+            cx.attempts.saw(&created);
+            let err = match created {
                 Ok(token) => return self.seal_new(cx, token),
                 Err(e) => e,
             };
@@ -416,8 +417,10 @@ impl Runner<'_> {
 
     /// Verify the new token with a real call that uses only it.
     fn verify(&self, cx: &Ctx<'_>, name: &str, token: &NewToken) -> Result<(), Failure> {
-        cx.attempts.set(cx.attempts.get() + 1);
-        if let Err(e) = cx.backend.verify(cx.owner, &token.token) {
+        cx.attempts.bump();
+        let verified = cx.backend.verify(cx.owner, &token.token);
+        cx.attempts.saw(&verified);
+        if let Err(e) = verified {
             let _ = self
                 .ledger
                 .failed(cx.host(), cx.account, name, "verify", &e.to_string());

@@ -148,6 +148,8 @@ struct Lane {
     probation: bool,
     /// When the lane last heard from its host, or started waiting for it.
     heard: Instant,
+    /// The host has answered at least once in this run.
+    answered_once: bool,
     /// Set when the host is given up (a refused credential, no answer): the rest of the lane is
     /// skipped with this cause.
     stopped: Option<String>,
@@ -182,6 +184,7 @@ impl Lane {
             limit: hp.per_host.max(1),
             probation: true,
             heard: Instant::now(),
+            answered_once: false,
             stopped: None,
             waiting_shown: false,
             done: 0,
@@ -338,8 +341,6 @@ enum FollowUp {
     Idle,
     /// The credential was refused: skip the rest of the host (cPHulk).
     StopHost(String),
-    /// Give the host up: skip its rest with `why` ("not attempted: …") and `cause`.
-    GiveUp { cause: String, why: String },
     /// The target got no answer at all: puts the host on probation, or gives it up.
     Silent(String),
 }
@@ -393,11 +394,16 @@ impl Failure {
             return Failure::plain(m);
         }
         Failure {
-            status: Status::Failed,
+            // Held back by the login gate: nothing was sent.
+            status: if matches!(e, ApiError::Withheld(_)) {
+                Status::Skipped
+            } else {
+                Status::Failed
+            },
             message: format!("{step}: {e}"),
             cause: e.cause(),
             step: Some(step.split(' ').next().unwrap_or(step).to_string()),
-            auth_refused: e.is_refusal(),
+            auth_refused: e.stops_host(),
             fresh_refusal: e.is_refusal() && !matches!(e, ApiError::Withheld(_)),
             silent: e.host_broken(),
             attention: None,
@@ -410,7 +416,7 @@ impl Failure {
             message: format!("{doing}: {e}; the new token is sealed in the handoff"),
             cause: e.cause(),
             step: Some(step.to_string()),
-            auth_refused: e.is_refusal(),
+            auth_refused: e.stops_host(),
             fresh_refusal: e.is_refusal() && !matches!(e, ApiError::Withheld(_)),
             silent: e.host_broken(),
             attention: None,

@@ -6,18 +6,56 @@
 use super::*;
 use std::cell::Cell;
 
+/// The requests one piece of work sent, and whether any of them got an answer from the host
+/// (an API answer, even a refusal: not a timeout, a lost connection or a 5xx).
+#[derive(Debug, Default)]
+pub(super) struct Tries {
+    sent: Cell<u32>,
+    answered: Cell<bool>,
+}
+
+impl Tries {
+    /// Requests sent so far, retries included.
+    pub(super) fn get(&self) -> u32 {
+        self.sent.get()
+    }
+
+    /// One more request is being sent.
+    pub(super) fn bump(&self) {
+        self.sent.set(self.sent.get() + 1);
+    }
+
+    /// What came back for the last request.
+    pub(super) fn saw<T>(&self, r: &Result<T, ApiError>) {
+        if matches!(r, Err(ApiError::Withheld(_))) {
+            // The login gate held it back: it was never sent.
+            self.sent.set(self.sent.get().saturating_sub(1));
+        }
+        if !matches!(r, Err(e) if e.host_broken() || matches!(e, ApiError::Withheld(_))) {
+            self.answered.set(true);
+        }
+    }
+
+    /// Did the host answer any of them?
+    pub(super) fn answered(&self) -> bool {
+        self.answered.get()
+    }
+}
+
 impl Runner<'_> {
     /// Call `f` until it succeeds, fails for good, or the retries run out; every try counts in
     /// `attempts`.
     pub(super) fn with_retries<T>(
         &self,
-        attempts: &Cell<u32>,
+        attempts: &Tries,
         mut f: impl FnMut() -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         let mut tries = 0;
         loop {
-            attempts.set(attempts.get() + 1);
-            match f() {
+            attempts.bump();
+            let r = f();
+            attempts.saw(&r);
+            match r {
                 Ok(v) => return Ok(v),
                 Err(e) if self.may_retry(&e, tries) => {
                     self.backoff(tries);

@@ -2,8 +2,8 @@
 //! (discovery, check, list, revoke) through the host's [`Backend`], and the result it records.
 //! Create and rotate are in `mint.rs`; the retry rule in `retry.rs`.
 
+use super::retry::Tries;
 use super::*;
-use std::cell::Cell;
 
 /// One target's work in progress: where its calls go and what they have cost so far.
 pub(super) struct Ctx<'r> {
@@ -16,7 +16,7 @@ pub(super) struct Ctx<'r> {
     /// Whose tokens, as the backend takes it.
     pub(super) owner: Owner<'r>,
     /// Requests sent for this target, retries included.
-    pub(super) attempts: Cell<u32>,
+    pub(super) attempts: Tries,
 }
 
 impl Ctx<'_> {
@@ -61,13 +61,21 @@ impl Runner<'_> {
         let hp = &self.plan.hosts[i];
         let run = &self.plan.run_id;
         let (account, what, tag) = if verify {
-            (String::new(), "new tokens at verify".to_string(), "-".to_string())
+            (
+                String::new(),
+                "new tokens at verify".to_string(),
+                "-".to_string(),
+            )
         } else if let Some(t) = target
             && let Some(own) = &t.credential
             && self.plan.scope == Scope::Account
         {
             let account = self.account_of(hp, t).to_string();
-            (account, "the account's own credential".to_string(), own.tag(run))
+            (
+                account,
+                "the account's own credential".to_string(),
+                own.tag(run),
+            )
         } else if let Some(cred) = &hp.credential {
             let what = match &hp.host.credential {
                 Some(crate::inventory::CredentialRef::Env(n)) => format!("credential env:{n}"),
@@ -92,7 +100,7 @@ impl Runner<'_> {
             account: self.account_of(hp, t),
             name: t.token_name.as_deref(),
             owner: self.owner_of(hp, t),
-            attempts: Cell::new(0),
+            attempts: Tries::default(),
         };
         let prior = if self.prior.is_empty() {
             None
@@ -136,7 +144,7 @@ impl Runner<'_> {
                 }
                 let follow = if f.auth_refused {
                     FollowUp::StopHost(f.cause.clone())
-                } else if f.silent {
+                } else if f.silent && !cx.attempts.answered() {
                     FollowUp::Silent(f.cause.clone())
                 } else if sent {
                     FollowUp::None
@@ -178,7 +186,7 @@ impl Runner<'_> {
     /// `listaccts`, then one target per eligible account.
     fn discover(&self, i: usize, started: Instant) -> FollowUp {
         let hp = &self.plan.hosts[i];
-        let attempts = Cell::new(0);
+        let attempts = Tries::default();
         let accounts = match self.with_retries(&attempts, || self.backends[i].list_accounts()) {
             Ok(a) => a,
             Err(e) => {
@@ -256,7 +264,7 @@ impl Runner<'_> {
     fn check_host(&self, i: usize, started: Instant) -> FollowUp {
         let hp = &self.plan.hosts[i];
         let backend = &*self.backends[i];
-        let attempts = Cell::new(0);
+        let attempts = Tries::default();
         let result = self.with_retries(&attempts, || backend.whoami());
         let whm = Owner::WhmUser { credential: None };
         let url = backend.url(whm);
@@ -294,12 +302,23 @@ impl Runner<'_> {
         for t in &hp.targets {
             let account = self.account_of(hp, t);
             let problem = match accounts.iter().find(|a| a.user == account) {
-                None => Some("no such account on this server (WHM listaccts does not list it): create and rotate would fail here"),
-                Some(a) if a.suspended => Some("the account is suspended: tokens cannot be created for it"),
+                None => Some(
+                    "no such account on this server (WHM listaccts does not list it): create and rotate would fail here",
+                ),
+                Some(a) if a.suspended => {
+                    Some("the account is suspended: tokens cannot be created for it")
+                }
                 Some(_) => None,
             };
             match problem {
-                Some(p) => self.push_check_failed(i, account, url.clone(), p, "account not on the server", started),
+                Some(p) => self.push_check_failed(
+                    i,
+                    account,
+                    url.clone(),
+                    p,
+                    "account not on the server",
+                    started,
+                ),
                 None => {
                     first.get_or_insert(account);
                 }
@@ -307,7 +326,10 @@ impl Runner<'_> {
         }
         let first = match first {
             Some(a) => a.to_string(),
-            None => match accounts.iter().find(|a| !a.suspended && self.plan.wants_account(&a.user)) {
+            None => match accounts
+                .iter()
+                .find(|a| !a.suspended && self.plan.wants_account(&a.user))
+            {
                 Some(a) => a.user.clone(),
                 None => return FollowUp::None,
             },

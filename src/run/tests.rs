@@ -265,19 +265,24 @@ fn a_host_that_stops_answering_mid_run_is_given_up_after_one_more_try_alone() {
     let plan = plan(Operation::Create, &[per_host], 40);
     let (fakes, _) = fleet(&plan, 2);
     // Answers the probe and a few targets, then nothing.
-    fakes[0].fail_after(9, ApiError::Transport(TransportError::Timeout { sent: true }));
+    fakes[0].fail_after(
+        9,
+        ApiError::Transport(TransportError::Timeout { sent: true }),
+    );
     let out = run(&plan, &fakes, opts(8, 1));
     let h0 = of(&out, "h0");
     let failed = count(&h0, Status::Failed);
+    // The targets in flight when it stopped (some had an answer to their listing first), then
+    // one alone: the rest is skipped.
     assert!(
-        failed <= per_host + 1,
+        failed <= 2 * per_host + 1,
         "{failed} targets waited for their timeouts"
     );
     assert_eq!(
         count(&h0, Status::Skipped) + failed + count(&h0, Status::Created),
         40
     );
-    assert!(count(&h0, Status::Skipped) >= 30);
+    assert!(count(&h0, Status::Skipped) >= 25);
 }
 
 /// Raises the stop flag at the first finished target.

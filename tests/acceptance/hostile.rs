@@ -245,11 +245,17 @@ fn every_hostile_server_fails_alone_with_its_cause() {
     run.expect(1);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     let report = read_report(&env.path("r.json"));
+    // The first target of a host goes alone (its probe): when it fails for a reason that is the
+    // host's, the rest of the host is skipped with that cause, nothing sent.
     let expect_cause = |host: &str, causes: &[&str]| {
         let ts = target(&report, host);
         assert!(!ts.is_empty(), "{host} reported");
+        assert!(ts.iter().any(|t| t["status"] == "failed"), "{host}: {ts:?}");
         for t in ts {
-            assert_eq!(t["status"], "failed", "{host}: {t}");
+            assert!(
+                t["status"] == "failed" || t["status"] == "skipped",
+                "{host}: {t}"
+            );
             let err = t["error"].as_str().unwrap_or("").to_lowercase();
             assert!(
                 causes.iter().any(|c| err.contains(c)),
