@@ -61,6 +61,13 @@ pub struct TargetResult {
     /// every one of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<String>,
+    /// The tokens a revoke (or a rotation's revoke of the old ones) took, by name; for a dry
+    /// run, those it would take. Never the glob.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
+    /// Something the user should know that is not a failure (a token kept on purpose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Status {
@@ -92,6 +99,8 @@ impl TargetResult {
             attempts: 0,
             elapsed_ms: 0,
             attention: None,
+            revoked: Vec::new(),
+            note: None,
         }
     }
 }

@@ -30,6 +30,9 @@ fn plural(n: usize, one: &str) -> String {
     }
 }
 
+/// Targets whose revoked tokens the summary names one by one; the report names all.
+const SHOWN_BY_NAME: usize = 20;
+
 impl Report {
     /// A report finished now, with totals counted from `targets`.
     pub fn new(
@@ -107,6 +110,43 @@ impl Report {
                     plural(f.hosts.len(), "host"),
                     plural(f.targets, "target"),
                     f.cause
+                ));
+            }
+        }
+        // By name, never by glob: what a revoke took (or, dry run, would take).
+        if self.operation == "revoke" {
+            let named: Vec<&TargetResult> = self
+                .targets
+                .iter()
+                .filter(|t| !t.revoked.is_empty())
+                .collect();
+            if !named.is_empty() {
+                out.push_str("tokens, by name:\n");
+                for t in named.iter().take(SHOWN_BY_NAME) {
+                    out.push_str(&format!(
+                        "  {} {}: {}\n",
+                        t.host,
+                        t.account.as_deref().unwrap_or("-"),
+                        t.revoked.join(", ")
+                    ));
+                }
+                if named.len() > SHOWN_BY_NAME {
+                    out.push_str(&format!(
+                        "  … and {} more targets (the --report names each token)\n",
+                        named.len() - SHOWN_BY_NAME
+                    ));
+                }
+            }
+        }
+        let notes: Vec<&TargetResult> = self.targets.iter().filter(|t| t.note.is_some()).collect();
+        if !notes.is_empty() {
+            out.push_str("notes:\n");
+            for t in notes {
+                out.push_str(&format!(
+                    "  {} {}: {}\n",
+                    t.host,
+                    t.account.as_deref().unwrap_or("-"),
+                    t.note.as_deref().unwrap_or_default()
                 ));
             }
         }
@@ -231,6 +271,8 @@ mod tests {
             attempts: 1,
             elapsed_ms: 12,
             attention: None,
+            revoked: Vec::new(),
+            note: None,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::inventory;
 use crate::job::{self, NetOptions, RunRecord};
 use crate::outcome::Status;
 use crate::plan::{self, Operation, Plan, PlanRequest, Prompter, Scope};
-use crate::run::{Minted, Prior, PriorState, RunOptions};
+use crate::run::{Hold, Minted, Prior, PriorState, RunOptions};
 use crate::seal::handoff::HandoffFormat;
 use crate::seal::{
     EventDetail, HandoffRow, Journal, JournalLedger, JournalSealing, Keys, PlanRecord, Recipients,
@@ -277,6 +277,20 @@ impl std::fmt::Debug for Resume {
     }
 }
 
+/// What `resume` may change of the interrupted run: only how fast and which hosts now, never
+/// what is minted. `None`: the interrupted run's value.
+#[derive(Debug, Clone, Default)]
+pub struct Steer {
+    /// Finish only these hosts now (a `--limit` pattern within the run's own selection).
+    pub limit: Option<String>,
+    pub jobs: Option<u32>,
+    pub per_host: Option<u32>,
+    pub timeout: Option<u64>,
+    pub retries: Option<u32>,
+    /// Send credentials the journal saw refused, though unchanged.
+    pub retry_refused: bool,
+}
+
 /// How resume obtains the passphrase of a `--passphrase` run (env or terminal).
 pub type AskPassphrase<'a> = dyn FnMut(&str) -> Result<Secret, Problem> + 'a;
 
@@ -286,6 +300,7 @@ impl Resume {
     pub fn prepare(
         journal: &Path,
         identities: &[PathBuf],
+        steer: &Steer,
         ask_passphrase: &mut AskPassphrase<'_>,
         prompt: &mut Prompter<'_>,
     ) -> Result<Resume, InputError> {
@@ -326,7 +341,14 @@ impl Resume {
                 "the plan record names no output file",
             )));
         }
-        let (plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
+        let (mut plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
+        if let Some(n) = steer.per_host {
+            for hp in &mut plan.hosts {
+                if hp.host.per_host.is_none() {
+                    hp.per_host = n as usize;
+                }
+            }
+        }
         let handoff = resolve_output(journal);
         let (handed, trusted) = handed_off(&handoff, &keys, &scanned, &shown)?;
         let plan_hosts: std::collections::HashSet<String> =
@@ -407,10 +429,29 @@ impl Resume {
         let backends = job::backends(
             &plan,
             NetOptions {
-                timeout_secs: o.timeout,
+                timeout_secs: steer.timeout.unwrap_or(o.timeout),
             },
         )?;
-        let opts = o.run_options();
+        let mut opts = o.run_options();
+        if let Some(j) = steer.jobs {
+            opts.jobs = j as usize;
+        }
+        if let Some(r) = steer.retries {
+            opts.retries = r;
+        }
+        opts.hold = holds(&plan, events, steer, &o, &record.run_id)?;
+        for ((host, account), hold) in &opts.hold {
+            if hold.cause == "credential refused before" {
+                warnings.push(format!(
+                    "{host}{}: {}",
+                    account
+                        .as_ref()
+                        .map(|a| format!(" {a}"))
+                        .unwrap_or_default(),
+                    hold.why.trim_start_matches("not attempted: ")
+                ));
+            }
+        }
         let journal_file = Journal::open_append(journal).map_err(|e| {
             InputError::one(Problem::new(
                 &shown,
@@ -457,6 +498,74 @@ impl Resume {
         }
         delivered
     }
+}
+
+/// The hosts and accounts this resume does not contact: those outside its `--limit`, and those
+/// whose credential the journal saw refused, unchanged since (its tag is the same), unless
+/// `--retry-refused`. A refused verify (new tokens refused on the cPanel port) holds a
+/// rotation's host while it still verifies.
+fn holds(
+    plan: &Plan,
+    events: &[crate::seal::Event],
+    steer: &Steer,
+    o: &RunRecord,
+    run_id: &str,
+) -> Result<HashMap<(String, Option<String>), Hold>, InputError> {
+    let mut out = HashMap::new();
+    if let Some(pattern) = &steer.limit {
+        let hosts: Vec<inventory::Host> = plan.hosts.iter().map(|hp| hp.host.clone()).collect();
+        let selection = plan::limit::select(&hosts, pattern).map_err(InputError::one)?;
+        for (i, hp) in plan.hosts.iter().enumerate() {
+            if !selection.hosts.contains(&i) {
+                out.insert(
+                    (hp.host.name.clone(), None),
+                    Hold {
+                        cause: "outside this resume's --limit".into(),
+                        why: "not attempted: outside this resume's --limit; resume again (without it, or naming this host) to finish".into(),
+                    },
+                );
+            }
+        }
+    }
+    if steer.retry_refused {
+        return Ok(out);
+    }
+    for e in events {
+        let EventDetail::Refused { credential, tag } = &e.detail else {
+            continue;
+        };
+        let Some(hp) = plan.hosts.iter().find(|hp| hp.host.name == e.host) else {
+            continue;
+        };
+        let unchanged = if e.account.is_empty() && tag == "-" {
+            // New tokens were refused at verify: every verify there would be refused again.
+            plan.op() == Operation::Rotate && o.verify
+        } else if e.account.is_empty() {
+            hp.credential
+                .as_ref()
+                .is_some_and(|c| c.tag(run_id) == *tag)
+        } else {
+            hp.targets
+                .iter()
+                .find(|t| t.account.as_deref() == Some(e.account.as_str()))
+                .and_then(|t| t.credential.as_ref())
+                .is_some_and(|c| c.tag(run_id) == *tag)
+        };
+        if !unchanged {
+            continue;
+        }
+        let key = (
+            e.host.clone(),
+            (!e.account.is_empty()).then(|| e.account.clone()),
+        );
+        out.entry(key).or_insert(Hold {
+            cause: "credential refused before".into(),
+            why: format!(
+                "not attempted: the interrupted run saw this host refuse {credential}, and it has not changed: not sent again (cPHulk counts failed logins across runs); fix it, or resume with --retry-refused"
+            ),
+        });
+    }
+    Ok(out)
 }
 
 /// What the plan line says was run: the operation (only create and rotate resume) and its

@@ -43,6 +43,8 @@ struct State {
     revoked: Vec<String>,
     faults: HashMap<Op, VecDeque<ApiError>>,
     always: Option<ApiError>,
+    /// The name of the WHM token the host's credential is.
+    credential_token: Option<String>,
     /// Every call after this many fails with this error.
     always_after: Option<(usize, ApiError)>,
     /// Answers of the next creates, which are performed first (the token exists).
@@ -96,6 +98,10 @@ impl FakeBackend {
         self.with(|s| s.faults.entry(op).or_default().extend(errors));
     }
     /// Every call, once the scripted faults are used up, fails with `e`.
+    /// The host's credential is the WHM token of this name.
+    pub fn set_credential_token(&self, name: &str) {
+        self.with(|s| s.credential_token = Some(name.to_string()));
+    }
     pub fn fail_always(&self, e: ApiError) {
         self.with(|s| s.always = Some(e));
     }
@@ -237,6 +243,9 @@ impl Backend for FakeBackend {
     }
     fn whoami(&self) -> Result<String, ApiError> {
         self.call(Op::Whoami, |_| Ok("fake 11.126".into()))
+    }
+    fn credential_token(&self) -> Result<Option<String>, ApiError> {
+        self.call(Op::Whoami, |s| Ok(s.credential_token.clone()))
     }
     fn url(&self, _: Owner<'_>) -> String {
         format!("https://{}:2083", self.host)

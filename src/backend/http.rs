@@ -187,6 +187,28 @@ impl Http {
         parse_accounts(&data, &known.clone().credential(whm_user, credential))
     }
 
+    /// WHM `api_token_get_details` of `credential` itself (POSTed, never in a URL): its name.
+    pub fn token_name_of(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        known: &Redactor<'_>,
+    ) -> Result<String, ApiError> {
+        let caller = Caller::Whm {
+            whm_user,
+            credential,
+            auth: AuthKind::Token,
+        };
+        let form = [("token", credential.expose())];
+        let data = self.whm_call(&caller, "api_token_get_details", &form, known, None)?;
+        match data.get("name").and_then(Value::as_str) {
+            Some(name) if !name.is_empty() => Ok(name.to_string()),
+            _ => Err(ApiError::Protocol(
+                "the api_token_get_details answer names no token".into(),
+            )),
+        }
+    }
+
     /// WHM `version`: a cheap authenticated call for `check`.
     pub fn version(
         &self,
@@ -470,6 +492,17 @@ impl<R: Route> Backend for HttpBackend<R> {
             cred.auth,
             &self.known(Owner::WhmUser { credential: None }),
         )
+    }
+
+    fn credential_token(&self) -> Result<Option<String>, ApiError> {
+        let cred = self.whm_cred()?;
+        if cred.auth != AuthKind::Token {
+            return Ok(None);
+        }
+        let known = self.known(Owner::WhmUser { credential: None });
+        self.http
+            .token_name_of(&self.whm_user, cred.secret, &known)
+            .map(Some)
     }
 
     fn url(&self, owner: Owner<'_>) -> String {

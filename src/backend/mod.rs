@@ -244,6 +244,10 @@ pub trait Backend: Send + Sync {
     /// A cheap authenticated call with the host's own credential (`check`): the server's
     /// version on success.
     fn whoami(&self) -> Result<String, ApiError>;
+    /// The name of the WHM token the host's own credential is (WHM `api_token_get_details` on
+    /// it), `None` for a password: the token a revoke must never take unasked, since every call
+    /// after it would be refused.
+    fn credential_token(&self) -> Result<Option<String>, ApiError>;
     /// Where the owner's tokens work, as the handoff's `url` (`https://ADDRESS:PORT`).
     fn url(&self, owner: Owner<'_>) -> String;
     /// The SHA-256 of the certificate the server presented last, in `tls_pin`'s form.

@@ -206,6 +206,10 @@ pub struct RevokeArgs {
     /// List what would be revoked; revoke nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Revoke the token tokenfleet logs in with too, when it matches (kept otherwise: every
+    /// later call would be refused).
+    #[arg(long)]
+    pub revoke_own_credential: bool,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +248,26 @@ pub struct ResumeArgs {
     /// More detail: every failed target in the summary.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Finish only these hosts now (a host pattern, as `--limit`); the rest stays for a later
+    /// resume. Never widens the interrupted run's own `--limit`.
+    #[arg(short, long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Requests in flight over the whole fleet (default: the interrupted run's).
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+    /// Requests in flight per server (default: the interrupted run's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub per_host: Option<u32>,
+    /// Per-request deadline in seconds (default: the interrupted run's).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: Option<u64>,
+    /// Extra tries after a connect error, 429 or 5xx (default: the interrupted run's).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Contact again the hosts whose credential the journal saw refused, though it has not
+    /// changed (each refusal counts toward cPHulk's lockout of this IP).
+    #[arg(long)]
+    pub retry_refused: bool,
 }
 
 #[derive(Debug, Args)]

@@ -131,6 +131,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 op: Operation::Revoke,
                 name: Some(args.name),
                 dry_run: args.dry_run,
+                revoke_own: args.revoke_own_credential,
                 ..Job::default()
             },
             |_| Ok(()),
@@ -170,6 +171,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     dry_run: args.mint.dry_run,
                     verify: !args.no_verify,
                     replace_existing: args.mint.replace_existing,
+                    revoke_own: false,
                 },
                 |_| Ok(()),
             )
@@ -188,6 +190,7 @@ struct Job {
     dry_run: bool,
     verify: bool,
     replace_existing: bool,
+    revoke_own: bool,
 }
 
 impl Default for Job {
@@ -215,6 +218,7 @@ impl Default for Job {
             dry_run: false,
             verify: true,
             replace_existing: false,
+            revoke_own: false,
         }
     }
 }
@@ -288,6 +292,7 @@ fn fleet(
         dry_run: job.dry_run,
         verify: job.verify,
         replace_existing: job.replace_existing,
+        revoke_own: job.revoke_own,
         ..RunOptions::default()
     };
     let stop = install_interrupt(
@@ -574,9 +579,18 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     // One writer per journal: locked before it is read, so what this run reads stays true
     // until it ends (docs/DESIGN.md §4). Held to the end of this function.
     let _lock = lock_existing_journal(&args.journal)?;
+    let steer = crate::resume::Steer {
+        limit: args.limit.clone(),
+        jobs: args.jobs,
+        per_host: args.per_host,
+        timeout: args.timeout,
+        retries: args.retries,
+        retry_refused: args.retry_refused,
+    };
     let resumed = crate::resume::Resume::prepare(
         &args.journal,
         &args.identity,
+        &steer,
         &mut ask,
         &mut prompt_credential,
     )?;

@@ -191,6 +191,8 @@ impl Runner<'_> {
                 attempts: 0,
                 elapsed_ms: 0,
                 attention,
+                revoked: Vec::new(),
+                note: None,
             });
         }
     }

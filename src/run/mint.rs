@@ -412,6 +412,7 @@ impl Runner<'_> {
         }
         // Recorded even when nothing matched: the journal's proof that this rotation finished.
         let _ = self.ledger.revoked(cx.host(), cx.account, name, &old);
+        *cx.revoked.borrow_mut() = old;
         Ok(Status::Rotated)
     }
 

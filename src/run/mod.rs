@@ -43,9 +43,21 @@ pub struct RunOptions {
     pub verify: bool,
     /// Create: revoke a same-named token and create it again instead of reporting `exists`.
     pub replace_existing: bool,
-    /// Not contacted at all, with why: a host (`(host, None)`) or one account's own credential
-    /// (`(host, Some(account))`) that an earlier run of this journal saw refused (resume).
-    pub hold: HashMap<(String, Option<String>), String>,
+    /// Revoke: the token tokenfleet logs in with may be revoked too (`--revoke-own-credential`).
+    pub revoke_own: bool,
+    /// Not contacted at all: a host (`(host, None)`) or one account (`(host, Some(account))`),
+    /// because an earlier run of this journal saw its credential refused, or a resume's
+    /// `--limit` leaves it out.
+    pub hold: HashMap<(String, Option<String>), Hold>,
+}
+
+/// Why a host or an account is not contacted in this run.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// Short, for folding in the summary ("credential refused before").
+    pub cause: String,
+    /// The whole story, with the fix ("not attempted: …").
+    pub why: String,
 }
 
 impl Default for RunOptions {
@@ -57,6 +69,7 @@ impl Default for RunOptions {
             dry_run: false,
             verify: true,
             replace_existing: false,
+            revoke_own: false,
             hold: HashMap::new(),
         }
     }
@@ -278,8 +291,8 @@ pub fn execute_resumed(
     // (cPHulk counts across runs); hosts with nothing to do are finished at once.
     for (i, hp) in plan.hosts.iter().enumerate() {
         let mut sched = runner.sched.lock().unwrap();
-        if let Some(why) = opts.hold.get(&(hp.host.name.clone(), None)) {
-            runner.give_up(&mut sched, i, "credential refused before".into(), why);
+        if let Some(hold) = opts.hold.get(&(hp.host.name.clone(), None)) {
+            runner.give_up(&mut sched, i, hold.cause.clone(), &hold.why);
         }
         runner.finish_lane_if_done(&mut sched, i);
     }

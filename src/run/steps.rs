@@ -17,6 +17,10 @@ pub(super) struct Ctx<'r> {
     pub(super) owner: Owner<'r>,
     /// Requests sent for this target, retries included.
     pub(super) attempts: Tries,
+    /// The tokens revoked (or, dry run, to be revoked), by name, for the result.
+    pub(super) revoked: std::cell::RefCell<Vec<String>>,
+    /// A note for the result (a token kept on purpose).
+    pub(super) note: std::cell::RefCell<Option<String>>,
 }
 
 impl Ctx<'_> {
@@ -101,6 +105,8 @@ impl Runner<'_> {
             name: t.token_name.as_deref(),
             owner: self.owner_of(hp, t),
             attempts: Tries::default(),
+            revoked: Default::default(),
+            note: Default::default(),
         };
         let prior = if self.prior.is_empty() {
             None
@@ -118,11 +124,11 @@ impl Runner<'_> {
         let verdict = match prior {
             // Done before the interruption: nothing to send.
             Some(Prior::Done(status)) => Ok(*status),
-            _ if held.is_some() => {
+            _ if let Some(hold) = held => {
                 let mut r = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
                 r.status = Status::Skipped;
-                r.error = held.cloned();
-                r.cause = Some("credential refused before".into());
+                r.error = Some(hold.why.clone());
+                r.cause = Some(hold.cause.clone());
                 r.attention = self.unconfirmed(&hp.host.name, cx.account, cx.name);
                 self.record(i, r);
                 return FollowUp::Idle;
@@ -131,6 +137,8 @@ impl Runner<'_> {
         };
         let mut result = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
         result.attempts = cx.attempts.get();
+        result.revoked = cx.revoked.take();
+        result.note = cx.note.take();
         result.elapsed_ms = started.elapsed().as_millis() as u64;
         let sent = cx.attempts.get() > 0;
         let follow = match verdict {
@@ -492,18 +500,75 @@ impl Runner<'_> {
         Ok(Status::Unchanged)
     }
 
+    /// Take the token tokenfleet logs in with out of `names` (a note says so): revoking it
+    /// would have every later call refused, on this host and, across a fleet, on all of them.
+    /// A WHM token is named by `api_token_get_details` on the credential itself; an account that
+    /// logs in with one of its own tokens cannot say which one it is, so a revoke that matches
+    /// any of its tokens is refused for that account.
+    fn keep_own_credential(&self, cx: &Ctx<'_>, names: &mut Vec<String>) -> Result<(), Failure> {
+        const FLAG: &str = "--revoke-own-credential";
+        match cx.owner {
+            Owner::WhmUser { .. } => {
+                let own = self
+                    .with_retries(&cx.attempts, || cx.backend.credential_token())
+                    .map_err(|e| {
+                        let mut f = Failure::api("revoke (which token is the credential?)", e);
+                        if !f.auth_refused {
+                            f.message = format!(
+                                "{}; nothing was revoked: tokenfleet could not tell whether the credential it logs in with is among {} (pass {FLAG} to revoke them anyway)",
+                                f.message,
+                                names.join(", ")
+                            );
+                        }
+                        f
+                    })?;
+                if let Some(own) = own
+                    && names.contains(&own)
+                {
+                    names.retain(|n| *n != own);
+                    *cx.note.borrow_mut() = Some(format!(
+                        "kept {own}: it is the credential this run logs in with ({FLAG} revokes it too)"
+                    ));
+                }
+                Ok(())
+            }
+            Owner::Account {
+                credential: Some(own),
+                ..
+            } if own.auth == AuthKind::Token && cx.hp.host.api == ApiKind::Cpanel => {
+                Err(Failure::step(
+                    "revoke",
+                    format!(
+                        "nothing was revoked: this account logs in with one of its own tokens and cPanel cannot say which, so revoking {} might revoke tokenfleet's own login (pass {FLAG} to revoke them anyway)",
+                        names.join(", ")
+                    ),
+                    "might revoke the credential in use",
+                ))
+            }
+            Owner::Account { .. } => Ok(()),
+        }
+    }
+
     fn revoke(&self, cx: &Ctx<'_>, pattern: &glob::Pattern) -> Result<Status, Failure> {
         let tokens = self
             .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
             .map_err(|e| Failure::api("list", e))?;
-        let names: Vec<String> = tokens
+        let mut names: Vec<String> = tokens
             .into_iter()
             .map(|t| t.name)
             .filter(|n| pattern.matches(n))
             .collect();
+        names.sort();
         if names.is_empty() {
             return Ok(Status::Unchanged);
         }
+        if !self.opts.revoke_own {
+            self.keep_own_credential(cx, &mut names)?;
+            if names.is_empty() {
+                return Ok(Status::Unchanged);
+            }
+        }
+        *cx.revoked.borrow_mut() = names.clone();
         if self.opts.dry_run {
             return Ok(Status::Revoked);
         }
