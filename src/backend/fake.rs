@@ -93,6 +93,16 @@ impl FakeBackend {
         let stored = (info(name, create_time, None), format!("seed-{name}"), false);
         self.with(|s| s.tokens.insert((owner.into(), name.into()), stored));
     }
+    /// The names of `owner`'s live tokens (`@whm` for the WHM user's), sorted.
+    pub fn listed(&self, owner: &str) -> Vec<String> {
+        self.with(|s| {
+            s.tokens
+                .keys()
+                .filter(|(o, _)| o == owner)
+                .map(|(_, n)| n.clone())
+                .collect()
+        })
+    }
     /// The next calls of `op` fail with these errors, one each, in order.
     pub fn fail_next(&self, op: Op, errors: impl IntoIterator<Item = ApiError>) {
         self.with(|s| s.faults.entry(op).or_default().extend(errors));

@@ -134,7 +134,10 @@ fn run_checked(
             let n = out
                 .results
                 .iter()
-                .filter(|r| r.host == hp.host.name && r.account == t.account)
+                .filter(|r| {
+                    let account = t.account.as_deref().unwrap_or(&hp.host.whm_user);
+                    r.host == hp.host.name && r.account.as_deref() == Some(account)
+                })
                 .count();
             assert_eq!(
                 n, 1,
@@ -812,4 +815,47 @@ fn a_resumed_target_whose_host_cannot_be_discovered_is_still_reported_and_named(
             .as_deref()
             .is_some_and(|a| a.contains("resume"))
     );
+}
+
+#[test]
+fn a_whm_revoke_by_glob_keeps_the_token_the_run_logs_in_with_unless_told() {
+    let mut p = plan(Operation::Revoke, &[2], 0);
+    p.scope = Scope::Whm;
+    p.work = Work::Revoke {
+        pattern: glob::Pattern::new("*").unwrap(),
+    };
+    p.hosts[0].targets = vec![Target {
+        account: None,
+        token_name: Some("*".into()),
+        credential: None,
+    }];
+    for revoke_own in [false, true] {
+        let (fakes, _) = fleet(&p, 0);
+        fakes[0].set_credential_token("ops-root");
+        for name in ["ops-root", "intruder", "old-ci"] {
+            fakes[0].seed("@whm", name, 1);
+        }
+        let out = run(
+            &p,
+            &fakes,
+            RunOptions {
+                revoke_own,
+                ..opts(2, 0)
+            },
+        );
+        let r = &out.results[0];
+        assert_eq!(r.status, Status::Revoked, "{r:?}");
+        let left: Vec<String> = fakes[0].listed("@whm");
+        if revoke_own {
+            assert!(left.is_empty(), "{left:?}");
+            assert_eq!(r.revoked, ["intruder", "old-ci", "ops-root"]);
+        } else {
+            assert_eq!(left, ["ops-root"], "the credential in use is kept");
+            assert_eq!(r.revoked, ["intruder", "old-ci"], "named, never the glob");
+            assert!(
+                r.note.as_deref().unwrap().contains("kept ops-root"),
+                "{r:?}"
+            );
+        }
+    }
 }

@@ -18,6 +18,7 @@ mod leaks;
 mod lockout;
 mod preflight;
 mod promises;
+mod refusals;
 mod resume;
 mod revoke;
 mod rotate;
