@@ -16,6 +16,7 @@ mod inventory_errors;
 mod journal_lock;
 mod leaks;
 mod lockout;
+mod lockout_hang;
 mod preflight;
 mod promises;
 mod refusals;
