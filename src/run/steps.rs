@@ -357,11 +357,18 @@ impl Runner<'_> {
                 self.amend_check(i, &text);
                 FollowUp::None
             }
-            Err(ApiError::Auth { status, message }) => {
+            Err(
+                ApiError::Auth { status, message }
+                | ApiError::RefusedAfter {
+                    status, message, ..
+                },
+            ) => {
+                // Accepted a moment ago by `version` and `listaccts`: not a login failure but
+                // a credential that may not act for accounts.
                 let e = ApiError::Auth {
                     status,
                     message: format!(
-                        "the WHM credential passed `version` but may not act for accounts through uapi_cpanel (its ACLs?): {message}"
+                        "uapi_cpanel refused: the WHM credential passed `version` and `listaccts` but may not act for accounts (its ACLs?): {message}"
                     ),
                 };
                 self.push_check(i, &first, url, Err(e), started)

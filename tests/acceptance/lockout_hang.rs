@@ -459,10 +459,6 @@ fn check_missing_account(env: &Env) -> (Run, Run) {
 }
 
 #[test]
-#[ignore = "product bug: a uapi_cpanel 403 (ACL denial) for a WHM token that passed version and \
-            listaccts is reported as `refused (HTTP 403) after 2 accepted calls: cPHulk may be \
-            blocking this IP…`; check_host's uapi_cpanel-specific message is never reached \
-            because the login gate turns the Auth error into RefusedAfter"]
 fn check_exercises_uapi_cpanel_and_the_account_list() {
     let env = Env::start(small_fleet(3, 2));
     let (missing, table) = check_missing_account(&env);
