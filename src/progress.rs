@@ -350,6 +350,32 @@ mod tests {
     }
 
     #[test]
+    fn a_waiting_host_is_said_at_10_s_30_s_then_each_minute_when_piped() {
+        let out = Captured::default();
+        let p = Progress::new(Mode::Lines, "create", &[("web7".into(), 1)])
+            .with_lines(Box::new(out.clone()));
+        for secs in 5..=125 {
+            p.event(&Event::Waiting { host: "web7", secs });
+        }
+        p.event(&Event::Waiting {
+            host: "web7",
+            secs: 0,
+        });
+        p.event(&Event::Waiting {
+            host: "web7",
+            secs: 11,
+        });
+        assert_eq!(
+            out.text(),
+            "web7: waiting: no answer for 10 s\n\
+             web7: waiting: no answer for 30 s\n\
+             web7: waiting: no answer for 60 s\n\
+             web7: waiting: no answer for 120 s\n\
+             web7: waiting: no answer for 11 s\n"
+        );
+    }
+
+    #[test]
     fn lines_mode_prints_host_lines_and_warnings() {
         let text = drive(Mode::Lines);
         let lines: Vec<&str> = text.lines().collect();
