@@ -500,7 +500,8 @@ async fn read_more(stream: &mut Stream, buf: &mut Vec<u8>) -> usize {
     }
 }
 
-/// Write a normal answer, dripped a byte at a time when the host's `drip` fault is set.
+/// Write a normal answer; with the host's `drip` fault set, the head at once and the body a byte
+/// at a time (what defeats a client whose timeout bounds each read, not the whole request).
 async fn send(
     host: &HostInner,
     stream: &mut Stream,
@@ -508,15 +509,17 @@ async fn send(
     keep_alive: bool,
 ) -> std::io::Result<()> {
     let drip = lock(&host.faults).drip;
+    let body_len = resp.body.len();
     let bytes = response_bytes(resp, keep_alive);
     if drip.is_zero() {
         stream.write_all(&bytes).await?;
         return stream.flush().await;
     }
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            tokio::time::sleep(drip).await;
-        }
+    let (head, body) = bytes.split_at(bytes.len() - body_len);
+    stream.write_all(head).await?;
+    stream.flush().await?;
+    for b in body {
+        tokio::time::sleep(drip).await;
         stream.write_all(std::slice::from_ref(b)).await?;
         stream.flush().await?;
     }

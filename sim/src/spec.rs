@@ -196,9 +196,10 @@ pub struct Faults {
     /// `tls_handshakes`). Checked when a connection is accepted.
     pub hang_accept: bool,
     /// Answer every request normally (same status, headers and body, mutations performed) but
-    /// write the answer one byte at a time, flushed, sleeping this long between bytes (from
-    /// config: `drip = "1s"`, written like `latency`; zero: off). The whole answer trickles,
-    /// head and body; dripping stops when a write fails (the client went away).
+    /// write the body one byte at a time, flushed, sleeping this long before each byte (from
+    /// config: `drip = "1s"`, written like `latency`; zero: off). The head goes at once, so only
+    /// a client with a deadline for the whole request (not per read) stops waiting; dripping
+    /// stops when a write fails (the client went away).
     #[serde(deserialize_with = "de_duration")]
     pub drip: Duration,
     /// Answer 200 with an HTML login page.
