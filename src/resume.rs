@@ -530,13 +530,29 @@ fn holds(
     if steer.retry_refused {
         return Ok(out);
     }
-    for e in events {
+    for (i, e) in events.iter().enumerate() {
         let EventDetail::Refused { credential, tag } = &e.detail else {
             continue;
         };
         let Some(hp) = plan.hosts.iter().find(|hp| hp.host.name == e.host) else {
             continue;
         };
+        // A later record of work on that host (a resume with --retry-refused, or a block that
+        // ended) shows the host took a credential since: the refusal is history.
+        let accepted_since = events[i + 1..].iter().any(|later| {
+            later.host == e.host
+                && matches!(
+                    later.detail,
+                    EventDetail::Intent { .. }
+                        | EventDetail::Created { .. }
+                        | EventDetail::Verified {}
+                        | EventDetail::Revoked { .. }
+                        | EventDetail::Exists {}
+                )
+        });
+        if accepted_since {
+            continue;
+        }
         let unchanged = if e.account.is_empty() && tag == "-" {
             // New tokens were refused at verify: every verify there would be refused again.
             plan.op() == Operation::Rotate && o.verify
@@ -554,14 +570,17 @@ fn holds(
         if !unchanged {
             continue;
         }
-        let key = (
-            e.host.clone(),
-            (!e.account.is_empty()).then(|| e.account.clone()),
-        );
-        out.entry(key).or_insert(Hold {
+        // The whole host, even for one account's credential: cPHulk counts every failed login
+        // against this IP, and the other accounts' credentials are unproven there.
+        let whose = if e.account.is_empty() {
+            String::new()
+        } else {
+            format!(" (account {})", e.account)
+        };
+        out.entry((e.host.clone(), None)).or_insert(Hold {
             cause: "credential refused before".into(),
             why: format!(
-                "not attempted: the interrupted run saw this host refuse {credential}, and it has not changed: not sent again (cPHulk counts failed logins across runs); fix it, or resume with --retry-refused"
+                "not attempted: the interrupted run saw this host refuse {credential}{whose}, and it has not changed: nothing is sent to the host again (cPHulk counts failed logins across runs); fix it, or resume with --retry-refused"
             ),
         });
     }
@@ -786,10 +805,14 @@ fn check_names(
             let account = t.account.as_deref().unwrap_or(&hp.host.whm_user);
             let key = (hp.host.name.clone(), account.to_string());
             if seen.contains_key(&key)
-                && let Some(e) = events
-                    .iter()
-                    .rev()
-                    .find(|e| e.host == key.0 && e.account == key.1)
+                && let Some(e) = events.iter().rev().find(|e| {
+                    e.host == key.0
+                        && e.account == key.1
+                        && !matches!(
+                            e.detail,
+                            EventDetail::Refused { .. } | EventDetail::Delivered { .. }
+                        )
+                })
                 && Some(e.token_name.as_str()) != t.token_name.as_deref()
             {
                 problems.push(Problem::new(

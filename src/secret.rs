@@ -5,6 +5,9 @@
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
 
+/// Rounds of SHA-256 in [`Secret::tag`].
+const TAG_ROUNDS: u32 = 1 << 16;
+
 /// A token, password or passphrase. Zeroized on drop (via `secrecy`), never printed.
 #[derive(Clone)]
 pub struct Secret(SecretString);
@@ -24,8 +27,9 @@ impl Secret {
         self.expose().is_empty()
     }
 
-    /// Four hex digits of a digest of `salt` and the secret: enough to tell whether a secret
-    /// changed between two runs (the journal's `refused` records), too few to guess it by.
+    /// Four hex digits of a slow digest of `salt` and the secret: enough to tell whether a
+    /// secret changed between two runs (the journal's `refused` records), too few to guess it
+    /// by, and slow (2^16 rounds of SHA-256) so a dictionary cannot be filtered through it fast.
     pub fn tag(&self, salt: &str) -> String {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -33,7 +37,13 @@ impl Secret {
         h.update(salt.as_bytes());
         h.update([0]);
         h.update(self.expose().as_bytes());
-        let d = h.finalize();
+        let mut d: [u8; 32] = h.finalize().into();
+        for _ in 0..TAG_ROUNDS {
+            let mut h = Sha256::new();
+            h.update(d);
+            h.update(self.expose().as_bytes());
+            d = h.finalize().into();
+        }
         format!("{:02x}{:02x}", d[0], d[1])
     }
 }

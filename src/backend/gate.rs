@@ -61,6 +61,9 @@ struct State {
     probing: bool,
     /// A credential was refused on this host: no unproven one is sent any more.
     refused: Option<String>,
+    /// A credential the host had accepted was refused (cPHulk blocking this IP, most likely):
+    /// nothing at all is sent any more.
+    blocked: Option<String>,
 }
 
 /// What an answer says of the credential that was sent.
@@ -96,6 +99,11 @@ impl Gate {
     ) -> Result<T, ApiError> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let probe = loop {
+            if let Some(why) = &st.blocked {
+                return Err(ApiError::Withheld(format!(
+                    "not sent: this host refused a credential it had accepted ({why}); nothing more is sent to it"
+                )));
+            }
             match st.creds.get(&key) {
                 Some(Seen::Accepted(_)) => break false,
                 Some(Seen::Refused(why)) => {
@@ -118,7 +126,22 @@ impl Gate {
             }
         };
         drop(st);
+        // Should `call` panic, the probe slot is freed all the same (no caller waits for ever).
+        struct Release<'g>(&'g Gate, bool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    let mut st = self.0.state.lock().unwrap_or_else(|p| p.into_inner());
+                    st.probing = false;
+                    drop(st);
+                    self.0.turn.notify_all();
+                }
+            }
+        }
+        let mut release = Release(self, probe);
         let result = call();
+        // Returned: the slot is freed below, with the verdict, under one lock.
+        release.1 = false;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if probe {
             st.probing = false;
@@ -152,6 +175,9 @@ impl Gate {
                 {
                     let why = e.cause();
                     st.creds.insert(key, Seen::Refused(why.clone()));
+                    if matches!(e, ApiError::RefusedAfter { .. }) {
+                        st.blocked.get_or_insert(why.clone());
+                    }
                     st.refused.get_or_insert(why);
                 }
                 result
@@ -227,6 +253,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(text.starts_with("not sent"), "{text}");
+    }
+
+    #[test]
+    fn a_refusal_after_acceptance_stops_every_credential_on_the_host() {
+        let gate = Gate::default();
+        let alice = Key::of(2083, "alice", &Secret::new("A"));
+        let bob = Key::of(2083, "bob", &Secret::new("B"));
+        gate.pass(alice, || Ok::<_, ApiError>(())).unwrap();
+        gate.pass(bob, || Ok::<_, ApiError>(())).unwrap();
+        // cPHulk starts blocking: bob is refused after having been accepted.
+        let r = gate.pass(bob, || Err::<(), _>(refused()));
+        assert!(matches!(r, Err(ApiError::RefusedAfter { .. })), "{r:?}");
+        // Alice was accepted too, but nothing more goes to this host.
+        let r = gate.pass(alice, || -> Result<(), ApiError> { panic!("sent") });
+        assert!(matches!(r, Err(ApiError::Withheld(_))), "{r:?}");
     }
 
     #[test]

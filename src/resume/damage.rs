@@ -47,6 +47,14 @@ pub(super) fn weigh(
     for d in scanned.damaged.iter().filter(|d| d.line > 1) {
         // A host the plan does not have: the damage garbled the name itself.
         let target = d.target.as_ref().filter(|t| hosts.contains(&t.0));
+        if d.kind.as_deref() == Some("refused") || target.is_some_and(|t| t.1.is_empty()) {
+            // About a host's credential, not a target: no token to reconcile.
+            warnings.push(format!(
+                "{shown}:{}: {}; it recorded a refused credential (or another host-level fact), not a target's step: nothing to reconcile, but that credential may be tried once more",
+                d.line, d.why
+            ));
+            continue;
+        }
         let Some(t) = target else {
             unattributed = true;
             warnings.push(format!(

@@ -227,8 +227,16 @@ impl Runner<'_> {
             }
             let mut r = TargetResult::new(host, Some(account), None);
             r.status = Status::Skipped;
-            r.error = Some("not reached: its host's accounts could not be listed".into());
-            r.cause = Some("not reached".into());
+            match self.opts.hold.get(&(host.clone(), None)) {
+                Some(hold) => {
+                    r.error = Some(hold.why.clone());
+                    r.cause = Some(hold.cause.clone());
+                }
+                None => {
+                    r.error = Some("not reached: its host's accounts could not be listed".into());
+                    r.cause = Some("not reached".into());
+                }
+            }
             r.attention = self.unconfirmed(host, account, None);
             out.results.push(r);
         }

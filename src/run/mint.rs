@@ -309,8 +309,21 @@ impl Runner<'_> {
         }
     }
 
-    /// `--replace-existing`: revoke the same-named token so the create can be sent again.
+    /// `--replace-existing`: revoke the same-named token so the create can be sent again, unless
+    /// it is (or may be) the credential this run logs in with: that one is never replaced.
     fn replace(&self, cx: &Ctx<'_>, name: &str) -> Result<(), Failure> {
+        let mut names = vec![name.to_string()];
+        self.keep_own_credential(cx, &mut names, false)?;
+        if names.is_empty() {
+            cx.note.take();
+            return Err(Failure::step(
+                "replace",
+                format!(
+                    "the token named {name} is the credential this run logs in with: --replace-existing never revokes it (choose another --name)"
+                ),
+                "would revoke the credential in use",
+            ));
+        }
         self.revoke_one(cx, name)
             .map_err(|e| Failure::api("revoke", e))?;
         let _ = self
@@ -431,7 +444,11 @@ impl Runner<'_> {
             let refused = e.is_refusal();
             return Err(Failure {
                 status: Status::Failed,
-                message: if refused {
+                message: if matches!(e, ApiError::Withheld(_)) {
+                    format!(
+                        "verify: not sent ({e}); old tokens left alive, the new one is sealed in the handoff"
+                    )
+                } else if refused {
                     format!(
                         "verify: the new token was refused ({e}); old tokens left alive, the new one is sealed in the handoff; no more rotations on this host (each verify would be a failed login: cPHulk). If this port refuses token logins, rotate with --no-verify"
                     )

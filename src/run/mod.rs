@@ -319,13 +319,20 @@ pub fn execute_resumed(
                 }
             }
         });
+        // Set when the workers are done, or unwinding: the watchdog must never outlive them.
+        struct Done<'f>(&'f (Mutex<bool>, Condvar));
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                *self.0.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+                self.0.1.notify_all();
+            }
+        }
+        let _done = Done(&finished);
         pool.scope(|s| {
             for _ in 0..workers {
                 s.spawn(|_| runner.worker());
             }
         });
-        *finished.0.lock().unwrap() = true;
-        finished.1.notify_all();
     });
     runner.report_unreached();
     let flushed = ledger.flush();

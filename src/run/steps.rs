@@ -147,7 +147,9 @@ impl Runner<'_> {
                 if sent { FollowUp::None } else { FollowUp::Idle }
             }
             Err(f) => {
-                if f.fresh_refusal {
+                // After a verify, calls may carry the new token: a refusal there says nothing
+                // of the inventory's credential, so only the earlier steps' are journaled.
+                if f.fresh_refusal && f.step.as_deref() != Some("revoke") {
                     self.journal_refusal(i, Some(t), f.step.as_deref() == Some("verify"));
                 }
                 let follow = if f.auth_refused {
@@ -512,7 +514,12 @@ impl Runner<'_> {
     /// A WHM token is named by `api_token_get_details` on the credential itself; an account that
     /// logs in with one of its own tokens cannot say which one it is, so a revoke that matches
     /// any of its tokens is refused for that account.
-    fn keep_own_credential(&self, cx: &Ctx<'_>, names: &mut Vec<String>) -> Result<(), Failure> {
+    pub(super) fn keep_own_credential(
+        &self,
+        cx: &Ctx<'_>,
+        names: &mut Vec<String>,
+        allowed: bool,
+    ) -> Result<(), Failure> {
         const FLAG: &str = "--revoke-own-credential";
         match cx.owner {
             Owner::WhmUser { .. } => {
@@ -532,11 +539,27 @@ impl Runner<'_> {
                 if let Some(own) = own
                     && names.contains(&own)
                 {
-                    names.retain(|n| *n != own);
-                    *cx.note.borrow_mut() = Some(format!(
-                        "kept {own}: it is the credential this run logs in with ({FLAG} revokes it too)"
-                    ));
+                    if allowed {
+                        *cx.note.borrow_mut() = Some(format!(
+                            "{own} is the credential this run logs in with, revoked as asked ({FLAG}): later runs need another credential for this host"
+                        ));
+                    } else {
+                        names.retain(|n| *n != own);
+                        *cx.note.borrow_mut() = Some(format!(
+                            "kept {own}: it is the credential this run logs in with ({FLAG} revokes it too)"
+                        ));
+                    }
                 }
+                Ok(())
+            }
+            Owner::Account {
+                credential: Some(own),
+                ..
+            } if own.auth == AuthKind::Token && cx.hp.host.api == ApiKind::Cpanel && allowed => {
+                *cx.note.borrow_mut() = Some(format!(
+                    "this account logs in with one of its own tokens and cPanel cannot say which: {} may include it ({FLAG})",
+                    names.join(", ")
+                ));
                 Ok(())
             }
             Owner::Account {
@@ -569,19 +592,19 @@ impl Runner<'_> {
         if names.is_empty() {
             return Ok(Status::Unchanged);
         }
-        if !self.opts.revoke_own {
-            self.keep_own_credential(cx, &mut names)?;
-            if names.is_empty() {
-                return Ok(Status::Unchanged);
-            }
+        self.keep_own_credential(cx, &mut names, self.opts.revoke_own)?;
+        if names.is_empty() {
+            return Ok(Status::Unchanged);
         }
-        *cx.revoked.borrow_mut() = names.clone();
         if self.opts.dry_run {
+            *cx.revoked.borrow_mut() = names;
             return Ok(Status::Revoked);
         }
         // Revoke is idempotent: re-sending after an unknown outcome is safe.
         self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &names))
             .map_err(|e| Failure::api("revoke", e))?;
+        // Named only once gone: a failed revoke must not read as done.
+        *cx.revoked.borrow_mut() = names.clone();
         let _ = self
             .ledger
             .revoked(cx.host(), cx.account, pattern.as_str(), &names);

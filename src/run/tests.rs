@@ -859,3 +859,44 @@ fn a_whm_revoke_by_glob_keeps_the_token_the_run_logs_in_with_unless_told() {
         }
     }
 }
+
+#[test]
+fn replace_existing_never_revokes_the_credential_in_use_and_a_failed_revoke_names_nothing() {
+    // --scope whm create --replace-existing, where the name is the credential's own.
+    let mut p = plan(Operation::Create, &[2], 0);
+    p.scope = Scope::Whm;
+    p.hosts[0].targets = vec![Target {
+        account: None,
+        token_name: Some("ops-root".into()),
+        credential: None,
+    }];
+    let (fakes, _) = fleet(&p, 0);
+    fakes[0].set_credential_token("ops-root");
+    fakes[0].seed("@whm", "ops-root", 1);
+    let out = run(
+        &p,
+        &fakes,
+        RunOptions {
+            replace_existing: true,
+            ..opts(2, 0)
+        },
+    );
+    let r = &out.results[0];
+    assert_eq!(r.status, Status::Failed, "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap().contains("never revokes it"),
+        "{r:?}"
+    );
+    assert_eq!(fakes[0].listed("@whm"), ["ops-root"]);
+    assert_eq!(fakes[0].calls(Op::Revoke), 0);
+
+    // A revoke that fails leaves `revoked` empty: nothing reads as gone that is not.
+    let p = plan(Operation::Revoke, &[2], 1);
+    let (fakes, _) = fleet(&p, 0);
+    fakes[0].seed("u00", "tf-old", 1);
+    fakes[0].fail_next(Op::Revoke, [ApiError::Rejected("no".into())]);
+    let out = run(&p, &fakes, opts(2, 0));
+    let r = &out.results[0];
+    assert_eq!(r.status, Status::Failed, "{r:?}");
+    assert!(r.revoked.is_empty(), "{r:?}");
+}

@@ -293,3 +293,62 @@ fn a_whm_revoke_by_glob_never_takes_the_credential_in_use_unasked() {
     assert!(env.fleet.host("web002").whm_token_valid("root", &root));
     env.assert_no_secret_leaked(&[&dry, &run, &own], &[]);
 }
+
+/// `api = "cpanel"`: an account whose create was interrupted (its answer lost), then whose own
+/// credential is refused on resume. The journal's `refused` record names no token: a later
+/// resume must still read the account's name from its records, and finish once the credential
+/// is fixed, with nothing left live that nobody holds.
+#[test]
+fn a_refused_account_credential_does_not_block_later_resumes() {
+    let mut spec = small_fleet(1, 3);
+    spec.hosts[0].faults.drop_after_create = 1;
+    let env = Env::start(spec);
+    env.cpanel_inventory("cp.toml");
+    let first = env.run(&[
+        "create",
+        "-i",
+        "cp.toml",
+        "--name",
+        "acc",
+        "-r",
+        &env.recipient,
+        "-o",
+        "acc.age",
+        "--retries",
+        "0",
+        "-j",
+        "1",
+        "--per-host",
+        "1",
+    ]);
+    first.expect(1);
+    // The first account's credential goes stale.
+    let good = std::fs::read_to_string(env.path("cred-0-0")).unwrap();
+    std::fs::write(env.path("cred-0-0"), format!("{BAD}\n")).unwrap();
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let stale = env.run(&["resume", "acc.age.journal", "--identity", &key]);
+    assert_ne!(stale.code, 2, "{}", stale.stderr);
+    let again = env.run(&["resume", "acc.age.journal", "--identity", &key]);
+    assert_ne!(
+        again.code, 2,
+        "a refused record must not stop resume: {}",
+        again.stderr
+    );
+    assert!(env.fleet.host("web001").stats().failed_auth <= 1);
+    std::fs::write(env.path("cred-0-0"), good).unwrap();
+    let fixed = env.run(&["resume", "acc.age.journal", "--identity", &key]);
+    fixed.expect(0);
+    let rows = env.open_handoff(&env.path("acc.age"));
+    assert_eq!(rows.len(), 3);
+    let host = env.fleet.host("web001");
+    for a in host.accounts() {
+        let named: Vec<_> = host
+            .account_tokens(&a)
+            .into_iter()
+            .filter(|t| t.name == "acc")
+            .collect();
+        assert_eq!(named.len(), 1, "{a}: one token of the run, held");
+    }
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&first, &stale, &again, &fixed], &minted);
+}
