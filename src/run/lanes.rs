@@ -13,7 +13,6 @@ impl Lane {
     fn heard_now(&mut self) {
         self.probation = false;
         self.answered_once = true;
-        self.heard = Instant::now();
     }
 }
 
@@ -60,7 +59,8 @@ impl Runner<'_> {
             sched.cursor = (i + 1) % n;
             let work = sched.lanes[i].queue.pop_front().expect("non-empty");
             if sched.lanes[i].in_flight == 0 {
-                sched.lanes[i].heard = Instant::now();
+                // Nothing was out: the wait for this host starts now.
+                self.heard_now(i);
             }
             sched.lanes[i].in_flight += 1;
             drop(sched);
@@ -121,7 +121,7 @@ impl Runner<'_> {
         let mut sched = self.sched.lock().unwrap();
         let mut out = Vec::new();
         for (i, lane) in sched.lanes.iter_mut().enumerate() {
-            let secs = lane.heard.elapsed().as_secs();
+            let secs = self.silent_for(i);
             if lane.in_flight > 0 && !lane.finished && secs >= WAITING_AFTER_SECS {
                 lane.waiting_shown = true;
                 out.push((i, secs));

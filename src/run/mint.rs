@@ -92,7 +92,7 @@ impl Runner<'_> {
             let created = cx
                 .backend
                 .create_token(cx.owner, name, self.plan.expires_at);
-            cx.attempts.saw(&created);
+            self.saw(&cx.attempts, &created);
             let err = match created {
                 Ok(token) => return self.seal_new(cx, token),
                 Err(e) => e,
@@ -102,7 +102,7 @@ impl Runner<'_> {
                 // journal lock keeps other runs of this journal out, so the token is ours.
                 ApiError::Conflict(_) if unconfirmed => {
                     self.revoke_orphan(cx, name)?;
-                    if self.tries_left(tries) {
+                    if self.tries_left(&cx.attempts, tries) {
                         tries += 1;
                         self.backoff(tries - 1);
                         continue;
@@ -142,7 +142,7 @@ impl Runner<'_> {
                     if found {
                         self.revoke_orphan(cx, name)?;
                     }
-                    if e.outcome_unknown() && self.tries_left(tries) {
+                    if e.outcome_unknown() && self.tries_left(&cx.attempts, tries) {
                         tries += 1;
                         self.backoff(tries - 1);
                         continue;
@@ -152,7 +152,7 @@ impl Runner<'_> {
                             .failed(cx.host(), cx.account, name, "create", &e.to_string());
                     return Err(Failure::api("create", e));
                 }
-                e if self.may_retry(&e, tries) => {
+                e if self.may_retry(&cx.attempts, &e, tries) => {
                     tries += 1;
                     self.backoff(tries - 1);
                 }
@@ -433,7 +433,7 @@ impl Runner<'_> {
     fn verify(&self, cx: &Ctx<'_>, name: &str, token: &NewToken) -> Result<(), Failure> {
         cx.attempts.bump();
         let verified = cx.backend.verify(cx.owner, &token.token);
-        cx.attempts.saw(&verified);
+        self.saw(&cx.attempts, &verified);
         if let Err(e) = verified {
             let _ = self
                 .ledger

@@ -159,8 +159,6 @@ struct Lane {
     /// wrong credential so costs one failed login whatever `per_host` is, and a host that does
     /// not answer is given up before any mutation is sent.
     probation: bool,
-    /// When the lane last heard from its host, or started waiting for it.
-    heard: Instant,
     /// The host has answered at least once in this run.
     answered_once: bool,
     /// Set when the host is given up (a refused credential, no answer): the rest of the lane is
@@ -196,7 +194,6 @@ impl Lane {
             in_flight: 0,
             limit: hp.per_host.max(1),
             probation: true,
-            heard: Instant::now(),
             answered_once: false,
             stopped: None,
             waiting_shown: false,
@@ -231,6 +228,10 @@ struct Runner<'a> {
     /// Set at the first journal write that failed: the run mints nothing more (a secret the
     /// journal cannot hold must not be created), and everything still queued is skipped.
     halted: Mutex<Option<String>>,
+    /// The run's start, for `heard`.
+    t0: Instant,
+    /// Per lane: when its host last answered, or started being waited for (ms since `t0`).
+    heard: Vec<std::sync::atomic::AtomicU64>,
 }
 
 /// Run `plan` over the fleet. `backends[i]` serves `plan.hosts[i]`. Raising `stop` stops new
@@ -286,6 +287,10 @@ pub fn execute_resumed(
         wake: Condvar::new(),
         out: Mutex::new(Outcome::default()),
         halted: Mutex::new(None),
+        t0: Instant::now(),
+        heard: (0..plan.hosts.len())
+            .map(|_| std::sync::atomic::AtomicU64::new(0))
+            .collect(),
     };
     // Hosts an earlier run of this journal saw refuse its credential are not contacted at all
     // (cPHulk counts across runs); hosts with nothing to do are finished at once.

@@ -12,9 +12,19 @@ use std::cell::Cell;
 pub(super) struct Tries {
     sent: Cell<u32>,
     answered: Cell<bool>,
+    /// The lane (host) the requests go to.
+    lane: usize,
 }
 
 impl Tries {
+    /// No request yet, to the host of lane `lane`.
+    pub(super) fn on(lane: usize) -> Tries {
+        Tries {
+            lane,
+            ..Tries::default()
+        }
+    }
+
     /// Requests sent so far, retries included.
     pub(super) fn get(&self) -> u32 {
         self.sent.get()
@@ -54,10 +64,10 @@ impl Runner<'_> {
         loop {
             attempts.bump();
             let r = f();
-            attempts.saw(&r);
+            self.saw(attempts, &r);
             match r {
                 Ok(v) => return Ok(v),
-                Err(e) if self.may_retry(&e, tries) => {
+                Err(e) if self.may_retry(attempts, &e, tries) => {
                     self.backoff(tries);
                     tries += 1;
                 }
@@ -67,13 +77,39 @@ impl Runner<'_> {
     }
 
     /// Whether a failure after `tries` retries is worth another (the run is not stopping).
-    pub(super) fn may_retry(&self, e: &ApiError, tries: u32) -> bool {
-        e.is_retryable() && self.tries_left(tries)
+    pub(super) fn may_retry(&self, attempts: &Tries, e: &ApiError, tries: u32) -> bool {
+        e.is_retryable() && self.tries_left(attempts, tries)
     }
 
-    /// `tries` retries made so far leave room for one more, and the run is not stopping.
-    pub(super) fn tries_left(&self, tries: u32) -> bool {
-        tries < self.opts.retries && !self.stop.load(Ordering::SeqCst)
+    /// `tries` retries made so far leave room for one more, the run is not stopping, and the
+    /// host has not been given up meanwhile (a hung host's other targets stop retrying).
+    pub(super) fn tries_left(&self, attempts: &Tries, tries: u32) -> bool {
+        tries < self.opts.retries
+            && !self.stop.load(Ordering::SeqCst)
+            && self.sched.lock().unwrap().lanes[attempts.lane]
+                .stopped
+                .is_none()
+    }
+
+    /// Count what came back for a request; an answer from the host resets its wait (the
+    /// "waiting: no answer" display).
+    pub(super) fn saw<T>(&self, attempts: &Tries, r: &Result<T, ApiError>) {
+        attempts.saw(r);
+        if !matches!(r, Err(e) if e.host_broken() || matches!(e, ApiError::Withheld(_))) {
+            self.heard_now(attempts.lane);
+        }
+    }
+
+    /// Host `lane` just answered.
+    pub(super) fn heard_now(&self, lane: usize) {
+        let ms = self.t0.elapsed().as_millis() as u64;
+        self.heard[lane].store(ms, Ordering::Relaxed);
+    }
+
+    /// Seconds since host `lane` last answered (or started being waited for).
+    pub(super) fn silent_for(&self, lane: usize) -> u64 {
+        let now = self.t0.elapsed().as_millis() as u64;
+        now.saturating_sub(self.heard[lane].load(Ordering::Relaxed)) / 1000
     }
 
     pub(super) fn backoff(&self, tries: u32) {

@@ -104,7 +104,7 @@ impl Runner<'_> {
             account: self.account_of(hp, t),
             name: t.token_name.as_deref(),
             owner: self.owner_of(hp, t),
-            attempts: Tries::default(),
+            attempts: Tries::on(i),
             revoked: Default::default(),
             note: Default::default(),
         };
@@ -196,7 +196,7 @@ impl Runner<'_> {
     /// `listaccts`, then one target per eligible account.
     fn discover(&self, i: usize, started: Instant) -> FollowUp {
         let hp = &self.plan.hosts[i];
-        let attempts = Tries::default();
+        let attempts = Tries::on(i);
         let accounts = match self.with_retries(&attempts, || self.backends[i].list_accounts()) {
             Ok(a) => a,
             Err(e) => {
@@ -274,7 +274,7 @@ impl Runner<'_> {
     fn check_host(&self, i: usize, started: Instant) -> FollowUp {
         let hp = &self.plan.hosts[i];
         let backend = &*self.backends[i];
-        let attempts = Tries::default();
+        let attempts = Tries::on(i);
         let result = self.with_retries(&attempts, || backend.whoami());
         let whm = Owner::WhmUser { credential: None };
         let url = backend.url(whm);
