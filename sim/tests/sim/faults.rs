@@ -1123,8 +1123,7 @@ fn drip_stops_when_the_client_goes_away() {
         .header("Authorization", env.root_auth())
         .send()
         .and_then(|r| r.text())
-        .err()
-        .expect("a timeout: the body alone takes seconds");
+        .expect_err("a timeout: the body alone takes seconds");
     assert!(e.is_timeout(), "{e:?}");
     drop(c);
     // The answer being dripped leaves the in-flight count once a write fails.
