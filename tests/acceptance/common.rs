@@ -543,3 +543,20 @@ pub fn create_cmd<'a>(env: &'a Env, name: &'a str, out: &'a str) -> Vec<&'a str>
         "2",
     ]
 }
+
+/// A credential no simulated host accepts (for `BAD_TOKEN` in [`with_bad_credential`]).
+pub const BAD: &str = "BADBADBADBADBADBADBADBADBADBAD12";
+
+/// The TOML inventory with `host`'s credential read from `env:BAD_TOKEN` instead, written as
+/// `bad.toml`; returns that name.
+pub fn with_bad_credential(env: &Env, host: &str) -> String {
+    let text = std::fs::read_to_string(&env.files.toml).unwrap();
+    let needle = format!("name = \"{host}\"\n");
+    assert!(text.contains(&needle));
+    let text = text.replace(
+        &needle,
+        &format!("{needle}credential = \"env:BAD_TOKEN\"\n"),
+    );
+    std::fs::write(env.path("bad.toml"), text).unwrap();
+    "bad.toml".into()
+}

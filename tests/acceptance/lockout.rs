@@ -12,21 +12,6 @@
 use crate::common::*;
 use cpanel_sim::SimHost;
 
-const BAD: &str = "BADBADBADBADBADBADBADBADBADBAD12";
-
-/// The TOML inventory with one host's credential replaced by `env:BAD_TOKEN`.
-fn with_bad_credential(env: &Env, host: &str) -> String {
-    let text = std::fs::read_to_string(&env.files.toml).unwrap();
-    let needle = format!("name = \"{host}\"\n");
-    assert!(text.contains(&needle));
-    let text = text.replace(
-        &needle,
-        &format!("{needle}credential = \"env:BAD_TOKEN\"\n"),
-    );
-    std::fs::write(env.path("bad.toml"), text).unwrap();
-    "bad.toml".into()
-}
-
 fn reset(h: &SimHost) {
     h.reset_stats();
     h.reset_cphulk();

@@ -11,23 +11,8 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BAD: &str = "BADBADBADBADBADBADBADBADBADBAD12";
-
 /// Generous: only there to turn a hang into a failure.
 const WATCHDOG: Duration = Duration::from_secs(180);
-
-/// The TOML inventory with one host's credential replaced by `env:BAD_TOKEN` (as in lockout.rs).
-fn with_bad_credential(env: &Env, host: &str) -> String {
-    let text = std::fs::read_to_string(&env.files.toml).unwrap();
-    let needle = format!("name = \"{host}\"\n");
-    assert!(text.contains(&needle));
-    let text = text.replace(
-        &needle,
-        &format!("{needle}credential = \"env:BAD_TOKEN\"\n"),
-    );
-    std::fs::write(env.path("bad.toml"), text).unwrap();
-    "bad.toml".into()
-}
 
 fn reset(h: &SimHost) {
     h.reset_stats();

@@ -8,21 +8,6 @@
 
 use crate::common::*;
 
-const BAD: &str = "BADBADBADBADBADBADBADBADBADBAD12";
-
-/// The TOML inventory with `host`'s credential read from `BAD_TOKEN`.
-fn with_bad_credential(env: &Env, host: &str) -> String {
-    let text = std::fs::read_to_string(&env.files.toml).unwrap();
-    let needle = format!("name = \"{host}\"\n");
-    assert!(text.contains(&needle));
-    let text = text.replace(
-        &needle,
-        &format!("{needle}credential = \"env:BAD_TOKEN\"\n"),
-    );
-    std::fs::write(env.path("bad.toml"), text).unwrap();
-    "bad.toml".into()
-}
-
 #[test]
 fn a_run_its_resumes_and_a_check_cost_at_most_two_failed_logins_per_host() {
     let env = Env::start(small_fleet(2, 6));
