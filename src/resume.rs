@@ -439,19 +439,7 @@ impl Resume {
         if let Some(r) = steer.retries {
             opts.retries = r;
         }
-        opts.hold = holds(&plan, events, steer, &o, &record.run_id)?;
-        for ((host, account), hold) in &opts.hold {
-            if hold.cause == "credential refused before" {
-                warnings.push(format!(
-                    "{host}{}: {}",
-                    account
-                        .as_ref()
-                        .map(|a| format!(" {a}"))
-                        .unwrap_or_default(),
-                    hold.why.trim_start_matches("not attempted: ")
-                ));
-            }
-        }
+        opts.hold = holds(&plan, events, steer, &o, &record.run_id, &mut warnings)?;
         let journal_file = Journal::open_append(journal).map_err(|e| {
             InputError::one(Problem::new(
                 &shown,
@@ -500,17 +488,18 @@ impl Resume {
     }
 }
 
-/// The hosts and accounts this resume does not contact: those outside its `--limit`, and those
-/// whose credential the journal saw refused, unchanged since (its tag is the same), unless
-/// `--retry-refused`. A refused verify (new tokens refused on the cPanel port) holds a
-/// rotation's host while it still verifies.
+/// The hosts this resume does not contact: those outside its `--limit`, and those where the
+/// journal saw a credential refused that is unchanged since (its tag is the same), unless
+/// `--retry-refused` (each of these is also a warning). A refused verify (new tokens refused on
+/// the cPanel port) holds a rotation's host while it still verifies.
 fn holds(
     plan: &Plan,
     events: &[crate::seal::Event],
     steer: &Steer,
     o: &RunRecord,
     run_id: &str,
-) -> Result<HashMap<(String, Option<String>), Hold>, InputError> {
+    warnings: &mut Vec<String>,
+) -> Result<HashMap<String, Hold>, InputError> {
     let mut out = HashMap::new();
     if let Some(pattern) = &steer.limit {
         let hosts: Vec<inventory::Host> = plan.hosts.iter().map(|hp| hp.host.clone()).collect();
@@ -518,7 +507,7 @@ fn holds(
         for (i, hp) in plan.hosts.iter().enumerate() {
             if !selection.hosts.contains(&i) {
                 out.insert(
-                    (hp.host.name.clone(), None),
+                    hp.host.name.clone(),
                     Hold {
                         cause: "outside this resume's --limit".into(),
                         why: "not attempted: outside this resume's --limit; resume again (without it, or naming this host) to finish".into(),
@@ -530,6 +519,20 @@ fn holds(
     if steer.retry_refused {
         return Ok(out);
     }
+    // Per host, the last record of work there (the host took a credential then).
+    let mut last_work: HashMap<&str, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if matches!(
+            e.detail,
+            EventDetail::Intent { .. }
+                | EventDetail::Created { .. }
+                | EventDetail::Verified {}
+                | EventDetail::Revoked { .. }
+                | EventDetail::Exists {}
+        ) {
+            last_work.insert(&e.host, i);
+        }
+    }
     for (i, e) in events.iter().enumerate() {
         let EventDetail::Refused { credential, tag } = &e.detail else {
             continue;
@@ -539,18 +542,7 @@ fn holds(
         };
         // A later record of work on that host (a resume with --retry-refused, or a block that
         // ended) shows the host took a credential since: the refusal is history.
-        let accepted_since = events[i + 1..].iter().any(|later| {
-            later.host == e.host
-                && matches!(
-                    later.detail,
-                    EventDetail::Intent { .. }
-                        | EventDetail::Created { .. }
-                        | EventDetail::Verified {}
-                        | EventDetail::Revoked { .. }
-                        | EventDetail::Exists {}
-                )
-        });
-        if accepted_since {
+        if last_work.get(e.host.as_str()).is_some_and(|&w| w > i) {
             continue;
         }
         let unchanged = if e.account.is_empty() && tag == "-" {
@@ -577,12 +569,20 @@ fn holds(
         } else {
             format!(" (account {})", e.account)
         };
-        out.entry((e.host.clone(), None)).or_insert(Hold {
-            cause: "credential refused before".into(),
-            why: format!(
-                "not attempted: the interrupted run saw this host refuse {credential}{whose}, and it has not changed: nothing is sent to the host again (cPHulk counts failed logins across runs); fix it, or resume with --retry-refused"
-            ),
-        });
+        if out.contains_key(&e.host) {
+            continue;
+        }
+        let story = format!(
+            "the interrupted run saw this host refuse {credential}{whose}, and it has not changed: nothing is sent to the host again (cPHulk counts failed logins across runs); fix it, or resume with --retry-refused"
+        );
+        warnings.push(format!("{}: {story}", e.host));
+        out.insert(
+            e.host.clone(),
+            Hold {
+                cause: "credential refused before".into(),
+                why: format!("not attempted: {story}"),
+            },
+        );
     }
     Ok(out)
 }

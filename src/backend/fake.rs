@@ -107,11 +107,11 @@ impl FakeBackend {
     pub fn fail_next(&self, op: Op, errors: impl IntoIterator<Item = ApiError>) {
         self.with(|s| s.faults.entry(op).or_default().extend(errors));
     }
-    /// Every call, once the scripted faults are used up, fails with `e`.
     /// The host's credential is the WHM token of this name.
     pub fn set_credential_token(&self, name: &str) {
         self.with(|s| s.credential_token = Some(name.to_string()));
     }
+    /// Every call, once the scripted faults are used up, fails with `e`.
     pub fn fail_always(&self, e: ApiError) {
         self.with(|s| s.always = Some(e));
     }

@@ -171,7 +171,7 @@ impl Gate {
                     other => other,
                 };
                 if let Err(e) = &result
-                    && !matches!(e, ApiError::Withheld(_))
+                    && e.refused_by_server()
                 {
                     let why = e.cause();
                     st.creds.insert(key, Seen::Refused(why.clone()));

@@ -144,6 +144,12 @@ impl ApiError {
         )
     }
 
+    /// The server itself refused the login (not a call the login gate held back): what the
+    /// journal records, so a resume does not send that credential again.
+    pub fn refused_by_server(&self) -> bool {
+        matches!(self, ApiError::Auth { .. } | ApiError::RefusedAfter { .. })
+    }
+
     /// The failure is the host's, whatever the target: a refused credential (cPHulk), or a
     /// certificate that is not the one trusted. Nothing more is sent to that host.
     pub fn stops_host(&self) -> bool {

@@ -9,8 +9,8 @@ use super::*;
 const WAITING_AFTER_SECS: u64 = 5;
 
 impl Lane {
-    /// The host answered: it is off probation, and its wait starts again.
-    fn heard_now(&mut self) {
+    /// A task of this lane got the host's answer: the host is off probation.
+    fn answered(&mut self) {
         self.probation = false;
         self.answered_once = true;
     }
@@ -71,11 +71,11 @@ impl Runner<'_> {
             sched.lanes[i].in_flight -= 1;
             sched.outstanding -= 1;
             match follow_up {
-                FollowUp::None => sched.lanes[i].heard_now(),
+                FollowUp::None => sched.lanes[i].answered(),
                 FollowUp::Queue(works) => {
                     sched.outstanding += works.len();
                     let lane = &mut sched.lanes[i];
-                    lane.heard_now();
+                    lane.answered();
                     lane.queue.extend(works);
                 }
                 FollowUp::Idle => {}
@@ -227,7 +227,7 @@ impl Runner<'_> {
             }
             let mut r = TargetResult::new(host, Some(account), None);
             r.status = Status::Skipped;
-            match self.opts.hold.get(&(host.clone(), None)) {
+            match self.opts.hold.get(host) {
                 Some(hold) => {
                     r.error = Some(hold.why.clone());
                     r.cause = Some(hold.cause.clone());

@@ -198,7 +198,7 @@ impl Runner<'_> {
             ),
             cause: "owner of an existing token unproven".into(),
             step: Some("reconcile".into()),
-            auth_refused: false,
+            stop_host: false,
             fresh_refusal: false,
             silent: false,
             attention: Some(format!(
@@ -230,7 +230,7 @@ impl Runner<'_> {
             ),
             cause: "create outcome unknown".into(),
             step: Some("create".into()),
-            auth_refused: listing.auth_refused,
+            stop_host: listing.stop_host,
             fresh_refusal: listing.fresh_refusal,
             silent: listing.silent,
             attention: Some(unconfirmed_token(name)),
@@ -298,7 +298,7 @@ impl Runner<'_> {
                     ),
                     cause: "journal write failed".into(),
                     step: Some("seal".into()),
-                    auth_refused: false,
+                    stop_host: false,
                     fresh_refusal: false,
                     silent: false,
                     attention: Some(format!(
@@ -461,8 +461,8 @@ impl Runner<'_> {
                     format!("new token failed verification: {}", e.cause())
                 },
                 step: Some("verify".into()),
-                auth_refused: refused,
-                fresh_refusal: refused && !matches!(e, ApiError::Withheld(_)),
+                stop_host: refused,
+                fresh_refusal: e.refused_by_server(),
                 silent: false,
                 attention: None,
             });

@@ -45,13 +45,12 @@ pub struct RunOptions {
     pub replace_existing: bool,
     /// Revoke: the token tokenfleet logs in with may be revoked too (`--revoke-own-credential`).
     pub revoke_own: bool,
-    /// Not contacted at all: a host (`(host, None)`) or one account (`(host, Some(account))`),
-    /// because an earlier run of this journal saw its credential refused, or a resume's
-    /// `--limit` leaves it out.
-    pub hold: HashMap<(String, Option<String>), Hold>,
+    /// Hosts not contacted at all, by name: an earlier run of this journal saw a credential
+    /// refused there, or a resume's `--limit` leaves them out.
+    pub hold: HashMap<String, Hold>,
 }
 
-/// Why a host or an account is not contacted in this run.
+/// Why a host is not contacted in this run.
 #[derive(Debug, Clone)]
 pub struct Hold {
     /// Short, for folding in the summary ("credential refused before").
@@ -296,7 +295,7 @@ pub fn execute_resumed(
     // (cPHulk counts across runs); hosts with nothing to do are finished at once.
     for (i, hp) in plan.hosts.iter().enumerate() {
         let mut sched = runner.sched.lock().unwrap();
-        if let Some(hold) = opts.hold.get(&(hp.host.name.clone(), None)) {
+        if let Some(hold) = opts.hold.get(&hp.host.name) {
             runner.give_up(&mut sched, i, hold.cause.clone(), &hold.why);
         }
         runner.finish_lane_if_done(&mut sched, i);
@@ -376,8 +375,8 @@ struct Failure {
     message: String,
     cause: String,
     step: Option<String>,
-    /// The host's credential was refused: stop the host (cPHulk).
-    auth_refused: bool,
+    /// The failure is the host's (a refused credential: cPHulk; a TLS failure): stop the host.
+    stop_host: bool,
     /// The refusal was the server's answer (not a request the login gate held back): the
     /// journal records it, so a resume does not send that credential again.
     fresh_refusal: bool,
@@ -394,7 +393,7 @@ impl Failure {
             message: message.to_string(),
             cause: message.to_string(),
             step: None,
-            auth_refused: false,
+            stop_host: false,
             fresh_refusal: false,
             silent: false,
             attention: None,
@@ -407,7 +406,7 @@ impl Failure {
             message,
             cause: cause.to_string(),
             step: Some(step.to_string()),
-            auth_refused: false,
+            stop_host: false,
             fresh_refusal: false,
             silent: false,
             attention: None,
@@ -428,8 +427,8 @@ impl Failure {
             message: format!("{step}: {e}"),
             cause: e.cause(),
             step: Some(step.split(' ').next().unwrap_or(step).to_string()),
-            auth_refused: e.stops_host(),
-            fresh_refusal: e.is_refusal() && !matches!(e, ApiError::Withheld(_)),
+            stop_host: e.stops_host(),
+            fresh_refusal: e.refused_by_server(),
             silent: e.host_broken(),
             attention: None,
         }
@@ -441,8 +440,8 @@ impl Failure {
             message: format!("{doing}: {e}; the new token is sealed in the handoff"),
             cause: e.cause(),
             step: Some(step.to_string()),
-            auth_refused: e.stops_host(),
-            fresh_refusal: e.is_refusal() && !matches!(e, ApiError::Withheld(_)),
+            stop_host: e.stops_host(),
+            fresh_refusal: e.refused_by_server(),
             silent: e.host_broken(),
             attention: None,
         }

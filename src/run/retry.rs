@@ -35,15 +35,18 @@ impl Tries {
         self.sent.set(self.sent.get() + 1);
     }
 
-    /// What came back for the last request.
-    pub(super) fn saw<T>(&self, r: &Result<T, ApiError>) {
+    /// What came back for the last request; true when it was the host's answer.
+    fn saw<T>(&self, r: &Result<T, ApiError>) -> bool {
         if matches!(r, Err(ApiError::Withheld(_))) {
             // The login gate held it back: it was never sent.
             self.sent.set(self.sent.get().saturating_sub(1));
         }
-        if !matches!(r, Err(e) if e.host_broken() || matches!(e, ApiError::Withheld(_))) {
+        let answered =
+            !matches!(r, Err(e) if e.host_broken() || matches!(e, ApiError::Withheld(_)));
+        if answered {
             self.answered.set(true);
         }
+        answered
     }
 
     /// Did the host answer any of them?
@@ -94,8 +97,7 @@ impl Runner<'_> {
     /// Count what came back for a request; an answer from the host resets its wait (the
     /// "waiting: no answer" display).
     pub(super) fn saw<T>(&self, attempts: &Tries, r: &Result<T, ApiError>) {
-        attempts.saw(r);
-        if !matches!(r, Err(e) if e.host_broken() || matches!(e, ApiError::Withheld(_))) {
+        if attempts.saw(r) {
             self.heard_now(attempts.lane);
         }
     }

@@ -82,11 +82,7 @@ impl Runner<'_> {
             )
         } else if let Some(cred) = &hp.credential {
             let what = match &hp.host.credential {
-                Some(crate::inventory::CredentialRef::Env(n)) => format!("credential env:{n}"),
-                Some(crate::inventory::CredentialRef::File(p)) => {
-                    format!("credential file:{}", p.display())
-                }
-                Some(crate::inventory::CredentialRef::Prompt) => "credential (prompt)".into(),
+                Some(r) => format!("credential {r}"),
                 None => "credential".into(),
             };
             (String::new(), what, cred.tag(run))
@@ -117,22 +113,9 @@ impl Runner<'_> {
                 .get(&(hp.host.name.clone(), cx.account.to_string()))
                 .or_else(|| self.prior.get(&(hp.host.name.clone(), "*".to_string())))
         };
-        let held = self
-            .opts
-            .hold
-            .get(&(hp.host.name.clone(), Some(cx.account.to_string())));
         let verdict = match prior {
             // Done before the interruption: nothing to send.
             Some(Prior::Done(status)) => Ok(*status),
-            _ if let Some(hold) = held => {
-                let mut r = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
-                r.status = Status::Skipped;
-                r.error = Some(hold.why.clone());
-                r.cause = Some(hold.cause.clone());
-                r.attention = self.unconfirmed(&hp.host.name, cx.account, cx.name);
-                self.record(i, r);
-                return FollowUp::Idle;
-            }
             _ => self.target(&cx, prior),
         };
         let mut result = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
@@ -152,7 +135,7 @@ impl Runner<'_> {
                 if f.fresh_refusal && f.step.as_deref() != Some("revoke") {
                     self.journal_refusal(i, Some(t), f.step.as_deref() == Some("verify"));
                 }
-                let follow = if f.auth_refused {
+                let follow = if f.stop_host {
                     FollowUp::StopHost(f.cause.clone())
                 } else if f.silent && !cx.attempts.answered() {
                     FollowUp::Silent(f.cause.clone())
@@ -208,16 +191,10 @@ impl Runner<'_> {
                 r.attempts = 1;
                 r.elapsed_ms = started.elapsed().as_millis() as u64;
                 self.record(i, r);
-                return if e.is_refusal() {
-                    if !matches!(e, ApiError::Withheld(_)) {
-                        self.journal_refusal(i, None, false);
-                    }
-                    FollowUp::StopHost(e.cause())
-                } else if e.host_broken() {
-                    FollowUp::Silent(e.cause())
-                } else {
-                    FollowUp::None
-                };
+                if e.refused_by_server() {
+                    self.journal_refusal(i, None, false);
+                }
+                return follow_up_of(&e);
             }
         };
         let mut works = Vec::new();
@@ -278,13 +255,8 @@ impl Runner<'_> {
         let result = self.with_retries(&attempts, || backend.whoami());
         let whm = Owner::WhmUser { credential: None };
         let url = backend.url(whm);
-        let follow = match &result {
-            Err(e) if e.is_refusal() => FollowUp::StopHost(e.cause()),
-            Err(e) if e.host_broken() => FollowUp::Silent(e.cause()),
-            _ => FollowUp::None,
-        };
         let ok = result.is_ok();
-        self.push_check(i, &hp.host.whm_user, url.clone(), result, started);
+        let follow = self.push_check(i, &hp.host.whm_user, url.clone(), result, started);
         if !ok {
             return follow;
         }
@@ -302,11 +274,7 @@ impl Runner<'_> {
         let started = Instant::now();
         let accounts = match self.with_retries(&attempts, || backend.list_accounts()) {
             Ok(a) => a,
-            Err(e) => {
-                let follow = check_follow(&e);
-                self.push_check(i, user, url, Err(e), started);
-                return follow;
-            }
+            Err(e) => return self.push_check(i, user, url, Err(e), started),
         };
         let mut first = None;
         for t in &hp.targets {
@@ -455,7 +423,7 @@ impl Runner<'_> {
     ) -> FollowUp {
         let follow = match &result {
             Ok(_) => FollowUp::None,
-            Err(e) => check_follow(e),
+            Err(e) => follow_up_of(e),
         };
         let hp = &self.plan.hosts[i];
         let (ok, detail) = match &result {
@@ -527,7 +495,7 @@ impl Runner<'_> {
                     .with_retries(&cx.attempts, || cx.backend.credential_token())
                     .map_err(|e| {
                         let mut f = Failure::api("revoke (which token is the credential?)", e);
-                        if !f.auth_refused {
+                        if !f.stop_host {
                             f.message = format!(
                                 "{}; nothing was revoked: tokenfleet could not tell whether the credential it logs in with is among {} (pass {FLAG} to revoke them anyway)",
                                 f.message,
@@ -612,8 +580,8 @@ impl Runner<'_> {
     }
 }
 
-/// What a failed check call means for the rest of its host.
-fn check_follow(e: &ApiError) -> FollowUp {
+/// What a host-level call's failure (discovery, a check) means for the rest of its host.
+fn follow_up_of(e: &ApiError) -> FollowUp {
     if e.is_refusal() {
         FollowUp::StopHost(e.cause())
     } else if e.host_broken() {

@@ -161,8 +161,9 @@ pub enum EventDetail {
     },
     /// A credential was refused on the host (`account` empty: the host's credential; `token_name`
     /// empty). `credential`: what it was (`WHM credential env:WHM_TOKEN`, `new tokens on the
-    /// cPanel port`); `tag`: 4 hex digits of a digest of the run id and the secret, enough to
-    /// tell whether the secret changed, too few to guess it. A resume does not send a credential
+    /// cPanel port`); `tag`: 4 hex digits of a slow digest of the run id and the secret
+    /// ([`crate::secret::Secret::tag`]; `-` for new tokens at verify), enough to tell whether the
+    /// secret changed, too few to guess it. A resume does not send a credential
     /// with the same tag again (unless `--retry-refused`): cPHulk counts across runs.
     Refused {
         credential: String,
