@@ -410,16 +410,22 @@ pub fn slow_fleet(hosts: usize, accounts: usize, latency_ms: u64) -> FleetSpec {
 
 /// Start tokenfleet in the background (stdout/stderr to files in the temp folder).
 pub fn spawn(env: &Env, args: &[&str], tag: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tokenfleet"))
-        .current_dir(env.dir.path())
+    spawn_env(env, args, &[], tag)
+}
+
+/// [`spawn`] with extra environment variables.
+pub fn spawn_env(env: &Env, args: &[&str], vars: &[(&str, &str)], tag: &str) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenfleet"));
+    cmd.current_dir(env.dir.path())
         .env("WHM_TOKEN", env.fleet.root_token())
         .env_remove("TOKENFLEET_PASSPHRASE")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(env.path(&format!("{tag}.stdout"))).unwrap())
-        .stderr(std::fs::File::create(env.path(&format!("{tag}.stderr"))).unwrap())
-        .args(args)
-        .spawn()
-        .expect("tokenfleet starts")
+        .stderr(std::fs::File::create(env.path(&format!("{tag}.stderr"))).unwrap());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.args(args).spawn().expect("tokenfleet starts")
 }
 
 /// Lines of a journal of kind `kind`.
@@ -451,19 +457,35 @@ pub fn signal_after_created(child: &mut Child, journal: &Path, n: usize, signal:
 
 /// Wait for the child, bounded; kill it if it overstays.
 pub fn wait_bounded(child: &mut Child) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    wait_within(child, Duration::from_secs(120)).expect("tokenfleet did not end")
+}
+
+/// The exit code (128 + signal for a killed run), or `None` (the run killed) past `limit`.
+pub fn wait_within(child: &mut Child, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or_else(|| {
+            return Some(status.code().unwrap_or_else(|| {
                 128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0)
-            });
+            }));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("tokenfleet did not end");
+            let _ = child.wait();
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The report's targets of `host`.
+pub fn targets_of<'a>(report: &'a serde_json::Value, host: &str) -> Vec<&'a serde_json::Value> {
+    report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["host"] == host)
+        .collect()
 }
 
 pub fn read(env: &Env, tag: &str) -> Run {

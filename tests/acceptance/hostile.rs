@@ -159,15 +159,6 @@ fn raw_host_block(name: &str, server: &RawServer) -> String {
     )
 }
 
-fn target<'a>(report: &'a serde_json::Value, host: &str) -> Vec<&'a serde_json::Value> {
-    report["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["host"] == host)
-        .collect()
-}
-
 #[test]
 fn every_hostile_server_fails_alone_with_its_cause() {
     let mut spec = small_fleet(12, 2);
@@ -248,7 +239,7 @@ fn every_hostile_server_fails_alone_with_its_cause() {
     // The first target of a host goes alone (its probe): when it fails for a reason that is the
     // host's, the rest of the host is skipped with that cause, nothing sent.
     let expect_cause = |host: &str, causes: &[&str]| {
-        let ts = target(&report, host);
+        let ts = targets_of(&report, host);
         assert!(!ts.is_empty(), "{host} reported");
         assert!(ts.iter().any(|t| t["status"] == "failed"), "{host}: {ts:?}");
         for t in ts {
@@ -277,7 +268,7 @@ fn every_hostile_server_fails_alone_with_its_cause() {
     expect_cause("wrongjson", &["protocol error"]);
     expect_cause("truncjson", &["json", "protocol error", "body"]);
     for h in ["web011", "web012"] {
-        for t in target(&report, h) {
+        for t in targets_of(&report, h) {
             assert_eq!(t["status"], "created", "{h}: {t}");
         }
     }
@@ -360,7 +351,7 @@ fn a_hung_host_with_many_accounts_is_given_up_after_two_waves() {
     );
     run.expect(1);
     let report = read_report(&env.path("r.json"));
-    let hung = target(&report, "web001");
+    let hung = targets_of(&report, "web001");
     let failed = hung.iter().filter(|t| t["status"] == "failed").count();
     let skipped: Vec<_> = hung.iter().filter(|t| t["status"] == "skipped").collect();
     assert_eq!(failed + skipped.len(), 40);
@@ -374,7 +365,7 @@ fn a_hung_host_with_many_accounts_is_given_up_after_two_waves() {
         .stats()
         .count("whm/uapi_cpanel/Tokens/create_full_access");
     assert!(creates <= 2 * 5, "{creates} creates sent to a hung host");
-    for t in target(&report, "web002") {
+    for t in targets_of(&report, "web002") {
         assert_eq!(t["status"], "created");
     }
     assert!(run.stderr.contains("timed out"), "{}", run.stderr);
@@ -412,7 +403,7 @@ fn a_503_storm_host_is_given_up_after_two_waves() {
     );
     run.expect(1);
     let report = read_report(&env.path("r.json"));
-    let storm = target(&report, "web001");
+    let storm = targets_of(&report, "web001");
     let failed = storm.iter().filter(|t| t["status"] == "failed").count();
     let skipped: Vec<_> = storm.iter().filter(|t| t["status"] == "skipped").collect();
     assert_eq!(failed + skipped.len(), 40);
@@ -420,7 +411,7 @@ fn a_503_storm_host_is_given_up_after_two_waves() {
     for t in &skipped {
         assert!(t["error"].as_str().unwrap().contains("503"), "{t}");
     }
-    for t in target(&report, "web002") {
+    for t in targets_of(&report, "web002") {
         assert_eq!(t["status"], "created");
     }
 }

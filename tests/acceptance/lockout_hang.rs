@@ -8,7 +8,7 @@
 use crate::common::*;
 use cpanel_sim::{CphulkConfig, Faults, SimHost};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// Generous: only there to turn a hang into a failure.
@@ -19,39 +19,14 @@ fn reset(h: &SimHost) {
     h.reset_cphulk();
 }
 
-/// Start tokenfleet in the background with extra environment variables, stdout/stderr to
-/// `TAG.stdout` / `TAG.stderr` in the temp folder (files, not pipes: a chatty run cannot block).
-fn start(env: &Env, args: &[&str], vars: &[(&str, &str)], tag: &str) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokenfleet"));
-    cmd.current_dir(env.dir.path())
-        .env("WHM_TOKEN", env.fleet.root_token())
-        .env_remove("TOKENFLEET_PASSPHRASE")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(env.path(&format!("{tag}.stdout"))).unwrap())
-        .stderr(std::fs::File::create(env.path(&format!("{tag}.stderr"))).unwrap());
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    cmd.args(args).spawn().expect("tokenfleet starts")
-}
-
 /// Wait for a started run, killing it (and failing the test) past `limit`.
 fn finish(env: &Env, mut child: Child, tag: &str, limit: Duration) -> Run {
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status.code().unwrap_or(-1);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            let run = read(env, tag);
-            panic!(
-                "tokenfleet {tag} did not end within {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
-                run.stdout, run.stderr
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(code) = wait_within(&mut child, limit) else {
+        let run = read(env, tag);
+        panic!(
+            "tokenfleet {tag} did not end within {limit:?}\n--- stdout\n{}\n--- stderr\n{}",
+            run.stdout, run.stderr
+        );
     };
     let mut run = read(env, tag);
     run.code = code;
@@ -60,7 +35,7 @@ fn finish(env: &Env, mut child: Child, tag: &str, limit: Duration) -> Run {
 
 /// Run tokenfleet to its end, bounded by the watchdog.
 fn run_bounded(env: &Env, args: &[&str], vars: &[(&str, &str)], tag: &str) -> Run {
-    let child = start(env, args, vars, tag);
+    let child = spawn_env(env, args, vars, tag);
     finish(env, child, tag, WATCHDOG)
 }
 
@@ -75,15 +50,6 @@ fn create_per_host<'a>(
     let at = args.iter().position(|a| *a == "--per-host").unwrap();
     args[at + 1] = per_host;
     args
-}
-
-fn targets_of<'a>(report: &'a serde_json::Value, host: &str) -> Vec<&'a serde_json::Value> {
-    report["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["host"] == host)
-        .collect()
 }
 
 fn status_counts(targets: &[&serde_json::Value]) -> BTreeMap<String, usize> {
@@ -180,6 +146,11 @@ fn a_wrong_whm_credential_costs_one_failed_login_per_host_whatever_per_host() {
             let run = run_bounded(&env, &args, &bad, &tag);
             let what = format!("{what} --per-host {per_host}");
             run.expect(1);
+            assert!(
+                run.stderr.contains("authentication refused"),
+                "{what}: {}",
+                run.stderr
+            );
             let s = victim.stats();
             assert_eq!(
                 s.failed_auth, 1,
@@ -501,6 +472,29 @@ fn a_hung_host_is_given_up_before_any_mutation() {
     env.assert_no_secret_leaked(&[&run], &[]);
 }
 
+/// Piped (stderr not a terminal), a host that holds a request without answering is said while
+/// it lasts: at 10 s, not only when it is given up.
+#[test]
+fn a_waiting_host_is_shown_while_it_waits() {
+    let mut spec = small_fleet(2, 2);
+    spec.hosts[1].faults.hang = true;
+    let env = Env::start(spec);
+    let mut args = create_cmd(&env, "w", "w.age");
+    let at = args.iter().position(|a| *a == "--progress").unwrap();
+    args[at + 1] = "auto";
+    args.extend(["--timeout", "12", "--retries", "0"]);
+    let run = run_bounded(&env, &args, &[], "wait");
+    run.expect(1);
+    assert!(
+        run.stderr.contains("web002: waiting: no answer for 10 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("web001: waiting"), "{}", run.stderr);
+    assert_eq!(env.fleet.host("web002").stats().mutations(), 0);
+    env.assert_no_secret_leaked(&[&run], &[]);
+}
+
 #[test]
 fn a_drip_fed_answer_is_cut_at_the_timeout() {
     let mut spec = small_fleet(3, 3);
@@ -511,7 +505,7 @@ fn a_drip_fed_answer_is_cut_at_the_timeout() {
             h.add_account_token(&a, "seen", None);
         }
     }
-    let child = start(
+    let child = spawn_env(
         &env,
         &[
             "list",
@@ -574,7 +568,7 @@ fn a_credential_refused_after_it_was_accepted_is_named_as_such() {
     let create = "whm/uapi_cpanel/Tokens/create_full_access";
     let mut args = create_per_host(&env, "mid-{account}", "mid.age", "1");
     args.extend(["--report", "mid.json"]);
-    let mut child = start(&env, &args, &[], "mid");
+    let mut child = spawn_env(&env, &args, &[], "mid");
     // The sim has no way to revoke the root WHM token from a test: refuse its creates instead
     // (401 before authentication, not counted by cPHulk), once a few were accepted.
     let deadline = Instant::now() + Duration::from_secs(60);
