@@ -14,6 +14,19 @@ pub enum Status {
     Created,
     Rotated,
     Revoked,
+    /// Dry run: the target's token would be created.
+    #[serde(rename = "would-create")]
+    WouldCreate,
+    /// Dry run: the target would be rotated (its old tokens are in `revoked`).
+    #[serde(rename = "would-rotate")]
+    WouldRotate,
+    /// Dry run: the tokens in `revoked` would be revoked.
+    #[serde(rename = "would-revoke")]
+    WouldRevoke,
+    /// `list`: the target's tokens were listed.
+    Listed,
+    /// `check`: the host or account answered as the run needs.
+    Checked,
     Unchanged,
     Exists,
     /// A token of the target's name exists that this run may have minted, but cannot prove it
@@ -29,6 +42,11 @@ impl Status {
             Status::Created => "created",
             Status::Rotated => "rotated",
             Status::Revoked => "revoked",
+            Status::WouldCreate => "would-create",
+            Status::WouldRotate => "would-rotate",
+            Status::WouldRevoke => "would-revoke",
+            Status::Listed => "listed",
+            Status::Checked => "checked",
             Status::Unchanged => "unchanged",
             Status::Exists => "exists",
             Status::Unproven => "unproven",
@@ -61,10 +79,13 @@ pub struct TargetResult {
     /// every one of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<String>,
-    /// The tokens a revoke (or a rotation's revoke of the old ones) took, by name; for a dry
-    /// run, those it would take. Never the glob.
+    /// Revoke: the `--name` glob; rotate: the `--revoke` glob. What matched is in `revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// The tokens a revoke (or a rotation's revoke of the old ones, or `--replace-existing`)
+    /// took, each by name; for a dry run, those it would take. Never the glob.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub revoked: Vec<String>,
+    pub revoked: Vec<RevokedToken>,
     /// Something the user should know that is not a failure (a token kept on purpose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -72,10 +93,15 @@ pub struct TargetResult {
 
 impl Status {
     /// Every status, in the order the summary lists them.
-    pub const ALL: [Status; 8] = [
+    pub const ALL: [Status; 13] = [
         Status::Created,
         Status::Rotated,
         Status::Revoked,
+        Status::WouldCreate,
+        Status::WouldRotate,
+        Status::WouldRevoke,
+        Status::Listed,
+        Status::Checked,
         Status::Unchanged,
         Status::Exists,
         Status::Unproven,
@@ -99,8 +125,58 @@ impl TargetResult {
             attempts: 0,
             elapsed_ms: 0,
             attention: None,
+            pattern: None,
             revoked: Vec::new(),
             note: None,
+        }
+    }
+}
+
+/// A token a run revoked (or, dry run, would revoke), as the server listed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedToken {
+    pub name: String,
+    /// RFC 3339 UTC, when the server says.
+    pub created_at: Option<String>,
+    /// RFC 3339 UTC; `null` = never expires (or not said).
+    pub expires_at: Option<String>,
+}
+
+impl RevokedToken {
+    /// From a listing's entry (Unix seconds).
+    pub fn from_listing(name: &str, create_time: Option<i64>, expires_at: Option<i64>) -> Self {
+        let at = |t: Option<i64>| t.map(crate::time::rfc3339);
+        RevokedToken {
+            name: name.to_string(),
+            created_at: at(create_time),
+            expires_at: at(expires_at),
+        }
+    }
+
+    /// `name (created 2026-01-02, expires never)`, as the summary and the dry run print it.
+    pub fn describe(&self) -> String {
+        let day = |t: &Option<String>, none: &str| {
+            t.as_deref()
+                .map(|s| s.get(..10).unwrap_or(s).to_string())
+                .unwrap_or_else(|| none.to_string())
+        };
+        format!(
+            "{} (created {}, expires {})",
+            self.name,
+            day(&self.created_at, "?"),
+            day(&self.expires_at, "never")
+        )
+    }
+}
+
+impl Status {
+    /// A dry run's "would" status for what a real run would report.
+    pub fn would(self) -> Status {
+        match self {
+            Status::Created => Status::WouldCreate,
+            Status::Rotated => Status::WouldRotate,
+            Status::Revoked => Status::WouldRevoke,
+            other => other,
         }
     }
 }

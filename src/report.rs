@@ -12,8 +12,12 @@ use std::io::Write;
 /// The whole run, as `--report FILE` writes it (docs/DESIGN.md §5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
+    /// The report's format: [`SCHEMA_VERSION`], described by docs/report.schema.json.
+    pub schema_version: u32,
     pub run_id: String,
     pub operation: String,
+    /// A dry run: only read-only calls were sent; statuses are `would-…`.
+    pub dry_run: bool,
     /// RFC 3339 UTC.
     pub started: String,
     /// RFC 3339 UTC.
@@ -30,6 +34,9 @@ fn plural(n: usize, one: &str) -> String {
     }
 }
 
+/// The version of the report's JSON format; raised on any change that is not an addition.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// Targets whose revoked tokens the summary names one by one; the report names all.
 const SHOWN_BY_NAME: usize = 20;
 
@@ -42,8 +49,10 @@ impl Report {
         targets: Vec<TargetResult>,
     ) -> Report {
         let mut r = Report {
+            schema_version: SCHEMA_VERSION,
             run_id: run_id.into(),
             operation: operation.into(),
+            dry_run: false,
             started: started.into(),
             finished: jiff::Timestamp::now().to_string(),
             totals: BTreeMap::new(),
@@ -113,21 +122,26 @@ impl Report {
                 ));
             }
         }
-        // By name, never by glob: what a revoke took (or, dry run, would take).
-        if self.operation == "revoke" {
+        // By name, never by glob: what a revoke or rotation took (or, dry run, would take).
+        {
             let named: Vec<&TargetResult> = self
                 .targets
                 .iter()
                 .filter(|t| !t.revoked.is_empty())
                 .collect();
             if !named.is_empty() {
-                out.push_str("tokens, by name:\n");
+                out.push_str(if self.dry_run {
+                    "would revoke, by name:\n"
+                } else {
+                    "revoked, by name:\n"
+                });
                 for t in named.iter().take(SHOWN_BY_NAME) {
+                    let tokens: Vec<String> = t.revoked.iter().map(|r| r.describe()).collect();
                     out.push_str(&format!(
                         "  {} {}: {}\n",
                         t.host,
                         t.account.as_deref().unwrap_or("-"),
-                        t.revoked.join(", ")
+                        tokens.join(", ")
                     ));
                 }
                 if named.len() > SHOWN_BY_NAME {
@@ -271,6 +285,7 @@ mod tests {
             attempts: 1,
             elapsed_ms: 12,
             attention: None,
+            pattern: None,
             revoked: Vec::new(),
             note: None,
         }

@@ -97,6 +97,14 @@ pub struct Common {
     /// Whose tokens: cPanel accounts', or each host's `whm_user`'s WHM tokens.
     #[arg(long, value_enum, default_value_t = ScopeArg::Account)]
     pub scope: ScopeArg,
+    /// Print the hosts this command would contact, one per line, and stop (nothing is sent).
+    #[arg(long, conflicts_with = "list_targets")]
+    pub list_hosts: bool,
+    /// Print every target this command would touch, one `host/account` per line (the form
+    /// `--limit @FILE` reads), and stop; an `accounts = "*"` host is asked for its accounts
+    /// (WHM `listaccts`, read-only), nothing else is sent.
+    #[arg(long)]
+    pub list_targets: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

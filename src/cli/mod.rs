@@ -31,10 +31,13 @@ macro_rules! say {
 }
 
 mod args;
+mod retry;
 mod show;
 
 pub use args::*;
-use show::{print_checks, print_listing, print_plan};
+use show::{
+    Screen, print_checks, print_dry_run, print_hosts, print_listing, print_plan, print_targets,
+};
 
 /// Entry point used by `main.rs`: parse, run, and turn every error into a message and a code.
 pub fn main() -> i32 {
@@ -111,7 +114,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     op: Operation::List,
                     ..Job::default()
                 },
-                |out| print_listing(&out.listings, format),
+                |out, w| print_listing(&out.listings, format, w),
             )
         }
         Command::Check(args) => {
@@ -122,7 +125,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     op: Operation::Check,
                     ..Job::default()
                 },
-                |out| print_checks(&out.checks, format),
+                |out, w| print_checks(&out.checks, format, w),
             )
         }
         Command::Revoke(args) => fleet(
@@ -134,7 +137,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 revoke_own: args.revoke_own_credential,
                 ..Job::default()
             },
-            |_| Ok(()),
+            |_, _| Ok(()),
         ),
         Command::Create(args) => {
             let expires_at = plan::expiry(
@@ -152,7 +155,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     replace_existing: args.mint.replace_existing,
                     ..Job::default()
                 },
-                |_| Ok(()),
+                |_, _| Ok(()),
             )
         }
         Command::Rotate(args) => {
@@ -173,7 +176,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     replace_existing: args.mint.replace_existing,
                     revoke_own: false,
                 },
-                |_| Ok(()),
+                |_, _| Ok(()),
             )
         }
     }
@@ -209,6 +212,8 @@ impl Default for Job {
                 quiet: false,
                 verbose: false,
                 scope: ScopeArg::Account,
+                list_hosts: false,
+                list_targets: false,
             },
             op: Operation::List,
             name: None,
@@ -272,23 +277,36 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
     Ok((plan, backends, inventory.sha256))
 }
 
+/// Where a command's printed text goes: stderr when stdout carries the report.
+fn screen_for(report: Option<&Path>) -> Screen {
+    Screen {
+        to_stderr: report.is_some_and(|r| r.as_os_str() == "-"),
+    }
+}
+
 /// The shared path of every fleet command: validate, run, seal, report.
 fn fleet(
     job: Job,
-    print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
+    print: impl FnOnce(&run::Outcome, &mut dyn Write) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
     let common = &job.common;
+    let screen = screen_for(common.report.as_deref());
     let (plan, backends, inventory_sha256, sealing) = validate(&job)?;
     for w in &plan.warnings {
         say!("warning: {w}");
     }
-    if job.dry_run {
-        print_plan(&plan, job.op);
+    if common.list_hosts {
+        print_hosts(&plan, screen);
+        return Ok(exit::OK);
     }
-    let progress = progress_for(&plan, &common.progress, common.quiet);
+    if job.dry_run {
+        print_plan(&plan, job.op, screen);
+    }
+    let progress = progress_for(&plan, &common.progress, common.quiet || common.list_targets);
     let opts = RunOptions {
         jobs: common.jobs as usize,
         retries: common.retries,
+        list_only: common.list_targets,
         dry_run: job.dry_run,
         verify: job.verify,
         replace_existing: job.replace_existing,
@@ -336,6 +354,27 @@ fn fleet(
     let observer = &progress as &dyn Observer;
     let outcome = run::execute(&plan, &backends, &opts, ledger, observer, &stop);
     progress.finish();
+    if common.list_targets {
+        print_targets(&outcome.results, screen);
+        let failed: Vec<_> = outcome
+            .results
+            .iter()
+            .filter(|t| t.status != crate::outcome::Status::Listed)
+            .cloned()
+            .collect();
+        if failed.is_empty() {
+            return Ok(exit::OK);
+        }
+        // A host whose accounts could not be discovered: its targets are not known.
+        let report = Report::new(
+            &plan.run_id,
+            plan.op().as_str(),
+            started.to_string(),
+            failed,
+        );
+        say!("{}", report.summary());
+        return Ok(exit::SOME_FAILED);
+    }
 
     let handoff = sealing.as_ref().map(|out| {
         let delivered = AgeHandoff::for_output(out).deliver(&outcome.minted);
@@ -352,6 +391,9 @@ fn fleet(
         verbose: common.verbose,
         dry_run: job.dry_run,
         started,
+        screen,
+        output: sealing.as_ref().map(|o| o.path().to_path_buf()),
+        resumed: false,
     };
     conclude(&end, outcome, handoff, print)
 }
@@ -377,7 +419,8 @@ fn validate(job: &Job) -> Result<(Plan, Fleet, String, Option<Output>), Failure>
 /// The sealing side of a create or rotate (none for a dry run); with `ask` false, a passphrase
 /// run is not checked yet (checking it means asking for the passphrase).
 fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
-    let args = job.seal.as_ref().filter(|_| !job.dry_run)?;
+    let listing = job.common.list_hosts || job.common.list_targets;
+    let args = job.seal.as_ref().filter(|_| !job.dry_run && !listing)?;
     if args.passphrase && !ask {
         return None;
     }
@@ -420,6 +463,12 @@ struct Ending<'a> {
     verbose: bool,
     dry_run: bool,
     started: jiff::Timestamp,
+    /// Where printed text goes (stderr when the report is on stdout).
+    screen: Screen,
+    /// The handoff file, if the run writes one (its retry file goes beside it).
+    output: Option<PathBuf>,
+    /// A `resume`: its retry is another resume.
+    resumed: bool,
 }
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
@@ -431,21 +480,25 @@ fn conclude(
     end: &Ending<'_>,
     outcome: run::Outcome,
     handoff: Option<(HandoffResult, PathBuf)>,
-    print: impl FnOnce(&run::Outcome) -> anyhow::Result<()>,
+    print: impl FnOnce(&run::Outcome, &mut dyn Write) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
     let journal_failed = outcome.journal_failed;
     let (sealed_any, handoff_failed) = match &handoff {
         Some((delivered, journal)) => say_delivered(delivered, journal, journal_failed, end.quiet),
         None => (false, false),
     };
-    print(&outcome).map_err(Failure::Other)?;
+    print(&outcome, &mut *end.screen.writer()).map_err(Failure::Other)?;
+    if end.dry_run {
+        print_dry_run(&outcome.results, end.screen);
+    }
 
-    let report = Report::new(
+    let mut report = Report::new(
         end.run_id,
         end.op.as_str(),
         end.started.to_string(),
         outcome.results,
     );
+    report.dry_run = end.dry_run;
     let summary = report.summary();
     let mut code = report.exit_code(handoff_failed, outcome.interrupted);
     if let Some(path) = end.report
@@ -458,14 +511,22 @@ fn conclude(
             code = exit::SOME_FAILED;
         }
     }
-    // A run that minted nothing and left nothing to finish (every target `exists` or
-    // `unchanged`) has a journal without a secret or an open step: remove it, so the same
-    // command can run again without --force.
+    // A run that minted nothing and left no token for a later step to settle (nothing
+    // unproven, no live token nobody holds) has a journal without a secret or an open step:
+    // remove it, so the same command (or its retry of the failed targets) can run again
+    // without --force. What it failed at is in the summary, the report and the retry file.
+    let settled = !report
+        .targets
+        .iter()
+        .any(|t| t.attention.is_some() || t.status == crate::outcome::Status::Unproven);
+    let mut journal_kept = handoff.is_some();
     if let Some((Ok(None), journal)) = &handoff
-        && code == exit::OK
+        && settled
         && !outcome.interrupted
+        && !journal_failed
     {
         crate::seal::discard_journal(journal);
+        journal_kept = false;
     }
     if !end.quiet || code != exit::OK {
         say!("{summary}");
@@ -475,6 +536,9 @@ fn conclude(
     }
     if end.dry_run {
         say!("dry run: nothing was changed");
+    }
+    if code == exit::SOME_FAILED && !outcome.interrupted {
+        say_retry(end, &report, &handoff, journal_kept, sealed_any);
     }
     if journal_failed && let Some((_, journal)) = &handoff {
         say!(
@@ -494,6 +558,51 @@ fn conclude(
         }
     }
     Ok(code)
+}
+
+/// After an exit 1: write the failed targets for `--limit @FILE` and say how to retry only
+/// them. A create or rotate whose journal is kept is finished by `resume` (it retries what
+/// failed, and its handoff then holds every secret of the run).
+fn say_retry(
+    end: &Ending<'_>,
+    report: &Report,
+    handoff: &Option<(HandoffResult, PathBuf)>,
+    journal_kept: bool,
+    sealed_any: bool,
+) {
+    let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
+    let written = match retry::write_retry(&path, &report.targets) {
+        None => return,
+        Some(Ok(())) => true,
+        Some(Err(e)) => {
+            say!(
+                "warning: cannot write the retry file {}: {e}",
+                path.display()
+            );
+            false
+        }
+    };
+    match handoff {
+        Some((_, journal)) if journal_kept || end.resumed => {
+            let also = if written {
+                format!(" (the failed targets are listed in {})", path.display())
+            } else {
+                String::new()
+            };
+            say!(
+                "retry the failed targets with `{}`{also}",
+                resume_command(journal, sealed_any || end.resumed)
+            );
+        }
+        _ if written => {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            say!(
+                "retry only the failed targets: `{}`",
+                retry::retry_command(&args, &path)
+            );
+        }
+        _ => {}
+    }
 }
 
 /// The command that continues an interrupted run; `identity`: it must re-read sealed secrets.
@@ -632,10 +741,13 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             verbose: args.verbose,
             dry_run: false,
             started,
+            screen: screen_for(args.report.as_deref()),
+            output: None,
+            resumed: true,
         },
         outcome,
         Some((written, resumed.journal_path().to_path_buf())),
-        |_| Ok(()),
+        |_, _| Ok(()),
     )
 }
 

@@ -1,16 +1,103 @@
-//! What fleet commands print on stdout: the dry-run plan, `list` and `check` as a table, JSON or
-//! CSV. Names, times and pins only: never a secret.
+//! What fleet commands print for the user to read or parse: the dry-run plan and what it would
+//! do, `list` and `check` as a table, JSON or CSV, and `--list-hosts`/`--list-targets`. Names,
+//! times and pins only: never a secret. It goes to stdout, or to stderr when stdout carries the
+//! report (`--report -`), so that stdout always parses.
 
 use super::OutFormat;
 use crate::inventory;
-use crate::outcome::{CheckRow, ListingRow};
+use crate::outcome::{CheckRow, ListingRow, TargetResult};
 use crate::plan::{Operation, Plan, Scope};
 use crate::seal::{HandoffFormat, HandoffRow, encode_rows};
 use crate::table::write_table;
 use crate::time::rfc3339;
 use std::io::Write;
 
-pub(super) fn print_plan(plan: &Plan, op: Operation) {
+/// Where the text a command prints goes: stdout, unless stdout carries the report.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Screen {
+    pub(super) to_stderr: bool,
+}
+
+impl Screen {
+    pub(super) fn writer(self) -> Box<dyn Write> {
+        if self.to_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    }
+
+    /// Informative text: a reader that went away (`| head`) is not an error.
+    pub(super) fn print(self, text: &str) {
+        let _ = self.writer().write_all(text.as_bytes());
+    }
+}
+
+/// `--list-hosts`: the hosts a command would contact, one name per line.
+pub(super) fn print_hosts(plan: &Plan, screen: Screen) {
+    let mut out = String::new();
+    for hp in &plan.hosts {
+        out.push_str(&hp.host.name);
+        out.push('\n');
+    }
+    screen.print(&out);
+}
+
+/// `--list-targets`: every target a command would touch, discovered accounts included, one
+/// `host/account` per line (the form `--limit @FILE` reads), then its token name, if any.
+pub(super) fn print_targets(results: &[TargetResult], screen: Screen) {
+    let mut out = String::new();
+    for t in results {
+        out.push_str(&t.host);
+        if let Some(a) = &t.account {
+            out.push('/');
+            out.push_str(a);
+        }
+        if let Some(n) = t.token_name.as_deref().or(t.pattern.as_deref()) {
+            out.push(' ');
+            out.push_str(n);
+        }
+        out.push('\n');
+    }
+    screen.print(&out);
+}
+
+/// A dry run's verdict per target, every target: what would be created, rotated or revoked,
+/// each revoked token by name with its creation and expiry.
+pub(super) fn print_dry_run(results: &[TargetResult], screen: Screen) {
+    let body: Vec<[String; 5]> = results
+        .iter()
+        .map(|t| {
+            let revokes: Vec<String> = t.revoked.iter().map(|r| r.describe()).collect();
+            [
+                t.status.as_str().to_string(),
+                t.host.clone(),
+                t.account.clone().unwrap_or_else(|| "-".into()),
+                t.token_name.clone().unwrap_or_else(|| "-".into()),
+                match (&t.error, revokes.is_empty()) {
+                    (Some(e), _) => e.clone(),
+                    (None, false) => revokes.join(", "),
+                    (None, true) => "-".into(),
+                },
+            ]
+        })
+        .collect();
+    let mut out = Vec::new();
+    let _ = write_table(
+        &mut out,
+        [
+            "WOULD",
+            "HOST",
+            "ACCOUNT",
+            "NEW TOKEN",
+            "REVOKES (or why not)",
+        ],
+        &body,
+    );
+    screen.print(&String::from_utf8_lossy(&out));
+}
+
+pub(super) fn print_plan(plan: &Plan, op: Operation, screen: Screen) {
     let mut out = String::new();
     out.push_str(&format!(
         "plan: {} on {} host(s)\n",
@@ -29,28 +116,51 @@ pub(super) fn print_plan(plan: &Plan, op: Operation) {
             h.name, h.address, api, hp.per_host
         ));
         if hp.discover {
-            out.push_str("    all accounts (discovered with listaccts)\n");
-        }
-        for t in &hp.targets {
-            let who = t.account.as_deref().unwrap_or(&h.whm_user);
-            match &t.token_name {
-                Some(n) => out.push_str(&format!("    {who}: {n}\n")),
-                None => out.push_str(&format!("    {who}\n")),
+            out.push_str("    all accounts (discovered with listaccts; each is named below)\n");
+        } else if op == Operation::Revoke {
+            // One glob for all: the accounts, then what matches is named per token below.
+            let who: Vec<&str> = hp
+                .targets
+                .iter()
+                .map(|t| t.account.as_deref().unwrap_or(&h.whm_user))
+                .collect();
+            let pattern = hp.targets.first().and_then(|t| t.token_name.as_deref());
+            out.push_str(&format!(
+                "    {}: tokens matching {}\n",
+                plural_accounts(&who),
+                pattern.unwrap_or("-")
+            ));
+        } else {
+            for t in &hp.targets {
+                let who = t.account.as_deref().unwrap_or(&h.whm_user);
+                match &t.token_name {
+                    Some(n) => out.push_str(&format!("    {who}: {n}\n")),
+                    None => out.push_str(&format!("    {who}\n")),
+                }
             }
         }
     }
-    // Not print!: a closed stdout (`tokenfleet create --dry-run … | head`) must not panic; the
-    // plan is informative, so a reader that went away is not an error.
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    screen.print(&out);
 }
 
-pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::Result<()> {
+/// `alice, bob, carol` or `120 accounts (alice, bob, carol, …)`.
+fn plural_accounts(who: &[&str]) -> String {
+    match who.len() {
+        0..=5 => who.join(", "),
+        n => format!("{n} accounts ({}, …)", who[..3].join(", ")),
+    }
+}
+
+pub(super) fn print_listing(
+    rows: &[ListingRow],
+    format: OutFormat,
+    stdout: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut rows = rows.to_vec();
     rows.sort_by(|a, b| {
         (&a.host, &a.account, &a.token_name).cmp(&(&b.host, &b.account, &b.token_name))
     });
     let now = jiff::Timestamp::now().as_second();
-    let mut stdout = std::io::stdout().lock();
     match format {
         OutFormat::Json => {
             let v: Vec<serde_json::Value> = rows
@@ -110,7 +220,7 @@ pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::R
                 })
                 .collect();
             write_table(
-                &mut stdout,
+                stdout,
                 ["HOST", "ACCOUNT", "TOKEN", "CREATED", "EXPIRES"],
                 &table,
             )?;
@@ -119,10 +229,13 @@ pub(super) fn print_listing(rows: &[ListingRow], format: OutFormat) -> anyhow::R
     Ok(())
 }
 
-pub(super) fn print_checks(rows: &[CheckRow], format: OutFormat) -> anyhow::Result<()> {
+pub(super) fn print_checks(
+    rows: &[CheckRow],
+    format: OutFormat,
+    stdout: &mut dyn Write,
+) -> anyhow::Result<()> {
     let mut rows = rows.to_vec();
     rows.sort_by(|a, b| (&a.host, &a.user).cmp(&(&b.host, &b.user)));
-    let mut stdout = std::io::stdout().lock();
     match format {
         OutFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&rows)?)?,
         OutFormat::Csv => {
@@ -163,7 +276,7 @@ pub(super) fn print_checks(rows: &[CheckRow], format: OutFormat) -> anyhow::Resu
                 })
                 .collect();
             write_table(
-                &mut stdout,
+                stdout,
                 ["HOST", "USER", "STATUS", "TLS_PIN", "DETAIL"],
                 &table,
             )?;

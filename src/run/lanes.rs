@@ -191,6 +191,7 @@ impl Runner<'_> {
                 attempts: 0,
                 elapsed_ms: 0,
                 attention,
+                pattern: None,
                 revoked: Vec::new(),
                 note: None,
             });

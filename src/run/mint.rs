@@ -60,6 +60,11 @@ impl Runner<'_> {
             let status = if present && !self.opts.replace_existing {
                 Status::Exists
             } else {
+                if present {
+                    // `--replace-existing` would revoke the same-named token first.
+                    let listing = cx.listing.borrow();
+                    *cx.revoked.borrow_mut() = steps::named_tokens(&listing, &[name.to_string()]);
+                }
                 Status::Created
             };
             return Ok((status, None));
@@ -169,7 +174,11 @@ impl Runner<'_> {
     /// List the target's tokens: is `name` among them?
     fn name_listed(&self, cx: &Ctx<'_>, name: &str, step: &str) -> Result<bool, Failure> {
         match self.with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner)) {
-            Ok(tokens) => Ok(tokens.iter().any(|t| t.name == name)),
+            Ok(tokens) => {
+                let present = tokens.iter().any(|t| t.name == name);
+                *cx.listing.borrow_mut() = tokens;
+                Ok(present)
+            }
             Err(e) => {
                 if step != "list" {
                     let _ = self
@@ -326,9 +335,11 @@ impl Runner<'_> {
         }
         self.revoke_one(cx, name)
             .map_err(|e| Failure::api("revoke", e))?;
-        let _ = self
-            .ledger
-            .revoked(cx.host(), cx.account, name, &[name.to_string()]);
+        let _ = self.ledger.revoked(cx.host(), cx.account, name, &names);
+        let listing = cx.listing.borrow();
+        cx.revoked
+            .borrow_mut()
+            .extend(steps::named_tokens(&listing, &names));
         Ok(())
     }
 
@@ -368,12 +379,22 @@ impl Runner<'_> {
     ) -> Result<Status, Failure> {
         let (status, token) = self.create(cx, reconcile)?;
         if self.opts.dry_run {
-            // The create's listing said whether the name is free (or would be replaced).
-            return Ok(if status == Status::Exists {
-                Status::Exists
-            } else {
-                Status::Rotated
-            });
+            // The create's listing said whether the name is free (or would be replaced), and
+            // which old tokens the revoke would take once the new one is verified.
+            if status == Status::Exists {
+                return Ok(Status::Exists);
+            }
+            let name = cx.name.unwrap_or_default();
+            let listing = cx.listing.borrow();
+            let old: Vec<String> = listing
+                .iter()
+                .map(|t| t.name.clone())
+                .filter(|n| n != name && pattern.matches(n))
+                .collect();
+            cx.revoked
+                .borrow_mut()
+                .extend(steps::named_tokens(&listing, &old));
+            return Ok(Status::Rotated);
         }
         let Some(token) = token else {
             return Ok(status);
@@ -410,8 +431,8 @@ impl Runner<'_> {
             return Err(Failure::step("revoke", why, "new token missing"));
         }
         let old: Vec<String> = tokens
-            .into_iter()
-            .map(|t| t.name)
+            .iter()
+            .map(|t| t.name.clone())
             .filter(|n| n != name && pattern.matches(n))
             .collect();
         if !old.is_empty()
@@ -425,7 +446,9 @@ impl Runner<'_> {
         }
         // Recorded even when nothing matched: the journal's proof that this rotation finished.
         let _ = self.ledger.revoked(cx.host(), cx.account, name, &old);
-        *cx.revoked.borrow_mut() = old;
+        cx.revoked
+            .borrow_mut()
+            .extend(steps::named_tokens(&tokens, &old));
         Ok(Status::Rotated)
     }
 

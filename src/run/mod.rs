@@ -14,7 +14,7 @@
 use crate::backend::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner};
 use crate::inventory::{Api as ApiKind, AuthKind};
 pub use crate::outcome::{CheckRow, Ledger, ListingRow, Minted, NoLedger};
-use crate::outcome::{Status, TargetResult};
+use crate::outcome::{RevokedToken, Status, TargetResult};
 use crate::plan::{HostPlan, Operation, Plan, Scope, Target, Work};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub backoff: Duration,
     /// Read-only calls only; no mutation is sent.
     pub dry_run: bool,
+    /// `--list-targets`: discover the accounts of `"*"` hosts, send nothing for any target.
+    pub list_only: bool,
     /// Rotate: verify the new token before revoking the old (`--no-verify` turns it off).
     pub verify: bool,
     /// Create: revoke a same-named token and create it again instead of reporting `exists`.
@@ -66,6 +68,7 @@ impl Default for RunOptions {
             retries: 3,
             backoff: Duration::from_millis(250),
             dry_run: false,
+            list_only: false,
             verify: true,
             replace_existing: false,
             revoke_own: false,

@@ -17,8 +17,10 @@ pub(super) struct Ctx<'r> {
     pub(super) owner: Owner<'r>,
     /// Requests sent for this target, retries included.
     pub(super) attempts: Tries,
-    /// The tokens revoked (or, dry run, to be revoked), by name, for the result.
-    pub(super) revoked: std::cell::RefCell<Vec<String>>,
+    /// The tokens revoked (or, dry run, to be revoked), each by name, for the result.
+    pub(super) revoked: std::cell::RefCell<Vec<RevokedToken>>,
+    /// The account's tokens as the last listing of this target showed them.
+    pub(super) listing: std::cell::RefCell<Vec<crate::backend::TokenInfo>>,
     /// A note for the result (a token kept on purpose).
     pub(super) note: std::cell::RefCell<Option<String>>,
 }
@@ -102,6 +104,7 @@ impl Runner<'_> {
             owner: self.owner_of(hp, t),
             attempts: Tries::on(i),
             revoked: Default::default(),
+            listing: Default::default(),
             note: Default::default(),
         };
         let prior = if self.prior.is_empty() {
@@ -116,9 +119,19 @@ impl Runner<'_> {
         let verdict = match prior {
             // Done before the interruption: nothing to send.
             Some(Prior::Done(status)) => Ok(*status),
+            _ if self.opts.list_only => Ok(Status::Listed),
             _ => self.target(&cx, prior),
         };
         let mut result = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
+        match &self.plan.work {
+            // A revoke's target has a glob, never a token name: what matched is `revoked`.
+            Work::Revoke { pattern } => {
+                result.token_name = None;
+                result.pattern = Some(pattern.as_str().to_string());
+            }
+            Work::Rotate { revoke, .. } => result.pattern = Some(revoke.as_str().to_string()),
+            _ => {}
+        }
         result.attempts = cx.attempts.get();
         result.revoked = cx.revoked.take();
         result.note = cx.note.take();
@@ -126,7 +139,11 @@ impl Runner<'_> {
         let sent = cx.attempts.get() > 0;
         let follow = match verdict {
             Ok(status) => {
-                result.status = status;
+                result.status = if self.opts.dry_run {
+                    status.would()
+                } else {
+                    status
+                };
                 if sent { FollowUp::None } else { FollowUp::Idle }
             }
             Err(f) => {
@@ -408,7 +425,7 @@ impl Runner<'_> {
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
         match failure {
-            None => Ok(Status::Unchanged),
+            None => Ok(Status::Checked),
             Some(e) => Err(Failure::api("check", e)),
         }
     }
@@ -449,7 +466,7 @@ impl Runner<'_> {
         r.attempts = 1;
         r.elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
-            Ok(_) => r.status = Status::Unchanged,
+            Ok(_) => r.status = Status::Checked,
             Err(e) => {
                 r.status = Status::Failed;
                 r.error = Some(detail);
@@ -474,7 +491,7 @@ impl Runner<'_> {
                 expires_at: tok.expires_at,
             });
         }
-        Ok(Status::Unchanged)
+        Ok(Status::Listed)
     }
 
     /// Take the token tokenfleet logs in with out of `names` (a note says so): revoking it
@@ -552,8 +569,8 @@ impl Runner<'_> {
             .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
             .map_err(|e| Failure::api("list", e))?;
         let mut names: Vec<String> = tokens
-            .into_iter()
-            .map(|t| t.name)
+            .iter()
+            .map(|t| t.name.clone())
             .filter(|n| pattern.matches(n))
             .collect();
         names.sort();
@@ -564,20 +581,35 @@ impl Runner<'_> {
         if names.is_empty() {
             return Ok(Status::Unchanged);
         }
+        let named = named_tokens(&tokens, &names);
         if self.opts.dry_run {
-            *cx.revoked.borrow_mut() = names;
+            *cx.revoked.borrow_mut() = named;
             return Ok(Status::Revoked);
         }
         // Revoke is idempotent: re-sending after an unknown outcome is safe.
         self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &names))
             .map_err(|e| Failure::api("revoke", e))?;
         // Named only once gone: a failed revoke must not read as done.
-        *cx.revoked.borrow_mut() = names.clone();
+        *cx.revoked.borrow_mut() = named;
         let _ = self
             .ledger
             .revoked(cx.host(), cx.account, pattern.as_str(), &names);
         Ok(Status::Revoked)
     }
+}
+
+/// `names` (in their order) as the listing `tokens` describes them.
+pub(super) fn named_tokens(
+    tokens: &[crate::backend::TokenInfo],
+    names: &[String],
+) -> Vec<RevokedToken> {
+    names
+        .iter()
+        .map(|n| match tokens.iter().find(|t| &t.name == n) {
+            Some(t) => RevokedToken::from_listing(n, t.create_time, t.expires_at),
+            None => RevokedToken::from_listing(n, None, None),
+        })
+        .collect()
 }
 
 /// What a host-level call's failure (discovery, a check) means for the rest of its host.

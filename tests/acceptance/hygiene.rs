@@ -335,10 +335,15 @@ fn no_secret_anywhere_in_any_mode() {
             || name.ends_with(".csv")
             || name.ends_with(".pem")
             || name.starts_with("cred-")
+            || name.ends_with(".retry")
             || name == "fleet.env"
             || name == "key.txt";
         assert!(expected, "unexpected file left behind: {}", f.display());
-        if name.ends_with(".age") || name.ends_with(".journal") || name.ends_with(".json") {
+        if name.ends_with(".age")
+            || name.ends_with(".journal")
+            || name.ends_with(".json")
+            || name.ends_with(".retry")
+        {
             assert_eq!(mode(&f), 0o600, "{}", f.display());
         }
     }

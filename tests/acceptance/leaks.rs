@@ -383,7 +383,8 @@ fn oversized_and_odd_create_answers_leak_nothing() {
 /// text. Guard that the journal is a file of JSON lines, not itself sealed.
 #[test]
 fn the_journal_is_searchable_plaintext() {
-    let env = Env::start(small_fleet(1, 1));
+    // web002 mints, so the journal (which holds web001's `failed` record) is kept.
+    let env = Env::start(small_fleet(2, 1));
     env.fleet.host("web001").set_faults(Faults {
         inner_error_after_create: 1,
         ..Faults::default()

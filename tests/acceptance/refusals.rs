@@ -104,7 +104,8 @@ fn a_run_its_resumes_and_a_check_cost_at_most_two_failed_logins_per_host() {
 
 #[test]
 fn retry_refused_sends_an_unchanged_credential_once_more() {
-    let env = Env::start(small_fleet(1, 3));
+    // Two hosts: web002 mints, so the journal is kept for the resume.
+    let env = Env::start(small_fleet(2, 3));
     let inv = with_bad_credential(&env, "web001");
     let victim = env.fleet.host("web001");
     let bad = [("BAD_TOKEN", BAD)];
@@ -229,21 +230,30 @@ fn a_whm_revoke_by_glob_never_takes_the_credential_in_use_unasked() {
         "dry.json",
     ]);
     dry.expect(0);
-    assert!(dry.stderr.contains("intruder, old-ci"), "{}", dry.stderr);
+    assert!(
+        dry.stderr.contains("would revoke, by name:") && dry.stderr.contains("intruder (created "),
+        "{}",
+        dry.stderr
+    );
     assert!(
         dry.stderr.contains("kept tokenfleet-sim-root"),
         "{}",
         dry.stderr
     );
-    for t in read_report(&env.path("dry.json"))["targets"]
-        .as_array()
-        .unwrap()
-    {
-        assert_eq!(
-            t["revoked"],
-            serde_json::json!(["intruder", "old-ci"]),
-            "{t}"
-        );
+    let report = read_report(&env.path("dry.json"));
+    assert_eq!(report["dry_run"], true);
+    for t in report["targets"].as_array().unwrap() {
+        let names: Vec<&str> = t["revoked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["intruder", "old-ci"], "{t}");
+        assert_eq!(t["status"], "would-revoke", "{t}");
+        assert_eq!(t["pattern"], "*", "{t}");
+        assert!(t["token_name"].is_null(), "never the glob: {t}");
+        assert!(t["revoked"][0]["created_at"].is_string(), "{t}");
     }
     for h in env.fleet.hosts() {
         assert_eq!(h.whm_tokens("root").len(), 3, "a dry run revokes nothing");

@@ -14,6 +14,7 @@ const WRONG_PIN: &str = "sha256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:
 fn normalise(env: &Env, text: &str) -> String {
     let mut t = text.replace(&env.dir.path().display().to_string(), "[TMP]");
     t = t.replace(&env.recipient, "[RECIPIENT]");
+    t = t.replace(env!("CARGO_BIN_EXE_tokenfleet"), "tokenfleet");
     for h in env.fleet.hosts() {
         t = t.replace(&h.cert_pin(), "sha256:[PIN]");
     }
