@@ -17,6 +17,7 @@ mod journal_lock;
 mod leaks;
 mod lockout;
 mod lockout_hang;
+mod operator;
 mod preflight;
 mod promises;
 mod refusals;

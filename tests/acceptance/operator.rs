@@ -1,0 +1,319 @@
+//! What an operator reads and scripts against: dry runs that name every token, a report on
+//! stdout that parses, `--list-hosts`/`--list-targets`, and the retry of what failed, all
+//! judged by the servers' final state.
+
+use crate::common::*;
+use cpanel_sim::{Faults, InventoryOptions};
+use std::collections::BTreeSet;
+
+fn star() -> InventoryOptions {
+    InventoryOptions {
+        accounts_star: true,
+        ..InventoryOptions::default()
+    }
+}
+
+/// Every token name live on `host`'s `account`.
+fn names(env: &Env, host: &str, account: &str) -> BTreeSet<String> {
+    env.fleet
+        .host(host)
+        .account_tokens(account)
+        .into_iter()
+        .map(|t| t.name)
+        .collect()
+}
+
+fn revoked_names(t: &serde_json::Value) -> Vec<String> {
+    t["revoked"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_revoke_dry_run_names_every_token_on_every_discovered_account_and_changes_nothing() {
+    let mut env = Env::start_with(small_fleet(2, 3), &star());
+    for h in env.fleet.hosts().to_vec() {
+        for a in h.accounts() {
+            for n in ["rep-1", "rep-2", "keep"] {
+                let s = h.add_account_token(&a, n, None);
+                env.secrets.push(s);
+            }
+        }
+    }
+    let before = live_tokens(&env);
+    let dry = env.run(&[
+        "revoke",
+        "-i",
+        env.toml(),
+        "--name",
+        "rep-*",
+        "--dry-run",
+        "--report",
+        "-",
+        "--progress",
+        "never",
+    ]);
+    dry.expect(0);
+    // stdout is the report and nothing else.
+    let report: serde_json::Value = serde_json::from_str(&dry.stdout).expect("stdout is JSON");
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["dry_run"], true);
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 6, "every discovered account");
+    for t in targets {
+        assert_eq!(t["status"], "would-revoke", "{t}");
+        assert_eq!(revoked_names(t), ["rep-1", "rep-2"], "{t}");
+        assert!(t["token_name"].is_null(), "never the glob: {t}");
+        assert_eq!(t["pattern"], "rep-*");
+        assert!(t["revoked"][0]["created_at"].is_string(), "{t}");
+    }
+    // What the operator reads names each token of each account, not the glob.
+    for h in env.fleet.hosts() {
+        for a in h.accounts() {
+            let line = dry
+                .stderr
+                .lines()
+                .find(|l| l.starts_with("would-revoke") && l.contains(&format!(" {a} ")))
+                .unwrap_or_else(|| panic!("no line for {a}:\n{}", dry.stderr));
+            assert!(line.contains("rep-1 (created ") && line.contains("rep-2 (created "));
+            assert!(line.contains("expires never"), "{line}");
+        }
+    }
+    assert!(dry.stderr.contains("6 would-revoke"), "{}", dry.stderr);
+    assert!(!dry.stderr.contains(" 6 revoked"), "{}", dry.stderr);
+    assert_eq!(live_tokens(&env), before, "a dry run revokes nothing");
+
+    // Without --report -, the same text is on stdout.
+    let plain = env.run(&[
+        "revoke", "-i", env.toml(), "--name", "rep-*", "--dry-run", "--progress", "never",
+    ]);
+    plain.expect(0);
+    assert!(plain.stdout.contains("would-revoke"), "{}", plain.stdout);
+
+    let real = env.run(&[
+        "revoke",
+        "-i",
+        env.toml(),
+        "--name",
+        "rep-*",
+        "--report",
+        "r.json",
+        "--progress",
+        "never",
+    ]);
+    real.expect(0);
+    let report = read_report(&env.path("r.json"));
+    assert_eq!(report["dry_run"], false);
+    for t in report["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "revoked", "{t}");
+        assert_eq!(revoked_names(t), ["rep-1", "rep-2"], "{t}");
+    }
+    for h in env.fleet.hosts() {
+        for a in h.accounts() {
+            assert_eq!(names(&env, h.name(), &a), BTreeSet::from(["keep".into()]));
+        }
+    }
+    env.assert_no_secret_leaked(&[&dry, &plain, &real], &[]);
+}
+
+#[test]
+fn a_rotate_dry_run_shows_the_old_tokens_it_would_revoke_and_the_report_records_them() {
+    let mut env = Env::start(small_fleet(1, 2));
+    let h = env.fleet.host("web001").clone();
+    for a in h.accounts() {
+        let s = h.add_account_token(&a, "old-1", None);
+        env.secrets.push(s);
+    }
+    let args = |dry: bool, report: &'static str| {
+        let mut v = vec![
+            "rotate".to_string(),
+            "-i".into(),
+            env.toml().into(),
+            "--name".into(),
+            "new-1".into(),
+            "--revoke".into(),
+            "old-*".into(),
+            "-r".into(),
+            env.recipient.clone(),
+            "-o".into(),
+            "rot.age".into(),
+            "--report".into(),
+            report.into(),
+            "--progress".into(),
+            "never".into(),
+        ];
+        if dry {
+            v.push("--dry-run".into());
+        }
+        v
+    };
+    let dry_args = args(true, "-");
+    let dry = env.run(&dry_args.iter().map(String::as_str).collect::<Vec<_>>());
+    dry.expect(0);
+    let report: serde_json::Value = serde_json::from_str(&dry.stdout).expect("stdout is JSON");
+    for t in report["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "would-rotate", "{t}");
+        assert_eq!(revoked_names(t), ["old-1"], "{t}");
+        assert_eq!(t["token_name"], "new-1");
+    }
+    assert!(dry.stderr.contains("old-1 (created "), "{}", dry.stderr);
+    assert!(!env.path("rot.age").exists() && !env.path("rot.age.journal").exists());
+
+    let real_args = args(false, "rot.json");
+    let real = env.run(&real_args.iter().map(String::as_str).collect::<Vec<_>>());
+    real.expect(0);
+    let report = read_report(&env.path("rot.json"));
+    for t in report["targets"].as_array().unwrap() {
+        assert_eq!(t["status"], "rotated", "{t}");
+        assert_eq!(revoked_names(t), ["old-1"], "{t}");
+        assert!(t["revoked"][0]["created_at"].is_string(), "{t}");
+    }
+    for a in h.accounts() {
+        assert_eq!(names(&env, "web001", &a), BTreeSet::from(["new-1".into()]));
+    }
+    let minted: Vec<String> = env
+        .open_handoff(&env.path("rot.age"))
+        .iter()
+        .map(|r| r["token"].clone())
+        .collect();
+    env.assert_no_secret_leaked(&[&dry, &real], &minted);
+}
+
+#[test]
+fn list_and_check_with_the_report_on_stdout_print_only_json_there_and_count_what_they_did() {
+    let env = Env::start(small_fleet(2, 2));
+    for (op, status) in [("list", "listed"), ("check", "checked")] {
+        let run = env.run(&[op, "-i", env.toml(), "--report", "-", "--progress", "never"]);
+        run.expect(0);
+        let report: serde_json::Value =
+            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{op}: {e}\n{}", run.stdout));
+        assert_eq!(report["operation"], op);
+        assert!(
+            report["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["status"] == status),
+            "{report}"
+        );
+        assert!(
+            run.stderr.contains(&format!(" {status}")) && !run.stderr.contains("unchanged"),
+            "{op}: {}",
+            run.stderr
+        );
+        // The table went to stderr instead.
+        assert!(run.stderr.contains("HOST"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn list_hosts_sends_nothing_and_list_targets_only_asks_star_hosts_for_their_accounts() {
+    let env = Env::start_with(small_fleet(3, 2), &star());
+    let base = [
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "lt",
+        "-r",
+        &env.recipient,
+        "-o",
+        "lt.age",
+        "-l",
+        "web001,web002",
+    ];
+    let mut hosts = base.to_vec();
+    hosts.push("--list-hosts");
+    let run = env.run(&hosts);
+    run.expect(0);
+    assert_eq!(run.stdout, "web001\nweb002\n");
+    assert_eq!(env.total_requests(), 0, "--list-hosts contacts nothing");
+
+    let mut targets = base.to_vec();
+    targets.push("--list-targets");
+    let run = env.run(&targets);
+    run.expect(0);
+    let mut want = Vec::new();
+    for h in ["web001", "web002"] {
+        for a in env.fleet.host(h).accounts() {
+            want.push(format!("{h}/{a} lt"));
+        }
+    }
+    let mut got: Vec<String> = run.stdout.lines().map(str::to_string).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    for h in ["web001", "web002"] {
+        let s = env.fleet.host(h).stats();
+        assert_eq!(s.total_requests, 1, "{h}: listaccts only");
+        assert_eq!(s.mutations(), 0);
+    }
+    assert_eq!(env.fleet.host("web003").stats().total_requests, 0);
+    assert!(!env.path("lt.age").exists() && !env.path("lt.age.journal").exists());
+}
+
+#[test]
+fn a_failed_run_that_minted_nothing_leaves_no_journal_and_its_printed_retry_finishes_the_job() {
+    let env = Env::start(small_fleet(3, 2));
+    // web002 and web003 are down: web001 fails too, at its listing (503 for good).
+    for h in ["web002", "web003"] {
+        env.fleet.host(h).set_faults(Faults {
+            down: true,
+            ..Faults::default()
+        });
+    }
+    env.fleet.host("web001").set_faults(Faults {
+        error_503_rate: 1.0,
+        ..Faults::default()
+    });
+    let args = create_cmd(&env, "rt-{account}", "rt.age");
+    let first = env.run(&args);
+    first.expect(1);
+    assert!(!env.path("rt.age.journal").exists(), "nothing minted, nothing open");
+    assert!(!env.path("rt.age").exists());
+    let retry = std::fs::read_to_string(env.path("rt.age.retry")).expect("retry file");
+    let lines: Vec<&str> = retry.lines().filter(|l| !l.starts_with('#')).collect();
+    for h in ["web001", "web002", "web003"] {
+        assert!(
+            lines.iter().any(|l| *l == h || l.starts_with(&format!("{h}/"))),
+            "{h} is retried:\n{retry}"
+        );
+    }
+    let command = first
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("retry only the failed targets: `"))
+        .and_then(|l| l.strip_suffix('`'))
+        .unwrap_or_else(|| panic!("no retry command:\n{}", first.stderr));
+    assert!(command.ends_with("--limit @rt.age.retry"), "{command}");
+
+    // The hosts are back: the command, as printed, finishes the job.
+    for h in env.fleet.hosts() {
+        h.set_faults(Faults::default());
+    }
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(env.dir.path())
+        .env("WHM_TOKEN", env.fleet.root_token())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let again = Run::from(out);
+    again.expect(0);
+    let rows = env.open_handoff(&env.path("rt.age"));
+    assert_eq!(rows.len(), 6, "every account of every host");
+    for row in &rows {
+        assert!(
+            env.fleet.host(&row["host"]).token_valid(&row["account"], &row["token"]),
+            "{row:?}"
+        );
+    }
+    let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
+    env.assert_no_secret_leaked(&[&first, &again], &minted);
+}
