@@ -21,6 +21,89 @@ Examples:
 
   # Read the handoff (or use: age -d -i key.txt deploy.age)
   tokenfleet open deploy.age --identity key.txt
+
+Each command has its own page: tokenfleet help create, or man tokenfleet-create.
+";
+
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  # What would be created, for every account (a \"*\" host's accounts are discovered)
+  tokenfleet create -i fleet.toml --name 'deploy-{date}' -R team.txt -o deploy.age --dry-run
+
+  # A token per account of the eu group, expiring in 90 days, sealed to two recipients
+  tokenfleet create -i fleet.toml -l eu --name 'deploy-{date}' --expires-in 90d \\
+      -r age1... -r age1... -o deploy.age
+
+  # Sealed with a passphrase instead (asked twice, or TOKENFLEET_PASSPHRASE)
+  tokenfleet create -i fleet.csv --name 'ci-{host}' --passphrase -o ci.age
+
+  # Only the targets an earlier run failed (it wrote deploy.age.retry)
+  tokenfleet create -i fleet.toml --name 'deploy-{date}' -R team.txt -o deploy2.age \\
+      --limit @deploy.age.retry
+";
+
+const ROTATE_EXAMPLES: &str = "\
+Examples:
+  # Which old tokens would go
+  tokenfleet rotate -i fleet.toml --name 'ci-{date}-{run}' --revoke 'ci-*' -R team.txt -o ci.age --dry-run
+
+  # New token, verified on the cPanel port, then the old ci-* tokens revoked
+  tokenfleet rotate -i fleet.toml --name 'ci-{date}-{run}' --revoke 'ci-*' -R team.txt -o ci.age
+
+  # The hosts' own WHM tokens (the WHM user of each host)
+  tokenfleet rotate -i fleet.toml --scope whm --name 'whm-{date}' --revoke 'whm-*' -R team.txt -o whm.age
+";
+
+const REVOKE_EXAMPLES: &str = "\
+Examples:
+  # Every token that would go, by name, with its creation and expiry
+  tokenfleet revoke -i fleet.toml --name 'ci-2025*' --dry-run
+
+  # Revoke them, with a JSON report on stdout for jq
+  tokenfleet revoke -i fleet.toml --name 'ci-2025*' --report - | jq '.totals'
+
+  # After a panel compromise: every WHM token but the one tokenfleet logs in with
+  tokenfleet revoke -i fleet.toml --scope whm --name '*' --dry-run
+";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  tokenfleet list -i fleet.toml
+  tokenfleet list -i fleet.toml -l 'eu,!web3' --accounts 'shop*' --format csv
+  tokenfleet list -i fleet.toml --scope whm --format json
+";
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  # TLS, credentials, accounts and ACLs, changing nothing; prints each host's certificate pin
+  tokenfleet check -i fleet.toml
+
+  # Which hosts and targets a run would touch (a \"*\" host is asked for its accounts)
+  tokenfleet check -i fleet.toml --list-hosts
+  tokenfleet create -i fleet.toml --name 'x-{date}' -R team.txt -o x.age --list-targets
+";
+
+const RESUME_EXAMPLES: &str = "\
+Examples:
+  # Finish an interrupted (or partly failed) create or rotate
+  tokenfleet resume deploy.age.journal --identity key.txt
+
+  # Only the eu hosts now, more slowly; the rest stay for a later resume
+  tokenfleet resume deploy.age.journal --identity key.txt -l eu --per-host 1 --timeout 60
+";
+
+const OPEN_EXAMPLES: &str = "\
+Examples:
+  tokenfleet open deploy.age --identity key.txt
+  tokenfleet open deploy.age.journal --identity key.txt --format csv
+  age -d -i key.txt deploy.age
+";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  tokenfleet man > tokenfleet.1
+  tokenfleet man create | man -l -
+  tokenfleet man --dir /usr/local/share/man/man1
 ";
 
 /// Create, rotate and revoke cPanel & WHM API tokens across a fleet, sealed with age.
@@ -34,28 +117,41 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create a token per target and seal the secrets into an age file.
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = CREATE_EXAMPLES)]
     Create(CreateArgs),
     /// Create a new token, verify it, then revoke the old ones it replaces.
-    #[command(after_help = EXAMPLES)]
+    #[command(after_help = ROTATE_EXAMPLES)]
     Rotate(RotateArgs),
     /// Revoke tokens by name or glob.
+    #[command(after_help = REVOKE_EXAMPLES)]
     Revoke(RevokeArgs),
     /// List tokens (names and expiry only: secrets are never retrievable).
+    #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
     /// Connect, verify TLS and credentials; change nothing; print each host's certificate pin.
+    #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
     /// Finish an interrupted create or rotate from its journal (OUT.journal).
+    #[command(after_help = RESUME_EXAMPLES)]
     Resume(ResumeArgs),
     /// Decrypt a handoff file or a journal and print its tokens.
+    #[command(after_help = OPEN_EXAMPLES)]
     Open(OpenArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    Man,
+    /// Print a man page (roff): tokenfleet(1), or one command's, e.g. tokenfleet-create(1)
+    #[command(after_help = MAN_EXAMPLES)]
+    Man {
+        /// The command whose page to print (create, rotate, ...); none: tokenfleet(1).
+        #[arg(value_name = "COMMAND")]
+        page: Option<String>,
+        /// Write every page (tokenfleet.1, tokenfleet-create.1, ...) into DIR instead.
+        #[arg(long, value_name = "DIR", conflicts_with = "page")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Options every fleet command takes.

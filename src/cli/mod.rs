@@ -31,6 +31,7 @@ macro_rules! say {
 }
 
 mod args;
+mod man;
 mod retry;
 mod show;
 
@@ -97,12 +98,22 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             clap_complete::generate(shell, &mut Cli::command(), "tokenfleet", &mut out);
             print_stdout(&out)
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
-                .map_err(anyhow::Error::from)?;
-            print_stdout(&out)
+        Command::Man { page, dir: None } => match man::page(page.as_deref()) {
+            Ok(roff) => print_stdout(&roff),
+            Err(why) => Err(Problem::new("tokenfleet man", why)
+                .hint("`tokenfleet man` alone prints tokenfleet(1)")
+                .into()),
+        },
+        Command::Man { dir: Some(dir), .. } => {
+            let written = man::write_all(&dir).map_err(|e| {
+                Problem::new(
+                    dir.display().to_string(),
+                    format!("cannot write the man pages: {e}"),
+                )
+                .hint("choose a folder you can write, e.g. --dir ~/.local/share/man/man1")
+            })?;
+            say!("wrote {} man pages into {}", written.len(), dir.display());
+            Ok(exit::OK)
         }
         Command::Open(args) => open(args),
         Command::Resume(args) => resume(args),

@@ -90,7 +90,14 @@ fn a_revoke_dry_run_names_every_token_on_every_discovered_account_and_changes_no
 
     // Without --report -, the same text is on stdout.
     let plain = env.run(&[
-        "revoke", "-i", env.toml(), "--name", "rep-*", "--dry-run", "--progress", "never",
+        "revoke",
+        "-i",
+        env.toml(),
+        "--name",
+        "rep-*",
+        "--dry-run",
+        "--progress",
+        "never",
     ]);
     plain.expect(0);
     assert!(plain.stdout.contains("would-revoke"), "{}", plain.stdout);
@@ -190,8 +197,8 @@ fn list_and_check_with_the_report_on_stdout_print_only_json_there_and_count_what
     for (op, status) in [("list", "listed"), ("check", "checked")] {
         let run = env.run(&[op, "-i", env.toml(), "--report", "-", "--progress", "never"]);
         run.expect(0);
-        let report: serde_json::Value =
-            serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{op}: {e}\n{}", run.stdout));
+        let report: serde_json::Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{op}: {e}\n{}", run.stdout));
         assert_eq!(report["operation"], op);
         assert!(
             report["targets"]
@@ -274,13 +281,18 @@ fn a_failed_run_that_minted_nothing_leaves_no_journal_and_its_printed_retry_fini
     let args = create_cmd(&env, "rt-{account}", "rt.age");
     let first = env.run(&args);
     first.expect(1);
-    assert!(!env.path("rt.age.journal").exists(), "nothing minted, nothing open");
+    assert!(
+        !env.path("rt.age.journal").exists(),
+        "nothing minted, nothing open"
+    );
     assert!(!env.path("rt.age").exists());
     let retry = std::fs::read_to_string(env.path("rt.age.retry")).expect("retry file");
     let lines: Vec<&str> = retry.lines().filter(|l| !l.starts_with('#')).collect();
     for h in ["web001", "web002", "web003"] {
         assert!(
-            lines.iter().any(|l| *l == h || l.starts_with(&format!("{h}/"))),
+            lines
+                .iter()
+                .any(|l| *l == h || l.starts_with(&format!("{h}/"))),
             "{h} is retried:\n{retry}"
         );
     }
@@ -310,10 +322,73 @@ fn a_failed_run_that_minted_nothing_leaves_no_journal_and_its_printed_retry_fini
     assert_eq!(rows.len(), 6, "every account of every host");
     for row in &rows {
         assert!(
-            env.fleet.host(&row["host"]).token_valid(&row["account"], &row["token"]),
+            env.fleet
+                .host(&row["host"])
+                .token_valid(&row["account"], &row["token"]),
             "{row:?}"
         );
     }
     let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(&[&first, &again], &minted);
+}
+
+#[test]
+fn every_command_has_a_man_page_whose_examples_render_as_typed() {
+    let env = Env::start(small_fleet(1, 1));
+    let run = env.run(&["man", "--dir", "man1"]);
+    run.expect(0);
+    let mut pages: Vec<String> = std::fs::read_dir(env.path("man1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for cmd in [
+        "create", "rotate", "revoke", "list", "check", "resume", "open", "man",
+    ] {
+        assert!(pages.contains(&format!("tokenfleet-{cmd}.1")), "{pages:?}");
+    }
+    assert!(pages.contains(&"tokenfleet.1".to_string()));
+    let one = env.run(&["man", "revoke"]);
+    one.expect(0);
+    assert_eq!(
+        one.stdout.as_bytes(),
+        std::fs::read(env.path("man1/tokenfleet-revoke.1")).unwrap()
+    );
+    env.run(&["man", "nope"]).expect(2);
+
+    let groff = std::process::Command::new("groff")
+        .arg("--version")
+        .output();
+    if groff.is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "groff is required in CI (.ci/run installs groff-base)"
+        );
+        eprintln!("note: groff is not installed; the man pages' rendering is not checked");
+        return;
+    }
+    for page in &pages {
+        let out = std::process::Command::new("groff")
+            .args(["-man", "-k", "-Tutf8", "-ww", "-P", "-cbou"])
+            .arg(env.path(&format!("man1/{page}")))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && warnings.is_empty(),
+            "{page}: {warnings}"
+        );
+        assert!(
+            text.contains("EXAMPLES") || page == "tokenfleet-completions.1",
+            "{page}:\n{text}"
+        );
+        if page == "tokenfleet-revoke.1" {
+            // As typed: plain hyphens and quotes, so a pasted line runs.
+            assert!(
+                text.contains("tokenfleet revoke -i fleet.toml --name 'ci-2025*' --dry-run"),
+                "{text}"
+            );
+        }
+    }
 }
