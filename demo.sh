@@ -8,8 +8,10 @@ dir=${DEMO_DIR:-demo-fleet}
 hosts=${DEMO_HOSTS:-20}
 accounts=${DEMO_ACCOUNTS:-50}
 
-cargo build --release --quiet --bin tokenfleet
-cargo build --release --quiet -p cpanel-sim --example fleet
+# The first build compiles about 200 crates (several minutes on 2 cores); cargo shows its progress.
+echo "== building tokenfleet and the simulated fleet (release)"
+cargo build --release --bin tokenfleet -p tokenfleet
+cargo build --release -p cpanel-sim --example fleet
 tdir=${CARGO_TARGET_DIR:-target}
 tf=$tdir/release/tokenfleet
 

@@ -84,7 +84,8 @@ pub struct Response {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TransportError {
     /// TCP connect failed or was refused: nothing was sent; safe to retry.
-    #[error("cannot connect: {0}")]
+    /// The text starts with the address and port tried (`203.0.113.10:2087: …`).
+    #[error("cannot connect to {0}")]
     Connect(String),
     /// TLS handshake failed (untrusted certificate, name mismatch…): nothing was sent.
     #[error("TLS: {0}")]
@@ -487,7 +488,7 @@ impl HostTransport {
             .timeout(self.timeout)
             .header(AUTHORIZATION, auth)
             .form(form);
-        let mut response = request.send().map_err(|e| self.map_send_error(e))?;
+        let mut response = request.send().map_err(|e| self.map_send_error(e, port))?;
         let status = response.status().as_u16();
         let header = |name| {
             response
@@ -531,7 +532,7 @@ impl HostTransport {
 
     /// Turn reqwest's error for a request that produced no response into ours. The text never
     /// holds the URL's query, a header or a form value: only the innermost cause.
-    fn map_send_error(&self, err: reqwest::Error) -> TransportError {
+    fn map_send_error(&self, err: reqwest::Error, port: u16) -> TransportError {
         let err = err.without_url();
         let dyn_err: &(dyn StdError + 'static) = &err;
         if let Some(rustls_err) = find_in_chain::<rustls::Error>(dyn_err) {
@@ -544,10 +545,13 @@ impl HostTransport {
         }
         if err.is_connect() {
             let message = root_message(dyn_err);
+            let at = format!("{}:{port}", self.url_host);
             if err.is_dns() {
-                return TransportError::Connect(format!("cannot resolve the address: {message}"));
+                return TransportError::Connect(format!(
+                    "{at}: cannot resolve the address: {message}"
+                ));
             }
-            return TransportError::Connect(message);
+            return TransportError::Connect(format!("{at}: {message}"));
         }
         TransportError::Io {
             message: root_message(dyn_err),

@@ -184,12 +184,13 @@ fn run() -> anyhow::Result<()> {
     }
     println!();
     println!("Try:");
+    let tf = tokenfleet_command();
     println!("  set -a; . {dir}/fleet.env; set +a");
-    println!("  tokenfleet check  -i {dir}/inventory.toml");
+    println!("  {tf} check  -i {dir}/inventory.toml");
     println!(
-        "  tokenfleet create -i {dir}/inventory.toml --name 'ci-{{date}}' -R {dir}/recipient.txt -o handoff.age"
+        "  {tf} create -i {dir}/inventory.toml --name 'ci-{{date}}' -R {dir}/recipient.txt -o handoff.age"
     );
-    println!("  tokenfleet open handoff.age --identity {dir}/identity.txt");
+    println!("  {tf} open handoff.age --identity {dir}/identity.txt");
     println!();
     println!("Serving until Ctrl-C (or SIGTERM).");
 
@@ -238,5 +239,28 @@ fn main() -> ExitCode {
             eprintln!("fleet: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// How to run tokenfleet from here, so the printed commands work as printed: `tokenfleet` when
+/// it is installed (on PATH), else the binary built beside this example
+/// (`target/release/tokenfleet`), else through cargo.
+fn tokenfleet_command() -> String {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("tokenfleet").is_file()));
+    if on_path {
+        return "tokenfleet".into();
+    }
+    // This example is target/<profile>/examples/fleet; the binary is target/<profile>/tokenfleet.
+    let built = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("tokenfleet")))
+        .filter(|p| p.is_file());
+    match built {
+        Some(p) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            p.strip_prefix(&cwd).unwrap_or(&p).display().to_string()
+        }
+        None => "cargo run --release --".into(),
     }
 }

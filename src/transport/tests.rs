@@ -296,6 +296,12 @@ fn a_refused_connection_is_connect() {
     let e = send(&t, port).unwrap_err();
     assert!(matches!(e, TransportError::Connect(_)), "{e:?}");
     assert!(!e.maybe_sent());
+    // Where it tried, so the operator can tell a firewalled port from a wrong address.
+    assert!(
+        e.to_string()
+            .starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")),
+        "{e}"
+    );
 }
 
 #[test]
