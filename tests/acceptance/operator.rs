@@ -392,3 +392,181 @@ fn every_command_has_a_man_page_whose_examples_render_as_typed() {
         }
     }
 }
+
+/// `value` against the subset of JSON Schema docs/report.schema.json uses (const, enum, type,
+/// required, properties, additionalProperties, propertyNames, items, local $ref); the first
+/// mismatch, with its JSON path.
+fn schema_errors(
+    schema: &serde_json::Value,
+    root: &serde_json::Value,
+    value: &serde_json::Value,
+    at: &str,
+) -> Option<String> {
+    use serde_json::Value;
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let name = r.strip_prefix("#/$defs/").expect("local ref");
+        return schema_errors(&root["$defs"][name], root, value, at);
+    }
+    if let Some(c) = schema.get("const")
+        && c != value
+    {
+        return Some(format!("{at}: {value} is not {c}"));
+    }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array)
+        && !e.contains(value)
+    {
+        return Some(format!("{at}: {value} is not one of {e:?}"));
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let ok = types.iter().any(|t| match *t {
+            "string" => value.is_string(),
+            "integer" => value.is_u64() || value.is_i64(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            _ => false,
+        });
+        if !ok {
+            return Some(format!("{at}: {value} is not {types:?}"));
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        for req in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !obj.contains_key(req.as_str().unwrap()) {
+                return Some(format!("{at}: {req} is missing"));
+            }
+        }
+        let props = schema.get("properties").and_then(Value::as_object);
+        for (k, v) in obj {
+            let path = format!("{at}.{k}");
+            if let Some(names) = schema.get("propertyNames")
+                && let Some(e) = schema_errors(names, root, &Value::String(k.clone()), &path)
+            {
+                return Some(e);
+            }
+            let sub = match (
+                props.and_then(|p| p.get(k)),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(s), _) => s,
+                (None, Some(Value::Bool(false))) => {
+                    return Some(format!("{path}: not in the schema"));
+                }
+                (None, Some(s)) => s,
+                (None, None) => continue,
+            };
+            if let Some(e) = schema_errors(sub, root, v, &path) {
+                return Some(e);
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in arr.iter().enumerate() {
+            if let Some(e) = schema_errors(items, root, v, &format!("{at}[{i}]")) {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
+fn report_schema() -> serde_json::Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/report.schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).expect("the schema is JSON")
+}
+
+#[track_caller]
+fn assert_report_schema(report: &serde_json::Value) {
+    let schema = report_schema();
+    if let Some(e) = schema_errors(&schema, &schema, report, "$") {
+        panic!("the report does not match docs/report.schema.json: {e}\n{report:#}");
+    }
+}
+
+#[test]
+fn every_kind_of_report_matches_its_documented_schema() {
+    let mut env = Env::start(small_fleet(2, 2));
+    let h = env.fleet.host("web001").clone();
+    for a in h.accounts() {
+        let s = h.add_account_token(&a, "old-1", Some(4_000_000_000));
+        env.secrets.push(s);
+    }
+    // web002 refuses everything: failed and skipped targets, with causes and steps.
+    env.fleet.host("web002").set_faults(Faults {
+        error_503_rate: 1.0,
+        ..Faults::default()
+    });
+    let mut reports = Vec::new();
+    for (i, args) in [
+        vec!["list"],
+        vec!["check"],
+        vec!["revoke", "--name", "old-*", "--dry-run"],
+        vec![
+            "rotate",
+            "--name",
+            "n1",
+            "--revoke",
+            "old-*",
+            "-r",
+            &env.recipient,
+            "-o",
+            "s.age",
+        ],
+        vec!["revoke", "--name", "n*"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = format!("r{i}.json");
+        let mut argv = args.clone();
+        argv.extend([
+            "-i",
+            env.toml(),
+            "--report",
+            &file,
+            "--progress",
+            "never",
+            "--retries",
+            "0",
+        ]);
+        let run = env.run(&argv);
+        assert!(run.code == 0 || run.code == 1, "{args:?}: {}", run.stderr);
+        let report = read_report(&env.path(&file));
+        assert_report_schema(&report);
+        reports.push(report);
+    }
+    let statuses: BTreeSet<String> = reports
+        .iter()
+        .flat_map(|r| r["targets"].as_array().unwrap().iter())
+        .map(|t| t["status"].as_str().unwrap().to_string())
+        .collect();
+    for s in [
+        "listed",
+        "checked",
+        "would-revoke",
+        "rotated",
+        "revoked",
+        "failed",
+    ] {
+        assert!(statuses.contains(s), "{s}: {statuses:?}");
+    }
+    // The check can fail: a field the schema does not know, or a status it does not list.
+    let mut bad = reports[0].clone();
+    bad["targets"][0]["secret"] = "x".into();
+    let schema = report_schema();
+    assert!(schema_errors(&schema, &schema, &bad, "$").is_some());
+    let mut bad = reports[0].clone();
+    bad["targets"][0]["status"] = "done".into();
+    assert!(schema_errors(&schema, &schema, &bad, "$").is_some());
+}
