@@ -171,7 +171,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     dry_run: args.mint.dry_run,
                     verify: !args.no_verify,
                     replace_existing: args.mint.replace_existing,
-                    revoke_own: false,
+                    ..Job::default()
                 },
                 |_| Ok(()),
             )
@@ -191,6 +191,8 @@ struct Job {
     verify: bool,
     replace_existing: bool,
     revoke_own: bool,
+    /// Chosen before anything is read: it names the plan and, with `-o -`, the journal.
+    run_id: String,
 }
 
 impl Default for Job {
@@ -219,6 +221,7 @@ impl Default for Job {
             verify: true,
             replace_existing: false,
             revoke_own: false,
+            run_id: format!("{:08x}", fastrand::u32(..)),
         }
     }
 }
@@ -259,7 +262,7 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
         limit: common.limit.clone(),
         accounts: common.accounts.clone(),
         per_host: common.per_host as usize,
-        run_id: format!("{:08x}", fastrand::u32(..)),
+        run_id: job.run_id.clone(),
         date: now.strftime("%Y%m%d").to_string(),
     };
     let plan = plan::build(&inventory, &req, &mut prompt_credential)?;
@@ -320,7 +323,7 @@ fn fleet(
                                 path.display().to_string(),
                                 format!("cannot create the journal: {error}"),
                             )
-                            .hint("make room or choose another -o; nothing was contacted"),
+                            .hint("make room or choose another -o or --journal; nothing was contacted"),
                         ))
                     }
                     other => Failure::Other(other.into()),
@@ -329,6 +332,17 @@ fn fleet(
         }
         None => None,
     };
+    // `-o -` puts the handoff on stdout: say where its journal is (resume and open need it).
+    if let Some(out) = sealing
+        .as_ref()
+        .filter(|o| crate::seal::is_stdout(o.path()))
+        && !common.quiet
+    {
+        say!(
+            "journal: {} (the handoff goes to standard output)",
+            out.journal_path().display()
+        );
+    }
     let ledger: &dyn run::Ledger = match &journal {
         Some(j) => j,
         None => &run::NoLedger,
@@ -352,6 +366,9 @@ fn fleet(
         verbose: common.verbose,
         dry_run: job.dry_run,
         started,
+        passphrase: sealing
+            .as_ref()
+            .is_some_and(|out| out.recipients().is_passphrase()),
     };
     conclude(&end, outcome, handoff, print)
 }
@@ -378,6 +395,16 @@ fn validate(job: &Job) -> Result<(Plan, Fleet, String, Option<Output>), Failure>
 /// run is not checked yet (checking it means asking for the passphrase).
 fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
     let args = job.seal.as_ref().filter(|_| !job.dry_run)?;
+    let stdout = crate::seal::is_stdout(&args.output);
+    if stdout && job.common.report.as_deref() == Some(Path::new("-")) {
+        return Some(Err(InputError::one(
+            Problem::new(
+                "--report -",
+                "-o - already writes the handoff to standard output",
+            )
+            .hint("write the report to a file (--report run.json)"),
+        )));
+    }
     if args.passphrase && !ask {
         return None;
     }
@@ -385,6 +412,9 @@ fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
         &crate::seal::SealRequest {
             command: job.op.as_str(),
             output: &args.output,
+            journal: args.journal.as_deref(),
+            run_id: &job.run_id,
+            stdout_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             recipients: &args.recipients,
             recipient_files: &args.recipients_files,
             passphrase: args.passphrase,
@@ -420,6 +450,8 @@ struct Ending<'a> {
     verbose: bool,
     dry_run: bool,
     started: jiff::Timestamp,
+    /// Sealed with a passphrase: the hints to open or resume need no `--identity KEY`.
+    passphrase: bool,
 }
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
@@ -435,7 +467,13 @@ fn conclude(
 ) -> Result<i32, Failure> {
     let journal_failed = outcome.journal_failed;
     let (sealed_any, handoff_failed) = match &handoff {
-        Some((delivered, journal)) => say_delivered(delivered, journal, journal_failed, end.quiet),
+        Some((delivered, journal)) => say_delivered(
+            delivered,
+            journal,
+            journal_failed,
+            end.quiet,
+            end.passphrase,
+        ),
         None => (false, false),
     };
     print(&outcome).map_err(Failure::Other)?;
@@ -480,7 +518,7 @@ fn conclude(
         say!(
             "the journal {} could not be written, so nothing more was minted; make room, then finish with `{}`",
             journal.display(),
-            resume_command(journal, sealed_any)
+            resume_command(journal, sealed_any && !end.passphrase)
         );
     }
     if outcome.interrupted {
@@ -488,7 +526,7 @@ fn conclude(
             // The secrets sealed so far are needed again for the final handoff.
             Some((_, journal)) => say!(
                 "interrupted: the journal is consistent; continue with `{}`",
-                resume_command(journal, sealed_any)
+                resume_command(journal, sealed_any && !end.passphrase)
             ),
             None => say!("interrupted"),
         }
@@ -505,12 +543,15 @@ fn resume_command(journal: &Path, identity: bool) -> String {
 /// Where the secrets went, or how to recover them. Returns (a secret was sealed, the delivery
 /// failed). `journal_failed`: the journal stopped taking records part-way, so it holds only
 /// what was journaled before (the run minted nothing after, and revoked what it could not hold).
+/// `passphrase`: the run is sealed with one, so no command says `--identity KEY`.
 fn say_delivered(
     delivered: &HandoffResult,
     journal: &Path,
     journal_failed: bool,
     quiet: bool,
+    passphrase: bool,
 ) -> (bool, bool) {
+    let key = if passphrase { "" } else { " --identity KEY" };
     match delivered {
         Ok(Some(delivered)) => {
             if !quiet {
@@ -527,8 +568,8 @@ fn say_delivered(
         Err(e) if journal_failed => {
             say!(
                 "error: the handoff file could not be written: {}\n  the journal {} stopped taking records part-way: \
-                 the secrets journaled before that are in it (recover them with `tokenfleet open {} --identity KEY`, \
-                 or finish the run with `tokenfleet resume {} --identity KEY` once there is room); nothing was minted after, and every \
+                 the secrets journaled before that are in it (recover them with `tokenfleet open {}{key}`, \
+                 or finish the run with `tokenfleet resume {}{key}` once there is room); nothing was minted after, and every \
                  token the journal could not hold was revoked or is listed under \"needs a look\"",
                 crate::error::chain(e),
                 journal.display(),
@@ -540,7 +581,7 @@ fn say_delivered(
         Err(e) => {
             say!(
                 "error: the handoff file could not be written: {}\n  the new secrets are sealed in the journal {}: \
-                 recover them with `tokenfleet open {} --identity KEY`",
+                 recover them with `tokenfleet open {}{key}`",
                 crate::error::chain(e),
                 journal.display(),
                 journal.display()
@@ -632,6 +673,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             verbose: args.verbose,
             dry_run: false,
             started,
+            passphrase: resumed.record.passphrase,
         },
         outcome,
         Some((written, resumed.journal_path().to_path_buf())),
@@ -679,14 +721,46 @@ fn install_interrupt(resume: Option<String>) -> Arc<AtomicBool> {
     .clone()
 }
 
+/// `open FILE` (`-`: standard input). Its input errors print without "nothing was contacted":
+/// `open` contacts nothing anyway.
 fn open(args: OpenArgs) -> Result<i32, Failure> {
+    match open_file(args) {
+        Err(Failure::Input(e)) => {
+            for p in &e.problems {
+                say!("error: {p}");
+            }
+            Ok(exit::BAD_INPUT)
+        }
+        other => other,
+    }
+}
+
+fn open_file(args: OpenArgs) -> Result<i32, Failure> {
     use crate::seal::{Keys, SealError};
+    let stdin = args.file == Path::new("-");
+    // Read before any passphrase is asked (the prompt is on the terminal, not stdin).
+    let piped = if stdin {
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes).map_err(|e| {
+            Failure::Input(InputError::one(Problem::new(
+                "-",
+                format!("cannot read standard input: {e}"),
+            )))
+        })?;
+        Some(bytes)
+    } else {
+        None
+    };
+    let open_it = |keys: &Keys| match &piped {
+        Some(bytes) => crate::seal::open_bytes(bytes, Path::new("-"), keys),
+        None => crate::seal::open_file(&args.file, keys),
+    };
     let seal_failure = |e: SealError| {
         match e {
         SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
         SealError::Io { path, error } => Failure::Input(InputError::one(
             Problem::new(path.display().to_string(), format!("cannot read: {error}"))
-                .hint("check the path; `tokenfleet open` reads a handoff file or its OUT.journal"),
+                .hint("check the path; `tokenfleet open` reads a handoff file or its journal (`-`: standard input)"),
         )),
         SealError::Invalid { location, message, hint } => Failure::Input(InputError::one(
             Problem::new(location, message).hint(hint.unwrap_or_else(|| {
@@ -705,16 +779,19 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
         match keys.load_identity_file(path) {
             Ok(_) => {}
             Err(SealError::NeedPassphrase { .. }) => {
-                keys = keys.with_passphrase(read_passphrase("Passphrase for the identity file: ")?);
+                keys = keys.with_passphrase(read_passphrase(&format!(
+                    "Passphrase for {}: ",
+                    path.display()
+                ))?);
                 keys.load_identity_file(path).map_err(seal_failure)?;
             }
             Err(e) => return Err(seal_failure(e)),
         }
     }
-    let (rows, damaged) = match crate::seal::open_file(&args.file, &keys) {
+    let (rows, damaged) = match open_it(&keys) {
         Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
             let keys = keys.with_passphrase(read_passphrase("Passphrase: ")?);
-            crate::seal::open_file(&args.file, &keys).map_err(seal_failure)?
+            open_it(&keys).map_err(seal_failure)?
         }
         other => other.map_err(seal_failure)?,
     };
@@ -780,7 +857,7 @@ fn read_passphrase(prompt: &str) -> Result<Secret, Failure> {
                     "--identity",
                     format!("a passphrase is needed and cannot be read from the terminal: {e}"),
                 )
-                .hint("pass --identity FILE, or set TOKENFLEET_PASSPHRASE"),
+                .hint("pass -k/--identity KEY, or set TOKENFLEET_PASSPHRASE"),
             ))
         })
 }
@@ -806,6 +883,17 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
         verify: job.verify,
         replace_existing: job.replace_existing,
         output: job.seal.as_ref().map(|s| s.output.display().to_string()),
+        output_abs: job
+            .seal
+            .as_ref()
+            .filter(|s| !crate::seal::is_stdout(&s.output))
+            .and_then(|s| std::path::absolute(&s.output).ok())
+            .map(|p| p.display().to_string()),
+        journal: job
+            .seal
+            .as_ref()
+            .and_then(|s| s.journal.as_ref())
+            .map(|j| j.display().to_string()),
         armor: job.seal.as_ref().map(|s| s.armor),
         format: job.seal.as_ref().map(|s| {
             if s.format == PlainFormat::Json {
