@@ -411,3 +411,63 @@ impl Ledger for JournalLedger {
         self.journal.append(&Event::new(host, account, "", detail))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(out: &'a Path, keys: &'a [String], tty: bool, armor: bool) -> SealRequest<'a> {
+        SealRequest {
+            command: "create",
+            output: out,
+            journal: None,
+            run_id: "0badcafe",
+            stdout_is_terminal: tty,
+            recipients: keys,
+            recipient_files: &[],
+            passphrase: false,
+            armor,
+            json: false,
+            force: false,
+        }
+    }
+
+    #[test]
+    fn stdout_handoff_journal_and_terminal() {
+        assert_eq!(
+            journal_for(Path::new("-"), None, "0badcafe"),
+            PathBuf::from("tokenfleet-0badcafe.journal")
+        );
+        assert_eq!(
+            journal_for(Path::new("o.age"), None, "x"),
+            PathBuf::from("o.age.journal")
+        );
+        assert_eq!(
+            journal_for(Path::new("-"), Some(Path::new("j")), "x"),
+            PathBuf::from("j")
+        );
+        let d = tempfile::tempdir().unwrap();
+        let key = vec![age::x25519::Identity::generate().to_public().to_string()];
+        let mut never = || -> Result<Secret, Problem> { unreachable!() };
+        // Binary to a terminal: refused, as age refuses it; armored is fine.
+        let j = d.path().join("t.journal");
+        let mut req = request(Path::new("-"), &key, true, false);
+        req.journal = Some(&j);
+        let e = Output::prepare(&req, &mut never).unwrap_err().to_string();
+        assert!(e.contains("binary age output to a terminal"), "{e}");
+        req.armor = true;
+        let out = Output::prepare(&req, &mut never).unwrap();
+        assert_eq!(
+            (out.path(), out.journal_path()),
+            (Path::new("-"), j.as_path())
+        );
+        drop(out);
+        // A --journal that is there already is refused, with the resume that finishes it.
+        std::fs::write(&j, "{}").unwrap();
+        let e = Output::prepare(&req, &mut never).unwrap_err().to_string();
+        assert!(
+            e.contains("already exists") && e.contains("tokenfleet resume"),
+            "{e}"
+        );
+    }
+}

@@ -345,7 +345,7 @@ impl Recipients {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn key() -> (x25519::Identity, String) {
@@ -439,6 +439,50 @@ mod tests {
         assert!(r.is_passphrase());
         assert!(r.public_keys().is_empty());
         assert_eq!(format!("{r:?}"), "Recipients(passphrase)");
+    }
+
+    /// An ed25519 key pair from ssh-keygen in `dir` (`None` where it is missing, outside CI).
+    pub(crate) fn ssh_keygen(dir: &Path, pass: &str) -> Option<(PathBuf, String)> {
+        let key = dir.join(format!("id_{}", pass.len()));
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-C", "a@b", "-N", pass, "-f"])
+            .arg(&key)
+            .output();
+        if !made.is_ok_and(|o| o.status.success()) {
+            assert!(std::env::var_os("CI").is_none(), "CI must have ssh-keygen");
+            eprintln!("skipping: ssh-keygen not available");
+            return None;
+        }
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        Some((key, public.trim().to_string()))
+    }
+
+    #[test]
+    fn ssh_recipients_as_age_takes_them() {
+        let d = tempfile::tempdir().unwrap();
+        let Some((_, public)) = ssh_keygen(d.path(), "") else {
+            return;
+        };
+        // With its comment, as the .pub file has it; printed (and journaled) without.
+        let r = parse_recipient(&public, "-r").unwrap();
+        assert!(matches!(r, Recipient::Ssh(_)));
+        let shown = r.to_string();
+        assert!(
+            public.starts_with(&shown) && !shown.contains("a@b"),
+            "{shown}"
+        );
+        assert_eq!(parse_recipient(&shown, "journal").unwrap(), r);
+        let f = d.path().join("team.txt");
+        let (_, age_key) = key();
+        std::fs::write(&f, format!("# team\n{public}\n{age_key}\n{public}\n")).unwrap();
+        let rs = Recipients::from_args(&[], &[f], None).unwrap();
+        assert_eq!(
+            rs.public_keys(),
+            vec![shown, age_key],
+            "deduplicated, in order"
+        );
+        let twice = Recipients::from_args(&[], &["-".into(), "-".into()], None).unwrap_err();
+        assert!(twice.problems[0].message.contains("only once"), "{twice}");
     }
 
     #[test]

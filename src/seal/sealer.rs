@@ -37,7 +37,7 @@ pub enum SealError {
     NeedPassphrase { what: String },
     /// Decrypting `what` needs an identity file and none was given.
     #[error(
-        "{what} is sealed to public keys; pass -k/--identity FILE (the matching age identity file, AGE-SECRET-KEY-1…, or SSH private key)"
+        "{what} is sealed to public keys; pass -k/--identity KEY (the matching age identity file, AGE-SECRET-KEY-1…, or SSH private key)"
     )]
     NeedIdentity { what: String },
     /// The journal could not be created (the run has not started).
@@ -552,6 +552,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains(&sk[15..]), "secret echoed: {e}");
+    }
+
+    #[test]
+    fn ssh_identities_open_what_ssh_recipients_seal() {
+        use crate::seal::recipients::{parse_recipient, tests::ssh_keygen};
+        let d = tempfile::tempdir().unwrap();
+        let (Some((plain, plain_pub)), Some((enc, enc_pub))) =
+            (ssh_keygen(d.path(), ""), ssh_keygen(d.path(), "sesame"))
+        else {
+            return;
+        };
+        let to = |p: &str| parse_recipient(p, "-r").unwrap();
+        let ct = Sealer::to_keys([to(&plain_pub), to(&enc_pub)])
+            .seal(b"payload", false)
+            .unwrap();
+        let mut k = Keys::new();
+        assert_eq!(k.load_identity_file(&plain).unwrap(), 1);
+        assert_eq!(&k.decrypt(&ct, "f").unwrap()[..], b"payload");
+        // An encrypted key needs its passphrase; a wrong one is said so.
+        let e = Keys::new().load_identity_file(&enc).unwrap_err();
+        assert!(matches!(e, SealError::NeedPassphrase { .. }), "{e}");
+        let mut wrong = Keys::new().with_passphrase(Secret::new("nope"));
+        let e = wrong.load_identity_file(&enc).unwrap_err().to_string();
+        assert!(e.contains("does not open this SSH key"), "{e}");
+        let mut k = Keys::new().with_passphrase(Secret::new("sesame"));
+        k.load_identity_file(&enc).unwrap();
+        assert_eq!(&k.decrypt(&ct, "f").unwrap()[..], b"payload");
+        // The .pub file given as an identity is named as such.
+        let e = Keys::new()
+            .load_identity_file(&plain.with_extension("pub"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SSH public key"), "{e}");
     }
 
     #[test]
