@@ -790,10 +790,16 @@ fn rebuild_plan(
                 msg.push_str("\n    ");
                 msg.push_str(d);
             }
+            // A passphrase run opens with the passphrase alone (asked), no key.
+            let key = if record.passphrase {
+                ""
+            } else {
+                " --identity KEY"
+            };
             return Err(InputError::one(
                 Problem::new(inv_path.display().to_string(), msg).hint(format!(
                     "restore the inventory the run used, then run `tokenfleet resume {shown}` again; \
-                     or finish with a new run (its secrets so far: `tokenfleet open {shown} --identity KEY`)"
+                     or finish with a new run (its secrets so far: `tokenfleet open {shown}{key}`)"
                 )),
             ));
         }
