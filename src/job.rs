@@ -86,9 +86,16 @@ pub struct RunRecord {
     pub verify: bool,
     #[serde(default)]
     pub replace_existing: bool,
-    /// The handoff file (`-o`).
+    /// The handoff file (`-o`) as given; `-`: standard output.
     #[serde(default)]
     pub output: Option<String>,
+    /// The handoff file's absolute path (none for `-o -`): where a resume writes it when the
+    /// journal is not `OUT.journal` (`--journal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_abs: Option<String>,
+    /// `--journal` as given; `None`: the journal is `OUT.journal` (or `-o -`'s default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
     #[serde(default)]
     pub armor: Option<bool>,
     /// The handoff's plaintext format: `csv` or `json`.
@@ -218,6 +225,8 @@ mod tests {
             verify: false,
             replace_existing: true,
             output: Some("out.age".into()),
+            output_abs: Some("/x/out.age".into()),
+            journal: Some("run.journal".into()),
             armor: Some(true),
             format: Some("json".into()),
         };

@@ -349,7 +349,22 @@ impl Resume {
                 }
             }
         }
-        let handoff = resolve_output(journal);
+        let handoff = resolve_output(journal, &o);
+        if crate::seal::is_stdout(&handoff)
+            && !o.armor.unwrap_or(false)
+            && std::io::IsTerminal::is_terminal(&std::io::stdout())
+        {
+            // The run wrote its handoff to standard output (`-o -`); so does its resume.
+            return Err(InputError::one(
+                Problem::new(
+                    &shown,
+                    "this run writes its handoff to standard output (-o -), which is a terminal",
+                )
+                .hint(format!(
+                    "redirect it: tokenfleet resume {shown} … > deploy.age"
+                )),
+            ));
+        }
         let (handed, trusted) = handed_off(&handoff, &keys, &scanned, &shown)?;
         let plan_hosts: std::collections::HashSet<String> =
             plan.hosts.iter().map(|h| h.host.name.clone()).collect();
@@ -775,10 +790,16 @@ fn rebuild_plan(
                 msg.push_str("\n    ");
                 msg.push_str(d);
             }
+            // A passphrase run opens with the passphrase alone (asked), no key.
+            let key = if record.passphrase {
+                ""
+            } else {
+                " --identity KEY"
+            };
             return Err(InputError::one(
                 Problem::new(inv_path.display().to_string(), msg).hint(format!(
                     "restore the inventory the run used, then run `tokenfleet resume {shown}` again; \
-                     or finish with a new run (its secrets so far: `tokenfleet open {shown} --identity KEY`)"
+                     or finish with a new run (its secrets so far: `tokenfleet open {shown}{key}`)"
                 )),
             ));
         }
@@ -920,9 +941,26 @@ pub fn merge_rows(earlier: &[Minted], minted: &[Minted]) -> Vec<Minted> {
     rows
 }
 
-/// The handoff of a journal: the journal is always `OUT.journal`, so `OUT` is where the journal
-/// is now (it may have moved with its folder); the recorded path is the fallback.
-fn resolve_output(journal: &Path) -> PathBuf {
+/// The handoff of a journal: the journal is `OUT.journal`, so `OUT` is where the journal is now
+/// (it may have moved with its folder); the recorded path is the fallback. A run with `-o -`
+/// writes to standard output again; one with `--journal` to the recorded absolute `OUT` while
+/// the journal keeps its name (a journal kept aside gets its handoff beside it, as below).
+fn resolve_output(journal: &Path, o: &RunRecord) -> PathBuf {
+    if o.output
+        .as_deref()
+        .is_some_and(|out| crate::seal::is_stdout(Path::new(out)))
+    {
+        return PathBuf::from("-");
+    }
+    if let Some(given) = &o.journal {
+        let same_name = Path::new(given).file_name() == journal.file_name();
+        if let (true, Some(abs)) = (same_name, &o.output_abs) {
+            return PathBuf::from(abs);
+        }
+        let mut out = journal.as_os_str().to_os_string();
+        out.push(".age");
+        return PathBuf::from(out);
+    }
     match journal
         .as_os_str()
         .to_str()
@@ -950,7 +988,8 @@ fn handed_off(
     scanned: &crate::seal::Scanned,
     shown: &str,
 ) -> Result<(Vec<Minted>, bool), InputError> {
-    if std::fs::symlink_metadata(handoff).is_err() {
+    // Standard output kept nothing to read back: the journal holds every secret.
+    if crate::seal::is_stdout(handoff) || std::fs::symlink_metadata(handoff).is_err() {
         return Ok((Vec::new(), false));
     }
     let where_ = handoff.display().to_string();

@@ -19,8 +19,13 @@ Examples:
   tokenfleet revoke -i fleet.toml --name 'ci-2025*' --dry-run
   tokenfleet list -i fleet.toml --format csv
 
-  # Read the handoff (or use: age -d -i key.txt deploy.age)
-  tokenfleet open deploy.age --identity key.txt
+  # Read the handoff (or use: age -d -i key.txt deploy.age); -k takes SSH keys too
+  tokenfleet open deploy.age -k key.txt
+  tokenfleet open deploy.age -k ~/.ssh/id_ed25519
+
+  # Seal to an SSH key, the handoff on stdout (the journal: --journal, kept on disk)
+  tokenfleet create -i fleet.toml --name 'ci-{date}' -R ~/.ssh/id_ed25519.pub \\
+      -o - --journal ci.journal > ci.age
 
 Each command has its own page: tokenfleet help create, or man tokenfleet-create.
 ";
@@ -212,17 +217,29 @@ pub enum ScopeArg {
 /// Where new secrets are sealed.
 #[derive(Debug, Args, Clone)]
 pub struct SealArgs {
-    /// The age handoff file to write (refused if it exists, unless --force).
-    #[arg(short, long, value_name = "OUT")]
+    /// The age handoff file to write (refused if it exists, unless --force); `-` writes it to
+    /// standard output (binary only when that is not a terminal, else use --armor).
+    #[arg(short, long, value_name = "OUT", allow_hyphen_values = true)]
     pub output: PathBuf,
-    /// An age recipient (age1...); repeatable.
+    /// The run's journal, kept on disk for `resume` and `open` [default: OUT.journal; with
+    /// `-o -`: tokenfleet-RUN.journal in the current folder].
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// A recipient, as age takes it: an age public key (age1...) or an SSH public key
+    /// ("ssh-ed25519 AAAA...", "ssh-rsa AAAA..."); repeatable.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipients: Vec<String>,
-    /// A recipients file, as `age -R` reads; repeatable.
-    #[arg(short = 'R', long = "recipients-file", value_name = "FILE")]
+    /// A recipients file, as `age -R` reads (age1... and ssh- keys, e.g. ~/.ssh/id_ed25519.pub);
+    /// `-` reads standard input; repeatable.
+    #[arg(
+        short = 'R',
+        long = "recipients-file",
+        value_name = "FILE",
+        allow_hyphen_values = true
+    )]
     pub recipients_files: Vec<PathBuf>,
     /// Seal with a passphrase (asked on the terminal, or TOKENFLEET_PASSPHRASE).
-    #[arg(long)]
+    #[arg(short, long)]
     pub passphrase: bool,
     /// ASCII-armored output.
     #[arg(short, long)]
@@ -336,9 +353,10 @@ pub struct CheckArgs {
 pub struct ResumeArgs {
     /// The journal of the interrupted run (OUT.journal).
     pub journal: PathBuf,
-    /// An age identity file (AGE-SECRET-KEY-...) of one of the run's recipients: it opens the
-    /// secrets sealed before the interruption, for the final handoff.
-    #[arg(short, long, value_name = "FILE")]
+    /// An identity of one of the run's recipients: an age identity file (AGE-SECRET-KEY-...)
+    /// or an SSH private key (~/.ssh/id_ed25519); it opens the secrets sealed before the
+    /// interruption, for the final handoff. Repeatable. (`-i` is kept as an alias.)
+    #[arg(short = 'k', long, short_alias = 'i', value_name = "KEY")]
     pub identity: Vec<PathBuf>,
     /// Write a JSON report to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
@@ -376,10 +394,12 @@ pub struct ResumeArgs {
 
 #[derive(Debug, Args)]
 pub struct OpenArgs {
-    /// A handoff file or a journal.
+    /// A handoff file or a journal; `-` reads it from standard input.
     pub file: PathBuf,
-    /// An age identity file (AGE-SECRET-KEY-...). Without it, a passphrase is asked.
-    #[arg(short, long, value_name = "FILE")]
+    /// An age identity file (AGE-SECRET-KEY-...) or an SSH private key (~/.ssh/id_ed25519), as
+    /// `age -d -i` takes; repeatable. Without it, a passphrase is asked. (`-i` is kept as an
+    /// alias.)
+    #[arg(short = 'k', long, short_alias = 'i', value_name = "KEY")]
     pub identity: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = OutFormat::Table)]
     pub format: OutFormat,

@@ -185,7 +185,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     dry_run: args.mint.dry_run,
                     verify: !args.no_verify,
                     replace_existing: args.mint.replace_existing,
-                    revoke_own: false,
+                    ..Job::default()
                 },
                 |_, _| Ok(()),
             )
@@ -205,6 +205,8 @@ struct Job {
     verify: bool,
     replace_existing: bool,
     revoke_own: bool,
+    /// Chosen before anything is read: it names the plan and, with `-o -`, the journal.
+    run_id: String,
 }
 
 impl Default for Job {
@@ -235,6 +237,7 @@ impl Default for Job {
             verify: true,
             replace_existing: false,
             revoke_own: false,
+            run_id: format!("{:08x}", fastrand::u32(..)),
         }
     }
 }
@@ -275,7 +278,7 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
         limit: common.limit.clone(),
         accounts: common.accounts.clone(),
         per_host: common.per_host as usize,
-        run_id: format!("{:08x}", fastrand::u32(..)),
+        run_id: job.run_id.clone(),
         date: now.strftime("%Y%m%d").to_string(),
     };
     let plan = plan::build(&inventory, &req, &mut prompt_credential)?;
@@ -349,7 +352,7 @@ fn fleet(
                                 path.display().to_string(),
                                 format!("cannot create the journal: {error}"),
                             )
-                            .hint("make room or choose another -o; nothing was contacted"),
+                            .hint("make room or choose another -o or --journal; nothing was contacted"),
                         ))
                     }
                     other => Failure::Other(other.into()),
@@ -358,6 +361,17 @@ fn fleet(
         }
         None => None,
     };
+    // `-o -` puts the handoff on stdout: say where its journal is (resume and open need it).
+    if let Some(out) = sealing
+        .as_ref()
+        .filter(|o| crate::seal::is_stdout(o.path()))
+        && !common.quiet
+    {
+        say!(
+            "journal: {} (the handoff goes to standard output)",
+            out.journal_path().display()
+        );
+    }
     let ledger: &dyn run::Ledger = match &journal {
         Some(j) => j,
         None => &run::NoLedger,
@@ -405,6 +419,9 @@ fn fleet(
         screen,
         output: sealing.as_ref().map(|o| o.path().to_path_buf()),
         resumed: false,
+        passphrase: sealing
+            .as_ref()
+            .is_some_and(|out| out.recipients().is_passphrase()),
     };
     conclude(&end, outcome, handoff, print)
 }
@@ -432,6 +449,16 @@ fn validate(job: &Job) -> Result<(Plan, Fleet, String, Option<Output>), Failure>
 fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
     let listing = job.common.list_hosts || job.common.list_targets;
     let args = job.seal.as_ref().filter(|_| !job.dry_run && !listing)?;
+    let stdout = crate::seal::is_stdout(&args.output);
+    if stdout && job.common.report.as_deref() == Some(Path::new("-")) {
+        return Some(Err(InputError::one(
+            Problem::new(
+                "--report -",
+                "-o - already writes the handoff to standard output",
+            )
+            .hint("write the report to a file (--report run.json)"),
+        )));
+    }
     if args.passphrase && !ask {
         return None;
     }
@@ -439,6 +466,9 @@ fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
         &crate::seal::SealRequest {
             command: job.op.as_str(),
             output: &args.output,
+            journal: args.journal.as_deref(),
+            run_id: &job.run_id,
+            stdout_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
             recipients: &args.recipients,
             recipient_files: &args.recipients_files,
             passphrase: args.passphrase,
@@ -480,6 +510,8 @@ struct Ending<'a> {
     output: Option<PathBuf>,
     /// A `resume`: its retry is another resume.
     resumed: bool,
+    /// Sealed with a passphrase: the hints to open or resume need no `--identity KEY`.
+    passphrase: bool,
 }
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
@@ -495,7 +527,13 @@ fn conclude(
 ) -> Result<i32, Failure> {
     let journal_failed = outcome.journal_failed;
     let (sealed_any, handoff_failed) = match &handoff {
-        Some((delivered, journal)) => say_delivered(delivered, journal, journal_failed, end.quiet),
+        Some((delivered, journal)) => say_delivered(
+            delivered,
+            journal,
+            journal_failed,
+            end.quiet,
+            end.passphrase,
+        ),
         None => (false, false),
     };
     print(&outcome, &mut *end.screen.writer()).map_err(Failure::Other)?;
@@ -555,7 +593,7 @@ fn conclude(
         say!(
             "the journal {} could not be written, so nothing more was minted; make room, then finish with `{}`",
             journal.display(),
-            resume_command(journal, sealed_any)
+            resume_command(journal, sealed_any && !end.passphrase)
         );
     }
     if outcome.interrupted {
@@ -563,7 +601,7 @@ fn conclude(
             // The secrets sealed so far are needed again for the final handoff.
             Some((_, journal)) => say!(
                 "interrupted: the journal is consistent; continue with `{}`",
-                resume_command(journal, sealed_any)
+                resume_command(journal, sealed_any && !end.passphrase)
             ),
             None => say!("interrupted"),
         }
@@ -602,7 +640,7 @@ fn say_retry(
             };
             say!(
                 "retry the failed targets with `{}`{also}",
-                resume_command(journal, sealed_any || end.resumed)
+                resume_command(journal, (sealed_any || end.resumed) && !end.passphrase)
             );
         }
         _ if written => {
@@ -625,12 +663,15 @@ fn resume_command(journal: &Path, identity: bool) -> String {
 /// Where the secrets went, or how to recover them. Returns (a secret was sealed, the delivery
 /// failed). `journal_failed`: the journal stopped taking records part-way, so it holds only
 /// what was journaled before (the run minted nothing after, and revoked what it could not hold).
+/// `passphrase`: the run is sealed with one, so no command says `--identity KEY`.
 fn say_delivered(
     delivered: &HandoffResult,
     journal: &Path,
     journal_failed: bool,
     quiet: bool,
+    passphrase: bool,
 ) -> (bool, bool) {
+    let key = if passphrase { "" } else { " --identity KEY" };
     match delivered {
         Ok(Some(delivered)) => {
             if !quiet {
@@ -647,8 +688,8 @@ fn say_delivered(
         Err(e) if journal_failed => {
             say!(
                 "error: the handoff file could not be written: {}\n  the journal {} stopped taking records part-way: \
-                 the secrets journaled before that are in it (recover them with `tokenfleet open {} --identity KEY`, \
-                 or finish the run with `tokenfleet resume {} --identity KEY` once there is room); nothing was minted after, and every \
+                 the secrets journaled before that are in it (recover them with `tokenfleet open {}{key}`, \
+                 or finish the run with `tokenfleet resume {}{key}` once there is room); nothing was minted after, and every \
                  token the journal could not hold was revoked or is listed under \"needs a look\"",
                 crate::error::chain(e),
                 journal.display(),
@@ -660,7 +701,7 @@ fn say_delivered(
         Err(e) => {
             say!(
                 "error: the handoff file could not be written: {}\n  the new secrets are sealed in the journal {}: \
-                 recover them with `tokenfleet open {} --identity KEY`",
+                 recover them with `tokenfleet open {}{key}`",
                 crate::error::chain(e),
                 journal.display(),
                 journal.display()
@@ -755,6 +796,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             screen: screen_for(args.report.as_deref()),
             output: None,
             resumed: true,
+            passphrase: resumed.record.passphrase,
         },
         outcome,
         Some((written, resumed.journal_path().to_path_buf())),
@@ -802,14 +844,46 @@ fn install_interrupt(resume: Option<String>) -> Arc<AtomicBool> {
     .clone()
 }
 
+/// `open FILE` (`-`: standard input). Its input errors print without "nothing was contacted":
+/// `open` contacts nothing anyway.
 fn open(args: OpenArgs) -> Result<i32, Failure> {
+    match open_file(args) {
+        Err(Failure::Input(e)) => {
+            for p in &e.problems {
+                say!("error: {p}");
+            }
+            Ok(exit::BAD_INPUT)
+        }
+        other => other,
+    }
+}
+
+fn open_file(args: OpenArgs) -> Result<i32, Failure> {
     use crate::seal::{Keys, SealError};
+    let stdin = args.file == Path::new("-");
+    // Read before any passphrase is asked (the prompt is on the terminal, not stdin).
+    let piped = if stdin {
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes).map_err(|e| {
+            Failure::Input(InputError::one(Problem::new(
+                "-",
+                format!("cannot read standard input: {e}"),
+            )))
+        })?;
+        Some(bytes)
+    } else {
+        None
+    };
+    let open_it = |keys: &Keys| match &piped {
+        Some(bytes) => crate::seal::open_bytes(bytes, Path::new("-"), keys),
+        None => crate::seal::open_file(&args.file, keys),
+    };
     let seal_failure = |e: SealError| {
         match e {
         SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
         SealError::Io { path, error } => Failure::Input(InputError::one(
             Problem::new(path.display().to_string(), format!("cannot read: {error}"))
-                .hint("check the path; `tokenfleet open` reads a handoff file or its OUT.journal"),
+                .hint("check the path; `tokenfleet open` reads a handoff file or its journal (`-`: standard input)"),
         )),
         SealError::Invalid { location, message, hint } => Failure::Input(InputError::one(
             Problem::new(location, message).hint(hint.unwrap_or_else(|| {
@@ -828,16 +902,19 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
         match keys.load_identity_file(path) {
             Ok(_) => {}
             Err(SealError::NeedPassphrase { .. }) => {
-                keys = keys.with_passphrase(read_passphrase("Passphrase for the identity file: ")?);
+                keys = keys.with_passphrase(read_passphrase(&format!(
+                    "Passphrase for {}: ",
+                    path.display()
+                ))?);
                 keys.load_identity_file(path).map_err(seal_failure)?;
             }
             Err(e) => return Err(seal_failure(e)),
         }
     }
-    let (rows, damaged) = match crate::seal::open_file(&args.file, &keys) {
+    let (rows, damaged) = match open_it(&keys) {
         Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
             let keys = keys.with_passphrase(read_passphrase("Passphrase: ")?);
-            crate::seal::open_file(&args.file, &keys).map_err(seal_failure)?
+            open_it(&keys).map_err(seal_failure)?
         }
         other => other.map_err(seal_failure)?,
     };
@@ -903,7 +980,7 @@ fn read_passphrase(prompt: &str) -> Result<Secret, Failure> {
                     "--identity",
                     format!("a passphrase is needed and cannot be read from the terminal: {e}"),
                 )
-                .hint("pass --identity FILE, or set TOKENFLEET_PASSPHRASE"),
+                .hint("pass -k/--identity KEY, or set TOKENFLEET_PASSPHRASE"),
             ))
         })
 }
@@ -929,6 +1006,17 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
         verify: job.verify,
         replace_existing: job.replace_existing,
         output: job.seal.as_ref().map(|s| s.output.display().to_string()),
+        output_abs: job
+            .seal
+            .as_ref()
+            .filter(|s| !crate::seal::is_stdout(&s.output))
+            .and_then(|s| std::path::absolute(&s.output).ok())
+            .map(|p| p.display().to_string()),
+        journal: job
+            .seal
+            .as_ref()
+            .and_then(|s| s.journal.as_ref())
+            .map(|j| j.display().to_string()),
         armor: job.seal.as_ref().map(|s| s.armor),
         format: job.seal.as_ref().map(|s| {
             if s.format == PlainFormat::Json {

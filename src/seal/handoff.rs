@@ -383,6 +383,24 @@ pub fn write_handoff_rows<'a>(
     .map_err(|e| SealError::io(path, e))
 }
 
+/// `-o -`: the handoff streamed into `out` (standard output: no temporary file, no rename, a
+/// pipe has neither). A reader that goes away mid-way is an error: the journal still holds
+/// every secret.
+pub fn write_handoff_rows_to<'a, W: Write>(
+    out: W,
+    rows: impl IntoIterator<Item = RowRef<'a>>,
+    format: HandoffFormat,
+    sealer: &Sealer,
+    armor: bool,
+) -> Result<(), SealError> {
+    let stdout = Path::new("standard output");
+    let mut w = sealer.seal_to(std::io::BufWriter::new(out), armor)?;
+    write_rows(&mut w, rows, format).map_err(|e| SealError::io(stdout, e))?;
+    w.finish()
+        .and_then(|mut b| b.flush())
+        .map_err(|e| SealError::io(stdout, e))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -747,9 +747,14 @@ fn target_in(raw: &[u8]) -> Option<(String, String)> {
 /// plan line. Only a file that is no journal at all, or one written by a newer tokenfleet, is
 /// an error.
 pub fn scan_journal(path: &Path) -> Result<Scanned, SealError> {
-    let shown = path.display().to_string();
     let file = File::open(path).map_err(|e| SealError::io(path, e))?;
-    let mut r = BufReader::new(file);
+    scan_journal_from(BufReader::new(file), path)
+}
+
+/// [`scan_journal`] of what `r` reads (`open -`: a journal on standard input); `path` names it
+/// in errors.
+pub fn scan_journal_from(mut r: impl BufRead, path: &Path) -> Result<Scanned, SealError> {
+    let shown = path.display().to_string();
     let mut buf = Vec::new();
     let mut out = Scanned {
         plan: None,
@@ -880,6 +885,12 @@ pub fn read_journal(path: &Path) -> Result<(PlanRecord, Vec<Event>), SealError> 
         .plan
         .ok_or_else(|| SealError::invalid(path.display().to_string(), "no plan"))?;
     Ok((plan, s.events))
+}
+
+/// True when these bytes start with a journal record (see [`looks_like_journal`]).
+pub fn bytes_look_like_journal(bytes: &[u8]) -> bool {
+    let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    first.first() == Some(&b'{') && looks_like_record(first)
 }
 
 /// True when the file starts with a journal record: its plan line (`{"…","kind":"plan",…}`),

@@ -20,9 +20,9 @@ pub use journal::{
 };
 pub use lock::{JournalLock, LockError};
 pub mod open;
-pub use open::open_file;
+pub use open::{open_bytes, open_file};
 pub mod output;
-pub use output::{JournalLedger, Output, SealRequest};
+pub use output::{JournalLedger, Output, SealRequest, is_stdout};
 
 /// For tests that run the reference `age` CLI: true when it is on PATH. Where it is missing
 /// the test is skipped, except under CI (which installs it), where a missing `age` fails.

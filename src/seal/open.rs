@@ -4,7 +4,10 @@
 //! passphrase; printing is the CLI's job (`cli/show.rs`).
 
 use super::handoff::{HandoffRow, parse_rows};
-use super::journal::{Damaged, looks_like_journal, recover_rows, scan_journal};
+use super::journal::{
+    Damaged, bytes_look_like_journal, looks_like_journal, recover_rows, scan_journal,
+    scan_journal_from,
+};
 use super::sealer::{Keys, SealError};
 use std::path::Path;
 
@@ -22,6 +25,25 @@ pub fn open_file(path: &Path, keys: &Keys) -> Result<(Vec<HandoffRow>, Vec<Damag
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| SealError::io(path, e))?;
     let plain = keys.decrypt(&bytes, &shown)?;
+    Ok((parse_rows(&plain, &shown)?, Vec::new()))
+}
+
+/// [`open_file`] of bytes already read (`open -`: standard input), a handoff (armored or
+/// binary) or a journal, told apart by their first bytes as for a file. `what` names them.
+pub fn open_bytes(
+    bytes: &[u8],
+    what: &Path,
+    keys: &Keys,
+) -> Result<(Vec<HandoffRow>, Vec<Damaged>), SealError> {
+    if bytes_look_like_journal(bytes) {
+        let scanned = scan_journal_from(bytes, what)?;
+        let (rows, mut damaged) = recover_rows(&scanned, keys)?;
+        damaged.extend(scanned.damaged);
+        damaged.sort_by_key(|d| d.line);
+        return Ok((rows, damaged));
+    }
+    let shown = what.display().to_string();
+    let plain = keys.decrypt(bytes, &shown)?;
     Ok((parse_rows(&plain, &shown)?, Vec::new()))
 }
 
@@ -91,6 +113,11 @@ mod tests {
             .unwrap();
         }
         assert_eq!(open_file(&jp, &keys).unwrap().0, rows);
+        // The same bytes on standard input (`open -`), a journal and a handoff alike.
+        for p in [&jp, &out] {
+            let bytes = std::fs::read(p).unwrap();
+            assert_eq!(open_bytes(&bytes, Path::new("-"), &keys).unwrap().0, rows);
+        }
 
         let e = open_file(&out, &Keys::new()).unwrap_err();
         assert!(matches!(e, SealError::NeedIdentity { .. }), "{e}");

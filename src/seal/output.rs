@@ -18,12 +18,20 @@ use crate::secret::Secret;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The sealing flags of a run, as given: `-o`, `-r`, `-R`, `--passphrase`, `--armor`,
-/// `--format`, `--force`; and the command (`create`, `rotate`) the journal's lock names.
+/// The sealing flags of a run, as given: `-o`, `--journal`, `-r`, `-R`, `--passphrase`,
+/// `--armor`, `--format`, `--force`; and the command (`create`, `rotate`) the journal's lock
+/// names.
 #[derive(Debug, Clone, Copy)]
 pub struct SealRequest<'a> {
     pub command: &'a str,
+    /// `-o`; `-` is standard output.
     pub output: &'a Path,
+    /// `--journal`; `None`: `OUT.journal`, or with `-o -` `tokenfleet-RUN.journal` here.
+    pub journal: Option<&'a Path>,
+    /// The run's id (the default journal name of `-o -`).
+    pub run_id: &'a str,
+    /// Standard output is a terminal: binary `-o -` is refused there, as age does.
+    pub stdout_is_terminal: bool,
     pub recipients: &'a [String],
     pub recipient_files: &'a [PathBuf],
     pub passphrase: bool,
@@ -33,9 +41,64 @@ pub struct SealRequest<'a> {
     pub force: bool,
 }
 
+/// `-o -`: the handoff goes to standard output.
+pub fn is_stdout(output: &Path) -> bool {
+    output == Path::new("-")
+}
+
+/// The journal of a run: `--journal` as given, else `OUT.journal`, else (`-o -`)
+/// `tokenfleet-RUN.journal` in the current folder.
+pub fn journal_for(output: &Path, journal: Option<&Path>, run_id: &str) -> PathBuf {
+    match journal {
+        Some(j) => j.to_path_buf(),
+        None if is_stdout(output) => PathBuf::from(format!("tokenfleet-{run_id}.journal")),
+        None => journal_path(output),
+    }
+}
+
+/// A journal named by `--journal` (or the default of `-o -`): not a folder, not there yet
+/// (unless `--force`), in a folder that exists. `OUT.journal` is checked with `-o` itself.
+fn check_journal(journal: &Path, force: bool) -> Result<(), Problem> {
+    let shown = journal.display().to_string();
+    if journal.file_name().is_none() {
+        return Err(
+            Problem::new("--journal", format!("'{shown}' is not a file path"))
+                .hint("give a file name, e.g. --journal deploy.journal"),
+        );
+    }
+    match std::fs::symlink_metadata(journal) {
+        Ok(m) if m.is_dir() => {
+            return Err(Problem::new("--journal", format!("{shown} is a folder"))
+                .hint("give a file name inside it, e.g. --journal deploy.journal"));
+        }
+        Ok(_) if !force => {
+            return Err(
+                Problem::new("--journal", format!("{shown} already exists")).hint(format!(
+                    "an earlier run left its journal: finish it with `tokenfleet resume {shown}`, \
+                     or pass --force to start over (the old journal is kept aside)"
+                )),
+            );
+        }
+        _ => {}
+    }
+    let dir = crate::atomic::parent_dir(journal);
+    if !std::fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+        return Err(Problem::new(
+            "--journal",
+            format!("folder {} does not exist", dir.display()),
+        )
+        .hint(format!(
+            "create it first (mkdir -p {}) or fix the path",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Where and how this run seals its secrets.
 #[derive(Debug)]
 pub struct Output {
+    /// The handoff file; `-`: standard output.
     path: PathBuf,
     journal: PathBuf,
     recipients: Recipients,
@@ -60,6 +123,9 @@ impl Output {
         let SealRequest {
             command,
             output: path,
+            journal: given_journal,
+            run_id,
+            stdout_is_terminal,
             recipients,
             recipient_files,
             passphrase,
@@ -67,15 +133,31 @@ impl Output {
             json,
             force,
         } = *req;
-        let journal = journal_path(path);
+        let stdout = is_stdout(path);
+        // `OUT.journal` is checked with `-o` by `check_output`; any other journal here.
+        let own_journal = stdout || given_journal.is_some();
+        let journal = journal_for(path, given_journal, run_id);
+        let check_paths = || {
+            let mut problems = Vec::new();
+            if !stdout && let Err(p) = super::check_output(path, force) {
+                problems.push(p);
+            }
+            if own_journal && let Err(p) = check_journal(&journal, force) {
+                problems.push(p);
+            }
+            problems
+        };
         let lock = match JournalLock::for_new(&journal, command) {
             Ok(lock) => Some(lock),
             Err(e @ super::LockError::Busy { .. }) => {
                 return Err(InputError::one(e.problem()));
             }
-            // A folder that is missing or not writable is reported by `check_output` below.
+            // A folder that is missing or not writable is reported by the path checks below.
             Err(e) => {
-                let folder_ok = super::check_output(path, true).is_ok();
+                let folder_ok = {
+                    let ok_out = stdout || super::check_output(path, true).is_ok();
+                    ok_out && (!own_journal || check_journal(&journal, true).is_ok())
+                };
                 if folder_ok {
                     return Err(InputError::one(e.problem()));
                 }
@@ -110,8 +192,12 @@ impl Output {
                 }
             }
         };
-        if let Err(p) = super::check_output(path, force) {
-            problems.push(p);
+        problems.extend(check_paths());
+        if stdout && !armor && stdout_is_terminal {
+            problems.push(
+                Problem::new("-o -", "refusing to write binary age output to a terminal")
+                    .hint("redirect it (`-o - > deploy.age`, `-o - | …`), or add --armor"),
+            );
         }
         match (recipients, lock) {
             (Some(recipients), Some(lock)) if problems.is_empty() => Ok(Output {
@@ -157,7 +243,7 @@ impl Output {
         })
     }
 
-    /// The handoff file (`-o`).
+    /// The handoff file (`-o`); `-`: standard output ([`Output::to_stdout`]).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -210,6 +296,10 @@ impl JournalLedger {
     /// `OUT` is this run's and may trust its rows. Best effort: without it, resume trusts the
     /// file less, never more.
     pub fn delivered(&self, handoff: &Path) {
+        // Standard output left no file to vouch for (and `-` may name someone's file).
+        if is_stdout(handoff) {
+            return;
+        }
         if let Ok(sha256) = crate::seal::journal::file_sha256(handoff) {
             let _ = self
                 .journal
@@ -319,5 +409,65 @@ impl Ledger for JournalLedger {
             tag: tag.to_string(),
         };
         self.journal.append(&Event::new(host, account, "", detail))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(out: &'a Path, keys: &'a [String], tty: bool, armor: bool) -> SealRequest<'a> {
+        SealRequest {
+            command: "create",
+            output: out,
+            journal: None,
+            run_id: "0badcafe",
+            stdout_is_terminal: tty,
+            recipients: keys,
+            recipient_files: &[],
+            passphrase: false,
+            armor,
+            json: false,
+            force: false,
+        }
+    }
+
+    #[test]
+    fn stdout_handoff_journal_and_terminal() {
+        assert_eq!(
+            journal_for(Path::new("-"), None, "0badcafe"),
+            PathBuf::from("tokenfleet-0badcafe.journal")
+        );
+        assert_eq!(
+            journal_for(Path::new("o.age"), None, "x"),
+            PathBuf::from("o.age.journal")
+        );
+        assert_eq!(
+            journal_for(Path::new("-"), Some(Path::new("j")), "x"),
+            PathBuf::from("j")
+        );
+        let d = tempfile::tempdir().unwrap();
+        let key = vec![age::x25519::Identity::generate().to_public().to_string()];
+        let mut never = || -> Result<Secret, Problem> { unreachable!() };
+        // Binary to a terminal: refused, as age refuses it; armored is fine.
+        let j = d.path().join("t.journal");
+        let mut req = request(Path::new("-"), &key, true, false);
+        req.journal = Some(&j);
+        let e = Output::prepare(&req, &mut never).unwrap_err().to_string();
+        assert!(e.contains("binary age output to a terminal"), "{e}");
+        req.armor = true;
+        let out = Output::prepare(&req, &mut never).unwrap();
+        assert_eq!(
+            (out.path(), out.journal_path()),
+            (Path::new("-"), j.as_path())
+        );
+        drop(out);
+        // A --journal that is there already is refused, with the resume that finishes it.
+        std::fs::write(&j, "{}").unwrap();
+        let e = Output::prepare(&req, &mut never).unwrap_err().to_string();
+        assert!(
+            e.contains("already exists") && e.contains("tokenfleet resume"),
+            "{e}"
+        );
     }
 }

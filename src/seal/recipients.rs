@@ -1,7 +1,9 @@
 //! Why this module exists: the recipients decide who can ever read the secrets of a run, so a
 //! mistake here must fail before anything is contacted, with an age/rage-style message that
-//! says what was wrong and how to fix it. It parses `-r`, `-R FILE` and `--passphrase` into
-//! [`Recipients`], and never echoes a secret key that was passed by mistake.
+//! says what was wrong and how to fix it. It parses `-r`, `-R FILE` (`-R -`: stdin) and
+//! `--passphrase` into [`Recipients`], and never echoes a secret key that was passed by mistake.
+//! As age does, it takes native X25519 keys (`age1…`) and SSH keys (`ssh-ed25519`, `ssh-rsa`):
+//! a user's SSH key is often the only key they have.
 
 use crate::error::{InputError, Problem};
 use crate::secret::Secret;
@@ -18,8 +20,81 @@ pub struct Recipients {
 
 #[derive(Clone)]
 pub(crate) enum RecipientKind {
-    Keys(Vec<x25519::Recipient>),
+    Keys(Vec<Recipient>),
     Passphrase(Secret),
+}
+
+/// One public key a run seals to: a native age key or an SSH key, as age takes them. Its
+/// `Display` is the key as the user gives it (`age1…`, `ssh-ed25519 AAAA…`, no comment): what
+/// the journal records and resume parses again.
+#[derive(Clone, Debug)]
+pub enum Recipient {
+    X25519(x25519::Recipient),
+    Ssh(age::ssh::Recipient),
+}
+
+impl Recipient {
+    pub(crate) fn as_age(&self) -> &dyn age::Recipient {
+        match self {
+            Recipient::X25519(r) => r,
+            Recipient::Ssh(r) => r,
+        }
+    }
+}
+
+impl From<x25519::Recipient> for Recipient {
+    fn from(r: x25519::Recipient) -> Self {
+        Recipient::X25519(r)
+    }
+}
+
+impl std::fmt::Display for Recipient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recipient::X25519(r) => r.fmt(f),
+            Recipient::Ssh(r) => r.fmt(f),
+        }
+    }
+}
+
+impl PartialEq for Recipient {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+/// An SSH public key line (`ssh-ed25519 AAAA… comment`), as age takes it with `-r`/`-R`.
+fn parse_ssh_recipient(s: &str, location: &str) -> Result<Recipient, Problem> {
+    use age::ssh::ParseRecipientKeyError as E;
+    let kind = s.split_whitespace().next().unwrap_or("ssh");
+    let unsupported = || {
+        Problem::new(
+            location,
+            format!(
+                "SSH keys of type {kind} are not supported (age takes ssh-ed25519 and ssh-rsa)"
+            ),
+        )
+        .hint("use an ssh-ed25519 key (`ssh-keygen -t ed25519`) or an age key (age1…)")
+    };
+    if kind != "ssh-ed25519" && kind != "ssh-rsa" {
+        return Err(unsupported());
+    }
+    match s.parse::<age::ssh::Recipient>() {
+        Ok(r) => Ok(Recipient::Ssh(r)),
+        Err(E::RsaModulusTooSmall) => Err(Problem::new(
+            location,
+            "this ssh-rsa key is shorter than 2048 bits, too weak for age",
+        )
+        .hint("use an ssh-ed25519 key (`ssh-keygen -t ed25519`) or an age key (age1…)")),
+        Err(E::RsaModulusTooLarge) => Err(Problem::new(
+            location,
+            "this ssh-rsa key is longer than 4096 bits, more than age supports",
+        )
+        .hint("use an ssh-ed25519 key (`ssh-keygen -t ed25519`) or an age key (age1…)")),
+        Err(E::Unsupported(_) | E::Ignore) => Err(unsupported()),
+        Err(_) => Err(Problem::new(location, format!("invalid {kind} public key"))
+            .hint("copy the whole line of the .pub file (`ssh-ed25519 AAAA… comment`)")),
+    }
 }
 
 impl std::fmt::Debug for Recipients {
@@ -36,7 +111,7 @@ const SECRET_KEY_HINT: &str = "age public keys start with age1; did you pass the
 
 /// Parse one public key. `location` is where it came from (`-r` or `file:line`). The error never
 /// contains the input when it looks like a secret key.
-pub fn parse_recipient(input: &str, location: &str) -> Result<x25519::Recipient, Problem> {
+pub fn parse_recipient(input: &str, location: &str) -> Result<Recipient, Problem> {
     let s = input.trim();
     if s.to_ascii_uppercase().starts_with("AGE-SECRET-KEY-") {
         return Err(Problem::new(
@@ -52,19 +127,14 @@ pub fn parse_recipient(input: &str, location: &str) -> Result<x25519::Recipient,
         );
     }
     if s.starts_with("ssh-") || s.starts_with("ecdsa-") || s.starts_with("sk-ssh-") {
-        let kind = s.split_whitespace().next().unwrap_or("ssh");
-        return Err(Problem::new(
-            location,
-            format!("SSH recipients ({kind}) are not supported"),
-        )
-        .hint("use an age public key (age1…); create one with `age-keygen -o key.txt`"));
+        return parse_ssh_recipient(s, location);
     }
     if s.starts_with("-----BEGIN") {
         return Err(Problem::new(
             location,
-            "this is a PEM/OpenSSH block, not an age public key",
+            "this is a PEM/OpenSSH block (a private key?), not a public key",
         )
-        .hint("age public keys are one line starting with age1"));
+        .hint("give the public key: age1…, or the line of an SSH key's .pub file"));
     }
     if s.is_empty() {
         return Err(
@@ -72,7 +142,7 @@ pub fn parse_recipient(input: &str, location: &str) -> Result<x25519::Recipient,
         );
     }
     match s.parse::<x25519::Recipient>() {
-        Ok(r) => Ok(r),
+        Ok(r) => Ok(Recipient::X25519(r)),
         Err(why) => {
             let lower = s.to_ascii_lowercase();
             if let Some(rest) = lower.strip_prefix("age1") {
@@ -99,10 +169,22 @@ pub fn parse_recipient(input: &str, location: &str) -> Result<x25519::Recipient,
     }
 }
 
-/// Parse a recipients file as `age -R` reads it: one key per line, `#` comments, blank lines.
-pub fn parse_recipients_file(path: &Path) -> Result<Vec<x25519::Recipient>, InputError> {
-    let shown = path.display().to_string();
-    let text = match std::fs::read(path) {
+/// Parse a recipients file as `age -R` reads it: one key per line, `#` comments, blank lines;
+/// `-` is standard input.
+pub fn parse_recipients_file(path: &Path) -> Result<Vec<Recipient>, InputError> {
+    let stdin = path == Path::new("-");
+    let shown = if stdin {
+        "-R - (standard input)".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let read = if stdin {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b).map(|_| b)
+    } else {
+        std::fs::read(path)
+    };
+    let text = match read {
         Ok(b) => b,
         Err(e) => {
             return Err(InputError::one(
@@ -115,7 +197,7 @@ pub fn parse_recipients_file(path: &Path) -> Result<Vec<x25519::Recipient>, Inpu
     let Ok(text) = std::str::from_utf8(&text) else {
         return Err(InputError::one(
             Problem::new(shown, "recipients file is not text (UTF-8)")
-                .hint("-R takes a text file of age1… public keys, one per line"),
+                .hint("-R takes a text file of public keys (age1…, ssh-ed25519 …), one per line"),
         ));
     };
     if text.starts_with("age-encryption.org/") || text.starts_with("-----BEGIN AGE ENCRYPTED") {
@@ -124,7 +206,7 @@ pub fn parse_recipients_file(path: &Path) -> Result<Vec<x25519::Recipient>, Inpu
                 shown,
                 "this is an age-encrypted file, not a recipients file",
             )
-            .hint("-R takes a text file of age1… public keys, one per line"),
+            .hint("-R takes a text file of public keys (age1…, ssh-ed25519 …), one per line"),
         ));
     }
     let mut keys = Vec::new();
@@ -145,7 +227,7 @@ pub fn parse_recipients_file(path: &Path) -> Result<Vec<x25519::Recipient>, Inpu
     if keys.is_empty() {
         return Err(InputError::one(
             Problem::new(shown, "recipients file has no recipients")
-                .hint("add age1… public keys, one per line"),
+                .hint("add public keys (age1…, ssh-ed25519 …), one per line"),
         ));
     }
     Ok(keys)
@@ -160,12 +242,23 @@ impl Recipients {
         passphrase: Option<Secret>,
     ) -> Result<Recipients, InputError> {
         let mut problems = Vec::new();
-        let mut parsed: Vec<x25519::Recipient> = Vec::new();
+        let mut parsed: Vec<Recipient> = Vec::new();
         for k in keys {
             match parse_recipient(k, "-r") {
                 Ok(r) => parsed.push(r),
                 Err(p) => problems.push(p),
             }
+        }
+        if files
+            .iter()
+            .filter(|f| f.as_path() == Path::new("-"))
+            .count()
+            > 1
+        {
+            problems.push(
+                Problem::new("-R -", "standard input can be read only once")
+                    .hint("give `-R -` once; put every key in what you pipe in"),
+            );
         }
         for f in files {
             match parse_recipients_file(f) {
@@ -207,9 +300,9 @@ impl Recipients {
     }
 
     /// Recipients from parsed keys (duplicates removed, order kept).
-    pub fn keys(keys: Vec<x25519::Recipient>) -> Recipients {
-        let mut uniq: Vec<x25519::Recipient> = Vec::with_capacity(keys.len());
-        for k in keys {
+    pub fn keys<K: Into<Recipient>>(keys: impl IntoIterator<Item = K>) -> Recipients {
+        let mut uniq: Vec<Recipient> = Vec::new();
+        for k in keys.into_iter().map(Into::into) {
             if !uniq.contains(&k) {
                 uniq.push(k);
             }
@@ -236,7 +329,8 @@ impl Recipients {
         self.scrypt_log_n = Some(log_n);
     }
 
-    /// The public keys (`age1…`), empty in passphrase mode. Safe to print and journal.
+    /// The public keys (`age1…`, `ssh-ed25519 …`), empty in passphrase mode. Safe to print and
+    /// journal.
     pub fn public_keys(&self) -> Vec<String> {
         match &self.kind {
             RecipientKind::Keys(k) => k.iter().map(|r| r.to_string()).collect(),
@@ -251,7 +345,7 @@ impl Recipients {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn key() -> (x25519::Identity, String) {
@@ -303,7 +397,9 @@ mod tests {
         .unwrap_err();
         assert!(e.message.contains("plugin"), "{e}");
         let e = parse_recipient("ssh-ed25519 AAAAC3Nza user@host", "-r").unwrap_err();
-        assert!(e.message.contains("SSH"), "{e}");
+        assert!(e.message.contains("invalid ssh-ed25519 public key"), "{e}");
+        let e = parse_recipient("ecdsa-sha2-nistp256 AAAAE2VjZHNh user@host", "-r").unwrap_err();
+        assert!(e.message.contains("not supported"), "{e}");
     }
 
     #[test]
@@ -343,6 +439,50 @@ mod tests {
         assert!(r.is_passphrase());
         assert!(r.public_keys().is_empty());
         assert_eq!(format!("{r:?}"), "Recipients(passphrase)");
+    }
+
+    /// An ed25519 key pair from ssh-keygen in `dir` (`None` where it is missing, outside CI).
+    pub(crate) fn ssh_keygen(dir: &Path, pass: &str) -> Option<(PathBuf, String)> {
+        let key = dir.join(format!("id_{}", pass.len()));
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-C", "a@b", "-N", pass, "-f"])
+            .arg(&key)
+            .output();
+        if !made.is_ok_and(|o| o.status.success()) {
+            assert!(std::env::var_os("CI").is_none(), "CI must have ssh-keygen");
+            eprintln!("skipping: ssh-keygen not available");
+            return None;
+        }
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        Some((key, public.trim().to_string()))
+    }
+
+    #[test]
+    fn ssh_recipients_as_age_takes_them() {
+        let d = tempfile::tempdir().unwrap();
+        let Some((_, public)) = ssh_keygen(d.path(), "") else {
+            return;
+        };
+        // With its comment, as the .pub file has it; printed (and journaled) without.
+        let r = parse_recipient(&public, "-r").unwrap();
+        assert!(matches!(r, Recipient::Ssh(_)));
+        let shown = r.to_string();
+        assert!(
+            public.starts_with(&shown) && !shown.contains("a@b"),
+            "{shown}"
+        );
+        assert_eq!(parse_recipient(&shown, "journal").unwrap(), r);
+        let f = d.path().join("team.txt");
+        let (_, age_key) = key();
+        std::fs::write(&f, format!("# team\n{public}\n{age_key}\n{public}\n")).unwrap();
+        let rs = Recipients::from_args(&[], &[f], None).unwrap();
+        assert_eq!(
+            rs.public_keys(),
+            vec![shown, age_key],
+            "deduplicated, in order"
+        );
+        let twice = Recipients::from_args(&[], &["-".into(), "-".into()], None).unwrap_err();
+        assert!(twice.problems[0].message.contains("only once"), "{twice}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the journal and `open` all agree on formats, armor detection and error wording. Decrypted
 //! bytes come back in zeroizing buffers; errors never contain key material.
 
-use super::recipients::{RecipientKind, Recipients};
+use super::recipients::{Recipient, RecipientKind, Recipients};
 use crate::secret::Secret;
 use age::armor::{ArmoredReader, ArmoredWriter, Format};
 use age::secrecy::SecretString;
@@ -37,7 +37,7 @@ pub enum SealError {
     NeedPassphrase { what: String },
     /// Decrypting `what` needs an identity file and none was given.
     #[error(
-        "{what} is sealed to age public keys; pass --identity FILE (the matching AGE-SECRET-KEY-1… file)"
+        "{what} is sealed to public keys; pass -k/--identity KEY (the matching age identity file, AGE-SECRET-KEY-1…, or SSH private key)"
     )]
     NeedIdentity { what: String },
     /// The journal could not be created (the run has not started).
@@ -77,7 +77,7 @@ impl SealError {
 
 #[derive(Clone)]
 enum SealTo {
-    Keys(Vec<x25519::Recipient>),
+    Keys(Vec<Recipient>),
     Passphrase {
         passphrase: Secret,
         log_n: Option<u8>,
@@ -113,10 +113,10 @@ impl Sealer {
         Sealer { to }
     }
 
-    /// A sealer to the given X25519 public keys.
-    pub fn to_keys(keys: Vec<x25519::Recipient>) -> Sealer {
+    /// A sealer to the given public keys (X25519 or SSH).
+    pub fn to_keys<K: Into<Recipient>>(keys: impl IntoIterator<Item = K>) -> Sealer {
         Sealer {
-            to: SealTo::Keys(keys),
+            to: SealTo::Keys(keys.into_iter().map(Into::into).collect()),
         }
     }
 
@@ -133,7 +133,7 @@ impl Sealer {
     pub fn seal_to<W: Write>(&self, out: W, armor: bool) -> Result<SealWriter<W>, SealError> {
         let encryptor = match &self.to {
             SealTo::Keys(keys) => {
-                age::Encryptor::with_recipients(keys.iter().map(|k| k as &dyn age::Recipient))
+                age::Encryptor::with_recipients(keys.iter().map(Recipient::as_age))
                     .map_err(|e| SealError::Encrypt(e.to_string()))?
             }
             SealTo::Passphrase { passphrase, log_n } => {
@@ -180,10 +180,12 @@ impl<W: Write> SealWriter<W> {
     }
 }
 
-/// What can open age messages: X25519 identities and/or a passphrase.
+/// What can open age messages: X25519 identities, SSH private keys (decrypted when loaded)
+/// and/or a passphrase.
 #[derive(Clone, Default)]
 pub struct Keys {
     identities: Vec<x25519::Identity>,
+    ssh: Vec<age::ssh::Identity>,
     passphrase: Option<Secret>,
 }
 
@@ -192,7 +194,7 @@ impl std::fmt::Debug for Keys {
         write!(
             f,
             "Keys {{ identities: {}, passphrase: {} }}",
-            self.identities.len(),
+            self.identities.len() + self.ssh.len(),
             self.passphrase.is_some()
         )
     }
@@ -211,6 +213,7 @@ impl Keys {
     pub fn from_identities(identities: Vec<x25519::Identity>) -> Keys {
         Keys {
             identities,
+            ssh: Vec::new(),
             passphrase: None,
         }
     }
@@ -250,11 +253,18 @@ impl Keys {
         Ok(is_age_file(&head[..n]))
     }
 
-    /// Add the identities of an age identity file (`AGE-SECRET-KEY-1…` lines, `#` comments). A
-    /// passphrase-encrypted identity file is decrypted with this `Keys`' passphrase.
+    /// Add the identities of an age identity file (`AGE-SECRET-KEY-1…` lines, `#` comments) or
+    /// of an OpenSSH private key (ed25519, rsa), as `age -i` takes them. A passphrase-encrypted
+    /// identity file or SSH key is decrypted with this `Keys`' passphrase (none yet:
+    /// [`SealError::NeedPassphrase`], so the caller asks and loads it again).
     pub fn load_identity_file(&mut self, path: &Path) -> Result<usize, SealError> {
         let shown = path.display().to_string();
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| SealError::io(path, e))?);
+        if bytes.starts_with(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+            || bytes.starts_with(b"-----BEGIN RSA PRIVATE KEY-----")
+        {
+            return self.load_ssh_key(&bytes, &shown);
+        }
         let text = if is_age_file(&bytes) {
             if self.passphrase.is_none() {
                 return Err(SealError::NeedPassphrase {
@@ -262,8 +272,8 @@ impl Keys {
                 });
             }
             let only_pass = Keys {
-                identities: Vec::new(),
                 passphrase: self.passphrase.clone(),
+                ..Keys::default()
             };
             only_pass.decrypt(&bytes, &format!("identity file {shown}"))?
         } else {
@@ -287,10 +297,14 @@ impl Keys {
                     let loc = format!("{shown}:{}", i + 1);
                     let e = SealError::invalid(loc, "not an age identity (AGE-SECRET-KEY-1…)");
                     let hint = if l.starts_with("age1") {
-                        "this line is a public key; --identity needs the secret key file that \
+                        "this line is a public key; -k/--identity needs the secret key file that \
                          age-keygen wrote"
-                    } else if l.starts_with("ssh-") || l.starts_with("-----BEGIN") {
-                        "SSH keys are not supported; use an age identity from age-keygen"
+                    } else if l.starts_with("ssh-") {
+                        "this is an SSH public key; -k/--identity needs the private key file \
+                         (e.g. ~/.ssh/id_ed25519, not the .pub)"
+                    } else if l.starts_with("-----BEGIN") {
+                        "SSH private keys are read in OpenSSH format (-----BEGIN OPENSSH PRIVATE \
+                         KEY-----); convert with `ssh-keygen -p -f FILE`"
                     } else {
                         "an age identity file holds AGE-SECRET-KEY-1… lines and # comments"
                     };
@@ -305,6 +319,62 @@ impl Keys {
         let n = found.len();
         self.identities.extend(found);
         Ok(n)
+    }
+
+    /// An OpenSSH private key file, as `age -i` reads it. An encrypted one is opened with this
+    /// `Keys`' passphrase; a wrong one is said so, never echoed.
+    fn load_ssh_key(&mut self, bytes: &[u8], shown: &str) -> Result<usize, SealError> {
+        use age::ssh::{Identity, UnsupportedKey};
+        let hint_new =
+            "create one with `ssh-keygen -t ed25519`, or use an age identity (age-keygen)";
+        let id = Identity::from_buffer(bytes, Some(shown.to_string())).map_err(|e| {
+            SealError::invalid(shown, format!("not a readable SSH private key: {e}"))
+                .with_hint("age reads OpenSSH ed25519 and rsa private keys")
+        })?;
+        let id = match id {
+            Identity::Unencrypted(_) => id,
+            Identity::Encrypted(key) => {
+                let Some(p) = &self.passphrase else {
+                    return Err(SealError::NeedPassphrase {
+                        what: format!("SSH key {shown}"),
+                    });
+                };
+                match key.decrypt(SecretString::from(p.expose())) {
+                    Ok(k) => Identity::Unencrypted(k),
+                    Err(_) => {
+                        return Err(SealError::invalid(
+                            shown,
+                            "the passphrase does not open this SSH key",
+                        )
+                        .with_hint(
+                            "type the key's own passphrase (the one ssh asks for), or set \
+                             TOKENFLEET_PASSPHRASE to it",
+                        ));
+                    }
+                }
+            }
+            Identity::Unsupported(u) => {
+                let why = match u {
+                    UnsupportedKey::EncryptedPem => {
+                        "an encrypted PEM key: convert it with `ssh-keygen -o -p -f FILE`".into()
+                    }
+                    UnsupportedKey::EncryptedSsh(c) => {
+                        format!("encrypted with {c}, a cipher age cannot read")
+                    }
+                    UnsupportedKey::Hardware(t) => {
+                        format!("a hardware key ({t}): use age-plugin-yubikey with the age CLI")
+                    }
+                    UnsupportedKey::Type(t) => format!("an SSH key of type {t}"),
+                };
+                return Err(SealError::invalid(
+                    shown,
+                    format!("this SSH key is not supported: {why}"),
+                )
+                .with_hint(hint_new));
+            }
+        };
+        self.ssh.push(id);
+        Ok(1)
     }
 
     /// Decrypt one age message (armored or binary). `what` names it in errors.
@@ -322,17 +392,23 @@ impl Keys {
             let id = scrypt::Identity::new(SecretString::from(p.expose()));
             decryptor.decrypt(std::iter::once(&id as &dyn age::Identity))
         } else {
-            if self.identities.is_empty() {
+            if self.identities.is_empty() && self.ssh.is_empty() {
                 return Err(SealError::NeedIdentity {
                     what: what.to_string(),
                 });
             }
-            decryptor.decrypt(self.identities.iter().map(|i| i as &dyn age::Identity))
+            decryptor.decrypt(
+                self.identities
+                    .iter()
+                    .map(|i| i as &dyn age::Identity)
+                    .chain(self.ssh.iter().map(|i| i as &dyn age::Identity)),
+            )
         };
         let mut reader = result.map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => {
-                bad("none of the given identities can open it".into())
-                    .with_hint("use the identity whose public key was given with -r for this run")
+                bad("none of the given identities can open it".into()).with_hint(
+                    "use the identity (or SSH private key) whose public key was given with -r/-R for this run",
+                )
             }
             age::DecryptError::DecryptionFailed | age::DecryptError::KeyDecryptionFailed => {
                 bad("could not decrypt (wrong passphrase or damaged file)".into())
@@ -476,6 +552,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains(&sk[15..]), "secret echoed: {e}");
+    }
+
+    #[test]
+    fn ssh_identities_open_what_ssh_recipients_seal() {
+        use crate::seal::recipients::{parse_recipient, tests::ssh_keygen};
+        let d = tempfile::tempdir().unwrap();
+        let (Some((plain, plain_pub)), Some((enc, enc_pub))) =
+            (ssh_keygen(d.path(), ""), ssh_keygen(d.path(), "sesame"))
+        else {
+            return;
+        };
+        let to = |p: &str| parse_recipient(p, "-r").unwrap();
+        let ct = Sealer::to_keys([to(&plain_pub), to(&enc_pub)])
+            .seal(b"payload", false)
+            .unwrap();
+        let mut k = Keys::new();
+        assert_eq!(k.load_identity_file(&plain).unwrap(), 1);
+        assert_eq!(&k.decrypt(&ct, "f").unwrap()[..], b"payload");
+        // An encrypted key needs its passphrase; a wrong one is said so.
+        let e = Keys::new().load_identity_file(&enc).unwrap_err();
+        assert!(matches!(e, SealError::NeedPassphrase { .. }), "{e}");
+        let mut wrong = Keys::new().with_passphrase(Secret::new("nope"));
+        let e = wrong.load_identity_file(&enc).unwrap_err().to_string();
+        assert!(e.contains("does not open this SSH key"), "{e}");
+        let mut k = Keys::new().with_passphrase(Secret::new("sesame"));
+        k.load_identity_file(&enc).unwrap();
+        assert_eq!(&k.decrypt(&ct, "f").unwrap()[..], b"payload");
+        // The .pub file given as an identity is named as such.
+        let e = Keys::new()
+            .load_identity_file(&plain.with_extension("pub"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SSH public key"), "{e}");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The age handoff file: one row per new token, sealed to the run's recipients, written 0600
-//! through a temporary file that is fsynced and renamed (`seal::write_handoff_rows`).
+//! through a temporary file that is fsynced and renamed (`seal::write_handoff_rows`), or with
+//! `-o -` streamed to standard output (`seal::handoff::write_handoff_rows_to`).
 
 use super::{Delivered, Sink, SinkError};
 use crate::outcome::Minted;
-use crate::seal::handoff::{HandoffFormat, RowRef, write_handoff_rows};
-use crate::seal::{Output, Recipients, Sealer};
+use crate::seal::handoff::{HandoffFormat, RowRef, write_handoff_rows, write_handoff_rows_to};
+use crate::seal::{Output, Recipients, Sealer, is_stdout};
 use std::path::PathBuf;
 
 /// The handoff file of a run.
@@ -15,6 +16,8 @@ pub struct AgeHandoff {
     format: HandoffFormat,
     /// Replace an existing file (`--force`, or resume's final handoff over a partial one).
     overwrite: bool,
+    /// Sealed with a passphrase: opened without a key (`age -d` asks for it).
+    passphrase: bool,
 }
 
 impl AgeHandoff {
@@ -31,17 +34,18 @@ impl AgeHandoff {
             armor,
             format,
             overwrite,
+            passphrase: recipients.is_passphrase(),
         }
     }
 }
 
 impl AgeHandoff {
-    /// The handoff file that `-o` and the sealing flags ask for.
-    /// Where the file goes.
+    /// Where the file goes (`-`: standard output).
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
 
+    /// The handoff file that `-o` and the sealing flags ask for.
     pub fn for_output(output: &Output) -> AgeHandoff {
         let (armor, format, force) = output.handoff_options();
         AgeHandoff::new(
@@ -71,23 +75,50 @@ impl Sink for AgeHandoff {
         if minted.is_empty() {
             return Ok(None);
         }
-        write_handoff_rows(
-            &self.path,
-            minted.iter().map(row_ref),
-            self.format,
-            &self.sealer,
-            self.armor,
-            self.overwrite,
-        )
-        .map_err(|e| SinkError(crate::error::chain(&e)))?;
-        let path = self.path.display();
+        let stdout = is_stdout(&self.path);
+        let rows = minted.iter().map(row_ref);
+        let written = if stdout {
+            let out = std::io::stdout().lock();
+            write_handoff_rows_to(out, rows, self.format, &self.sealer, self.armor)
+        } else {
+            write_handoff_rows(
+                &self.path,
+                rows,
+                self.format,
+                &self.sealer,
+                self.armor,
+                self.overwrite,
+            )
+        };
+        written.map_err(|e| SinkError(crate::error::chain(&e)))?;
         Ok(Some(Delivered {
             count: minted.len(),
-            message: format!(
-                "sealed {} new token(s) into {path} (open with: age -d -i KEY {path} or tokenfleet open {path} --identity KEY)",
-                minted.len()
-            ),
+            message: self.message(minted.len()),
         }))
+    }
+}
+
+impl AgeHandoff {
+    /// Where the secrets went and how to open them, as the user's key opens them: a passphrase
+    /// run needs no `-i KEY` (`age -d` asks for the passphrase).
+    fn message(&self, count: usize) -> String {
+        let (into, file) = if is_stdout(&self.path) {
+            ("to standard output".to_string(), "FILE".to_string())
+        } else {
+            let p = self.path.display().to_string();
+            (format!("into {p}"), p)
+        };
+        let how = if self.passphrase {
+            format!("age -d {file} or tokenfleet open {file}; both ask for the passphrase")
+        } else {
+            format!("age -d -i KEY {file} or tokenfleet open {file} --identity KEY")
+        };
+        let saved = if is_stdout(&self.path) {
+            " (FILE: where you saved it)"
+        } else {
+            ""
+        };
+        format!("sealed {count} new token(s) {into} (open with: {how}){saved}")
     }
 }
 
@@ -96,6 +127,34 @@ mod tests {
     use super::*;
     use crate::outcome::NewToken;
     use crate::secret::Secret;
+
+    #[test]
+    fn the_open_hint_fits_the_key() {
+        let id = age::x25519::Identity::generate();
+        let keys = Recipients::keys(vec![id.to_public()]);
+        let pass = Recipients::passphrase(Secret::new("pw"));
+        let sink = |path: &str, r: &Recipients| {
+            AgeHandoff::new(path.into(), r, false, HandoffFormat::Csv, false)
+        };
+        assert_eq!(
+            sink("out.age", &keys).message(2),
+            "sealed 2 new token(s) into out.age (open with: age -d -i KEY out.age or tokenfleet \
+             open out.age --identity KEY)"
+        );
+        let m = sink("out.age", &pass).message(2);
+        assert_eq!(
+            m,
+            "sealed 2 new token(s) into out.age (open with: age -d out.age or tokenfleet open \
+             out.age; both ask for the passphrase)"
+        );
+        assert!(!m.contains("-i KEY") && !m.contains("--identity"), "{m}");
+        let m = sink("-", &pass).message(1);
+        assert!(
+            m.starts_with("sealed 1 new token(s) to standard output"),
+            "{m}"
+        );
+        assert!(m.contains("age -d FILE"), "{m}");
+    }
 
     /// The message a failed handoff prints (after "the handoff file could not be written: ")
     /// names the file and the OS error once each.

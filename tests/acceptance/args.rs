@@ -48,10 +48,11 @@ fn bad_arguments_get_a_clear_error_with_a_hint() {
             "-o",
             "o.age",
             "-r",
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+            // ssh-ed25519 and ssh-rsa are accepted, as age does (tests/acceptance/age_habits.rs).
+            "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=",
         ],
         &[],
-        &["-r", "hint:"],
+        &["-r", "not supported", "hint:", "ssh-ed25519"],
     );
     // An identity where a recipient belongs: named as such, and never echoed.
     let run = usage_error(
