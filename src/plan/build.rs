@@ -249,11 +249,11 @@ impl Builder<'_> {
                     host: host.name.clone(),
                     user: host.whm_user.clone(),
                     label: format!("{}: {} (WHM)", host.name, host.whm_user),
-                    used_at: host.origin.clone(),
+                    used_at: host.at("credential").to_string(),
                 });
                 None
             }
-            Some(c) => self.resolver.read(c, &host.origin),
+            Some(c) => self.resolver.read(c, host.at("credential")),
         }
     }
 
@@ -322,11 +322,15 @@ impl Builder<'_> {
         spec: &AccountSpec,
         index: usize,
     ) -> Option<crate::secret::Secret> {
+        let used_at = match &spec.credential {
+            Some(_) => spec.origin.as_str(),
+            None => host.at("credential"),
+        };
         match spec.credential.as_ref().or(host.credential.as_ref()) {
             None => {
                 self.problems.push(
                     Problem::new(
-                        &host.origin,
+                        &spec.origin,
                         format!("no credential for account {} (api = \"cpanel\")", spec.user),
                     )
                     .field("credential")
@@ -340,11 +344,11 @@ impl Builder<'_> {
                     host: host.name.clone(),
                     user: spec.user.clone(),
                     label: format!("{}: {} (cPanel)", host.name, spec.user),
-                    used_at: host.origin.clone(),
+                    used_at: used_at.to_string(),
                 });
                 None
             }
-            Some(c) => self.resolver.read(c, &host.origin),
+            Some(c) => self.resolver.read(c, used_at),
         }
     }
 
