@@ -67,7 +67,10 @@ struct Flags {
     /// For revoke: `--name` as a glob; for rotate: `--revoke`.
     revoke: Option<glob::Pattern>,
     accounts_glob: Option<glob::Pattern>,
-    selected: Vec<usize>,
+    /// The hosts `--limit` selects, each with the accounts it selects there.
+    selected: Vec<(usize, limit::AccountSet)>,
+    /// `--limit` with `@FILE`s expanded.
+    limit: Option<String>,
 }
 
 /// The plan under construction, and everything found wrong so far.
@@ -108,8 +111,8 @@ pub fn build(
         hosts: Vec::with_capacity(flags.selected.len()),
         flags,
     };
-    for idx in b.flags.selected.clone() {
-        let hp = b.host_plan(&inventory.hosts[idx]);
+    for (idx, only) in std::mem::take(&mut b.flags.selected) {
+        let hp = b.host_plan(&inventory.hosts[idx], only);
         b.hosts.push(hp);
     }
     b.check_whole(inventory);
@@ -174,12 +177,22 @@ fn parse_flags(
         warnings
             .push("--accounts has no effect with --scope whm (one WHM token per host)".to_string());
     }
+    let mut expanded = None;
     let selected = match &req.limit {
-        None => (0..inventory.hosts.len()).collect(),
+        None => (0..inventory.hosts.len())
+            .map(|i| (i, limit::AccountSet::all()))
+            .collect(),
         Some(pattern) => match limit::select(&inventory.hosts, pattern) {
             Ok(sel) => {
                 warnings.extend(sel.warnings);
-                sel.hosts
+                expanded = Some(sel.expanded);
+                if req.scope == Scope::Whm && sel.accounts.iter().any(|a| !a.is_all()) {
+                    problems.push(
+                        Problem::new("--limit", "HOST/ACCOUNT items select accounts, but --scope whm works on each host's WHM user")
+                            .hint("name the hosts alone (web1, not web1/alice) with --scope whm"),
+                    );
+                }
+                sel.hosts.into_iter().zip(sel.accounts).collect()
             }
             Err(p) => {
                 problems.push(p);
@@ -193,12 +206,13 @@ fn parse_flags(
         revoke,
         accounts_glob,
         selected,
+        limit: expanded,
     }
 }
 
 impl Builder<'_> {
     /// One selected host: its credential and its targets.
-    fn host_plan(&mut self, host: &Host) -> HostPlan {
+    fn host_plan(&mut self, host: &Host, only: limit::AccountSet) -> HostPlan {
         let (op, scope) = (self.flags.op, self.req.scope);
         if host.tls.insecure {
             self.warnings.push(format!(
@@ -214,6 +228,7 @@ impl Builder<'_> {
             credential: None,
             discover,
             targets: Vec::new(),
+            limit_accounts: only,
         };
         if needs_host_credential || (op == Operation::Check && host.credential.is_some()) {
             hp.credential = self.host_credential(host);
@@ -253,7 +268,7 @@ impl Builder<'_> {
                 });
                 None
             }
-            Some(c) => self.resolver.read(c, host.at("credential")),
+            Some(c) => self.resolver.read(c, host.at("credential"), &host.name),
         }
     }
 
@@ -295,11 +310,12 @@ impl Builder<'_> {
             ));
         }
         for spec in listed {
-            if self
-                .flags
-                .accounts_glob
-                .as_ref()
-                .is_some_and(|g| !g.matches(&spec.user))
+            if !hp.limit_accounts.contains(&spec.user)
+                || self
+                    .flags
+                    .accounts_glob
+                    .as_ref()
+                    .is_some_and(|g| !g.matches(&spec.user))
             {
                 continue;
             }
@@ -348,7 +364,9 @@ impl Builder<'_> {
                 });
                 None
             }
-            Some(c) => self.resolver.read(c, used_at),
+            Some(c) => self
+                .resolver
+                .read(c, used_at, &format!("{}/{}", host.name, spec.user)),
         }
     }
 
@@ -426,6 +444,7 @@ impl Builder<'_> {
             expires_at: req.expires_at,
             accounts_glob: self.flags.accounts_glob,
             hosts: self.hosts,
+            limit: self.flags.limit,
             warnings: self.warnings,
         })
     }

@@ -116,7 +116,7 @@ fn discovered_accounts_get_targets_with_the_template() {
     let t = plan.target_for(web3, "zed").unwrap();
     assert_eq!(t.account.as_deref(), Some("zed"));
     assert_eq!(t.token_name.as_deref(), Some("ci-zed"));
-    assert!(plan.wants_account("anna") && !plan.wants_account("zed"));
+    assert!(plan.wants_account(web3, "anna") && !plan.wants_account(web3, "zed"));
     assert!(
         plan.target_for(web3, &"x".repeat(60))
             .unwrap_err()
@@ -252,8 +252,16 @@ fn missing_env_credential_names_variable_and_place_once() {
     let p = build_err(&inventory, &req(Operation::List));
     assert_eq!(p.len(), 1, "{p:#?}");
     assert!(p[0].message.contains("TF_PLAN_NEVER_SET_77 is not set"));
-    assert!(p[0].message.contains("2 other places"));
-    assert!(p[0].location.starts_with("inv.toml:"));
+    assert!(
+        p[0].message
+            .contains("(used by web1.example.com, web2, web3)"),
+        "{}",
+        p[0].message
+    );
+    assert_eq!(
+        p[0].location, "inv.toml:3 (defaults)",
+        "where it is written"
+    );
 }
 
 #[test]
