@@ -4,14 +4,14 @@
 //! credentials), then the checks over the whole plan, then the prompts.
 
 use super::limit;
-use super::name::{NameTemplate, NameVars};
+use super::name::{NameError, NameTemplate, NameVars};
 use super::{HostPlan, Operation, Plan, PlanRequest, Prompter, Scope, Target, Work};
 use crate::error::{InputError, Problem};
 use crate::inventory::credential::Resolver;
 use crate::inventory::{AccountSpec, Accounts, Api, CredentialRef, Host, Inventory};
 
-/// Name problems beyond this many are folded into one summary problem.
-const MAX_NAME_PROBLEMS: usize = 20;
+/// How many targets a folded problem names as examples.
+const EXAMPLES: usize = 3;
 
 /// The fix for a template that expands to an invalid token name.
 const NAME_HINT: &str = "token names are 1 to 50 of A-Z a-z 0-9 _ -: shorten the fixed text or drop a placeholder, e.g. --name 'ci-{date}-{account}'";
@@ -46,6 +46,49 @@ pub fn template_problem(op: Operation, name: Option<&str>) -> Option<Problem> {
     Some(Problem::new("--name", msg))
 }
 
+/// One problem per kind of invalid expansion, however many targets share it: "expands to names
+/// over 50 characters for 2400 targets (the longest, …; e.g. web1/alice, web2/bob)".
+fn fold_names(names: Vec<(String, NameError)>) -> Vec<Problem> {
+    let mut kinds: Vec<(super::name::Wrong, Vec<(String, NameError)>)> = Vec::new();
+    for (target, e) in names {
+        match kinds.iter_mut().find(|(w, _)| *w == e.wrong) {
+            Some((_, list)) => list.push((target, e)),
+            None => kinds.push((e.wrong, vec![(target, e)])),
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(wrong, list)| {
+            if let [(target, e)] = list.as_slice() {
+                return Problem::new("--name", format!("{target}: {e}")).hint(NAME_HINT);
+            }
+            let template = &list[0].1.template;
+            let n = list.len();
+            let examples: Vec<&str> = list.iter().map(|(t, _)| t.as_str()).collect();
+            let examples = super::limit::list(&examples[..n.min(EXAMPLES)], EXAMPLES);
+            let more = if n > EXAMPLES { ", …" } else { "" };
+            let message = match wrong {
+                super::name::Wrong::TooLong => {
+                    let longest = list.iter().map(|(_, e)| e).max_by_key(|e| e.length()).unwrap();
+                    format!(
+                        "--name \"{template}\" expands to names over {} characters for {n} targets (the longest, \"{}\", is {}; e.g. {examples}{more})",
+                        super::name::MAX_NAME_LEN,
+                        longest.expanded,
+                        longest.length()
+                    )
+                }
+                super::name::Wrong::Char(c) => format!(
+                    "--name \"{template}\" expands to names containing {c:?} for {n} targets (e.g. {examples}{more}); token names use only letters, digits, '_' and '-'"
+                ),
+                super::name::Wrong::Empty => format!(
+                    "--name \"{template}\" expands to an empty name for {n} targets (e.g. {examples}{more})"
+                ),
+            };
+            Problem::new("--name", message).hint(NAME_HINT)
+        })
+        .collect()
+}
+
 /// Where a `prompt` credential goes once asked.
 enum Slot {
     Host(usize),
@@ -78,7 +121,11 @@ struct Builder<'r> {
     req: &'r PlanRequest,
     flags: Flags,
     problems: Vec<Problem>,
-    name_problems: Vec<Problem>,
+    /// Invalid expansions: (host/account, what is wrong), folded by mistake in
+    /// [`Builder::check_whole`].
+    name_problems: Vec<(String, NameError)>,
+    /// Hosts with `tls_insecure = true`, named in one warning.
+    insecure: Vec<String>,
     warnings: Vec<String>,
     resolver: Resolver,
     deferred: Vec<Deferred>,
@@ -105,6 +152,7 @@ pub fn build(
         req,
         problems,
         name_problems: Vec::new(),
+        insecure: Vec::new(),
         warnings,
         resolver: Resolver::new(),
         deferred: Vec::new(),
@@ -215,10 +263,7 @@ impl Builder<'_> {
     fn host_plan(&mut self, host: &Host, only: limit::AccountSet) -> HostPlan {
         let (op, scope) = (self.flags.op, self.req.scope);
         if host.tls.insecure {
-            self.warnings.push(format!(
-                "{}: tls_insecure = true: certificate NOT verified",
-                host.name
-            ));
+            self.insecure.push(host.name.clone());
         }
         let discover = scope == Scope::Account && matches!(host.accounts, Accounts::All);
         let needs_host_credential = scope == Scope::Whm || host.api == Api::Whm || discover;
@@ -287,10 +332,8 @@ impl Builder<'_> {
                 match expanded {
                     Ok(n) => Some(n),
                     Err(e) => {
-                        self.name_problems.push(
-                            Problem::new("--name", format!("{}/{account}: {e}", host.name))
-                                .hint(NAME_HINT),
-                        );
+                        self.name_problems
+                            .push((format!("{}/{account}", host.name), e));
                         None
                     }
                 }
@@ -372,15 +415,22 @@ impl Builder<'_> {
 
     /// The checks over the whole plan: name problems folded, a selection with nothing to do.
     fn check_whole(&mut self, inventory: &Inventory) {
-        if self.name_problems.len() > MAX_NAME_PROBLEMS {
-            let more = self.name_problems.len() - MAX_NAME_PROBLEMS;
-            self.name_problems.truncate(MAX_NAME_PROBLEMS);
-            self.name_problems.push(Problem::new(
-                "--name",
-                format!("… and {more} more invalid token names"),
-            ));
+        let names = std::mem::take(&mut self.name_problems);
+        self.problems.extend(fold_names(names));
+        match self.insecure.as_slice() {
+            [] => {}
+            [one] => self.warnings.push(format!(
+                "{one}: tls_insecure = true: certificate NOT verified"
+            )),
+            many => {
+                let names: Vec<&str> = many.iter().map(String::as_str).collect();
+                self.warnings.push(format!(
+                    "tls_insecure = true on {} hosts ({}): certificates NOT verified",
+                    many.len(),
+                    limit::list(&names, 5)
+                ));
+            }
         }
-        self.problems.append(&mut self.name_problems);
         if self.problems.is_empty()
             && !self.hosts.is_empty()
             && self

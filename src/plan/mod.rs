@@ -177,12 +177,15 @@ impl Plan {
     /// name is invalid (a per-target failure). Callers filter with [`Plan::wants_account`] first.
     pub fn target_for(&self, host: &HostPlan, account: &str) -> Result<Target, String> {
         let token_name = match &self.work {
-            Work::Create { name } | Work::Rotate { name, .. } => Some(name.expand(&NameVars {
-                date: &self.date,
-                host: &host.host.name,
-                account,
-                run: &self.run_id,
-            })?),
+            Work::Create { name } | Work::Rotate { name, .. } => Some(
+                name.expand(&NameVars {
+                    date: &self.date,
+                    host: &host.host.name,
+                    account,
+                    run: &self.run_id,
+                })
+                .map_err(|e| e.to_string())?,
+            ),
             Work::Revoke { pattern } => Some(pattern.as_str().to_string()),
             Work::List | Work::Check => None,
         };
