@@ -198,7 +198,7 @@ pub(crate) fn parse(text: &str, file: &str, problems: &mut Vec<Problem>) -> RawI
         .delimiter(sep)
         .comment(Some(b'#'))
         .flexible(true)
-        .from_reader(text[skip..].as_bytes());
+        .from_reader(&text.as_bytes()[skip..]);
     let loc = |line: u64| format!("{file}:{line}");
     // The csv crate's line counter skips comment lines, and a record's position is where the
     // reader stood before it skipped blank and comment lines: skip them here too. A cell's line

@@ -454,7 +454,34 @@ fn a_bad_limit_file_is_refused_at_its_line() {
         run.stderr
     );
     // The same entries inline: HOST/ACCOUNT is an ordinary pattern item too.
-    let run = list("web001/u001a0001,web002");
+    let run = env.run(&[
+        "list",
+        "-i",
+        env.toml(),
+        "-l",
+        "web001/u001a0001,web002",
+        "--report",
+        "r.json",
+        "--progress",
+        "never",
+    ]);
     run.expect(0);
-    assert_eq!(env.total_requests() > 0, true);
+    let report = read_report(&env.path("r.json"));
+    let mut got: Vec<String> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{}/{}",
+                t["host"].as_str().unwrap(),
+                t["account"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        ["web001/u001a0001", "web002/u002a0001", "web002/u002a0002"]
+    );
 }
