@@ -279,7 +279,8 @@ pub fn open(access: &HostAccess<'_>) -> Result<Box<dyn Backend>, crate::error::P
         &Endpoint {
             address: host.address.clone(),
             tls: host.tls.clone(),
-            origin: host.origin.clone(),
+            // Its problems are about the TLS settings: point at tls_ca where it is written.
+            origin: host.at("tls_ca").to_string(),
         },
         &access.transport,
     )?;

@@ -994,7 +994,7 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
             .map(|p| p.display().to_string())
             .ok(),
         targets: Some(crate::resume::fingerprint(plan)),
-        limit: c.limit.clone(),
+        limit: plan.limit.clone(),
         accounts: c.accounts.clone(),
         jobs: c.jobs,
         per_host: c.per_host,

@@ -150,8 +150,8 @@ pub type Prompt<'a> = dyn FnMut(&str) -> Result<Secret, String> + 'a;
 #[derive(Default)]
 pub struct Resolver {
     read: HashMap<CredentialRef, Result<Secret, usize>>,
-    /// Failed references: (message, hint, places that use it).
-    failures: Vec<(String, String, Vec<String>)>,
+    /// Failed references: (message, hint, places that write it, hosts or targets that use it).
+    failures: Vec<(String, String, Vec<String>, Vec<String>)>,
     prompted: HashMap<(String, String), Result<Secret, ()>>,
     pub warnings: Vec<String>,
     prompt_problems: Vec<Problem>,
@@ -163,15 +163,19 @@ impl Resolver {
     }
 
     /// Resolve an env or file reference (prompts are deferred: see [`Resolver::prompt`]).
-    /// `used_at` is the location that references it. `None` = failed (a problem is recorded).
-    pub fn read(&mut self, cref: &CredentialRef, used_at: &str) -> Option<Secret> {
+    /// `used_at` is the location that writes the reference, `by` the host (or host/account)
+    /// that uses it. `None` = failed (a problem is recorded).
+    pub fn read(&mut self, cref: &CredentialRef, used_at: &str, by: &str) -> Option<Secret> {
         if let Some(r) = self.read.get(cref) {
             return match r {
                 Ok(s) => Some(s.clone()),
                 Err(i) => {
-                    let places = &mut self.failures[*i].2;
+                    let (_, _, places, users) = &mut self.failures[*i];
                     if !places.iter().any(|p| p == used_at) {
                         places.push(used_at.to_string());
+                    }
+                    if !users.iter().any(|u| u == by) {
+                        users.push(by.to_string());
                     }
                     None
                 }
@@ -184,7 +188,8 @@ impl Resolver {
                 Some(s)
             }
             Err((msg, hint)) => {
-                self.failures.push((msg, hint, vec![used_at.to_string()]));
+                self.failures
+                    .push((msg, hint, vec![used_at.to_string()], vec![by.to_string()]));
                 self.read.insert(cref.clone(), Err(self.failures.len() - 1));
                 None
             }
@@ -235,14 +240,23 @@ impl Resolver {
         let mut out: Vec<Problem> = self
             .failures
             .iter()
-            .map(|(msg, hint, places)| {
-                let more = match places.len() {
-                    1 => String::new(),
-                    n => format!(
-                        " (also used at {} other place{})",
-                        n - 1,
-                        if n == 2 { "" } else { "s" }
-                    ),
+            .map(|(msg, hint, places, users)| {
+                let mut more = Vec::new();
+                if places.len() > 1 {
+                    let n = places.len() - 1;
+                    more.push(format!(
+                        "also written at {n} other place{}",
+                        if n == 1 { "" } else { "s" }
+                    ));
+                }
+                if users.len() > 1 {
+                    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+                    more.push(format!("used by {}", crate::plan::limit::list(&names, 3)));
+                }
+                let more = if more.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", more.join("; "))
                 };
                 Problem::new(&places[0], format!("{msg}{more}"))
                     .field("credential")
@@ -293,8 +307,14 @@ mod tests {
         let mut r = Resolver::new();
         // Variable names unique to this test: tests run in parallel threads.
         let missing = CredentialRef::Env("TOKENFLEET_TEST_CRED_MISSING_91".into());
-        assert!(r.read(&missing, "inv.toml:3 (hosts[0] web1)").is_none());
-        assert!(r.read(&missing, "inv.toml:9 (hosts[1] web2)").is_none());
+        assert!(
+            r.read(&missing, "inv.toml:3 (hosts[0] web1)", "web1")
+                .is_none()
+        );
+        assert!(
+            r.read(&missing, "inv.toml:9 (hosts[1] web2)", "web2")
+                .is_none()
+        );
         let problems = r.problems();
         assert_eq!(
             problems.len(),
@@ -306,7 +326,11 @@ mod tests {
                 .message
                 .contains("TOKENFLEET_TEST_CRED_MISSING_91")
         );
-        assert!(problems[0].message.contains("1 other place"));
+        assert!(
+            problems[0]
+                .message
+                .contains("also written at 1 other place; used by web1, web2")
+        );
         assert_eq!(problems[0].location, "inv.toml:3 (hosts[0] web1)");
         // SAFETY: set_var is unsafe because other threads may read the environment at the same
         // time; this variable name is used by this test only.
@@ -317,7 +341,8 @@ mod tests {
         assert!(
             r.read(
                 &CredentialRef::Env("TOKENFLEET_TEST_CRED_EMPTY_91".into()),
-                "x"
+                "x",
+                "h"
             )
             .is_none()
         );
@@ -336,11 +361,11 @@ mod tests {
         }
         let cref = CredentialRef::File(path.clone());
         let mut r = Resolver::new();
-        let s = r.read(&cref, "a").unwrap();
+        let s = r.read(&cref, "a", "h").unwrap();
         assert_eq!(s.expose(), "SECRETVALUE123");
         // Second read comes from the cache even if the file is gone.
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(r.read(&cref, "b").unwrap().expose(), "SECRETVALUE123");
+        assert_eq!(r.read(&cref, "b", "h").unwrap().expose(), "SECRETVALUE123");
         #[cfg(unix)]
         {
             assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
@@ -356,9 +381,9 @@ mod tests {
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n \n").unwrap();
         let mut r = Resolver::new();
-        assert!(r.read(&CredentialRef::File(empty), "here").is_none());
+        assert!(r.read(&CredentialRef::File(empty), "here", "h").is_none());
         assert!(
-            r.read(&CredentialRef::File(dir.path().join("nope")), "there")
+            r.read(&CredentialRef::File(dir.path().join("nope")), "there", "h")
                 .is_none()
         );
         let p = r.problems();

@@ -52,6 +52,9 @@ pub struct AccountSpec {
     pub user: String,
     /// The account's own credential, for `api = "cpanel"`. Falls back to the host's.
     pub credential: Option<CredentialRef>,
+    /// Where the account is written (`inventory.csv:9`, `inventory.toml:32 (hosts[1] web2)`):
+    /// problems with its own credential point here.
+    pub origin: String,
 }
 
 /// Which accounts of a host are targets.
@@ -84,6 +87,20 @@ pub struct Host {
     pub accounts: Accounts,
     /// Where the host was defined, for messages: `inventory.csv:4` or `inventory.toml: hosts[2]`.
     pub origin: String,
+    /// Where each host key that is set was written, when that is not [`Host::origin`] (a CSV
+    /// cell on a later row, a `[defaults]` key): see [`Host::at`].
+    pub keys_at: Vec<(&'static str, String)>,
+}
+
+impl Host {
+    /// Where `key`'s value was written (its CSV row, its TOML line in the host or in
+    /// `[defaults]`), else where the host is defined: problems with a value point at the value.
+    pub fn at(&self, key: &str) -> &str {
+        self.keys_at
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(self.origin.as_str(), |(_, at)| at.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -105,6 +122,7 @@ impl Host {
             per_host: None,
             accounts: Accounts::All,
             origin: "test".into(),
+            keys_at: Vec::new(),
         }
     }
 }
@@ -429,11 +447,20 @@ struct Settings {
     tls_pin: Option<Pin>,
     tls_insecure: Option<bool>,
     per_host: Option<usize>,
+    /// Where each key set here was written.
+    at: Vec<(&'static str, String)>,
 }
 
 impl Settings {
     fn or(self, d: &Settings) -> Settings {
+        let mut at = self.at;
+        for (k, loc) in &d.at {
+            if !at.iter().any(|(mine, _)| mine == k) {
+                at.push((k, loc.clone()));
+            }
+        }
         Settings {
+            at,
             address: self.address.or_else(|| d.address.clone()),
             groups: self.groups.or_else(|| d.groups.clone()),
             api: self.api.or(d.api),
@@ -697,6 +724,10 @@ fn settings_of(keys: &[RawKey], base: &Path, problems: &mut Vec<Problem>) -> Set
     let mut s = Settings::default();
     for k in keys {
         apply_key(&mut s, k, base, problems);
+        if let Some(key) = HOST_KEYS.iter().find(|h| **h == k.key) {
+            s.at.retain(|(k, _)| k != key);
+            s.at.push((key, k.loc.clone()));
+        }
     }
     s
 }
@@ -835,6 +866,7 @@ pub(crate) fn validate(
                     specs.push(AccountSpec {
                         user: ra.user.clone(),
                         credential,
+                        origin: ra.loc.clone(),
                     });
                 }
                 accounts = Accounts::Listed(specs);
@@ -856,6 +888,7 @@ pub(crate) fn validate(
             tls,
             per_host: s.per_host,
             accounts,
+            keys_at: s.at.into_iter().filter(|(_, at)| *at != rh.loc).collect(),
             origin: rh.loc,
         });
     }

@@ -404,7 +404,7 @@ fn csv_flat_form_with_inheritance_groups_and_account_credentials() {
 }
 
 #[test]
-fn csv_conflicts_name_both_lines() {
+fn csv_conflicts_name_both_lines_and_both_values() {
     let p = problems(csv(
         "host,account,whm_port,credential\nweb1,a,2087,env:A\n\nweb1,b,2088,env:B\n",
     ));
@@ -418,14 +418,167 @@ fn csv_conflicts_name_both_lines() {
         p[0].message
     );
     assert!(
-        p[1].message.contains("credential differs from line 2"),
-        "{}",
+        p[1].message
+            .contains("credential is \"env:B\" here but \"env:A\" on line 2"),
+        "references are not secrets: {}",
         p[1].message
     );
+    let hint = p[1].hint.as_deref().unwrap();
     assert!(
-        !p[1].message.contains("env:"),
-        "credential values are not echoed"
+        hint.contains("api = cpanel") && hint.contains("account_credential"),
+        "{hint}"
     );
+    // A literal in a credential cell is never echoed, even in a conflict.
+    let p = problems(csv(
+        "host,account,credential\nweb1,a,env:A\nweb1,b,QWERTYUIOPASDFGHJKLZXCVBNM123456\n",
+    ));
+    assert!(
+        p.iter().all(|p| !p.to_string().contains("QWERTY")),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn csv_pin_conflicts_show_both_pins_shortened_and_spellings_agree() {
+    let a = "sha256:3F:1A:9C:27:55:0B:E4:D2:8A:61:C0:7E:19:B3:4D:F8:02:6C:A5:93:E7:1D:48:BB:0F:72:C6:39:5E:A1:84:D0";
+    let b = "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff";
+    let p = problems(csv(&format!(
+        "host,account,tls_pin\nweb1,x,{a}\nweb1,y,{b}\n"
+    )));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].location, "inv.csv:3");
+    assert_eq!(
+        p[0].message,
+        "host web1: tls_pin is sha256:00:11:22…DD:EE:FF here but sha256:3F:1A:9C…A1:84:D0 on line 2"
+    );
+    // The same pin in two spellings, and `WHM`/`whm`, agree.
+    let lower = a
+        .to_ascii_lowercase()
+        .replace(':', "")
+        .replace("sha256", "");
+    let inv = csv(&format!(
+        "host,account,tls_pin,api\nweb1,x,{a},WHM\nweb1,y,{lower},whm\n"
+    ))
+    .unwrap();
+    assert!(inv.hosts[0].tls.pin.is_some());
+}
+
+#[test]
+fn csv_cells_report_their_own_line() {
+    // A quoted cell with a line break: the next cells are on the next line.
+    let p = problems(csv(
+        "host,groups,account,whm_port\nweb1,\"eu;\nus\",a,70000\n",
+    ));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!(p[0].location, "inv.csv:3", "{p:#?}");
+}
+
+#[test]
+fn spreadsheet_padding_separators_and_sep_lines() {
+    // Excel and LibreOffice: empty columns at the end of the header, rows padded with empty cells.
+    let inv = csv("host,account,,,\nweb1,alice,,,\nweb1,bob,,\nweb2,carol\n").unwrap();
+    assert_eq!(inv.hosts.len(), 2);
+    assert_eq!(inv.hosts[0].accounts.listed().len(), 2);
+    // An unnamed column in the middle is fine while it is empty, named when it is not.
+    assert!(csv("host,,account\nweb1,,alice\n").is_ok());
+    let p = problems(csv("host,,account\nweb1,x,alice\n"));
+    assert_eq!(p[0].location, "inv.csv:2");
+    assert!(p[0].message.contains("no name"), "{p:#?}");
+    // Padding is empty cells only: a value past the header's end is still refused.
+    let p = problems(csv("host,account,,\nweb1,alice,,x\n"));
+    assert!(
+        p[0].message.contains("4 cells but the header has 2"),
+        "{p:#?}"
+    );
+    // `;`-separated (a European Excel), with groups quoted.
+    let inv = csv(
+        "# exported\nhost;account;groups;whm_port\nweb1;alice;\"eu;shared\";2087\nweb1;bob;;\n",
+    )
+    .unwrap();
+    assert_eq!(inv.hosts[0].groups, ["eu", "shared"]);
+    assert_eq!(inv.hosts[0].accounts.listed().len(), 2);
+    // Excel's `sep=` first line is honoured and line numbers stay the file's.
+    let inv = csv("sep=;\nhost;account\nweb1;alice\n").unwrap();
+    assert_eq!(inv.hosts[0].origin, "inv.csv:3");
+    let p = problems(csv("\"sep=,\"\nhost,account,whm_port\nweb1,alice,0\n"));
+    assert_eq!(p[0].location, "inv.csv:3", "{p:#?}");
+    let p = problems(csv("sep=ab\nhost,account\nweb1,alice\n"));
+    assert_eq!(p[0].location, "inv.csv:1");
+    assert!(p[0].hint.as_deref().unwrap().contains("sep=;"));
+    // A header that mixes the two gets told so.
+    let p = problems(csv("host;account,credential\nweb1;a,env:X\n"));
+    assert!(
+        p.iter()
+            .any(|p| p.hint.as_deref().is_some_and(|h| h.contains("mixes"))),
+        "{p:#?}"
+    );
+}
+
+#[test]
+fn csv_cpanel_credential_cells_belong_to_their_account() {
+    let text = "host,api,account,credential\n\
+                web2,cpanel,carol,file:carol.token\n\
+                web2,,dave,env:DAVE_TOKEN\n\
+                web2,,,env:WEB2_DEFAULT\n\
+                web2,,erin,\n";
+    let inv = csv(text).unwrap();
+    let h = &inv.hosts[0];
+    let acc = h.accounts.listed();
+    assert_eq!(
+        acc[0].credential,
+        Some(CredentialRef::File("/inv/carol.token".into()))
+    );
+    assert_eq!(acc[0].origin, "inv.csv:2");
+    assert_eq!(
+        acc[1].credential,
+        Some(CredentialRef::Env("DAVE_TOKEN".into()))
+    );
+    assert_eq!(acc[1].origin, "inv.csv:3");
+    assert_eq!(acc[2].credential, None, "erin uses the host's");
+    assert_eq!(
+        h.credential,
+        Some(CredentialRef::Env("WEB2_DEFAULT".into()))
+    );
+    assert_eq!(h.at("credential"), "inv.csv:4");
+    // Agreeing cells are the host's, as on any host.
+    let inv = csv("host,api,account,credential\nw,cpanel,a,env:X\nw,,b,env:X\n").unwrap();
+    assert_eq!(
+        inv.hosts[0].credential,
+        Some(CredentialRef::Env("X".into()))
+    );
+    // Both columns on one row and different: refused.
+    let p = problems(csv(
+        "host,api,account,credential,account_credential\nw,cpanel,a,env:X,env:Y\nw,,b,env:Z,\n",
+    ));
+    assert!(
+        p.iter().any(|p| p
+            .message
+            .contains("account a: credential and account_credential differ")
+            && p.location == "inv.csv:2"),
+        "{p:#?}"
+    );
+    // Without a host credential an account with an empty cell has none.
+    let p = problems(csv(
+        "host,api,account,credential\nw,cpanel,a,env:X\nw,,b,env:Y\nw,,c,\n",
+    ));
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(
+        p[0].message.contains("needs a credential for account c"),
+        "{p:#?}"
+    );
+    assert_eq!(p[0].location, "inv.csv:4");
+}
+
+#[test]
+fn problems_point_at_the_value_not_the_host() {
+    let inv = tml("[defaults]\ncredential = \"env:A\"\n\n[[hosts]]\nname = \"w\"\naccounts = [\"a\", { user = \"b\", credential = \"env:B\" }]\n\n[[hosts]]\nname = \"v\"\n\ncredential = \"env:C\"\n").unwrap();
+    let w = &inv.hosts[0];
+    assert_eq!(w.at("credential"), "inv.toml:2 (defaults)");
+    assert_eq!(w.at("whm_port"), w.origin);
+    assert_eq!(w.accounts.listed()[1].origin, "inv.toml:6 (hosts[0] w)");
+    assert_eq!(inv.hosts[1].at("credential"), "inv.toml:11 (hosts[1] v)");
+    let inv = csv("host,account,credential\nweb1,a,\nweb1,b,env:X\n").unwrap();
+    assert_eq!(inv.hosts[0].at("credential"), "inv.csv:3");
 }
 
 #[test]
@@ -562,17 +715,25 @@ mod properties {
                 "[a-z][a-z0-9.-]{0,10}",
                 (proptest::collection::btree_set("u[a-z0-9_]{0,8}", 1..5), 1u16..=65535, any::<bool>()),
                 1..6,
-            )
+            ),
+            // What spreadsheets write: `;` separators, a `sep=` line, padding empty cells.
+            (semicolon, sep_line, pad) in (any::<bool>(), any::<bool>(), 0usize..3),
         ) {
-            let mut text = String::from("# generated\nhost,account,whm_port,groups\n");
+            let sep = if semicolon { ";" } else { "," };
+            let padding = sep.repeat(pad);
+            let mut text = String::new();
+            if sep_line {
+                text.push_str(&format!("sep={sep}\r\n"));
+            }
+            text.push_str(&format!("# generated\nhost{sep}account{sep}whm_port{sep}groups{padding}\n"));
             for (host, (accounts, port, grouped)) in &fleet {
                 for (i, a) in accounts.iter().enumerate() {
                     // Host settings on the first row only: later rows inherit.
                     if i == 0 {
-                        let groups = if *grouped { "g1;g2" } else { "" };
-                        text.push_str(&format!("{host},{a},{port},{groups}\n"));
+                        let groups = if *grouped { "\"g1;g2\"" } else { "" };
+                        text.push_str(&format!("{host}{sep}{a}{sep}{port}{sep}{groups}{padding}\n"));
                     } else {
-                        text.push_str(&format!("{host},{a},,\n"));
+                        text.push_str(&format!("{host}{sep}{a}{sep}{sep}{padding}\n"));
                     }
                 }
             }

@@ -4,14 +4,14 @@
 //! credentials), then the checks over the whole plan, then the prompts.
 
 use super::limit;
-use super::name::{NameTemplate, NameVars};
+use super::name::{NameError, NameTemplate, NameVars};
 use super::{HostPlan, Operation, Plan, PlanRequest, Prompter, Scope, Target, Work};
 use crate::error::{InputError, Problem};
 use crate::inventory::credential::Resolver;
 use crate::inventory::{AccountSpec, Accounts, Api, CredentialRef, Host, Inventory};
 
-/// Name problems beyond this many are folded into one summary problem.
-const MAX_NAME_PROBLEMS: usize = 20;
+/// How many targets a folded problem names as examples.
+const EXAMPLES: usize = 3;
 
 /// The fix for a template that expands to an invalid token name.
 const NAME_HINT: &str = "token names are 1 to 50 of A-Z a-z 0-9 _ -: shorten the fixed text or drop a placeholder, e.g. --name 'ci-{date}-{account}'";
@@ -46,6 +46,49 @@ pub fn template_problem(op: Operation, name: Option<&str>) -> Option<Problem> {
     Some(Problem::new("--name", msg))
 }
 
+/// One problem per kind of invalid expansion, however many targets share it: "expands to names
+/// over 50 characters for 2400 targets (the longest, …; e.g. web1/alice, web2/bob)".
+fn fold_names(names: Vec<(String, NameError)>) -> Vec<Problem> {
+    let mut kinds: Vec<(super::name::Wrong, Vec<(String, NameError)>)> = Vec::new();
+    for (target, e) in names {
+        match kinds.iter_mut().find(|(w, _)| *w == e.wrong) {
+            Some((_, list)) => list.push((target, e)),
+            None => kinds.push((e.wrong, vec![(target, e)])),
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(wrong, list)| {
+            if let [(target, e)] = list.as_slice() {
+                return Problem::new("--name", format!("{target}: {e}")).hint(NAME_HINT);
+            }
+            let template = &list[0].1.template;
+            let n = list.len();
+            let examples: Vec<&str> = list.iter().map(|(t, _)| t.as_str()).collect();
+            let examples = super::limit::list(&examples[..n.min(EXAMPLES)], EXAMPLES);
+            let more = if n > EXAMPLES { ", …" } else { "" };
+            let message = match wrong {
+                super::name::Wrong::TooLong => {
+                    let longest = list.iter().map(|(_, e)| e).max_by_key(|e| e.length()).unwrap();
+                    format!(
+                        "--name \"{template}\" expands to names over {} characters for {n} targets (the longest, \"{}\", is {}; e.g. {examples}{more})",
+                        super::name::MAX_NAME_LEN,
+                        longest.expanded,
+                        longest.length()
+                    )
+                }
+                super::name::Wrong::Char(c) => format!(
+                    "--name \"{template}\" expands to names containing {c:?} for {n} targets (e.g. {examples}{more}); token names use only letters, digits, '_' and '-'"
+                ),
+                super::name::Wrong::Empty => format!(
+                    "--name \"{template}\" expands to an empty name for {n} targets (e.g. {examples}{more})"
+                ),
+            };
+            Problem::new("--name", message).hint(NAME_HINT)
+        })
+        .collect()
+}
+
 /// Where a `prompt` credential goes once asked.
 enum Slot {
     Host(usize),
@@ -67,7 +110,10 @@ struct Flags {
     /// For revoke: `--name` as a glob; for rotate: `--revoke`.
     revoke: Option<glob::Pattern>,
     accounts_glob: Option<glob::Pattern>,
-    selected: Vec<usize>,
+    /// The hosts `--limit` selects, each with the accounts it selects there.
+    selected: Vec<(usize, limit::AccountSet)>,
+    /// `--limit` with `@FILE`s expanded.
+    limit: Option<String>,
 }
 
 /// The plan under construction, and everything found wrong so far.
@@ -75,7 +121,11 @@ struct Builder<'r> {
     req: &'r PlanRequest,
     flags: Flags,
     problems: Vec<Problem>,
-    name_problems: Vec<Problem>,
+    /// Invalid expansions: (host/account, what is wrong), folded by mistake in
+    /// [`Builder::check_whole`].
+    name_problems: Vec<(String, NameError)>,
+    /// Hosts with `tls_insecure = true`, named in one warning.
+    insecure: Vec<String>,
     warnings: Vec<String>,
     resolver: Resolver,
     deferred: Vec<Deferred>,
@@ -102,14 +152,15 @@ pub fn build(
         req,
         problems,
         name_problems: Vec::new(),
+        insecure: Vec::new(),
         warnings,
         resolver: Resolver::new(),
         deferred: Vec::new(),
         hosts: Vec::with_capacity(flags.selected.len()),
         flags,
     };
-    for idx in b.flags.selected.clone() {
-        let hp = b.host_plan(&inventory.hosts[idx]);
+    for (idx, only) in std::mem::take(&mut b.flags.selected) {
+        let hp = b.host_plan(&inventory.hosts[idx], only);
         b.hosts.push(hp);
     }
     b.check_whole(inventory);
@@ -174,12 +225,22 @@ fn parse_flags(
         warnings
             .push("--accounts has no effect with --scope whm (one WHM token per host)".to_string());
     }
+    let mut expanded = None;
     let selected = match &req.limit {
-        None => (0..inventory.hosts.len()).collect(),
+        None => (0..inventory.hosts.len())
+            .map(|i| (i, limit::AccountSet::all()))
+            .collect(),
         Some(pattern) => match limit::select(&inventory.hosts, pattern) {
             Ok(sel) => {
                 warnings.extend(sel.warnings);
-                sel.hosts
+                expanded = Some(sel.expanded);
+                if req.scope == Scope::Whm && sel.accounts.iter().any(|a| !a.is_all()) {
+                    problems.push(
+                        Problem::new("--limit", "HOST/ACCOUNT items select accounts, but --scope whm works on each host's WHM user")
+                            .hint("name the hosts alone (web1, not web1/alice) with --scope whm"),
+                    );
+                }
+                sel.hosts.into_iter().zip(sel.accounts).collect()
             }
             Err(p) => {
                 problems.push(p);
@@ -193,18 +254,16 @@ fn parse_flags(
         revoke,
         accounts_glob,
         selected,
+        limit: expanded,
     }
 }
 
 impl Builder<'_> {
     /// One selected host: its credential and its targets.
-    fn host_plan(&mut self, host: &Host) -> HostPlan {
+    fn host_plan(&mut self, host: &Host, only: limit::AccountSet) -> HostPlan {
         let (op, scope) = (self.flags.op, self.req.scope);
         if host.tls.insecure {
-            self.warnings.push(format!(
-                "{}: tls_insecure = true: certificate NOT verified",
-                host.name
-            ));
+            self.insecure.push(host.name.clone());
         }
         let discover = scope == Scope::Account && matches!(host.accounts, Accounts::All);
         let needs_host_credential = scope == Scope::Whm || host.api == Api::Whm || discover;
@@ -214,6 +273,7 @@ impl Builder<'_> {
             credential: None,
             discover,
             targets: Vec::new(),
+            limit_accounts: only,
         };
         if needs_host_credential || (op == Operation::Check && host.credential.is_some()) {
             hp.credential = self.host_credential(host);
@@ -249,11 +309,11 @@ impl Builder<'_> {
                     host: host.name.clone(),
                     user: host.whm_user.clone(),
                     label: format!("{}: {} (WHM)", host.name, host.whm_user),
-                    used_at: host.origin.clone(),
+                    used_at: host.at("credential").to_string(),
                 });
                 None
             }
-            Some(c) => self.resolver.read(c, &host.origin),
+            Some(c) => self.resolver.read(c, host.at("credential"), &host.name),
         }
     }
 
@@ -272,10 +332,8 @@ impl Builder<'_> {
                 match expanded {
                     Ok(n) => Some(n),
                     Err(e) => {
-                        self.name_problems.push(
-                            Problem::new("--name", format!("{}/{account}: {e}", host.name))
-                                .hint(NAME_HINT),
-                        );
+                        self.name_problems
+                            .push((format!("{}/{account}", host.name), e));
                         None
                     }
                 }
@@ -295,11 +353,12 @@ impl Builder<'_> {
             ));
         }
         for spec in listed {
-            if self
-                .flags
-                .accounts_glob
-                .as_ref()
-                .is_some_and(|g| !g.matches(&spec.user))
+            if !hp.limit_accounts.contains(&spec.user)
+                || self
+                    .flags
+                    .accounts_glob
+                    .as_ref()
+                    .is_some_and(|g| !g.matches(&spec.user))
             {
                 continue;
             }
@@ -322,11 +381,15 @@ impl Builder<'_> {
         spec: &AccountSpec,
         index: usize,
     ) -> Option<crate::secret::Secret> {
+        let used_at = match &spec.credential {
+            Some(_) => spec.origin.as_str(),
+            None => host.at("credential"),
+        };
         match spec.credential.as_ref().or(host.credential.as_ref()) {
             None => {
                 self.problems.push(
                     Problem::new(
-                        &host.origin,
+                        &spec.origin,
                         format!("no credential for account {} (api = \"cpanel\")", spec.user),
                     )
                     .field("credential")
@@ -340,25 +403,34 @@ impl Builder<'_> {
                     host: host.name.clone(),
                     user: spec.user.clone(),
                     label: format!("{}: {} (cPanel)", host.name, spec.user),
-                    used_at: host.origin.clone(),
+                    used_at: used_at.to_string(),
                 });
                 None
             }
-            Some(c) => self.resolver.read(c, &host.origin),
+            Some(c) => self
+                .resolver
+                .read(c, used_at, &format!("{}/{}", host.name, spec.user)),
         }
     }
 
     /// The checks over the whole plan: name problems folded, a selection with nothing to do.
     fn check_whole(&mut self, inventory: &Inventory) {
-        if self.name_problems.len() > MAX_NAME_PROBLEMS {
-            let more = self.name_problems.len() - MAX_NAME_PROBLEMS;
-            self.name_problems.truncate(MAX_NAME_PROBLEMS);
-            self.name_problems.push(Problem::new(
-                "--name",
-                format!("… and {more} more invalid token names"),
-            ));
+        let names = std::mem::take(&mut self.name_problems);
+        self.problems.extend(fold_names(names));
+        match self.insecure.as_slice() {
+            [] => {}
+            [one] => self.warnings.push(format!(
+                "{one}: tls_insecure = true: certificate NOT verified"
+            )),
+            many => {
+                let names: Vec<&str> = many.iter().map(String::as_str).collect();
+                self.warnings.push(format!(
+                    "tls_insecure = true on {} hosts ({}): certificates NOT verified",
+                    many.len(),
+                    limit::list(&names, 5)
+                ));
+            }
         }
-        self.problems.append(&mut self.name_problems);
         if self.problems.is_empty()
             && !self.hosts.is_empty()
             && self
@@ -422,6 +494,7 @@ impl Builder<'_> {
             expires_at: req.expires_at,
             accounts_glob: self.flags.accounts_glob,
             hosts: self.hosts,
+            limit: self.flags.limit,
             warnings: self.warnings,
         })
     }

@@ -96,6 +96,9 @@ pub struct HostPlan {
     /// Accounts are `"*"`: discover them with `listaccts`, then call [`Plan::target_for`].
     pub discover: bool,
     pub targets: Vec<Target>,
+    /// The accounts `--limit` selects here (`HOST/ACCOUNT` items), applied again to
+    /// discovered accounts by [`Plan::wants_account`].
+    pub limit_accounts: limit::AccountSet,
 }
 
 /// What the run does, with what that operation needs, validated.
@@ -141,6 +144,8 @@ pub struct Plan {
     /// `--accounts`, applied again to discovered accounts.
     pub accounts_glob: Option<glob::Pattern>,
     pub hosts: Vec<HostPlan>,
+    /// `--limit` with every `@FILE` replaced by its entries: what a run records for resume.
+    pub limit: Option<String>,
     /// Non-fatal findings to print before the run (world-readable credential file, tls_insecure).
     pub warnings: Vec<String>,
 }
@@ -172,12 +177,15 @@ impl Plan {
     /// name is invalid (a per-target failure). Callers filter with [`Plan::wants_account`] first.
     pub fn target_for(&self, host: &HostPlan, account: &str) -> Result<Target, String> {
         let token_name = match &self.work {
-            Work::Create { name } | Work::Rotate { name, .. } => Some(name.expand(&NameVars {
-                date: &self.date,
-                host: &host.host.name,
-                account,
-                run: &self.run_id,
-            })?),
+            Work::Create { name } | Work::Rotate { name, .. } => Some(
+                name.expand(&NameVars {
+                    date: &self.date,
+                    host: &host.host.name,
+                    account,
+                    run: &self.run_id,
+                })
+                .map_err(|e| e.to_string())?,
+            ),
             Work::Revoke { pattern } => Some(pattern.as_str().to_string()),
             Work::List | Work::Check => None,
         };
@@ -188,11 +196,14 @@ impl Plan {
         })
     }
 
-    /// Whether `--accounts` (if given) selects this account.
-    pub fn wants_account(&self, account: &str) -> bool {
-        self.accounts_glob
-            .as_ref()
-            .is_none_or(|g| g.matches(account))
+    /// Whether `--accounts` (if given) and `--limit`'s `HOST/ACCOUNT` items (if any) select
+    /// this account of `host`.
+    pub fn wants_account(&self, host: &HostPlan, account: &str) -> bool {
+        host.limit_accounts.contains(account)
+            && self
+                .accounts_glob
+                .as_ref()
+                .is_none_or(|g| g.matches(account))
     }
 
     /// Targets known before the run (discovered accounts come later).

@@ -174,7 +174,7 @@ impl NameTemplate {
     }
 
     /// Expand and validate against `^[A-Za-z0-9_-]{1,50}$`; the error says why and how to fix.
-    pub fn expand(&self, vars: &NameVars<'_>) -> Result<String, String> {
+    pub fn expand(&self, vars: &NameVars<'_>) -> Result<String, NameError> {
         let mut out = String::new();
         for part in &self.parts {
             match part {
@@ -185,26 +185,68 @@ impl NameTemplate {
                 Part::Run => out.push_str(vars.run),
             }
         }
-        if let Some(bad) = out
+        let wrong = if let Some(bad) = out
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
         {
-            return Err(format!(
-                "--name \"{}\" expands to a name containing {bad:?}; token names use only letters, digits, '_' and '-'",
-                self.raw
-            ));
+            Wrong::Char(bad)
+        } else if out.is_empty() {
+            Wrong::Empty
+        } else if out.chars().count() > MAX_NAME_LEN {
+            Wrong::TooLong
+        } else {
+            return Ok(out);
+        };
+        Err(NameError {
+            wrong,
+            template: self.raw.clone(),
+            expanded: out,
+        })
+    }
+}
+
+/// What is wrong with an expanded name; equal values are the same mistake (folded into one
+/// message over many targets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Wrong {
+    /// A character token names may not hold (a `.` in an account, say).
+    Char(char),
+    Empty,
+    /// Over [`MAX_NAME_LEN`].
+    TooLong,
+}
+
+/// A `--name` expansion cPanel would refuse; its Display says why and how to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameError {
+    pub wrong: Wrong,
+    pub template: String,
+    pub expanded: String,
+}
+
+impl NameError {
+    /// The expanded name's length in characters.
+    pub fn length(&self) -> usize {
+        self.expanded.chars().count()
+    }
+}
+
+impl std::fmt::Display for NameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = &self.template;
+        match self.wrong {
+            Wrong::Char(bad) => write!(
+                f,
+                "--name \"{t}\" expands to a name containing {bad:?}; token names use only letters, digits, '_' and '-'"
+            ),
+            Wrong::Empty => write!(f, "--name \"{t}\" expands to an empty name"),
+            Wrong::TooLong => write!(
+                f,
+                "--name \"{t}\" expands to \"{}\", {} characters; token names are at most {MAX_NAME_LEN} (shorten the fixed text or drop a placeholder)",
+                self.expanded,
+                self.length()
+            ),
         }
-        if out.is_empty() {
-            return Err(format!("--name \"{}\" expands to an empty name", self.raw));
-        }
-        let n = out.chars().count();
-        if n > MAX_NAME_LEN {
-            return Err(format!(
-                "--name \"{}\" expands to \"{out}\", {n} characters; token names are at most {MAX_NAME_LEN} (shorten the fixed text or drop a placeholder)",
-                self.raw
-            ));
-        }
-        Ok(out)
     }
 }
 
@@ -272,7 +314,8 @@ mod tests {
         let t = NameTemplate::parse("rotation-{host}-{account}").unwrap();
         let e = t
             .expand(&vars("a-very-long-host-name.example.com", "someaccount"))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("54 characters"), "{e}");
         assert!(t.expand(&vars("web1", "bob")).is_ok());
     }
@@ -287,7 +330,7 @@ mod tests {
             if let Ok(t) = NameTemplate::parse(&raw) {
                 match t.expand(&vars(&host, &account)) {
                     Ok(name) => prop_assert!(valid_token_name(&name), "{name}"),
-                    Err(e) => prop_assert!(e.contains("--name")),
+                    Err(e) => prop_assert!(e.to_string().contains("--name")),
                 }
             }
         }

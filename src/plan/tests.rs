@@ -116,7 +116,7 @@ fn discovered_accounts_get_targets_with_the_template() {
     let t = plan.target_for(web3, "zed").unwrap();
     assert_eq!(t.account.as_deref(), Some("zed"));
     assert_eq!(t.token_name.as_deref(), Some("ci-zed"));
-    assert!(plan.wants_account("anna") && !plan.wants_account("zed"));
+    assert!(plan.wants_account(web3, "anna") && !plan.wants_account(web3, "zed"));
     assert!(
         plan.target_for(web3, &"x".repeat(60))
             .unwrap_err()
@@ -227,7 +227,7 @@ fn limit_selects_hosts_and_warns_about_unmatched_items() {
 }
 
 #[test]
-fn too_long_names_name_host_account_and_length() {
+fn too_long_names_are_one_problem_with_a_count_and_examples() {
     set_env("TF_PLAN_WHM_A", "WHMTOKEN");
     let inventory = inv(WHM_FLEET);
     let mut r = req(Operation::Create);
@@ -235,9 +235,19 @@ fn too_long_names_name_host_account_and_length() {
     let p = build_err(&inventory, &r);
     assert_eq!(
         p.len(),
-        2,
-        "web2/carol fits (42 chars), web1's two do not: {p:#?}"
+        1,
+        "web2/carol fits (42 chars), web1's two do not, folded: {p:#?}"
     );
+    assert_eq!(
+        p[0].message,
+        "--name \"a-rather-long-prefix-for-tokens-{host}-{account}\" expands to names over 50 \
+         characters for 2 targets (the longest, \"a-rather-long-prefix-for-tokens-web1-example-com-alice\", \
+         is 54; e.g. web1.example.com/alice, web1.example.com/bob)"
+    );
+    // One target: the plain message, naming it.
+    r.accounts = Some("alice".into());
+    let p = build_err(&inventory, &r);
+    assert_eq!(p.len(), 1, "{p:#?}");
     assert!(
         p[0].message.starts_with("web1.example.com/alice: "),
         "{}",
@@ -247,13 +257,53 @@ fn too_long_names_name_host_account_and_length() {
 }
 
 #[test]
+fn many_invalid_names_and_insecure_hosts_fold_into_one_line_each() {
+    set_env("TF_PLAN_WHM_A", "WHMTOKEN");
+    let mut text =
+        String::from("[defaults]\ncredential = \"env:TF_PLAN_WHM_A\"\ntls_insecure = true\n");
+    for h in 0..30 {
+        text.push_str(&format!(
+            "[[hosts]]\nname = \"host{h:02}\"\naccounts = [\"alice\", \"bob\"]\n"
+        ));
+    }
+    let inventory = inv(&text);
+    let mut r = req(Operation::Create);
+    r.name = Some(format!("{}-{{account}}", "n".repeat(47)));
+    let p = build_err(&inventory, &r);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert!(p[0].message.contains("for 60 targets"), "{}", p[0].message);
+    assert!(
+        p[0].message
+            .contains("e.g. host00/alice, host00/bob, host01/alice, …)"),
+        "{}",
+        p[0].message
+    );
+    r.name = Some("ci-{account}".into());
+    let plan = build_ok(&inventory, &r);
+    assert_eq!(
+        plan.warnings,
+        [
+            "tls_insecure = true on 30 hosts (host00, host01, host02, host03, host04 and 25 more): certificates NOT verified"
+        ]
+    );
+}
+
+#[test]
 fn missing_env_credential_names_variable_and_place_once() {
     let inventory = inv(&WHM_FLEET.replace("TF_PLAN_WHM_A", "TF_PLAN_NEVER_SET_77"));
     let p = build_err(&inventory, &req(Operation::List));
     assert_eq!(p.len(), 1, "{p:#?}");
     assert!(p[0].message.contains("TF_PLAN_NEVER_SET_77 is not set"));
-    assert!(p[0].message.contains("2 other places"));
-    assert!(p[0].location.starts_with("inv.toml:"));
+    assert!(
+        p[0].message
+            .contains("(used by web1.example.com, web2, web3)"),
+        "{}",
+        p[0].message
+    );
+    assert_eq!(
+        p[0].location, "inv.toml:3 (defaults)",
+        "where it is written"
+    );
 }
 
 #[test]

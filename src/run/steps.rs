@@ -218,7 +218,7 @@ impl Runner<'_> {
         let mut sorted = accounts;
         sorted.sort_by(|a, b| a.user.cmp(&b.user));
         for acct in sorted {
-            if !self.plan.wants_account(&acct.user) {
+            if !self.plan.wants_account(hp, &acct.user) {
                 continue;
             }
             if let Some(work) = self.discovered(i, &acct) {
@@ -323,7 +323,7 @@ impl Runner<'_> {
             Some(a) => a.to_string(),
             None => match accounts
                 .iter()
-                .find(|a| !a.suspended && self.plan.wants_account(&a.user))
+                .find(|a| !a.suspended && self.plan.wants_account(hp, &a.user))
             {
                 Some(a) => a.user.clone(),
                 None => return FollowUp::None,

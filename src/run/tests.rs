@@ -43,6 +43,7 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
                     credential: None,
                 })
                 .collect(),
+            limit_accounts: Default::default(),
         })
         .collect();
     let name = || crate::plan::NameTemplate::parse("tf-{account}").unwrap();
@@ -65,6 +66,7 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         expires_at: None,
         accounts_glob: None,
         hosts,
+        limit: None,
         warnings: Vec::new(),
     }
 }

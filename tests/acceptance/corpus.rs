@@ -72,6 +72,37 @@ const CASES: &[(&str, &[&str])] = &[
     ("bad-api.csv", &["bad-api.csv:2", "api", "graphql"]),
     ("bad-bool.csv", &["bad-bool.csv:2", "tls_insecure", "maybe"]),
     ("bad-pin.csv", &["bad-pin.csv:2", "tls_pin"]),
+    (
+        "conflicting-pin.csv",
+        &[
+            "conflicting-pin.csv:3",
+            "tls_pin is sha256:00:11:22…DD:EE:FF here but sha256:",
+            "on line 2",
+        ],
+    ),
+    (
+        "semicolon-bad-port.csv",
+        &["semicolon-bad-port.csv:5", "whm_port", "99999"],
+    ),
+    (
+        "padded-extra-value.csv",
+        &["padded-extra-value.csv:3", "10 cells but the header has 7"],
+    ),
+    (
+        "cpanel-two-credentials.csv",
+        &[
+            "cpanel-two-credentials.csv:2",
+            "credential and account_credential differ",
+        ],
+    ),
+    (
+        "whm-two-credentials.csv",
+        &[
+            "whm-two-credentials.csv:3",
+            "\"env:OTHER_TOKEN\" here but \"env:WHM_TOKEN\" on line 2",
+            "account_credential",
+        ],
+    ),
     ("url-address.csv", &["url-address.csv:2", "address"]),
     (
         "duplicate-host.toml",

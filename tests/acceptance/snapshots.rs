@@ -253,3 +253,40 @@ fn a_wrong_pin() {
     .expect(1);
     assert_eq!(victim.stats().total_requests, 0);
 }
+
+#[test]
+fn csv_rows_that_disagree_and_a_limit_that_matches_nothing() {
+    let env = Env::start(small_fleet(2, 1));
+    std::fs::write(
+        env.path("rows.csv"),
+        format!(
+            "host,address,account,tls_pin,credential,,\n\
+             web1,203.0.113.10,alice,{WRONG_PIN},env:WHM_TOKEN,,\n\
+             # a comment line\n\
+             web1,,bob,sha256:3F:1A:9C:27:55:0B:E4:D2:8A:61:C0:7E:19:B3:4D:F8:02:6C:A5:93:E7:1D:48:BB:0F:72:C6:39:5E:A1:84:D0,env:OTHER,,\n"
+        ),
+    )
+    .unwrap();
+    snap(
+        &env,
+        "inventory-csv-conflicts",
+        &["list", "-i", "rows.csv", "--progress", "never"],
+    )
+    .expect(2);
+    let inv = env.files.toml.display().to_string();
+    snap(
+        &env,
+        "limit-no-match",
+        &[
+            "list",
+            "-i",
+            inv.as_str(),
+            "-l",
+            "WEB*,web9",
+            "--progress",
+            "never",
+        ],
+    )
+    .expect(2);
+    assert_eq!(env.total_requests(), 0);
+}
