@@ -419,6 +419,7 @@ fn fleet(
         screen,
         output: sealing.as_ref().map(|o| o.path().to_path_buf()),
         resumed: false,
+        whm_scope: plan.scope == Scope::Whm,
         passphrase: sealing
             .as_ref()
             .is_some_and(|out| out.recipients().is_passphrase()),
@@ -510,6 +511,8 @@ struct Ending<'a> {
     output: Option<PathBuf>,
     /// A `resume`: its retry is another resume.
     resumed: bool,
+    /// `--scope whm`: a host's one target is the host (retried as `host`, never `host/user`).
+    whm_scope: bool,
     /// Sealed with a passphrase: the hints to open or resume need no `--identity KEY`.
     passphrase: bool,
 }
@@ -620,7 +623,7 @@ fn say_retry(
     sealed_any: bool,
 ) {
     let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
-    let written = match retry::write_retry(&path, &report.targets) {
+    let written = match retry::write_retry(&path, &report.targets, end.whm_scope) {
         None => return,
         Some(Ok(())) => true,
         Some(Err(e)) => {
@@ -796,6 +799,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             screen: screen_for(args.report.as_deref()),
             output: None,
             resumed: true,
+            whm_scope: plan.scope == Scope::Whm,
             passphrase: resumed.record.passphrase,
         },
         outcome,

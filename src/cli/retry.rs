@@ -14,20 +14,22 @@ fn wants_retry(t: &TargetResult) -> bool {
 }
 
 /// The retry file's lines for `results`: each failed target once, in the run's order; a
-/// host-level failure (no account) names the whole host and covers its accounts.
-pub(super) fn retry_lines(results: &[TargetResult]) -> Vec<String> {
+/// host-level failure (no account) names the whole host and covers its accounts, and so does
+/// every target of a `--scope whm` run (`hosts_only`: its one target per host is the host).
+pub(super) fn retry_lines(results: &[TargetResult], hosts_only: bool) -> Vec<String> {
     let whole: std::collections::HashSet<&str> = results
         .iter()
-        .filter(|t| wants_retry(t) && t.account.is_none())
+        .filter(|t| wants_retry(t) && (hosts_only || t.account.is_none()))
         .map(|t| t.host.as_str())
         .collect();
     let mut seen = std::collections::HashSet::new();
     let mut lines = Vec::new();
     for t in results.iter().filter(|t| wants_retry(t)) {
-        let line = match &t.account {
-            Some(a) if !whole.contains(t.host.as_str()) => format!("{}/{a}", t.host),
-            _ => t.host.clone(),
-        };
+        let account = t
+            .account
+            .as_deref()
+            .filter(|_| !whole.contains(t.host.as_str()));
+        let line = crate::plan::limit::retry_line(&t.host, account);
         if seen.insert(line.clone()) {
             lines.push(line);
         }
@@ -50,8 +52,12 @@ pub(super) fn retry_path(output: Option<&Path>, op: &str) -> PathBuf {
 }
 
 /// Write the retry file; `None` when nothing needs a retry.
-pub(super) fn write_retry(path: &Path, results: &[TargetResult]) -> Option<std::io::Result<()>> {
-    let lines = retry_lines(results);
+pub(super) fn write_retry(
+    path: &Path,
+    results: &[TargetResult],
+    hosts_only: bool,
+) -> Option<std::io::Result<()>> {
+    let lines = retry_lines(results, hosts_only);
     if lines.is_empty() {
         return None;
     }
@@ -186,7 +192,8 @@ mod tests {
         r[3].status = Status::Skipped;
         r[3].error = Some("the host was given up".into());
         r[4].status = Status::Skipped; // no error: skipped on purpose
-        assert_eq!(retry_lines(&r), ["web1/alice", "web2", "web3/erin"]);
+        assert_eq!(retry_lines(&r, false), ["web1/alice", "web2", "web3/erin"]);
+        assert_eq!(retry_lines(&r, true), ["web1", "web2", "web3"]);
         assert_eq!(
             retry_path(None, "revoke"),
             Path::new("tokenfleet-revoke.retry")

@@ -143,13 +143,6 @@ fn is_glob(s: &str) -> bool {
 
 /// One entry of a retry file (`--limit @FILE`): `host/account`, or `host` for a host-level
 /// target (`--scope whm`, a host that failed before its accounts were known).
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the failed-targets file of a run writes these (issue 11)"
-    )
-)]
 pub fn retry_line(host: &str, account: Option<&str>) -> String {
     match account {
         Some(a) => format!("{host}/{a}"),
