@@ -495,9 +495,18 @@ impl Resume {
     /// created again replaces its earlier row). Overwrites the partial handoff an interrupted
     /// run may have written. `Ok(None)` when the run has no secret at all.
     pub fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
-        let delivered = self.sink.deliver(&merge_rows(&self.earlier, minted));
-        if let Ok(Some(_)) = &delivered {
+        let mut delivered = self.sink.deliver(&merge_rows(&self.earlier, minted));
+        if let Ok(Some(d)) = &mut delivered {
             self.ledger.delivered(self.sink.path());
+            // Not "N new": most of them may have been sealed before the interruption.
+            if !self.earlier.is_empty() {
+                d.message = format!(
+                    "{}; {} minted by this resume, {} before",
+                    d.message,
+                    minted.len(),
+                    d.count.saturating_sub(minted.len())
+                );
+            }
         }
         delivered
     }

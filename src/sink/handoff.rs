@@ -118,7 +118,7 @@ impl AgeHandoff {
         } else {
             ""
         };
-        format!("sealed {count} new token(s) {into} (open with: {how}){saved}")
+        format!("sealed {count} token(s) {into} (open with: {how}){saved}")
     }
 }
 
@@ -138,21 +138,18 @@ mod tests {
         };
         assert_eq!(
             sink("out.age", &keys).message(2),
-            "sealed 2 new token(s) into out.age (open with: age -d -i KEY out.age or tokenfleet \
+            "sealed 2 token(s) into out.age (open with: age -d -i KEY out.age or tokenfleet \
              open out.age --identity KEY)"
         );
         let m = sink("out.age", &pass).message(2);
         assert_eq!(
             m,
-            "sealed 2 new token(s) into out.age (open with: age -d out.age or tokenfleet open \
+            "sealed 2 token(s) into out.age (open with: age -d out.age or tokenfleet open \
              out.age; both ask for the passphrase)"
         );
         assert!(!m.contains("-i KEY") && !m.contains("--identity"), "{m}");
         let m = sink("-", &pass).message(1);
-        assert!(
-            m.starts_with("sealed 1 new token(s) to standard output"),
-            "{m}"
-        );
+        assert!(m.starts_with("sealed 1 token(s) to standard output"), "{m}");
         assert!(m.contains("age -d FILE"), "{m}");
     }
 

@@ -235,8 +235,7 @@ fn handoff_to_stdout() {
     assert!(!env.path("-").exists(), "no file named -");
     assert!(env.path("so.journal").exists());
     assert!(
-        made.stderr
-            .contains("sealed 3 new token(s) to standard output"),
+        made.stderr.contains("sealed 3 token(s) to standard output"),
         "{}",
         made.stderr
     );

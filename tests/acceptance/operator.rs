@@ -570,3 +570,34 @@ fn every_kind_of_report_matches_its_documented_schema() {
     bad["targets"][0]["status"] = "done".into();
     assert!(schema_errors(&schema, &schema, &bad, "$").is_some());
 }
+
+#[test]
+fn resuming_a_finished_run_says_it_minted_nothing_new() {
+    let env = Env::start(small_fleet(2, 2));
+    let first = env.run(&create_cmd(&env, "fin-{account}", "fin.age"));
+    first.expect(0);
+    assert!(
+        first.stderr.contains("sealed 4 token(s) into fin.age"),
+        "{}",
+        first.stderr
+    );
+    let before = live_tokens(&env);
+    let key = env.identity_file.to_str().unwrap();
+    let again = env.run(&[
+        "resume",
+        "fin.age.journal",
+        "--identity",
+        key,
+        "--progress",
+        "never",
+    ]);
+    again.expect(0);
+    assert!(
+        again.stderr.contains("sealed 4 token(s) into fin.age")
+            && again.stderr.contains("0 minted by this resume, 4 before"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(live_tokens(&env), before, "nothing new on the servers");
+    assert_eq!(env.open_handoff(&env.path("fin.age")).len(), 4);
+}
