@@ -206,6 +206,7 @@ impl Default for Job {
                 retries: defaults::RETRIES,
                 report: None,
                 progress: "auto".into(),
+                color: "auto".into(),
                 quiet: false,
                 verbose: false,
                 scope: ScopeArg::Account,
@@ -285,7 +286,8 @@ fn fleet(
     if job.dry_run {
         print_plan(&plan, job.op);
     }
-    let progress = progress_for(&plan, &common.progress, common.quiet);
+    let colour = crate::progress::colour(&common.color);
+    let progress = progress_for(&plan, &common.progress, common.quiet, colour);
     let opts = RunOptions {
         jobs: common.jobs as usize,
         retries: common.retries,
@@ -352,6 +354,8 @@ fn fleet(
         verbose: common.verbose,
         dry_run: job.dry_run,
         started,
+        colour,
+        retry: None,
     };
     conclude(&end, outcome, handoff, print)
 }
@@ -397,7 +401,7 @@ fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
 }
 
 /// The progress display of a run over `plan`.
-fn progress_for(plan: &Plan, progress: &str, quiet: bool) -> Progress {
+fn progress_for(plan: &Plan, progress: &str, quiet: bool, colour: bool) -> Progress {
     let host_targets: Vec<(String, usize)> = plan
         .hosts
         .iter()
@@ -407,6 +411,7 @@ fn progress_for(plan: &Plan, progress: &str, quiet: bool) -> Progress {
         Mode::choose(progress, quiet),
         plan.op().as_str(),
         &host_targets,
+        colour,
     )
 }
 
@@ -420,6 +425,11 @@ struct Ending<'a> {
     verbose: bool,
     dry_run: bool,
     started: jiff::Timestamp,
+    /// The summary in colour (`--color`).
+    colour: bool,
+    /// After an exit 1: the file listing the failed targets and the command that retries them
+    /// (see [`crate::report::retry_hint`]); set by whoever writes that file.
+    retry: Option<(PathBuf, String)>,
 }
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
@@ -446,7 +456,7 @@ fn conclude(
         end.started.to_string(),
         outcome.results,
     );
-    let summary = report.summary();
+    let summary = report.summary(end.colour);
     let mut code = report.exit_code(handoff_failed, outcome.interrupted);
     if let Some(path) = end.report
         && let Err(e) = report.write(&path.to_string_lossy())
@@ -468,10 +478,16 @@ fn conclude(
         crate::seal::discard_journal(journal);
     }
     if !end.quiet || code != exit::OK {
-        say!("{summary}");
+        // The summary ends with a newline of its own.
+        say!("{}", summary.trim_end());
     }
     if end.verbose {
         say_failures(&report);
+    }
+    if code == exit::SOME_FAILED
+        && let Some((file, command)) = &end.retry
+    {
+        say!("{}", crate::report::retry_hint(file, command));
     }
     if end.dry_run {
         say!("dry run: nothing was changed");
@@ -606,7 +622,8 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             say!("{n}");
         }
     }
-    let progress = progress_for(plan, &args.progress, args.quiet);
+    let colour = crate::progress::colour(&args.color);
+    let progress = progress_for(plan, &args.progress, args.quiet, colour);
     let stop = install_interrupt(Some(resume_command(
         resumed.journal_path(),
         !resumed.record.passphrase,
@@ -632,6 +649,8 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             verbose: args.verbose,
             dry_run: false,
             started,
+            colour,
+            retry: None,
         },
         outcome,
         Some((written, resumed.journal_path().to_path_buf())),
@@ -662,7 +681,11 @@ fn install_interrupt(resume: Option<String>) -> Arc<AtomicBool> {
         let _ = ctrlc::set_handler(move || {
             if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
                 flag.store(true, Ordering::SeqCst);
-                say!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
+                // One line, above the bars when there are bars; the hosts it skips are
+                // counted once, in the summary.
+                crate::progress::notice(
+                    "interrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)",
+                );
             } else {
                 match &resume {
                     Some(command) => say!(

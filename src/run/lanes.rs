@@ -64,6 +64,16 @@ impl Runner<'_> {
             }
             sched.lanes[i].in_flight += 1;
             drop(sched);
+            let hp = &self.plan.hosts[i];
+            let what = match &work {
+                Task::Discover => "listaccts",
+                Task::CheckHost => "credential check",
+                Task::Target(t) => self.account_of(hp, t),
+            };
+            self.observer.event(&Event::Started {
+                host: &hp.host.name,
+                what,
+            });
 
             let follow_up = self.perform(i, work);
 

@@ -81,6 +81,10 @@ pub enum Event<'a> {
     Start { targets: usize },
     /// A host's target count grew (accounts discovered).
     Discovered { host: &'a str, targets: usize },
+    /// A host's next piece of work is handed to a worker: `what` names it (an account, or
+    /// `listaccts` for discovery, `credential check` for `check`). The first one of a host is
+    /// when the host starts.
+    Started { host: &'a str, what: &'a str },
     /// One target of a host finished.
     TargetDone { host: &'a str, status: Status },
     /// Every target of a host finished.
