@@ -12,7 +12,7 @@
 //! See docs/DESIGN.md §6.
 
 use crate::outcome::Status;
-use crate::report::paint;
+use crate::report::{SHOWN_ORDER, paint};
 use crate::run::{Event, Observer};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::collections::HashMap;
@@ -81,7 +81,10 @@ fn next_wait_line(said: u64) -> u64 {
 }
 
 fn status_index(s: Status) -> usize {
-    Status::ALL.iter().position(|x| *x == s).expect("every status")
+    Status::ALL
+        .iter()
+        .position(|x| *x == s)
+        .expect("every status")
 }
 
 /// Targets finished so far by status: read by the overall bar as it draws (so without a lock:
@@ -99,12 +102,13 @@ impl Counters {
     }
 }
 
-/// "1180 created, 3 failed, 17 skipped": every status seen so far, in the summary's order.
+/// "1180 created, 3 failed, 17 skipped": every status seen so far, in the summary's order
+/// ([`SHOWN_ORDER`]).
 fn counts_text(counts: &[u64; Status::ALL.len()], colour: bool) -> String {
-    Status::ALL
+    SHOWN_ORDER
         .iter()
-        .zip(counts)
-        .filter(|(_, n)| **n > 0)
+        .map(|s| (s, counts[status_index(*s)]))
+        .filter(|(_, n)| *n > 0)
         .map(|(s, n)| paint(*s, &format!("{n} {}", s.as_str()), colour))
         .collect::<Vec<_>>()
         .join(", ")
@@ -262,7 +266,11 @@ impl Live {
             .iter()
             .filter(|h| h.started && !h.finished && h.bar.is_none())
             .collect();
-        let queued = self.hosts.iter().filter(|h| !h.started && !h.finished).count();
+        let queued = self
+            .hosts
+            .iter()
+            .filter(|h| !h.started && !h.finished)
+            .count();
         if running.is_empty() && queued == 0 {
             return None;
         }
@@ -337,7 +345,13 @@ impl Progress {
         host_targets: &[(String, usize)],
         colour: bool,
     ) -> Progress {
-        Progress::build(mode, verb, host_targets, colour, Box::new(std::io::stderr()))
+        Progress::build(
+            mode,
+            verb,
+            host_targets,
+            colour,
+            Box::new(std::io::stderr()),
+        )
     }
 
     fn build(
@@ -380,7 +394,7 @@ impl Progress {
         overall.set_prefix(verb);
         if mode == Mode::Bars {
             // The clock, the rate and the ETA keep moving while every host is waiting.
-            overall.enable_steady_tick(Duration::from_millis(500));
+            overall.enable_steady_tick(Duration::from_millis(250));
         }
         let hosts: Vec<Host> = host_targets
             .iter()
@@ -409,7 +423,9 @@ impl Progress {
             index,
             bars: 0,
             // Room for the overall bar, the "+N more" line and the cursor's line.
-            fit: MAX_HOST_BARS.min(usize::from(height).saturating_sub(3)).max(1),
+            fit: MAX_HOST_BARS
+                .min(usize::from(height).saturating_sub(3))
+                .max(1),
             more: None,
             interrupted: false,
         };
@@ -465,7 +481,12 @@ impl Progress {
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if let Some(t) = self.ticker.get_mut().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(t) = self
+            .ticker
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             *t.stop.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
             t.stop.1.notify_all();
             let _ = t.thread.join();
@@ -520,8 +541,7 @@ fn overall_style(counters: Arc<Counters>, colour: bool) -> ProgressStyle {
             if !counts.is_empty() {
                 let _ = write!(w, "  {counts}");
             }
-            if let Some(pace) = pace_text(state.pos(), state.len().unwrap_or(0), state.elapsed())
-            {
+            if let Some(pace) = pace_text(state.pos(), state.len().unwrap_or(0), state.elapsed()) {
                 let _ = write!(w, "  {pace}");
             }
             let _ = write!(w, "  {}", duration_text(state.elapsed()));
@@ -538,7 +558,10 @@ fn host_style() -> ProgressStyle {
 impl Inner {
     /// See [`notice`].
     fn notice(&self, line: &str) {
-        self.live.lock().unwrap_or_else(|p| p.into_inner()).interrupted = true;
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .interrupted = true;
         self.println(line);
     }
 

@@ -81,7 +81,7 @@ impl Report {
         out
     }
 
-    /// "create: 7 hosts (6 in the recap), 14 targets: 2 created, 1 skipped, 11 failed".
+    /// "create: 7 hosts (6 in the recap), 14 targets: 2 created, 11 failed, 1 skipped".
     fn totals(&self, in_recap: usize, colour: bool) -> String {
         let mut hosts: Vec<&str> = self.targets.iter().map(|t| t.host.as_str()).collect();
         hosts.sort_unstable();
@@ -95,7 +95,7 @@ impl Report {
             out.push_str(&format!(" ({in_recap} in the recap)"));
         }
         out.push_str(&format!(", {}", plural(self.targets.len(), "target")));
-        let counts: Vec<String> = Status::ALL
+        let counts: Vec<String> = SHOWN_ORDER
             .iter()
             .filter(|s| self.count(**s) > 0)
             .map(|s| paint(*s, &format!("{} {}", self.count(*s), s.as_str()), colour))
@@ -133,7 +133,10 @@ impl Report {
         }
         let mut text = String::new();
         if !lines.is_empty() {
-            text.push_str(&paint_bold("recap (hosts that did not fully succeed):", colour));
+            text.push_str(&paint_bold(
+                "recap (hosts that did not fully succeed):",
+                colour,
+            ));
             text.push('\n');
             let width = lines
                 .iter()
@@ -165,7 +168,7 @@ impl Report {
                         None => folded.push((main, 1)),
                     }
                 }
-                folded.sort_by(|a, b| b.1.cmp(&a.1));
+                folded.sort_by_key(|x| std::cmp::Reverse(x.1));
                 let folded: Vec<String> = folded
                     .iter()
                     .map(|(c, n)| format!("{n} with {c}"))
@@ -173,7 +176,11 @@ impl Report {
                 text.push_str(&format!(
                     "  … and {} more {}: {} (the --report lists every target)\n",
                     lines.len() - RECAP_HOSTS,
-                    if lines.len() - RECAP_HOSTS == 1 { "host" } else { "hosts" },
+                    if lines.len() - RECAP_HOSTS == 1 {
+                        "host"
+                    } else {
+                        "hosts"
+                    },
                     folded.join(", ")
                 ));
             }
@@ -308,6 +315,19 @@ impl Report {
     }
 }
 
+/// The order counts are said in, everywhere a person reads them: what was done, then what
+/// failed (the cause), then what was skipped because of it.
+pub const SHOWN_ORDER: [Status; 8] = [
+    Status::Created,
+    Status::Rotated,
+    Status::Revoked,
+    Status::Unchanged,
+    Status::Exists,
+    Status::Failed,
+    Status::Unproven,
+    Status::Skipped,
+];
+
 /// Hosts the recap names one by one; the rest are folded by cause.
 const RECAP_HOSTS: usize = 20;
 
@@ -348,11 +368,11 @@ fn host_recap<'a>(targets: &[&'a TargetResult], colour: bool) -> (String, &'a st
             None => causes.push((c, 1)),
         }
     }
-    causes.sort_by(|a, b| b.1.cmp(&a.1));
+    causes.sort_by_key(|x| std::cmp::Reverse(x.1));
     let main = causes.first().map(|c| c.0).unwrap_or("no cause recorded");
     let one_cause = causes.len() == 1;
     let mut parts = Vec::new();
-    for s in Status::ALL {
+    for s in SHOWN_ORDER {
         let of: Vec<&&TargetResult> = targets.iter().filter(|t| t.status == s).collect();
         if of.is_empty() {
             continue;
@@ -367,7 +387,7 @@ fn host_recap<'a>(targets: &[&'a TargetResult], colour: bool) -> (String, &'a st
                     None => by.push((c, 1)),
                 }
             }
-            by.sort_by(|a, b| b.1.cmp(&a.1));
+            by.sort_by_key(|x| std::cmp::Reverse(x.1));
             let text = if by.len() == 1 {
                 by[0].0.to_string()
             } else {
@@ -488,7 +508,7 @@ mod tests {
              \x20 web3  2 failed: TLS pin mismatch\n\
              \x20 web4  2 failed: TLS pin mismatch\n\
              \x20 web5  2 failed: TLS pin mismatch\n\
-             rotate: 7 hosts (7 in the recap), 14 targets: 2 created, 1 skipped, 11 failed\n"
+             rotate: 7 hosts (7 in the recap), 14 targets: 2 created, 11 failed, 1 skipped\n"
         );
     }
 
@@ -510,11 +530,11 @@ mod tests {
         let s = r.summary(false);
         assert_eq!(
             s.lines().nth(1).unwrap(),
-            "  web1  1 created, 1 skipped (account suspended), 3 failed (2 HTTP 500, 1 timed out)"
+            "  web1  1 created, 3 failed (2 HTTP 500, 1 timed out), 1 skipped (account suspended)"
         );
         assert_eq!(
             s.lines().last().unwrap(),
-            "create: 2 hosts (1 in the recap), 6 targets: 2 created, 1 skipped, 3 failed"
+            "create: 2 hosts (1 in the recap), 6 targets: 2 created, 3 failed, 1 skipped"
         );
     }
 
@@ -522,12 +542,21 @@ mod tests {
     fn past_twenty_hosts_the_recap_folds_by_cause_and_an_interruption_is_one_line() {
         let mut targets = Vec::new();
         for h in 0..25 {
-            let cause = if h < 22 { "TLS pin mismatch" } else { "HTTP 500" };
+            let cause = if h < 22 {
+                "TLS pin mismatch"
+            } else {
+                "HTTP 500"
+            };
             targets.push(t(&format!("web{h:02}"), "a", Status::Failed, Some(cause)));
         }
         for h in 0..40 {
             targets.push(t(&format!("db{h:02}"), "a", Status::Created, None));
-            targets.push(t(&format!("db{h:02}"), "b", Status::Skipped, Some("interrupted")));
+            targets.push(t(
+                &format!("db{h:02}"),
+                "b",
+                Status::Skipped,
+                Some("interrupted"),
+            ));
         }
         let s = Report::new("r", "create", "s", targets).summary(false);
         let lines: Vec<&str> = s.lines().collect();
@@ -539,7 +568,7 @@ mod tests {
         assert_eq!(lines[22], "interrupted: 40 targets on 40 hosts not started");
         assert_eq!(
             lines[23],
-            "create: 65 hosts (25 in the recap), 105 targets: 40 created, 40 skipped, 25 failed"
+            "create: 65 hosts (25 in the recap), 105 targets: 40 created, 25 failed, 40 skipped"
         );
     }
 
@@ -577,7 +606,7 @@ mod tests {
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(
             lines.last().unwrap(),
-            &"create: 3 hosts (2 in the recap), 3 targets: 1 created, 1 unproven, 1 failed"
+            &"create: 3 hosts (2 in the recap), 3 targets: 1 created, 1 failed, 1 unproven"
         );
         let look = lines
             .iter()
