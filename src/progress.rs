@@ -655,7 +655,7 @@ impl Inner {
             (Some(text), Some(more)) => more.set_message(text),
             (Some(text), None) => {
                 let more = self.multi.add(ProgressBar::new(0));
-                more.set_style(ProgressStyle::with_template("{msg:>}").expect("valid template"));
+                more.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
                 more.set_message(text);
                 live.more = Some(more);
             }
