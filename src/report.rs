@@ -1,5 +1,6 @@
 //! Why this module exists: a run over a fleet ends in one verdict per target. This module turns
-//! those results into the human summary (counts per status, failures folded by cause), the JSON
+//! those results into the human summary (a recap of the hosts that did not fully succeed, with
+//! counts by status and cause, then the totals, like Ansible's PLAY RECAP), the JSON
 //! report of `--report`, and the exit code of docs/DESIGN.md §5. It never sees a secret: results carry
 //! names and causes only. It knows nothing of the network.
 
@@ -74,84 +75,175 @@ impl Report {
         self.totals.get(&s).copied().unwrap_or(0)
     }
 
-    /// The human summary for stderr: one line of counts, then failed and skipped targets folded
-    /// by cause, most frequent first, with up to three example hosts each.
-    pub fn summary(&self) -> String {
+    /// The human summary for stderr, each thing said once: the tokens a revoke took by name,
+    /// the notes, every token that needs a look, then the recap (one line per host that did not
+    /// fully succeed, with its counts by status and cause) and last the totals, like Ansible's
+    /// PLAY RECAP. `colour`: status words in colour (a terminal that wants it).
+    pub fn summary(&self, colour: bool) -> String {
+        let mut out = String::new();
+        out.push_str(&self.tokens_by_name());
+        out.push_str(&self.notes());
+        out.push_str(&self.needs_a_look(colour));
+        let recap = self.recap(colour);
+        out.push_str(&recap.text);
+        out.push_str(&self.totals(recap.hosts, colour));
+        out
+    }
+
+    /// "create: 7 hosts (6 in the recap), 14 targets: 2 created, 11 failed, 1 skipped".
+    fn totals(&self, in_recap: usize, colour: bool) -> String {
         let mut hosts: Vec<&str> = self.targets.iter().map(|t| t.host.as_str()).collect();
         hosts.sort_unstable();
         hosts.dedup();
         let mut out = format!(
-            "{}: {}, {}",
-            self.operation,
-            plural(hosts.len(), "host"),
-            plural(self.targets.len(), "target")
+            "{}: {}",
+            paint_bold(&self.operation, colour),
+            plural(hosts.len(), "host")
         );
-        let counts: Vec<String> = Status::ALL
+        if in_recap > 0 {
+            out.push_str(&format!(" ({in_recap} in the recap)"));
+        }
+        out.push_str(&format!(", {}", plural(self.targets.len(), "target")));
+        let counts: Vec<String> = SHOWN_ORDER
             .iter()
             .filter(|s| self.count(**s) > 0)
-            .map(|s| format!("{} {}", self.count(*s), s.as_str()))
+            .map(|s| paint(*s, &format!("{} {}", self.count(*s), s.as_str()), colour))
             .collect();
         if !counts.is_empty() {
             out.push_str(": ");
             out.push_str(&counts.join(", "));
         }
         out.push('\n');
-        for status in [Status::Unproven, Status::Failed, Status::Skipped] {
-            let folded = self.fold(status);
-            if folded.is_empty() {
+        out
+    }
+
+    /// One line per host that did not fully succeed (a target failed, unproven or skipped),
+    /// by host name, the first [`RECAP_HOSTS`]; the rest folded by their main cause. Hosts
+    /// whose only trouble is a Ctrl-C are not named: one line counts them.
+    fn recap(&self, colour: bool) -> Recap {
+        let mut by_host: BTreeMap<&str, Vec<&TargetResult>> = BTreeMap::new();
+        for t in &self.targets {
+            by_host.entry(t.host.as_str()).or_default().push(t);
+        }
+        let mut lines: Vec<(&str, String, &str)> = Vec::new();
+        let (mut cut_hosts, mut cut_targets) = (0, 0);
+        for (host, targets) in &by_host {
+            let bad: Vec<&TargetResult> = targets.iter().copied().filter(|t| not_ok(t)).collect();
+            if bad.is_empty() {
                 continue;
             }
-            out.push_str(status.as_str());
-            out.push_str(":\n");
-            for f in folded {
-                let mut examples = f
-                    .hosts
+            if bad.iter().all(|t| cause_of(t) == INTERRUPTED) {
+                cut_hosts += 1;
+                cut_targets += bad.len();
+                continue;
+            }
+            let (line, main) = host_recap(targets, colour);
+            lines.push((host, line, main));
+        }
+        let mut text = String::new();
+        if !lines.is_empty() {
+            text.push_str(&paint_bold(
+                "recap (hosts that did not fully succeed):",
+                colour,
+            ));
+            text.push('\n');
+            let width = lines
+                .iter()
+                .take(RECAP_HOSTS)
+                .map(|(h, _, _)| h.chars().count())
+                .max()
+                .unwrap_or(0);
+            for (host, line, _) in lines.iter().take(RECAP_HOSTS) {
+                let any_failed = by_host[host]
                     .iter()
-                    .take(3)
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                if f.hosts.len() > 3 {
-                    examples.push_str(", …");
+                    .any(|t| matches!(t.status, Status::Failed | Status::Unproven));
+                let name = format!("{host:<width$}");
+                let name = paint(
+                    if any_failed {
+                        Status::Failed
+                    } else {
+                        Status::Skipped
+                    },
+                    &name,
+                    colour,
+                );
+                text.push_str(&format!("  {name}  {line}\n"));
+            }
+            if lines.len() > RECAP_HOSTS {
+                let mut folded: Vec<(&str, usize)> = Vec::new();
+                for (_, _, main) in &lines[RECAP_HOSTS..] {
+                    match folded.iter_mut().find(|(c, _)| c == main) {
+                        Some(f) => f.1 += 1,
+                        None => folded.push((main, 1)),
+                    }
                 }
-                out.push_str(&format!(
-                    "  {}, {}: {} ({examples})\n",
-                    plural(f.hosts.len(), "host"),
-                    plural(f.targets, "target"),
-                    f.cause
+                folded.sort_by_key(|x| std::cmp::Reverse(x.1));
+                let folded: Vec<String> = folded
+                    .iter()
+                    .map(|(c, n)| format!("{n} with {c}"))
+                    .collect();
+                text.push_str(&format!(
+                    "  … and {} more {}: {} (the --report lists every target)\n",
+                    lines.len() - RECAP_HOSTS,
+                    if lines.len() - RECAP_HOSTS == 1 {
+                        "host"
+                    } else {
+                        "hosts"
+                    },
+                    folded.join(", ")
                 ));
             }
         }
-        // By name, never by glob: what a revoke or rotation took (or, dry run, would take).
-        {
-            let named: Vec<&TargetResult> = self
-                .targets
-                .iter()
-                .filter(|t| !t.revoked.is_empty())
-                .collect();
-            if !named.is_empty() {
-                out.push_str(if self.dry_run {
-                    "would revoke, by name:\n"
-                } else {
-                    "revoked, by name:\n"
-                });
-                for t in named.iter().take(SHOWN_BY_NAME) {
-                    let tokens: Vec<String> = t.revoked.iter().map(|r| r.describe()).collect();
-                    out.push_str(&format!(
-                        "  {} {}: {}\n",
-                        t.host,
-                        t.account.as_deref().unwrap_or("-"),
-                        tokens.join(", ")
-                    ));
-                }
-                if named.len() > SHOWN_BY_NAME {
-                    out.push_str(&format!(
-                        "  … and {} more targets (the --report names each token)\n",
-                        named.len() - SHOWN_BY_NAME
-                    ));
-                }
-            }
+        if cut_hosts > 0 {
+            text.push_str(&format!(
+                "interrupted: {} on {} not started\n",
+                plural(cut_targets, "target"),
+                plural(cut_hosts, "host")
+            ));
         }
+        Recap {
+            text,
+            hosts: lines.len(),
+        }
+    }
+
+    /// By name, never by glob: what a revoke, a rotation or `--replace-existing` took (or, dry
+    /// run, would take), each token with its creation and expiry.
+    pub fn tokens_by_name(&self) -> String {
+        let mut out = String::new();
+        let named: Vec<&TargetResult> = self
+            .targets
+            .iter()
+            .filter(|t| !t.revoked.is_empty())
+            .collect();
+        if named.is_empty() {
+            return out;
+        }
+        out.push_str(if self.dry_run {
+            "would revoke, by name:\n"
+        } else {
+            "revoked, by name:\n"
+        });
+        for t in named.iter().take(SHOWN_BY_NAME) {
+            let tokens: Vec<String> = t.revoked.iter().map(|r| r.describe()).collect();
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                t.host,
+                t.account.as_deref().unwrap_or("-"),
+                tokens.join(", ")
+            ));
+        }
+        if named.len() > SHOWN_BY_NAME {
+            out.push_str(&format!(
+                "  … and {} more targets (the --report names each token)\n",
+                named.len() - SHOWN_BY_NAME
+            ));
+        }
+        out
+    }
+
+    fn notes(&self) -> String {
+        let mut out = String::new();
         let notes: Vec<&TargetResult> = self.targets.iter().filter(|t| t.note.is_some()).collect();
         if !notes.is_empty() {
             out.push_str("notes:\n");
@@ -164,14 +256,24 @@ impl Report {
                 ));
             }
         }
-        // Never folded: each of these is a live token someone must act on.
+        out
+    }
+
+    /// Never folded: each of these is a live token someone must act on.
+    fn needs_a_look(&self, colour: bool) -> String {
+        let mut out = String::new();
         let look: Vec<&TargetResult> = self
             .targets
             .iter()
             .filter(|t| t.attention.is_some())
             .collect();
         if !look.is_empty() {
-            out.push_str("needs a look (live tokens on the servers):\n");
+            out.push_str(&paint(
+                Status::Unproven,
+                "needs a look (live tokens on the servers):",
+                colour,
+            ));
+            out.push('\n');
             for t in look {
                 out.push_str(&format!(
                     "  {} {}: {}\n",
@@ -182,41 +284,6 @@ impl Report {
             }
         }
         out
-    }
-
-    /// Targets of `status` grouped by cause (fallback: error), most targets first.
-    pub fn fold(&self, status: Status) -> Vec<Folded<'_>> {
-        let mut groups: Vec<Folded<'_>> = Vec::new();
-        for t in self.targets.iter().filter(|t| t.status == status) {
-            let cause = t
-                .cause
-                .as_deref()
-                .or(t.error.as_deref())
-                .filter(|c| !c.is_empty())
-                .unwrap_or("no cause recorded");
-            let g = match groups.iter_mut().position(|g| g.cause == cause) {
-                Some(i) => &mut groups[i],
-                None => {
-                    groups.push(Folded {
-                        cause,
-                        hosts: Vec::new(),
-                        targets: 0,
-                    });
-                    groups.last_mut().expect("just pushed")
-                }
-            };
-            g.targets += 1;
-            if !g.hosts.contains(&t.host.as_str()) {
-                g.hosts.push(&t.host);
-            }
-        }
-        // Stable: equal counts keep first-seen order.
-        groups.sort_by(|a, b| {
-            b.targets
-                .cmp(&a.targets)
-                .then(b.hosts.len().cmp(&a.hosts.len()))
-        });
-        groups
     }
 
     /// The exit code of docs/DESIGN.md §5.
@@ -260,13 +327,131 @@ impl Report {
     }
 }
 
-/// Failed or skipped targets sharing one cause.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Folded<'a> {
-    pub cause: &'a str,
-    /// Distinct hosts, first-seen order.
-    pub hosts: Vec<&'a str>,
-    pub targets: usize,
+/// The order counts are said in, everywhere a person reads them: what was done, then what
+/// failed (the cause), then what was skipped because of it.
+pub const SHOWN_ORDER: [Status; 13] = [
+    Status::Created,
+    Status::Rotated,
+    Status::Revoked,
+    Status::WouldCreate,
+    Status::WouldRotate,
+    Status::WouldRevoke,
+    Status::Listed,
+    Status::Checked,
+    Status::Unchanged,
+    Status::Exists,
+    Status::Failed,
+    Status::Unproven,
+    Status::Skipped,
+];
+
+/// Hosts the recap names one by one; the rest are folded by cause.
+const RECAP_HOSTS: usize = 20;
+
+/// The cause of a target skipped because the run was interrupted (see `run::lanes`).
+const INTERRUPTED: &str = "interrupted";
+
+/// The recap's text, and how many hosts it names or folds.
+struct Recap {
+    text: String,
+    hosts: usize,
+}
+
+/// A target that did not fully succeed.
+fn not_ok(t: &TargetResult) -> bool {
+    matches!(
+        t.status,
+        Status::Failed | Status::Unproven | Status::Skipped
+    ) || t.attention.is_some()
+}
+
+fn cause_of(t: &TargetResult) -> &str {
+    t.cause
+        .as_deref()
+        .or(t.error.as_deref())
+        .filter(|c| !c.is_empty())
+        .unwrap_or("no cause recorded")
+}
+
+/// A host's recap line after its name, and its main cause (for folding): "18 created, 2 failed:
+/// HTTP 500" when its troubles share one cause, else each troubled status with its causes:
+/// "18 created, 2 failed (HTTP 500), 3 skipped (2 account suspended, 1 interrupted)".
+fn host_recap<'a>(targets: &[&'a TargetResult], colour: bool) -> (String, &'a str) {
+    let mut causes: Vec<(&str, usize)> = Vec::new();
+    for t in targets.iter().filter(|t| not_ok(t)) {
+        let c = cause_of(t);
+        match causes.iter_mut().find(|(x, _)| *x == c) {
+            Some(x) => x.1 += 1,
+            None => causes.push((c, 1)),
+        }
+    }
+    causes.sort_by_key(|x| std::cmp::Reverse(x.1));
+    let main = causes.first().map(|c| c.0).unwrap_or("no cause recorded");
+    let one_cause = causes.len() == 1;
+    let mut parts = Vec::new();
+    for s in SHOWN_ORDER {
+        let of: Vec<&&TargetResult> = targets.iter().filter(|t| t.status == s).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let mut part = paint(s, &format!("{} {}", of.len(), s.as_str()), colour);
+        if !one_cause && of.iter().any(|t| not_ok(t)) {
+            let mut by: Vec<(&str, usize)> = Vec::new();
+            for t in of.iter().filter(|t| not_ok(t)) {
+                let c = cause_of(t);
+                match by.iter_mut().find(|(x, _)| *x == c) {
+                    Some(x) => x.1 += 1,
+                    None => by.push((c, 1)),
+                }
+            }
+            by.sort_by_key(|x| std::cmp::Reverse(x.1));
+            let text = if by.len() == 1 {
+                by[0].0.to_string()
+            } else {
+                by.iter()
+                    .map(|(c, n)| format!("{n} {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            part.push_str(&format!(" ({text})"));
+        }
+        parts.push(part);
+    }
+    let mut line = parts.join(", ");
+    if one_cause {
+        line.push_str(": ");
+        line.push_str(main);
+    }
+    (line, main)
+}
+
+/// `text` in the colour of `status` when `colour` (green for what was done, yellow for
+/// skipped, red for failed, magenta for unproven); unchanged otherwise.
+pub fn paint(status: Status, text: &str, colour: bool) -> String {
+    if !colour {
+        return text.to_string();
+    }
+    let style = console::Style::new().force_styling(true);
+    let style = match status {
+        Status::Created | Status::Rotated | Status::Revoked => style.green(),
+        Status::WouldCreate | Status::WouldRotate | Status::WouldRevoke => style.cyan(),
+        Status::Listed | Status::Checked | Status::Unchanged | Status::Exists => style,
+        Status::Unproven => style.magenta().bold(),
+        Status::Skipped => style.yellow(),
+        Status::Failed => style.red().bold(),
+    };
+    style.apply_to(text).to_string()
+}
+
+fn paint_bold(text: &str, colour: bool) -> String {
+    if !colour {
+        return text.to_string();
+    }
+    console::Style::new()
+        .force_styling(true)
+        .bold()
+        .apply_to(text)
+        .to_string()
 }
 
 #[cfg(test)]
@@ -320,22 +505,90 @@ mod tests {
     }
 
     #[test]
-    fn summary_folds_by_cause_most_frequent_first() {
-        let s = sample().summary();
+    fn the_recap_names_each_troubled_host_once_then_the_totals() {
+        let s = sample().summary(false);
+        assert_eq!(
+            s,
+            "recap (hosts that did not fully succeed):\n\
+             \x20 db1   1 created, 1 failed: HTTP 500\n\
+             \x20 db2   1 created, 1 skipped: account suspended\n\
+             \x20 web1  2 failed: TLS pin mismatch\n\
+             \x20 web2  2 failed: TLS pin mismatch\n\
+             \x20 web3  2 failed: TLS pin mismatch\n\
+             \x20 web4  2 failed: TLS pin mismatch\n\
+             \x20 web5  2 failed: TLS pin mismatch\n\
+             rotate: 7 hosts (7 in the recap), 14 targets: 2 created, 11 failed, 1 skipped\n"
+        );
+    }
+
+    #[test]
+    fn a_host_with_several_causes_gives_each_by_status() {
+        let r = Report::new(
+            "r",
+            "create",
+            "s",
+            vec![
+                t("web1", "a", Status::Created, None),
+                t("web1", "b", Status::Failed, Some("HTTP 500")),
+                t("web1", "c", Status::Failed, Some("HTTP 500")),
+                t("web1", "d", Status::Failed, Some("timed out")),
+                t("web1", "e", Status::Skipped, Some("account suspended")),
+                t("web2", "f", Status::Created, None),
+            ],
+        );
+        let s = r.summary(false);
+        assert_eq!(
+            s.lines().nth(1).unwrap(),
+            "  web1  1 created, 3 failed (2 HTTP 500, 1 timed out), 1 skipped (account suspended)"
+        );
+        assert_eq!(
+            s.lines().last().unwrap(),
+            "create: 2 hosts (1 in the recap), 6 targets: 2 created, 3 failed, 1 skipped"
+        );
+    }
+
+    #[test]
+    fn past_twenty_hosts_the_recap_folds_by_cause_and_an_interruption_is_one_line() {
+        let mut targets = Vec::new();
+        for h in 0..25 {
+            let cause = if h < 22 {
+                "TLS pin mismatch"
+            } else {
+                "HTTP 500"
+            };
+            targets.push(t(&format!("web{h:02}"), "a", Status::Failed, Some(cause)));
+        }
+        for h in 0..40 {
+            targets.push(t(&format!("db{h:02}"), "a", Status::Created, None));
+            targets.push(t(
+                &format!("db{h:02}"),
+                "b",
+                Status::Skipped,
+                Some("interrupted"),
+            ));
+        }
+        let s = Report::new("r", "create", "s", targets).summary(false);
         let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 1 + 20 + 1 + 1 + 1, "{s}");
         assert_eq!(
-            lines[0],
-            "rotate: 7 hosts, 14 targets: 2 created, 1 skipped, 11 failed"
+            lines[21],
+            "  … and 5 more hosts: 3 with HTTP 500, 2 with TLS pin mismatch (the --report lists every target)"
         );
-        assert_eq!(lines[1], "failed:");
+        assert_eq!(lines[22], "interrupted: 40 targets on 40 hosts not started");
         assert_eq!(
-            lines[2],
-            "  5 hosts, 10 targets: TLS pin mismatch (web1, web2, web3, …)"
+            lines[23],
+            "create: 65 hosts (25 in the recap), 105 targets: 40 created, 25 failed, 40 skipped"
         );
-        assert_eq!(lines[3], "  1 host, 1 target: HTTP 500 (db1)");
-        assert_eq!(lines[4], "skipped:");
-        assert_eq!(lines[5], "  1 host, 1 target: account suspended (db2)");
-        assert_eq!(lines.len(), 6);
+    }
+
+    #[test]
+    fn colour_is_only_there_when_asked_for() {
+        let plain = sample().summary(false);
+        assert!(!plain.contains('\x1b'));
+        let painted = sample().summary(true);
+        assert!(painted.contains("\x1b[31"), "failed in red: {painted:?}");
+        assert!(painted.contains("\x1b[32m2 created"), "{painted:?}");
+        assert_eq!(console::strip_ansi_codes(&painted), plain);
     }
 
     #[test]
@@ -346,18 +599,18 @@ mod tests {
         unproven.attention = Some("token deploy-1 may have been minted by this run".into());
         let ok = t("web3", "carol", Status::Created, None);
         let r = Report::new("r", "create", "s", vec![orphan, unproven, ok]);
-        let s = r.summary();
+        let s = r.summary(false);
         let lines: Vec<&str> = s.lines().collect();
         assert_eq!(
-            lines[0],
-            "create: 3 hosts, 3 targets: 1 created, 1 unproven, 1 failed"
+            lines.last().unwrap(),
+            &"create: 3 hosts (2 in the recap), 3 targets: 1 created, 1 failed, 1 unproven"
         );
         let look = lines
             .iter()
             .position(|l| l.starts_with("needs a look"))
             .unwrap();
         assert_eq!(
-            &lines[look + 1..],
+            &lines[look + 1..look + 3],
             [
                 "  web1 alice: token deploy-1 is live and nobody holds its secret",
                 "  web2 bob: token deploy-1 may have been minted by this run",
@@ -367,7 +620,7 @@ mod tests {
     }
 
     #[test]
-    fn fold_falls_back_to_error() {
+    fn a_cause_falls_back_to_the_error() {
         let mut x = t("h", "a", Status::Failed, None);
         x.error = Some("connection refused".into());
         let r = Report::new(
@@ -376,12 +629,11 @@ mod tests {
             "s",
             vec![x, t("h2", "b", Status::Failed, None)],
         );
-        let f = r.fold(Status::Failed);
-        assert_eq!(f.len(), 2);
-        assert_eq!(f[0].cause, "connection refused");
-        assert_eq!(f[1].cause, "no cause recorded");
+        let s = r.summary(false);
+        assert!(s.contains("  h   1 failed: connection refused\n"), "{s}");
+        assert!(s.contains("  h2  1 failed: no cause recorded\n"), "{s}");
         let empty = Report::new("r", "create", "s", vec![]);
-        assert_eq!(empty.summary(), "create: 0 hosts, 0 targets\n");
+        assert_eq!(empty.summary(false), "create: 0 hosts, 0 targets\n");
     }
 
     #[test]

@@ -487,6 +487,11 @@ impl Resume {
         })
     }
 
+    /// Where the final handoff goes (`-`: standard output).
+    pub fn output_path(&self) -> &Path {
+        self.sink.path()
+    }
+
     pub fn journal_path(&self) -> &Path {
         self.ledger.path()
     }

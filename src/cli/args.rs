@@ -186,9 +186,13 @@ pub struct Common {
     /// Write a JSON report to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Progress display.
+    /// Progress display: bars on a terminal, heartbeat lines when piped; `always`: bars even
+    /// when piped.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub progress: String,
+    /// Colour on stderr: `auto` on a terminal unless NO_COLOR is set.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
     /// Only errors and the final failures.
     #[arg(short, long)]
     pub quiet: bool,
@@ -361,9 +365,13 @@ pub struct ResumeArgs {
     /// Write a JSON report to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Progress display.
+    /// Progress display: bars on a terminal, heartbeat lines when piped; `always`: bars even
+    /// when piped.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub progress: String,
+    /// Colour on stderr: `auto` on a terminal unless NO_COLOR is set.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
     /// Only errors and the final failures.
     #[arg(short, long)]
     pub quiet: bool,

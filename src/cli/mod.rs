@@ -222,6 +222,7 @@ impl Default for Job {
                 retries: defaults::RETRIES,
                 report: None,
                 progress: "auto".into(),
+                color: "auto".into(),
                 quiet: false,
                 verbose: false,
                 scope: ScopeArg::Account,
@@ -291,10 +292,11 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
     Ok((plan, backends, inventory.sha256))
 }
 
-/// Where a command's printed text goes: stderr when stdout carries the report.
-fn screen_for(report: Option<&Path>) -> Screen {
+/// Where a command's printed text goes: stderr when stdout carries the report or the handoff.
+fn screen_for(report: Option<&Path>, output: Option<&Path>) -> Screen {
+    let stdout = |p: Option<&Path>| p.is_some_and(|p| p.as_os_str() == "-");
     Screen {
-        to_stderr: report.is_some_and(|r| r.as_os_str() == "-"),
+        to_stderr: stdout(report) || stdout(output),
     }
 }
 
@@ -304,7 +306,10 @@ fn fleet(
     print: impl FnOnce(&run::Outcome, &mut dyn Write) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
     let common = &job.common;
-    let screen = screen_for(common.report.as_deref());
+    let screen = screen_for(
+        common.report.as_deref(),
+        job.seal.as_ref().map(|s| s.output.as_path()),
+    );
     let (plan, backends, inventory_sha256, sealing) = validate(&job)?;
     for w in &plan.warnings {
         say!("warning: {w}");
@@ -316,7 +321,13 @@ fn fleet(
     if job.dry_run {
         print_plan(&plan, job.op, screen);
     }
-    let progress = progress_for(&plan, &common.progress, common.quiet || common.list_targets);
+    let colour = crate::progress::colour(&common.color);
+    let progress = progress_for(
+        &plan,
+        &common.progress,
+        common.quiet || common.list_targets,
+        colour,
+    );
     let opts = RunOptions {
         jobs: common.jobs as usize,
         retries: common.retries,
@@ -380,7 +391,7 @@ fn fleet(
     let outcome = run::execute(&plan, &backends, &opts, ledger, observer, &stop);
     progress.finish();
     if common.list_targets {
-        print_targets(&outcome.results, screen);
+        print_targets(&outcome.results, plan.scope == Scope::Whm, screen);
         let failed: Vec<_> = outcome
             .results
             .iter()
@@ -397,7 +408,7 @@ fn fleet(
             started.to_string(),
             failed,
         );
-        say!("{}", report.summary());
+        say!("{}", report.summary(colour));
         return Ok(exit::SOME_FAILED);
     }
 
@@ -420,9 +431,11 @@ fn fleet(
         output: sealing.as_ref().map(|o| o.path().to_path_buf()),
         resumed: false,
         whm_scope: plan.scope == Scope::Whm,
+        limit: common.limit.clone(),
         passphrase: sealing
             .as_ref()
             .is_some_and(|out| out.recipients().is_passphrase()),
+        colour,
     };
     conclude(&end, outcome, handoff, print)
 }
@@ -482,7 +495,7 @@ fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
 }
 
 /// The progress display of a run over `plan`.
-fn progress_for(plan: &Plan, progress: &str, quiet: bool) -> Progress {
+fn progress_for(plan: &Plan, progress: &str, quiet: bool, colour: bool) -> Progress {
     let host_targets: Vec<(String, usize)> = plan
         .hosts
         .iter()
@@ -492,6 +505,7 @@ fn progress_for(plan: &Plan, progress: &str, quiet: bool) -> Progress {
         Mode::choose(progress, quiet),
         plan.op().as_str(),
         &host_targets,
+        colour,
     )
 }
 
@@ -513,8 +527,12 @@ struct Ending<'a> {
     resumed: bool,
     /// `--scope whm`: a host's one target is the host (retried as `host`, never `host/user`).
     whm_scope: bool,
+    /// The run's `--limit`, as given (a successful retry removes the retry file it read).
+    limit: Option<String>,
     /// Sealed with a passphrase: the hints to open or resume need no `--identity KEY`.
     passphrase: bool,
+    /// The summary in colour (`--color`).
+    colour: bool,
 }
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
@@ -551,7 +569,7 @@ fn conclude(
         outcome.results,
     );
     report.dry_run = end.dry_run;
-    let summary = report.summary();
+    let summary = report.summary(end.colour);
     let mut code = report.exit_code(handoff_failed, outcome.interrupted);
     if let Some(path) = end.report
         && let Err(e) = report.write(&path.to_string_lossy())
@@ -567,6 +585,9 @@ fn conclude(
     // unproven, no live token nobody holds) has a journal without a secret or an open step:
     // remove it, so the same command (or its retry of the failed targets) can run again
     // without --force. What it failed at is in the summary, the report and the retry file.
+    // A journal that saw a credential refused is kept too: its `resume` will not send that
+    // credential again unchanged, where a fresh run would (one more failed login for cPHulk).
+    // A resume never removes its journal: hosts outside its --limit are still to do.
     let settled = !report
         .targets
         .iter()
@@ -574,23 +595,45 @@ fn conclude(
     let mut journal_kept = handoff.is_some();
     if let Some((Ok(None), journal)) = &handoff
         && settled
+        && !end.resumed
+        && !outcome.refusal_journaled
         && !outcome.interrupted
         && !journal_failed
     {
         crate::seal::discard_journal(journal);
         journal_kept = false;
     }
+    // As Ansible's "to retry, use: --limit @FILE": before the recap, so the totals stay last.
+    if code == exit::SOME_FAILED && !outcome.interrupted && !end.dry_run {
+        say_retry(
+            end,
+            &report,
+            &handoff,
+            journal_kept,
+            sealed_any,
+            outcome.refusal_journaled,
+        );
+    }
+    // A retry that succeeded leaves no retry list behind to be run again by mistake.
+    if code == exit::OK && !end.dry_run && !end.resumed {
+        let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
+        if end
+            .limit
+            .as_ref()
+            .is_some_and(|l| l.contains(&format!("@{}", path.display())))
+        {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
     if !end.quiet || code != exit::OK {
-        say!("{summary}");
+        // The summary ends with a newline of its own.
+        say!("{}", summary.trim_end());
     }
     if end.verbose {
         say_failures(&report);
     }
     if end.dry_run {
         say!("dry run: nothing was changed");
-    }
-    if code == exit::SOME_FAILED && !outcome.interrupted {
-        say_retry(end, &report, &handoff, journal_kept, sealed_any);
     }
     if journal_failed && let Some((_, journal)) = &handoff {
         say!(
@@ -621,7 +664,20 @@ fn say_retry(
     handoff: &Option<(HandoffResult, PathBuf)>,
     journal_kept: bool,
     sealed_any: bool,
+    refused: bool,
 ) {
+    let fix = if refused {
+        "; fix the refused credential first (resume does not send it again unchanged)"
+    } else {
+        ""
+    };
+    if let (Some((_, journal)), true) = (handoff, end.resumed) {
+        say!(
+            "retry the failed targets with `{}`{fix}",
+            resume_command(journal, !end.passphrase)
+        );
+        return;
+    }
     let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
     let written = match retry::write_retry(&path, &report.targets, end.whm_scope) {
         None => return,
@@ -635,15 +691,15 @@ fn say_retry(
         }
     };
     match handoff {
-        Some((_, journal)) if journal_kept || end.resumed => {
+        Some((_, journal)) if journal_kept => {
             let also = if written {
-                format!(" (the failed targets are listed in {})", path.display())
+                format!("; they are also listed in {}", path.display())
             } else {
                 String::new()
             };
             say!(
-                "retry the failed targets with `{}`{also}",
-                resume_command(journal, (sealed_any || end.resumed) && !end.passphrase)
+                "retry the failed targets with `{}`{fix}{also}",
+                resume_command(journal, sealed_any && !end.passphrase)
             );
         }
         _ if written => {
@@ -759,6 +815,16 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
         &mut prompt_credential,
     )?;
     let plan = &resumed.plan;
+    if args.report.as_deref() == Some(Path::new("-"))
+        && crate::seal::is_stdout(resumed.output_path())
+    {
+        return Err(Problem::new(
+            "--report -",
+            "this run writes its handoff to standard output (-o -)",
+        )
+        .hint("write the report to a file (--report run.json); nothing was contacted")
+        .into());
+    }
     for w in &plan.warnings {
         say!("warning: {w}");
     }
@@ -770,7 +836,8 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             say!("{n}");
         }
     }
-    let progress = progress_for(plan, &args.progress, args.quiet);
+    let colour = crate::progress::colour(&args.color);
+    let progress = progress_for(plan, &args.progress, args.quiet, colour);
     let stop = install_interrupt(Some(resume_command(
         resumed.journal_path(),
         !resumed.record.passphrase,
@@ -796,11 +863,13 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             verbose: args.verbose,
             dry_run: false,
             started,
-            screen: screen_for(args.report.as_deref()),
+            screen: screen_for(args.report.as_deref(), Some(resumed.output_path())),
             output: None,
             resumed: true,
             whm_scope: plan.scope == Scope::Whm,
+            limit: None,
             passphrase: resumed.record.passphrase,
+            colour,
         },
         outcome,
         Some((written, resumed.journal_path().to_path_buf())),
@@ -831,7 +900,11 @@ fn install_interrupt(resume: Option<String>) -> Arc<AtomicBool> {
         let _ = ctrlc::set_handler(move || {
             if PRESSES.fetch_add(1, Ordering::SeqCst) == 0 {
                 flag.store(true, Ordering::SeqCst);
-                say!("\ninterrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)");
+                // One line, above the bars when there are bars; the hosts it skips are
+                // counted once, in the summary.
+                crate::progress::notice(
+                    "interrupt: finishing requests in flight, then stopping (Ctrl-C again to quit now)",
+                );
             } else {
                 match &resume {
                     Some(command) => say!(

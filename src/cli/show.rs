@@ -44,19 +44,13 @@ pub(super) fn print_hosts(plan: &Plan, screen: Screen) {
 }
 
 /// `--list-targets`: every target a command would touch, discovered accounts included, one
-/// `host/account` per line (the form `--limit @FILE` reads), then its token name, if any.
-pub(super) fn print_targets(results: &[TargetResult], screen: Screen) {
+/// `host/account` per line (`host` for `--scope whm`): the form `--limit @FILE` reads, so a
+/// list can be edited and fed back. The dry run shows each target's token names.
+pub(super) fn print_targets(results: &[TargetResult], hosts_only: bool, screen: Screen) {
     let mut out = String::new();
     for t in results {
-        out.push_str(&t.host);
-        if let Some(a) = &t.account {
-            out.push('/');
-            out.push_str(a);
-        }
-        if let Some(n) = t.token_name.as_deref().or(t.pattern.as_deref()) {
-            out.push(' ');
-            out.push_str(n);
-        }
+        let account = t.account.as_deref().filter(|_| !hosts_only);
+        out.push_str(&crate::plan::limit::retry_line(&t.host, account));
         out.push('\n');
     }
     screen.print(&out);

@@ -64,6 +64,16 @@ impl Runner<'_> {
             }
             sched.lanes[i].in_flight += 1;
             drop(sched);
+            let hp = &self.plan.hosts[i];
+            let what = match &work {
+                Task::Discover => "listaccts",
+                Task::CheckHost => "credential check",
+                Task::Target(t) => self.account_of(hp, t),
+            };
+            self.observer.event(&Event::Started {
+                host: &hp.host.name,
+                what,
+            });
 
             let follow_up = self.perform(i, work);
 
@@ -180,6 +190,7 @@ impl Runner<'_> {
             let attention = account
                 .as_deref()
                 .and_then(|a| self.unconfirmed(&hp.host.name, a, token_name.as_deref()));
+            let (token_name, pattern) = self.name_and_pattern(token_name);
             out.results.push(TargetResult {
                 host: hp.host.name.clone(),
                 account,
@@ -191,10 +202,23 @@ impl Runner<'_> {
                 attempts: 0,
                 elapsed_ms: 0,
                 attention,
-                pattern: None,
+                pattern,
                 revoked: Vec::new(),
                 note: None,
             });
+        }
+    }
+
+    /// A target's `token_name` as a result reports it, and its glob: a revoke's target carries
+    /// its `--name` glob, which is a pattern, never a token name; a rotation's is `--revoke`.
+    pub(super) fn name_and_pattern(
+        &self,
+        token_name: Option<String>,
+    ) -> (Option<String>, Option<String>) {
+        match &self.plan.work {
+            Work::Revoke { pattern } => (None, Some(pattern.as_str().to_string())),
+            Work::Rotate { revoke, .. } => (token_name, Some(revoke.as_str().to_string())),
+            _ => (token_name, None),
         }
     }
 

@@ -84,6 +84,10 @@ pub enum Event<'a> {
     Start { targets: usize },
     /// A host's target count grew (accounts discovered).
     Discovered { host: &'a str, targets: usize },
+    /// A host's next piece of work is handed to a worker: `what` names it (an account, or
+    /// `listaccts` for discovery, `credential check` for `check`). The first one of a host is
+    /// when the host starts.
+    Started { host: &'a str, what: &'a str },
     /// One target of a host finished.
     TargetDone { host: &'a str, status: Status },
     /// Every target of a host finished.
@@ -118,6 +122,9 @@ pub struct Outcome {
     /// The journal stopped taking records (a write or its final sync failed): it does not
     /// hold every secret of this run.
     pub journal_failed: bool,
+    /// A credential was refused and the journal told: a later `resume` holds that host while
+    /// the credential is unchanged, which a fresh run cannot (cPHulk counts each refusal).
+    pub refusal_journaled: bool,
 }
 
 /// What the journal of an interrupted run says about one target, for `resume`. The run module
@@ -176,17 +183,17 @@ struct Lane {
 
 impl Lane {
     /// A host's lane at the start of a run: the work its part of the plan asks for.
-    fn of(plan: &Plan, hp: &HostPlan) -> Lane {
+    /// `list_only` (`--list-targets`): only what discovers targets, even for `check`.
+    fn of(plan: &Plan, hp: &HostPlan, list_only: bool) -> Lane {
         let mut queue = VecDeque::new();
-        if plan.op() == Operation::Check && needs_host_check(plan, hp) {
+        let check = plan.op() == Operation::Check && !list_only;
+        if check && needs_host_check(plan, hp) {
             queue.push_back(Task::CheckHost);
         }
-        if hp.discover && plan.op() != Operation::Check {
+        if hp.discover && !check {
             queue.push_back(Task::Discover);
         }
-        if plan.op() != Operation::Check
-            || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account)
-        {
+        if !check || (hp.host.api == ApiKind::Cpanel && plan.scope == Scope::Account) {
             for t in &hp.targets {
                 queue.push_back(Task::Target(t.clone()));
             }
@@ -269,7 +276,11 @@ pub fn execute_resumed(
     stop: &AtomicBool,
 ) -> Outcome {
     assert_eq!(plan.hosts.len(), backends.len(), "one backend per host");
-    let lanes: Vec<Lane> = plan.hosts.iter().map(|hp| Lane::of(plan, hp)).collect();
+    let lanes: Vec<Lane> = plan
+        .hosts
+        .iter()
+        .map(|hp| Lane::of(plan, hp, opts.list_only))
+        .collect();
     let outstanding = lanes.iter().map(|l| l.queue.len()).sum();
     let targets = plan.target_count();
     observer.event(&Event::Start { targets });

@@ -91,7 +91,13 @@ impl Runner<'_> {
         } else {
             return;
         };
-        let _ = self.ledger.refused(&hp.host.name, &account, &what, &tag);
+        if self
+            .ledger
+            .refused(&hp.host.name, &account, &what, &tag)
+            .is_ok()
+        {
+            self.out.lock().unwrap().refusal_journaled = true;
+        }
     }
 
     fn perform_target(&self, i: usize, t: &Target, started: Instant) -> FollowUp {
@@ -122,16 +128,9 @@ impl Runner<'_> {
             _ if self.opts.list_only => Ok(Status::Listed),
             _ => self.target(&cx, prior),
         };
-        let mut result = TargetResult::new(&hp.host.name, Some(cx.account), cx.name);
-        match &self.plan.work {
-            // A revoke's target has a glob, never a token name: what matched is `revoked`.
-            Work::Revoke { pattern } => {
-                result.token_name = None;
-                result.pattern = Some(pattern.as_str().to_string());
-            }
-            Work::Rotate { revoke, .. } => result.pattern = Some(revoke.as_str().to_string()),
-            _ => {}
-        }
+        let mut result = TargetResult::new(&hp.host.name, Some(cx.account), None);
+        // A revoke's target has a glob, never a token name: what matched is `revoked`.
+        (result.token_name, result.pattern) = self.name_and_pattern(cx.name.map(str::to_string));
         result.attempts = cx.attempts.get();
         result.revoked = cx.revoked.take();
         result.note = cx.note.take();
@@ -468,6 +467,9 @@ impl Runner<'_> {
         match result {
             Ok(_) => r.status = Status::Checked,
             Err(e) => {
+                // The host's own calls failed (its credential, TLS, ACLs): a host-level failure,
+                // which a retry names by host, not as one of its accounts.
+                r.account = None;
                 r.status = Status::Failed;
                 r.error = Some(detail);
                 r.cause = Some(e.cause());

@@ -10,6 +10,7 @@ mod corpus;
 mod chaos;
 mod check_list;
 mod create;
+mod display;
 mod failures;
 mod hostile;
 mod hygiene;

@@ -248,7 +248,7 @@ fn list_hosts_sends_nothing_and_list_targets_only_asks_star_hosts_for_their_acco
     let mut want = Vec::new();
     for h in ["web001", "web002"] {
         for a in env.fleet.host(h).accounts() {
-            want.push(format!("{h}/{a} lt"));
+            want.push(format!("{h}/{a}"));
         }
     }
     let mut got: Vec<String> = run.stdout.lines().map(str::to_string).collect();
@@ -600,4 +600,92 @@ fn resuming_a_finished_run_says_it_minted_nothing_new() {
     );
     assert_eq!(live_tokens(&env), before, "nothing new on the servers");
     assert_eq!(env.open_handoff(&env.path("fin.age")).len(), 4);
+}
+
+#[test]
+fn a_failed_check_retries_by_host_a_dry_run_writes_no_retry_list_and_a_good_retry_removes_it() {
+    let env = Env::start(small_fleet(2, 2));
+    let web2 = env.fleet.host("web002");
+    web2.set_faults(Faults {
+        down: true,
+        ..Faults::default()
+    });
+    let dry = env.run(&[
+        "revoke",
+        "-i",
+        env.toml(),
+        "--name",
+        "x*",
+        "--dry-run",
+        "--progress",
+        "never",
+    ]);
+    dry.expect(1);
+    assert!(
+        !env.path("tokenfleet-revoke.retry").exists(),
+        "a dry run writes no retry list"
+    );
+    assert!(!dry.stderr.contains("retry only"), "{}", dry.stderr);
+
+    let check = env.run(&["check", "-i", env.toml(), "--progress", "never"]);
+    check.expect(1);
+    let list = std::fs::read_to_string(env.path("tokenfleet-check.retry")).unwrap();
+    let lines: Vec<&str> = list.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(lines, ["web002"], "a host-level failure is retried by host");
+    let command = check
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("retry only the failed targets: `"))
+        .and_then(|l| l.strip_suffix('`'))
+        .unwrap_or_else(|| panic!("{}", check.stderr))
+        .to_string();
+    web2.set_faults(Faults::default());
+    let web1 = env.fleet.host("web001");
+    web1.reset_stats();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .current_dir(env.dir.path())
+        .env("WHM_TOKEN", env.fleet.root_token())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let again = Run::from(out);
+    again.expect(0);
+    assert_eq!(
+        web1.stats().total_requests,
+        0,
+        "only the failed host is checked again"
+    );
+    assert!(
+        !env.path("tokenfleet-check.retry").exists(),
+        "the retry list is done with"
+    );
+}
+
+#[test]
+fn check_list_targets_sends_nothing_and_its_lines_feed_limit() {
+    let env = Env::start(small_fleet(2, 2));
+    let run = env.run(&["check", "-i", env.toml(), "--list-targets"]);
+    run.expect(0);
+    assert_eq!(env.total_requests(), 0, "{}", run.stderr);
+    std::fs::write(
+        env.path("t.txt"),
+        run.stdout.lines().take(1).collect::<Vec<_>>().join("\n"),
+    )
+    .unwrap();
+    let one = env.run(&[
+        "list",
+        "-i",
+        env.toml(),
+        "--limit",
+        "@t.txt",
+        "--report",
+        "-",
+        "--progress",
+        "never",
+    ]);
+    one.expect(0);
+    let report: serde_json::Value = serde_json::from_str(&one.stdout).unwrap();
+    assert_eq!(report["targets"].as_array().unwrap().len(), 1, "{report}");
 }

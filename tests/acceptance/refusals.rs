@@ -104,12 +104,12 @@ fn a_run_its_resumes_and_a_check_cost_at_most_two_failed_logins_per_host() {
 
 #[test]
 fn retry_refused_sends_an_unchanged_credential_once_more() {
-    // Two hosts: web002 mints, so the journal is kept for the resume.
-    let env = Env::start(small_fleet(2, 3));
+    // Nothing is minted, but the journal is kept: it remembers the refusal.
+    let env = Env::start(small_fleet(1, 3));
     let inv = with_bad_credential(&env, "web001");
     let victim = env.fleet.host("web001");
     let bad = [("BAD_TOKEN", BAD)];
-    env.run_env(
+    let first = env.run_env(
         &[
             "create",
             "-i",
@@ -122,9 +122,24 @@ fn retry_refused_sends_an_unchanged_credential_once_more() {
             "rr.age",
         ],
         &bad,
-    )
-    .expect(1);
+    );
+    first.expect(1);
+    assert!(
+        first
+            .stderr
+            .contains("retry the failed targets with `tokenfleet resume rr.age.journal`")
+            && first.stderr.contains("fix the refused credential first"),
+        "{}",
+        first.stderr
+    );
     let key = env.identity_file.to_str().unwrap().to_string();
+    let held = env.run_env(&["resume", "rr.age.journal", "--identity", &key], &bad);
+    held.expect(1);
+    assert_eq!(victim.stats().failed_auth, 1, "resume holds the host");
+    assert!(
+        env.path("rr.age.journal").exists(),
+        "a resume keeps its journal"
+    );
     let again = env.run_env(
         &[
             "resume",

@@ -64,7 +64,7 @@ fn snapshot_path(name: &str) -> PathBuf {
 
 /// Compare `run` (command, exit code, stdout, stderr; normalised) with the snapshot `name`.
 #[track_caller]
-fn assert_snapshot(env: &Env, name: &str, args: &[&str], run: &Run) {
+pub(crate) fn assert_snapshot(env: &Env, name: &str, args: &[&str], run: &Run) {
     let shown = format!(
         "$ tokenfleet {}\nexit: {}\n--- stdout\n{}\n--- stderr\n{}\n",
         normalise(env, &args.join(" ")),
