@@ -23,6 +23,19 @@ fn names(env: &Env, host: &str, account: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// A command line tokenfleet printed, run as the user would paste it into a shell.
+fn run_printed(env: &Env, command: &str) -> Run {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(env.dir.path())
+        .env("WHM_TOKEN", env.fleet.root_token())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    Run::from(out)
+}
+
 fn revoked_names(t: &serde_json::Value) -> Vec<String> {
     t["revoked"]
         .as_array()
@@ -308,15 +321,7 @@ fn a_failed_run_that_minted_nothing_leaves_no_journal_and_its_printed_retry_fini
     for h in env.fleet.hosts() {
         h.set_faults(Faults::default());
     }
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(env.dir.path())
-        .env("WHM_TOKEN", env.fleet.root_token())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let again = Run::from(out);
+    let again = run_printed(&env, command);
     again.expect(0);
     let rows = env.open_handoff(&env.path("rt.age"));
     assert_eq!(rows.len(), 6, "every account of every host");
@@ -642,15 +647,7 @@ fn a_failed_check_retries_by_host_a_dry_run_writes_no_retry_list_and_a_good_retr
     web2.set_faults(Faults::default());
     let web1 = env.fleet.host("web001");
     web1.reset_stats();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .current_dir(env.dir.path())
-        .env("WHM_TOKEN", env.fleet.root_token())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    let again = Run::from(out);
+    let again = run_printed(&env, &command);
     again.expect(0);
     assert_eq!(
         web1.stats().total_requests,
