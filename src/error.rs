@@ -115,3 +115,15 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// `a, b, c and 4 more`: names in a message, the first `at_most` of them.
+pub fn name_list(names: &[&str], at_most: usize) -> String {
+    if names.len() <= at_most {
+        return names.join(", ");
+    }
+    format!(
+        "{} and {} more",
+        names[..at_most].join(", "),
+        names.len() - at_most
+    )
+}

@@ -251,7 +251,7 @@ impl Resolver {
                 }
                 if users.len() > 1 {
                     let names: Vec<&str> = users.iter().map(String::as_str).collect();
-                    more.push(format!("used by {}", crate::plan::limit::list(&names, 3)));
+                    more.push(format!("used by {}", crate::error::name_list(&names, 3)));
                 }
                 let more = if more.is_empty() {
                     String::new()

@@ -228,17 +228,7 @@ fn known_names(hosts: &[Host]) -> String {
     out.join("; ")
 }
 
-/// `a, b, c and 4 more`.
-pub(crate) fn list(names: &[&str], at_most: usize) -> String {
-    if names.len() <= at_most {
-        return names.join(", ");
-    }
-    format!(
-        "{} and {} more",
-        names[..at_most].join(", "),
-        names.len() - at_most
-    )
-}
+pub(crate) use crate::error::name_list as list;
 
 /// Split a pattern into items, reading every `@FILE`.
 fn items(pattern: &str) -> Result<(Vec<Item>, String), Problem> {
