@@ -132,6 +132,15 @@ impl TargetResult {
     }
 }
 
+impl TargetResult {
+    /// The target did not get what was asked: it failed, its token's owner is unproven, or it
+    /// was skipped because of a problem (not on purpose). Exit 1, and a retry takes it again.
+    pub fn went_wrong(&self) -> bool {
+        matches!(self.status, Status::Failed | Status::Unproven)
+            || (self.status == Status::Skipped && self.error.is_some())
+    }
+}
+
 /// A token a run revoked (or, dry run, would revoke), as the server listed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedToken {

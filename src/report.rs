@@ -294,11 +294,10 @@ impl Report {
         if handoff_failed {
             return exit::HANDOFF_FAILED;
         }
-        let bad = self.targets.iter().any(|t| {
-            matches!(t.status, Status::Failed | Status::Unproven)
-                || (t.status == Status::Skipped && t.error.is_some())
-                || t.attention.is_some()
-        });
+        let bad = self
+            .targets
+            .iter()
+            .any(|t| t.went_wrong() || t.attention.is_some());
         if bad { exit::SOME_FAILED } else { exit::OK }
     }
 

@@ -3,15 +3,9 @@
 //! that `--limit @FILE` reads, and says the command that retries only them: the same command
 //! line with its `--limit` replaced. Names only, never a secret.
 
-use crate::outcome::{Status, TargetResult};
+use crate::outcome::TargetResult;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-/// Whether a target's result asks for a retry.
-fn wants_retry(t: &TargetResult) -> bool {
-    matches!(t.status, Status::Failed | Status::Unproven)
-        || (t.status == Status::Skipped && t.error.is_some())
-}
 
 /// The retry file's lines for `results`: each failed target once, in the run's order; a
 /// host-level failure (no account) names the whole host and covers its accounts, and so does
@@ -19,12 +13,12 @@ fn wants_retry(t: &TargetResult) -> bool {
 pub(super) fn retry_lines(results: &[TargetResult], hosts_only: bool) -> Vec<String> {
     let whole: std::collections::HashSet<&str> = results
         .iter()
-        .filter(|t| wants_retry(t) && (hosts_only || t.account.is_none()))
+        .filter(|t| t.went_wrong() && (hosts_only || t.account.is_none()))
         .map(|t| t.host.as_str())
         .collect();
     let mut seen = std::collections::HashSet::new();
     let mut lines = Vec::new();
-    for t in results.iter().filter(|t| wants_retry(t)) {
+    for t in results.iter().filter(|t| t.went_wrong()) {
         let account = t
             .account
             .as_deref()
@@ -135,6 +129,7 @@ fn quote(a: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Status;
 
     fn args(s: &[&str]) -> Vec<OsString> {
         s.iter().map(OsString::from).collect()
