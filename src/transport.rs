@@ -16,7 +16,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use std::error::Error as StdError;
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -284,7 +283,11 @@ fn read_ca_file(
 }
 
 /// The rustls configuration for one host: ring provider, HTTP/1.1 ALPN, and the host's trust.
-fn client_config(host: &Endpoint, seen: SeenCell) -> Result<rustls::ClientConfig, Problem> {
+fn client_config(
+    host: &Endpoint,
+    ca: &[CertificateDer<'static>],
+    seen: SeenCell,
+) -> Result<rustls::ClientConfig, Problem> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // A pin is the strictest statement and wins over `tls_insecure`; `tls_ca` matters only
     // without a pin.
@@ -297,7 +300,7 @@ fn client_config(host: &Endpoint, seen: SeenCell) -> Result<rustls::ClientConfig
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         if let Some(path) = &host.tls.ca {
-            for cert in read_ca_file(host, path)? {
+            for cert in ca.iter().cloned() {
                 roots.add(cert).map_err(|e| {
                     Problem::new(host.origin.clone(), format!("CA file {}: unusable certificate: {e}", path.display()))
                         .field("tls_ca")
@@ -332,11 +335,40 @@ fn client_config(host: &Endpoint, seen: SeenCell) -> Result<rustls::ClientConfig
     Ok(config)
 }
 
-/// One host's HTTPS client (any of its ports), with that host's trust settings.
+/// The process's one I/O runtime. Every host's connections are driven by its few threads, so a
+/// fleet of 10,000 hosts costs no thread per host: the `--jobs` workers hand each request to it
+/// and wait for the answer ([`HostTransport::post`]).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 4);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            // Name lookups run here (IP literals need none); a handful is plenty.
+            .max_blocking_threads(4)
+            .thread_name("tokenfleet-io")
+            .enable_all()
+            .build()
+            .expect("cannot start the I/O threads")
+    })
+}
+
+/// One host's HTTPS client (any of its ports), with that host's trust settings. The client and
+/// its connection pool exist only while the host is being worked on: built at the first request,
+/// dropped by [`HostTransport::release`] when the host is done, which closes its idle
+/// connections (a fleet of thousands must not hold a socket per finished host).
 pub struct HostTransport {
-    client: reqwest::blocking::Client,
+    endpoint: Endpoint,
+    /// `tls_ca`'s certificates, read (and checked) when the transport is built.
+    ca: Vec<CertificateDer<'static>>,
+    client: Mutex<Option<reqwest::Client>>,
     /// The whole request's deadline, connect to last byte (see [`HostTransport::post`]).
     timeout: Duration,
+    connect_timeout: Duration,
+    pool_size: usize,
     /// `address` as it goes into a URL (IPv6 literals bracketed).
     url_host: String,
     pin: Option<Pin>,
@@ -435,41 +467,71 @@ fn root_message(err: &(dyn StdError + 'static)) -> String {
 }
 
 impl HostTransport {
-    /// Build the client for `host`. Reads `tls_ca` now, so a bad CA file is an input problem.
+    /// The transport for `host`. Reads `tls_ca` now, so a bad CA file is an input problem; the
+    /// client itself is built at the first request.
     pub fn new(
         host: &Endpoint,
         config: &TransportConfig,
     ) -> Result<HostTransport, crate::error::Problem> {
-        let seen: SeenCell = Arc::new(Mutex::new(Seen::default()));
-        let tls = client_config(host, seen.clone())?;
-        let client = reqwest::blocking::Client::builder()
+        let ca = match &host.tls.ca {
+            Some(path) if host.tls.pin.is_none() && !host.tls.insecure => read_ca_file(host, path)?,
+            _ => Vec::new(),
+        };
+        let transport = HostTransport {
+            endpoint: host.clone(),
+            ca,
+            client: Mutex::new(None),
+            timeout: config.timeout,
+            connect_timeout: config.connect_timeout,
+            pool_size: config.pool_size.max(1),
+            url_host: url_host(&host.address),
+            pin: host.tls.pin,
+            body_cap: config.body_cap,
+            seen: Arc::new(Mutex::new(Seen::default())),
+        };
+        // Every problem of the TLS settings is found now, before any request.
+        client_config(&transport.endpoint, &transport.ca, transport.seen.clone())?;
+        Ok(transport)
+    }
+
+    /// The host's client, built on first use.
+    fn client(&self) -> Result<reqwest::Client, TransportError> {
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let tls = client_config(&self.endpoint, &self.ca, self.seen.clone())
+            .map_err(|p| TransportError::Request(p.to_string()))?;
+        let _in_runtime = runtime().enter();
+        let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_max_idle_per_host(config.pool_size.max(1))
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .pool_max_idle_per_host(self.pool_size)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .http1_only()
             .no_proxy()
             .user_agent(concat!("tokenfleet/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| {
-                Problem::new(
-                    host.origin.clone(),
-                    format!("cannot build the HTTPS client: {e}"),
-                )
-            })?;
-        Ok(HostTransport {
-            client,
-            timeout: config.timeout,
-            url_host: url_host(&host.address),
-            pin: host.tls.pin,
-            body_cap: config.body_cap,
-            seen,
-        })
+            .map_err(|e| TransportError::Request(format!("cannot build the HTTPS client: {e}")))?;
+        *slot = Some(client.clone());
+        Ok(client)
     }
 
-    /// POST a form to `path` (e.g. `/json-api/uapi_cpanel`) on `port` of the host.
+    /// The host is done: drop its client, closing its idle connections. A later request builds
+    /// a new one.
+    pub fn release(&self) {
+        let client = self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(client) = client {
+            // The pool's timers live on the runtime: drop it there.
+            let _in_runtime = runtime().enter();
+            drop(client);
+        }
+    }
+
+    /// POST a form to `path` (e.g. `/json-api/uapi_cpanel`) on `port` of the host. The calling
+    /// thread waits while the I/O threads do the exchange.
     pub fn post(
         &self,
         port: u16,
@@ -479,44 +541,55 @@ impl HostTransport {
     ) -> Result<Response, TransportError> {
         let url = format!("https://{}:{port}{path}", self.url_host);
         let auth = authorization_value(auth)?;
-        // The timeout set on the request (not only on the client) is a deadline for the whole
-        // exchange, body included: the blocking client's own timeout bounds each read, so a
-        // server that drips a byte at a time could hold a request for ever.
-        let request = self
-            .client
+        let client = self.client()?;
+        // The timeout set on the request is a deadline for the whole exchange, body included,
+        // so a server that drips a byte at a time cannot hold a request for ever; the outer one
+        // is a backstop a little later.
+        let request = client
             .post(&url)
             .timeout(self.timeout)
             .header(AUTHORIZATION, auth)
             .form(form);
-        let mut response = request.send().map_err(|e| self.map_send_error(e, port))?;
-        let status = response.status().as_u16();
-        let header = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v: &HeaderValue| v.to_str().ok())
-                .map(str::to_string)
+        let exchange = async {
+            let mut response = request
+                .send()
+                .await
+                .map_err(|e| self.map_send_error(e, port))?;
+            let status = response.status().as_u16();
+            let header = |name| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            let location = header(LOCATION);
+            let content_type = header(CONTENT_TYPE);
+            if let Some(len) = response.content_length()
+                && len > self.body_cap as u64
+            {
+                return Err(TransportError::BodyTooLarge { cap: self.body_cap });
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(map_read_error)? {
+                if body.len() + chunk.len() > self.body_cap {
+                    return Err(TransportError::BodyTooLarge { cap: self.body_cap });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Response {
+                status,
+                location,
+                content_type,
+                body,
+            })
         };
-        let location = header(LOCATION);
-        let content_type = header(CONTENT_TYPE);
-        if let Some(len) = response.content_length()
-            && len > self.body_cap as u64
-        {
-            return Err(TransportError::BodyTooLarge { cap: self.body_cap });
-        }
-        let mut body = Vec::new();
-        (&mut response)
-            .take(self.body_cap as u64 + 1)
-            .read_to_end(&mut body)
-            .map_err(|e| map_read_error(&e))?;
-        if body.len() > self.body_cap {
-            return Err(TransportError::BodyTooLarge { cap: self.body_cap });
-        }
-        Ok(Response {
-            status,
-            location,
-            content_type,
-            body,
+        let backstop = self.timeout + Duration::from_secs(1);
+        runtime().block_on(async {
+            match tokio::time::timeout(backstop, exchange).await {
+                Ok(answer) => answer,
+                Err(_) => Err(TransportError::Timeout { sent: true }),
+            }
         })
     }
 
@@ -603,17 +676,13 @@ impl HostTransport {
 }
 
 /// An error while reading the body: the request was sent.
-fn map_read_error(err: &std::io::Error) -> TransportError {
-    let timed_out = err.kind() == std::io::ErrorKind::TimedOut
-        || err
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<reqwest::Error>())
-            .is_some_and(|e| e.is_timeout());
-    if timed_out {
+fn map_read_error(err: reqwest::Error) -> TransportError {
+    if err.is_timeout() {
         return TransportError::Timeout { sent: true };
     }
+    let err = err.without_url();
     TransportError::Io {
-        message: root_message(err),
+        message: root_message(&err),
         sent: true,
     }
 }

@@ -512,6 +512,10 @@ impl<R: Route> Backend for HttpBackend<R> {
     fn peer_pin(&self) -> Option<Pin> {
         self.http.peer_pin()
     }
+
+    fn release(&self) {
+        self.http.transport.release();
+    }
 }
 
 #[cfg(test)]

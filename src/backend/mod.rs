@@ -258,6 +258,9 @@ pub trait Backend: Send + Sync {
     fn url(&self, owner: Owner<'_>) -> String;
     /// The SHA-256 of the certificate the server presented last, in `tls_pin`'s form.
     fn peer_pin(&self) -> Option<Pin>;
+    /// The run is done with this host: let go of what it holds open (connections). A later
+    /// call may open them again.
+    fn release(&self) {}
 }
 
 /// The backends of a fleet, in plan order: `fleet[i]` serves `plan.hosts[i]`.

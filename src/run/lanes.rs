@@ -16,6 +16,67 @@ impl Lane {
     }
 }
 
+impl Sched {
+    /// The order in which hosts are taken up: the biggest first (a host whose accounts are
+    /// discovered counts as the biggest), so the longest lane does not start last.
+    pub(super) fn new(lanes: Vec<Lane>) -> Sched {
+        let outstanding = lanes.iter().map(|l| l.queue.len()).sum();
+        let mut unopened: Vec<usize> = (0..lanes.len()).collect();
+        unopened.sort_by_key(|&i| {
+            let lane = &lanes[i];
+            let size = if matches!(lane.queue.front(), Some(Task::Discover)) {
+                usize::MAX
+            } else {
+                lane.queue.len()
+            };
+            std::cmp::Reverse(size)
+        });
+        Sched {
+            lanes,
+            cursor: 0,
+            outstanding,
+            open: Vec::new(),
+            unopened: unopened.into(),
+        }
+    }
+
+    /// The lane whose next task a worker takes now, if any may go. Hosts already being worked
+    /// on come first (round-robin among them, up to each one's limit); a new host is taken up
+    /// only when none of them can take more. So the hosts open at once stay about `--jobs /
+    /// per_host` (plus the ones waiting on an answer), each pays its handshakes once and is
+    /// finished (its connections closed) before the fleet's tail is begun, whatever the
+    /// fleet's size.
+    fn pick(&mut self) -> Option<usize> {
+        let m = self.open.len();
+        for k in 0..m {
+            let at = (self.cursor + k) % m;
+            let i = self.open[at];
+            if self.lanes[i].can_take() {
+                self.cursor = (at + 1) % m;
+                return Some(i);
+            }
+        }
+        while let Some(i) = self.unopened.pop_front() {
+            let lane = &self.lanes[i];
+            if lane.finished || lane.queue.is_empty() {
+                continue;
+            }
+            self.open.push(i);
+            if self.lanes[i].can_take() {
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+impl Lane {
+    fn can_take(&self) -> bool {
+        let limit = if self.probation { 1 } else { self.limit };
+        self.in_flight < limit && !self.queue.is_empty()
+    }
+}
+
 impl Runner<'_> {
     pub(super) fn worker(&self) {
         let mut sched = self.sched.lock().unwrap();
@@ -38,25 +99,13 @@ impl Runner<'_> {
                     "journal write failed",
                 );
             }
-            let n = sched.lanes.len();
-            let mut picked = None;
-            for k in 0..n {
-                let i = (sched.cursor + k) % n;
-                let lane = &sched.lanes[i];
-                let limit = if lane.probation { 1 } else { lane.limit };
-                if lane.in_flight < limit && !lane.queue.is_empty() {
-                    picked = Some(i);
-                    break;
-                }
-            }
-            let Some(i) = picked else {
+            let Some(i) = sched.pick() else {
                 if sched.outstanding == 0 {
                     continue;
                 }
                 sched = self.wake.wait(sched).unwrap();
                 continue;
             };
-            sched.cursor = (i + 1) % n;
             let work = sched.lanes[i].queue.pop_front().expect("non-empty");
             if sched.lanes[i].in_flight == 0 {
                 // Nothing was out: the wait for this host starts now.
@@ -273,6 +322,9 @@ impl Runner<'_> {
             return;
         }
         lane.finished = true;
+        sched.open.retain(|&j| j != i);
+        // Its idle connections close now, not when the whole fleet is done.
+        self.backends[i].release();
         self.observer.event(&Event::HostDone {
             host: &self.plan.hosts[i].host.name,
             done: lane.done,

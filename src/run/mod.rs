@@ -216,10 +216,14 @@ impl Lane {
 
 struct Sched {
     lanes: Vec<Lane>,
-    /// Round-robin start, so hosts interleave.
+    /// Round-robin start in `open`, so the hosts being worked on interleave.
     cursor: usize,
     /// Work queued or in flight over all lanes.
     outstanding: usize,
+    /// Lanes taken up and not finished, in the order they were taken up.
+    open: Vec<usize>,
+    /// Lanes not taken up yet, in the order they will be (see `Sched::new`).
+    unopened: VecDeque<usize>,
 }
 
 /// Shared state of one run.
@@ -281,7 +285,6 @@ pub fn execute_resumed(
         .iter()
         .map(|hp| Lane::of(plan, hp, opts.list_only))
         .collect();
-    let outstanding = lanes.iter().map(|l| l.queue.len()).sum();
     let targets = plan.target_count();
     observer.event(&Event::Start { targets });
     let runner = Runner {
@@ -292,11 +295,7 @@ pub fn execute_resumed(
         observer,
         stop,
         prior,
-        sched: Mutex::new(Sched {
-            lanes,
-            cursor: 0,
-            outstanding,
-        }),
+        sched: Mutex::new(Sched::new(lanes)),
         wake: Condvar::new(),
         out: Mutex::new(Outcome::default()),
         halted: Mutex::new(None),

@@ -208,13 +208,40 @@ fn no_host_gets_more_than_per_host_calls_at_once_and_each_reaches_it() {
 }
 
 #[test]
-fn one_worker_takes_the_hosts_in_turn() {
+fn one_worker_finishes_a_host_before_taking_up_the_next() {
     let plan = plan(Operation::List, &[2, 2, 2], 3);
     let (fakes, log) = fleet(&plan, 0);
     let out = run(&plan, &fakes, opts(1, 0));
     assert_eq!(count(&all(&out), Status::Listed), 9);
-    let turn = ["h0 List", "h1 List", "h2 List"];
-    assert_eq!(*log.lock().unwrap(), turn.repeat(3));
+    let calls: Vec<String> = ["h0 List", "h1 List", "h2 List"]
+        .iter()
+        .flat_map(|c| std::iter::repeat_n(c.to_string(), 3))
+        .collect();
+    assert_eq!(*log.lock().unwrap(), calls);
+}
+
+#[test]
+fn the_hosts_being_worked_on_at_once_stay_within_jobs_however_many_there_are() {
+    let plan = plan(Operation::List, &[2; 60], 5);
+    let (fakes, log) = fleet(&plan, 1);
+    let jobs = 6;
+    let out = run(&plan, &fakes, opts(jobs, 0));
+    assert_eq!(count(&all(&out), Status::Listed), 300);
+    // Each host's span, from its first call to its last: no more than `jobs` overlap.
+    let log = log.lock().unwrap();
+    let mut span: HashMap<&str, (usize, usize)> = HashMap::new();
+    for (at, call) in log.iter().enumerate() {
+        let host = call.split(' ').next().unwrap();
+        span.entry(host)
+            .and_modify(|s| s.1 = at)
+            .or_insert((at, at));
+    }
+    let widest = (0..log.len())
+        .map(|at| span.values().filter(|(a, b)| *a <= at && at <= *b).count())
+        .max()
+        .unwrap();
+    assert!(widest <= jobs, "{widest} hosts at once with --jobs {jobs}");
+    assert!(widest >= 2, "hosts are worked on side by side: {widest}");
 }
 
 #[test]
