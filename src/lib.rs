@@ -26,6 +26,7 @@ pub(crate) mod run;
 pub(crate) mod seal;
 pub mod secret;
 pub(crate) mod sink;
+pub mod spool;
 pub(crate) mod table;
 pub(crate) mod time;
 pub mod transport;

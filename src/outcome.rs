@@ -289,7 +289,7 @@ impl Ledger for NoLedger {
 }
 
 /// A token as `list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ListingRow {
     pub host: String,
     pub account: String,

@@ -6,6 +6,7 @@
 
 use crate::error::exit;
 pub use crate::outcome::{Status, TargetResult};
+use crate::spool::Spool;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,7 +25,8 @@ pub struct Report {
     /// RFC 3339 UTC.
     pub finished: String,
     pub totals: BTreeMap<Status, usize>,
-    pub targets: Vec<TargetResult>,
+    /// Spooled: read back from a temporary file for each pass (see `spool.rs`).
+    pub targets: Spool<TargetResult>,
 }
 
 fn plural(n: usize, one: &str) -> String {
@@ -47,7 +49,7 @@ impl Report {
         run_id: impl Into<String>,
         operation: impl Into<String>,
         started: impl Into<String>,
-        targets: Vec<TargetResult>,
+        targets: impl Into<Spool<TargetResult>>,
     ) -> Report {
         let mut r = Report {
             schema_version: SCHEMA_VERSION,
@@ -57,7 +59,7 @@ impl Report {
             started: started.into(),
             finished: jiff::Timestamp::now().to_string(),
             totals: BTreeMap::new(),
-            targets,
+            targets: targets.into(),
         };
         r.recount();
         r
@@ -66,7 +68,7 @@ impl Report {
     /// Recompute `totals` from `targets`.
     pub fn recount(&mut self) {
         self.totals.clear();
-        for t in &self.targets {
+        for t in self.targets.iter() {
             *self.totals.entry(t.status).or_insert(0) += 1;
         }
     }
@@ -80,25 +82,23 @@ impl Report {
     /// fully succeed, with its counts by status and cause) and last the totals, like Ansible's
     /// PLAY RECAP. `colour`: status words in colour (a terminal that wants it).
     pub fn summary(&self, colour: bool) -> String {
+        let digest = Digest::of(self);
         let mut out = String::new();
-        out.push_str(&self.tokens_by_name());
-        out.push_str(&self.notes());
-        out.push_str(&self.needs_a_look(colour));
-        let recap = self.recap(colour);
+        out.push_str(&self.tokens_by_name(&digest));
+        out.push_str(&notes(&digest));
+        out.push_str(&needs_a_look(&digest, colour));
+        let recap = recap(&digest, colour);
         out.push_str(&recap.text);
-        out.push_str(&self.totals(recap.hosts, colour));
+        out.push_str(&self.totals(&digest, recap.hosts, colour));
         out
     }
 
     /// "create: 7 hosts (6 in the recap), 14 targets: 2 created, 11 failed, 1 skipped".
-    fn totals(&self, in_recap: usize, colour: bool) -> String {
-        let mut hosts: Vec<&str> = self.targets.iter().map(|t| t.host.as_str()).collect();
-        hosts.sort_unstable();
-        hosts.dedup();
+    fn totals(&self, digest: &Digest, in_recap: usize, colour: bool) -> String {
         let mut out = format!(
             "{}: {}",
             paint_bold(&self.operation, colour),
-            plural(hosts.len(), "host")
+            plural(digest.hosts.len(), "host")
         );
         if in_recap > 0 {
             out.push_str(&format!(" ({in_recap} in the recap)"));
@@ -117,106 +117,11 @@ impl Report {
         out
     }
 
-    /// One line per host that did not fully succeed (a target failed, unproven or skipped),
-    /// by host name, the first [`RECAP_HOSTS`]; the rest folded by their main cause. Hosts
-    /// whose only trouble is a Ctrl-C are not named: one line counts them.
-    fn recap(&self, colour: bool) -> Recap {
-        let mut by_host: BTreeMap<&str, Vec<&TargetResult>> = BTreeMap::new();
-        for t in &self.targets {
-            by_host.entry(t.host.as_str()).or_default().push(t);
-        }
-        let mut lines: Vec<(&str, String, &str)> = Vec::new();
-        let (mut cut_hosts, mut cut_targets) = (0, 0);
-        for (host, targets) in &by_host {
-            let bad: Vec<&TargetResult> = targets.iter().copied().filter(|t| not_ok(t)).collect();
-            if bad.is_empty() {
-                continue;
-            }
-            if bad.iter().all(|t| cause_of(t) == INTERRUPTED) {
-                cut_hosts += 1;
-                cut_targets += bad.len();
-                continue;
-            }
-            let (line, main) = host_recap(targets, colour);
-            lines.push((host, line, main));
-        }
-        let mut text = String::new();
-        if !lines.is_empty() {
-            text.push_str(&paint_bold(
-                "recap (hosts that did not fully succeed):",
-                colour,
-            ));
-            text.push('\n');
-            let width = lines
-                .iter()
-                .take(RECAP_HOSTS)
-                .map(|(h, _, _)| h.chars().count())
-                .max()
-                .unwrap_or(0);
-            for (host, line, _) in lines.iter().take(RECAP_HOSTS) {
-                let any_failed = by_host[host]
-                    .iter()
-                    .any(|t| matches!(t.status, Status::Failed | Status::Unproven));
-                let name = format!("{host:<width$}");
-                let name = paint(
-                    if any_failed {
-                        Status::Failed
-                    } else {
-                        Status::Skipped
-                    },
-                    &name,
-                    colour,
-                );
-                text.push_str(&format!("  {name}  {line}\n"));
-            }
-            if lines.len() > RECAP_HOSTS {
-                let mut folded: Vec<(&str, usize)> = Vec::new();
-                for (_, _, main) in &lines[RECAP_HOSTS..] {
-                    match folded.iter_mut().find(|(c, _)| c == main) {
-                        Some(f) => f.1 += 1,
-                        None => folded.push((main, 1)),
-                    }
-                }
-                folded.sort_by_key(|x| std::cmp::Reverse(x.1));
-                let folded: Vec<String> = folded
-                    .iter()
-                    .map(|(c, n)| format!("{n} with {c}"))
-                    .collect();
-                text.push_str(&format!(
-                    "  … and {} more {}: {} (the --report lists every target)\n",
-                    lines.len() - RECAP_HOSTS,
-                    if lines.len() - RECAP_HOSTS == 1 {
-                        "host"
-                    } else {
-                        "hosts"
-                    },
-                    folded.join(", ")
-                ));
-            }
-        }
-        if cut_hosts > 0 {
-            text.push_str(&format!(
-                "interrupted: {} on {} not started\n",
-                plural(cut_targets, "target"),
-                plural(cut_hosts, "host")
-            ));
-        }
-        Recap {
-            text,
-            hosts: lines.len(),
-        }
-    }
-
     /// By name, never by glob: what a revoke, a rotation or `--replace-existing` took (or, dry
     /// run, would take), each token with its creation and expiry.
-    pub fn tokens_by_name(&self) -> String {
+    fn tokens_by_name(&self, digest: &Digest) -> String {
         let mut out = String::new();
-        let named: Vec<&TargetResult> = self
-            .targets
-            .iter()
-            .filter(|t| !t.revoked.is_empty())
-            .collect();
-        if named.is_empty() {
+        if digest.named == 0 {
             return out;
         }
         out.push_str(if self.dry_run {
@@ -224,7 +129,7 @@ impl Report {
         } else {
             "revoked, by name:\n"
         });
-        for t in named.iter().take(SHOWN_BY_NAME) {
+        for t in &digest.named_shown {
             let tokens: Vec<String> = t.revoked.iter().map(|r| r.describe()).collect();
             out.push_str(&format!(
                 "  {} {}: {}\n",
@@ -233,55 +138,11 @@ impl Report {
                 tokens.join(", ")
             ));
         }
-        if named.len() > SHOWN_BY_NAME {
+        if digest.named > SHOWN_BY_NAME {
             out.push_str(&format!(
                 "  … and {} more targets (the --report names each token)\n",
-                named.len() - SHOWN_BY_NAME
+                digest.named - SHOWN_BY_NAME
             ));
-        }
-        out
-    }
-
-    fn notes(&self) -> String {
-        let mut out = String::new();
-        let notes: Vec<&TargetResult> = self.targets.iter().filter(|t| t.note.is_some()).collect();
-        if !notes.is_empty() {
-            out.push_str("notes:\n");
-            for t in notes {
-                out.push_str(&format!(
-                    "  {} {}: {}\n",
-                    t.host,
-                    t.account.as_deref().unwrap_or("-"),
-                    t.note.as_deref().unwrap_or_default()
-                ));
-            }
-        }
-        out
-    }
-
-    /// Never folded: each of these is a live token someone must act on.
-    fn needs_a_look(&self, colour: bool) -> String {
-        let mut out = String::new();
-        let look: Vec<&TargetResult> = self
-            .targets
-            .iter()
-            .filter(|t| t.attention.is_some())
-            .collect();
-        if !look.is_empty() {
-            out.push_str(&paint(
-                Status::Unproven,
-                "needs a look (live tokens on the servers):",
-                colour,
-            ));
-            out.push('\n');
-            for t in look {
-                out.push_str(&format!(
-                    "  {} {}: {}\n",
-                    t.host,
-                    t.account.as_deref().unwrap_or("-"),
-                    t.attention.as_deref().unwrap_or_default()
-                ));
-            }
         }
         out
     }
@@ -350,6 +211,178 @@ const RECAP_HOSTS: usize = 20;
 /// The cause of a target skipped because the run was interrupted (see `run::lanes`).
 const INTERRUPTED: &str = "interrupted";
 
+/// What the summary needs of the results, gathered in one pass over them: per host its counts
+/// by status and the targets that did not fully succeed; the notes, the tokens that need a look,
+/// and the first targets whose revoked tokens are named. Targets that went well are counted,
+/// not kept.
+#[derive(Default)]
+struct Digest {
+    hosts: BTreeMap<String, HostDigest>,
+    notes: Vec<TargetResult>,
+    look: Vec<TargetResult>,
+    named: usize,
+    named_shown: Vec<TargetResult>,
+}
+
+#[derive(Default)]
+struct HostDigest {
+    counts: BTreeMap<Status, usize>,
+    bad: Vec<TargetResult>,
+}
+
+impl Digest {
+    fn of(report: &Report) -> Digest {
+        let mut d = Digest::default();
+        for t in report.targets.iter() {
+            if !t.revoked.is_empty() {
+                d.named += 1;
+                if d.named_shown.len() < SHOWN_BY_NAME {
+                    d.named_shown.push(t.clone());
+                }
+            }
+            if t.note.is_some() {
+                d.notes.push(t.clone());
+            }
+            if t.attention.is_some() {
+                d.look.push(t.clone());
+            }
+            let host = match d.hosts.get_mut(&t.host) {
+                Some(h) => h,
+                None => d.hosts.entry(t.host.clone()).or_default(),
+            };
+            *host.counts.entry(t.status).or_insert(0) += 1;
+            if not_ok(&t) {
+                host.bad.push(t);
+            }
+        }
+        d
+    }
+}
+
+/// One line per host that did not fully succeed (a target failed, unproven or skipped), by
+/// host name, the first [`RECAP_HOSTS`]; the rest folded by their main cause. Hosts whose only
+/// trouble is a Ctrl-C are not named: one line counts them.
+fn recap(digest: &Digest, colour: bool) -> Recap {
+    let mut lines: Vec<(&str, String, &str, bool)> = Vec::new();
+    let (mut cut_hosts, mut cut_targets) = (0, 0);
+    for (host, h) in &digest.hosts {
+        if h.bad.is_empty() {
+            continue;
+        }
+        if h.bad.iter().all(|t| cause_of(t) == INTERRUPTED) {
+            cut_hosts += 1;
+            cut_targets += h.bad.len();
+            continue;
+        }
+        let (line, main) = host_recap(h, colour);
+        let any_failed = h
+            .bad
+            .iter()
+            .any(|t| matches!(t.status, Status::Failed | Status::Unproven));
+        lines.push((host, line, main, any_failed));
+    }
+    let mut text = String::new();
+    if !lines.is_empty() {
+        text.push_str(&paint_bold(
+            "recap (hosts that did not fully succeed):",
+            colour,
+        ));
+        text.push('\n');
+        let width = lines
+            .iter()
+            .take(RECAP_HOSTS)
+            .map(|(h, _, _, _)| h.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (host, line, _, any_failed) in lines.iter().take(RECAP_HOSTS) {
+            let name = format!("{host:<width$}");
+            let name = paint(
+                if *any_failed {
+                    Status::Failed
+                } else {
+                    Status::Skipped
+                },
+                &name,
+                colour,
+            );
+            text.push_str(&format!("  {name}  {line}\n"));
+        }
+        if lines.len() > RECAP_HOSTS {
+            let mut folded: Vec<(&str, usize)> = Vec::new();
+            for (_, _, main, _) in &lines[RECAP_HOSTS..] {
+                match folded.iter_mut().find(|(c, _)| c == main) {
+                    Some(f) => f.1 += 1,
+                    None => folded.push((main, 1)),
+                }
+            }
+            folded.sort_by_key(|x| std::cmp::Reverse(x.1));
+            let folded: Vec<String> = folded
+                .iter()
+                .map(|(c, n)| format!("{n} with {c}"))
+                .collect();
+            text.push_str(&format!(
+                "  … and {} more {}: {} (the --report lists every target)\n",
+                lines.len() - RECAP_HOSTS,
+                if lines.len() - RECAP_HOSTS == 1 {
+                    "host"
+                } else {
+                    "hosts"
+                },
+                folded.join(", ")
+            ));
+        }
+    }
+    if cut_hosts > 0 {
+        text.push_str(&format!(
+            "interrupted: {} on {} not started\n",
+            plural(cut_targets, "target"),
+            plural(cut_hosts, "host")
+        ));
+    }
+    Recap {
+        text,
+        hosts: lines.len(),
+    }
+}
+
+fn notes(digest: &Digest) -> String {
+    let mut out = String::new();
+    if !digest.notes.is_empty() {
+        out.push_str("notes:\n");
+        for t in &digest.notes {
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                t.host,
+                t.account.as_deref().unwrap_or("-"),
+                t.note.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// Never folded: each of these is a live token someone must act on.
+fn needs_a_look(digest: &Digest, colour: bool) -> String {
+    let mut out = String::new();
+    if !digest.look.is_empty() {
+        out.push_str(&paint(
+            Status::Unproven,
+            "needs a look (live tokens on the servers):",
+            colour,
+        ));
+        out.push('\n');
+        for t in &digest.look {
+            out.push_str(&format!(
+                "  {} {}: {}\n",
+                t.host,
+                t.account.as_deref().unwrap_or("-"),
+                t.attention.as_deref().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
 /// The recap's text, and how many hosts it names or folds.
 struct Recap {
     text: String,
@@ -375,9 +408,9 @@ fn cause_of(t: &TargetResult) -> &str {
 /// A host's recap line after its name, and its main cause (for folding): "18 created, 2 failed:
 /// HTTP 500" when its troubles share one cause, else each troubled status with its causes:
 /// "18 created, 2 failed (HTTP 500), 3 skipped (2 account suspended, 1 interrupted)".
-fn host_recap<'a>(targets: &[&'a TargetResult], colour: bool) -> (String, &'a str) {
+fn host_recap(h: &HostDigest, colour: bool) -> (String, &str) {
     let mut causes: Vec<(&str, usize)> = Vec::new();
-    for t in targets.iter().filter(|t| not_ok(t)) {
+    for t in &h.bad {
         let c = cause_of(t);
         match causes.iter_mut().find(|(x, _)| *x == c) {
             Some(x) => x.1 += 1,
@@ -389,14 +422,15 @@ fn host_recap<'a>(targets: &[&'a TargetResult], colour: bool) -> (String, &'a st
     let one_cause = causes.len() == 1;
     let mut parts = Vec::new();
     for s in SHOWN_ORDER {
-        let of: Vec<&&TargetResult> = targets.iter().filter(|t| t.status == s).collect();
-        if of.is_empty() {
+        let n = h.counts.get(&s).copied().unwrap_or(0);
+        if n == 0 {
             continue;
         }
-        let mut part = paint(s, &format!("{} {}", of.len(), s.as_str()), colour);
-        if !one_cause && of.iter().any(|t| not_ok(t)) {
+        let mut part = paint(s, &format!("{n} {}", s.as_str()), colour);
+        let bad: Vec<&TargetResult> = h.bad.iter().filter(|t| t.status == s).collect();
+        if !one_cause && !bad.is_empty() {
             let mut by: Vec<(&str, usize)> = Vec::new();
-            for t in of.iter().filter(|t| not_ok(t)) {
+            for t in &bad {
                 let c = cause_of(t);
                 match by.iter_mut().find(|(x, _)| *x == c) {
                     Some(x) => x.1 += 1,

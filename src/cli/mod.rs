@@ -396,7 +396,6 @@ fn fleet(
             .results
             .iter()
             .filter(|t| t.status != crate::outcome::Status::Listed)
-            .cloned()
             .collect();
         if failed.is_empty() {
             return Ok(exit::OK);

@@ -48,10 +48,11 @@ pub(super) fn retry_path(output: Option<&Path>, op: &str) -> PathBuf {
 /// Write the retry file; `None` when nothing needs a retry.
 pub(super) fn write_retry(
     path: &Path,
-    results: &[TargetResult],
+    results: &crate::spool::Spool<TargetResult>,
     hosts_only: bool,
 ) -> Option<std::io::Result<()>> {
-    let lines = retry_lines(results, hosts_only);
+    let failed: Vec<TargetResult> = results.iter().filter(|t| t.went_wrong()).collect();
+    let lines = retry_lines(&failed, hosts_only);
     if lines.is_empty() {
         return None;
     }

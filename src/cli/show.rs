@@ -8,6 +8,7 @@ use crate::inventory;
 use crate::outcome::{CheckRow, ListingRow, TargetResult};
 use crate::plan::{Operation, Plan, Scope};
 use crate::seal::{HandoffFormat, HandoffRow, encode_rows};
+use crate::spool::Spool;
 use crate::table::write_table;
 use crate::time::rfc3339;
 use std::io::Write;
@@ -46,9 +47,9 @@ pub(super) fn print_hosts(plan: &Plan, screen: Screen) {
 /// `--list-targets`: every target a command would touch, discovered accounts included, one
 /// `host/account` per line (`host` for `--scope whm`): the form `--limit @FILE` reads, so a
 /// list can be edited and fed back. The dry run shows each target's token names.
-pub(super) fn print_targets(results: &[TargetResult], hosts_only: bool, screen: Screen) {
+pub(super) fn print_targets(results: &Spool<TargetResult>, hosts_only: bool, screen: Screen) {
     let mut out = String::new();
-    for t in results {
+    for t in results.iter() {
         let account = t.account.as_deref().filter(|_| !hosts_only);
         out.push_str(&crate::plan::limit::retry_line(&t.host, account));
         out.push('\n');
@@ -58,7 +59,7 @@ pub(super) fn print_targets(results: &[TargetResult], hosts_only: bool, screen: 
 
 /// A dry run's verdict per target, every target: what would be created, rotated or revoked,
 /// each revoked token by name with its creation and expiry.
-pub(super) fn print_dry_run(results: &[TargetResult], screen: Screen) {
+pub(super) fn print_dry_run(results: &Spool<TargetResult>, screen: Screen) {
     let body: Vec<[String; 5]> = results
         .iter()
         .map(|t| {
@@ -146,10 +147,11 @@ fn plural_accounts(who: &[&str]) -> String {
 }
 
 pub(super) fn print_listing(
-    rows: &[ListingRow],
+    rows: &Spool<ListingRow>,
     format: OutFormat,
     stdout: &mut dyn Write,
 ) -> anyhow::Result<()> {
+    // Sorted, so all of them at once; the spool kept them out of memory during the run.
     let mut rows = rows.to_vec();
     rows.sort_by(|a, b| {
         (&a.host, &a.account, &a.token_name).cmp(&(&b.host, &b.account, &b.token_name))

@@ -267,8 +267,14 @@ impl Builder<'_> {
         }
         let discover = scope == Scope::Account && matches!(host.accounts, Accounts::All);
         let needs_host_credential = scope == Scope::Whm || host.api == Api::Whm || discover;
+        let mut planned = host.clone();
+        if let Accounts::Listed(list) = &mut planned.accounts {
+            // The targets hold the accounts now: a second copy of 100,000 of them (each with
+            // where it is written) would only cost memory for the whole run.
+            *list = Vec::new();
+        }
         let mut hp = HostPlan {
-            host: host.clone(),
+            host: planned,
             per_host: host.per_host.unwrap_or(self.req.per_host).max(1),
             credential: None,
             discover,

@@ -288,15 +288,23 @@ impl Runner<'_> {
     /// reported, with what it may have left on its server.
     pub(super) fn report_unreached(&self) {
         let mut out = self.out.lock().unwrap();
+        let open = |(key, prior): (&(String, String), &Prior)| {
+            key.1 != "*" && matches!(prior, Prior::Reconcile { .. })
+        };
+        if !self.prior.iter().any(open) {
+            return;
+        }
+        // One pass over the results, not one per resumed target.
+        let reached: std::collections::HashSet<(String, String)> = out
+            .results
+            .iter()
+            .filter_map(|r| Some((r.host, r.account?)))
+            .collect();
         for ((host, account), prior) in self.prior {
-            if account == "*" || !matches!(prior, Prior::Reconcile { .. }) {
+            if !open((&(host.clone(), account.clone()), prior)) {
                 continue;
             }
-            let reached = out
-                .results
-                .iter()
-                .any(|r| r.host == *host && r.account.as_deref() == Some(account.as_str()));
-            if reached {
+            if reached.contains(&(host.clone(), account.clone())) {
                 continue;
             }
             let mut r = TargetResult::new(host, Some(account), None);

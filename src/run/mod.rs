@@ -16,6 +16,7 @@ use crate::inventory::{Api as ApiKind, AuthKind};
 pub use crate::outcome::{CheckRow, Ledger, ListingRow, Minted, NoLedger};
 use crate::outcome::{RevokedToken, Status, TargetResult};
 use crate::plan::{HostPlan, Operation, Plan, Scope, Target, Work};
+use crate::spool::Spool;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -113,9 +114,10 @@ pub trait Observer: Sync {
 /// Everything a run produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub results: Vec<TargetResult>,
+    /// One per target, spooled as they finish (memory stays flat in the number of targets).
+    pub results: Spool<TargetResult>,
     pub minted: Vec<Minted>,
-    pub listings: Vec<ListingRow>,
+    pub listings: Spool<ListingRow>,
     pub checks: Vec<CheckRow>,
     /// The stop flag was raised: some work was never started (reported as `skipped`).
     pub interrupted: bool,

@@ -173,16 +173,16 @@ fn run_checked(
     out
 }
 
-fn of<'o>(out: &'o Outcome, host: &str) -> Vec<&'o TargetResult> {
+fn of(out: &Outcome, host: &str) -> Vec<TargetResult> {
     out.results.iter().filter(|r| r.host == host).collect()
 }
 
-fn count(results: &[&TargetResult], status: Status) -> usize {
+fn count(results: &[TargetResult], status: Status) -> usize {
     results.iter().filter(|r| r.status == status).count()
 }
 
-fn all(out: &Outcome) -> Vec<&TargetResult> {
-    out.results.iter().collect()
+fn all(out: &Outcome) -> Vec<TargetResult> {
+    out.results.to_vec()
 }
 
 fn http(status: u16) -> ApiError {
@@ -367,8 +367,8 @@ fn a_read_that_fails_with_503_twice_succeeds_on_the_third_try() {
     let (fakes, _) = fleet(&plan, 0);
     fakes[0].fail_next(Op::List, [http(503), http(503)]);
     let out = run(&plan, &fakes, opts(1, 3));
-    assert_eq!(out.results[0].status, Status::Listed);
-    assert_eq!(out.results[0].attempts, 3);
+    assert_eq!(out.results.to_vec()[0].status, Status::Listed);
+    assert_eq!(out.results.to_vec()[0].attempts, 3);
     assert_eq!(fakes[0].calls(Op::List), 3);
 }
 
@@ -378,9 +378,9 @@ fn with_no_retries_a_read_that_fails_with_503_fails_after_one_call() {
     let (fakes, _) = fleet(&plan, 0);
     fakes[0].fail_next(Op::List, [http(503), http(503)]);
     let out = run(&plan, &fakes, opts(1, 0));
-    assert_eq!(out.results[0].status, Status::Failed);
-    assert_eq!(out.results[0].cause.as_deref(), Some("HTTP 503"));
-    assert_eq!(out.results[0].attempts, 1);
+    assert_eq!(out.results.to_vec()[0].status, Status::Failed);
+    assert_eq!(out.results.to_vec()[0].cause.as_deref(), Some("HTTP 503"));
+    assert_eq!(out.results.to_vec()[0].attempts, 1);
     assert_eq!(fakes[0].calls(Op::List), 1);
 }
 
@@ -391,8 +391,8 @@ fn a_refused_credential_is_never_retried() {
         let (fakes, _) = fleet(&plan, 0);
         fakes[0].fail_always(refused());
         let out = run(&plan, &fakes, opts(1, 3));
-        assert_eq!(out.results[0].status, Status::Failed, "{op:?}");
-        assert_eq!(out.results[0].attempts, 1, "{op:?}");
+        assert_eq!(out.results.to_vec()[0].status, Status::Failed, "{op:?}");
+        assert_eq!(out.results.to_vec()[0].attempts, 1, "{op:?}");
         assert_eq!(fakes[0].total_calls(), 1, "{op:?}");
     }
 }
@@ -403,7 +403,7 @@ fn a_create_whose_answer_is_lost_is_listed_revoked_and_created_again() {
     let (fakes, log) = fleet(&plan, 0);
     fakes[0].lose_creates(1);
     let out = run(&plan, &fakes, opts(1, 3));
-    assert_eq!(out.results[0].status, Status::Created);
+    assert_eq!(out.results.to_vec()[0].status, Status::Created);
     let calls = ["h0 List", "h0 Create", "h0 List", "h0 Revoke", "h0 Create"];
     assert_eq!(*log.lock().unwrap(), calls);
     let live = fakes[0].created_live();
@@ -420,7 +420,7 @@ fn a_create_that_fails_with_503_is_listed_before_it_is_sent_again() {
     let (fakes, log) = fleet(&plan, 0);
     fakes[0].fail_next(Op::Create, [http(503)]);
     let out = run(&plan, &fakes, opts(1, 3));
-    assert_eq!(out.results[0].status, Status::Created);
+    assert_eq!(out.results.to_vec()[0].status, Status::Created);
     // Nothing was created: nothing to revoke.
     let calls = ["h0 List", "h0 Create", "h0 List", "h0 Create"];
     assert_eq!(*log.lock().unwrap(), calls);
@@ -433,7 +433,7 @@ fn a_name_taken_before_the_run_is_exists_and_left_alone() {
     let (fakes, _) = fleet(&plan, 0);
     fakes[0].seed("u00", "tf-u00", 1_000_000_000);
     let out = run(&plan, &fakes, opts(1, 3));
-    assert_eq!(out.results[0].status, Status::Exists);
+    assert_eq!(out.results.to_vec()[0].status, Status::Exists);
     assert_eq!(
         fakes[0].calls(Op::Create),
         0,
@@ -449,7 +449,7 @@ fn rotate_creates_verifies_and_revokes_only_the_old_tokens() {
     let (fakes, log) = fleet(&plan, 0);
     fakes[0].seed("u00", "tf-old", 1_000_000_000);
     let out = run(&plan, &fakes, opts(1, 3));
-    assert_eq!(out.results[0].status, Status::Rotated);
+    assert_eq!(out.results.to_vec()[0].status, Status::Rotated);
     let calls = ["h0 List", "h0 Create", "h0 Verify", "h0 List", "h0 Revoke"];
     assert_eq!(*log.lock().unwrap(), calls);
     assert_eq!(fakes[0].revoked(), ["seed-tf-old"]);
@@ -525,7 +525,7 @@ fn with_no_retries_a_lost_create_is_still_reconciled_and_nothing_is_left_live() 
     let (fakes, log) = fleet(&plan, 0);
     fakes[0].lose_creates(1);
     let out = run(&plan, &fakes, opts(1, 0));
-    assert_eq!(out.results[0].status, Status::Failed);
+    assert_eq!(out.results.to_vec()[0].status, Status::Failed);
     assert_eq!(
         *log.lock().unwrap(),
         ["h0 List", "h0 Create", "h0 List", "h0 Revoke"]
@@ -545,7 +545,7 @@ fn odd_answers_after_a_create_are_reconciled_before_the_target_is_given_up() {
         let (fakes, _) = fleet(&plan, 0);
         fakes[0].fail_after_create([e.clone()]);
         let out = run(&plan, &fakes, opts(1, 3));
-        assert_eq!(out.results[0].status, Status::Failed, "{e:?}");
+        assert_eq!(out.results.to_vec()[0].status, Status::Failed, "{e:?}");
         assert!(
             fakes[0].created_live().is_empty(),
             "{e:?}: an orphan left live"
@@ -566,7 +566,7 @@ fn an_orphan_that_cannot_be_revoked_is_named_for_a_human() {
     fakes[0].lose_creates(1);
     fakes[0].fail_next(Op::Revoke, (0..4).map(|_| http(500)));
     let out = run(&plan, &fakes, opts(1, 3));
-    let r = &out.results[0];
+    let r = &out.results.to_vec()[0];
     assert_eq!(r.status, Status::Failed);
     let look = r.attention.as_deref().expect("named");
     assert!(look.contains("tf-u00") && look.contains("resume"), "{look}");
@@ -589,9 +589,9 @@ fn ownership_needs_the_listing_never_a_clock() {
         let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &state, &NoLedger);
         match prior {
             // Resumed with proof: the intent says the name was absent, so the token is ours.
-            Some(_) => assert_eq!(out.results[0].status, Status::Created),
+            Some(_) => assert_eq!(out.results.to_vec()[0].status, Status::Created),
             None => {
-                assert_eq!(out.results[0].status, Status::Exists);
+                assert_eq!(out.results.to_vec()[0].status, Status::Exists);
                 assert!(fakes[0].revoked().is_empty());
             }
         }
@@ -610,7 +610,7 @@ fn a_resumed_create_without_proof_keeps_the_token_and_says_unproven() {
     );
     let stop = AtomicBool::new(false);
     let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
-    let r = &out.results[0];
+    let r = &out.results.to_vec()[0];
     assert_eq!(r.status, Status::Unproven);
     assert!(r.attention.as_deref().is_some_and(|a| a.contains("tf-u00")));
     assert!(fakes[0].revoked().is_empty(), "kept");
@@ -709,7 +709,7 @@ fn a_late_landing_create_is_this_runs_orphan_never_someone_elses_exists() {
         ],
     );
     let out = run(&plan, &fakes, opts(1, 3));
-    assert_eq!(out.results[0].status, Status::Created);
+    assert_eq!(out.results.to_vec()[0].status, Status::Created);
     let calls = [
         "h0 List",
         "h0 Create",
@@ -747,7 +747,7 @@ fn a_rotation_never_revokes_the_old_tokens_when_the_new_one_is_missing() {
     );
     let stop = AtomicBool::new(false);
     let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
-    assert_eq!(out.results[0].status, Status::Failed);
+    assert_eq!(out.results.to_vec()[0].status, Status::Failed);
     assert!(fakes[0].revoked().is_empty(), "the old token is left alive");
 }
 
@@ -784,7 +784,7 @@ fn a_resumed_create_that_lands_late_is_this_runs_only_with_proof() {
         prior.insert(("h0".into(), "u00".into()), Prior::Reconcile { proven });
         let stop = AtomicBool::new(false);
         let out = run_checked(&plan, &fakes, opts(1, 3), &Silent, &stop, &prior, &NoLedger);
-        let r = &out.results[0];
+        let r = &out.results.to_vec()[0];
         if proven {
             assert_eq!(r.status, Status::Created);
             assert_eq!(fakes[0].calls(Op::Revoke), 1, "the late token revoked");
@@ -872,7 +872,7 @@ fn a_whm_revoke_by_glob_keeps_the_token_the_run_logs_in_with_unless_told() {
                 ..opts(2, 0)
             },
         );
-        let r = &out.results[0];
+        let r = &out.results.to_vec()[0];
         assert_eq!(r.status, Status::Revoked, "{r:?}");
         let left: Vec<String> = fakes[0].listed("@whm");
         let named: Vec<&str> = r.revoked.iter().map(|t| t.name.as_str()).collect();
@@ -911,7 +911,7 @@ fn replace_existing_never_revokes_the_credential_in_use_and_a_failed_revoke_name
             ..opts(2, 0)
         },
     );
-    let r = &out.results[0];
+    let r = &out.results.to_vec()[0];
     assert_eq!(r.status, Status::Failed, "{r:?}");
     assert!(
         r.error.as_deref().unwrap().contains("never revokes it"),
@@ -926,7 +926,7 @@ fn replace_existing_never_revokes_the_credential_in_use_and_a_failed_revoke_name
     fakes[0].seed("u00", "tf-old", 1);
     fakes[0].fail_next(Op::Revoke, [ApiError::Rejected("no".into())]);
     let out = run(&p, &fakes, opts(2, 0));
-    let r = &out.results[0];
+    let r = &out.results.to_vec()[0];
     assert_eq!(r.status, Status::Failed, "{r:?}");
     assert!(r.revoked.is_empty(), "{r:?}");
 }
