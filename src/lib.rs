@@ -24,6 +24,7 @@ pub(crate) mod report;
 pub(crate) mod resume;
 pub(crate) mod run;
 pub(crate) mod seal;
+pub(crate) mod shard;
 pub mod secret;
 pub(crate) mod sink;
 pub(crate) mod table;

@@ -210,6 +210,15 @@ pub struct Common {
     /// (WHM `listaccts`, read-only), nothing else is sent.
     #[arg(long)]
     pub list_targets: bool,
+    /// Run only shard K of N (1-based): the hosts (after --limit) whose rendezvous hash of
+    /// their name picks shard K. Every host is in exactly one shard of N; each shard is a
+    /// complete run with its own journal, handoff and report.
+    #[arg(long, value_name = "K/N", conflicts_with = "shard_count")]
+    pub shard: Option<String>,
+    /// Split into N shards and take K from JOB_COMPLETION_INDEX (0-based, as a Kubernetes
+    /// Indexed Job sets it): the same as --shard $((JOB_COMPLETION_INDEX+1))/N.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -207,6 +207,8 @@ struct Job {
     revoke_own: bool,
     /// Chosen before anything is read: it names the plan and, with `-o -`, the journal.
     run_id: String,
+    /// `--shard K/N` or `--shard-count N` with JOB_COMPLETION_INDEX, checked.
+    shard: Option<crate::shard::Shard>,
 }
 
 impl Default for Job {
@@ -228,6 +230,8 @@ impl Default for Job {
                 scope: ScopeArg::Account,
                 list_hosts: false,
                 list_targets: false,
+                shard: None,
+                shard_count: None,
             },
             op: Operation::List,
             name: None,
@@ -239,6 +243,7 @@ impl Default for Job {
             replace_existing: false,
             revoke_own: false,
             run_id: format!("{:08x}", fastrand::u32(..)),
+            shard: None,
         }
     }
 }
@@ -281,6 +286,7 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
         per_host: common.per_host as usize,
         run_id: job.run_id.clone(),
         date: now.strftime("%Y%m%d").to_string(),
+        shard: job.shard,
     };
     let plan = plan::build(&inventory, &req, &mut prompt_credential)?;
     let backends = job::backends(
@@ -300,11 +306,60 @@ fn screen_for(report: Option<&Path>, output: Option<&Path>) -> Screen {
     }
 }
 
+/// `--shard K/N`, or `--shard-count N` with K from JOB_COMPLETION_INDEX; then `{shard}` in
+/// -o, --journal and --report becomes `K-of-N`, and a shard's default file names carry it, so
+/// shards sharing a folder never collide.
+fn shard_job(mut job: Job) -> Result<Job, Failure> {
+    let c = &job.common;
+    job.shard = match (&c.shard, c.shard_count) {
+        (Some(raw), _) => Some(crate::shard::Shard::parse(raw)?),
+        (None, Some(n)) => Some(crate::shard::Shard::from_index(
+            n,
+            std::env::var(crate::shard::INDEX_ENV).ok().as_deref(),
+        )?),
+        (None, None) => None,
+    };
+    let shard = job.shard;
+    let mut problems = Vec::new();
+    let mut expand = |path: &mut PathBuf, flag: &str| {
+        match crate::shard::expand_path(path, flag, shard) {
+            Ok(Some(p)) => *path = p,
+            Ok(None) => {}
+            Err(p) => problems.push(p),
+        }
+    };
+    if let Some(report) = job.common.report.as_mut() {
+        expand(report, "--report");
+    }
+    if let Some(seal) = job.seal.as_mut() {
+        expand(&mut seal.output, "-o");
+        if let Some(journal) = seal.journal.as_mut() {
+            expand(journal, "--journal");
+        }
+        // `-o -` names its journal after the run id; a shard's also says which shard it is.
+        if let Some(s) = shard
+            && seal.journal.is_none()
+            && crate::seal::is_stdout(&seal.output)
+        {
+            seal.journal = Some(PathBuf::from(format!(
+                "tokenfleet-{}.{}.journal",
+                job.op.as_str(),
+                s.label()
+            )));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Input(InputError { problems }));
+    }
+    Ok(job)
+}
+
 /// The shared path of every fleet command: validate, run, seal, report.
 fn fleet(
     job: Job,
     print: impl FnOnce(&run::Outcome, &mut dyn Write) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
+    let job = shard_job(job)?;
     let common = &job.common;
     let screen = screen_for(
         common.report.as_deref(),
@@ -436,6 +491,8 @@ fn fleet(
             .as_ref()
             .is_some_and(|out| out.recipients().is_passphrase()),
         colour,
+        shard: plan.shard,
+        inventory_sha256: plan.inventory_sha256.clone(),
     };
     conclude(&end, outcome, handoff, print)
 }
@@ -533,6 +590,10 @@ struct Ending<'a> {
     passphrase: bool,
     /// The summary in colour (`--color`).
     colour: bool,
+    /// `--shard K/N`: the report says so, and the retry file's default name carries it.
+    shard: Option<crate::shard::Shard>,
+    /// The inventory's SHA-256, for the report.
+    inventory_sha256: String,
 }
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
@@ -569,6 +630,8 @@ fn conclude(
         outcome.results,
     );
     report.dry_run = end.dry_run;
+    report.shard = end.shard;
+    report.inventory_sha256 = Some(end.inventory_sha256.clone()).filter(|s| !s.is_empty());
     let summary = report.summary(end.colour);
     let mut code = report.exit_code(handoff_failed, outcome.interrupted);
     if let Some(path) = end.report
@@ -616,7 +679,7 @@ fn conclude(
     }
     // A retry that succeeded leaves no retry list behind to be run again by mistake.
     if code == exit::OK && !end.dry_run && !end.resumed {
-        let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
+        let path = retry::retry_path(end.output.as_deref(), end.op.as_str(), end.shard);
         if end
             .limit
             .as_ref()
@@ -678,7 +741,7 @@ fn say_retry(
         );
         return;
     }
-    let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
+    let path = retry::retry_path(end.output.as_deref(), end.op.as_str(), end.shard);
     let written = match retry::write_retry(&path, &report.targets, end.whm_scope) {
         None => return,
         Some(Ok(())) => true,
@@ -870,6 +933,8 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             limit: None,
             passphrase: resumed.record.passphrase,
             colour,
+            shard: plan.shard,
+            inventory_sha256: plan.inventory_sha256.clone(),
         },
         outcome,
         Some((written, resumed.journal_path().to_path_buf())),
@@ -1103,5 +1168,6 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
             }
             .to_string()
         }),
+        shard: plan.shard,
     }
 }
