@@ -14,6 +14,7 @@
 pub(crate) mod atomic;
 pub mod backend;
 pub mod cli;
+pub(crate) mod coverage;
 pub mod error;
 pub mod inventory;
 pub(crate) mod job;

@@ -104,6 +104,18 @@ Examples:
   age -d -i key.txt deploy.age
 ";
 
+const COVERAGE_EXAMPLES: &str = "\
+Examples:
+  # Eight shards ran (each wrote r.K-of-8.json); is every target of the inventory done?
+  tokenfleet coverage -i fleet.toml r.*-of-8.json
+
+  # The same as JSON, for a pipeline step
+  tokenfleet coverage -i fleet.toml --format json r.*.json | jq '.totals'
+
+Exit status: 0 every target done; 1 a target failed or is missing, a host is in two reports, a
+report is of another inventory or shard count, or a shard has no report; 2 bad input.
+";
+
 const MAN_EXAMPLES: &str = "\
 Examples:
   tokenfleet man > tokenfleet.1
@@ -142,6 +154,9 @@ pub enum Command {
     /// Decrypt a handoff file or a journal and print its tokens.
     #[command(after_help = OPEN_EXAMPLES)]
     Open(OpenArgs),
+    /// Say which targets of the inventory shard reports cover: done, failed or missing.
+    #[command(after_help = COVERAGE_EXAMPLES)]
+    Coverage(CoverageArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -407,6 +422,27 @@ pub struct ResumeArgs {
     /// changed (each refusal counts toward cPHulk's lockout of this IP).
     #[arg(long)]
     pub retry_refused: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// The inventory the shards ran over (.csv or .toml); its SHA-256 must be the reports'.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// The shards' JSON reports (`--report`); a resume's report replaces its run's earlier one.
+    #[arg(value_name = "REPORT", required = true)]
+    pub reports: Vec<PathBuf>,
+    /// `--scope whm` runs: one target per host (its WHM user).
+    #[arg(long, value_enum, default_value_t = ScopeArg::Account)]
+    pub scope: ScopeArg,
+    #[arg(long, value_enum, default_value_t = CoverageFormat::Table)]
+    pub format: CoverageFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CoverageFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]

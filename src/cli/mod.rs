@@ -116,6 +116,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
         Command::Open(args) => open(args),
+        Command::Coverage(args) => coverage(args),
         Command::Resume(args) => resume(args),
         Command::List(args) => {
             let format = args.format;
@@ -984,6 +985,53 @@ fn install_interrupt(resume: Option<String>) -> Arc<AtomicBool> {
         stop
     })
     .clone()
+}
+
+/// `coverage -i INV REPORT...`: reads only; exit 0 when every target is done and the reports
+/// belong together, 1 otherwise, 2 when a file cannot be read.
+fn coverage(args: CoverageArgs) -> Result<i32, Failure> {
+    let inventory = inventory::load(&args.inventory)?;
+    let mut problems = Vec::new();
+    let mut inputs = Vec::new();
+    for path in &args.reports {
+        let shown = path.display().to_string();
+        let read = std::fs::read(path)
+            .map_err(|e| Problem::new(&shown, format!("cannot read the report: {e}")))
+            .and_then(|bytes| {
+                serde_json::from_slice::<Report>(&bytes).map_err(|e| {
+                    Problem::new(
+                        format!("{shown}:{}", e.line()),
+                        format!("not a tokenfleet report: {e}"),
+                    )
+                    .hint("give the JSON files the shards wrote with --report FILE")
+                })
+            });
+        match read {
+            Ok(report) => inputs.push(crate::coverage::Input {
+                path: shown,
+                report,
+            }),
+            Err(p) => problems.push(p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Input(InputError { problems }));
+    }
+    let cov = crate::coverage::check(&inventory, inputs, args.scope == ScopeArg::Whm);
+    let text = match args.format {
+        CoverageFormat::Table => crate::coverage::render(&cov),
+        CoverageFormat::Json => {
+            let mut v = serde_json::to_value(&cov).map_err(anyhow::Error::from)?;
+            v["complete"] = cov.complete().into();
+            format!("{}\n", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?)
+        }
+    };
+    print_stdout(text.as_bytes())?;
+    Ok(if cov.complete() {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
 }
 
 /// `open FILE` (`-`: standard input). Its input errors print without "nothing was contacted":
