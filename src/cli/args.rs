@@ -101,6 +101,9 @@ const OPEN_EXAMPLES: &str = "\
 Examples:
   tokenfleet open deploy.age --identity key.txt
   tokenfleet open deploy.age.journal --identity key.txt --format csv
+
+  # Every shard's handoff as one CSV (one header)
+  tokenfleet open -k key.txt --format csv deploy.*-of-8.age > deploy.csv
   age -d -i key.txt deploy.age
 ";
 
@@ -447,8 +450,10 @@ pub enum CoverageFormat {
 
 #[derive(Debug, Args)]
 pub struct OpenArgs {
-    /// A handoff file or a journal; `-` reads it from standard input.
-    pub file: PathBuf,
+    /// Handoff files or journals (several: one table or CSV with one header, e.g. every
+    /// shard's handoff); `-` reads one from standard input.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
     /// An age identity file (AGE-SECRET-KEY-...) or an SSH private key (~/.ssh/id_ed25519), as
     /// `age -d -i` takes; repeatable. Without it, a passphrase is asked. (`-i` is kept as an
     /// alias.)

@@ -1050,25 +1050,27 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
 
 fn open_file(args: OpenArgs) -> Result<i32, Failure> {
     use crate::seal::{Keys, SealError};
-    let stdin = args.file == Path::new("-");
-    // Read before any passphrase is asked (the prompt is on the terminal, not stdin).
-    let piped = if stdin {
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes).map_err(|e| {
-            Failure::Input(InputError::one(Problem::new(
-                "-",
-                format!("cannot read standard input: {e}"),
-            )))
-        })?;
-        Some(bytes)
-    } else {
-        None
-    };
-    let open_it = |keys: &Keys| match &piped {
-        Some(bytes) => crate::seal::open_bytes(bytes, Path::new("-"), keys),
-        None => crate::seal::open_file(&args.file, keys),
-    };
-    let seal_failure = |e: SealError| {
+    // The same file twice would print its tokens twice: refused before anything is decrypted.
+    let mut seen = std::collections::HashMap::new();
+    for f in &args.files {
+        let id = if f == Path::new("-") {
+            f.clone()
+        } else {
+            std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())
+        };
+        if let Some(first) = seen.insert(id, f) {
+            let what = if f == Path::new("-") {
+                "standard input (-) is given twice".to_string()
+            } else {
+                format!("given twice (also as {})", first.display())
+            };
+            return Err(Problem::new(f.display().to_string(), what)
+                .hint("name each handoff or journal once")
+                .into());
+        }
+    }
+    let mut keys = Keys::new();
+    let seal_failure = |file: &Path, e: SealError| {
         match e {
         SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
         SealError::Io { path, error } => Failure::Input(InputError::one(
@@ -1082,12 +1084,11 @@ fn open_file(args: OpenArgs) -> Result<i32, Failure> {
             })),
         )),
         other => Failure::Input(InputError::one(Problem::new(
-            args.file.display().to_string(),
+            file.display().to_string(),
             other.to_string(),
         ))),
     }
     };
-    let mut keys = Keys::new();
     for path in &args.identity {
         match keys.load_identity_file(path) {
             Ok(_) => {}
@@ -1096,34 +1097,107 @@ fn open_file(args: OpenArgs) -> Result<i32, Failure> {
                     "Passphrase for {}: ",
                     path.display()
                 ))?);
-                keys.load_identity_file(path).map_err(seal_failure)?;
+                keys.load_identity_file(path).map_err(|e| seal_failure(path, e))?;
             }
-            Err(e) => return Err(seal_failure(e)),
+            Err(e) => return Err(seal_failure(path, e)),
         }
     }
-    let (rows, damaged) = match open_it(&keys) {
-        Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
-            let keys = keys.with_passphrase(read_passphrase("Passphrase: ")?);
-            open_it(&keys).map_err(seal_failure)?
+    let mut rows: Vec<crate::seal::HandoffRow> = Vec::new();
+    let mut damaged_files = 0;
+    let mut twice = 0;
+    let mut differ: Vec<String> = Vec::new();
+    for file in &args.files {
+        let (mut more, damaged) = open_one(file, &mut keys).map_err(|e| seal_failure(file, e))?;
+        let recovered = more.len();
+        // A handoff and its journal (or two shards' files) may hold the same secret: it is
+        // printed once. The same target and name with another secret is printed, and said.
+        more.retain(|r| {
+            match rows.iter().find(|o| {
+                o.host == r.host && o.account == r.account && o.token_name == r.token_name
+            }) {
+                Some(o) if o.token == r.token => {
+                    twice += 1;
+                    false
+                }
+                Some(_) => {
+                    differ.push(format!("{}/{} {}", r.host, r.account, r.token_name));
+                    true
+                }
+                None => true,
+            }
+        });
+        rows.append(&mut more);
+        if damaged.is_empty() {
+            continue;
         }
-        other => other.map_err(seal_failure)?,
-    };
+        // Every intact record was shown; the damaged ones are named, and the exit code says so.
+        damaged_files += 1;
+        for d in &damaged {
+            say!("warning: {}:{}: {}", file.display(), d.line, d.why);
+        }
+        say!(
+            "{} damaged line(s) in {}; {recovered} secret(s) recovered. A target whose secret is lost is reconciled by `tokenfleet resume` (it revokes the token this run made and creates it again).",
+            damaged.len(),
+            file.display(),
+        );
+    }
+    if twice > 0 {
+        say!("note: {twice} token(s) found in more than one file are printed once");
+    }
+    if !differ.is_empty() {
+        say!(
+            "warning: {} target(s) have a token of the same name with different secrets in these files (from different runs?); both are printed: {}",
+            differ.len(),
+            crate::error::name_list(&differ.iter().map(String::as_str).collect::<Vec<_>>(), 5)
+        );
+    }
     let text = show::render_handoff(&rows, args.format);
     let code = print_stdout(text.as_bytes())?;
-    if damaged.is_empty() {
-        return Ok(code);
+    if damaged_files > 0 {
+        return Ok(exit::SOME_FAILED);
     }
-    // Every intact record was shown; the damaged ones are named, and the exit code says so.
-    for d in &damaged {
-        say!("warning: {}:{}: {}", args.file.display(), d.line, d.why);
+    Ok(code)
+}
+
+/// One handoff or journal of `open` (`-`: standard input), asking for a passphrase the first
+/// time one is needed (the next files reuse it).
+fn open_one(
+    file: &Path,
+    keys: &mut crate::seal::Keys,
+) -> Result<(Vec<crate::seal::HandoffRow>, Vec<crate::seal::Damaged>), crate::seal::SealError> {
+    use crate::seal::SealError;
+    // Read before any passphrase is asked (the prompt is on the terminal, not stdin).
+    let piped = if file == Path::new("-") {
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| SealError::io(Path::new("-"), e))?;
+        Some(bytes)
+    } else {
+        None
+    };
+    let open_it = |keys: &crate::seal::Keys| match &piped {
+        Some(bytes) => crate::seal::open_bytes(bytes, Path::new("-"), keys),
+        None => crate::seal::open_file(file, keys),
+    };
+    match open_it(keys) {
+        Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
+            let pass = read_passphrase("Passphrase: ").map_err(|f| match f {
+                Failure::Input(e) => SealError::Invalid {
+                    location: e.problems[0].location.clone(),
+                    message: e.problems[0].message.clone(),
+                    hint: e.problems[0].hint.clone(),
+                },
+                Failure::Other(e) => SealError::Invalid {
+                    location: "--identity".into(),
+                    message: format!("{e:#}"),
+                    hint: None,
+                },
+            })?;
+            *keys = std::mem::take(keys).with_passphrase(pass);
+            open_it(keys)
+        }
+        other => other,
     }
-    say!(
-        "{} damaged line(s) in {}; {} secret(s) recovered. A target whose secret is lost is reconciled by `tokenfleet resume` (it revokes the token this run made and creates it again).",
-        damaged.len(),
-        args.file.display(),
-        rows.len()
-    );
-    Ok(exit::SOME_FAILED)
 }
 
 /// `--passphrase`: TOKENFLEET_PASSPHRASE, or asked twice on the terminal.
