@@ -506,7 +506,11 @@ mod tests {
             .map(|t| format!("{}/{}", t.host, t.account.as_deref().unwrap()))
             .collect();
         assert_eq!(missing, expected);
-        assert!(render(&cov).contains("shard 2/3 has no report"), "{}", render(&cov));
+        assert!(
+            render(&cov).contains("shard 2/3 has no report"),
+            "{}",
+            render(&cov)
+        );
     }
 
     #[test]

@@ -72,11 +72,14 @@ impl Shard {
             .hint(hint.clone())
         })?;
         Shard::new(index.saturating_add(1), n).map_err(|why| {
-            Problem::new(INDEX_ENV, format!("{INDEX_ENV}={raw} with --shard-count {n}: {why}"))
-                .hint(format!(
-                    "completions of the Job must equal --shard-count (indexes 0 to {})",
-                    n.saturating_sub(1)
-                ))
+            Problem::new(
+                INDEX_ENV,
+                format!("{INDEX_ENV}={raw} with --shard-count {n}: {why}"),
+            )
+            .hint(format!(
+                "completions of the Job must equal --shard-count (indexes 0 to {})",
+                n.saturating_sub(1)
+            ))
         })
     }
 
@@ -156,9 +159,7 @@ mod tests {
         let hosts = names(500);
         for n in [1, 2, 3, 8, 17] {
             for h in &hosts {
-                let inside: Vec<u32> = (1..=n)
-                    .filter(|&k| Shard { k, n }.contains(h))
-                    .collect();
+                let inside: Vec<u32> = (1..=n).filter(|&k| Shard { k, n }.contains(h)).collect();
                 assert_eq!(inside.len(), 1, "{h} with N={n}: {inside:?}");
             }
         }
@@ -172,7 +173,10 @@ mod tests {
             counts[owner(h, 8) as usize - 1] += 1;
         }
         // 100 expected per shard; a fair hash stays well inside this.
-        assert!(counts.iter().all(|&c| (60..=140).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (60..=140).contains(&c)),
+            "{counts:?}"
+        );
         // Fixed forever: the same host lands in the same shard on every machine and release
         // (a change here would split a running fleet differently).
         assert_eq!(owner("web1", 8), owner("web1", 8));
@@ -225,7 +229,11 @@ mod tests {
             expand_path(p, "-o", s).unwrap().unwrap(),
             std::path::PathBuf::from("out/ci.3-of-8.age")
         );
-        assert!(expand_path(std::path::Path::new("ci.age"), "-o", s).unwrap().is_none());
+        assert!(
+            expand_path(std::path::Path::new("ci.age"), "-o", s)
+                .unwrap()
+                .is_none()
+        );
         assert!(expand_path(p, "-o", None).is_err());
     }
 }

@@ -27,6 +27,11 @@ Examples:
   tokenfleet create -i fleet.toml --name 'ci-{date}' -R ~/.ssh/id_ed25519.pub \\
       -o - --journal ci.journal > ci.age
 
+  # Many machines: shard 3 of 8 (a complete run over its hosts), then check all 8 reports
+  tokenfleet rotate -i fleet.toml --shard 3/8 --name 'ci-{date}' --revoke 'ci-*' -R team.txt \\
+      -o 'ci.{shard}.age' --report 'r.{shard}.json'
+  tokenfleet coverage -i fleet.toml r.*-of-8.json
+
 Each command has its own page: tokenfleet help create, or man tokenfleet-create.
 ";
 
@@ -45,6 +50,10 @@ Examples:
   # Only the targets an earlier run failed (it wrote deploy.age.retry)
   tokenfleet create -i fleet.toml --name 'deploy-{date}' -R team.txt -o deploy2.age \\
       --limit @deploy.age.retry
+
+  # One shard of 8 in a Kubernetes Indexed Job pod (K = JOB_COMPLETION_INDEX + 1)
+  tokenfleet create -i fleet.toml --shard-count 8 --name 'deploy-{date}' -R team.txt \\
+      -o '/out/deploy.{shard}.age' --report '/out/report.{shard}.json'
 ";
 
 const ROTATE_EXAMPLES: &str = "\
@@ -85,6 +94,7 @@ Examples:
 
   # Which hosts and targets a run would touch (a \"*\" host is asked for its accounts)
   tokenfleet check -i fleet.toml --list-hosts
+  tokenfleet check -i fleet.toml --list-hosts --shard 2/4
   tokenfleet create -i fleet.toml --name 'x-{date}' -R team.txt -o x.age --list-targets
 ";
 

@@ -322,13 +322,12 @@ fn shard_job(mut job: Job) -> Result<Job, Failure> {
     };
     let shard = job.shard;
     let mut problems = Vec::new();
-    let mut expand = |path: &mut PathBuf, flag: &str| {
-        match crate::shard::expand_path(path, flag, shard) {
+    let mut expand =
+        |path: &mut PathBuf, flag: &str| match crate::shard::expand_path(path, flag, shard) {
             Ok(Some(p)) => *path = p,
             Ok(None) => {}
             Err(p) => problems.push(p),
-        }
-    };
+        };
     if let Some(report) = job.common.report.as_mut() {
         expand(report, "--report");
     }
@@ -1023,7 +1022,10 @@ fn coverage(args: CoverageArgs) -> Result<i32, Failure> {
         CoverageFormat::Json => {
             let mut v = serde_json::to_value(&cov).map_err(anyhow::Error::from)?;
             v["complete"] = cov.complete().into();
-            format!("{}\n", serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?)
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?
+            )
         }
     };
     print_stdout(text.as_bytes())?;
@@ -1097,7 +1099,8 @@ fn open_file(args: OpenArgs) -> Result<i32, Failure> {
                     "Passphrase for {}: ",
                     path.display()
                 ))?);
-                keys.load_identity_file(path).map_err(|e| seal_failure(path, e))?;
+                keys.load_identity_file(path)
+                    .map_err(|e| seal_failure(path, e))?;
             }
             Err(e) => return Err(seal_failure(path, e)),
         }

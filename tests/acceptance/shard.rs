@@ -95,7 +95,14 @@ fn every_host_is_in_exactly_one_shard_and_bad_shards_are_refused() {
 
     // A Kubernetes Indexed Job's pod: JOB_COMPLETION_INDEX (0-based) and the count.
     let r = env.run_env(
-        &["check", "-i", env.toml(), "--list-hosts", "--shard-count", "4"],
+        &[
+            "check",
+            "-i",
+            env.toml(),
+            "--list-hosts",
+            "--shard-count",
+            "4",
+        ],
         &[("JOB_COMPLETION_INDEX", "2")],
     );
     r.expect(0);
@@ -167,7 +174,10 @@ fn an_empty_shard_is_a_clean_run_with_a_stamped_report() {
     };
     assert_eq!(report["inventory_sha256"], sha.as_str());
     crate::operator::assert_report_schema(&report);
-    assert!(!env.path(&format!("z.{label}.age")).exists(), "nothing to hand off");
+    assert!(
+        !env.path(&format!("z.{label}.age")).exists(),
+        "nothing to hand off"
+    );
     assert_eq!(env.fleet.hosts()[0].stats().mutations(), 0);
 }
 
@@ -181,7 +191,10 @@ fn shards_run_with_gnu_parallel_then_coverage_says_all_done() {
     let env = Env::start(small_fleet(6, 2));
     let before = tokens_before(&env);
     std::fs::write(env.path("team.txt"), format!("{}\n", env.recipient)).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/parallel/run-shards.sh");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/parallel/run-shards.sh"
+    );
     let out = Command::new("bash")
         .args([script, env.toml(), "3", "team.txt", "out"])
         .current_dir(env.dir.path())
@@ -241,7 +254,13 @@ fn shards_run_with_gnu_parallel_then_coverage_says_all_done() {
     }
 
     // One report left out: its shard and its targets are missing, exit 1; JSON says the same.
-    let r = env.run(&["coverage", "-i", env.toml(), strs(&reports)[0], strs(&reports)[1]]);
+    let r = env.run(&[
+        "coverage",
+        "-i",
+        env.toml(),
+        strs(&reports)[0],
+        strs(&reports)[1],
+    ]);
     r.expect(1);
     assert!(
         r.stdout.contains("shards without a report: 3/3") && r.stdout.contains("INCOMPLETE"),
@@ -285,7 +304,10 @@ fn a_shard_killed_midway_is_resumed_and_coverage_then_says_all_done() {
     let sizes: Vec<usize> = (1..=2)
         .map(|k| hosts_of(&env, env.toml(), &format!("{k}/2")).len())
         .collect();
-    assert!(sizes.iter().all(|&n| n > 0), "both shards have hosts: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&n| n > 0),
+        "both shards have hosts: {sizes:?}"
+    );
     let victim = if sizes[0] >= sizes[1] { 1 } else { 2 };
     let other = 3 - victim;
     let run_shard = |k: u32| {
@@ -300,14 +322,23 @@ fn a_shard_killed_midway_is_resumed_and_coverage_then_says_all_done() {
     let at = signal_after_created(&mut killed, &journal, 2, libc::SIGKILL);
     assert_eq!(wait_bounded(&mut killed), 128 + libc::SIGKILL);
     assert!(at < sizes[victim as usize - 1] * 3, "killed part-way");
-    assert_eq!(wait_bounded(&mut survivor), 0, "{}", read(&env, &format!("shard{other}")).stderr);
+    assert_eq!(
+        wait_bounded(&mut survivor),
+        0,
+        "{}",
+        read(&env, &format!("shard{other}")).stderr
+    );
     let report = |k: u32| format!("r.{k}-of-2.json");
-    assert!(!env.path(&report(victim)).exists(), "a killed run writes no report");
+    assert!(
+        !env.path(&report(victim)).exists(),
+        "a killed run writes no report"
+    );
 
     let r = env.run(&["coverage", "-i", env.toml(), &report(other)]);
     r.expect(1);
     assert!(
-        r.stdout.contains(&format!("shard {victim}/2 has no report")),
+        r.stdout
+            .contains(&format!("shard {victim}/2 has no report")),
         "{}",
         r.stdout
     );
@@ -347,11 +378,7 @@ fn a_shard_killed_midway_is_resumed_and_coverage_then_says_all_done() {
     assert_finished(&env, &rows, &before);
     let minted: Vec<String> = rows.iter().map(|r| r["token"].clone()).collect();
     env.assert_no_secret_leaked(
-        &[
-            &resumed,
-            &read(&env, "shard1"),
-            &read(&env, "shard2"),
-        ],
+        &[&resumed, &read(&env, "shard1"), &read(&env, "shard2")],
         &minted,
     );
 }
@@ -393,7 +420,11 @@ fn the_examples_stay_true() {
         assert!(!stdout.trim().is_empty(), "{}: no host", inv.display());
     }
     let script = root.join("parallel/run-shards.sh");
-    let syntax = Command::new("bash").arg("-n").arg(&script).status().unwrap();
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
     assert!(syntax.success(), "bash -n {}", script.display());
     let job = std::fs::read_to_string(root.join("kubernetes/indexed-job.yaml")).unwrap();
     for needed in [
@@ -408,8 +439,21 @@ fn the_examples_stay_true() {
         assert!(job.contains(needed), "indexed-job.yaml lacks {needed}");
     }
     let index = std::fs::read_to_string(root.join("README.md")).unwrap();
-    for folder in ["provisioning", "migration", "incident", "parallel", "kubernetes", "awx"] {
-        assert!(root.join(folder).join("README.md").exists(), "{folder}/README.md");
-        assert!(index.contains(&format!("({folder})")), "examples/README.md links {folder}");
+    for folder in [
+        "provisioning",
+        "migration",
+        "incident",
+        "parallel",
+        "kubernetes",
+        "awx",
+    ] {
+        assert!(
+            root.join(folder).join("README.md").exists(),
+            "{folder}/README.md"
+        );
+        assert!(
+            index.contains(&format!("({folder})")),
+            "examples/README.md links {folder}"
+        );
     }
 }
