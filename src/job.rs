@@ -101,6 +101,9 @@ pub struct RunRecord {
     /// The handoff's plaintext format: `csv` or `json`.
     #[serde(default)]
     pub format: Option<String>,
+    /// `--shard K/N` (or `--shard-count` with the index): a resume rebuilds only this shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl RunRecord {
@@ -229,6 +232,7 @@ mod tests {
             journal: Some("run.journal".into()),
             armor: Some(true),
             format: Some("json".into()),
+            shard: Some(crate::shard::Shard { k: 2, n: 5 }),
         };
         let text = serde_json::to_string(&r.to_value()).unwrap();
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();

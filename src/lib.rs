@@ -14,6 +14,7 @@
 pub(crate) mod atomic;
 pub mod backend;
 pub mod cli;
+pub(crate) mod coverage;
 pub mod error;
 pub mod inventory;
 pub(crate) mod job;
@@ -25,6 +26,7 @@ pub(crate) mod resume;
 pub(crate) mod run;
 pub(crate) mod seal;
 pub mod secret;
+pub(crate) mod shard;
 pub(crate) mod sink;
 pub mod spool;
 pub(crate) mod table;

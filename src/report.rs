@@ -27,6 +27,13 @@ pub struct Report {
     pub totals: BTreeMap<Status, usize>,
     /// Spooled: read back from a temporary file for each pass (see `spool.rs`).
     pub targets: Spool<TargetResult>,
+    /// `--shard K/N`: this report covers only that shard's hosts (`tokenfleet coverage`
+    /// checks a set of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
+    /// SHA-256 of the inventory file the run read, hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_sha256: Option<String>,
 }
 
 fn plural(n: usize, one: &str) -> String {
@@ -60,6 +67,8 @@ impl Report {
             finished: jiff::Timestamp::now().to_string(),
             totals: BTreeMap::new(),
             targets: targets.into(),
+            shard: None,
+            inventory_sha256: None,
         };
         r.recount();
         r

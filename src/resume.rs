@@ -783,6 +783,7 @@ fn rebuild_plan(
         per_host: o.per_host as usize,
         run_id: record.run_id.clone(),
         date,
+        shard: o.shard,
     };
     let plan = plan::build(&inventory, &req, prompt)?;
     let mut notes = Vec::new();

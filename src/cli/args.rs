@@ -27,6 +27,11 @@ Examples:
   tokenfleet create -i fleet.toml --name 'ci-{date}' -R ~/.ssh/id_ed25519.pub \\
       -o - --journal ci.journal > ci.age
 
+  # Many machines: shard 3 of 8 (a complete run over its hosts), then check all 8 reports
+  tokenfleet rotate -i fleet.toml --shard 3/8 --name 'ci-{date}' --revoke 'ci-*' -R team.txt \\
+      -o 'ci.{shard}.age' --report 'r.{shard}.json'
+  tokenfleet coverage -i fleet.toml r.*-of-8.json
+
 Each command has its own page: tokenfleet help create, or man tokenfleet-create.
 ";
 
@@ -45,6 +50,10 @@ Examples:
   # Only the targets an earlier run failed (it wrote deploy.age.retry)
   tokenfleet create -i fleet.toml --name 'deploy-{date}' -R team.txt -o deploy2.age \\
       --limit @deploy.age.retry
+
+  # One shard of 8 in a Kubernetes Indexed Job pod (K = JOB_COMPLETION_INDEX + 1)
+  tokenfleet create -i fleet.toml --shard-count 8 --name 'deploy-{date}' -R team.txt \\
+      -o '/out/deploy.{shard}.age' --report '/out/report.{shard}.json'
 ";
 
 const ROTATE_EXAMPLES: &str = "\
@@ -85,6 +94,7 @@ Examples:
 
   # Which hosts and targets a run would touch (a \"*\" host is asked for its accounts)
   tokenfleet check -i fleet.toml --list-hosts
+  tokenfleet check -i fleet.toml --list-hosts --shard 2/4
   tokenfleet create -i fleet.toml --name 'x-{date}' -R team.txt -o x.age --list-targets
 ";
 
@@ -101,7 +111,22 @@ const OPEN_EXAMPLES: &str = "\
 Examples:
   tokenfleet open deploy.age --identity key.txt
   tokenfleet open deploy.age.journal --identity key.txt --format csv
+
+  # Every shard's handoff as one CSV (one header)
+  tokenfleet open -k key.txt --format csv deploy.*-of-8.age > deploy.csv
   age -d -i key.txt deploy.age
+";
+
+const COVERAGE_EXAMPLES: &str = "\
+Examples:
+  # Eight shards ran (each wrote r.K-of-8.json); is every target of the inventory done?
+  tokenfleet coverage -i fleet.toml r.*-of-8.json
+
+  # The same as JSON, for a pipeline step
+  tokenfleet coverage -i fleet.toml --format json r.*.json | jq '.totals'
+
+Exit status: 0 every target done; 1 a target failed or is missing, a host is in two reports, a
+report is of another inventory or shard count, or a shard has no report; 2 bad input.
 ";
 
 const MAN_EXAMPLES: &str = "\
@@ -142,6 +167,9 @@ pub enum Command {
     /// Decrypt a handoff file or a journal and print its tokens.
     #[command(after_help = OPEN_EXAMPLES)]
     Open(OpenArgs),
+    /// Say which targets of the inventory shard reports cover: done, failed or missing.
+    #[command(after_help = COVERAGE_EXAMPLES)]
+    Coverage(CoverageArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -210,6 +238,15 @@ pub struct Common {
     /// (WHM `listaccts`, read-only), nothing else is sent.
     #[arg(long)]
     pub list_targets: bool,
+    /// Run only shard K of N (1-based): the hosts (after --limit) whose rendezvous hash of
+    /// their name picks shard K. Every host is in exactly one shard of N; each shard is a
+    /// complete run with its own journal, handoff and report.
+    #[arg(long, value_name = "K/N", conflicts_with = "shard_count")]
+    pub shard: Option<String>,
+    /// Split into N shards and take K from JOB_COMPLETION_INDEX (0-based, as a Kubernetes
+    /// Indexed Job sets it): the same as --shard $((JOB_COMPLETION_INDEX+1))/N.
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -401,9 +438,32 @@ pub struct ResumeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CoverageArgs {
+    /// The inventory the shards ran over (.csv or .toml); its SHA-256 must be the reports'.
+    #[arg(short, long, value_name = "FILE")]
+    pub inventory: PathBuf,
+    /// The shards' JSON reports (`--report`); a resume's report replaces its run's earlier one.
+    #[arg(value_name = "REPORT", required = true)]
+    pub reports: Vec<PathBuf>,
+    /// `--scope whm` runs: one target per host (its WHM user).
+    #[arg(long, value_enum, default_value_t = ScopeArg::Account)]
+    pub scope: ScopeArg,
+    #[arg(long, value_enum, default_value_t = CoverageFormat::Table)]
+    pub format: CoverageFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum CoverageFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
 pub struct OpenArgs {
-    /// A handoff file or a journal; `-` reads it from standard input.
-    pub file: PathBuf,
+    /// Handoff files or journals (several: one table or CSV with one header, e.g. every
+    /// shard's handoff); `-` reads one from standard input.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
     /// An age identity file (AGE-SECRET-KEY-...) or an SSH private key (~/.ssh/id_ed25519), as
     /// `age -d -i` takes; repeatable. Without it, a passphrase is asked. (`-i` is kept as an
     /// alias.)

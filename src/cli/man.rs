@@ -123,6 +123,7 @@ mod tests {
             "tokenfleet-check.1",
             "tokenfleet-resume.1",
             "tokenfleet-open.1",
+            "tokenfleet-coverage.1",
             "tokenfleet-completions.1",
             "tokenfleet-man.1",
         ] {

@@ -116,6 +116,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
         Command::Open(args) => open(args),
+        Command::Coverage(args) => coverage(args),
         Command::Resume(args) => resume(args),
         Command::List(args) => {
             let format = args.format;
@@ -207,6 +208,8 @@ struct Job {
     revoke_own: bool,
     /// Chosen before anything is read: it names the plan and, with `-o -`, the journal.
     run_id: String,
+    /// `--shard K/N` or `--shard-count N` with JOB_COMPLETION_INDEX, checked.
+    shard: Option<crate::shard::Shard>,
 }
 
 impl Default for Job {
@@ -228,6 +231,8 @@ impl Default for Job {
                 scope: ScopeArg::Account,
                 list_hosts: false,
                 list_targets: false,
+                shard: None,
+                shard_count: None,
             },
             op: Operation::List,
             name: None,
@@ -239,6 +244,7 @@ impl Default for Job {
             replace_existing: false,
             revoke_own: false,
             run_id: format!("{:08x}", fastrand::u32(..)),
+            shard: None,
         }
     }
 }
@@ -281,6 +287,7 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
         per_host: common.per_host as usize,
         run_id: job.run_id.clone(),
         date: now.strftime("%Y%m%d").to_string(),
+        shard: job.shard,
     };
     let plan = plan::build(&inventory, &req, &mut prompt_credential)?;
     let backends = job::backends(
@@ -300,11 +307,59 @@ fn screen_for(report: Option<&Path>, output: Option<&Path>) -> Screen {
     }
 }
 
+/// `--shard K/N`, or `--shard-count N` with K from JOB_COMPLETION_INDEX; then `{shard}` in
+/// -o, --journal and --report becomes `K-of-N`, and a shard's default file names carry it, so
+/// shards sharing a folder never collide.
+fn shard_job(mut job: Job) -> Result<Job, Failure> {
+    let c = &job.common;
+    job.shard = match (&c.shard, c.shard_count) {
+        (Some(raw), _) => Some(crate::shard::Shard::parse(raw)?),
+        (None, Some(n)) => Some(crate::shard::Shard::from_index(
+            n,
+            std::env::var(crate::shard::INDEX_ENV).ok().as_deref(),
+        )?),
+        (None, None) => None,
+    };
+    let shard = job.shard;
+    let mut problems = Vec::new();
+    let mut expand =
+        |path: &mut PathBuf, flag: &str| match crate::shard::expand_path(path, flag, shard) {
+            Ok(Some(p)) => *path = p,
+            Ok(None) => {}
+            Err(p) => problems.push(p),
+        };
+    if let Some(report) = job.common.report.as_mut() {
+        expand(report, "--report");
+    }
+    if let Some(seal) = job.seal.as_mut() {
+        expand(&mut seal.output, "-o");
+        if let Some(journal) = seal.journal.as_mut() {
+            expand(journal, "--journal");
+        }
+        // `-o -` names its journal after the run id; a shard's also says which shard it is.
+        if let Some(s) = shard
+            && seal.journal.is_none()
+            && crate::seal::is_stdout(&seal.output)
+        {
+            seal.journal = Some(PathBuf::from(format!(
+                "tokenfleet-{}.{}.journal",
+                job.op.as_str(),
+                s.label()
+            )));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Input(InputError { problems }));
+    }
+    Ok(job)
+}
+
 /// The shared path of every fleet command: validate, run, seal, report.
 fn fleet(
     job: Job,
     print: impl FnOnce(&run::Outcome, &mut dyn Write) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
+    let job = shard_job(job)?;
     let common = &job.common;
     let screen = screen_for(
         common.report.as_deref(),
@@ -435,6 +490,8 @@ fn fleet(
             .as_ref()
             .is_some_and(|out| out.recipients().is_passphrase()),
         colour,
+        shard: plan.shard,
+        inventory_sha256: plan.inventory_sha256.clone(),
     };
     conclude(&end, outcome, handoff, print)
 }
@@ -532,6 +589,10 @@ struct Ending<'a> {
     passphrase: bool,
     /// The summary in colour (`--color`).
     colour: bool,
+    /// `--shard K/N`: the report says so, and the retry file's default name carries it.
+    shard: Option<crate::shard::Shard>,
+    /// The inventory's SHA-256, for the report.
+    inventory_sha256: String,
 }
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
@@ -568,6 +629,8 @@ fn conclude(
         outcome.results,
     );
     report.dry_run = end.dry_run;
+    report.shard = end.shard;
+    report.inventory_sha256 = Some(end.inventory_sha256.clone()).filter(|s| !s.is_empty());
     let summary = report.summary(end.colour);
     let mut code = report.exit_code(handoff_failed, outcome.interrupted);
     if let Some(path) = end.report
@@ -615,7 +678,7 @@ fn conclude(
     }
     // A retry that succeeded leaves no retry list behind to be run again by mistake.
     if code == exit::OK && !end.dry_run && !end.resumed {
-        let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
+        let path = retry::retry_path(end.output.as_deref(), end.op.as_str(), end.shard);
         if end
             .limit
             .as_ref()
@@ -677,7 +740,7 @@ fn say_retry(
         );
         return;
     }
-    let path = retry::retry_path(end.output.as_deref(), end.op.as_str());
+    let path = retry::retry_path(end.output.as_deref(), end.op.as_str(), end.shard);
     let written = match retry::write_retry(&path, &report.targets, end.whm_scope) {
         None => return,
         Some(Ok(())) => true,
@@ -869,6 +932,8 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             limit: None,
             passphrase: resumed.record.passphrase,
             colour,
+            shard: plan.shard,
+            inventory_sha256: plan.inventory_sha256.clone(),
         },
         outcome,
         Some((written, resumed.journal_path().to_path_buf())),
@@ -920,6 +985,56 @@ fn install_interrupt(resume: Option<String>) -> Arc<AtomicBool> {
     .clone()
 }
 
+/// `coverage -i INV REPORT...`: reads only; exit 0 when every target is done and the reports
+/// belong together, 1 otherwise, 2 when a file cannot be read.
+fn coverage(args: CoverageArgs) -> Result<i32, Failure> {
+    let inventory = inventory::load(&args.inventory)?;
+    let mut problems = Vec::new();
+    let mut inputs = Vec::new();
+    for path in &args.reports {
+        let shown = path.display().to_string();
+        let read = std::fs::read(path)
+            .map_err(|e| Problem::new(&shown, format!("cannot read the report: {e}")))
+            .and_then(|bytes| {
+                serde_json::from_slice::<Report>(&bytes).map_err(|e| {
+                    Problem::new(
+                        format!("{shown}:{}", e.line()),
+                        format!("not a tokenfleet report: {e}"),
+                    )
+                    .hint("give the JSON files the shards wrote with --report FILE")
+                })
+            });
+        match read {
+            Ok(report) => inputs.push(crate::coverage::Input {
+                path: shown,
+                report,
+            }),
+            Err(p) => problems.push(p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Failure::Input(InputError { problems }));
+    }
+    let cov = crate::coverage::check(&inventory, inputs, args.scope == ScopeArg::Whm);
+    let text = match args.format {
+        CoverageFormat::Table => crate::coverage::render(&cov),
+        CoverageFormat::Json => {
+            let mut v = serde_json::to_value(&cov).map_err(anyhow::Error::from)?;
+            v["complete"] = cov.complete().into();
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&v).map_err(anyhow::Error::from)?
+            )
+        }
+    };
+    print_stdout(text.as_bytes())?;
+    Ok(if cov.complete() {
+        exit::OK
+    } else {
+        exit::SOME_FAILED
+    })
+}
+
 /// `open FILE` (`-`: standard input). Its input errors print without "nothing was contacted":
 /// `open` contacts nothing anyway.
 fn open(args: OpenArgs) -> Result<i32, Failure> {
@@ -936,25 +1051,27 @@ fn open(args: OpenArgs) -> Result<i32, Failure> {
 
 fn open_file(args: OpenArgs) -> Result<i32, Failure> {
     use crate::seal::{Keys, SealError};
-    let stdin = args.file == Path::new("-");
-    // Read before any passphrase is asked (the prompt is on the terminal, not stdin).
-    let piped = if stdin {
-        let mut bytes = zeroize::Zeroizing::new(Vec::new());
-        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes).map_err(|e| {
-            Failure::Input(InputError::one(Problem::new(
-                "-",
-                format!("cannot read standard input: {e}"),
-            )))
-        })?;
-        Some(bytes)
-    } else {
-        None
-    };
-    let open_it = |keys: &Keys| match &piped {
-        Some(bytes) => crate::seal::open_bytes(bytes, Path::new("-"), keys),
-        None => crate::seal::open_file(&args.file, keys),
-    };
-    let seal_failure = |e: SealError| {
+    // The same file twice would print its tokens twice: refused before anything is decrypted.
+    let mut seen = std::collections::HashMap::new();
+    for f in &args.files {
+        let id = if f == Path::new("-") {
+            f.clone()
+        } else {
+            std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())
+        };
+        if let Some(first) = seen.insert(id, f) {
+            let what = if f == Path::new("-") {
+                "standard input (-) is given twice".to_string()
+            } else {
+                format!("given twice (also as {})", first.display())
+            };
+            return Err(Problem::new(f.display().to_string(), what)
+                .hint("name each handoff or journal once")
+                .into());
+        }
+    }
+    let mut keys = Keys::new();
+    let seal_failure = |file: &Path, e: SealError| {
         match e {
         SealError::Encrypt(_) => Failure::Other(anyhow::Error::from(e)),
         SealError::Io { path, error } => Failure::Input(InputError::one(
@@ -968,12 +1085,11 @@ fn open_file(args: OpenArgs) -> Result<i32, Failure> {
             })),
         )),
         other => Failure::Input(InputError::one(Problem::new(
-            args.file.display().to_string(),
+            file.display().to_string(),
             other.to_string(),
         ))),
     }
     };
-    let mut keys = Keys::new();
     for path in &args.identity {
         match keys.load_identity_file(path) {
             Ok(_) => {}
@@ -982,34 +1098,108 @@ fn open_file(args: OpenArgs) -> Result<i32, Failure> {
                     "Passphrase for {}: ",
                     path.display()
                 ))?);
-                keys.load_identity_file(path).map_err(seal_failure)?;
+                keys.load_identity_file(path)
+                    .map_err(|e| seal_failure(path, e))?;
             }
-            Err(e) => return Err(seal_failure(e)),
+            Err(e) => return Err(seal_failure(path, e)),
         }
     }
-    let (rows, damaged) = match open_it(&keys) {
-        Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
-            let keys = keys.with_passphrase(read_passphrase("Passphrase: ")?);
-            open_it(&keys).map_err(seal_failure)?
+    let mut rows: Vec<crate::seal::HandoffRow> = Vec::new();
+    let mut damaged_files = 0;
+    let mut twice = 0;
+    let mut differ: Vec<String> = Vec::new();
+    for file in &args.files {
+        let (mut more, damaged) = open_one(file, &mut keys).map_err(|e| seal_failure(file, e))?;
+        let recovered = more.len();
+        // A handoff and its journal (or two shards' files) may hold the same secret: it is
+        // printed once. The same target and name with another secret is printed, and said.
+        more.retain(|r| {
+            match rows.iter().find(|o| {
+                o.host == r.host && o.account == r.account && o.token_name == r.token_name
+            }) {
+                Some(o) if o.token == r.token => {
+                    twice += 1;
+                    false
+                }
+                Some(_) => {
+                    differ.push(format!("{}/{} {}", r.host, r.account, r.token_name));
+                    true
+                }
+                None => true,
+            }
+        });
+        rows.append(&mut more);
+        if damaged.is_empty() {
+            continue;
         }
-        other => other.map_err(seal_failure)?,
-    };
+        // Every intact record was shown; the damaged ones are named, and the exit code says so.
+        damaged_files += 1;
+        for d in &damaged {
+            say!("warning: {}:{}: {}", file.display(), d.line, d.why);
+        }
+        say!(
+            "{} damaged line(s) in {}; {recovered} secret(s) recovered. A target whose secret is lost is reconciled by `tokenfleet resume` (it revokes the token this run made and creates it again).",
+            damaged.len(),
+            file.display(),
+        );
+    }
+    if twice > 0 {
+        say!("note: {twice} token(s) found in more than one file are printed once");
+    }
+    if !differ.is_empty() {
+        say!(
+            "warning: {} target(s) have a token of the same name with different secrets in these files (from different runs?); both are printed: {}",
+            differ.len(),
+            crate::error::name_list(&differ.iter().map(String::as_str).collect::<Vec<_>>(), 5)
+        );
+    }
     let text = show::render_handoff(&rows, args.format);
     let code = print_stdout(text.as_bytes())?;
-    if damaged.is_empty() {
-        return Ok(code);
+    if damaged_files > 0 {
+        return Ok(exit::SOME_FAILED);
     }
-    // Every intact record was shown; the damaged ones are named, and the exit code says so.
-    for d in &damaged {
-        say!("warning: {}:{}: {}", args.file.display(), d.line, d.why);
+    Ok(code)
+}
+
+/// One handoff or journal of `open` (`-`: standard input), asking for a passphrase the first
+/// time one is needed (the next files reuse it).
+fn open_one(
+    file: &Path,
+    keys: &mut crate::seal::Keys,
+) -> Result<(Vec<crate::seal::HandoffRow>, Vec<crate::seal::Damaged>), crate::seal::SealError> {
+    use crate::seal::SealError;
+    // Read before any passphrase is asked (the prompt is on the terminal, not stdin).
+    let piped = if file == Path::new("-") {
+        let mut bytes = zeroize::Zeroizing::new(Vec::new());
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut bytes)
+            .map_err(|e| SealError::io(Path::new("-"), e))?;
+        Some(bytes)
+    } else {
+        None
+    };
+    let open_it = |keys: &crate::seal::Keys| match &piped {
+        Some(bytes) => crate::seal::open_bytes(bytes, Path::new("-"), keys),
+        None => crate::seal::open_file(file, keys),
+    };
+    match open_it(keys) {
+        Err(SealError::NeedPassphrase { .. }) if keys.passphrase().is_none() => {
+            let pass = read_passphrase("Passphrase: ").map_err(|f| match f {
+                Failure::Input(e) => SealError::Invalid {
+                    location: e.problems[0].location.clone(),
+                    message: e.problems[0].message.clone(),
+                    hint: e.problems[0].hint.clone(),
+                },
+                Failure::Other(e) => SealError::Invalid {
+                    location: "--identity".into(),
+                    message: format!("{e:#}"),
+                    hint: None,
+                },
+            })?;
+            *keys = std::mem::take(keys).with_passphrase(pass);
+            open_it(keys)
+        }
+        other => other,
     }
-    say!(
-        "{} damaged line(s) in {}; {} secret(s) recovered. A target whose secret is lost is reconciled by `tokenfleet resume` (it revokes the token this run made and creates it again).",
-        damaged.len(),
-        args.file.display(),
-        rows.len()
-    );
-    Ok(exit::SOME_FAILED)
 }
 
 /// `--passphrase`: TOKENFLEET_PASSPHRASE, or asked twice on the terminal.
@@ -1102,5 +1292,6 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
             }
             .to_string()
         }),
+        shard: plan.shard,
     }
 }

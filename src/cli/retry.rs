@@ -33,15 +33,22 @@ pub(super) fn retry_lines(results: &[TargetResult], hosts_only: bool) -> Vec<Str
 
 /// Where a run's retry file goes: beside its output (`OUT.retry`), else in the current folder
 /// as `tokenfleet-OP.retry` (the next failed run of that command replaces it, as Ansible's
-/// `PLAYBOOK.retry` is replaced).
-pub(super) fn retry_path(output: Option<&Path>, op: &str) -> PathBuf {
+/// `PLAYBOOK.retry` is replaced); a shard's is `tokenfleet-OP.K-of-N.retry`.
+pub(super) fn retry_path(
+    output: Option<&Path>,
+    op: &str,
+    shard: Option<crate::shard::Shard>,
+) -> PathBuf {
     match output.filter(|o| o.as_os_str() != "-") {
         Some(out) => {
             let mut p = out.as_os_str().to_owned();
             p.push(".retry");
             PathBuf::from(p)
         }
-        None => PathBuf::from(format!("tokenfleet-{op}.retry")),
+        None => match shard {
+            Some(s) => PathBuf::from(format!("tokenfleet-{op}.{}.retry", s.label())),
+            None => PathBuf::from(format!("tokenfleet-{op}.retry")),
+        },
     }
 }
 
@@ -191,11 +198,15 @@ mod tests {
         assert_eq!(retry_lines(&r, false), ["web1/alice", "web2", "web3/erin"]);
         assert_eq!(retry_lines(&r, true), ["web1", "web2", "web3"]);
         assert_eq!(
-            retry_path(None, "revoke"),
+            retry_path(None, "revoke", None),
             Path::new("tokenfleet-revoke.retry")
         );
         assert_eq!(
-            retry_path(Some(Path::new("out/d.age")), "create"),
+            retry_path(None, "list", Some(crate::shard::Shard { k: 3, n: 8 })),
+            Path::new("tokenfleet-list.3-of-8.retry")
+        );
+        assert_eq!(
+            retry_path(Some(Path::new("out/d.age")), "create", None),
             Path::new("out/d.age.retry")
         );
     }

@@ -164,7 +164,9 @@ pub fn build(
         b.hosts.push(hp);
     }
     b.check_whole(inventory);
-    b.finish(prompt)
+    let mut plan = b.finish(prompt)?;
+    plan.inventory_sha256 = inventory.sha256.clone();
+    Ok(plan)
 }
 
 /// The flags that do not depend on a host: names, globs, `--limit`.
@@ -247,6 +249,14 @@ fn parse_flags(
                 Vec::new()
             }
         },
+    };
+    // A shard is a part of what `--limit` selects: its hosts by rendezvous hash of the name.
+    let selected = match req.shard {
+        Some(shard) => selected
+            .into_iter()
+            .filter(|(i, _)| shard.contains(&inventory.hosts[*i].name))
+            .collect(),
+        None => selected,
     };
     Flags {
         op,
@@ -502,6 +512,8 @@ impl Builder<'_> {
             hosts: self.hosts,
             limit: self.flags.limit,
             warnings: self.warnings,
+            shard: req.shard,
+            inventory_sha256: String::new(),
         })
     }
 }

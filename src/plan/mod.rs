@@ -72,6 +72,8 @@ pub struct PlanRequest {
     pub run_id: String,
     /// UTC date YYYYMMDD for `{date}`.
     pub date: String,
+    /// `--shard K/N`: only the hosts of this shard (after `--limit`).
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// One unit of work: an account (or the host's WHM user) and the token name it gets.
@@ -148,6 +150,11 @@ pub struct Plan {
     pub limit: Option<String>,
     /// Non-fatal findings to print before the run (world-readable credential file, tls_insecure).
     pub warnings: Vec<String>,
+    /// `--shard K/N`: the plan holds only this shard's hosts.
+    pub shard: Option<crate::shard::Shard>,
+    /// SHA-256 of the inventory file's bytes: the report carries it, so `coverage` can tell
+    /// that shard reports belong to one inventory.
+    pub inventory_sha256: String,
 }
 
 impl Plan {

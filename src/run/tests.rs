@@ -68,6 +68,8 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         hosts,
         limit: None,
         warnings: Vec::new(),
+        shard: None,
+        inventory_sha256: String::new(),
     }
 }
 

@@ -26,5 +26,6 @@ mod refusals;
 mod resume;
 mod revoke;
 mod rotate;
+mod shard;
 mod snapshots;
 mod tls;

@@ -492,7 +492,7 @@ fn report_schema() -> serde_json::Value {
 }
 
 #[track_caller]
-fn assert_report_schema(report: &serde_json::Value) {
+pub(crate) fn assert_report_schema(report: &serde_json::Value) {
     let schema = report_schema();
     if let Some(e) = schema_errors(&schema, &schema, report, "$") {
         panic!("the report does not match docs/report.schema.json: {e}\n{report:#}");
