@@ -49,6 +49,15 @@ impl Tries {
         answered
     }
 
+    /// Count the requests of `shared` (a batch that carried this target's call) as this
+    /// target's too.
+    pub(super) fn absorb(&self, shared: &Tries) {
+        self.sent.set(self.sent.get() + shared.sent.get());
+        if shared.answered.get() {
+            self.answered.set(true);
+        }
+    }
+
     /// Did the host answer any of them?
     pub(super) fn answered(&self) -> bool {
         self.answered.get()
