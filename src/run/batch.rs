@@ -11,8 +11,11 @@
 //! hosts: it is one task of one host's lane, and counts as one of its `per_host` requests.
 //! See docs/DESIGN.md §6 and §8.
 
-/// `--batch` when not given: see docs/DESIGN.md §8 for the measurements behind it.
-pub const DEFAULT_BATCH: u32 = 25;
+/// `--batch` when not given: one call per request for now. Batches of 25 measured 2.7x faster
+/// for a create at 100 accounts per host (docs/DESIGN.md §8), but the suite's checks of hung
+/// and refusing hosts, of the display and of interrupts still assume one call per request
+/// (they fail at 25); the default moves once those are reviewed for batches.
+pub const DEFAULT_BATCH: u32 = 1;
 
 /// The most `--batch` takes: a batch's form stays near 20 KiB, well inside cpsrvd's request
 /// limits (the simulator refuses more than this many commands per batch, too).
@@ -158,8 +161,9 @@ impl Runner<'_> {
     fn whole_failed<T>(&self, cxs: &[Ctx<'_>], step: &str, e: ApiError) -> Vec<Result<T, Failure>> {
         cxs.iter()
             .enumerate()
-            .map(|(k, _)| {
+            .map(|(k, cx)| {
                 if k > 0 && e.stops_host() {
+                    cx.attempts.forget();
                     Err(not_attempted(&e))
                 } else {
                     Err(Failure::api(step, e.clone()))
@@ -241,6 +245,7 @@ impl Runner<'_> {
                     let _ =
                         self.ledger
                             .failed(cx.host(), cx.account, name, "create", &e.to_string());
+                    cx.attempts.forget();
                     verdicts[k] = Some(Err(not_attempted(e)));
                     continue;
                 }

@@ -58,6 +58,12 @@ impl Tries {
         }
     }
 
+    /// None of the requests counted so far was this target's to send: its batch was refused
+    /// as a whole and it is reported as not attempted.
+    pub(super) fn forget(&self) {
+        self.sent.set(0);
+    }
+
     /// Did the host answer any of them?
     pub(super) fn answered(&self) -> bool {
         self.answered.get()
