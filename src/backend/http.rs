@@ -20,6 +20,9 @@ use crate::transport::HostTransport;
 use crate::trust::Pin;
 use serde_json::Value;
 
+/// One `uapi_cpanel` Tokens call of a batch: (account, function, args).
+pub type BatchCall<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+
 /// Who makes a call, and so which endpoint and Authorization header it uses.
 #[derive(Debug, Clone, Copy)]
 pub enum Caller<'a> {
@@ -268,7 +271,7 @@ impl Http {
         whm_user: &str,
         credential: &Secret,
         auth: AuthKind,
-        calls: &[(&str, &str, Vec<(&str, &str)>)],
+        calls: &[BatchCall<'_>],
         known: &Redactor<'_>,
     ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
         let commands: Vec<String> = calls
@@ -503,7 +506,7 @@ impl<R: Route> HttpBackend<R> {
     fn batch(
         &self,
         owners: &[Owner<'_>],
-        calls: &[(&str, &str, Vec<(&str, &str)>)],
+        calls: &[BatchCall<'_>],
     ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
         if owners.iter().any(|o| matches!(o, Owner::WhmUser { .. })) {
             return Err(ApiError::Protocol(

@@ -11,8 +11,8 @@
 //! hosts: it is one task of one host's lane, and counts as one of its `per_host` requests.
 //! See docs/DESIGN.md §6 and §8.
 
-/// `--batch` when not given: one call per request for now. Batches of 25 measured 2.7x faster
-/// for a create at 100 accounts per host (docs/DESIGN.md §8), but the suite's checks of hung
+/// `--batch` when not given: one call per request for now. Batches of 25 measured 4x faster
+/// for a create (5x for a list) at 100 accounts per host (docs/DESIGN.md §8), but the suite's checks of hung
 /// and refusing hosts, of the display and of interrupts still assume one call per request
 /// (they fail at 25); the default moves once those are reviewed for batches.
 pub const DEFAULT_BATCH: u32 = 1;

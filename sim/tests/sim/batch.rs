@@ -116,7 +116,7 @@ fn auth_is_the_batch_s_and_faults_apply_per_command() {
     let env = env();
     let h = env.fleet.hosts()[0].clone();
     let accts = h.accounts();
-    let cmds = vec![list(&accts[0])];
+    let cmds = [list(&accts[0])];
     let form = [("command", cmds[0].as_str())];
     let r = whm_post(
         &env.client,
@@ -161,7 +161,7 @@ fn a_lost_batch_answer_ran_every_command() {
         drop_batch_answers: 1,
         ..Faults::default()
     });
-    let cmds = vec![create(&accts[0], "ci"), create(&accts[1], "ci")];
+    let cmds = [create(&accts[0], "ci"), create(&accts[1], "ci")];
     let mut form: Vec<(&str, &str)> = cmds.iter().map(|c| ("command", c.as_str())).collect();
     form.push(("abort_on_error", "0"));
     assert!(try_whm_post(&env.client, &h, Some(&env.root_auth()), "batch", &form).is_err());
