@@ -57,8 +57,8 @@ use tokio::sync::mpsc;
 
 pub use inventory::{InventoryFiles, InventoryOptions, InventoryTls, write_private};
 pub use spec::{
-    AccountSpec, CertMode, CphulkConfig, EchoAuth, Faults, FaultsFile, FleetSpec, HostSpec,
-    OVERSIZED_CREATE_BYTES, parse_duration,
+    AccountSpec, BatchCost, CertMode, CphulkConfig, EchoAuth, Faults, FaultsFile, FleetSpec,
+    HostSpec, MAX_BATCH_COMMANDS, OVERSIZED_CREATE_BYTES, parse_duration,
 };
 pub use state::{SimToken, TokenOwner, TokenSecret};
 
@@ -318,6 +318,11 @@ pub struct HostStats {
     pub blocked: u64,
     pub tls_handshakes: u64,
     pub connections: u64,
+    /// WHM API 1 `batch` requests that ran (each is one of `total_requests`, key `whm/batch`).
+    /// Their commands count in `requests` under their own keys but not in `total_requests`.
+    pub batches: u64,
+    /// Commands run inside those batches.
+    pub batch_commands: u64,
 }
 
 impl HostStats {
@@ -433,6 +438,8 @@ impl SimHost {
             blocked: s.blocked.load(Ordering::SeqCst),
             tls_handshakes: s.tls_handshakes.load(Ordering::SeqCst),
             connections: s.connections.load(Ordering::SeqCst),
+            batches: s.batches.load(Ordering::SeqCst),
+            batch_commands: s.batch_commands.load(Ordering::SeqCst),
         }
     }
 
@@ -447,6 +454,8 @@ impl SimHost {
         s.blocked.store(0, Ordering::SeqCst);
         s.tls_handshakes.store(0, Ordering::SeqCst);
         s.connections.store(0, Ordering::SeqCst);
+        s.batches.store(0, Ordering::SeqCst);
+        s.batch_commands.store(0, Ordering::SeqCst);
     }
 
     /// Forget every cPHulk failure and block on this host.

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::spec::{CphulkConfig, EchoAuth, Faults, OVERSIZED_CREATE_BYTES};
+use crate::spec::{CphulkConfig, EchoAuth, Faults, MAX_BATCH_COMMANDS, OVERSIZED_CREATE_BYTES};
 use crate::state::{
     Args, Cphulk, HostState, TokenOwner, missing_arg, now_epoch, parse_expires, uapi_err,
 };
@@ -51,6 +51,10 @@ pub(crate) struct Stats {
     pub blocked: AtomicU64,
     pub tls_handshakes: AtomicU64,
     pub connections: AtomicU64,
+    /// WHM API 1 `batch` requests that ran (authenticated, within the cap).
+    pub batches: AtomicU64,
+    /// Commands those batches ran (each also counts under its own route key).
+    pub batch_commands: AtomicU64,
 }
 
 struct InFlight<'a>(&'a Stats);
@@ -107,6 +111,14 @@ impl HostInner {
                 map.insert(key.to_string(), 1);
             }
         }
+    }
+
+    /// A command inside a `batch`: counted under its own route key (so per-route counts and
+    /// `mutations` mean the same whatever the batch size), not as a request of its own.
+    fn count_command(&self, key: &str) {
+        self.stats.batch_commands.fetch_add(1, Ordering::Relaxed);
+        let mut map = lock(&self.stats.requests);
+        *map.entry(key.to_string()).or_insert(0) += 1;
     }
 
     fn is_down(&self) -> bool {
@@ -690,6 +702,11 @@ async fn handle(host: &HostInner, port: Port, ip: IpAddr, req: Request) -> Actio
     {
         return Action::Reply(acl_denied(function));
     }
+    if key == "whm/batch"
+        && let Principal::Whm(user) = &principal
+    {
+        return batch(host, user, &args, &faults).await;
+    }
     let is_create = key.ends_with("create_full_access") || key.ends_with("api_token_create");
     if is_create && let Some((EchoAuth::Reason, header)) = echo {
         let resp = echoed_create_refusal(&key, header);
@@ -1204,4 +1221,98 @@ fn cpanel_call(
 /// The normal answer of a performed create, with the create kept for the after-create faults.
 fn created(c: Created) -> (Response, Option<Created>) {
     (c.normal(), Some(c))
+}
+
+/// WHM API 1 `batch`: every `command` (a URI-encoded `function?arg=value&…`) runs in order, as
+/// if sent alone by the batch's (already authenticated) WHM user: the same state, the same
+/// per-route faults (`fail_routes` on the command's route key, `deny_uapi_cpanel`, the
+/// after-create faults and `drop_create_answers`). `data.result[]` holds one full API 1
+/// envelope per command that ran; `metadata.result` is 0 when any command's `metadata.result`
+/// was 0 (an inner UAPI `status: 0` through `uapi_cpanel` keeps its `metadata.result: 1`, so it
+/// counts as run, as on real servers). `abort_on_error=1` stops after the first such failure:
+/// the commands after it do not run and are absent from `data.result`. A batch costs the one
+/// request's `latency` (already spent by [`handle`]) plus `batch_command_latency` per command
+/// that ran. `drop_batch_answers` (and a create command's `drop_after_create` or
+/// `drop_create_answers`) loses the whole answer after every command ran.
+async fn batch(host: &HostInner, user: &str, args: &Args, faults: &Faults) -> Action {
+    let commands = args.repeated("command");
+    if commands.is_empty() {
+        return Action::Reply(whm_fail("batch", &missing_arg("command")));
+    }
+    if commands.len() > MAX_BATCH_COMMANDS {
+        return Action::Reply(whm_fail(
+            "batch",
+            &format!(
+                "A batch may carry at most {MAX_BATCH_COMMANDS} commands; this one has {}. Split it.",
+                commands.len()
+            ),
+        ));
+    }
+    let abort = matches!(args.get("abort_on_error"), Some("1"));
+    host.stats.batches.fetch_add(1, Ordering::Relaxed);
+    let server_now = now_epoch().saturating_add(faults.clock_offset);
+    let mut results = Vec::new();
+    let mut all_ok = true;
+    let mut lose_answer = false;
+    for command in &commands {
+        let (function, query) = command.split_once('?').unwrap_or((command, ""));
+        let cargs = Args::parse(query.as_bytes(), b"");
+        let path = format!("/json-api/{function}");
+        let key = route_key(Port::Whm, &path, &cargs);
+        host.count_command(&key);
+        let (resp, created) = if function == "batch" || function.is_empty() {
+            (
+                whm_fail("batch", "A batch command cannot be a batch."),
+                None,
+            )
+        } else if let Some(&status) = faults.fail_routes.get(&key) {
+            let reason = format!("{status} {} (this command failed)", reason_phrase(status));
+            (whm_fail(function, &reason), None)
+        } else if faults.deny_uapi_cpanel && matches!(function, "uapi_cpanel" | "cpanel") {
+            let reason =
+                format!("Access denied: the API token's ACLs do not permit the call “{function}”.");
+            (whm_fail(function, &reason), None)
+        } else {
+            whm_call(host, user, &path, &cargs, server_now)
+        };
+        let is_create = key.ends_with("create_full_access") || key.ends_with("api_token_create");
+        let resp = match created.as_ref().and_then(|c| host.after_create(c)) {
+            Some(Action::Reply(r)) => r,
+            Some(_) => {
+                lose_answer = true;
+                resp
+            }
+            None => resp,
+        };
+        if is_create && host.take_drop_create_answer() {
+            lose_answer = true;
+        }
+        let envelope: Value = serde_json::from_slice(&resp.body).unwrap_or_else(|_| {
+            json!({"metadata": {"command": function, "reason": "not JSON", "result": 0, "version": 1}})
+        });
+        let ok = envelope.pointer("/metadata/result").and_then(Value::as_i64) == Some(1);
+        results.push(envelope);
+        if !ok {
+            all_ok = false;
+            if abort {
+                break;
+            }
+        }
+    }
+    let cost = faults.batch_command_latency.0 * results.len() as u32;
+    if !cost.is_zero() {
+        tokio::time::sleep(cost).await;
+    }
+    if lose_answer || host.take(|f| &mut f.drop_batch_answers) {
+        return Action::Drop;
+    }
+    let reason = if all_ok {
+        "OK".to_string()
+    } else {
+        "At least one command in the batch failed.".to_string()
+    };
+    Action::Reply(Response::json(&json!({
+        "data": {"result": results},
+        "metadata": {"command": "batch", "reason": reason, "result": if all_ok { 1 } else { 0 }, "version": 1}
+    })))
 }

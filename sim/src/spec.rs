@@ -262,7 +262,37 @@ pub struct Faults {
     /// way.
     #[serde(deserialize_with = "de_clock_offset")]
     pub clock_offset: i64,
+    /// What each command of a WHM API 1 `batch` adds to the batch's one `latency` (from config:
+    /// `batch_command_latency = "1ms"`, written like `latency`; default 1 ms): a batch of N
+    /// commands is answered after `latency + N × batch_command_latency`, so a bench cannot
+    /// make N calls free by batching them.
+    pub batch_command_latency: BatchCost,
+    /// The next N `batch` requests are performed (every command runs, tokens are made), then
+    /// the connection is closed unanswered: a batch's answer lost after it ran.
+    pub drop_batch_answers: u32,
 }
+
+/// The per-command cost of a `batch` ([`Faults::batch_command_latency`]): 1 ms unless set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchCost(pub Duration);
+
+impl Default for BatchCost {
+    fn default() -> Self {
+        BatchCost(Duration::from_millis(1))
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchCost {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BatchCost, D::Error> {
+        de_duration(d).map(BatchCost)
+    }
+}
+
+/// The most commands one `batch` request may carry. Real cpsrvd bounds a request by its URL and
+/// form size rather than by a count; 200 `uapi_cpanel` token calls are about 20 KiB of form,
+/// well inside those limits, and more than any one host's lane needs at a time. Beyond it the
+/// batch is refused as a whole (`metadata.result: 0`), running nothing.
+pub const MAX_BATCH_COMMANDS: usize = 200;
 
 /// The body size of an `oversized_after_create` answer: 8 MiB.
 pub const OVERSIZED_CREATE_BYTES: usize = 8 << 20;

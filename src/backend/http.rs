@@ -8,17 +8,20 @@
 
 use super::gate::{Gate, Key};
 use super::protocol::{
-    authorization, conflict_on_duplicate, is_missing_token, parse_accounts, parse_new_token,
-    parse_uapi, parse_uapi_cpanel, parse_uapi_token_list, parse_version, parse_whm,
-    parse_whm_token_list,
+    authorization, batch_command, conflict_on_duplicate, is_missing_token, parse_accounts,
+    parse_new_token, parse_uapi, parse_uapi_cpanel, parse_uapi_cpanel_batch, parse_uapi_token_list,
+    parse_version, parse_whm, parse_whm_token_list,
 };
 use super::redact::Redactor;
-use super::{AccountInfo, ApiError, Backend, Cred, NewToken, Owner, TokenInfo};
+use super::{AccountInfo, ApiError, Backend, Cred, Many, NewToken, Owner, TokenInfo};
 use crate::inventory::{AuthKind, Host};
 use crate::secret::Secret;
 use crate::transport::HostTransport;
 use crate::trust::Pin;
 use serde_json::Value;
+
+/// One `uapi_cpanel` Tokens call of a batch: (account, function, args).
+pub type BatchCall<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
 
 /// Who makes a call, and so which endpoint and Authorization header it uses.
 #[derive(Debug, Clone, Copy)]
@@ -259,6 +262,53 @@ impl Http {
         }
     }
 
+    /// Many `uapi_cpanel` Tokens calls in one WHM API 1 `batch` request, all with `whm_user`'s
+    /// `credential`: `calls[i]` is (account, function, args). Each call's inner `data` or its
+    /// own failure comes back in order; an `Err` of the whole is the request's (no answer, a
+    /// refused login: every call shares it). `abort_on_error=0`: the calls are independent.
+    pub fn uapi_batch(
+        &self,
+        whm_user: &str,
+        credential: &Secret,
+        auth: AuthKind,
+        calls: &[BatchCall<'_>],
+        known: &Redactor<'_>,
+    ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+        let commands: Vec<String> = calls
+            .iter()
+            .map(|(account, function, args)| {
+                let mut all: Vec<(&str, &str)> = vec![
+                    ("cpanel.user", account),
+                    ("cpanel.module", "Tokens"),
+                    ("cpanel.function", function),
+                ];
+                all.extend_from_slice(args);
+                batch_command("uapi_cpanel", &all)
+            })
+            .collect();
+        let mut form: Vec<(&str, &str)> =
+            commands.iter().map(|c| ("command", c.as_str())).collect();
+        form.push(("abort_on_error", "0"));
+        let header = authorization(whm_user, credential, auth, true);
+        let key = Key::of(self.whm_port, whm_user, credential);
+        self.gate.pass(key, || {
+            let resp = self
+                .transport
+                .post(
+                    self.whm_port,
+                    "/json-api/batch?api.version=1",
+                    &header,
+                    &form,
+                )
+                .map_err(ApiError::Transport)?;
+            parse_uapi_cpanel_batch(
+                &resp,
+                calls.len(),
+                &known.clone().credential(whm_user, credential),
+            )
+        })
+    }
+
     /// A Tokens function through the caller's UAPI route; returns the inner `data`. `class`:
     /// the login gate's key when it is not the caller's credential (new tokens).
     fn uapi_call(
@@ -366,6 +416,9 @@ pub(super) trait Route: Send + Sync + 'static {
         host: Option<Cred<'a>>,
         whm_user: &'a str,
     ) -> Result<Caller<'a>, ApiError>;
+
+    /// Account calls of this route may share one WHM API 1 `batch` request.
+    const BATCHES: bool = false;
 }
 
 /// A [`Backend`] over cPanel's HTTPS APIs, with the account route `R`.
@@ -439,6 +492,43 @@ impl<R: Route> HttpBackend<R> {
     }
 }
 
+/// The account an owner of a batched call is (batches carry account calls only).
+fn account_of<'a>(o: &Owner<'a>) -> &'a str {
+    match o {
+        Owner::Account { user, .. } => user,
+        Owner::WhmUser { .. } => "",
+    }
+}
+
+impl<R: Route> HttpBackend<R> {
+    /// One `batch` request for `calls` (one per owner, all accounts this host's WHM credential
+    /// acts for), redacting every owner's secrets from server text.
+    fn batch(
+        &self,
+        owners: &[Owner<'_>],
+        calls: &[BatchCall<'_>],
+    ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+        if owners.iter().any(|o| matches!(o, Owner::WhmUser { .. })) {
+            return Err(ApiError::Protocol(
+                "internal: a batch carries account calls only".into(),
+            ));
+        }
+        let cred = self.whm_cred()?;
+        let mut known = self.known(Owner::WhmUser { credential: None });
+        for o in owners {
+            if let Owner::Account {
+                user,
+                credential: Some(own),
+            } = o
+            {
+                known = known.credential(user, own.secret);
+            }
+        }
+        self.http
+            .uapi_batch(&self.whm_user, cred.secret, cred.auth, calls, &known)
+    }
+}
+
 impl<R: Route> Backend for HttpBackend<R> {
     fn list_accounts(&self) -> Result<Vec<AccountInfo>, ApiError> {
         let cred = self.whm_cred()?;
@@ -468,6 +558,59 @@ impl<R: Route> Backend for HttpBackend<R> {
     fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError> {
         self.http
             .revoke_tokens(&self.caller(owner)?, names, &self.known(owner))
+    }
+
+    fn batches(&self) -> bool {
+        R::BATCHES
+    }
+
+    fn list_tokens_many(&self, owners: &[Owner<'_>]) -> Many<Vec<TokenInfo>> {
+        if !R::BATCHES {
+            return Ok(owners.iter().map(|o| self.list_tokens(*o)).collect());
+        }
+        let calls: Vec<_> = owners
+            .iter()
+            .map(|o| (account_of(o), "list", Vec::new()))
+            .collect();
+        let answers = self.batch(owners, &calls)?;
+        Ok(answers
+            .into_iter()
+            .map(|a| a.and_then(|data| parse_uapi_token_list(&data)))
+            .collect())
+    }
+
+    fn create_tokens_many(
+        &self,
+        items: &[(Owner<'_>, &str)],
+        expires_at: Option<i64>,
+    ) -> Many<NewToken> {
+        if !R::BATCHES {
+            return Ok(items
+                .iter()
+                .map(|(o, name)| self.create_token(*o, name, expires_at))
+                .collect());
+        }
+        let expires = expires_at.map(|e| e.to_string());
+        let calls: Vec<_> = items
+            .iter()
+            .map(|(o, name)| {
+                let mut args: Vec<(&str, &str)> = vec![("name", *name)];
+                if let Some(e) = &expires {
+                    args.push(("expires_at", e));
+                }
+                (account_of(o), "create_full_access", args)
+            })
+            .collect();
+        let owners: Vec<Owner<'_>> = items.iter().map(|(o, _)| *o).collect();
+        let answers = self.batch(&owners, &calls)?;
+        Ok(answers
+            .into_iter()
+            .zip(items)
+            .map(|(a, (_, name))| {
+                a.map_err(conflict_on_duplicate)
+                    .and_then(|data| parse_new_token(&data, name, expires_at))
+            })
+            .collect())
     }
 
     /// WHM tokens: WHM `version` with the new token; account tokens: UAPI `Tokens::list` on the

@@ -244,6 +244,42 @@ pub trait Backend: Send + Sync {
     ) -> Result<NewToken, ApiError>;
     /// Revoke tokens by name; names that do not exist are not an error.
     fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError>;
+    /// Whether [`Backend::list_tokens_many`] and [`Backend::create_tokens_many`] carry many
+    /// calls in one request (WHM API 1 `batch`); the defaults make one call per owner.
+    fn batches(&self) -> bool {
+        false
+    }
+    /// The tokens of each owner (accounts of this host), in order: one result per owner, or an
+    /// `Err` of the whole when the request carrying them failed (every owner shares it).
+    fn list_tokens_many(&self, owners: &[Owner<'_>]) -> Many<Vec<TokenInfo>> {
+        Ok(owners.iter().map(|o| self.list_tokens(*o)).collect())
+    }
+    /// [`Backend::create_token`] for each (owner, name), in order, as
+    /// [`Backend::list_tokens_many`] answers. An `Err` of the whole that
+    /// [`ApiError::outcome_unknown`] says may have made every token of the batch. The default
+    /// sends nothing more after a refused credential (cPHulk).
+    fn create_tokens_many(
+        &self,
+        items: &[(Owner<'_>, &str)],
+        expires_at: Option<i64>,
+    ) -> Many<NewToken> {
+        let mut out = Vec::new();
+        let mut refused = None;
+        for (owner, name) in items {
+            let r = match &refused {
+                Some(why) => Err(ApiError::Withheld(String::clone(why))),
+                None => self.create_token(*owner, name, expires_at),
+            };
+            if let Err(e) = &r
+                && e.is_refusal()
+                && refused.is_none()
+            {
+                refused = Some(format!("not sent: {}", e.cause()));
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
     /// A read-only call that authenticates with `token` alone: proof that a new token works
     /// where the handoff says it does.
     fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError>;
@@ -262,6 +298,10 @@ pub trait Backend: Send + Sync {
     /// call may open them again.
     fn release(&self) {}
 }
+
+/// What a call carrying many owners' calls answers: one result per owner, or the request's
+/// own failure.
+pub type Many<T> = Result<Vec<Result<T, ApiError>>, ApiError>;
 
 /// The backends of a fleet, in plan order: `fleet[i]` serves `plan.hosts[i]`.
 pub type Fleet = Vec<Box<dyn Backend>>;

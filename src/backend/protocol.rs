@@ -298,7 +298,12 @@ fn whm_envelope(v: &Value, r: &Redactor<'_>) -> Result<Value, ApiError> {
 /// (`metadata.result` is 1 even when the inner call failed). Returns the inner `data`.
 pub fn parse_uapi_cpanel(resp: &Response, r: &Redactor<'_>) -> Result<Value, ApiError> {
     let v = json_body(resp, r)?;
-    let data = whm_envelope(&v, r)?;
+    uapi_cpanel_envelope(&v, r)
+}
+
+/// One `uapi_cpanel` envelope (alone, or one of a batch's `data.result[]`): the inner `data`.
+fn uapi_cpanel_envelope(v: &Value, r: &Redactor<'_>) -> Result<Value, ApiError> {
+    let data = whm_envelope(v, r)?;
     match data.get("uapi") {
         Some(inner @ Value::Object(_)) => uapi_envelope(inner, r),
         _ => {
@@ -310,6 +315,64 @@ pub fn parse_uapi_cpanel(resp: &Response, r: &Redactor<'_>) -> Result<Value, Api
             ))
         }
     }
+}
+
+/// A WHM API 1 `batch` answer that carried `sent` `uapi_cpanel` calls: each call's inner `data`
+/// or its own failure, in order. The batch's own `metadata.result` is 0 whenever one command
+/// failed, so it decides nothing while `data.result` is there; without `data.result` the batch
+/// as a whole was refused (too many commands, say), which is every call's failure. A command
+/// absent from `data.result` (a server that stopped early) did not answer: a
+/// [`ApiError::Protocol`], which a create treats as possibly made (list before deciding).
+pub(super) fn parse_uapi_cpanel_batch(
+    resp: &Response,
+    sent: usize,
+    r: &Redactor<'_>,
+) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+    let v = json_body(resp, r)?;
+    let Some(results) = v.pointer("/data/result").and_then(Value::as_array) else {
+        whm_envelope(&v, r)?;
+        return Err(ApiError::Protocol(
+            "the batch answer has no data.result".into(),
+        ));
+    };
+    if results.len() > sent {
+        return Err(ApiError::Protocol(format!(
+            "the batch answer holds {} results for {sent} commands",
+            results.len()
+        )));
+    }
+    let mut out: Vec<Result<Value, ApiError>> = results
+        .iter()
+        .map(|one| uapi_cpanel_envelope(one, r))
+        .collect();
+    while out.len() < sent {
+        out.push(Err(ApiError::Protocol(
+            "the batch answer holds no result for this command (the server stopped early)".into(),
+        )));
+    }
+    Ok(out)
+}
+
+/// One call inside a WHM API 1 `batch`: `function?arg=value&…`, every name and value
+/// percent-encoded (the form encoding of the batch request encodes the whole again).
+pub(super) fn batch_command(function: &str, args: &[(&str, &str)]) -> String {
+    fn enc(out: &mut String, text: &str) {
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    let mut out = String::from(function);
+    for (n, (k, v)) in args.iter().enumerate() {
+        out.push(if n == 0 { '?' } else { '&' });
+        enc(&mut out, k);
+        out.push('=');
+        enc(&mut out, v);
+    }
+    out
 }
 
 /// Unix seconds as a number, a numeric string, or absent/null.

@@ -11,6 +11,10 @@ pub(super) struct ThroughWhm;
 pub(super) type WhmBackend = HttpBackend<ThroughWhm>;
 
 impl Route for ThroughWhm {
+    /// Every account call goes through `uapi_cpanel` with the one WHM credential: cPanel
+    /// recommends it precisely because it composes with WHM API 1 `batch`.
+    const BATCHES: bool = true;
+
     fn account<'a>(
         user: &'a str,
         _own: Option<Cred<'a>>,

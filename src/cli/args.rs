@@ -205,6 +205,10 @@ pub struct Common {
     /// Requests in flight per server (hosts may set per_host).
     #[arg(long, default_value_t = crate::job::defaults::PER_HOST, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub per_host: u32,
+    /// Account calls per request on `api = "whm"` hosts: listings and creates of up to N
+    /// accounts travel in one WHM API 1 `batch`; 1 sends one call per request.
+    #[arg(long, default_value_t = crate::run::DEFAULT_BATCH, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::run::MAX_BATCH as i64))]
+    pub batch: u32,
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = crate::job::defaults::TIMEOUT_SECS, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub timeout: u64,

@@ -221,6 +221,7 @@ impl Default for Job {
                 accounts: None,
                 jobs: defaults::JOBS,
                 per_host: defaults::PER_HOST,
+                batch: crate::run::DEFAULT_BATCH,
                 timeout: defaults::TIMEOUT_SECS,
                 retries: defaults::RETRIES,
                 report: None,
@@ -391,6 +392,7 @@ fn fleet(
         verify: job.verify,
         replace_existing: job.replace_existing,
         revoke_own: job.revoke_own,
+        batch: common.batch as usize,
         ..RunOptions::default()
     };
     let stop = install_interrupt(

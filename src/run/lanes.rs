@@ -118,6 +118,8 @@ impl Runner<'_> {
                 Task::Discover => "listaccts",
                 Task::CheckHost => "credential check",
                 Task::Target(t) => self.account_of(hp, t),
+                // The first of its targets; `batch.rs` announces the others.
+                Task::Batch(ts) => self.account_of(hp, &ts[0]),
             };
             self.observer.event(&Event::Started {
                 host: &hp.host.name,
@@ -207,13 +209,13 @@ impl Runner<'_> {
         let drained: Vec<Task> = sched.lanes[i].queue.drain(..).collect();
         sched.outstanding -= drained.len();
         let mut out = self.out.lock().unwrap();
-        for work in drained {
+        for work in drained.into_iter().flat_map(Task::one_by_one) {
             let (account, token_name) = match &work {
                 Task::Target(t) => (
                     Some(self.account_of(hp, t).to_string()),
                     t.token_name.clone(),
                 ),
-                Task::Discover | Task::CheckHost => (None, None),
+                Task::Discover | Task::CheckHost | Task::Batch(_) => (None, None),
             };
             // Done before a resume: that is what it is, not skipped.
             if let Some(Prior::Done(status)) = account

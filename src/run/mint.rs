@@ -47,7 +47,7 @@ impl Runner<'_> {
     ) -> Result<(Status, Option<NewToken>), Failure> {
         let name = cx.name.ok_or_else(|| Failure::plain("no token name"))?;
         // What exists before anything is sent: the proof of ownership for everything after.
-        let mut present = match self.name_listed(cx, name, "list") {
+        let present = match self.name_listed(cx, name, "list") {
             Ok(present) => present,
             // A resumed create may have left a token nobody holds: say so, not just "failed".
             Err(mut f) if reconcile.is_some() => {
@@ -56,6 +56,21 @@ impl Runner<'_> {
             }
             Err(f) => return Err(f),
         };
+        self.create_listed(cx, name, reconcile, present, None)
+    }
+
+    /// [`Runner::create`] once the listing is in `cx.listing` and says whether `name` is
+    /// `present`. `first`: the answer of a first create already sent for this target (its
+    /// intent journaled and its request counted), as a batch sends it; it is judged exactly as
+    /// the loop judges its own answers (a lost one is listed, then settled).
+    pub(super) fn create_listed(
+        &self,
+        cx: &Ctx<'_>,
+        name: &str,
+        reconcile: Option<bool>,
+        mut present: bool,
+        mut first: Option<Result<NewToken, ApiError>>,
+    ) -> Result<(Status, Option<NewToken>), Failure> {
         if self.opts.dry_run {
             let status = if present && !self.opts.replace_existing {
                 Status::Exists
@@ -92,12 +107,18 @@ impl Runner<'_> {
         // it, so a later "name taken" is this run's own token.
         let mut unconfirmed = reconcile == Some(true);
         loop {
-            self.journal_intent(cx, name, "create")?;
-            cx.attempts.bump();
-            let created = cx
-                .backend
-                .create_token(cx.owner, name, self.plan.expires_at);
-            self.saw(&cx.attempts, &created);
+            let created = match first.take() {
+                Some(answer) => answer,
+                None => {
+                    self.journal_intent(cx, name, "create")?;
+                    cx.attempts.bump();
+                    let created = cx
+                        .backend
+                        .create_token(cx.owner, name, self.plan.expires_at);
+                    self.saw(&cx.attempts, &created);
+                    created
+                }
+            };
             let err = match created {
                 Ok(token) => return self.seal_new(cx, token),
                 Err(e) => e,
@@ -246,7 +267,12 @@ impl Runner<'_> {
         }
     }
 
-    fn journal_intent(&self, cx: &Ctx<'_>, name: &str, action: &str) -> Result<(), Failure> {
+    pub(super) fn journal_intent(
+        &self,
+        cx: &Ctx<'_>,
+        name: &str,
+        action: &str,
+    ) -> Result<(), Failure> {
         self.ledger
             .intent(cx.host(), cx.account, name, action)
             .map_err(|e| {

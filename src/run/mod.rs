@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+mod batch;
+pub use batch::{DEFAULT_BATCH, MAX_BATCH};
 mod lanes;
 mod mint;
 mod retry;
@@ -48,6 +50,9 @@ pub struct RunOptions {
     pub replace_existing: bool,
     /// Revoke: the token tokenfleet logs in with may be revoked too (`--revoke-own-credential`).
     pub revoke_own: bool,
+    /// `--batch`: at most this many account calls of one host share one WHM API 1 `batch`
+    /// request (listings and creates, `api = "whm"` only); 1 = one call per request.
+    pub batch: usize,
     /// Hosts not contacted at all, by name: an earlier run of this journal saw a credential
     /// refused there, or a resume's `--limit` leaves them out.
     pub hold: HashMap<String, Hold>,
@@ -73,6 +78,7 @@ impl Default for RunOptions {
             verify: true,
             replace_existing: false,
             revoke_own: false,
+            batch: 1,
             hold: HashMap::new(),
         }
     }
@@ -158,6 +164,8 @@ enum Task {
     Target(Target),
     /// `check`: the host-level credential.
     CheckHost,
+    /// Targets of one host whose calls share WHM API 1 `batch` requests (`batch.rs`).
+    Batch(Vec<Target>),
 }
 
 struct Lane {
@@ -306,6 +314,7 @@ pub fn execute_resumed(
             .map(|_| std::sync::atomic::AtomicU64::new(0))
             .collect(),
     };
+    runner.batch_lanes();
     // Hosts an earlier run of this journal saw refuse its credential are not contacted at all
     // (cPHulk counts across runs); hosts with nothing to do are finished at once.
     for (i, hp) in plan.hosts.iter().enumerate() {

@@ -49,6 +49,21 @@ impl Tries {
         answered
     }
 
+    /// Count the requests of `shared` (a batch that carried this target's call) as this
+    /// target's too.
+    pub(super) fn absorb(&self, shared: &Tries) {
+        self.sent.set(self.sent.get() + shared.sent.get());
+        if shared.answered.get() {
+            self.answered.set(true);
+        }
+    }
+
+    /// None of the requests counted so far was this target's to send: its batch was refused
+    /// as a whole and it is reported as not attempted.
+    pub(super) fn forget(&self) {
+        self.sent.set(0);
+    }
+
     /// Did the host answer any of them?
     pub(super) fn answered(&self) -> bool {
         self.answered.get()

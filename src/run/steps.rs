@@ -57,6 +57,7 @@ impl Runner<'_> {
             Task::Discover => self.discover(i, started),
             Task::CheckHost => self.check_host(i, started),
             Task::Target(t) => self.perform_target(i, &t, started),
+            Task::Batch(ts) => self.perform_batch(i, &ts, started),
         }
     }
 
@@ -100,9 +101,10 @@ impl Runner<'_> {
         }
     }
 
-    fn perform_target(&self, i: usize, t: &Target, started: Instant) -> FollowUp {
+    /// Where target `t` of host `i`'s calls go, with nothing sent yet.
+    pub(super) fn ctx<'t>(&'t self, i: usize, t: &'t Target) -> Ctx<'t> {
         let hp = &self.plan.hosts[i];
-        let cx = Ctx {
+        Ctx {
             hp,
             backend: &*self.backends[i],
             account: self.account_of(hp, t),
@@ -112,22 +114,44 @@ impl Runner<'_> {
             revoked: Default::default(),
             listing: Default::default(),
             note: Default::default(),
-        };
-        let prior = if self.prior.is_empty() {
-            None
-        } else {
-            // A target with no record of its own takes its host's (`*`): resume sets one when
-            // a damaged journal line may have been that target's only record.
-            self.prior
-                .get(&(hp.host.name.clone(), cx.account.to_string()))
-                .or_else(|| self.prior.get(&(hp.host.name.clone(), "*".to_string())))
-        };
+        }
+    }
+
+    /// What the journal of an interrupted run says about target `t` of host `i`.
+    pub(super) fn prior_of(&self, i: usize, t: &Target) -> Option<&Prior> {
+        if self.prior.is_empty() {
+            return None;
+        }
+        let hp = &self.plan.hosts[i];
+        // A target with no record of its own takes its host's (`*`): resume sets one when a
+        // damaged journal line may have been that target's only record.
+        self.prior
+            .get(&(hp.host.name.clone(), self.account_of(hp, t).to_string()))
+            .or_else(|| self.prior.get(&(hp.host.name.clone(), "*".to_string())))
+    }
+
+    fn perform_target(&self, i: usize, t: &Target, started: Instant) -> FollowUp {
+        let cx = self.ctx(i, t);
+        let prior = self.prior_of(i, t);
         let verdict = match prior {
             // Done before the interruption: nothing to send.
             Some(Prior::Done(status)) => Ok(*status),
             _ if self.opts.list_only => Ok(Status::Listed),
             _ => self.target(&cx, prior),
         };
+        self.finish_target(i, t, &cx, verdict, started)
+    }
+
+    /// Turn a target's verdict into its result (recorded) and what its lane does next.
+    pub(super) fn finish_target(
+        &self,
+        i: usize,
+        t: &Target,
+        cx: &Ctx<'_>,
+        verdict: Result<Status, Failure>,
+        started: Instant,
+    ) -> FollowUp {
+        let hp = &self.plan.hosts[i];
         let mut result = TargetResult::new(&hp.host.name, Some(cx.account), None);
         // A revoke's target has a glob, never a token name: what matched is `revoked`.
         (result.token_name, result.pattern) = self.name_and_pattern(cx.name.map(str::to_string));
@@ -228,7 +252,7 @@ impl Runner<'_> {
             host: &hp.host.name,
             targets: works.len(),
         });
-        FollowUp::Queue(works)
+        FollowUp::Queue(self.batched(i, works))
     }
 
     /// The work for one discovered account, or its result when there is nothing to send.
@@ -483,6 +507,15 @@ impl Runner<'_> {
         let tokens = self
             .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
             .map_err(|e| Failure::api("list", e))?;
+        self.listed(cx, tokens)
+    }
+
+    /// A `list` target's tokens, as listing rows.
+    pub(super) fn listed(
+        &self,
+        cx: &Ctx<'_>,
+        tokens: Vec<crate::backend::TokenInfo>,
+    ) -> Result<Status, Failure> {
         let mut out = self.out.lock().unwrap();
         for tok in tokens {
             out.listings.push(ListingRow {

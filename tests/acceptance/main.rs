@@ -5,6 +5,7 @@ mod common;
 
 mod age_habits;
 mod args;
+mod batch;
 mod corpus;
 
 mod chaos;

@@ -3,6 +3,7 @@
 //! per area; the helpers here build pinned or CA-trusting clients and send WHM and UAPI calls.
 
 mod auth;
+mod batch;
 mod certs;
 mod counters;
 mod endpoints;
