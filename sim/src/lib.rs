@@ -323,6 +323,8 @@ pub struct HostStats {
     pub batches: u64,
     /// Commands run inside those batches.
     pub batch_commands: u64,
+    /// Requests refused 401/403 by `fail_routes` (a refused batch counts once).
+    pub refused_by_route: u64,
 }
 
 impl HostStats {
@@ -440,6 +442,7 @@ impl SimHost {
             connections: s.connections.load(Ordering::SeqCst),
             batches: s.batches.load(Ordering::SeqCst),
             batch_commands: s.batch_commands.load(Ordering::SeqCst),
+            refused_by_route: s.refused_by_route.load(Ordering::SeqCst),
         }
     }
 

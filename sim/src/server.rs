@@ -55,6 +55,8 @@ pub(crate) struct Stats {
     pub batches: AtomicU64,
     /// Commands those batches ran (each also counts under its own route key).
     pub batch_commands: AtomicU64,
+    /// Requests refused 401/403 by `fail_routes` (a batch counts once).
+    pub refused_by_route: AtomicU64,
 }
 
 struct InFlight<'a>(&'a Stats);
@@ -684,6 +686,9 @@ async fn handle(host: &HostInner, port: Port, ip: IpAddr, req: Request) -> Actio
     }
     let echo = faults.echo_auth.zip(req.authorization.as_deref());
     if let Some(&status) = faults.fail_routes.get(&key) {
+        if matches!(status, 401 | 403) {
+            host.stats.refused_by_route.fetch_add(1, Ordering::Relaxed);
+        }
         return Action::Reply(match (status, echo) {
             (401 | 403, Some((mode, header))) => {
                 echo_refusal(status, mode, "Access denied", header)
@@ -1249,6 +1254,20 @@ async fn batch(host: &HostInner, user: &str, args: &Args, faults: &Faults) -> Ac
         ));
     }
     let abort = matches!(args.get("abort_on_error"), Some("1"));
+    // A login is judged per request: a command whose route refuses the credential (401/403 in
+    // `fail_routes`: a token revoked meanwhile, cPHulk) refuses the whole batch, nothing run.
+    for command in &commands {
+        let (function, query) = command.split_once('?').unwrap_or((command, ""));
+        let key = route_key(
+            Port::Whm,
+            &format!("/json-api/{function}"),
+            &Args::parse(query.as_bytes(), b""),
+        );
+        if let Some(&status @ (401 | 403)) = faults.fail_routes.get(&key) {
+            host.stats.refused_by_route.fetch_add(1, Ordering::Relaxed);
+            return Action::Reply(Response::text(status, "Access denied\n"));
+        }
+    }
     host.stats.batches.fetch_add(1, Ordering::Relaxed);
     let server_now = now_epoch().saturating_add(faults.clock_offset);
     let mut results = Vec::new();

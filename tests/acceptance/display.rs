@@ -152,7 +152,8 @@ fn on_a_terminal_the_bars_show_counts_rate_eta_a_waiting_host_and_more_hosts_the
         "ui-{account}",
         "ui.age",
         "auto",
-        &["--timeout", "10", "--retries", "0", "--per-host", "1"],
+        // One call per request: the bars are checked target by target.
+        &["--timeout", "10", "--retries", "0", "--per-host", "1", "--batch", "1"],
     );
     let mut overall = None::<String>;
     let mut waiting = None::<String>;
@@ -259,7 +260,7 @@ fn piped_a_heartbeat_one_line_per_finished_host_and_the_recap() {
         "ui-{account}",
         "ui.age",
         "auto",
-        &["--timeout", "8", "--retries", "0"],
+        &["--timeout", "8", "--retries", "0", "--batch", "1"],
     );
     let run = env.run(&args);
     run.expect(1);

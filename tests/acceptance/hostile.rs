@@ -345,6 +345,9 @@ fn a_hung_host_with_many_accounts_is_given_up_after_two_waves() {
             "1",
             "--per-host",
             "2",
+            // Waves of single calls: a batch would carry a wave's targets in one request.
+            "--batch",
+            "1",
             "--progress",
             "never",
         ],
@@ -397,6 +400,8 @@ fn a_503_storm_host_is_given_up_after_two_waves() {
             "1",
             "--per-host",
             "2",
+            "--batch",
+            "1",
             "--progress",
             "never",
         ],

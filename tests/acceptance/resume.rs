@@ -206,7 +206,10 @@ fn sigint_exits_130_with_a_consistent_journal_then_resume_finishes() {
     let env = Env::start(slow_fleet(2, 10, 120));
     let before = tokens_before(&env);
     let journal = env.path("int.age.journal");
-    let mut child = spawn(&env, &create_args(&env, "int.age"), "int");
+    // One create per request, so the interrupt lands with work still queued.
+    let mut args = create_args(&env, "int.age");
+    args.extend(["--batch", "1"]);
+    let mut child = spawn(&env, &args, "int");
     signal_after_created(&mut child, &journal, 3, libc::SIGINT);
     assert_eq!(wait_bounded(&mut child), 130);
     let int = read(&env, "int");

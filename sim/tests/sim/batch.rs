@@ -146,6 +146,15 @@ fn auth_is_the_batch_s_and_faults_apply_per_command() {
         "the failed route did nothing"
     );
 
+    // A refusal is the request's: the whole batch is refused, nothing runs.
+    let mut f = Faults::default();
+    f.fail_routes
+        .insert("whm/uapi_cpanel/Tokens/create_full_access".into(), 401);
+    h.set_faults(f);
+    let r = send(&env, &h, &[list(&accts[0]), create(&accts[0], "x")], false);
+    assert_eq!(r.status, 401);
+    assert!(h.account_tokens(&accts[0]).is_empty());
+
     let mut f = Faults::default();
     f.fail_routes.insert("whm/batch".into(), 503);
     h.set_faults(f);
