@@ -210,6 +210,31 @@ pub struct Minted {
     pub url: String,
 }
 
+/// The new secrets of a run, however they are held (in memory, or spooled encrypted by
+/// `seal::MintedSpool`): counted, and read in order from the start as often as needed.
+pub trait MintedRows {
+    fn count(&self) -> usize;
+    fn rows(&self) -> Box<dyn Iterator<Item = Minted> + '_>;
+}
+
+impl MintedRows for [Minted] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn rows(&self) -> Box<dyn Iterator<Item = Minted> + '_> {
+        Box::new(self.iter().cloned())
+    }
+}
+
+impl MintedRows for Vec<Minted> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn rows(&self) -> Box<dyn Iterator<Item = Minted> + '_> {
+        Box::new(self.iter().cloned())
+    }
+}
+
 /// The journal, seen from the run: every step of a mutation is recorded before the next one.
 /// A `create` intent is written only after a listing by this run showed no token of that name
 /// (or after this run revoked it): it is the proof that a token of that name found later was

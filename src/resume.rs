@@ -11,6 +11,7 @@ use crate::backend::{Fleet, NewToken};
 use crate::error::{InputError, Problem};
 use crate::inventory;
 use crate::job::{self, NetOptions, RunRecord};
+use crate::outcome::MintedRows;
 use crate::outcome::Status;
 use crate::plan::{self, Operation, Plan, PlanRequest, Prompter, Scope};
 use crate::run::{Hold, Minted, Prior, PriorState, RunOptions};
@@ -499,7 +500,7 @@ impl Resume {
     /// The final handoff: every secret of the run, the earlier ones and `minted` (a target
     /// created again replaces its earlier row). Overwrites the partial handoff an interrupted
     /// run may have written. `Ok(None)` when the run has no secret at all.
-    pub fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
+    pub fn deliver(&self, minted: &dyn MintedRows) -> Result<Option<Delivered>, SinkError> {
         let mut delivered = self.sink.deliver(&merge_rows(&self.earlier, minted));
         if let Ok(Some(d)) = &mut delivered {
             self.ledger.delivered(self.sink.path());
@@ -508,8 +509,8 @@ impl Resume {
                 d.message = format!(
                     "{}; {} minted by this resume, {} before",
                     d.message,
-                    minted.len(),
-                    d.count.saturating_sub(minted.len())
+                    minted.count(),
+                    d.count.saturating_sub(minted.count())
                 );
             }
         }
@@ -936,10 +937,10 @@ fn prior_state(
 }
 
 /// Earlier secrets, then this run's, one per (host, account, token name), the newest winning.
-pub fn merge_rows(earlier: &[Minted], minted: &[Minted]) -> Vec<Minted> {
-    let mut rows: Vec<Minted> = Vec::with_capacity(earlier.len() + minted.len());
+pub fn merge_rows(earlier: &[Minted], minted: &dyn MintedRows) -> Vec<Minted> {
+    let mut rows: Vec<Minted> = Vec::with_capacity(earlier.len() + minted.count());
     let mut index: HashMap<(String, String, String), usize> = HashMap::new();
-    for row in earlier.iter().chain(minted).cloned() {
+    for row in earlier.iter().cloned().chain(minted.rows()) {
         let key = (
             row.host.clone(),
             row.account.clone(),

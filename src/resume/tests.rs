@@ -182,7 +182,7 @@ fn merge_keeps_one_row_per_token_the_newest_winning() {
         },
         url: "u".into(),
     };
-    let rows = merge_rows(&[row("a", "old-a"), row("b", "old-b")], &[minted]);
+    let rows = merge_rows(&[row("a", "old-a"), row("b", "old-b")], &vec![minted]);
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].token.token.expose(), "new-b");
     assert_eq!(rows[0].token.token.expose(), "old-a");

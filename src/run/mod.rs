@@ -122,7 +122,8 @@ pub trait Observer: Sync {
 pub struct Outcome {
     /// One per target, spooled as they finish (memory stays flat in the number of targets).
     pub results: Spool<TargetResult>,
-    pub minted: Vec<Minted>,
+    /// Encrypted under a key of this process and spooled as they are minted.
+    pub minted: crate::seal::MintedSpool,
     pub listings: Spool<ListingRow>,
     pub checks: Vec<CheckRow>,
     /// The stop flag was raised: some work was never started (reported as `skipped`).

@@ -150,7 +150,11 @@ fn run_checked(
             );
         }
     }
-    let minted: HashSet<&str> = out.minted.iter().map(|m| m.token.token.expose()).collect();
+    let minted: HashSet<String> = out
+        .minted
+        .iter()
+        .map(|m| m.token.token.expose().to_string())
+        .collect();
     for (fake, hp) in fakes.iter().zip(&plan.hosts) {
         let name = &hp.host.name;
         assert!(fake.max_in_flight() <= hp.per_host, "{name}: over per_host");
@@ -412,7 +416,7 @@ fn a_create_whose_answer_is_lost_is_listed_revoked_and_created_again() {
     assert_eq!(live.len(), 1, "exactly one token of that name");
     assert_eq!((live[0].0.as_str(), live[0].1.as_str()), ("u00", "tf-u00"));
     assert_eq!(out.minted.len(), 1);
-    assert_eq!(out.minted[0].token.token.expose(), live[0].2);
+    assert_eq!(out.minted.to_vec()[0].token.token.expose(), live[0].2);
     assert_eq!(fakes[0].revoked().len(), 1, "the orphan");
 }
 

@@ -167,9 +167,20 @@ fn encode_row(out: &mut Vec<u8>, r: &RowRef<'_>, format: HandoffFormat, first: b
 }
 
 /// Stream the handoff plaintext into `w`, one row at a time through a zeroizing row buffer.
-pub fn write_rows<'a, W: Write>(
+/// Anything that reads as one handoff row.
+pub trait AsRow {
+    fn as_row(&self) -> RowRef<'_>;
+}
+
+impl AsRow for RowRef<'_> {
+    fn as_row(&self) -> RowRef<'_> {
+        RowRef { ..*self }
+    }
+}
+
+pub fn write_rows<W: Write, R: AsRow>(
     w: &mut W,
-    rows: impl IntoIterator<Item = RowRef<'a>>,
+    rows: impl IntoIterator<Item = R>,
     format: HandoffFormat,
 ) -> std::io::Result<()> {
     match format {
@@ -182,6 +193,7 @@ pub fn write_rows<'a, W: Write>(
     let mut buf = Zeroizing::new(Vec::with_capacity(1024));
     let mut first = true;
     for r in rows {
+        let r = r.as_row();
         let need = row_bound(&r, format == HandoffFormat::Json);
         if buf.capacity() < need {
             // A fresh buffer, never a reallocation: the old one is zeroized as it drops.
@@ -365,9 +377,9 @@ pub fn write_handoff(
 
 /// [`write_handoff`] for borrowed rows. The plaintext is encrypted as it is produced, straight
 /// into the temp file: memory holds one row of plaintext and one age chunk, not the whole file.
-pub fn write_handoff_rows<'a>(
+pub fn write_handoff_rows<R: AsRow>(
     path: &Path,
-    rows: impl IntoIterator<Item = RowRef<'a>>,
+    rows: impl IntoIterator<Item = R>,
     format: HandoffFormat,
     sealer: &Sealer,
     armor: bool,
@@ -386,9 +398,9 @@ pub fn write_handoff_rows<'a>(
 /// `-o -`: the handoff streamed into `out` (standard output: no temporary file, no rename, a
 /// pipe has neither). A reader that goes away mid-way is an error: the journal still holds
 /// every secret.
-pub fn write_handoff_rows_to<'a, W: Write>(
+pub fn write_handoff_rows_to<W: Write, R: AsRow>(
     out: W,
-    rows: impl IntoIterator<Item = RowRef<'a>>,
+    rows: impl IntoIterator<Item = R>,
     format: HandoffFormat,
     sealer: &Sealer,
     armor: bool,

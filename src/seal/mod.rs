@@ -14,11 +14,13 @@ pub mod handoff;
 pub use handoff::{HandoffFormat, HandoffRow, encode_rows};
 pub mod journal;
 pub mod lock;
+mod minted_spool;
 pub use journal::{
     Action, Damaged, Event, EventDetail, Journal, JournalSealing, PlanRecord, Scanned,
     discard_journal, journal_keys, recover_rows, scan_journal, unseal_secret,
 };
 pub use lock::{JournalLock, LockError};
+pub use minted_spool::MintedSpool;
 pub mod open;
 pub use open::{open_bytes, open_file};
 pub mod output;

@@ -3,8 +3,10 @@
 //! `-o -` streamed to standard output (`seal::handoff::write_handoff_rows_to`).
 
 use super::{Delivered, Sink, SinkError};
-use crate::outcome::Minted;
-use crate::seal::handoff::{HandoffFormat, RowRef, write_handoff_rows, write_handoff_rows_to};
+use crate::outcome::{Minted, MintedRows};
+use crate::seal::handoff::{
+    AsRow, HandoffFormat, RowRef, write_handoff_rows, write_handoff_rows_to,
+};
 use crate::seal::{Output, Recipients, Sealer, is_stdout};
 use std::path::PathBuf;
 
@@ -58,6 +60,12 @@ impl AgeHandoff {
     }
 }
 
+impl AsRow for Minted {
+    fn as_row(&self) -> RowRef<'_> {
+        row_ref(self)
+    }
+}
+
 fn row_ref(m: &Minted) -> RowRef<'_> {
     RowRef {
         host: &m.host,
@@ -71,12 +79,13 @@ fn row_ref(m: &Minted) -> RowRef<'_> {
 }
 
 impl Sink for AgeHandoff {
-    fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
-        if minted.is_empty() {
+    fn deliver(&self, minted: &dyn MintedRows) -> Result<Option<Delivered>, SinkError> {
+        if minted.count() == 0 {
             return Ok(None);
         }
         let stdout = is_stdout(&self.path);
-        let rows = minted.iter().map(row_ref);
+        // Read back one by one (from the run's encrypted spool): never all secrets at once.
+        let rows = minted.rows();
         let written = if stdout {
             let out = std::io::stdout().lock();
             write_handoff_rows_to(out, rows, self.format, &self.sealer, self.armor)
@@ -92,8 +101,8 @@ impl Sink for AgeHandoff {
         };
         written.map_err(|e| SinkError(crate::error::chain(&e)))?;
         Ok(Some(Delivered {
-            count: minted.len(),
-            message: self.message(minted.len()),
+            count: minted.count(),
+            message: self.message(minted.count()),
         }))
     }
 }
@@ -178,7 +187,7 @@ mod tests {
             },
             url: "https://web1:2083".into(),
         };
-        let e = sink.deliver(&[minted]).unwrap_err().to_string();
+        let e = sink.deliver(&vec![minted]).unwrap_err().to_string();
         assert_eq!(
             e,
             format!("{}: No such file or directory (os error 2)", path.display())

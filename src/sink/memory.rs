@@ -2,7 +2,7 @@
 //! sink, and proof that a destination is one file.
 
 use super::{Delivered, Sink, SinkError};
-use crate::outcome::Minted;
+use crate::outcome::MintedRows;
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -14,15 +14,15 @@ pub struct MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError> {
+    fn deliver(&self, minted: &dyn MintedRows) -> Result<Option<Delivered>, SinkError> {
         if self.down {
             return Err(SinkError("the store is down".into()));
         }
-        if minted.is_empty() {
+        if minted.count() == 0 {
             return Ok(None);
         }
         let mut held = self.held.lock().unwrap();
-        for m in minted {
+        for m in minted.rows() {
             let secret = m.token.token.expose().to_string();
             held.push((
                 m.host.clone(),
@@ -32,8 +32,8 @@ impl Sink for MemorySink {
             ));
         }
         Ok(Some(Delivered {
-            count: minted.len(),
-            message: format!("kept {} new token(s) in memory", minted.len()),
+            count: minted.count(),
+            message: format!("kept {} new token(s) in memory", minted.count()),
         }))
     }
 }

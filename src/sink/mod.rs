@@ -6,7 +6,7 @@
 //! - `handoff.rs`: the age-encrypted handoff file (`-o`);
 //! - `memory.rs` (tests only): keeps what it is given, or refuses it.
 
-use crate::outcome::Minted;
+use crate::outcome::MintedRows;
 
 mod handoff;
 #[cfg(test)]
@@ -32,5 +32,5 @@ pub struct SinkError(pub String);
 pub trait Sink {
     /// Deliver every new secret of the run (for a resume: of the whole run, earlier ones
     /// included). `Ok(None)`: there was nothing to deliver, and nothing was written.
-    fn deliver(&self, minted: &[Minted]) -> Result<Option<Delivered>, SinkError>;
+    fn deliver(&self, minted: &dyn MintedRows) -> Result<Option<Delivered>, SinkError>;
 }

@@ -153,7 +153,16 @@ fn on_a_terminal_the_bars_show_counts_rate_eta_a_waiting_host_and_more_hosts_the
         "ui.age",
         "auto",
         // One call per request: the bars are checked target by target.
-        &["--timeout", "10", "--retries", "0", "--per-host", "1", "--batch", "1"],
+        &[
+            "--timeout",
+            "10",
+            "--retries",
+            "0",
+            "--per-host",
+            "1",
+            "--batch",
+            "1",
+        ],
     );
     let mut overall = None::<String>;
     let mut waiting = None::<String>;

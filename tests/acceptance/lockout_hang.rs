@@ -641,7 +641,11 @@ fn a_credential_refused_after_it_was_accepted_is_named_as_such() {
     );
     // One refused request, and nothing sent after it: a create sent later would be refused
     // too. (A refused batch's commands never ran: its creates are not counted.)
-    assert_eq!(victim.stats().refused_by_route, 1, "no create sent after the refusal");
+    assert_eq!(
+        victim.stats().refused_by_route,
+        1,
+        "no create sent after the refusal"
+    );
     assert!(
         victim.stats().count(create) <= counts.get("created").copied().unwrap_or(0) as u64 + 1,
         "{:?}",
