@@ -152,6 +152,7 @@ impl MintedSpool {
         self.rows.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -167,6 +168,7 @@ impl MintedSpool {
         })
     }
 
+    #[cfg(test)]
     pub fn to_vec(&self) -> Vec<Minted> {
         self.iter().collect()
     }
