@@ -3,6 +3,11 @@
 //! (or the README demo) can point tokenfleet at it.
 //!
 //! `cargo run -p cpanel-sim --example fleet -- --hosts 20 --accounts 50 --latency 20ms`
+//!
+//! Each host has its own loopback address and cPanel's ports 2087/2083 (`--addressing shared`:
+//! all on 127.0.0.1 with ephemeral ports). More hosts than `--part-size` (2,500) do not fit in one
+//! process's open files, so the example then runs itself once per part (`--part K/N`, through
+//! `cpanel_sim::parts`), merges the parts' hosts into one inventory and stops them on exit.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,14 +15,15 @@ use std::time::Duration;
 
 use age::secrecy::ExposeSecret;
 use anyhow::{Context, bail};
+use cpanel_sim::parts::{self, FleetParts};
 use cpanel_sim::{
-    CertMode, FaultsFile, Fleet, FleetSpec, InventoryOptions, InventoryTls, parse_duration,
-    write_private,
+    Addressing, CertMode, FaultsFile, Fleet, FleetSpec, HostReport, InventoryHost,
+    InventoryOptions, InventoryTls, parse_duration, write_private,
 };
 
-const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--jitter DUR] [--out DIR] [--tls pin|ca] [--faults FILE]
+const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--jitter DUR] [--out DIR] [--tls pin|ca] [--faults FILE] [--addressing per-host|shared] [--part-size N] [--stats FILE]
 
-  --hosts N       hosts to serve (default 5)
+  --hosts N       hosts to serve (default 5; above --part-size, served by several processes)
   --accounts N    accounts per host (default 10)
   --latency DUR   added to every request, e.g. 20ms (default 0)
   --jitter DUR    extra random delay 0..DUR (default 0)
@@ -25,7 +31,13 @@ const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--
   --tls pin|ca    self-signed certificates pinned in the inventory (default), or CA-signed + tls_ca
   --faults FILE   TOML fault file: [default] and [hosts.NAME] tables of cpanel_sim::Faults keys,
                   e.g. latency = \"20ms\", down = true, drip = \"1s\", hang_accept = true,
-                  refuse_cpanel_tokens = true, deny_uapi_cpanel = true (see cpanel-sim docs)";
+                  refuse_cpanel_tokens = true, deny_uapi_cpanel = true (see cpanel-sim docs)
+  --addressing A  per-host: each host on its own 127.x.y.z with ports 2087/2083 (default);
+                  shared: all on 127.0.0.1 with two ephemeral ports each (at most --part-size hosts)
+  --part-size N   most hosts one simulator process serves (default 2500)
+  --stats FILE    on exit, write each host's figures (TLS handshakes, requests, mutations, live
+                  tokens, ...) to FILE as JSON
+  --part K/N      (internal) serve part K of N for a parent over stdin/stdout";
 
 struct Opts {
     hosts: usize,
@@ -35,6 +47,10 @@ struct Opts {
     out: PathBuf,
     tls: InventoryTls,
     faults: Option<PathBuf>,
+    addressing: Addressing,
+    part_size: usize,
+    stats: Option<PathBuf>,
+    part: Option<(usize, usize)>,
 }
 
 fn parse_args() -> anyhow::Result<Opts> {
@@ -46,6 +62,10 @@ fn parse_args() -> anyhow::Result<Opts> {
         out: PathBuf::from("demo-fleet"),
         tls: InventoryTls::Pin,
         faults: None,
+        addressing: Addressing::PerHost,
+        part_size: parts::HOSTS_PER_PART,
+        stats: None,
+        part: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -85,11 +105,33 @@ fn parse_args() -> anyhow::Result<Opts> {
                 }
             }
             "--faults" => o.faults = Some(PathBuf::from(value()?)),
+            "--addressing" => {
+                o.addressing = match value()?.as_str() {
+                    "per-host" => Addressing::PerHost,
+                    "shared" => Addressing::Shared,
+                    other => bail!("--addressing {other}: use per-host or shared"),
+                }
+            }
+            "--part-size" => {
+                o.part_size = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .context("--part-size takes a number above 0, e.g. --part-size 2500")?
+            }
+            "--stats" => o.stats = Some(PathBuf::from(value()?)),
+            "--part" => o.part = Some(parts::parse_part(&value()?)?),
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
     }
-    if o.hosts == 0 || o.hosts > 999 {
-        bail!("--hosts {}: use 1 to 999", o.hosts);
+    if o.hosts == 0 || o.hosts > 1_000_000 {
+        bail!("--hosts {}: use 1 to 1000000", o.hosts);
+    }
+    if o.addressing == Addressing::Shared && o.hosts > o.part_size {
+        bail!(
+            "--addressing shared serves one process's hosts: use at most --part-size ({}) hosts, or per-host addressing",
+            o.part_size
+        );
     }
     if o.accounts > 9999 {
         bail!("--accounts {}: use 0 to 9999", o.accounts);
@@ -97,33 +139,99 @@ fn parse_args() -> anyhow::Result<Opts> {
     Ok(o)
 }
 
-fn run() -> anyhow::Result<()> {
-    let o = parse_args()?;
+/// The fleet as this process serves it: in-process, or through part processes.
+enum Served {
+    One(Fleet),
+    Parts(FleetParts),
+}
+
+impl Served {
+    fn first(&self) -> InventoryHost {
+        match self {
+            Served::One(f) => InventoryHost::of(&f.hosts()[0]),
+            Served::Parts(p) => p.hosts()[0].clone(),
+        }
+    }
+
+    fn stop(self) -> anyhow::Result<Vec<HostReport>> {
+        match self {
+            Served::One(f) => {
+                let r = f.hosts().iter().map(|h| h.report()).collect();
+                f.shutdown();
+                Ok(r)
+            }
+            Served::Parts(p) => p.stop(),
+        }
+    }
+}
+
+fn faults_of(o: &Opts) -> anyhow::Result<FaultsFile> {
     let mut faults = match &o.faults {
         Some(p) => FaultsFile::load(p)?,
         None => FaultsFile::empty("command line"),
     };
     faults.base_latency(o.latency, o.jitter);
-    let mut spec = FleetSpec::uniform(o.hosts, o.accounts);
+    Ok(faults)
+}
+
+/// Hosts `range` of the fleet with their faults and certificates.
+fn spec_of(o: &Opts, range: std::ops::RangeInclusive<usize>) -> anyhow::Result<FleetSpec> {
+    let faults = faults_of(o)?;
+    let mut spec = FleetSpec::uniform_slice(o.hosts, range, o.accounts);
     spec.cert_mode = match o.tls {
         InventoryTls::Ca => CertMode::CaSigned,
         _ => CertMode::SelfSigned,
     };
-    spec.apply_faults(&faults)?;
+    spec.addressing = o.addressing;
+    if spec.hosts.len() == o.hosts {
+        spec.apply_faults(&faults)?;
+    } else {
+        // A part: host names are checked against the whole fleet by the parent.
+        for h in &mut spec.hosts {
+            h.faults = faults.for_host(&h.name)?;
+        }
+    }
+    Ok(spec)
+}
+
+fn run() -> anyhow::Result<()> {
+    let o = parse_args()?;
+    if let Some((k, n)) = o.part {
+        return parts::serve_part(spec_of(&o, parts::part_range(o.hosts, k, n))?);
+    }
+    let _ = cpanel_sim::raise_fd_limit();
+    // Every fault file's host names are checked against the whole fleet before anything starts.
+    FleetSpec::uniform(o.hosts, 0).apply_faults(&faults_of(&o)?)?;
 
     std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
     let ready = o.out.join("ready");
     let _ = std::fs::remove_file(&ready);
 
     let started = std::time::Instant::now();
-    let fleet = Fleet::start(spec)?;
     let opts = InventoryOptions {
         tls: o.tls,
         ..InventoryOptions::default()
     };
-    let files = fleet
-        .write_inventory(&o.out, &opts)
-        .with_context(|| format!("writing the inventory into {}", o.out.display()))?;
+    let n_parts = parts::part_count(o.hosts, o.part_size);
+    let (served, files) = if n_parts == 1 {
+        let fleet = Fleet::start(spec_of(&o, 1..=o.hosts)?)?;
+        let files = fleet.write_inventory(&o.out, &opts);
+        (Served::One(fleet), files)
+    } else {
+        let exe = std::env::current_exe().context("finding this program to run its parts")?;
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let commands = (1..=n_parts)
+            .map(|k| {
+                let mut c = std::process::Command::new(&exe);
+                c.args(&args).arg("--part").arg(format!("{k}/{n_parts}"));
+                c
+            })
+            .collect();
+        let fleet = FleetParts::start(commands, None)?;
+        let files = fleet.write_inventory(&o.out, &opts);
+        (Served::Parts(fleet), files)
+    };
+    let files = files.with_context(|| format!("writing the inventory into {}", o.out.display()))?;
 
     let identity = age::x25519::Identity::generate();
     let recipient = identity.to_public().to_string();
@@ -137,13 +245,18 @@ fn run() -> anyhow::Result<()> {
     write_private(&identity_path, key_text.as_bytes())?;
     std::fs::write(&recipient_path, format!("{recipient}\n"))?;
     std::fs::write(&ready, format!("{}\n", std::process::id()))?;
-
     let dir = o.out.display();
-    let first = &fleet.hosts()[0];
+    let first = served.first();
     println!(
-        "cpanel-sim: {} hosts x {} accounts on 127.0.0.1 ({} certificates), started in {:.1?}",
+        "cpanel-sim: {} hosts x {} accounts on {} ({} certificates), started in {:.1?}",
         o.hosts,
         o.accounts,
+        match (o.addressing, n_parts) {
+            (Addressing::Shared, _) => "127.0.0.1".to_string(),
+            (Addressing::PerHost, 1) => "their own loopback addresses, ports 2087/2083".to_string(),
+            (Addressing::PerHost, n) =>
+                format!("their own loopback addresses, ports 2087/2083, in {n} processes"),
+        },
         match o.tls {
             InventoryTls::Ca => "CA-signed",
             _ => "self-signed, pinned",
@@ -151,10 +264,11 @@ fn run() -> anyhow::Result<()> {
         started.elapsed()
     );
     println!(
-        "  first host  {}: WHM {}, cPanel {}",
-        first.name(),
-        first.whm_url(),
-        first.cpanel_url()
+        "  first host  {}: WHM https://{a}:{}, cPanel https://{a}:{}",
+        first.name,
+        first.whm_port,
+        first.cpanel_port,
+        a = first.address
     );
     println!(
         "  inventory   {} (and {})",
@@ -196,14 +310,17 @@ fn run() -> anyhow::Result<()> {
 
     wait_for_signal()?;
     let _ = std::fs::remove_file(&ready);
-    let (mut requests, mut failed, mut blocked) = (0, 0, 0);
-    for h in fleet.hosts() {
-        let s = h.stats();
-        requests += s.total_requests;
-        failed += s.failed_auth;
-        blocked += s.blocked;
+    let reports = served.stop()?;
+    if let Some(path) = &o.stats {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
-    fleet.shutdown();
+    let (mut requests, mut failed, mut blocked) = (0, 0, 0);
+    for r in &reports {
+        requests += r.requests;
+        failed += r.failed_auth;
+        blocked += r.blocked;
+    }
     eprintln!(
         "cpanel-sim: stopped after {requests} requests ({failed} failed logins, {blocked} refused by cPHulk)"
     );

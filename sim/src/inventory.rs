@@ -59,8 +59,48 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
+/// One host as the inventory shows it: what [`write_entries`] needs, and what a simulator
+/// process serving part of a fleet hands its parent (no secret in it).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InventoryHost {
+    pub name: String,
+    pub address: String,
+    pub whm_port: u16,
+    pub cpanel_port: u16,
+    /// `sha256:AB:CD:…`
+    pub cert_pin: String,
+    pub accounts: Vec<String>,
+}
+
+impl InventoryHost {
+    pub fn of(h: &crate::SimHost) -> InventoryHost {
+        InventoryHost {
+            name: h.name().to_string(),
+            address: h.address().to_string(),
+            whm_port: h.whm_port(),
+            cpanel_port: h.cpanel_port(),
+            cert_pin: h.cert_pin(),
+            accounts: h.accounts(),
+        }
+    }
+}
+
 pub(crate) fn write(
     fleet: &Fleet,
+    dir: &Path,
+    opts: &InventoryOptions,
+) -> std::io::Result<InventoryFiles> {
+    let hosts: Vec<InventoryHost> = fleet.hosts().iter().map(InventoryHost::of).collect();
+    write_entries(&hosts, fleet.root_token(), fleet.ca_pem(), dir, opts)
+}
+
+/// Write `inventory.toml`, `inventory.csv`, `fleet.env` (0600) and `ca.pem` into `dir` for these
+/// hosts. Ports that are cPanel's defaults (2087, 2083) are left out, as a person would write
+/// them: the CSV has port columns only when some host needs them.
+pub fn write_entries(
+    hosts: &[InventoryHost],
+    root_token: &str,
+    ca_pem: &str,
     dir: &Path,
     opts: &InventoryOptions,
 ) -> std::io::Result<InventoryFiles> {
@@ -71,9 +111,20 @@ pub(crate) fn write(
         env: dir.join("fleet.env"),
         ca: dir.join("ca.pem"),
     };
-    fs::write(&files.ca, fleet.ca_pem())?;
+    fs::write(&files.ca, ca_pem)?;
 
-    let mut t = String::from("# Written by cpanel-sim for a simulated fleet on 127.0.0.1.\n");
+    let on_localhost = hosts.iter().all(|h| h.address == "127.0.0.1");
+    let default_ports = |h: &InventoryHost| {
+        h.whm_port == crate::addr::WHM_PORT && h.cpanel_port == crate::addr::CPANEL_PORT
+    };
+    let port_columns = !hosts.iter().all(default_ports);
+    let mut t = if on_localhost {
+        String::from("# Written by cpanel-sim for a simulated fleet on 127.0.0.1.\n")
+    } else {
+        String::from(
+            "# Written by cpanel-sim for a simulated fleet, each host on its own loopback address.\n",
+        )
+    };
     t.push_str("[defaults]\n");
     t.push_str(&format!("credential = {}\n", quote(&opts.credential)));
     t.push_str("whm_user = \"root\"\n");
@@ -82,44 +133,55 @@ pub(crate) fn write(
         InventoryTls::Ca => "tls_ca",
         InventoryTls::Insecure => "tls_insecure",
     };
-    let mut c = format!("host,address,whm_port,cpanel_port,{tls_col},credential,account\n");
-    for h in fleet.hosts() {
+    let mut c = if port_columns {
+        format!("host,address,whm_port,cpanel_port,{tls_col},credential,account\n")
+    } else {
+        format!("host,address,{tls_col},credential,account\n")
+    };
+    for h in hosts {
         let tls_value = match opts.tls {
-            InventoryTls::Pin => h.cert_pin(),
+            InventoryTls::Pin => h.cert_pin.clone(),
             InventoryTls::Ca => "ca.pem".to_string(),
             InventoryTls::Insecure => "true".to_string(),
         };
         t.push_str("\n[[hosts]]\n");
-        t.push_str(&format!("name = {}\n", quote(h.name())));
-        t.push_str(&format!("address = {}\n", quote(h.address())));
-        t.push_str(&format!("whm_port = {}\n", h.whm_port()));
-        t.push_str(&format!("cpanel_port = {}\n", h.cpanel_port()));
+        t.push_str(&format!("name = {}\n", quote(&h.name)));
+        t.push_str(&format!("address = {}\n", quote(&h.address)));
+        if h.whm_port != crate::addr::WHM_PORT {
+            t.push_str(&format!("whm_port = {}\n", h.whm_port));
+        }
+        if h.cpanel_port != crate::addr::CPANEL_PORT {
+            t.push_str(&format!("cpanel_port = {}\n", h.cpanel_port));
+        }
         match opts.tls {
             InventoryTls::Insecure => t.push_str("tls_insecure = true\n"),
             _ => t.push_str(&format!("{tls_col} = {}\n", quote(&tls_value))),
         }
-        let accounts = h.accounts();
         if opts.accounts_star {
             t.push_str("accounts = \"*\"\n");
         } else {
-            let list: Vec<String> = accounts.iter().map(|a| quote(a)).collect();
+            let list: Vec<String> = h.accounts.iter().map(|a| quote(a)).collect();
             t.push_str(&format!("accounts = [{}]\n", list.join(", ")));
         }
-        let row_accounts: Vec<String> = if opts.accounts_star {
-            vec!["*".to_string()]
+        let star = ["*".to_string()];
+        let row_accounts: &[String] = if opts.accounts_star {
+            &star
         } else {
-            accounts
+            &h.accounts
+        };
+        let ports = if port_columns {
+            format!("{},{},", h.whm_port, h.cpanel_port)
+        } else {
+            String::new()
         };
         for a in row_accounts {
             c.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                csv_cell(h.name()),
-                h.address(),
-                h.whm_port(),
-                h.cpanel_port(),
+                "{},{},{ports}{},{},{}\n",
+                csv_cell(&h.name),
+                h.address,
                 csv_cell(&tls_value),
                 csv_cell(&opts.credential),
-                csv_cell(&a)
+                csv_cell(a)
             ));
         }
     }
@@ -131,10 +193,7 @@ pub(crate) fn write(
         .strip_prefix("env:")
         .filter(|v| !v.is_empty())
         .unwrap_or("WHM_TOKEN");
-    write_private(
-        &files.env,
-        format!("{var}={}\n", fleet.root_token()).as_bytes(),
-    )?;
+    write_private(&files.env, format!("{var}={root_token}\n").as_bytes())?;
     Ok(files)
 }
 

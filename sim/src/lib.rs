@@ -40,14 +40,16 @@
 //! println!("WHM on 127.0.0.1:{} pin {}", web1.whm_port(), web1.cert_pin());
 //! ```
 
+mod addr;
 mod inventory;
+pub mod parts;
 mod server;
 mod spec;
 mod state;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::TcpListener as StdListener;
+use std::net::{Ipv4Addr, TcpListener as StdListener};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -55,10 +57,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 
-pub use inventory::{InventoryFiles, InventoryOptions, InventoryTls, write_private};
+pub use inventory::{
+    InventoryFiles, InventoryHost, InventoryOptions, InventoryTls, write_entries, write_private,
+};
 pub use spec::{
-    AccountSpec, BatchCost, CertMode, CphulkConfig, EchoAuth, Faults, FaultsFile, FleetSpec,
-    HostSpec, MAX_BATCH_COMMANDS, OVERSIZED_CREATE_BYTES, parse_duration,
+    AccountSpec, Addressing, BatchCost, CertMode, CphulkConfig, EchoAuth, Faults, FaultsFile,
+    FleetSpec, HostSpec, MAX_BATCH_COMMANDS, OVERSIZED_CREATE_BYTES, TestCaPem, host_name,
+    parse_duration,
 };
 pub use state::{SimToken, TokenOwner, TokenSecret};
 
@@ -73,14 +78,94 @@ pub struct Fleet {
     root_token: String,
     ca_pem: String,
     cert_mode: CertMode,
+    addressing: Addressing,
+    /// The claimed loopback addresses (`Addressing::PerHost`), released when the fleet drops.
+    _block: Option<addr::Block>,
+}
+
+/// One host's listeners before the fleet starts (none for a host that starts `down`).
+struct Bound {
+    ip: Ipv4Addr,
+    whm_port: u16,
+    cpanel_port: u16,
+    whm: Option<StdListener>,
+    cpanel: Option<StdListener>,
+}
+
+/// Bind every host's two listeners. Per-host addressing claims a block first, and takes another
+/// when a port in it turns out to be held by someone outside this scheme.
+fn bind_fleet(spec: &FleetSpec) -> anyhow::Result<(Option<addr::Block>, Vec<Bound>)> {
+    let localhost = Ipv4Addr::LOCALHOST;
+    match spec.addressing {
+        Addressing::Shared => {
+            let mut bound = Vec::with_capacity(spec.hosts.len());
+            for hs in &spec.hosts {
+                let whm = bind_loopback(localhost, 0)?;
+                let cpanel = bind_loopback(localhost, 0)?;
+                let (whm_port, cpanel_port) =
+                    (whm.local_addr()?.port(), cpanel.local_addr()?.port());
+                let up = !hs.faults.down;
+                bound.push(Bound {
+                    ip: localhost,
+                    whm_port,
+                    cpanel_port,
+                    whm: up.then_some(whm),
+                    cpanel: up.then_some(cpanel),
+                });
+            }
+            Ok((None, bound))
+        }
+        Addressing::PerHost => {
+            let mut last = None;
+            for _ in 0..20 {
+                let block = addr::Block::claim(spec.hosts.len())?;
+                match bind_block(spec, &block) {
+                    Ok(bound) => return Ok((Some(block), bound)),
+                    Err(e) if addr::in_use(&e) => last = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(last.expect("tried at least once"))
+                .context("every block of loopback addresses tried had a port in use")
+        }
+    }
+}
+
+fn bind_block(spec: &FleetSpec, block: &addr::Block) -> anyhow::Result<Vec<Bound>> {
+    let mut bound = Vec::with_capacity(spec.hosts.len());
+    for (i, hs) in spec.hosts.iter().enumerate() {
+        let ip = block.address(i);
+        let (whm, cpanel) = if hs.faults.down {
+            (None, None)
+        } else {
+            (
+                Some(bind_loopback(ip, addr::WHM_PORT)?),
+                Some(bind_loopback(ip, addr::CPANEL_PORT)?),
+            )
+        };
+        bound.push(Bound {
+            ip,
+            whm_port: addr::WHM_PORT,
+            cpanel_port: addr::CPANEL_PORT,
+            whm,
+            cpanel,
+        });
+    }
+    Ok(bound)
 }
 
 impl Fleet {
-    /// Generate the certificates, bind every listener on 127.0.0.1 (port 0) and start serving.
+    /// Generate the certificates, bind every listener and start serving: on 127.0.0.1 with
+    /// ephemeral ports (`Addressing::Shared`), or each host on its own loopback address with
+    /// ports 2087 and 2083 (`Addressing::PerHost`).
     pub fn start(spec: FleetSpec) -> anyhow::Result<Fleet> {
         validate(&spec)?;
         let root_token = spec.root_token.clone().unwrap_or_else(new_secret);
-        let ca = tls::TestCa::generate()?;
+        let ca = match &spec.ca {
+            Some(pem) => tls::TestCa::from_pem(pem)?,
+            None => tls::TestCa::generate()?,
+        };
+        let (block, bound) = bind_fleet(&spec)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("cpanel-sim")
@@ -88,18 +173,17 @@ impl Fleet {
             .build()
             .context("starting the simulator's runtime")?;
         let mut hosts = Vec::with_capacity(spec.hosts.len());
-        for hs in &spec.hosts {
-            let cert = tls::host_cert(&hs.name, spec.cert_mode, &ca)?;
-            let whm = bind_loopback(0)?;
-            let cpanel = bind_loopback(0)?;
-            let whm_port = whm.local_addr()?.port();
-            let cpanel_port = cpanel.local_addr()?.port();
+        for (hs, b) in spec.hosts.iter().zip(bound) {
+            let address = b.ip.to_string();
+            let cert = tls::host_cert(&hs.name, &address, spec.cert_mode, &ca)?;
             let (whm_tx, whm_rx) = mpsc::unbounded_channel();
             let (cp_tx, cp_rx) = mpsc::unbounded_channel();
             let inner = Arc::new(HostInner {
                 name: hs.name.clone(),
-                whm_port,
-                cpanel_port,
+                ip: b.ip,
+                address,
+                whm_port: b.whm_port,
+                cpanel_port: b.cpanel_port,
                 cert_der: cert.der,
                 acceptor: tokio_rustls::TlsAcceptor::from(cert.config),
                 auth_failure_status: hs.auth_failure_status,
@@ -111,16 +195,11 @@ impl Fleet {
                 port_ctl: vec![whm_tx, cp_tx],
                 odd_answers: std::sync::atomic::AtomicU64::new(0),
             });
-            let (whm, cpanel) = if hs.faults.down {
-                (None, None)
-            } else {
-                (Some(whm), Some(cpanel))
-            };
-            runtime.spawn(server::accept_loop(inner.clone(), Port::Whm, whm, whm_rx));
+            runtime.spawn(server::accept_loop(inner.clone(), Port::Whm, b.whm, whm_rx));
             runtime.spawn(server::accept_loop(
                 inner.clone(),
                 Port::Cpanel,
-                cpanel,
+                b.cpanel,
                 cp_rx,
             ));
             hosts.push(SimHost { inner });
@@ -131,6 +210,8 @@ impl Fleet {
             root_token,
             ca_pem: ca.pem,
             cert_mode: spec.cert_mode,
+            addressing: spec.addressing,
+            _block: block,
         })
     }
 
@@ -158,6 +239,10 @@ impl Fleet {
 
     pub fn cert_mode(&self) -> CertMode {
         self.cert_mode
+    }
+
+    pub fn addressing(&self) -> Addressing {
+        self.addressing
     }
 
     /// Every token not revoked on every host, with its secret (see [`SimHost::live_tokens`]).
@@ -239,9 +324,9 @@ impl Drop for Fleet {
     }
 }
 
-fn bind_loopback(port: u16) -> anyhow::Result<StdListener> {
-    let l = StdListener::bind(("127.0.0.1", port))
-        .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+fn bind_loopback(ip: Ipv4Addr, port: u16) -> anyhow::Result<StdListener> {
+    assert!(ip.is_loopback(), "cpanel-sim binds loopback addresses only");
+    let l = StdListener::bind((ip, port)).with_context(|| format!("binding {ip}:{port}"))?;
     l.set_nonblocking(true)?;
     Ok(l)
 }
@@ -295,6 +380,7 @@ impl std::fmt::Debug for SimHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimHost")
             .field("name", &self.inner.name)
+            .field("address", &self.inner.address)
             .field("whm_port", &self.inner.whm_port)
             .field("cpanel_port", &self.inner.cpanel_port)
             .finish()
@@ -353,12 +439,48 @@ impl HostStats {
     }
 }
 
+/// One host's figures as a simulator process reports them at the end of a run (JSON for the
+/// parent or the bench): counters and the live token count, no secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostReport {
+    pub name: String,
+    pub address: String,
+    pub tls_handshakes: u64,
+    pub connections: u64,
+    pub requests: u64,
+    /// Requests that create, revoke or rename a token ([`HostStats::mutations`]).
+    pub mutations: u64,
+    pub failed_auth: u64,
+    pub blocked: u64,
+    pub max_in_flight: usize,
+    /// Tokens not revoked, accounts' and WHM users' (the root token among them).
+    pub live_tokens: usize,
+}
+
 impl SimHost {
+    /// This host's counters and live token count, for a report.
+    pub fn report(&self) -> HostReport {
+        let s = self.stats();
+        HostReport {
+            name: self.name().to_string(),
+            address: self.address().to_string(),
+            tls_handshakes: s.tls_handshakes,
+            connections: s.connections,
+            requests: s.total_requests,
+            mutations: s.mutations(),
+            failed_auth: s.failed_auth,
+            blocked: s.blocked,
+            max_in_flight: s.max_in_flight,
+            live_tokens: lock(&self.inner.state).live(&self.inner.name).len(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.inner.name
     }
+    /// `127.0.0.1`, or the host's own loopback address (`Addressing::PerHost`).
     pub fn address(&self) -> &str {
-        "127.0.0.1"
+        &self.inner.address
     }
     pub fn whm_port(&self) -> u16 {
         self.inner.whm_port
@@ -366,13 +488,13 @@ impl SimHost {
     pub fn cpanel_port(&self) -> u16 {
         self.inner.cpanel_port
     }
-    /// `https://127.0.0.1:WHM_PORT`
+    /// `https://ADDRESS:WHM_PORT`
     pub fn whm_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.inner.whm_port)
+        format!("https://{}:{}", self.inner.address, self.inner.whm_port)
     }
-    /// `https://127.0.0.1:CPANEL_PORT`
+    /// `https://ADDRESS:CPANEL_PORT`
     pub fn cpanel_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.inner.cpanel_port)
+        format!("https://{}:{}", self.inner.address, self.inner.cpanel_port)
     }
 
     /// `sha256:AB:CD:…` (uppercase, colons): SHA-256 of the leaf certificate's DER.
@@ -406,7 +528,7 @@ impl SimHost {
                 .iter()
                 .zip([self.inner.whm_port, self.inner.cpanel_port])
             {
-                let listener = (0..100).find_map(|_| match bind_loopback(port) {
+                let listener = (0..100).find_map(|_| match bind_loopback(self.inner.ip, port) {
                     Ok(l) => Some(l),
                     Err(_) => {
                         std::thread::sleep(Duration::from_millis(20));
@@ -590,6 +712,38 @@ impl SimHost {
             .unwrap_or_else(|| panic!("cpanel-sim: host {host} has no WHM user {whm_user:?}"));
         seed(tokens, name, None)
     }
+}
+
+impl TestCaPem {
+    /// A new test CA, for a fleet split over several processes that must all sign with it.
+    pub fn generate() -> anyhow::Result<TestCaPem> {
+        tls::TestCa::generate_pem()
+    }
+}
+
+/// Raise this process's soft open-file limit to its hard limit (a simulator process holds two
+/// listeners per host plus the connections). Returns the soft limit now in force.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct they are given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        lim = raised;
+    }
+    Ok(lim.rlim_cur as u64)
 }
 
 // Tests keep fleets in statics and hand hosts to threads.

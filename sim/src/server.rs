@@ -82,6 +82,9 @@ pub(crate) enum PortCmd {
 
 pub(crate) struct HostInner {
     pub name: String,
+    /// Where it listens: 127.0.0.1, or its own loopback address; `address` is its text.
+    pub ip: std::net::Ipv4Addr,
+    pub address: String,
     pub whm_port: u16,
     pub cpanel_port: u16,
     pub cert_der: Vec<u8>,

@@ -19,17 +19,79 @@ pub struct FleetSpec {
     pub cphulk: CphulkConfig,
     /// The root WHM token valid on every host; `None` picks a random one.
     pub root_token: Option<String>,
+    /// Where the hosts listen: all on 127.0.0.1 with ephemeral ports (the default), or each on
+    /// its own loopback address with cPanel's ports 2087 and 2083.
+    pub addressing: Addressing,
+    /// The test CA to sign with (`CertMode::CaSigned`) and to hand out as `ca.pem`; `None`
+    /// generates one. Several simulator processes serving one fleet share one this way.
+    pub ca: Option<TestCaPem>,
+}
+
+/// Where a fleet's hosts listen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Addressing {
+    /// Every host on 127.0.0.1, each with two ephemeral ports (what tests have always used).
+    #[default]
+    Shared,
+    /// Every host on its own address in 127.16.0.0–127.250.255.255 (Linux routes all of
+    /// 127.0.0.0/8 to the loopback device), listening on 2087 (WHM) and 2083 (cPanel) like a real
+    /// server. A fleet claims a random block of addresses, so fleets running at once, in one
+    /// process or several, never collide (see `addr.rs`).
+    PerHost,
+}
+
+/// A test CA as PEM: the certificate and its private key, so another simulator process can sign
+/// host certificates that chain to the same CA. The key never prints (`Debug` redacts it).
+#[derive(Clone)]
+pub struct TestCaPem {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for TestCaPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCaPem")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"[redacted]")
+            .finish()
+    }
+}
+
+/// The name of host `h` (1-based) in a uniform fleet of `total` hosts: `web001` style up to 999
+/// hosts (what tests and the README show), `web00001` style above, so names always sort.
+pub fn host_name(h: usize, total: usize) -> String {
+    format!("web{h:0w$}", w = name_width(total))
+}
+
+fn name_width(total: usize) -> usize {
+    if total <= 999 {
+        3
+    } else {
+        total.to_string().len().max(5)
+    }
 }
 
 impl FleetSpec {
     /// `hosts` hosts named `web001`, `web002`, … each with `accounts_per_host` accounts named
     /// `u001a0001`-style (host number, `a`, account number), owned by root, unique in the fleet.
+    /// Above 999 hosts the numbers get five digits (`web00001`, `u00001a0001`).
     pub fn uniform(hosts: usize, accounts_per_host: usize) -> FleetSpec {
-        let hosts = (1..=hosts)
+        FleetSpec::uniform_slice(hosts, 1..=hosts, accounts_per_host)
+    }
+
+    /// The hosts `range` (1-based) of `FleetSpec::uniform(total, accounts_per_host)`, named as
+    /// they are there: one simulator process's share of a fleet split over several.
+    pub fn uniform_slice(
+        total: usize,
+        range: std::ops::RangeInclusive<usize>,
+        accounts_per_host: usize,
+    ) -> FleetSpec {
+        let w = name_width(total);
+        let hosts = range
             .map(|h| {
-                let mut spec = HostSpec::new(&format!("web{h:03}"));
+                let mut spec = HostSpec::new(&host_name(h, total));
                 spec.accounts = (1..=accounts_per_host)
-                    .map(|a| AccountSpec::new(&format!("u{h:03}a{a:04}")))
+                    .map(|a| AccountSpec::new(&format!("u{h:0w$}a{a:04}")))
                     .collect();
                 spec
             })
@@ -39,6 +101,8 @@ impl FleetSpec {
             cert_mode: CertMode::SelfSigned,
             cphulk: CphulkConfig::default(),
             root_token: None,
+            addressing: Addressing::Shared,
+            ca: None,
         }
     }
 
@@ -48,9 +112,10 @@ impl FleetSpec {
         for name in file.host_names() {
             if !self.hosts.iter().any(|h| h.name == name) {
                 bail!(
-                    "{}: [hosts.{name}] names a host that is not in the fleet (hosts are web001..web{:03}); fix the name or remove the table",
+                    "{}: [hosts.{name}] names a host that is not in the fleet (hosts are {}..{}); fix the name or remove the table",
                     file.origin,
-                    self.hosts.len()
+                    self.hosts.first().map_or("", |h| h.name.as_str()),
+                    self.hosts.last().map_or("", |h| h.name.as_str()),
                 );
             }
         }

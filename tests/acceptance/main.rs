@@ -3,6 +3,7 @@
 
 mod common;
 
+mod addressing;
 mod age_habits;
 mod args;
 mod batch;

@@ -2,6 +2,7 @@
 //! rustls): every endpoint, each quirk, each fault, cPHulk and the counters. One binary, one module
 //! per area; the helpers here build pinned or CA-trusting clients and send WHM and UAPI calls.
 
+mod addressing;
 mod auth;
 mod batch;
 mod certs;
