@@ -743,7 +743,7 @@ pub fn raise_fd_limit() -> std::io::Result<u64> {
         }
         lim = raised;
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
 
 // Tests keep fleets in statics and hand hosts to threads.
