@@ -3,7 +3,9 @@
 //! tokenfleet cannot be tested against real cPanel servers, so its integration tests, README demo
 //! and benchmark run against this instead. Each host serves WHM API 1 (`version`, `listaccts`,
 //! `api_token_create`/`list`/`get_details`/`revoke`/`update`, `uapi_cpanel` and the legacy
-//! `json-api/cpanel` route) and UAPI `Tokens` over TLS on its own two ports, keeps token
+//! `json-api/cpanel` route) and UAPI `Tokens` over TLS on its own two ports (ephemeral ports on 127.0.0.1, or 2087/2083 on
+//! the host's own loopback address with [`Addressing::PerHost`]; [`parts`] splits a big fleet over
+//! processes), keeps token
 //! hashes per account and WHM user, models cPHulk, injects faults on demand and counts what it saw.
 //!
 //! Faults can also come from a TOML file ([`FaultsFile`]): `[default]` applies to every host and

@@ -110,24 +110,57 @@ fn say(out: &mut impl Write, m: &Message) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a part may take to answer: starting thousands of hosts (a key pair and certificate
+/// each) on a loaded machine is the slow case.
+const ANSWER_WITHIN: Duration = Duration::from_secs(300);
+
 struct Part {
     child: Child,
     stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
+    /// The part's stdout lines, read on a thread of their own so a wait can have a deadline.
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+fn forward_lines(stdout: ChildStdout) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(l) = line else { return };
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    rx
 }
 
 impl Part {
+    /// The part's next message. Lines that are not JSON objects are someone else's (a test
+    /// harness announcing its test) and skipped; the count of lines read is bounded by what the
+    /// part writes before it exits.
     fn read(&mut self, k: usize) -> anyhow::Result<Message> {
-        let mut line = String::new();
-        let n = self.stdout.read_line(&mut line)?;
-        if n == 0 {
-            let status = self.child.try_wait().ok().flatten();
-            bail!(
-                "simulator part {k} stopped answering ({}); its stderr says why",
-                status.map_or("still running".to_string(), |s| s.to_string())
-            );
+        let deadline = Instant::now() + ANSWER_WITHIN;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(wait) {
+                Ok(l) => l,
+                Err(e) => {
+                    let status = self.child.try_wait().ok().flatten();
+                    bail!(
+                        "simulator part {k} {} ({}); its stderr says why",
+                        match e {
+                            std::sync::mpsc::RecvTimeoutError::Timeout => "did not answer in time",
+                            _ => "stopped answering",
+                        },
+                        status.map_or("still running".to_string(), |s| s.to_string())
+                    );
+                }
+            };
+            if line.starts_with('{') {
+                return serde_json::from_str(&line)
+                    .with_context(|| format!("simulator part {k} sent {line:?}"));
+            }
         }
-        serde_json::from_str(&line).with_context(|| format!("simulator part {k} sent {line:?}"))
     }
 }
 
@@ -165,13 +198,13 @@ impl FleetParts {
                 .spawn()
                 .with_context(|| format!("starting simulator part {}", i + 1))?;
             let mut stdin = child.stdin.take().expect("piped");
-            let stdout = BufReader::new(child.stdout.take().expect("piped"));
+            let lines = forward_lines(child.stdout.take().expect("piped"));
             stdin.write_all(format!("{setup}\n").as_bytes())?;
             stdin.flush()?;
             fleet.parts.push(Part {
                 child,
                 stdin: Some(stdin),
-                stdout,
+                lines,
             });
         }
         for k in 0..fleet.parts.len() {
