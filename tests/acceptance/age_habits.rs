@@ -332,7 +332,18 @@ fn passphrase_short_and_its_hints() {
     // Interrupted: the resume line has no --identity either.
     let env = Env::start(slow_fleet(2, 12, 40));
     let mut args = create(&env, "ppi");
-    args.extend(["-p", "-o", "ppi.age", "-j", "2", "--per-host", "1"]);
+    // One create per request, so the interrupt lands with work still queued.
+    args.extend([
+        "-p",
+        "-o",
+        "ppi.age",
+        "-j",
+        "2",
+        "--per-host",
+        "1",
+        "--batch",
+        "1",
+    ]);
     let mut child = spawn_env(&env, &args, &pass, "ppi");
     signal_after_created(&mut child, &env.path("ppi.age.journal"), 2, libc::SIGINT);
     assert_eq!(wait_bounded(&mut child), 130);
