@@ -170,21 +170,22 @@ pub fn check(inventory: &Inventory, reports: Vec<Input>, whm: bool) -> Coverage 
 
     // Which counted reports list each host, and every entry of each host in report order: one
     // pass over each report (its targets are read back from a spool, not indexed in place).
-    let mut hosts_in: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut entries_of: std::collections::HashMap<
-        String,
-        Vec<(usize, crate::report::TargetResult)>,
-    > = std::collections::HashMap::new();
+    let mut entries_of: BTreeMap<String, Vec<(usize, crate::report::TargetResult)>> =
+        BTreeMap::new();
     for (i, input) in counted.iter().enumerate() {
-        let mut names: BTreeSet<String> = BTreeSet::new();
         for t in input.report.targets.iter() {
-            names.insert(t.host.clone());
             entries_of.entry(t.host.clone()).or_default().push((i, t));
         }
-        for h in names {
-            hosts_in.entry(h).or_default().push(i);
-        }
     }
+    // Entries are in report order, so each host's report numbers come out sorted.
+    let hosts_in: BTreeMap<&str, Vec<usize>> = entries_of
+        .iter()
+        .map(|(h, entries)| {
+            let mut reports: Vec<usize> = entries.iter().map(|(i, _)| *i).collect();
+            reports.dedup();
+            (h.as_str(), reports)
+        })
+        .collect();
     let duplicates: Vec<Duplicate> = hosts_in
         .iter()
         .filter(|(_, v)| v.len() > 1)

@@ -417,9 +417,10 @@ fn cause_of(t: &TargetResult) -> &str {
 /// A host's recap line after its name, and its main cause (for folding): "18 created, 2 failed:
 /// HTTP 500" when its troubles share one cause, else each troubled status with its causes:
 /// "18 created, 2 failed (HTTP 500), 3 skipped (2 account suspended, 1 interrupted)".
-fn host_recap(h: &HostDigest, colour: bool) -> (String, &str) {
+/// The causes of `targets` with how many share each, the most common first.
+fn tally_causes<'t>(targets: impl Iterator<Item = &'t TargetResult>) -> Vec<(&'t str, usize)> {
     let mut causes: Vec<(&str, usize)> = Vec::new();
-    for t in &h.bad {
+    for t in targets {
         let c = cause_of(t);
         match causes.iter_mut().find(|(x, _)| *x == c) {
             Some(x) => x.1 += 1,
@@ -427,6 +428,11 @@ fn host_recap(h: &HostDigest, colour: bool) -> (String, &str) {
         }
     }
     causes.sort_by_key(|x| std::cmp::Reverse(x.1));
+    causes
+}
+
+fn host_recap(h: &HostDigest, colour: bool) -> (String, &str) {
+    let causes = tally_causes(h.bad.iter());
     let main = causes.first().map(|c| c.0).unwrap_or("no cause recorded");
     let one_cause = causes.len() == 1;
     let mut parts = Vec::new();
@@ -436,17 +442,8 @@ fn host_recap(h: &HostDigest, colour: bool) -> (String, &str) {
             continue;
         }
         let mut part = paint(s, &format!("{n} {}", s.as_str()), colour);
-        let bad: Vec<&TargetResult> = h.bad.iter().filter(|t| t.status == s).collect();
-        if !one_cause && !bad.is_empty() {
-            let mut by: Vec<(&str, usize)> = Vec::new();
-            for t in &bad {
-                let c = cause_of(t);
-                match by.iter_mut().find(|(x, _)| *x == c) {
-                    Some(x) => x.1 += 1,
-                    None => by.push((c, 1)),
-                }
-            }
-            by.sort_by_key(|x| std::cmp::Reverse(x.1));
+        let by = tally_causes(h.bad.iter().filter(|t| t.status == s));
+        if !one_cause && !by.is_empty() {
             let text = if by.len() == 1 {
                 by[0].0.to_string()
             } else {

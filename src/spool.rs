@@ -11,7 +11,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 
 /// Items appended in order and read back in that order, mostly from a temporary file.
@@ -23,7 +22,6 @@ pub struct Spool<T> {
     memory: Vec<T>,
     /// Set after the first failure: no temporary file is tried again.
     no_file: bool,
-    _items: PhantomData<T>,
 }
 
 impl<T> Default for Spool<T> {
@@ -33,7 +31,6 @@ impl<T> Default for Spool<T> {
             in_file: 0,
             memory: Vec::new(),
             no_file: false,
-            _items: PhantomData,
         }
     }
 }

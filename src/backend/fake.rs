@@ -53,6 +53,8 @@ struct State {
     in_flight: usize,
     max_in_flight: usize,
     serial: u64,
+    /// Where in the shared log each `release` came (its length then), in order.
+    released: Vec<usize>,
 }
 
 /// One fake server. Clones share it: a test keeps one and gives the run a boxed other.
@@ -136,6 +138,10 @@ impl FakeBackend {
     }
     pub fn max_in_flight(&self) -> usize {
         self.with(|s| s.max_in_flight)
+    }
+    /// Where in the shared call log each `release` came (the number of calls logged by then).
+    pub fn released(&self) -> Vec<usize> {
+        self.with(|s| s.released.clone())
     }
     /// (owner, name, secret) of the live tokens this backend created (seeded ones left out).
     pub fn created_live(&self) -> Vec<(String, String, String)> {
@@ -262,5 +268,9 @@ impl Backend for FakeBackend {
     }
     fn peer_pin(&self) -> Option<Pin> {
         None
+    }
+    fn release(&self) {
+        let at = self.log.lock().unwrap().len();
+        self.with(|s| s.released.push(at));
     }
 }

@@ -289,13 +289,13 @@ impl Runner<'_> {
     /// Resumed targets that never got a result (their host's discovery failed, say): each is
     /// reported, with what it may have left on its server.
     pub(super) fn report_unreached(&self) {
-        let mut out = self.out.lock().unwrap();
-        let open = |(key, prior): (&(String, String), &Prior)| {
-            key.1 != "*" && matches!(prior, Prior::Reconcile { .. })
+        let open = |account: &str, prior: &Prior| {
+            account != "*" && matches!(prior, Prior::Reconcile { .. })
         };
-        if !self.prior.iter().any(open) {
+        if !self.prior.iter().any(|((_, a), p)| open(a, p)) {
             return;
         }
+        let mut out = self.out.lock().unwrap();
         // One pass over the results, not one per resumed target.
         let reached: std::collections::HashSet<(String, String)> = out
             .results
@@ -303,7 +303,7 @@ impl Runner<'_> {
             .filter_map(|r| Some((r.host, r.account?)))
             .collect();
         for ((host, account), prior) in self.prior {
-            if !open((&(host.clone(), account.clone()), prior)) {
+            if !open(account, prior) {
                 continue;
             }
             if reached.contains(&(host.clone(), account.clone())) {

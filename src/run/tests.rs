@@ -227,6 +227,22 @@ fn one_worker_finishes_a_host_before_taking_up_the_next() {
 }
 
 #[test]
+fn a_host_lets_go_of_its_connections_once_done_not_at_the_end_of_the_run() {
+    let plan = plan(Operation::List, &[2, 2, 2], 3);
+    let (fakes, log) = fleet(&plan, 0);
+    run(&plan, &fakes, opts(1, 0));
+    let log = log.lock().unwrap();
+    for fake in &fakes {
+        let released = fake.released();
+        assert_eq!(released.len(), 1, "released once: {released:?}");
+    }
+    // One worker: each host is released right after its third call, before the next host's
+    // first.
+    let at: Vec<usize> = fakes.iter().map(|f| f.released()[0]).collect();
+    assert_eq!(at, [3, 6, 9], "{log:?}");
+}
+
+#[test]
 fn the_hosts_being_worked_on_at_once_stay_within_jobs_however_many_there_are() {
     let plan = plan(Operation::List, &[2; 60], 5);
     let (fakes, log) = fleet(&plan, 1);

@@ -102,16 +102,7 @@ impl Env {
                 "expires_at"
             ]
         );
-        rdr.records()
-            .map(|r| {
-                let r = r.unwrap();
-                headers
-                    .iter()
-                    .zip(r.iter())
-                    .map(|(h, v)| (h.to_string(), v.to_string()))
-                    .collect()
-            })
-            .collect()
+        csv_maps(&plain)
     }
 
     /// Every file under the temp folder except sealed outputs, as bytes.
@@ -581,4 +572,20 @@ pub fn with_bad_credential(env: &Env, host: &str) -> String {
     );
     std::fs::write(env.path("bad.toml"), text).unwrap();
     "bad.toml".into()
+}
+
+/// CSV text (with its header) as one map of header to value per row.
+pub fn csv_maps(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let headers = rdr.headers().unwrap().clone();
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
 }

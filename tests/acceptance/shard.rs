@@ -24,18 +24,7 @@ fn csv_rows(text: &str) -> Vec<BTreeMap<String, String>> {
         "one header: {}",
         text.lines().next().unwrap_or("")
     );
-    let mut rdr = csv::Reader::from_reader(text.as_bytes());
-    let headers = rdr.headers().unwrap().clone();
-    rdr.records()
-        .map(|r| {
-            let r = r.unwrap();
-            headers
-                .iter()
-                .zip(r.iter())
-                .map(|(h, v)| (h.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
+    csv_maps(text)
 }
 
 /// Files in `dir` whose names start with `prefix` and end with `suffix`, sorted.
