@@ -17,6 +17,11 @@ use cpanel_sim::{FleetSpec, HostReport, InventoryOptions};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// tokenfleet's `--batch` when not given (src/run/batch.rs `DEFAULT_BATCH`).
+const DEFAULT_BATCH: usize = 25;
+/// The simulator's default `batch_command_latency`: each command inside a batch costs this.
+const BATCH_COMMAND_SECS: f64 = 0.001;
+
 #[derive(Clone)]
 struct Scenario {
     hosts: usize,
@@ -251,9 +256,19 @@ fn print_figures(
 ) -> String {
     let n = s.hosts * s.accounts;
     let calls = op.calls();
+    // docs/DESIGN.md §8 with batches: a host's accounts go in batches of
+    // b = min(B, ceil(n_h / k)) (tokenfleet's default B when --batch is not given), each batch
+    // costs `calls` requests, and each request L plus the simulator's per-command cost inside it.
+    let b = s
+        .batch
+        .unwrap_or(DEFAULT_BATCH)
+        .min(s.accounts.div_ceil(s.per_host))
+        .max(1);
+    let requests_per_host = s.accounts.div_ceil(b) as f64 * calls;
     let bound_for = |l: f64| {
-        let per_host = (s.accounts as f64 / s.per_host as f64).ceil() * calls * l;
-        let global = n as f64 * calls * l / s.jobs as f64;
+        let l = if b > 1 { l + b as f64 * BATCH_COMMAND_SECS } else { l };
+        let per_host = s.accounts.div_ceil(s.per_host * b) as f64 * calls * l;
+        let global = s.hosts as f64 * requests_per_host * l / s.jobs as f64;
         (per_host.max(global), per_host, global)
     };
     let (bound, per_host_bound, global_bound) = bound_for(l_measured);
@@ -291,7 +306,7 @@ fn print_figures(
     println!("  wall time          {:>9.3} s", wall);
     if latency_bound {
         println!(
-            "  lower bound        {:>9.3} s  (measured L, {calls} calls/target; max(per-host {:.3} s, global {:.3} s))",
+            "  lower bound        {:>9.3} s  (measured L, batches of {b}, {requests_per_host} requests/host; max(per-host {:.3} s, global {:.3} s))",
             bound, per_host_bound, global_bound
         );
         println!("  ratio              {:>9.3}", wall / bound);
