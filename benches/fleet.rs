@@ -266,7 +266,11 @@ fn print_figures(
         .max(1);
     let requests_per_host = s.accounts.div_ceil(b) as f64 * calls;
     let bound_for = |l: f64| {
-        let l = if b > 1 { l + b as f64 * BATCH_COMMAND_SECS } else { l };
+        let l = if b > 1 {
+            l + b as f64 * BATCH_COMMAND_SECS
+        } else {
+            l
+        };
         let per_host = s.accounts.div_ceil(s.per_host * b) as f64 * calls * l;
         let global = s.hosts as f64 * requests_per_host * l / s.jobs as f64;
         (per_host.max(global), per_host, global)
