@@ -26,12 +26,7 @@ pub enum Op {
 type Stored = (TokenInfo, String, bool);
 
 fn info(name: &str, create_time: i64, expires_at: Option<i64>) -> TokenInfo {
-    let (name, create_time) = (name.to_string(), Some(create_time));
-    TokenInfo {
-        name,
-        create_time,
-        expires_at,
-    }
+    TokenInfo::new(name, Some(create_time), expires_at)
 }
 
 #[derive(Default)]

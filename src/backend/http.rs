@@ -784,14 +784,7 @@ mod wire {
             "never expiring sends no expires_at"
         );
         let list = t.list_tokens(&caller, &K).unwrap();
-        assert_eq!(
-            list,
-            vec![TokenInfo {
-                name: "old".into(),
-                create_time: Some(1600000000),
-                expires_at: None
-            }]
-        );
+        assert_eq!(list, vec![TokenInfo::new("old", Some(1600000000), None)]);
     }
 
     #[test]

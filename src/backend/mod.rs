@@ -32,12 +32,31 @@ pub use protocol::{parse_uapi, parse_uapi_cpanel, parse_whm};
 pub use redact::{REDACTED, Redactor};
 
 /// A token as listed by the server (no secret: the server keeps only a hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TokenInfo {
     pub name: String,
     pub create_time: Option<i64>,
     /// Unix seconds; `None` = never expires.
     pub expires_at: Option<i64>,
+    /// WHM: the ACLs granted (`acls` entries set to 1), sorted; `None`: the listing did not say
+    /// (a cPanel token has no ACLs).
+    pub acls: Option<Vec<String>>,
+    /// WHM: the IP allow-list; empty: any address may use the token.
+    pub whitelist_ips: Vec<String>,
+    /// cPanel: `has_full_access` as listed; `None`: not said (WHM tokens).
+    pub full_access: Option<bool>,
+}
+
+impl TokenInfo {
+    /// A token known by name and times only.
+    pub fn new(name: &str, create_time: Option<i64>, expires_at: Option<i64>) -> TokenInfo {
+        TokenInfo {
+            name: name.to_string(),
+            create_time,
+            expires_at,
+            ..TokenInfo::default()
+        }
+    }
 }
 
 /// An account as WHM `listaccts` reports it.

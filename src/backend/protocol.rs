@@ -471,7 +471,43 @@ fn token_info(item: &Value, key: Option<&str>) -> Result<TokenInfo, ApiError> {
         create_time: create_time(item.get("create_time"), "token list")?,
         expires_at: expiry(item.get("expires_at"), "token list")?,
         name,
+        acls: acls(item.get("acls")),
+        whitelist_ips: whitelist(item.get("whitelist_ips")),
+        full_access: item.get("has_full_access").and_then(flag),
     })
+}
+
+/// WHM `acls`: a map of ACL name to 0/1 (`api_token_list`) or a list of names (a create
+/// answer); the names granted, sorted. Anything else says nothing.
+fn acls(v: Option<&Value>) -> Option<Vec<String>> {
+    let mut names: Vec<String> = match v? {
+        Value::Object(map) => map
+            .iter()
+            .filter(|(_, on)| flag(on).unwrap_or(false))
+            .map(|(k, _)| k.clone())
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => return None,
+    };
+    names.sort();
+    Some(names)
+}
+
+/// WHM `whitelist_ips`: null or a list of addresses/CIDRs.
+fn whitelist(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// UAPI `Tokens::list` `data`: an array of tokens (null = none).
@@ -899,6 +935,34 @@ mod tests {
     }
 
     #[test]
+    fn whm_list_acls_as_a_map_and_the_allow_list() {
+        let data = serde_json::json!({"tokens": {
+            "dns": {"name":"dns","create_time":1,"expires_at":null,
+                    "acls":{"clustering":1,"all":0,"list-accts":"1","create-acct":"0"},
+                    "whitelist_ips":["10.0.0.0/8","192.0.2.7"]},
+            "wide": {"name":"wide","create_time":1,"expires_at":null,"acls":["all"],"whitelist_ips":[]},
+        }});
+        let mut list = parse_whm_token_list(&data).unwrap();
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(
+            list[0].acls,
+            Some(vec!["clustering".to_string(), "list-accts".to_string()])
+        );
+        assert_eq!(list[0].whitelist_ips, vec!["10.0.0.0/8", "192.0.2.7"]);
+        assert_eq!(list[1].acls, Some(vec!["all".to_string()]));
+        assert!(list[1].whitelist_ips.is_empty());
+        let uapi = parse_uapi_token_list(&serde_json::json!([
+            {"name":"a","create_time":1,"has_full_access":1},
+            {"name":"b","create_time":1,"has_full_access":"0"},
+            {"name":"c","create_time":1},
+        ]))
+        .unwrap();
+        let full: Vec<_> = uapi.iter().map(|t| t.full_access).collect();
+        assert_eq!(full, vec![Some(true), Some(false), None]);
+        assert!(uapi.iter().all(|t| t.acls.is_none()));
+    }
+
+    #[test]
     fn whm_list_is_an_object_keyed_by_name() {
         let r = ok(r#"{"data":{"tokens":{
             "ops":{"name":"ops","create_time":1700000000,"expires_at":null,"acls":{"all":1},"whitelist_ips":null},
@@ -910,21 +974,12 @@ mod tests {
         assert_eq!(
             list,
             vec![
+                TokenInfo::new("ci", Some(1700000001), None),
                 TokenInfo {
-                    name: "ci".into(),
-                    create_time: Some(1700000001),
-                    expires_at: None
+                    acls: Some(vec!["all".into()]),
+                    ..TokenInfo::new("ops", Some(1700000000), None)
                 },
-                TokenInfo {
-                    name: "ops".into(),
-                    create_time: Some(1700000000),
-                    expires_at: None
-                },
-                TokenInfo {
-                    name: "tmp".into(),
-                    create_time: Some(1700000002),
-                    expires_at: Some(1800000000)
-                },
+                TokenInfo::new("tmp", Some(1700000002), Some(1800000000)),
             ]
         );
         assert_eq!(
