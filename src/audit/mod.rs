@@ -296,5 +296,32 @@ impl Rules {
     }
 }
 
+/// What a sweep takes: `unknown` tokens, narrowed by `--since`, `--flag` and `--name`, and,
+/// after a confirmation, only those the operator was shown.
+#[derive(Debug, Clone, Default)]
+pub struct SweepFilter {
+    /// `--since`: only tokens created since (flagged `created-since`).
+    pub since: bool,
+    /// `--flag`: only tokens with every one of these.
+    pub flags: Vec<Flag>,
+    /// `--name`: only tokens whose name matches.
+    pub name: Option<glob::Pattern>,
+    /// The (host, owner, name) confirmed at the prompt: nothing else is revoked.
+    pub confirmed: Option<std::sync::Arc<HashSet<(String, String, String)>>>,
+}
+
+impl SweepFilter {
+    /// Whether the sweep revokes this token. Never anything but `unknown`.
+    pub fn takes(&self, row: &AuditRow) -> bool {
+        row.class == Class::Unknown
+            && (!self.since || row.has(Flag::CreatedSince))
+            && self.flags.iter().all(|f| row.has(*f))
+            && self.name.as_ref().is_none_or(|g| g.matches(&row.name))
+            && self.confirmed.as_ref().is_none_or(|c| {
+                c.contains(&(row.host.clone(), row.owner.clone(), row.name.clone()))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests;

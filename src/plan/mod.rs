@@ -27,6 +27,8 @@ pub enum Operation {
     Revoke,
     List,
     Check,
+    Audit,
+    Sweep,
 }
 
 impl Operation {
@@ -37,6 +39,8 @@ impl Operation {
             Operation::Revoke => "revoke",
             Operation::List => "list",
             Operation::Check => "check",
+            Operation::Audit => "audit",
+            Operation::Sweep => "sweep",
         }
     }
 }
@@ -50,6 +54,18 @@ pub enum Scope {
     #[default]
     Account,
     Whm,
+    /// `audit` and `sweep`: each host's WHM user and its accounts.
+    All,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Account => "account",
+            Scope::Whm => "whm",
+            Scope::All => "all",
+        }
+    }
 }
 
 /// What the command line asked for, before validation.
@@ -74,6 +90,10 @@ pub struct PlanRequest {
     pub date: String,
     /// `--shard K/N`: only the hosts of this shard (after `--limit`).
     pub shard: Option<crate::shard::Shard>,
+    /// `audit`, `sweep`: the census rules, already checked.
+    pub census: Option<std::sync::Arc<crate::audit::Rules>>,
+    /// `sweep`: what it takes.
+    pub sweep: Option<crate::audit::SweepFilter>,
 }
 
 /// One unit of work: an account (or the host's WHM user) and the token name it gets.
@@ -121,6 +141,15 @@ pub enum Work {
     },
     List,
     Check,
+    /// Every token listed, classed and flagged.
+    Audit {
+        rules: std::sync::Arc<crate::audit::Rules>,
+    },
+    /// The census, then the revoke of what `filter` takes.
+    Sweep {
+        rules: std::sync::Arc<crate::audit::Rules>,
+        filter: crate::audit::SweepFilter,
+    },
 }
 
 impl Work {
@@ -131,6 +160,8 @@ impl Work {
             Work::Revoke { .. } => Operation::Revoke,
             Work::List => Operation::List,
             Work::Check => Operation::Check,
+            Work::Audit { .. } => Operation::Audit,
+            Work::Sweep { .. } => Operation::Sweep,
         }
     }
 }
@@ -194,7 +225,7 @@ impl Plan {
                 .map_err(|e| e.to_string())?,
             ),
             Work::Revoke { pattern } => Some(pattern.as_str().to_string()),
-            Work::List | Work::Check => None,
+            Work::List | Work::Check | Work::Audit { .. } | Work::Sweep { .. } => None,
         };
         Ok(Target {
             account: Some(account.to_string()),

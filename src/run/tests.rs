@@ -57,6 +57,13 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         Operation::Revoke => Work::Revoke { pattern: glob() },
         Operation::List => Work::List,
         Operation::Check => Work::Check,
+        Operation::Audit => Work::Audit {
+            rules: Default::default(),
+        },
+        Operation::Sweep => Work::Sweep {
+            rules: Default::default(),
+            filter: Default::default(),
+        },
     };
     Plan {
         work,
