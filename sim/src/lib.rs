@@ -7,6 +7,10 @@
 //! the host's own loopback address with [`Addressing::PerHost`]; [`parts`] splits a big fleet over
 //! processes), keeps token
 //! hashes per account and WHM user, models cPHulk, injects faults on demand and counts what it saw.
+//! WHM tokens keep their ACLs and IP allow-list (`acl-N`, `whitelist_ip-N`; `api_token_update`
+//! changes them in place). Tests plant tokens made by others before a run with [`SeedToken`]
+//! ([`SimHost::seed_whm_token`], [`SimHost::seed_account_token`]; expired ones stay listed but
+//! no longer authenticate), or a whole incident with [`seed_compromised`] ([`seeds`]).
 //!
 //! Faults can also come from a TOML file ([`FaultsFile`]): `[default]` applies to every host and
 //! `[hosts.NAME]` overrides it key by key; durations are written `"20ms"`, `"1.5s"` or as a number
