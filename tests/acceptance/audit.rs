@@ -652,3 +652,99 @@ fn on_a_terminal_the_sweep_shows_what_would_go_and_takes_only_that_after_a_yes()
         "no secret on the terminal"
     );
 }
+
+/// The simulator's compromised fleet (dozens of tokens per account, ACL maps, allow-lists,
+/// expired tokens, attacker tokens among them): the census agrees with what was planted, and a
+/// sweep with the legitimate integrations protected takes exactly the attacker's tokens.
+#[test]
+fn a_seeded_compromised_fleet_classes_as_planted_and_the_sweep_takes_only_the_attackers() {
+    use cpanel_sim::{PlantKind, TokenOwner};
+    let env = Env::start(small_fleet(4, 5));
+    let seeded = cpanel_sim::seed_compromised(&env.fleet, 7, 24);
+    let key = |p: &cpanel_sim::Planted| {
+        let owner = match &p.owner {
+            TokenOwner::WhmUser(u) => format!("whm:{u}"),
+            TokenOwner::Account(a) => a.clone(),
+        };
+        (p.host.clone(), owner, p.name.clone())
+    };
+    let run = env.run(&["audit", "-i", env.toml(), "--format", "json"]);
+    run.expect(1);
+    let doc: Value = serde_json::from_str(&run.stdout).unwrap();
+    let got = census(&doc);
+    assert!(
+        got.len() > 4 * 5 * 24,
+        "dozens of tokens per account: {}",
+        got.len()
+    );
+    for p in &seeded.planted {
+        let (class, flags) = &got[&key(p)];
+        let suspicious = flags.iter().any(|f| f == "suspicious");
+        match p.kind {
+            PlantKind::System => assert_eq!(class, "system", "{p:?}"),
+            PlantKind::Attacker => {
+                assert_eq!(class, "unknown", "{p:?}");
+                assert!(suspicious, "{p:?}: {flags:?}");
+            }
+            PlantKind::Legit => {
+                assert_eq!(class, "unknown", "{p:?}");
+                assert!(!suspicious, "{p:?}: {flags:?}");
+            }
+        }
+    }
+    // ACL maps and allow-lists as WHM lists them: the DNS cluster's token is not full access;
+    // the backup service's is bound to its addresses.
+    for ((_, owner, name), (_, flags)) in &got {
+        if owner.starts_with("whm:") && name.starts_with("reverse_trust_") {
+            assert!(
+                !flags.iter().any(|f| f == "full-access"),
+                "{name}: {flags:?}"
+            );
+        }
+        if name == "backup-offsite" {
+            assert!(!flags.iter().any(|f| f == "allow-any-ip"), "{flags:?}");
+        }
+        if name == "WHM_FullRoot" {
+            for f in ["full-access", "allow-any-ip", "never-expires", "suspicious"] {
+                assert!(flags.iter().any(|x| x == f), "{f}: {flags:?}");
+            }
+        }
+    }
+    assert!(doc["summary"]["by_flag"]["expired"].as_u64().unwrap() > 0);
+    // Protect the integrations the operator knows, then sweep: only the attacker's go.
+    let toml = std::fs::read_to_string(env.toml()).unwrap();
+    std::fs::write(
+        env.toml(),
+        toml.replacen(
+            "[defaults]\n",
+            "[defaults]\nprotect = [\"backup-offsite\", \"TNC-WP-TOOLBOX\", \"wp-toolkit-*\", \"softaculous-*\", \"jetbackup-*\", \"deploy-*\"]\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let before = live_tokens_all(&env);
+    let sweep = env.run(&["sweep", "-i", env.toml(), "--yes", "--report", "s.json"]);
+    sweep.expect(0);
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens_all(&env)).cloned().collect();
+    let attackers: BTreeSet<TokenKey> = seeded.of_kind(PlantKind::Attacker).map(key).collect();
+    assert_eq!(gone, attackers, "exactly the attacker's tokens");
+    let clean = env.run(&["audit", "-i", env.toml()]);
+    clean.expect(0);
+    env.assert_no_secret_leaked(&[&run, &sweep, &clean], &env.fleet.known_secrets());
+}
+
+/// Every token on the fleet, expired ones included (they still list).
+fn live_tokens_all(env: &Env) -> BTreeSet<TokenKey> {
+    let mut out = BTreeSet::new();
+    for h in env.fleet.hosts() {
+        for a in h.accounts() {
+            for t in h.account_tokens(&a) {
+                out.insert((h.name().to_string(), a.clone(), t.name));
+            }
+        }
+        for t in h.whm_tokens("root") {
+            out.insert((h.name().to_string(), "whm:root".into(), t.name));
+        }
+    }
+    out
+}
