@@ -9,8 +9,11 @@
 //! jobs 64; 10,000×10 20 ms jobs 64; 200×500 L = 0, create then list (all per_host 4).
 //! `cargo bench --bench fleet -- --quick` runs one small scenario (20×24, 20 ms, jobs 32).
 //! `cargo bench --bench fleet -- --hosts 50 --accounts 40 --latency-ms 20 --jobs 32 --per-host 4
-//! --op create|list|both [--batch B] [--part-size N]` runs one of your choosing; `--batch B` is
-//! passed to tokenfleet only when given.
+//! --op create|list|both|audit [--batch B] [--part-size N] [--tokens T]` runs one of your
+//! choosing; `--batch B` is passed to tokenfleet only when given. `audit` runs `tokenfleet audit`
+//! over the simulator's compromised fleet (`cpanel_sim::seed_compromised`, T ordinary tokens per
+//! account, default 3, besides the system and attacker ones), as the default scenarios do at
+//! 1,000 × 50.
 
 use cpanel_sim::parts::{self, FleetParts};
 use cpanel_sim::{FleetSpec, HostReport, InventoryOptions};
@@ -32,12 +35,15 @@ struct Scenario {
     ops: Vec<Op>,
     batch: Option<usize>,
     part_size: usize,
+    /// Ordinary tokens per account of the compromised fleet an `audit` lists.
+    tokens: usize,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Op {
     Create,
     List,
+    Audit,
 }
 
 impl Op {
@@ -45,6 +51,16 @@ impl Op {
         match self {
             Op::Create => "create",
             Op::List => "list",
+            Op::Audit => "audit",
+        }
+    }
+
+    /// Requests per host besides the accounts' (an audit's WHM user: `api_token_list` and
+    /// `api_token_get_details` on the credential, one after the other).
+    fn host_requests(self) -> f64 {
+        match self {
+            Op::Audit => 2.0,
+            _ => 0.0,
         }
     }
 
@@ -53,7 +69,7 @@ impl Op {
     fn calls(self) -> f64 {
         match self {
             Op::Create => 2.0,
-            Op::List => 1.0,
+            Op::List | Op::Audit => 1.0,
         }
     }
 }
@@ -82,6 +98,7 @@ fn scenario(hosts: usize, accounts: usize, latency_ms: u64, jobs: usize, ops: &[
         ops: ops.to_vec(),
         batch: None,
         part_size: parts::HOSTS_PER_PART,
+        tokens: 3,
     }
 }
 
@@ -97,7 +114,8 @@ fn main() {
             "create" => vec![Op::Create],
             "list" => vec![Op::List],
             "both" => vec![Op::Create, Op::List],
-            other => panic!("--op {other}: use create, list or both"),
+            "audit" => vec![Op::Audit],
+            other => panic!("--op {other}: use create, list, both or audit"),
         };
         vec![Scenario {
             hosts,
@@ -108,6 +126,7 @@ fn main() {
             ops,
             batch: num(&args, "--batch"),
             part_size: num(&args, "--part-size").unwrap_or(parts::HOSTS_PER_PART),
+            tokens: num(&args, "--tokens").unwrap_or(3),
         }]
     } else if args.iter().any(|a| a == "--quick") {
         vec![scenario(20, 24, 20, 32, &[Op::Create])]
@@ -117,6 +136,7 @@ fn main() {
             scenario(1000, 100, 20, 64, &[Op::Create]),
             scenario(10_000, 10, 20, 64, &[Op::Create]),
             scenario(200, 500, 0, 32, &[Op::Create, Op::List]),
+            scenario(1000, 50, 20, 64, &[Op::Audit]),
         ]
     };
     let mut rows = Vec::new();
@@ -143,7 +163,14 @@ fn serve_part(args: &[String], part: &str) {
     for h in &mut spec.hosts {
         h.faults.latency = latency;
     }
-    if let Err(e) = parts::serve_part(spec) {
+    let audit = value(args, "--compromised").is_some();
+    let tokens = num(args, "--tokens").unwrap_or(3);
+    let served = parts::serve_part_with(spec, |fleet| {
+        if audit {
+            cpanel_sim::seed_compromised(fleet, 7, tokens);
+        }
+    });
+    if let Err(e) = served {
         eprintln!("fleet bench, simulator part {part}: {e:#}");
         std::process::exit(2);
     }
@@ -159,7 +186,11 @@ fn start_fleet(s: &Scenario) -> FleetParts {
                 .arg(format!("{k}/{n}"))
                 .args(["--hosts", &s.hosts.to_string()])
                 .args(["--accounts", &s.accounts.to_string()])
-                .args(["--latency-ms", &s.latency_ms.to_string()]);
+                .args(["--latency-ms", &s.latency_ms.to_string()])
+                .args(["--tokens", &s.tokens.to_string()]);
+            if s.ops.contains(&Op::Audit) {
+                c.args(["--compromised", "7"]);
+            }
             c
         })
         .collect();
@@ -209,6 +240,9 @@ fn run(s: &Scenario) -> Vec<String> {
         let before = fleet.stats().expect("fleet stats");
         let mut args: Vec<String> = vec![op.name().into(), "-i".into()];
         args.push(files.toml.display().to_string());
+        if op == Op::Audit {
+            args.extend(["--format".into(), "json".into()]);
+        }
         if op == Op::Create {
             for a in [
                 "--name",
@@ -238,7 +272,21 @@ fn run(s: &Scenario) -> Vec<String> {
             args.push("--batch".into());
             args.push(b.to_string());
         }
-        let m = run_tokenfleet(&args, dir.path(), fleet.root_token());
+        let mut m = run_tokenfleet(&args, dir.path(), fleet.root_token());
+        if op == Op::Audit {
+            // Findings are the point (exit 1); a census with an owner not listed is a failure.
+            let census: serde_json::Value =
+                std::fs::read(dir.path().join("tokenfleet.stdout"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+            let summary = &census["summary"];
+            m.ok = (m.ok || m.exit == "exit 1") && summary["unreached"] == 0;
+            println!(
+                "  census             {} tokens, {} findings, by class {}",
+                summary["tokens"], summary["findings"], summary["by_class"]
+            );
+        }
         let after = fleet.stats().expect("fleet stats");
         rows.push(print_figures(s, op, &m, l_measured, &before, &after));
     }
@@ -264,15 +312,21 @@ fn print_figures(
         .unwrap_or(DEFAULT_BATCH)
         .min(s.accounts.div_ceil(s.per_host))
         .max(1);
-    let requests_per_host = s.accounts.div_ceil(b) as f64 * calls;
+    let extra = op.host_requests();
+    let requests_per_host = s.accounts.div_ceil(b) as f64 * calls + extra;
     let bound_for = |l: f64| {
-        let l = if b > 1 {
+        let lb = if b > 1 {
             l + b as f64 * BATCH_COMMAND_SECS
         } else {
             l
         };
-        let per_host = s.accounts.div_ceil(s.per_host * b) as f64 * calls * l;
-        let global = s.hosts as f64 * requests_per_host * l / s.jobs as f64;
+        let batches = s.accounts.div_ceil(b) as f64 * calls;
+        // The host's slots carry its batches and its own calls; the longest slot is at least
+        // the busiest share of that work, and never less than the batches' own turns.
+        let per_host = (s.accounts.div_ceil(s.per_host * b) as f64 * calls * lb)
+            .max((batches * lb + extra * l) / s.per_host as f64)
+            .max(extra * l);
+        let global = s.hosts as f64 * (batches * lb + extra * l) / s.jobs as f64;
         (per_host.max(global), per_host, global)
     };
     let (bound, per_host_bound, global_bound) = bound_for(l_measured);
