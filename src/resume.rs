@@ -785,6 +785,9 @@ fn rebuild_plan(
         run_id: record.run_id.clone(),
         date,
         shard: o.shard,
+        policy: o.policy.clone(),
+        expiring: o.expiring.clone(),
+        change: None,
     };
     let plan = plan::build(&inventory, &req, prompt)?;
     let mut notes = Vec::new();

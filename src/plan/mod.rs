@@ -12,11 +12,13 @@ mod build;
 mod expiry;
 pub mod limit;
 pub mod name;
+pub mod policy;
 
 pub use build::{build, template_problem};
 pub use expiry::expiry;
 
 pub use name::{NameTemplate, NameVars};
+pub use policy::{Expiring, NewExpiry, TokenChange, TokenPolicy};
 
 /// What the run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -27,6 +29,8 @@ pub enum Operation {
     Revoke,
     List,
     Check,
+    /// WHM tokens changed in place (`api_token_update`).
+    Update,
 }
 
 impl Operation {
@@ -37,6 +41,7 @@ impl Operation {
             Operation::Revoke => "revoke",
             Operation::List => "list",
             Operation::Check => "check",
+            Operation::Update => "update",
         }
     }
 }
@@ -74,6 +79,12 @@ pub struct PlanRequest {
     pub date: String,
     /// `--shard K/N`: only the hosts of this shard (after `--limit`).
     pub shard: Option<crate::shard::Shard>,
+    /// `--acl`, `--whitelist-ip` (create, rotate): parsed; refused without `--scope whm`.
+    pub policy: TokenPolicy,
+    /// `--expiring-within` (rotate, update).
+    pub expiring: Option<Expiring>,
+    /// What `update` changes.
+    pub change: Option<TokenChange>,
 }
 
 /// One unit of work: an account (or the host's WHM user) and the token name it gets.
@@ -121,6 +132,11 @@ pub enum Work {
     },
     List,
     Check,
+    /// Every WHM token whose name matches `pattern` (`--name`) gets `change`, in place.
+    Update {
+        pattern: glob::Pattern,
+        change: TokenChange,
+    },
 }
 
 impl Work {
@@ -131,6 +147,7 @@ impl Work {
             Work::Revoke { .. } => Operation::Revoke,
             Work::List => Operation::List,
             Work::Check => Operation::Check,
+            Work::Update { .. } => Operation::Update,
         }
     }
 }
@@ -155,6 +172,10 @@ pub struct Plan {
     /// SHA-256 of the inventory file's bytes: the report carries it, so `coverage` can tell
     /// that shard reports belong to one inventory.
     pub inventory_sha256: String,
+    /// `--acl`, `--whitelist-ip`: what every new WHM token is created with.
+    pub policy: TokenPolicy,
+    /// `--expiring-within`: only targets holding a matching token that expires by then.
+    pub expiring: Option<Expiring>,
 }
 
 impl Plan {
@@ -193,7 +214,9 @@ impl Plan {
                 })
                 .map_err(|e| e.to_string())?,
             ),
-            Work::Revoke { pattern } => Some(pattern.as_str().to_string()),
+            Work::Revoke { pattern } | Work::Update { pattern, .. } => {
+                Some(pattern.as_str().to_string())
+            }
             Work::List | Work::Check => None,
         };
         Ok(Target {

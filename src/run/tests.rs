@@ -57,6 +57,10 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         Operation::Revoke => Work::Revoke { pattern: glob() },
         Operation::List => Work::List,
         Operation::Check => Work::Check,
+        Operation::Update => Work::Update {
+            pattern: glob(),
+            change: crate::plan::TokenChange::default(),
+        },
     };
     Plan {
         work,
@@ -70,6 +74,8 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         warnings: Vec::new(),
         shard: None,
         inventory_sha256: String::new(),
+        policy: Default::default(),
+        expiring: None,
     }
 }
 
