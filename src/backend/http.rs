@@ -950,6 +950,78 @@ mod wire {
     }
 
     #[test]
+    fn whm_policy_and_update_travel_as_numbered_arguments() {
+        let (server, t) = start_with(|r: &Recorded| match r.path.as_str() {
+            "/json-api/api_token_create?api.version=1" => Reply::json(
+                200,
+                &format!(
+                    r#"{{"data":{{"name":"ci","token":"{TOKEN}","create_time":1700000000,"expires_at":null,"acls":["list-accts"]}},"metadata":{{"result":1,"reason":"OK"}}}}"#
+                ),
+            ),
+            "/json-api/api_token_update?api.version=1" if r.form().iter().any(|(_, v)| v == "gone") => Reply::json(
+                200,
+                r#"{"metadata":{"result":0,"reason":"The API token “gone” does not exist."}}"#,
+            ),
+            "/json-api/api_token_update?api.version=1" => Reply::json(
+                200,
+                r#"{"data":{"name":"ci"},"metadata":{"result":1,"reason":"OK"}}"#,
+            ),
+            _ => Reply::json(404, "{}"),
+        });
+        let cred = Secret::new(CRED);
+        let whm = Caller::Whm {
+            whm_user: "root",
+            credential: &cred,
+            auth: AuthKind::Token,
+        };
+        let policy = TokenPolicy {
+            acls: vec!["list-accts".into(), "clustering".into()],
+            whitelist: vec!["198.51.100.0/24".into()],
+        };
+        t.create_token_with(&whm, "ci", None, &policy, &K).unwrap();
+        let change = TokenChange {
+            expires: Some(NewExpiry::Never),
+            acls: Some(vec!["all".into()]),
+            whitelist: Some(Vec::new()),
+        };
+        t.update_token(&whm, "ci", &change, &K).unwrap();
+        let e = t.update_token(&whm, "gone", &change, &K).unwrap_err();
+        assert!(matches!(e, ApiError::Rejected(ref m) if m.contains("does not exist")), "{e:?}");
+        // An account token has neither: refused, nothing sent.
+        let account = Caller::Account {
+            user: "bob",
+            credential: &cred,
+            auth: AuthKind::Token,
+        };
+        assert!(t.create_token_with(&account, "ci", None, &policy, &K).is_err());
+        assert!(t.update_token(&account, "ci", &change, &K).is_err());
+        let seen = server.requests();
+        assert_eq!(seen.len(), 3);
+        let pairs = |i: usize| -> Vec<(String, String)> { seen[i].form() };
+        let want = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        };
+        assert_eq!(
+            pairs(0),
+            want(&[
+                ("token_name", "ci"),
+                ("acl-1", "list-accts"),
+                ("acl-2", "clustering"),
+                ("whitelist_ip-1", "198.51.100.0/24")
+            ])
+        );
+        assert_eq!(
+            pairs(1),
+            want(&[
+                ("token_name", "ci"),
+                ("expires_at", "0"),
+                ("acl-1", "all"),
+                ("whitelist_ip", "any")
+            ])
+        );
+    }
+
+    #[test]
     fn listaccts_and_version() {
         let (server, t) = start();
         let cred = Secret::new(CRED);

@@ -99,7 +99,7 @@ Examples:
   tokenfleet update -i fleet.toml --scope whm --name 'cluster-*' --whitelist-any
 
 cPanel account tokens cannot be changed in place (UAPI has no update): renew them with
-tokenfleet rotate --expiring-within DUR.
+`tokenfleet rotate --expiring-within DUR`.
 ";
 
 const LIST_EXAMPLES: &str = "\
