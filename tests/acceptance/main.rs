@@ -22,6 +22,7 @@ mod leaks;
 mod lockout;
 mod lockout_hang;
 mod operator;
+mod policy;
 mod preflight;
 mod promises;
 mod refusals;
