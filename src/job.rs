@@ -7,7 +7,7 @@
 
 use crate::backend::{self, Fleet, HostAccess};
 use crate::error::InputError;
-use crate::plan::{Expiring, Plan, Scope, TokenPolicy};
+use crate::plan::{Expiring, Plan, TokenPolicy};
 use crate::run::RunOptions;
 use crate::seal::PlanRecord;
 use crate::transport::TransportConfig;
@@ -155,10 +155,7 @@ pub fn plan_record(
             .name()
             .map(|n| n.as_str().to_string())
             .unwrap_or_default(),
-        scope: match plan.scope {
-            Scope::Account => "account".into(),
-            Scope::Whm => "whm".into(),
-        },
+        scope: plan.scope.as_str().into(),
         options: record.to_value(),
         ..PlanRecord::default()
     }

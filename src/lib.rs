@@ -12,6 +12,7 @@
 //! else is internal.
 
 pub(crate) mod atomic;
+pub(crate) mod audit;
 pub mod backend;
 pub mod cli;
 pub(crate) mod coverage;

@@ -287,6 +287,20 @@ pub trait Ledger: Sync {
         Ok(())
     }
 
+    /// A sweep's step for one owner: `intent` (these tokens are about to be revoked), `revoked`
+    /// (gone), or `clean` (nothing to take): the audit trail of an incident, each token with
+    /// its metadata, and what a resumed sweep skips.
+    fn sweep(
+        &self,
+        host: &str,
+        account: &str,
+        step: &str,
+        tokens: &[crate::audit::AuditRow],
+    ) -> std::io::Result<()> {
+        let _ = (host, account, step, tokens);
+        Ok(())
+    }
+
     /// A credential was refused on `host` (`account` empty: the host's own): see the journal's
     /// `refused` record. `tag` tells a changed secret from the same one, nothing more.
     fn refused(

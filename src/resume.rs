@@ -71,7 +71,7 @@ pub fn fingerprint(plan: &Plan) -> Value {
             v
         })
         .collect();
-    json!({ "scope": match plan.scope { Scope::Account => "account", Scope::Whm => "whm" }, "hosts": hosts })
+    json!({ "scope": plan.scope.as_str(), "hosts": hosts })
 }
 
 /// What changed between two [`fingerprint`]s, one line per difference (empty: nothing that
@@ -226,7 +226,8 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
             EventDetail::Failed { .. }
             | EventDetail::Skipped { .. }
             | EventDetail::Refused { .. }
-            | EventDetail::Delivered { .. } => {}
+            | EventDetail::Delivered { .. }
+            | EventDetail::Sweep { .. } => {}
         }
     }
     tracks
@@ -788,6 +789,8 @@ fn rebuild_plan(
         policy: o.policy.clone(),
         expiring: o.expiring.clone(),
         change: None,
+        census: None,
+        sweep: None,
     };
     let plan = plan::build(&inventory, &req, prompt)?;
     let mut notes = Vec::new();

@@ -151,6 +151,41 @@ Exit status: 0 every target done; 1 a target failed or is missing, a host is in 
 report is of another inventory or shard count, or a shard has no report; 2 bad input.
 ";
 
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  # Every WHM and account token of the fleet, classed; ours are those our runs made
+  tokenfleet audit -i fleet.toml --known deploy.age.journal ci-report.json
+
+  # After CVE-2026-41940: what appeared since the exploitation began, as JSON for jq
+  tokenfleet audit -i fleet.toml --known *.journal --since 2026-02-23 --format json \\
+      | jq '.tokens[] | select(.class == \"unknown\")'
+
+  # Our own naming scheme marks ours; a published indicator list flags suspicious names
+  tokenfleet audit -i fleet.toml --ours 'deploy-*' --ours 'ci-*' --ioc iocs.txt --format csv
+
+Classes: ours (named by --known or --ours), system (reverse_trust_*, WebPros_Dashboard,
+WP-Dashboard, the inventory's protect globs), self (the credential in use), unknown.
+Exit status: 0 nothing unknown or suspicious and every owner listed; 1 otherwise; 2 bad input.
+";
+
+const SWEEP_EXAMPLES: &str = "\
+Examples:
+  # What would go: every unknown token, by name (changes nothing)
+  tokenfleet sweep -i fleet.toml --known *.journal --dry-run
+
+  # Revoke the unknown tokens created since the incident began; asks on a terminal
+  tokenfleet sweep -i fleet.toml --known *.journal --since 2026-02-23
+
+  # In a runbook: no question, the audit trail in a journal of its own
+  tokenfleet sweep -i fleet.toml --known *.journal --flag full-access --yes \\
+      --journal sweep-incident42.journal --report sweep.json
+
+  # Interrupted? Continue where it stopped
+  tokenfleet resume sweep-incident42.journal
+
+Never revoked: ours, system (and protect globs), the credential in use.
+";
+
 const MAN_EXAMPLES: &str = "\
 Examples:
   tokenfleet man > tokenfleet.1
@@ -186,7 +221,13 @@ pub enum Command {
     /// Connect, verify TLS and credentials; change nothing; print each host's certificate pin.
     #[command(after_help = CHECK_EXAMPLES)]
     Check(CheckArgs),
-    /// Finish an interrupted create or rotate from its journal (OUT.journal).
+    /// Every token on the fleet, classed ours/system/self/unknown and flagged.
+    #[command(after_help = AUDIT_EXAMPLES)]
+    Audit(AuditArgs),
+    /// Revoke the tokens the audit classes unknown (never ours, system or the credential).
+    #[command(after_help = SWEEP_EXAMPLES)]
+    Sweep(SweepArgs),
+    /// Finish an interrupted create, rotate or sweep from its journal (OUT.journal).
     #[command(after_help = RESUME_EXAMPLES)]
     Resume(ResumeArgs),
     /// Decrypt a handoff file or a journal and print its tokens.
@@ -256,9 +297,10 @@ pub struct Common {
     /// More detail: every failed target in the summary.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Whose tokens: cPanel accounts', or each host's `whm_user`'s WHM tokens.
-    #[arg(long, value_enum, default_value_t = ScopeArg::Account)]
-    pub scope: ScopeArg,
+    /// Whose tokens: cPanel accounts', each host's `whm_user`'s WHM tokens, or both (`all`:
+    /// audit and sweep only). Default: account; for audit and sweep, all.
+    #[arg(long, value_enum, value_name = "SCOPE")]
+    pub scope: Option<ScopeArg>,
     /// Print the hosts this command would contact, one per line, and stop (nothing is sent).
     #[arg(long, conflicts_with = "list_targets")]
     pub list_hosts: bool,
@@ -282,6 +324,70 @@ pub struct Common {
 pub enum ScopeArg {
     Account,
     Whm,
+    All,
+}
+
+/// What classes a token in `audit` and `sweep`.
+#[derive(Debug, Args, Clone)]
+pub struct CensusArgs {
+    /// tokenfleet journals or JSON reports of the runs that made your tokens: the tokens they
+    /// name are `ours`. Several files may follow one --known.
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    pub known: Vec<PathBuf>,
+    /// Token names matching this glob are `ours` (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub ours: Vec<String>,
+    /// Names (globs, one per line, # comments) to flag `suspicious`, besides the built-in list
+    /// of names seen in published compromises (WHM_FullRoot, bkl, lp<hex>).
+    #[arg(long, value_name = "FILE")]
+    pub ioc: Vec<PathBuf>,
+    /// The start of an incident window: tokens created since are flagged `created-since`
+    /// (a date, midnight UTC, or RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Flag `expires-soon` what expires within this long.
+    #[arg(long, value_name = "DUR", default_value = "30d")]
+    pub expiring_within: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub census: CensusArgs,
+    /// Output format (JSON: docs/audit.schema.json).
+    #[arg(long, value_enum, default_value_t = OutFormat::Table)]
+    pub format: OutFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub census: CensusArgs,
+    /// Only tokens with this flag (repeatable: all of them): suspicious, created-since,
+    /// full-access, allow-any-ip, never-expires, expired, expires-soon.
+    #[arg(long, value_name = "FLAG", value_parser = ["suspicious", "created-since", "full-access", "allow-any-ip", "never-expires", "expired", "expires-soon"])]
+    pub flag: Vec<String>,
+    /// Only tokens whose name matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Send only the listings; print every token that would be revoked.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask: revoke what the census takes (for automation; on a terminal the sweep
+    /// shows what would go and asks first).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// The journal: every revocation with the token's metadata (default:
+    /// tokenfleet-sweep-RUN.journal in the current folder).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Start over when the journal exists (the old one is kept aside).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where new secrets are sealed.

@@ -31,6 +31,7 @@ macro_rules! say {
 }
 
 mod args;
+mod census;
 mod man;
 mod retry;
 mod show;
@@ -115,6 +116,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
             say!("wrote {} man pages into {}", written.len(), dir.display());
             Ok(exit::OK)
         }
+        Command::Audit(args) => census::audit(args),
+        Command::Sweep(args) => census::sweep(args),
         Command::Open(args) => open(args),
         Command::Coverage(args) => coverage(args),
         Command::Resume(args) => resume(args),
@@ -287,6 +290,10 @@ struct Job {
     change: Option<plan::TokenChange>,
     /// `update --include-own-credential`.
     include_own: bool,
+    /// `audit`, `sweep`: what classes a token.
+    census: Option<CensusArgs>,
+    /// `sweep`: what it takes, its journal and what an earlier run of it did.
+    sweep: Option<census::SweepJob>,
 }
 
 impl Default for Job {
@@ -306,7 +313,7 @@ impl Default for Job {
                 color: "auto".into(),
                 quiet: false,
                 verbose: false,
-                scope: ScopeArg::Account,
+                scope: None,
                 list_hosts: false,
                 list_targets: false,
                 shard: None,
@@ -327,6 +334,8 @@ impl Default for Job {
             expiring: None,
             change: None,
             include_own: false,
+            census: None,
+            sweep: None,
         }
     }
 }
@@ -348,19 +357,37 @@ fn prompt_credential(label: &str) -> Result<Secret, String> {
 
 fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
     let common = &job.common;
-    let inventory = inventory::load(&common.inventory).map_err(|mut e| {
-        // The flags are checked too, so one run shows every mistake.
-        e.problems
-            .extend(plan::template_problem(job.op, job.name.as_deref()));
-        e
-    })?;
     let now = jiff::Timestamp::now();
+    // The flags are checked with the inventory, so one run shows every mistake.
+    let mut flag_problems = Vec::new();
+    let (scope, scope_problem) = scope_of(job.op, common.scope);
+    flag_problems.extend(scope_problem);
+    let (census, sweep) = match census::rules_of(job, now.as_second()) {
+        Ok(r) => r,
+        Err(mut p) => {
+            flag_problems.append(&mut p);
+            (None, None)
+        }
+    };
+    let inventory = match inventory::load(&common.inventory) {
+        Ok(i) if flag_problems.is_empty() => i,
+        Ok(_) => {
+            return Err(Failure::Input(InputError {
+                problems: flag_problems,
+            }));
+        }
+        Err(mut e) => {
+            e.problems
+                .extend(plan::template_problem(job.op, job.name.as_deref()));
+            e.problems.append(&mut flag_problems);
+            return Err(Failure::Input(e));
+        }
+    };
     let req = PlanRequest {
         op: Some(job.op),
-        scope: match common.scope {
-            ScopeArg::Account => Scope::Account,
-            ScopeArg::Whm => Scope::Whm,
-        },
+        scope,
+        census,
+        sweep,
         name: job.name.clone(),
         revoke: job.revoke.clone(),
         expires_at: job.expires_at,
@@ -382,6 +409,27 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
         },
     )?;
     Ok((plan, backends, inventory.sha256))
+}
+
+/// `--scope` for `op`: `all` only for audit and sweep, where it is the default.
+fn scope_of(op: Operation, arg: Option<ScopeArg>) -> (Scope, Option<Problem>) {
+    let census = matches!(op, Operation::Audit | Operation::Sweep);
+    match arg {
+        None if census => (Scope::All, None),
+        None | Some(ScopeArg::Account) => (Scope::Account, None),
+        Some(ScopeArg::Whm) => (Scope::Whm, None),
+        Some(ScopeArg::All) if census => (Scope::All, None),
+        Some(ScopeArg::All) => (
+            Scope::Account,
+            Some(
+                Problem::new(
+                    "--scope all",
+                    format!("{} works on one kind of token at a time", op.as_str()),
+                )
+                .hint("--scope account (the default) or --scope whm; `all` is for audit and sweep"),
+            ),
+        ),
+    }
 }
 
 /// Where a command's printed text goes: stderr when stdout carries the report or the handoff.
@@ -480,11 +528,16 @@ fn fleet(
         batch: common.batch as usize,
         ..RunOptions::default()
     };
-    let stop = install_interrupt(
-        sealing
-            .as_ref()
-            .map(|out| resume_command(out.journal_path(), !out.recipients().is_passphrase())),
-    );
+    // A sweep's journal: made now, before the first request (exit 2 if it cannot be).
+    let sweep_journal = census::open_journal(&job, &plan, &inventory_sha256)?;
+    let stop = install_interrupt(match (&sealing, &sweep_journal) {
+        (Some(out), _) => Some(resume_command(
+            out.journal_path(),
+            !out.recipients().is_passphrase(),
+        )),
+        (None, Some((j, _))) => Some(resume_command(j.path(), false)),
+        (None, None) => None,
+    });
     let started = jiff::Timestamp::now();
     let journal = match &sealing {
         Some(out) => {
@@ -525,12 +578,30 @@ fn fleet(
             out.journal_path().display()
         );
     }
-    let ledger: &dyn run::Ledger = match &journal {
-        Some(j) => j,
-        None => &run::NoLedger,
+    let ledger: &dyn run::Ledger = match (&journal, &sweep_journal) {
+        (Some(j), _) => j,
+        (None, Some((j, _))) => j,
+        (None, None) => &run::NoLedger,
     };
     let observer = &progress as &dyn Observer;
-    let outcome = run::execute(&plan, &backends, &opts, ledger, observer, &stop);
+    let outcome = match census::prior_of(&job) {
+        Some((prior, hold)) => {
+            let opts = RunOptions {
+                hold: hold.clone(),
+                ..opts
+            };
+            run::execute_resumed(&plan, &backends, &opts, prior, ledger, observer, &stop)
+        }
+        None => run::execute(&plan, &backends, &opts, ledger, observer, &stop),
+    };
+    if let Some((j, _)) = &sweep_journal
+        && !common.quiet
+    {
+        say!(
+            "journal: {} (every revocation, with each token's metadata; `tokenfleet resume` continues an interrupted sweep)",
+            j.path().display()
+        );
+    }
     progress.finish();
     if common.list_targets {
         print_targets(&outcome.results, plan.scope == Scope::Whm, screen);
@@ -948,6 +1019,12 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     // One writer per journal: locked before it is read, so what this run reads stays true
     // until it ends (docs/DESIGN.md §4). Held to the end of this function.
     let _lock = lock_existing_journal(&args.journal)?;
+    // A sweep's journal holds no secret and its own plan: it resumes as a sweep.
+    if let Ok(scanned) = crate::seal::scan_journal(&args.journal)
+        && let Some(record) = scanned.plan.filter(|p| p.operation == "sweep")
+    {
+        return census::resume_sweep(args, record, scanned.events);
+    }
     let steer = crate::resume::Steer {
         limit: args.limit.clone(),
         jobs: args.jobs,

@@ -126,6 +126,20 @@ pub(super) fn print_plan(plan: &Plan, op: Operation, screen: Screen) {
         ));
         if hp.discover {
             out.push_str("    all accounts (discovered with listaccts; each is named below)\n");
+        } else if op == Operation::Sweep {
+            let who: Vec<String> = hp
+                .targets
+                .iter()
+                .map(|t| match &t.account {
+                    Some(a) => a.clone(),
+                    None => format!("{} (WHM)", h.whm_user),
+                })
+                .collect();
+            let who: Vec<&str> = who.iter().map(String::as_str).collect();
+            out.push_str(&format!(
+                "    {}: the tokens the census classes unknown\n",
+                plural_accounts(&who)
+            ));
         } else if matches!(op, Operation::Revoke | Operation::Update) {
             // One glob for all: the accounts, then what matches is named per token below.
             let who: Vec<&str> = hp

@@ -84,6 +84,9 @@ pub struct Host {
     pub tls: Tls,
     /// Requests in flight to this server at most; `None` = the `--per-host` option.
     pub per_host: Option<usize>,
+    /// Token-name globs that `audit` classes `system` and `sweep` never revokes: the
+    /// `[defaults]` list and the host's own, together.
+    pub protect: Vec<glob::Pattern>,
     pub accounts: Accounts,
     /// Where the host was defined, for messages: `inventory.csv:4` or `inventory.toml: hosts[2]`.
     pub origin: String,
@@ -120,6 +123,7 @@ impl Host {
             auth: AuthKind::Token,
             tls: Tls::default(),
             per_host: None,
+            protect: Vec::new(),
             accounts: Accounts::All,
             origin: "test".into(),
             keys_at: Vec::new(),
@@ -181,6 +185,7 @@ pub(crate) const HOST_KEYS: &[&str] = &[
     "tls_insecure",
     "per_host",
     "groups",
+    "protect",
 ];
 
 /// A value as written in the file, before its key's rules are applied. CSV cells are `Str`.
@@ -447,6 +452,7 @@ struct Settings {
     tls_pin: Option<Pin>,
     tls_insecure: Option<bool>,
     per_host: Option<usize>,
+    protect: Option<Vec<glob::Pattern>>,
     /// Where each key set here was written.
     at: Vec<(&'static str, String)>,
 }
@@ -473,6 +479,14 @@ impl Settings {
             tls_pin: self.tls_pin.or(d.tls_pin),
             tls_insecure: self.tls_insecure.or(d.tls_insecure),
             per_host: self.per_host.or(d.per_host),
+            // Both lists: a host's own protect adds to the defaults', never drops one.
+            protect: match (self.protect, &d.protect) {
+                (Some(mut mine), Some(theirs)) => {
+                    mine.extend(theirs.iter().cloned());
+                    Some(mine)
+                }
+                (mine, theirs) => mine.or_else(|| theirs.clone()),
+            },
         }
     }
 }
@@ -511,6 +525,7 @@ fn type_hint(key: &str, want: &str) -> String {
         "per_host" => "per_host = 4",
         "tls_insecure" => "tls_insecure = false",
         "groups" => "groups = [\"eu\", \"shared\"]",
+        "protect" => "protect = [\"backup-*\", \"TNC-WP-TOOLBOX\"]",
         _ => return format!("write {key} as {want}"),
     };
     format!("write {key} as {want}, e.g. {example} (a blank CSV cell inherits)")
@@ -700,6 +715,33 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
             };
             s.tls_insecure = b.or(s.tls_insecure);
         }
+        "protect" => {
+            let list: Vec<String> = match &k.value {
+                Raw::List(l) => l.iter().map(|g| g.trim().to_string()).collect(),
+                Raw::Str(v) => v
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect(),
+                other => {
+                    problems.push(type_problem(k, "a list of token-name globs", other));
+                    return;
+                }
+            };
+            let mut globs = Vec::new();
+            for g in &list {
+                match glob::Pattern::new(g) {
+                    Ok(p) => globs.push(p),
+                    Err(e) => problems.push(
+                        Problem::new(&k.loc, format!("{} is not a glob: {e}", show(g)))
+                            .field("protect")
+                            .hint("token-name globs such as \"backup-*\" (separate CSV globs with ';')"),
+                    ),
+                }
+            }
+            s.protect = Some(globs);
+        }
         "per_host" => {
             if let Some(i) = expect_int(k, problems) {
                 if (1..=1024).contains(&i) {
@@ -887,6 +929,7 @@ pub(crate) fn validate(
             auth: s.auth.unwrap_or(AuthKind::Token),
             tls,
             per_host: s.per_host,
+            protect: s.protect.unwrap_or_default(),
             accounts,
             keys_at: s.at.into_iter().filter(|(_, at)| *at != rh.loc).collect(),
             origin: rh.loc,

@@ -242,7 +242,7 @@ fn parse_flags(
                 Err(p) => problems.push(p),
             },
         },
-        Operation::List | Operation::Check => {}
+        Operation::List | Operation::Check | Operation::Audit | Operation::Sweep => {}
     }
     policy_problems(req, op, problems);
     if op == Operation::Rotate {
@@ -318,7 +318,7 @@ impl Builder<'_> {
         if host.tls.insecure {
             self.insecure.push(host.name.clone());
         }
-        let discover = scope == Scope::Account && matches!(host.accounts, Accounts::All);
+        let discover = scope != Scope::Whm && matches!(host.accounts, Accounts::All);
         let needs_host_credential = scope == Scope::Whm || host.api == Api::Whm || discover;
         let mut planned = host.clone();
         if let Accounts::Listed(list) = &mut planned.accounts {
@@ -347,6 +347,23 @@ impl Builder<'_> {
                 });
             }
             Scope::Account => self.account_targets(host, &mut hp),
+            Scope::All => {
+                // Only a WHM credential can list WHM tokens: an `api = "cpanel"` host's census
+                // is its accounts', and the run says so.
+                if host.api == Api::Whm {
+                    hp.targets.push(Target {
+                        account: None,
+                        token_name: None,
+                        credential: None,
+                    });
+                } else {
+                    self.warnings.push(format!(
+                        "{}: api = \"cpanel\" has no WHM credential: its WHM tokens are not listed",
+                        host.name
+                    ));
+                }
+                self.account_targets(host, &mut hp);
+            }
         }
         hp
     }
@@ -400,7 +417,7 @@ impl Builder<'_> {
             Operation::Revoke | Operation::Update => {
                 self.flags.revoke.as_ref().map(|p| p.as_str().to_string())
             }
-            Operation::List | Operation::Check => None,
+            Operation::List | Operation::Check | Operation::Audit | Operation::Sweep => None,
         }
     }
 
@@ -549,6 +566,13 @@ impl Builder<'_> {
             },
             (Operation::List, ..) => Work::List,
             (Operation::Check, ..) => Work::Check,
+            (Operation::Audit, ..) => Work::Audit {
+                rules: req.census.clone().expect("audit carries its rules"),
+            },
+            (Operation::Sweep, ..) => Work::Sweep {
+                rules: req.census.clone().expect("sweep carries its rules"),
+                filter: req.sweep.clone().unwrap_or_default(),
+            },
             _ => unreachable!("parse_flags reports a missing --name or --revoke as a problem"),
         };
         Ok(Plan {

@@ -31,6 +31,8 @@ pub enum Operation {
     Check,
     /// WHM tokens changed in place (`api_token_update`).
     Update,
+    Audit,
+    Sweep,
 }
 
 impl Operation {
@@ -42,6 +44,8 @@ impl Operation {
             Operation::List => "list",
             Operation::Check => "check",
             Operation::Update => "update",
+            Operation::Audit => "audit",
+            Operation::Sweep => "sweep",
         }
     }
 }
@@ -55,6 +59,18 @@ pub enum Scope {
     #[default]
     Account,
     Whm,
+    /// `audit` and `sweep`: each host's WHM user and its accounts.
+    All,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Account => "account",
+            Scope::Whm => "whm",
+            Scope::All => "all",
+        }
+    }
 }
 
 /// What the command line asked for, before validation.
@@ -85,6 +101,10 @@ pub struct PlanRequest {
     pub expiring: Option<Expiring>,
     /// What `update` changes.
     pub change: Option<TokenChange>,
+    /// `audit`, `sweep`: the census rules, already checked.
+    pub census: Option<std::sync::Arc<crate::audit::Rules>>,
+    /// `sweep`: what it takes.
+    pub sweep: Option<crate::audit::SweepFilter>,
 }
 
 /// One unit of work: an account (or the host's WHM user) and the token name it gets.
@@ -137,6 +157,15 @@ pub enum Work {
         pattern: glob::Pattern,
         change: TokenChange,
     },
+    /// Every token listed, classed and flagged.
+    Audit {
+        rules: std::sync::Arc<crate::audit::Rules>,
+    },
+    /// The census, then the revoke of what `filter` takes.
+    Sweep {
+        rules: std::sync::Arc<crate::audit::Rules>,
+        filter: crate::audit::SweepFilter,
+    },
 }
 
 impl Work {
@@ -148,6 +177,8 @@ impl Work {
             Work::List => Operation::List,
             Work::Check => Operation::Check,
             Work::Update { .. } => Operation::Update,
+            Work::Audit { .. } => Operation::Audit,
+            Work::Sweep { .. } => Operation::Sweep,
         }
     }
 }
@@ -217,7 +248,7 @@ impl Plan {
             Work::Revoke { pattern } | Work::Update { pattern, .. } => {
                 Some(pattern.as_str().to_string())
             }
-            Work::List | Work::Check => None,
+            Work::List | Work::Check | Work::Audit { .. } | Work::Sweep { .. } => None,
         };
         Ok(Target {
             account: Some(account.to_string()),

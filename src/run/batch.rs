@@ -43,8 +43,11 @@ impl Runner<'_> {
         self.opts.batch > 1
             && !self.opts.list_only
             && hp.host.api == ApiKind::Whm
-            && self.plan.scope == Scope::Account
-            && matches!(self.plan.work, Work::List | Work::Create { .. })
+            && matches!(self.plan.scope, Scope::Account | Scope::All)
+            && matches!(
+                self.plan.work,
+                Work::List | Work::Create { .. } | Work::Audit { .. }
+            )
             && self.backends[i].batches()
     }
 
@@ -82,7 +85,10 @@ impl Runner<'_> {
         let mut resumed = Vec::new();
         for task in tasks {
             match task {
-                Task::Target(t) if self.prior_of(i, &t).is_none() => fresh.push(t),
+                // A WHM user's own tokens (`audit`'s scope all) are not a `uapi_cpanel` call.
+                Task::Target(t) if t.account.is_some() && self.prior_of(i, &t).is_none() => {
+                    fresh.push(t)
+                }
                 t @ Task::Target(_) => resumed.push(t),
                 other => out.push(other),
             }

@@ -129,6 +129,8 @@ pub struct Outcome {
     /// Encrypted under a key of this process and spooled as they are minted.
     pub minted: crate::seal::MintedSpool,
     pub listings: Spool<ListingRow>,
+    /// `audit`: every token listed, classed and flagged.
+    pub audit: Spool<crate::audit::AuditRow>,
     pub checks: Vec<CheckRow>,
     /// The stop flag was raised: some work was never started (reported as `skipped`).
     pub interrupted: bool,

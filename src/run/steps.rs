@@ -40,9 +40,9 @@ impl Runner<'_> {
 
     /// Whose tokens a target is about, in the backend's terms.
     pub(super) fn owner_of<'t>(&self, hp: &'t HostPlan, t: &'t Target) -> Owner<'t> {
-        match self.plan.scope {
-            Scope::Whm => Owner::WhmUser { credential: None },
-            Scope::Account => Owner::Account {
+        match (self.plan.scope, &t.account) {
+            (Scope::Whm, _) | (Scope::All, None) => Owner::WhmUser { credential: None },
+            (Scope::Account | Scope::All, _) => Owner::Account {
                 user: self.account_of(hp, t),
                 credential: t.credential.as_ref().map(|secret| Cred {
                     secret,
@@ -211,6 +211,8 @@ impl Runner<'_> {
             Work::Check => self.check_account(cx),
             Work::Revoke { pattern } => self.revoke(cx, pattern),
             Work::Update { pattern, change } => self.update(cx, pattern, change),
+            Work::Audit { .. } => self.list(cx),
+            Work::Sweep { rules, filter } => self.sweep(cx, rules, filter),
             Work::Create { .. } => self.create(cx, reconcile).map(|(status, _)| status),
             Work::Rotate { revoke, .. } => match prior {
                 Some(Prior::Created { minted, verified }) => {
@@ -515,12 +517,24 @@ impl Runner<'_> {
         self.listed(cx, tokens)
     }
 
-    /// A `list` target's tokens, as listing rows.
+    /// A `list` target's tokens, as listing rows; an `audit`'s, classed and flagged.
     pub(super) fn listed(
         &self,
         cx: &Ctx<'_>,
         tokens: Vec<crate::backend::TokenInfo>,
     ) -> Result<Status, Failure> {
+        if let Work::Audit { rules } = &self.plan.work {
+            let census = self.census(cx, rules, &tokens);
+            let mut out = self.out.lock().unwrap();
+            for row in census.rows {
+                out.audit.push(row);
+            }
+            drop(out);
+            return match census.unsure {
+                Some(f) => Err(f),
+                None => Ok(Status::Listed),
+            };
+        }
         let mut out = self.out.lock().unwrap();
         for tok in tokens {
             out.listings.push(ListingRow {
@@ -604,6 +618,108 @@ impl Runner<'_> {
         }
     }
 
+    /// The census of one owner's tokens. The credential in use is asked of the server (WHM
+    /// `api_token_get_details`) so that it is classed `self`; when that cannot be told, the
+    /// rows still come, with the failure that keeps a sweep from revoking anything here.
+    fn census(
+        &self,
+        cx: &Ctx<'_>,
+        rules: &crate::audit::Rules,
+        tokens: &[crate::backend::TokenInfo],
+    ) -> Census {
+        use crate::audit::{OwnerKind, Whose};
+        let mut unsure = None;
+        let mut credential = None;
+        let kind = match cx.owner {
+            Owner::WhmUser { .. } => {
+                match self.with_retries(&cx.attempts, || cx.backend.credential_token()) {
+                    Ok(name) => credential = name,
+                    Err(e) => {
+                        let mut f = Failure::api("audit (which token is the credential?)", e);
+                        if !f.stop_host {
+                            f.message = format!(
+                                "{}; tokenfleet cannot tell which of these WHM tokens it logs in with, so none is revoked here (the credential needs api_token_get_details on itself)",
+                                f.message
+                            );
+                        }
+                        unsure = Some(f);
+                    }
+                }
+                OwnerKind::Whm
+            }
+            Owner::Account {
+                credential: Some(own),
+                ..
+            } if own.auth == AuthKind::Token && cx.hp.host.api == ApiKind::Cpanel => {
+                unsure = Some(Failure::step(
+                    "audit",
+                    "this account logs in with one of its own tokens and cPanel cannot say which: none of its tokens is revoked (reach it through an api = \"whm\" host, or revoke by name with tokenfleet revoke)".to_string(),
+                    "might revoke the credential in use",
+                ));
+                OwnerKind::Account
+            }
+            Owner::Account { .. } => OwnerKind::Account,
+        };
+        let whose = Whose {
+            host: cx.host(),
+            kind,
+            owner: cx.account,
+            protect: &cx.hp.host.protect,
+            credential: credential.as_deref(),
+        };
+        let rows = tokens.iter().map(|t| rules.judge(&whose, t)).collect();
+        Census { rows, unsure }
+    }
+
+    /// A sweep of one owner: the census, then the revoke of the `unknown` tokens `filter`
+    /// takes, each journaled with its metadata before and after.
+    fn sweep(
+        &self,
+        cx: &Ctx<'_>,
+        rules: &crate::audit::Rules,
+        filter: &crate::audit::SweepFilter,
+    ) -> Result<Status, Failure> {
+        let tokens = self
+            .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
+            .map_err(|e| Failure::api("list", e))?;
+        let census = self.census(cx, rules, &tokens);
+        let taken: Vec<crate::audit::AuditRow> = census
+            .rows
+            .into_iter()
+            .filter(|r| filter.takes(r))
+            .collect();
+        if taken.is_empty() {
+            if !self.opts.dry_run {
+                let _ = self.ledger.sweep(cx.host(), cx.account, "clean", &[]);
+            }
+            return Ok(Status::Unchanged);
+        }
+        if let Some(f) = census.unsure {
+            return Err(f);
+        }
+        let names: Vec<String> = taken.iter().map(|r| r.name.clone()).collect();
+        let named = named_tokens(&tokens, &names);
+        if self.opts.dry_run {
+            *cx.revoked.borrow_mut() = named;
+            return Ok(Status::Revoked);
+        }
+        // The audit trail first: a revoke the journal cannot tell of is not sent.
+        self.ledger
+            .sweep(cx.host(), cx.account, "intent", &taken)
+            .map_err(|e| {
+                Failure::step(
+                    "revoke",
+                    format!("the journal could not record the sweep ({e}); nothing was revoked"),
+                    "journal write failed",
+                )
+            })?;
+        self.with_retries(&cx.attempts, || cx.backend.revoke_tokens(cx.owner, &names))
+            .map_err(|e| Failure::api("revoke", e))?;
+        *cx.revoked.borrow_mut() = named;
+        let _ = self.ledger.sweep(cx.host(), cx.account, "revoked", &taken);
+        Ok(Status::Revoked)
+    }
+
     fn revoke(&self, cx: &Ctx<'_>, pattern: &glob::Pattern) -> Result<Status, Failure> {
         let tokens = self
             .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
@@ -636,6 +752,13 @@ impl Runner<'_> {
             .revoked(cx.host(), cx.account, pattern.as_str(), &names);
         Ok(Status::Revoked)
     }
+}
+
+/// One owner's tokens, classed, and why a sweep may not act on them (the credential in use
+/// cannot be told).
+struct Census {
+    rows: Vec<crate::audit::AuditRow>,
+    unsure: Option<Failure>,
 }
 
 /// `names` (in their order) as the listing `tokens` describes them.

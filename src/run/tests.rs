@@ -61,6 +61,13 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
             pattern: glob(),
             change: crate::plan::TokenChange::default(),
         },
+        Operation::Audit => Work::Audit {
+            rules: Default::default(),
+        },
+        Operation::Sweep => Work::Sweep {
+            rules: Default::default(),
+            filter: Default::default(),
+        },
     };
     Plan {
         work,

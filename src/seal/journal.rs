@@ -175,6 +175,14 @@ pub enum EventDetail {
     Delivered {
         sha256: String,
     },
+    /// A sweep's step for one owner (`step`: `intent`, `revoked` or `clean`), with each token
+    /// it is about as the census saw it (name, class, flags, created, expires, ACLs,
+    /// allow-list): the audit trail of an incident.
+    Sweep {
+        step: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tokens: Vec<crate::audit::AuditRow>,
+    },
 }
 
 /// One journal line after the plan: something that happened to one target.
@@ -215,6 +223,7 @@ impl Event {
             EventDetail::Skipped { .. } => "skipped",
             EventDetail::Refused { .. } => "refused",
             EventDetail::Delivered { .. } => "delivered",
+            EventDetail::Sweep { .. } => "sweep",
         }
     }
 }

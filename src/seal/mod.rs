@@ -15,6 +15,7 @@ pub use handoff::{HandoffFormat, HandoffRow, encode_rows};
 pub mod journal;
 pub mod lock;
 mod minted_spool;
+pub mod sweep_journal;
 pub use journal::{
     Action, Damaged, Event, EventDetail, Journal, JournalSealing, PlanRecord, Scanned,
     discard_journal, journal_keys, recover_rows, scan_journal, unseal_secret,

@@ -6,6 +6,7 @@ mod common;
 mod addressing;
 mod age_habits;
 mod args;
+mod audit;
 mod batch;
 mod corpus;
 

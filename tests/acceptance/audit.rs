@@ -1,0 +1,435 @@
+//! `audit` and `sweep` against a seeded "compromised" fleet: attacker tokens hidden among
+//! system tokens, our own (made by a tokenfleet run whose journal the census is given), the
+//! credential in use and unknown-but-legitimate ones, on WHM and on accounts. Every promise is
+//! judged by the servers' final state.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What was planted, by (host, owner, name), with the class the census must give it. The owner
+/// is an account or `whm:root`.
+struct Seeded {
+    class: BTreeMap<TokenKey, &'static str>,
+    /// Secrets of every planted token: none may leak.
+    secrets: Vec<String>,
+}
+
+/// A fleet of 3 hosts × 3 accounts; a create run made `ours-…` tokens for every account
+/// (journal `ours.age.journal`, report `ours.json`); then the planted tokens.
+fn compromised() -> (Env, Seeded) {
+    let env = Env::start(small_fleet(3, 3));
+    // `protect` in the inventory's defaults: an integration's token the operator knows.
+    let toml = std::fs::read_to_string(env.toml()).unwrap();
+    std::fs::write(
+        env.toml(),
+        toml.replacen("[defaults]\n", "[defaults]\nprotect = [\"TNC-WP-*\"]\n", 1),
+    )
+    .unwrap();
+    env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "ours-{account}",
+        "-r",
+        &env.recipient,
+        "-o",
+        "ours.age",
+        "--report",
+        "ours.json",
+    ])
+    .expect(0);
+    assert!(env.path("ours.age.journal").exists() || env.path("ours.json").exists());
+    let mut class = BTreeMap::new();
+    let mut secrets = Vec::new();
+    let hosts: Vec<String> = env
+        .fleet
+        .hosts()
+        .iter()
+        .map(|h| h.name().to_string())
+        .collect();
+    for (i, host) in hosts.iter().enumerate() {
+        let h = env.fleet.host(host);
+        let whm = |n: &str| (host.clone(), "whm:root".to_string(), n.to_string());
+        class.insert(whm("tokenfleet-sim-root"), "self");
+        for (name, c) in [
+            ("reverse_trust_9f1c2d7e", "system"),
+            ("WebPros_Dashboard", "system"),
+            ("backup-offsite", "unknown"),
+        ] {
+            secrets.push(h.add_whm_token("root", name));
+            class.insert(whm(name), c);
+        }
+        if i != 1 {
+            secrets.push(h.add_whm_token("root", "WHM_FullRoot"));
+            class.insert(whm("WHM_FullRoot"), "unknown");
+        }
+        for (j, a) in h.accounts().iter().enumerate() {
+            let acct = |n: &str| (host.clone(), a.clone(), n.to_string());
+            class.insert(acct(&format!("ours-{a}")), "ours");
+            secrets.push(h.add_account_token(a, "TNC-WP-TOOLBOX", None));
+            class.insert(acct("TNC-WP-TOOLBOX"), "system");
+            secrets.push(h.add_old_account_token(
+                a,
+                "wp-toolkit",
+                std::time::Duration::from_secs(86_400 * 400),
+            ));
+            class.insert(acct("wp-toolkit"), "unknown");
+            if j == 0 {
+                secrets.push(h.add_account_token(a, "lp3f9a1c2e", None));
+                class.insert(acct("lp3f9a1c2e"), "unknown");
+            }
+        }
+    }
+    (env, Seeded { class, secrets })
+}
+
+fn census(doc: &Value) -> BTreeMap<TokenKey, (String, Vec<String>)> {
+    doc["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| {
+            let owner = match t["owner_kind"].as_str().unwrap() {
+                "whm" => format!("whm:{}", t["owner"].as_str().unwrap()),
+                _ => t["owner"].as_str().unwrap().to_string(),
+            };
+            let flags = t["flags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect();
+            (
+                (
+                    t["host"].as_str().unwrap().to_string(),
+                    owner,
+                    t["name"].as_str().unwrap().to_string(),
+                ),
+                (t["class"].as_str().unwrap().to_string(), flags),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_census_classes_every_token_and_exits_1_on_findings() {
+    let (env, seeded) = compromised();
+    env.fleet.hosts().iter().for_each(|h| h.reset_stats());
+    let run = env.run(&[
+        "audit",
+        "-i",
+        env.toml(),
+        "--known",
+        "ours.age.journal",
+        "--format",
+        "json",
+    ]);
+    run.expect(1);
+    let doc: Value = serde_json::from_str(&run.stdout).expect("stdout is the JSON census");
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["kind"], "audit");
+    let got = census(&doc);
+    let want: BTreeMap<TokenKey, String> = seeded
+        .class
+        .iter()
+        .map(|(k, c)| (k.clone(), c.to_string()))
+        .collect();
+    let got_classes: BTreeMap<TokenKey, String> = got
+        .iter()
+        .map(|(k, (c, _))| (k.clone(), c.clone()))
+        .collect();
+    assert_eq!(
+        got_classes, want,
+        "every token on the fleet, each in its class"
+    );
+    for ((_, _, name), (_, flags)) in &got {
+        let suspicious = flags.iter().any(|f| f == "suspicious");
+        assert_eq!(
+            suspicious,
+            name == "WHM_FullRoot" || name == "lp3f9a1c2e",
+            "{name}: {flags:?}"
+        );
+    }
+    let root = &got[&(
+        env.fleet.hosts()[0].name().to_string(),
+        "whm:root".to_string(),
+        "WHM_FullRoot".to_string(),
+    )]
+        .1;
+    for f in ["full-access", "allow-any-ip", "never-expires"] {
+        assert!(root.iter().any(|x| x == f), "{f} in {root:?}");
+    }
+    assert_eq!(doc["summary"]["by_class"]["self"], 3);
+    assert_eq!(doc["summary"]["unreached"], 0);
+    // Read-only: nothing changed on any server.
+    let mutations: u64 = env
+        .fleet
+        .hosts()
+        .iter()
+        .map(|h| h.stats().mutations())
+        .sum();
+    assert_eq!(mutations, 0, "an audit changes nothing");
+    // The report's own tokens count as ours too; the table says the same.
+    let table = env.run(&["audit", "-i", env.toml(), "--known", "ours.json"]);
+    table.expect(1);
+    assert!(table.stdout.contains("WHM_FullRoot"), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("audit: ") && table.stdout.contains("ours 9"),
+        "{}",
+        table.stdout
+    );
+    let csv_run = env.run(&[
+        "audit",
+        "-i",
+        env.toml(),
+        "--ours",
+        "ours-*",
+        "--format",
+        "csv",
+    ]);
+    csv_run.expect(1);
+    let rows = csv_run.stdout.lines().count();
+    assert_eq!(
+        rows,
+        seeded.class.len() + 1,
+        "a header and one row per token"
+    );
+    env.assert_no_secret_leaked(&[&run, &table, &csv_run], &seeded.secrets);
+}
+
+#[test]
+fn a_clean_fleet_exits_0() {
+    let env = Env::start(small_fleet(2, 2));
+    let run = env.run(&["audit", "-i", env.toml()]);
+    run.expect(0);
+    assert!(run.stdout.contains("self 2"), "{}", run.stdout);
+}
+
+#[test]
+fn sweep_dry_run_changes_nothing_and_names_what_would_go() {
+    let (env, seeded) = compromised();
+    let before = live_tokens(&env);
+    env.fleet.hosts().iter().for_each(|h| h.reset_stats());
+    let run = env.run(&[
+        "sweep",
+        "-i",
+        env.toml(),
+        "--known",
+        "ours.age.journal",
+        "--dry-run",
+        "--report",
+        "dry.json",
+    ]);
+    run.expect(0);
+    assert_eq!(live_tokens(&env), before, "a dry run revokes nothing");
+    let mutations: u64 = env
+        .fleet
+        .hosts()
+        .iter()
+        .map(|h| h.stats().mutations())
+        .sum();
+    assert_eq!(mutations, 0);
+    let report = read_report(&env.path("dry.json"));
+    let mut would: BTreeSet<TokenKey> = BTreeSet::new();
+    for t in report["targets"].as_array().unwrap() {
+        for r in t["revoked"].as_array().unwrap() {
+            would.insert(target_key(t, r["name"].as_str().unwrap()));
+        }
+    }
+    assert_eq!(would, unknown_of(&seeded));
+    assert!(run.stderr.contains("WHM_FullRoot"), "{}", run.stderr);
+    assert!(!env.path("tokenfleet-sweep.journal").exists());
+    env.assert_no_secret_leaked(&[&run], &seeded.secrets);
+}
+
+/// The key of a report target's token: a WHM target's account is its WHM user.
+fn target_key(t: &Value, name: &str) -> TokenKey {
+    let account = t["account"].as_str().unwrap();
+    let owner = if account == "root" {
+        "whm:root".to_string()
+    } else {
+        account.to_string()
+    };
+    (
+        t["host"].as_str().unwrap().to_string(),
+        owner,
+        name.to_string(),
+    )
+}
+
+fn unknown_of(seeded: &Seeded) -> BTreeSet<TokenKey> {
+    seeded
+        .class
+        .iter()
+        .filter(|(_, c)| **c == "unknown")
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+#[test]
+fn sweep_revokes_exactly_the_unknown_and_journals_each_with_its_metadata() {
+    let (env, seeded) = compromised();
+    let before = live_tokens(&env);
+    let run = env.run(&[
+        "sweep",
+        "-i",
+        env.toml(),
+        "--known",
+        "ours.age.journal",
+        "--yes",
+        "--journal",
+        "sweep.journal",
+        "--report",
+        "sweep.json",
+    ]);
+    run.expect(0);
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    assert_eq!(gone, unknown_of(&seeded), "exactly the unknown tokens went");
+    // Ours still work, and so does the credential in use (the next run needs it).
+    for row in env.open_handoff(&env.path("ours.age")) {
+        let h = env.fleet.host(&row["host"]);
+        assert!(h.token_valid(&row["account"], &row["token"]), "ours kept");
+    }
+    for h in env.fleet.hosts() {
+        assert!(h.whm_token_valid("root", env.fleet.root_token()));
+    }
+    // The journal is the audit trail: every revoked token with its metadata.
+    let journal = std::fs::read_to_string(env.path("sweep.journal")).unwrap();
+    let mut journaled = BTreeSet::new();
+    for line in journal.lines().skip(1) {
+        let v: Value = serde_json::from_str(line).unwrap();
+        if v["kind"] == "sweep" && v["step"] == "revoked" {
+            for t in v["tokens"].as_array().unwrap() {
+                assert_eq!(t["class"], "unknown");
+                assert!(t.get("flags").is_some() && t.get("created_at").is_some());
+                let owner = match t["owner_kind"].as_str().unwrap() {
+                    "whm" => format!("whm:{}", t["owner"].as_str().unwrap()),
+                    _ => t["owner"].as_str().unwrap().to_string(),
+                };
+                journaled.insert((
+                    t["host"].as_str().unwrap().to_string(),
+                    owner,
+                    t["name"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+    }
+    assert_eq!(journaled, unknown_of(&seeded));
+    assert_eq!(mode(&env.path("sweep.journal")), 0o600);
+    // A second sweep finds nothing more to take.
+    let again = env.run(&[
+        "sweep",
+        "-i",
+        env.toml(),
+        "--known",
+        "ours.age.journal",
+        "--yes",
+        "--journal",
+        "sweep2.journal",
+        "--report",
+        "again.json",
+    ]);
+    again.expect(0);
+    let totals = statuses(&read_report(&env.path("again.json")));
+    assert_eq!(totals.get("revoked"), None, "{totals:?}");
+    env.assert_no_secret_leaked(&[&run, &again], &seeded.secrets);
+}
+
+#[test]
+fn sweep_narrowed_by_name_and_flag_takes_only_those() {
+    let (env, seeded) = compromised();
+    let before = live_tokens(&env);
+    let run = env.run(&[
+        "sweep",
+        "-i",
+        env.toml(),
+        "--known",
+        "ours.age.journal",
+        "--flag",
+        "suspicious",
+        "--yes",
+    ]);
+    run.expect(0);
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    let want: BTreeSet<TokenKey> = unknown_of(&seeded)
+        .into_iter()
+        .filter(|(_, _, n)| n == "WHM_FullRoot" || n == "lp3f9a1c2e")
+        .collect();
+    assert_eq!(gone, want);
+    let before = live_tokens(&env);
+    env.run(&[
+        "sweep",
+        "-i",
+        env.toml(),
+        "--ours",
+        "ours-*",
+        "--name",
+        "backup-*",
+        "--yes",
+        "--force",
+    ])
+    .expect(0);
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    assert!(
+        gone.iter().all(|(_, _, n)| n == "backup-offsite") && gone.len() == 3,
+        "{gone:?}"
+    );
+}
+
+#[test]
+fn sweep_without_a_terminal_or_yes_refuses_before_any_request() {
+    let (env, _) = compromised();
+    env.fleet.hosts().iter().for_each(|h| h.reset_stats());
+    let run = env.run(&["sweep", "-i", env.toml()]);
+    run.expect(2);
+    assert!(run.stderr.contains("--yes"), "{}", run.stderr);
+    assert_eq!(env.total_requests(), 0, "nothing was contacted");
+}
+
+#[test]
+fn the_credential_in_use_is_never_swept_even_unnamed() {
+    // No --known, no --ours: everything but self and system is unknown, ours included.
+    let (env, _) = compromised();
+    env.run(&["sweep", "-i", env.toml(), "--scope", "whm", "--yes"])
+        .expect(0);
+    for h in env.fleet.hosts() {
+        let names: BTreeSet<String> = h.whm_tokens("root").into_iter().map(|t| t.name).collect();
+        let want: BTreeSet<String> = [
+            "tokenfleet-sim-root",
+            "reverse_trust_9f1c2d7e",
+            "WebPros_Dashboard",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        assert_eq!(names, want, "{}", h.name());
+        assert!(h.whm_token_valid("root", env.fleet.root_token()));
+    }
+}
+
+#[test]
+fn bad_census_input_is_exit_2_with_the_line() {
+    let env = Env::start(small_fleet(1, 1));
+    std::fs::write(env.path("ioc.txt"), "WHM_FullRoot\nbad[\n").unwrap();
+    std::fs::write(env.path("junk.json"), "{\"a\":1}").unwrap();
+    let run = env.run(&[
+        "audit",
+        "-i",
+        env.toml(),
+        "--ioc",
+        "ioc.txt",
+        "--known",
+        "junk.json",
+        "--since",
+        "last tuesday",
+    ]);
+    run.expect(2);
+    assert!(run.stderr.contains("ioc.txt:2"), "{}", run.stderr);
+    assert!(run.stderr.contains("junk.json"), "{}", run.stderr);
+    assert!(run.stderr.contains("--since"), "{}", run.stderr);
+    assert_eq!(env.total_requests(), 0);
+    let scope = env.run(&["list", "-i", env.toml(), "--scope", "all"]);
+    scope.expect(2);
+}
