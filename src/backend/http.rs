@@ -958,10 +958,14 @@ mod wire {
                     r#"{{"data":{{"name":"ci","token":"{TOKEN}","create_time":1700000000,"expires_at":null,"acls":["list-accts"]}},"metadata":{{"result":1,"reason":"OK"}}}}"#
                 ),
             ),
-            "/json-api/api_token_update?api.version=1" if r.form().iter().any(|(_, v)| v == "gone") => Reply::json(
-                200,
-                r#"{"metadata":{"result":0,"reason":"The API token “gone” does not exist."}}"#,
-            ),
+            "/json-api/api_token_update?api.version=1"
+                if r.form().iter().any(|(_, v)| v == "gone") =>
+            {
+                Reply::json(
+                    200,
+                    r#"{"metadata":{"result":0,"reason":"The API token “gone” does not exist."}}"#,
+                )
+            }
             "/json-api/api_token_update?api.version=1" => Reply::json(
                 200,
                 r#"{"data":{"name":"ci"},"metadata":{"result":1,"reason":"OK"}}"#,
@@ -986,20 +990,28 @@ mod wire {
         };
         t.update_token(&whm, "ci", &change, &K).unwrap();
         let e = t.update_token(&whm, "gone", &change, &K).unwrap_err();
-        assert!(matches!(e, ApiError::Rejected(ref m) if m.contains("does not exist")), "{e:?}");
+        assert!(
+            matches!(e, ApiError::Rejected(ref m) if m.contains("does not exist")),
+            "{e:?}"
+        );
         // An account token has neither: refused, nothing sent.
         let account = Caller::Account {
             user: "bob",
             credential: &cred,
             auth: AuthKind::Token,
         };
-        assert!(t.create_token_with(&account, "ci", None, &policy, &K).is_err());
+        assert!(
+            t.create_token_with(&account, "ci", None, &policy, &K)
+                .is_err()
+        );
         assert!(t.update_token(&account, "ci", &change, &K).is_err());
         let seen = server.requests();
         assert_eq!(seen.len(), 3);
         let pairs = |i: usize| -> Vec<(String, String)> { seen[i].form() };
         let want = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
         };
         assert_eq!(
             pairs(0),

@@ -549,7 +549,11 @@ pub struct UpdateArgs {
     pub acls: Vec<String>,
     /// Replace the tokens' IP allow-list (IPv4/IPv6 addresses or CIDRs, at most 100);
     /// repeatable or comma-separated.
-    #[arg(long = "whitelist-ip", value_name = "ADDR", conflicts_with = "whitelist_any")]
+    #[arg(
+        long = "whitelist-ip",
+        value_name = "ADDR",
+        conflicts_with = "whitelist_any"
+    )]
     pub whitelist_ips: Vec<String>,
     /// Clear the tokens' IP allow-list: any address may use them.
     #[arg(long)]

@@ -132,8 +132,9 @@ pub fn acls(raw: &[String]) -> Result<Vec<String>, Problem> {
         }
     }
     if out.is_empty() && !raw.is_empty() {
-        return Err(Problem::new("--acl", "no ACL name was given")
-            .hint("e.g. --acl list-accts,clustering"));
+        return Err(
+            Problem::new("--acl", "no ACL name was given").hint("e.g. --acl list-accts,clustering")
+        );
     }
     Ok(out)
 }
@@ -173,10 +174,13 @@ fn whitelist_entry(raw: &str) -> Result<String, Problem> {
         }
     };
     if network != ip {
-        return Err(
-            Problem::new("--whitelist-ip", format!("\"{raw}\" has bits set past its /{len} prefix"))
-                .hint(format!("write the network, {network}/{len}, or the one address, {ip}")),
-        );
+        return Err(Problem::new(
+            "--whitelist-ip",
+            format!("\"{raw}\" has bits set past its /{len} prefix"),
+        )
+        .hint(format!(
+            "write the network, {network}/{len}, or the one address, {ip}"
+        )));
     }
     Ok(format!("{ip}/{len}"))
 }
@@ -339,7 +343,10 @@ mod tests {
         assert!(e.holds(&TokenInfo::new("a", None, Some(e.before))));
         assert!(!e.holds(&TokenInfo::new("a", None, Some(e.before + 1))));
         assert!(!e.holds(&TokenInfo::new("a", None, None)));
-        assert_eq!(e.none_note("ci-*"), "no token matching ci-* expires within 30d");
+        assert_eq!(
+            e.none_note("ci-*"),
+            "no token matching ci-* expires within 30d"
+        );
         assert!(expiring_within("soon", now).is_err());
         assert!(expiring_within("-1d", now).is_err());
     }

@@ -1027,8 +1027,15 @@ fn update_changes_matching_whm_tokens_in_place_and_never_narrows_the_own_credent
             assert!(acls("ops-root").is_some());
         } else {
             assert_eq!(named, ["cluster-a", "cluster-b"]);
-            assert_eq!(acls("ops-root"), None, "the credential in use is left as it is");
-            assert!(r.note.as_deref().unwrap().contains("kept ops-root"), "{r:?}");
+            assert_eq!(
+                acls("ops-root"),
+                None,
+                "the credential in use is left as it is"
+            );
+            assert!(
+                r.note.as_deref().unwrap().contains("kept ops-root"),
+                "{r:?}"
+            );
         }
         // No token was minted or revoked: the secrets are the same.
         assert!(fakes[0].revoked().is_empty());
@@ -1139,7 +1146,12 @@ fn rotate_expiring_within_rotates_only_the_targets_whose_old_token_is_about_to_e
             },
         );
         let results = out.results.to_vec();
-        let of = |a: &str| results.iter().find(|r| r.account.as_deref() == Some(a)).unwrap();
+        let of = |a: &str| {
+            results
+                .iter()
+                .find(|r| r.account.as_deref() == Some(a))
+                .unwrap()
+        };
         let (due, later) = (of("u00"), of("u01"));
         assert_eq!(later.status, Status::Unchanged, "{later:?}");
         assert_eq!(

@@ -75,24 +75,58 @@ fn bad_acls_allow_lists_and_scopes_are_refused_before_anything_is_sent() {
         ),
         (
             account_create,
-            &["--acl", "cPanel account tokens have no ACLs or IP allow-list", "--scope whm"],
+            &[
+                "--acl",
+                "cPanel account tokens have no ACLs or IP allow-list",
+                "--scope whm",
+            ],
         ),
         (
             account_rotate,
-            &["--whitelist-ip", "UAPI create_full_access takes only name and expires_at"],
+            &[
+                "--whitelist-ip",
+                "UAPI create_full_access takes only name and expires_at",
+            ],
         ),
         (
-            vec!["update", "-i", env.toml(), "--name", "ci-*", "--expires-in", "30d"],
-            &["cannot be changed in place", "tokenfleet rotate --expiring-within DUR"],
+            vec![
+                "update",
+                "-i",
+                env.toml(),
+                "--name",
+                "ci-*",
+                "--expires-in",
+                "30d",
+            ],
+            &[
+                "cannot be changed in place",
+                "tokenfleet rotate --expiring-within DUR",
+            ],
         ),
         (
-            vec!["update", "-i", env.toml(), "--scope", "whm", "--name", "ci-*"],
+            vec![
+                "update",
+                "-i",
+                env.toml(),
+                "--scope",
+                "whm",
+                "--name",
+                "ci-*",
+            ],
             &["nothing to change", "--never-expires"],
         ),
         (
             vec![
-                "update", "-i", env.toml(), "--scope", "whm", "--name", "ci-*", "--never-expires",
-                "--expiring-within", "soon",
+                "update",
+                "-i",
+                env.toml(),
+                "--scope",
+                "whm",
+                "--name",
+                "ci-*",
+                "--never-expires",
+                "--expiring-within",
+                "soon",
             ],
             &["--expiring-within", "\"soon\" is not a duration"],
         ),
@@ -101,9 +135,17 @@ fn bad_acls_allow_lists_and_scopes_are_refused_before_anything_is_sent() {
         let run = env.run(args);
         run.expect(2);
         for w in *want {
-            assert!(run.stderr.contains(w), "{args:?}: {w:?} not in\n{}", run.stderr);
+            assert!(
+                run.stderr.contains(w),
+                "{args:?}: {w:?} not in\n{}",
+                run.stderr
+            );
         }
-        assert!(run.stderr.contains("hint:"), "{args:?}: a fix\n{}", run.stderr);
+        assert!(
+            run.stderr.contains("hint:"),
+            "{args:?}: a fix\n{}",
+            run.stderr
+        );
         assert_eq!(env.total_requests(), 0, "{args:?}: nothing is sent");
         assert!(!env.path("whm.age").exists() && !env.path("whm.age.journal").exists());
     }
@@ -120,7 +162,11 @@ fn rotate_expiring_within_renews_only_the_tokens_about_to_expire() {
     for h in env.fleet.hosts() {
         for a in h.accounts() {
             let far = h.name() == "web002";
-            let expires = if far { now + 365 * 86_400 } else { now + 5 * 86_400 };
+            let expires = if far {
+                now + 365 * 86_400
+            } else {
+                now + 5 * 86_400
+            };
             let secret = h.add_account_token(&a, "old-ci", Some(expires));
             h.add_account_token(&a, "keep", Some(now - 86_400));
             if far {
@@ -168,10 +214,19 @@ fn rotate_expiring_within_renews_only_the_tokens_about_to_expire() {
             assert_eq!(t["revoked"][0]["name"], "old-ci", "{t}");
         } else {
             assert_eq!(t["status"], "unchanged", "{t}");
-            assert_eq!(t["note"], "no token matching old-* expires within 30d", "{t}");
+            assert_eq!(
+                t["note"], "no token matching old-* expires within 30d",
+                "{t}"
+            );
         }
     }
-    assert!(dry.stdout.contains("no token matching old-* expires within 30d") || dry.stderr.contains("no token matching old-* expires within 30d"));
+    assert!(
+        dry.stdout
+            .contains("no token matching old-* expires within 30d")
+            || dry
+                .stderr
+                .contains("no token matching old-* expires within 30d")
+    );
     assert_eq!(live_tokens(&env), before, "a dry run changes nothing");
 
     let run = rotate(&[], "rot.json");
@@ -185,7 +240,10 @@ fn rotate_expiring_within_renews_only_the_tokens_about_to_expire() {
     assert_eq!(rows.len(), 2);
     for (host, account, secret) in &soon {
         let h = env.fleet.host(host);
-        assert!(!h.token_valid(account, secret), "{host}/{account}: old-ci revoked");
+        assert!(
+            !h.token_valid(account, secret),
+            "{host}/{account}: old-ci revoked"
+        );
         let row = rows
             .iter()
             .find(|r| &r["host"] == host && &r["account"] == account)
@@ -194,10 +252,20 @@ fn rotate_expiring_within_renews_only_the_tokens_about_to_expire() {
     }
     for (host, account, secret) in &later {
         let h = env.fleet.host(host);
-        assert!(h.token_valid(account, secret), "{host}/{account}: still live");
-        let names: Vec<String> = h.account_tokens(account).into_iter().map(|t| t.name).collect();
+        assert!(
+            h.token_valid(account, secret),
+            "{host}/{account}: still live"
+        );
+        let names: Vec<String> = h
+            .account_tokens(account)
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         assert_eq!(names.len(), 2, "{host}/{account}: untouched: {names:?}");
-        assert!(rows.iter().all(|r| !(&r["host"] == host && &r["account"] == account)));
+        assert!(
+            rows.iter()
+                .all(|r| !(&r["host"] == host && &r["account"] == account))
+        );
     }
     let held = env.open_handoff(&env.path("rot.age"));
     assert_promises(&env, &before, &held, &[&run]);
