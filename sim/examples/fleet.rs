@@ -18,10 +18,10 @@ use anyhow::{Context, bail};
 use cpanel_sim::parts::{self, FleetParts};
 use cpanel_sim::{
     Addressing, CertMode, FaultsFile, Fleet, FleetSpec, HostReport, InventoryHost,
-    InventoryOptions, InventoryTls, parse_duration, write_private,
+    InventoryOptions, InventoryTls, Seeded, parse_duration, seeds, write_private,
 };
 
-const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--jitter DUR] [--out DIR] [--tls pin|ca] [--faults FILE] [--addressing per-host|shared] [--part-size N] [--stats FILE]
+const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--jitter DUR] [--out DIR] [--tls pin|ca] [--faults FILE] [--addressing per-host|shared] [--part-size N] [--stats FILE] [--compromised SEED [--tokens-per-account N]]
 
   --hosts N       hosts to serve (default 5; above --part-size, served by several processes)
   --accounts N    accounts per host (default 10)
@@ -37,6 +37,14 @@ const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--
   --part-size N   most hosts one simulator process serves (default 2500)
   --stats FILE    on exit, write each host's figures (TLS handshakes, requests, mutations, live
                   tokens, ...) to FILE as JSON
+  --compromised SEED
+                  plant an incident's tokens before serving (cpanel_sim::seeds): cPanel's own
+                  (reverse_trust_*, WebPros_Dashboard), a legit backup-offsite, ordinary account
+                  tokens (some expired, some never expiring) and, on some hosts and accounts, the
+                  attacker's (WHM_FullRoot, lp<8 hex>, bkl); the same SEED plants the same names.
+                  What was planted (no secret) goes to DIR/planted.csv
+  --tokens-per-account N
+                  ordinary tokens per account with --compromised (default 3)
   --part K/N      (internal) serve part K of N for a parent over stdin/stdout";
 
 struct Opts {
@@ -51,7 +59,11 @@ struct Opts {
     part_size: usize,
     stats: Option<PathBuf>,
     part: Option<(usize, usize)>,
+    compromised: Option<u64>,
+    tokens_per_account: Option<usize>,
 }
+
+const DEFAULT_TOKENS_PER_ACCOUNT: usize = 3;
 
 fn parse_args() -> anyhow::Result<Opts> {
     let mut o = Opts {
@@ -66,6 +78,8 @@ fn parse_args() -> anyhow::Result<Opts> {
         part_size: parts::HOSTS_PER_PART,
         stats: None,
         part: None,
+        compromised: None,
+        tokens_per_account: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -121,6 +135,18 @@ fn parse_args() -> anyhow::Result<Opts> {
             }
             "--stats" => o.stats = Some(PathBuf::from(value()?)),
             "--part" => o.part = Some(parts::parse_part(&value()?)?),
+            "--compromised" => {
+                o.compromised = Some(
+                    value()?
+                        .parse()
+                        .context("--compromised takes a seed number, e.g. --compromised 7")?,
+                )
+            }
+            "--tokens-per-account" => {
+                o.tokens_per_account = Some(value()?.parse().ok().filter(|n| *n <= 1000).context(
+                    "--tokens-per-account takes a number 0 to 1000, e.g. --tokens-per-account 3",
+                )?)
+            }
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
     }
@@ -131,6 +157,11 @@ fn parse_args() -> anyhow::Result<Opts> {
         bail!(
             "--addressing shared serves one process's hosts: use at most --part-size ({}) hosts, or per-host addressing",
             o.part_size
+        );
+    }
+    if o.tokens_per_account.is_some() && o.compromised.is_none() {
+        bail!(
+            "--tokens-per-account sets the ordinary tokens of --compromised: add --compromised SEED"
         );
     }
     if o.accounts > 9999 {
@@ -197,7 +228,14 @@ fn spec_of(o: &Opts, range: std::ops::RangeInclusive<usize>) -> anyhow::Result<F
 fn run() -> anyhow::Result<()> {
     let o = parse_args()?;
     if let Some((k, n)) = o.part {
-        return parts::serve_part(spec_of(&o, parts::part_range(o.hosts, k, n))?);
+        let spec = spec_of(&o, parts::part_range(o.hosts, k, n))?;
+        // Each part plants on its own hosts; the plan depends on host names only, so the
+        // parent's planted.csv (from plan_compromised) is what the parts planted.
+        return parts::serve_part_with(spec, |fleet| {
+            if let Some(seed) = o.compromised {
+                cpanel_sim::seed_compromised(fleet, seed, tokens_per_account(&o));
+            }
+        });
     }
     let _ = cpanel_sim::raise_fd_limit();
     // Every fault file's host names are checked against the whole fleet before anything starts.
@@ -215,6 +253,10 @@ fn run() -> anyhow::Result<()> {
     let n_parts = parts::part_count(o.hosts, o.part_size);
     let (served, files) = if n_parts == 1 {
         let fleet = Fleet::start(spec_of(&o, 1..=o.hosts)?)?;
+        if let Some(seed) = o.compromised {
+            let seeded = cpanel_sim::seed_compromised(&fleet, seed, tokens_per_account(&o));
+            write_planted(&o, &seeded)?;
+        }
         let files = fleet.write_inventory(&o.out, &opts);
         (Served::One(fleet), files)
     } else {
@@ -227,6 +269,11 @@ fn run() -> anyhow::Result<()> {
                 c
             })
             .collect();
+        if let Some(seed) = o.compromised {
+            let spec = FleetSpec::uniform(o.hosts, o.accounts);
+            let seeded = seeds::plan_compromised(&spec, seed, tokens_per_account(&o));
+            write_planted(&o, &seeded)?;
+        }
         let fleet = FleetParts::start(commands, None)?;
         let files = fleet.write_inventory(&o.out, &opts);
         (Served::Parts(fleet), files)
@@ -296,6 +343,13 @@ fn run() -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
+    if let Some(seed) = o.compromised {
+        println!(
+            "  compromised seed {seed}, {} ordinary tokens per account: planted tokens in {}",
+            tokens_per_account(&o),
+            o.out.join("planted.csv").display()
+        );
+    }
     println!();
     println!("Try:");
     let tf = tokenfleet_command();
@@ -305,6 +359,9 @@ fn run() -> anyhow::Result<()> {
         "  {tf} create -i {dir}/inventory.toml --name 'ci-{{date}}' -R {dir}/recipient.txt -o handoff.age"
     );
     println!("  {tf} open handoff.age --identity {dir}/identity.txt");
+    if o.compromised.is_some() {
+        println!("  {tf} audit  -i {dir}/inventory.toml");
+    }
     println!();
     println!("Serving until Ctrl-C (or SIGTERM).");
 
@@ -325,6 +382,16 @@ fn run() -> anyhow::Result<()> {
         "cpanel-sim: stopped after {requests} requests ({failed} failed logins, {blocked} refused by cPHulk)"
     );
     Ok(())
+}
+
+fn tokens_per_account(o: &Opts) -> usize {
+    o.tokens_per_account.unwrap_or(DEFAULT_TOKENS_PER_ACCOUNT)
+}
+
+/// What `--compromised` planted, for a person to check an audit against (no secret in it).
+fn write_planted(o: &Opts, seeded: &Seeded) -> anyhow::Result<()> {
+    let path = o.out.join("planted.csv");
+    std::fs::write(&path, seeded.to_csv()).with_context(|| format!("writing {}", path.display()))
 }
 
 fn wait_for_signal() -> anyhow::Result<()> {

@@ -7,6 +7,10 @@
 //! the host's own loopback address with [`Addressing::PerHost`]; [`parts`] splits a big fleet over
 //! processes), keeps token
 //! hashes per account and WHM user, models cPHulk, injects faults on demand and counts what it saw.
+//! WHM tokens keep their ACLs and IP allow-list (`acl-N`, `whitelist_ip-N`; `api_token_update`
+//! changes them in place). Tests plant tokens made by others before a run with [`SeedToken`]
+//! ([`SimHost::seed_whm_token`], [`SimHost::seed_account_token`]; expired ones stay listed but
+//! no longer authenticate), or a whole incident with [`seed_compromised`] ([`seeds`]).
 //!
 //! Faults can also come from a TOML file ([`FaultsFile`]): `[default]` applies to every host and
 //! `[hosts.NAME]` overrides it key by key; durations are written `"20ms"`, `"1.5s"` or as a number
@@ -45,6 +49,7 @@
 mod addr;
 mod inventory;
 pub mod parts;
+pub mod seeds;
 mod server;
 mod spec;
 mod state;
@@ -62,15 +67,16 @@ use tokio::sync::mpsc;
 pub use inventory::{
     InventoryFiles, InventoryHost, InventoryOptions, InventoryTls, write_entries, write_private,
 };
+pub use seeds::{PlantKind, Planted, Seeded, seed_compromised};
 pub use spec::{
     AccountSpec, Addressing, BatchCost, CertMode, CphulkConfig, EchoAuth, Faults, FaultsFile,
     FleetSpec, HostSpec, MAX_BATCH_COMMANDS, OVERSIZED_CREATE_BYTES, TestCaPem, host_name,
     parse_duration,
 };
-pub use state::{SimToken, TokenOwner, TokenSecret};
+pub use state::{SimToken, SimWhmToken, TokenOwner, TokenSecret};
 
 use server::{HostInner, Port, PortCmd, Stats, lock};
-use state::{Cphulk, HostState, TokenRec, hash_token, new_secret, now_epoch};
+use state::{Cphulk, HostState, TokenRec, new_secret, now_epoch};
 
 /// A running fleet. Serves until dropped or [`Fleet::shutdown`]; runs its own tokio runtime on
 /// background threads, so callers need no async code.
@@ -420,7 +426,8 @@ impl HostStats {
         self.requests.get(key).copied().unwrap_or(0)
     }
 
-    /// Requests that create, revoke or rename a token, on any route.
+    /// Requests that create, revoke, rename or update a token, on any route (`api_token_update`
+    /// included).
     pub fn mutations(&self) -> u64 {
         self.requests
             .iter()
@@ -450,7 +457,7 @@ pub struct HostReport {
     pub tls_handshakes: u64,
     pub connections: u64,
     pub requests: u64,
-    /// Requests that create, revoke or rename a token ([`HostStats::mutations`]).
+    /// Requests that create, revoke, rename or update a token ([`HostStats::mutations`]).
     pub mutations: u64,
     pub failed_auth: u64,
     pub blocked: u64,
@@ -670,13 +677,9 @@ impl SimHost {
     /// Seed an account token (expiry may be in the past: an expired token stays listed but no
     /// longer authenticates). Returns the secret. Panics on an unknown account or a taken name.
     pub fn add_account_token(&self, account: &str, name: &str, expires_at: Option<i64>) -> String {
-        let mut state = lock(&self.inner.state);
-        let host = &self.inner.name;
-        let acct = state
-            .accounts
-            .get_mut(account)
-            .unwrap_or_else(|| panic!("cpanel-sim: host {host} has no account {account:?}"));
-        seed(&mut acct.tokens, name, expires_at)
+        let mut t = SeedToken::named(name);
+        t.expires_at = expires_at;
+        self.seed_account_token(account, t)
     }
 
     /// Like [`SimHost::add_account_token`], for a token created `age` ago (its `create_time`
@@ -687,32 +690,96 @@ impl SimHost {
         name: &str,
         age: std::time::Duration,
     ) -> String {
+        let created = now_epoch() - age.as_secs() as i64;
+        self.seed_account_token(account, SeedToken::named(name).created(created))
+    }
+
+    /// Seed a WHM token for root or a reseller (ACLs `all`, no allow-list, never expires).
+    /// Returns the secret. Panics on an unknown WHM user or a taken name.
+    pub fn add_whm_token(&self, whm_user: &str, name: &str) -> String {
+        self.seed_whm_token(whm_user, SeedToken::named(name))
+    }
+
+    /// Seed a token someone else made for `account` before the run: any `create_time`, any
+    /// expiry (a past one: listed, but it no longer authenticates). Returns the secret. Panics
+    /// on an unknown account or a taken name (the name's syntax is not checked: seeding may
+    /// plant what a server would refuse to create). `acls` and `whitelist_ips` are ignored
+    /// (account tokens have neither).
+    pub fn seed_account_token(&self, account: &str, token: SeedToken) -> String {
         let mut state = lock(&self.inner.state);
         let host = &self.inner.name;
         let acct = state
             .accounts
             .get_mut(account)
             .unwrap_or_else(|| panic!("cpanel-sim: host {host} has no account {account:?}"));
-        let secret = seed(&mut acct.tokens, name, None);
-        let rec = acct
-            .tokens
-            .iter_mut()
-            .find(|t| t.name == name)
-            .expect("just seeded");
-        rec.create_time -= age.as_secs() as i64;
-        secret
+        seed(&mut acct.tokens, token, false)
     }
 
-    /// Seed a WHM token for root or a reseller. Returns the secret. Panics on an unknown WHM user
-    /// or a taken name.
-    pub fn add_whm_token(&self, whm_user: &str, name: &str) -> String {
+    /// Seed a WHM token for root or a reseller, as [`SimHost::seed_account_token`] does for an
+    /// account; empty `acls` means `["all"]`. Returns the secret.
+    pub fn seed_whm_token(&self, whm_user: &str, token: SeedToken) -> String {
         let mut state = lock(&self.inner.state);
         let host = &self.inner.name;
         let tokens = state
             .whm_users
             .get_mut(whm_user)
             .unwrap_or_else(|| panic!("cpanel-sim: host {host} has no WHM user {whm_user:?}"));
-        seed(tokens, name, None)
+        seed(tokens, token, true)
+    }
+
+    /// `whm_user`'s WHM tokens with their ACLs, allow-lists and expiry (empty for an unknown
+    /// user), in creation order.
+    pub fn whm_token_details(&self, whm_user: &str) -> Vec<SimWhmToken> {
+        lock(&self.inner.state)
+            .whm_users
+            .get(whm_user)
+            .map(|t| t.iter().map(TokenRec::whm_public).collect())
+            .unwrap_or_default()
+    }
+
+    /// Run `f` on this host's state under its lock (bulk seeding without a lock per token).
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce(&mut HostState) -> R) -> R {
+        f(&mut lock(&self.inner.state))
+    }
+}
+
+/// A token to plant before a run ([`SimHost::seed_whm_token`], [`SimHost::seed_account_token`]):
+/// `SeedToken::named("x").created(t).expires(t).acls(&["clustering"]).whitelist(&["10.0.0.0/8"])`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeedToken {
+    pub name: String,
+    /// Unix time; `None`: now.
+    pub create_time: Option<i64>,
+    /// Unix time, past or future; `None`: never expires.
+    pub expires_at: Option<i64>,
+    /// WHM tokens only; empty: `["all"]`.
+    pub acls: Vec<String>,
+    /// WHM tokens only; empty: any address.
+    pub whitelist_ips: Vec<String>,
+}
+
+impl SeedToken {
+    pub fn named(name: &str) -> SeedToken {
+        SeedToken {
+            name: name.to_string(),
+            ..SeedToken::default()
+        }
+    }
+    pub fn created(mut self, unix_time: i64) -> SeedToken {
+        self.create_time = Some(unix_time);
+        self
+    }
+    pub fn expires(mut self, unix_time: i64) -> SeedToken {
+        self.expires_at = Some(unix_time);
+        self
+    }
+    pub fn acls(mut self, acls: &[&str]) -> SeedToken {
+        self.acls = acls.iter().map(|a| a.to_string()).collect();
+        self
+    }
+    pub fn whitelist(mut self, ips: &[&str]) -> SeedToken {
+        self.whitelist_ips = ips.iter().map(|a| a.to_string()).collect();
+        self
     }
 }
 
@@ -755,19 +822,28 @@ const _: () = {
     send_sync::<SimHost>();
 };
 
-fn seed(tokens: &mut Vec<TokenRec>, name: &str, expires_at: Option<i64>) -> String {
+/// Plant `token` in a token set (a WHM user's when `whm`: ACLs default to `all`).
+pub(crate) fn seed(tokens: &mut Vec<TokenRec>, token: SeedToken, whm: bool) -> String {
+    let name = token.name;
     assert!(
         !tokens.iter().any(|t| t.name == name),
         "cpanel-sim: a token named {name:?} already exists"
     );
-    let secret = new_secret();
-    tokens.push(TokenRec {
-        name: name.to_string(),
-        secret: secret.clone(),
-        hash: hash_token(&secret),
-        create_time: now_epoch(),
-        expires_at: expires_at.map(serde_json::Value::from).unwrap_or_default(),
-        expires_epoch: expires_at,
-    });
+    let expires = token.expires_at;
+    let (mut rec, secret) = TokenRec::new(
+        &name,
+        token.create_time.unwrap_or_else(now_epoch),
+        expires.map(serde_json::Value::from).unwrap_or_default(),
+        expires,
+    );
+    if whm {
+        rec.acls = if token.acls.is_empty() {
+            vec!["all".to_string()]
+        } else {
+            token.acls
+        };
+        rec.whitelist_ips = token.whitelist_ips;
+    }
+    tokens.push(rec);
     secret
 }

@@ -66,7 +66,14 @@ pub fn parse_part(text: &str) -> anyhow::Result<(usize, usize)> {
 /// In a part process: read the setup from stdin, start `spec` with the fleet's root token and CA
 /// on per-host addresses, announce the hosts on stdout, answer `stats` requests, and return
 /// after writing the final figures once stdin closes. Nothing else may write to stdout.
-pub fn serve_part(mut spec: FleetSpec) -> anyhow::Result<()> {
+pub fn serve_part(spec: FleetSpec) -> anyhow::Result<()> {
+    serve_part_with(spec, |_| {})
+}
+
+/// [`serve_part`], with `prepare` run on the started fleet before its hosts are announced (so the
+/// parent sees them ready): e.g. [`crate::seed_compromised`], which plants the same tokens
+/// whichever part serves a host.
+pub fn serve_part_with(mut spec: FleetSpec, prepare: impl FnOnce(&Fleet)) -> anyhow::Result<()> {
     let _ = crate::raise_fd_limit();
     // Ctrl-C in a terminal reaches the whole process group: the parent decides when parts stop
     // (it closes their stdin), so it can still collect their figures.
@@ -86,6 +93,7 @@ pub fn serve_part(mut spec: FleetSpec) -> anyhow::Result<()> {
     });
     spec.addressing = Addressing::PerHost;
     let fleet = Fleet::start(spec)?;
+    prepare(&fleet);
     let mut out = std::io::stdout().lock();
     let hosts = fleet.hosts().iter().map(InventoryHost::of).collect();
     say(&mut out, &Message::Hosts(hosts))?;

@@ -988,27 +988,21 @@ fn whm_call(
             let acls: Vec<&str> = args.repeated("acl");
             let acls: Vec<&str> = if acls.is_empty() { vec!["all"] } else { acls };
             let ips = args.repeated("whitelist_ip");
-            if ips.len() > 100 {
-                return (
-                    whm_fail(
-                        function,
-                        &format!(
-                            "{CREATE_FAILED}You may not specify more than 100 whitelisted IP addresses."
-                        ),
-                    ),
-                    None,
-                );
+            if let Err(m) = crate::state::check_whitelist(&ips) {
+                return (whm_fail(function, &format!("{CREATE_FAILED}{m}")), None);
             }
             let expires_value = epoch.map(Value::from).unwrap_or(Value::Null);
             let Some(tokens) = state.whm_users.get_mut(user) else {
                 return (whm_fail(function, "Access denied"), None);
             };
             match crate::state::create_in(tokens, name, expires_value.clone(), epoch, server_now) {
-                Ok((secret, create_time)) => {
+                Ok((secret, rec)) => {
+                    rec.acls = acls.iter().map(|a| a.to_string()).collect();
+                    rec.whitelist_ips = ips.iter().map(|ip| ip.to_string()).collect();
                     let mut data = json!({
                         "name": name,
                         "token": secret,
-                        "create_time": create_time,
+                        "create_time": rec.create_time,
                         "expires_at": expires_value,
                         "acls": acls,
                     });
@@ -1070,15 +1064,14 @@ fn whm_call(
             (whm_ok(function, json!({})), None)
         }
         "api_token_update" => {
-            let Some(name) = args.get("token_name") else {
+            let Some(name) = args.get("token_name").filter(|n| !n.is_empty()) else {
                 return (whm_fail(function, &missing_arg("token_name")), None);
             };
-            let new_name = args.get("new_name").unwrap_or(name);
             let Some(tokens) = state.whm_users.get_mut(user) else {
                 return (whm_fail(function, "Access denied"), None);
             };
-            match crate::state::rename_in(tokens, name, new_name) {
-                Ok(()) => (whm_ok(function, json!({"name": new_name})), None),
+            match update_whm_token(tokens, name, args) {
+                Ok(t) => (whm_ok(function, whm_token_written(t)), None),
                 Err(m) => (whm_fail(function, &m), None),
             }
         }
@@ -1181,16 +1174,109 @@ fn whm_call(
     }
 }
 
+/// ACL names WHM lists for every token, granted or not (a real server lists all it knows, 0 for
+/// those not granted); a granted ACL not named here is listed too.
+const KNOWN_ACLS: &[&str] = &[
+    "all",
+    "list-accts",
+    "create-acct",
+    "kill-acct",
+    "suspend-acct",
+    "edit-account",
+    "passwd",
+    "clustering",
+    "create-user-session",
+];
+
 /// One WHM token as `api_token_list` shows it per name and `api_token_get_details` as its
-/// `data` (never the secret).
+/// `data` (never the secret): `acls` an object of ACL name to 0/1, `whitelist_ips` null or a list.
 fn whm_token_details(t: &crate::state::TokenRec) -> Value {
+    let mut acls = serde_json::Map::new();
+    for known in KNOWN_ACLS {
+        acls.insert(known.to_string(), json!(0));
+    }
+    for granted in &t.acls {
+        acls.insert(granted.clone(), json!(1));
+    }
     json!({
         "name": t.name,
         "create_time": t.create_time,
         "expires_at": t.expires_at,
-        "acls": {"all": 1},
-        "whitelist_ips": null,
+        "acls": acls,
+        "whitelist_ips": whitelist_value(t),
     })
+}
+
+/// A WHM token as a write (`api_token_update`) answers it: `acls` a list, as the create answer.
+fn whm_token_written(t: &crate::state::TokenRec) -> Value {
+    json!({
+        "name": t.name,
+        "create_time": t.create_time,
+        "expires_at": t.expires_at,
+        "acls": t.acls,
+        "whitelist_ips": whitelist_value(t),
+    })
+}
+
+fn whitelist_value(t: &crate::state::TokenRec) -> Value {
+    if t.whitelist_ips.is_empty() {
+        Value::Null
+    } else {
+        json!(t.whitelist_ips)
+    }
+}
+
+/// `api_token_update` on the caller's own tokens: everything is checked before anything changes.
+/// `new_name` renames (as `rename_in`); `expires_at` as on create (`0` or empty: never; absent:
+/// unchanged); `acl`/`acl-N` replace the ACLs; `whitelist_ip`/`whitelist_ip-N` replace the
+/// allow-list, `any` clearing it. The secret is unchanged.
+fn update_whm_token<'a>(
+    tokens: &'a mut [crate::state::TokenRec],
+    name: &str,
+    args: &Args,
+) -> Result<&'a crate::state::TokenRec, String> {
+    if !tokens.iter().any(|t| t.name == name) {
+        return Err(format!("The API token “{name}” does not exist."));
+    }
+    let new_name = args.get("new_name").filter(|n| !n.is_empty());
+    if let Some(n) = new_name {
+        if !crate::state::valid_token_name(n) {
+            return Err(crate::state::invalid_name_message(n));
+        }
+        if n != name && tokens.iter().any(|t| t.name == n) {
+            return Err(crate::state::conflict_message(n));
+        }
+    }
+    let expires = match args.get("expires_at") {
+        None => None,
+        Some(raw) => Some(parse_expires(raw, true)?),
+    };
+    let acls = args.repeated("acl");
+    let ips = args.repeated("whitelist_ip");
+    let clear_ips = ips.contains(&"any");
+    if !clear_ips {
+        crate::state::check_whitelist(&ips)?;
+    }
+    let t = tokens
+        .iter_mut()
+        .find(|t| t.name == name)
+        .expect("checked above");
+    if let Some(n) = new_name {
+        t.name = n.to_string();
+    }
+    if let Some(epoch) = expires {
+        t.expires_epoch = epoch;
+        t.expires_at = epoch.map(Value::from).unwrap_or(Value::Null);
+    }
+    if !acls.is_empty() {
+        t.acls = acls.iter().map(|a| a.to_string()).collect();
+    }
+    if clear_ips {
+        t.whitelist_ips.clear();
+    } else if !ips.is_empty() {
+        t.whitelist_ips = ips.iter().map(|ip| ip.to_string()).collect();
+    }
+    Ok(t)
 }
 
 /// A UAPI call on the cPanel port as `account` (returns as [`whm_call`] does).

@@ -20,6 +20,20 @@ pub struct SimToken {
     pub expires_at: Value,
 }
 
+/// A WHM token as a test sees it, with what WHM keeps besides the name and dates (never the
+/// secret): see [`crate::SimHost::whm_token_details`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimWhmToken {
+    pub name: String,
+    pub create_time: i64,
+    /// A number, or null (never expires).
+    pub expires_at: Value,
+    /// The ACL names granted, in the order they were given (`["all"]` by default).
+    pub acls: Vec<String>,
+    /// The IP allow-list (addresses or CIDR ranges); empty: any address.
+    pub whitelist_ips: Vec<String>,
+}
+
 /// Whose token it is: a cPanel account's, or a WHM user's (root or a reseller).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum TokenOwner {
@@ -51,9 +65,42 @@ pub(crate) struct TokenRec {
     pub create_time: i64,
     pub expires_at: Value,
     pub expires_epoch: Option<i64>,
+    /// WHM tokens only (empty for account tokens): the ACLs granted.
+    pub acls: Vec<String>,
+    /// WHM tokens only: the IP allow-list (empty: any address).
+    pub whitelist_ips: Vec<String>,
 }
 
 impl TokenRec {
+    /// A token record with a fresh secret (WHM tokens get `acls` `["all"]` from their caller).
+    pub fn new(
+        name: &str,
+        create_time: i64,
+        expires_at: Value,
+        expires_epoch: Option<i64>,
+    ) -> (TokenRec, String) {
+        let secret = new_secret();
+        let rec = TokenRec {
+            name: name.to_string(),
+            secret: secret.clone(),
+            hash: hash_token(&secret),
+            create_time,
+            expires_at,
+            expires_epoch,
+            acls: Vec::new(),
+            whitelist_ips: Vec::new(),
+        };
+        (rec, secret)
+    }
+    pub fn whm_public(&self) -> SimWhmToken {
+        SimWhmToken {
+            name: self.name.clone(),
+            create_time: self.create_time,
+            expires_at: self.expires_at.clone(),
+            acls: self.acls.clone(),
+            whitelist_ips: self.whitelist_ips.clone(),
+        }
+    }
     fn active(&self, now: i64) -> bool {
         self.expires_epoch.is_none_or(|e| e > now)
     }
@@ -154,31 +201,65 @@ pub(crate) fn parse_expires(raw: &str, zero_is_never: bool) -> Result<Option<i64
     Ok(Some(v))
 }
 
+/// The most entries a WHM token's IP allow-list may hold.
+pub(crate) const MAX_WHITELIST: usize = 100;
+
+pub(crate) const TOO_MANY_IPS: &str = "You may not specify more than 100 whitelisted IP addresses.";
+
+/// Is `entry` an IP address or a CIDR range (`10.0.0.0/8`, `2001:db8::/32`)?
+pub(crate) fn valid_ip_or_cidr(entry: &str) -> bool {
+    let (addr, prefix) = match entry.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (entry, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    match prefix {
+        None => true,
+        Some(p) => {
+            !p.is_empty()
+                && p.len() <= 3
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| n <= max)
+        }
+    }
+}
+
+pub(crate) fn invalid_ip_message(entry: &str) -> String {
+    format!("“{entry}” is not a valid IP address or CIDR range.")
+}
+
+/// Check a `whitelist_ip`/`whitelist_ip-N` list (at most 100 entries, each an IP or CIDR).
+pub(crate) fn check_whitelist(ips: &[&str]) -> Result<(), String> {
+    if ips.len() > MAX_WHITELIST {
+        return Err(TOO_MANY_IPS.to_string());
+    }
+    match ips.iter().find(|ip| !valid_ip_or_cidr(ip)) {
+        Some(bad) => Err(invalid_ip_message(bad)),
+        None => Ok(()),
+    }
+}
+
 /// Create a token in a token set (an account's or a WHM user's). `create_time` is the server's
-/// clock (real time plus the host's `clock_offset`).
-pub(crate) fn create_in(
-    tokens: &mut Vec<TokenRec>,
+/// clock (real time plus the host's `clock_offset`). Returns the secret and the new record.
+pub(crate) fn create_in<'a>(
+    tokens: &'a mut Vec<TokenRec>,
     name: &str,
     expires_raw: Value,
     expires_epoch: Option<i64>,
     create_time: i64,
-) -> Result<(String, i64), String> {
+) -> Result<(String, &'a mut TokenRec), String> {
     if !valid_token_name(name) {
         return Err(invalid_name_message(name));
     }
     if tokens.iter().any(|t| t.name == name) {
         return Err(conflict_message(name));
     }
-    let secret = new_secret();
-    tokens.push(TokenRec {
-        name: name.to_string(),
-        secret: secret.clone(),
-        hash: hash_token(&secret),
-        create_time,
-        expires_at: expires_raw,
-        expires_epoch,
-    });
-    Ok((secret, create_time))
+    let (rec, secret) = TokenRec::new(name, create_time, expires_raw, expires_epoch);
+    tokens.push(rec);
+    Ok((secret, tokens.last_mut().expect("just pushed")))
 }
 
 /// Remove the tokens named `name` from a token set; returns them (empty: there was none).
@@ -224,6 +305,8 @@ impl HostState {
                 create_time: now_epoch(),
                 expires_at: Value::Null,
                 expires_epoch: None,
+                acls: vec!["all".to_string()],
+                whitelist_ips: Vec::new(),
             }],
         );
         for r in resellers {
@@ -327,8 +410,8 @@ impl HostState {
                     Value::String(raw.to_string())
                 };
                 match create_in(&mut acct.tokens, name, raw_value, epoch, server_now) {
-                    Ok((secret, create_time)) => (
-                        uapi_ok(json!({"create_time": create_time, "token": secret.clone()})),
+                    Ok((secret, rec)) => (
+                        uapi_ok(json!({"create_time": rec.create_time, "token": secret.clone()})),
                         Some(secret),
                     ),
                     Err(m) => (uapi_err(m), None),
@@ -522,6 +605,42 @@ mod tests {
         assert!(c.is_blocked(ip, t0 + Duration::from_secs(13)));
         assert!(c.is_blocked(ip, t0 + Duration::from_secs(71)));
         assert!(!c.is_blocked(ip, t0 + Duration::from_secs(72)));
+    }
+
+    #[test]
+    fn allow_list_entries_are_ips_or_cidr_ranges() {
+        for ok in [
+            "10.0.0.1",
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "2001:db8::1",
+            "2001:db8::/32",
+            "::/128",
+        ] {
+            assert!(valid_ip_or_cidr(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "any",
+            "10.0.0",
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "::/129",
+            "host.example",
+            "10.0.0.1 ",
+        ] {
+            assert!(!valid_ip_or_cidr(bad), "{bad:?}");
+        }
+        assert!(check_whitelist(&["10.0.0.1"; 100]).is_ok());
+        assert_eq!(
+            check_whitelist(&["10.0.0.1"; 101]),
+            Err(TOO_MANY_IPS.to_string())
+        );
+        assert_eq!(
+            check_whitelist(&["10.0.0.1", "nope"]),
+            Err(invalid_ip_message("nope"))
+        );
     }
 
     #[test]

@@ -633,6 +633,7 @@ fn fleet(
     });
     let end = Ending {
         run_id: &plan.run_id,
+        sweep_journal: sweep_journal.as_ref().map(|(j, _)| j.path().to_path_buf()),
         op: plan.op(),
         report: common.report.as_deref(),
         quiet: common.quiet,
@@ -726,6 +727,8 @@ fn progress_for(plan: &Plan, progress: &str, quiet: bool, colour: bool) -> Progr
 /// What the end of a run needs to know besides its outcome.
 struct Ending<'a> {
     run_id: &'a str,
+    /// A sweep's journal (it holds no secret, so no handoff names it): what `resume` continues.
+    sweep_journal: Option<PathBuf>,
     op: Operation,
     report: Option<&'a std::path::Path>,
     quiet: bool,
@@ -869,7 +872,13 @@ fn conclude(
                 "interrupted: the journal is consistent; continue with `{}`",
                 resume_command(journal, sealed_any && !end.passphrase)
             ),
-            None => say!("interrupted"),
+            None => match &end.sweep_journal {
+                Some(journal) => say!(
+                    "interrupted: the journal is consistent; continue with `{}`",
+                    resume_command(journal, false)
+                ),
+                None => say!("interrupted"),
+            },
         }
     }
     Ok(code)
@@ -1082,6 +1091,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     let written = resumed.deliver(&outcome.minted);
     conclude(
         &Ending {
+            sweep_journal: None,
             run_id: &plan.run_id,
             op: plan.op(),
             report: args.report.as_deref(),

@@ -758,3 +758,27 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn protect_globs_of_defaults_and_host_add_up_and_bad_ones_name_their_line() {
+    let inv = tml(
+        "[defaults]\ncredential = \"env:T\"\nprotect = [\"backup-*\"]\n\n[[hosts]]\nname = \"a\"\naccounts = [\"x\"]\nprotect = [\"TNC-WP-*\"]\n\n[[hosts]]\nname = \"b\"\naccounts = [\"y\"]\n",
+    )
+    .unwrap();
+    let globs = |h: &Host| {
+        h.protect
+            .iter()
+            .map(|g| g.as_str().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(globs(&inv.hosts[0]), vec!["TNC-WP-*", "backup-*"]);
+    assert_eq!(globs(&inv.hosts[1]), vec!["backup-*"]);
+    let inv = csv("host,account,protect\nweb1,alice,backup-*;dns-*\n").unwrap();
+    assert_eq!(globs(&inv.hosts[0]), vec!["backup-*", "dns-*"]);
+    let p = problems(tml(
+        "[defaults]\ncredential = \"env:T\"\n\n[[hosts]]\nname = \"a\"\naccounts = [\"x\"]\nprotect = [\"bad[\"]\n",
+    ));
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].field.as_deref(), Some("protect"));
+    assert!(p[0].location.starts_with("inv.toml:7"), "{}", p[0].location);
+}

@@ -130,6 +130,17 @@ fn the_census_classes_every_token_and_exits_1_on_findings() {
     let doc: Value = serde_json::from_str(&run.stdout).expect("stdout is the JSON census");
     assert_eq!(doc["schema_version"], 1);
     assert_eq!(doc["kind"], "audit");
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/audit.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    if let Some(e) = crate::operator::schema_errors(&schema, &schema, &doc, "$") {
+        panic!("the census does not match docs/audit.schema.json: {e}\n{doc:#}");
+    }
     let got = census(&doc);
     let want: BTreeMap<TokenKey, String> = seeded
         .class
@@ -432,4 +443,212 @@ fn bad_census_input_is_exit_2_with_the_line() {
     assert_eq!(env.total_requests(), 0);
     let scope = env.run(&["list", "-i", env.toml(), "--scope", "all"]);
     scope.expect(2);
+}
+
+/// Lines of a sweep journal recording revoked tokens.
+fn swept(journal: &std::path::Path) -> usize {
+    std::fs::read_to_string(journal)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "sweep" && v["step"] == "revoked")
+        .count()
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_and_finishes() {
+    let (env, seeded) = compromised();
+    for h in env.fleet.hosts() {
+        let mut f = h.faults();
+        f.latency = std::time::Duration::from_millis(120);
+        h.set_faults(f);
+    }
+    let before = live_tokens(&env);
+    let journal = env.path("sweep.journal");
+    let mut child = spawn(
+        &env,
+        &[
+            "sweep",
+            "-i",
+            env.toml(),
+            "--known",
+            "ours.age.journal",
+            "--yes",
+            "--journal",
+            "sweep.journal",
+            "-j",
+            "1",
+            "--per-host",
+            "1",
+        ],
+        "first",
+    );
+    let mut signalled = false;
+    for _ in 0..2000 {
+        if swept(&journal) >= 2 {
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            signalled = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(signalled, "the sweep ended before it could be interrupted");
+    assert_eq!(wait_bounded(&mut child), 130);
+    let first_err = std::fs::read_to_string(env.path("first.stderr")).unwrap();
+    assert!(
+        first_err.contains("tokenfleet resume sweep.journal"),
+        "{first_err}"
+    );
+    let part: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    assert!(
+        part.len() < unknown_of(&seeded).len(),
+        "interrupted part-way"
+    );
+    assert!(part.is_subset(&unknown_of(&seeded)));
+    for h in env.fleet.hosts() {
+        h.set_faults(Default::default());
+        h.reset_stats();
+    }
+    let resumed = env.run(&["resume", "sweep.journal", "--report", "resumed.json"]);
+    resumed.expect(0);
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    assert_eq!(gone, unknown_of(&seeded), "the resume finished the sweep");
+    let totals = statuses(&read_report(&env.path("resumed.json")));
+    assert!(
+        totals.get("revoked").copied().unwrap_or(0) > 0,
+        "{totals:?}"
+    );
+    env.assert_no_secret_leaked(&[&resumed], &seeded.secrets);
+}
+
+/// Run tokenfleet with stdin and stderr on a pseudo-terminal; when `prompt` appears on it, call
+/// `at_prompt` and type `answer`. Bounded (90 s). Returns the exit code and everything shown.
+fn answer_in_pty(
+    env: &Env,
+    args: &[&str],
+    prompt: &str,
+    answer: &str,
+    mut at_prompt: impl FnMut(),
+) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tokenfleet"));
+    cmd.current_dir(env.dir.path())
+        .env("WHM_TOKEN", env.fleet.root_token())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .stdout(std::fs::File::create(env.path("pty.stdout")).unwrap())
+        .stderr(std::process::Stdio::from(slave))
+        .args(args);
+    let mut child = cmd.spawn().expect("tokenfleet starts");
+    drop(cmd);
+    let mut writer = std::fs::File::from(master.try_clone().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let mut reader = std::fs::File::from(master);
+    let pump = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = String::new();
+    let mut answered = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(bytes) => {
+                shown.push_str(&String::from_utf8_lossy(&bytes));
+                if !answered && shown.contains(prompt) {
+                    answered = true;
+                    at_prompt();
+                    writer.write_all(format!("{answer}\n").as_bytes()).unwrap();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(_) if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                break;
+            }
+            Err(_) => {
+                if child.try_wait().unwrap().is_some() && answered {
+                    // The child is gone; drain what is left.
+                    while let Ok(b) = rx.recv_timeout(std::time::Duration::from_millis(100)) {
+                        shown.push_str(&String::from_utf8_lossy(&b));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    drop(writer);
+    let code = wait_within(&mut child, std::time::Duration::from_secs(10)).expect("it ended");
+    drop(pump);
+    (code, shown)
+}
+
+#[test]
+fn on_a_terminal_the_sweep_shows_what_would_go_and_takes_only_that_after_a_yes() {
+    let (env, seeded) = compromised();
+    let before = live_tokens(&env);
+    let args = [
+        "sweep",
+        "-i",
+        env.toml(),
+        "--known",
+        "ours.age.journal",
+        "--journal",
+        "tty.journal",
+    ];
+    // "no": nothing is revoked, and no journal is left.
+    let (code, shown) = answer_in_pty(&env, &args, "Type yes to go on", "no", || {});
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains("WHM_FullRoot") && shown.contains("would-revoke"),
+        "{shown}"
+    );
+    assert!(shown.contains("not confirmed"), "{shown}");
+    assert_eq!(live_tokens(&env), before);
+    assert!(!env.path("tty.journal").exists());
+    // "yes": what was shown goes; a token planted while the question waited was not shown, so
+    // it stays for the next census.
+    let host = env.fleet.hosts()[1].name().to_string();
+    let mut late = String::new();
+    let (code, shown) = answer_in_pty(&env, &args, "Type yes to go on", "yes", || {
+        late = env.fleet.host(&host).add_whm_token("root", "late-arrival");
+    });
+    assert_eq!(code, 0, "{shown}");
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    assert_eq!(gone, unknown_of(&seeded));
+    assert!(
+        env.fleet
+            .host(&host)
+            .whm_tokens("root")
+            .iter()
+            .any(|t| t.name == "late-arrival"),
+        "only the tokens shown are revoked"
+    );
+    let mut secrets = seeded.secrets.clone();
+    secrets.push(late);
+    assert!(
+        !secrets.iter().any(|s| shown.contains(s.as_str())),
+        "no secret on the terminal"
+    );
 }

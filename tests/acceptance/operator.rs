@@ -401,7 +401,7 @@ fn every_command_has_a_man_page_whose_examples_render_as_typed() {
 /// `value` against the subset of JSON Schema docs/report.schema.json uses (const, enum, type,
 /// required, properties, additionalProperties, propertyNames, items, local $ref); the first
 /// mismatch, with its JSON path.
-fn schema_errors(
+pub(crate) fn schema_errors(
     schema: &serde_json::Value,
     root: &serde_json::Value,
     value: &serde_json::Value,

@@ -10,6 +10,7 @@ mod counters;
 mod endpoints;
 mod faults;
 mod inventory;
+mod policy;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
