@@ -7,7 +7,7 @@
 
 use crate::backend::{self, Fleet, HostAccess};
 use crate::error::InputError;
-use crate::plan::Plan;
+use crate::plan::{Expiring, Plan, TokenPolicy};
 use crate::run::RunOptions;
 use crate::seal::PlanRecord;
 use crate::transport::TransportConfig;
@@ -104,6 +104,12 @@ pub struct RunRecord {
     /// `--shard K/N` (or `--shard-count` with the index): a resume rebuilds only this shard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::Shard>,
+    /// `--acl`, `--whitelist-ip` (`--scope whm`): a resume creates the same tokens.
+    #[serde(default, skip_serializing_if = "TokenPolicy::is_empty")]
+    pub policy: TokenPolicy,
+    /// `rotate --expiring-within`: its deadline as the run computed it, which a resume keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiring: Option<Expiring>,
 }
 
 impl RunRecord {
@@ -230,6 +236,14 @@ mod tests {
             armor: Some(true),
             format: Some("json".into()),
             shard: Some(crate::shard::Shard { k: 2, n: 5 }),
+            policy: TokenPolicy {
+                acls: vec!["list-accts".into()],
+                whitelist: vec!["203.0.113.0/24".into()],
+            },
+            expiring: Some(Expiring {
+                before: 1_900_000_000,
+                within: "30d".into(),
+            }),
         };
         let text = serde_json::to_string(&r.to_value()).unwrap();
         let back: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -23,6 +23,11 @@ pub enum Status {
     /// Dry run: the tokens in `revoked` would be revoked.
     #[serde(rename = "would-revoke")]
     WouldRevoke,
+    /// `update`: the tokens in `updated` were changed in place (same secret).
+    Updated,
+    /// Dry run: the tokens in `updated` would be changed.
+    #[serde(rename = "would-update")]
+    WouldUpdate,
     /// `list`: the target's tokens were listed.
     Listed,
     /// `check`: the host or account answered as the run needs.
@@ -45,6 +50,8 @@ impl Status {
             Status::WouldCreate => "would-create",
             Status::WouldRotate => "would-rotate",
             Status::WouldRevoke => "would-revoke",
+            Status::Updated => "updated",
+            Status::WouldUpdate => "would-update",
             Status::Listed => "listed",
             Status::Checked => "checked",
             Status::Unchanged => "unchanged",
@@ -89,17 +96,23 @@ pub struct TargetResult {
     /// Something the user should know that is not a failure (a token kept on purpose).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `update`: each token changed in place (dry run: that would be), by name, with its
+    /// expiry after the change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub updated: Vec<RevokedToken>,
 }
 
 impl Status {
     /// Every status, in the order the summary lists them.
-    pub const ALL: [Status; 13] = [
+    pub const ALL: [Status; 15] = [
         Status::Created,
         Status::Rotated,
         Status::Revoked,
+        Status::Updated,
         Status::WouldCreate,
         Status::WouldRotate,
         Status::WouldRevoke,
+        Status::WouldUpdate,
         Status::Listed,
         Status::Checked,
         Status::Unchanged,
@@ -128,6 +141,7 @@ impl TargetResult {
             pattern: None,
             revoked: Vec::new(),
             note: None,
+            updated: Vec::new(),
         }
     }
 }
@@ -185,6 +199,7 @@ impl Status {
             Status::Created => Status::WouldCreate,
             Status::Rotated => Status::WouldRotate,
             Status::Revoked => Status::WouldRevoke,
+            Status::Updated => Status::WouldUpdate,
             other => other,
         }
     }

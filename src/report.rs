@@ -94,6 +94,9 @@ impl Report {
         let digest = Digest::of(self);
         let mut out = String::new();
         out.push_str(&self.tokens_by_name(&digest));
+        if self.operation == "update" {
+            out.push_str(&self.updated_by_name());
+        }
         out.push_str(&notes(&digest));
         out.push_str(&needs_a_look(&digest, colour));
         let recap = recap(&digest, colour);
@@ -156,6 +159,41 @@ impl Report {
         out
     }
 
+    /// `update`: each token changed in place (dry run: that would be), by name, with its
+    /// expiry after the change; the first targets, the report has all.
+    fn updated_by_name(&self) -> String {
+        let mut lines = Vec::new();
+        let mut more = 0;
+        for t in self.targets.iter().filter(|t| !t.updated.is_empty()) {
+            if lines.len() == SHOWN_BY_NAME {
+                more += 1;
+                continue;
+            }
+            let tokens: Vec<String> = t.updated.iter().map(|r| r.describe()).collect();
+            lines.push(format!(
+                "  {} {}: {}\n",
+                t.host,
+                t.account.as_deref().unwrap_or("-"),
+                tokens.join(", ")
+            ));
+        }
+        if lines.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(if self.dry_run {
+            "would update, by name:\n"
+        } else {
+            "updated, by name:\n"
+        });
+        out.push_str(&lines.concat());
+        if more > 0 {
+            out.push_str(&format!(
+                "  … and {more} more targets (the --report names each token)\n"
+            ));
+        }
+        out
+    }
+
     /// The exit code of docs/DESIGN.md §5.
     pub fn exit_code(&self, handoff_failed: bool, interrupted: bool) -> i32 {
         if interrupted {
@@ -198,13 +236,15 @@ impl Report {
 
 /// The order counts are said in, everywhere a person reads them: what was done, then what
 /// failed (the cause), then what was skipped because of it.
-pub const SHOWN_ORDER: [Status; 13] = [
+pub const SHOWN_ORDER: [Status; 15] = [
     Status::Created,
     Status::Rotated,
     Status::Revoked,
+    Status::Updated,
     Status::WouldCreate,
     Status::WouldRotate,
     Status::WouldRevoke,
+    Status::WouldUpdate,
     Status::Listed,
     Status::Checked,
     Status::Unchanged,
@@ -472,8 +512,10 @@ pub fn paint(status: Status, text: &str, colour: bool) -> String {
     }
     let style = console::Style::new().force_styling(true);
     let style = match status {
-        Status::Created | Status::Rotated | Status::Revoked => style.green(),
-        Status::WouldCreate | Status::WouldRotate | Status::WouldRevoke => style.cyan(),
+        Status::Created | Status::Rotated | Status::Revoked | Status::Updated => style.green(),
+        Status::WouldCreate | Status::WouldRotate | Status::WouldRevoke | Status::WouldUpdate => {
+            style.cyan()
+        }
         Status::Listed | Status::Checked | Status::Unchanged | Status::Exists => style,
         Status::Unproven => style.magenta().bold(),
         Status::Skipped => style.yellow(),
@@ -512,6 +554,7 @@ mod tests {
             pattern: None,
             revoked: Vec::new(),
             note: None,
+            updated: Vec::new(),
         }
     }
 

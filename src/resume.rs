@@ -786,6 +786,9 @@ fn rebuild_plan(
         run_id: record.run_id.clone(),
         date,
         shard: o.shard,
+        policy: o.policy.clone(),
+        expiring: o.expiring.clone(),
+        change: None,
         census: None,
         sweep: None,
     };

@@ -3,6 +3,7 @@
 //! while counted in flight, so a test can see how many calls a host had at once.
 
 use super::{AccountInfo, ApiError, Backend, NewToken, Owner, TokenInfo};
+use crate::plan::{NewExpiry, TokenChange, TokenPolicy};
 use crate::secret::Secret;
 use crate::transport::TransportError;
 use crate::trust::Pin;
@@ -19,6 +20,7 @@ pub enum Op {
     Revoke,
     Verify,
     Whoami,
+    Update,
 }
 
 /// A token the server holds: what `list` shows, its secret, and whether it was created through
@@ -89,6 +91,23 @@ impl FakeBackend {
     pub fn seed(&self, owner: &str, name: &str, create_time: i64) {
         let stored = (info(name, create_time, None), format!("seed-{name}"), false);
         self.with(|s| s.tokens.insert((owner.into(), name.into()), stored));
+    }
+    /// A token that was on the server before the run, expiring at `expires_at`.
+    pub fn seed_expiring(&self, owner: &str, name: &str, create_time: i64, expires_at: i64) {
+        let stored = (
+            info(name, create_time, Some(expires_at)),
+            format!("seed-{name}"),
+            false,
+        );
+        self.with(|s| s.tokens.insert((owner.into(), name.into()), stored));
+    }
+    /// `owner`'s token `name` as the server holds it now.
+    pub fn token(&self, owner: &str, name: &str) -> Option<TokenInfo> {
+        self.with(|s| {
+            s.tokens
+                .get(&(owner.to_string(), name.to_string()))
+                .map(|t| t.0.clone())
+        })
     }
     /// The names of `owner`'s live tokens (`@whm` for the WHM user's), sorted.
     pub fn listed(&self, owner: &str) -> Vec<String> {
@@ -226,6 +245,50 @@ impl Backend for FakeBackend {
                 create_time,
                 expires_at,
             })
+        })
+    }
+    fn create_token_with(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+        policy: &TokenPolicy,
+    ) -> Result<NewToken, ApiError> {
+        let key = (owner_key(owner), name.to_string());
+        let made = self.create_token(owner, name, expires_at);
+        self.with(|s| {
+            if let Some(t) = s.tokens.get_mut(&key) {
+                t.0.acls = (!policy.acls.is_empty()).then(|| policy.acls.clone());
+                t.0.whitelist_ips = policy.whitelist.clone();
+            }
+        });
+        made
+    }
+    fn update_token(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        change: &TokenChange,
+    ) -> Result<(), ApiError> {
+        let key = (owner_key(owner), name.to_string());
+        self.call(Op::Update, |s| {
+            let Some(t) = s.tokens.get_mut(&key) else {
+                return Err(ApiError::Rejected(format!(
+                    "The API token “{name}” does not exist."
+                )));
+            };
+            match change.expires {
+                Some(NewExpiry::At(at)) => t.0.expires_at = Some(at),
+                Some(NewExpiry::Never) => t.0.expires_at = None,
+                None => {}
+            }
+            if let Some(acls) = &change.acls {
+                t.0.acls = Some(acls.clone());
+            }
+            if let Some(list) = &change.whitelist {
+                t.0.whitelist_ips = list.clone();
+            }
+            Ok(())
         })
     }
     fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError> {

@@ -15,6 +15,7 @@ use super::protocol::{
 use super::redact::Redactor;
 use super::{AccountInfo, ApiError, Backend, Cred, Many, NewToken, Owner, TokenInfo};
 use crate::inventory::{AuthKind, Host};
+use crate::plan::{NewExpiry, TokenChange, TokenPolicy};
 use crate::secret::Secret;
 use crate::transport::HostTransport;
 use crate::trust::Pin;
@@ -88,14 +89,35 @@ impl Http {
         expires_at: Option<i64>,
         known: &Redactor<'_>,
     ) -> Result<NewToken, ApiError> {
+        self.create_token_with(caller, name, expires_at, &TokenPolicy::default(), known)
+    }
+
+    /// [`Http::create_token`] with ACLs and an allow-list (`acl-N`, `whitelist_ip-N`): WHM
+    /// tokens only; for a cPanel account token a non-empty `policy` is refused unsent.
+    pub fn create_token_with(
+        &self,
+        caller: &Caller<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+        policy: &TokenPolicy,
+        known: &Redactor<'_>,
+    ) -> Result<NewToken, ApiError> {
         let expires = expires_at.map(|e| e.to_string());
         let data = match caller {
             Caller::Whm { .. } => {
-                let mut form: Vec<(&str, &str)> = vec![("token_name", name)];
+                let mut form: Vec<(String, &str)> = vec![("token_name".into(), name)];
                 if let Some(e) = &expires {
-                    form.push(("expires_at", e));
+                    form.push(("expires_at".into(), e));
                 }
+                form.extend(numbered("acl", &policy.acls));
+                form.extend(numbered("whitelist_ip", &policy.whitelist));
+                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 self.whm_call(caller, "api_token_create", &form, known, None)
+            }
+            _ if !policy.is_empty() => {
+                return Err(ApiError::Rejected(
+                    crate::plan::policy::ACCOUNT_HAS_NO_POLICY.into(),
+                ));
             }
             _ => {
                 let mut form: Vec<(&str, &str)> = vec![("name", name)];
@@ -107,6 +129,42 @@ impl Http {
         }
         .map_err(conflict_on_duplicate)?;
         parse_new_token(&data, name, expires_at)
+    }
+
+    /// WHM `api_token_update` of `whm_user`'s token `name`: a new expiry (`0`: never), new
+    /// ACLs (`acl-N`), a new allow-list (`whitelist_ip-N`, or `whitelist_ip=any` to clear it).
+    /// The secret is unchanged. WHM tokens only.
+    pub fn update_token(
+        &self,
+        caller: &Caller<'_>,
+        name: &str,
+        change: &TokenChange,
+        known: &Redactor<'_>,
+    ) -> Result<(), ApiError> {
+        if !matches!(caller, Caller::Whm { .. }) {
+            return Err(ApiError::Rejected(
+                crate::plan::policy::ACCOUNT_HAS_NO_UPDATE.into(),
+            ));
+        }
+        let expires = change.expires.map(|e| match e {
+            NewExpiry::At(at) => at.to_string(),
+            NewExpiry::Never => "0".to_string(),
+        });
+        let mut form: Vec<(String, &str)> = vec![("token_name".into(), name)];
+        if let Some(e) = &expires {
+            form.push(("expires_at".into(), e));
+        }
+        if let Some(acls) = &change.acls {
+            form.extend(numbered("acl", acls));
+        }
+        match &change.whitelist {
+            Some(list) if list.is_empty() => form.push(("whitelist_ip".into(), "any")),
+            Some(list) => form.extend(numbered("whitelist_ip", list)),
+            None => {}
+        }
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        self.whm_call(caller, "api_token_update", &form, known, None)
+            .map(|_| ())
     }
 
     /// The caller's tokens (the account's, or `whm_user`'s for `Caller::Whm`).
@@ -405,6 +463,14 @@ impl Http {
     }
 }
 
+/// A repeated WHM API 1 argument as cPanel numbers it: `KEY-1`, `KEY-2`, …
+fn numbered<'v>(key: &str, values: &'v [String]) -> impl Iterator<Item = (String, &'v str)> {
+    values
+        .iter()
+        .enumerate()
+        .map(move |(i, v)| (format!("{key}-{}", i + 1), v.as_str()))
+}
+
 /// How one cPanel route reaches an account's tokens: the only thing `whm.rs` and `cpanel.rs`
 /// decide. Everything else (WHM tokens, discovery, verify, check) is the same on both.
 pub(super) trait Route: Send + Sync + 'static {
@@ -555,9 +621,35 @@ impl<R: Route> Backend for HttpBackend<R> {
             .create_token(&self.caller(owner)?, name, expires_at, &self.known(owner))
     }
 
+    fn create_token_with(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+        policy: &TokenPolicy,
+    ) -> Result<NewToken, ApiError> {
+        self.http.create_token_with(
+            &self.caller(owner)?,
+            name,
+            expires_at,
+            policy,
+            &self.known(owner),
+        )
+    }
+
     fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError> {
         self.http
             .revoke_tokens(&self.caller(owner)?, names, &self.known(owner))
+    }
+
+    fn update_token(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        change: &TokenChange,
+    ) -> Result<(), ApiError> {
+        self.http
+            .update_token(&self.caller(owner)?, name, change, &self.known(owner))
     }
 
     fn batches(&self) -> bool {
@@ -854,6 +946,90 @@ mod wire {
                 ("token_name-1".into(), "b".into()),
                 ("token_name-2".into(), "c".into())
             ]
+        );
+    }
+
+    #[test]
+    fn whm_policy_and_update_travel_as_numbered_arguments() {
+        let (server, t) = start_with(|r: &Recorded| match r.path.as_str() {
+            "/json-api/api_token_create?api.version=1" => Reply::json(
+                200,
+                &format!(
+                    r#"{{"data":{{"name":"ci","token":"{TOKEN}","create_time":1700000000,"expires_at":null,"acls":["list-accts"]}},"metadata":{{"result":1,"reason":"OK"}}}}"#
+                ),
+            ),
+            "/json-api/api_token_update?api.version=1"
+                if r.form().iter().any(|(_, v)| v == "gone") =>
+            {
+                Reply::json(
+                    200,
+                    r#"{"metadata":{"result":0,"reason":"The API token “gone” does not exist."}}"#,
+                )
+            }
+            "/json-api/api_token_update?api.version=1" => Reply::json(
+                200,
+                r#"{"data":{"name":"ci"},"metadata":{"result":1,"reason":"OK"}}"#,
+            ),
+            _ => Reply::json(404, "{}"),
+        });
+        let cred = Secret::new(CRED);
+        let whm = Caller::Whm {
+            whm_user: "root",
+            credential: &cred,
+            auth: AuthKind::Token,
+        };
+        let policy = TokenPolicy {
+            acls: vec!["list-accts".into(), "clustering".into()],
+            whitelist: vec!["198.51.100.0/24".into()],
+        };
+        t.create_token_with(&whm, "ci", None, &policy, &K).unwrap();
+        let change = TokenChange {
+            expires: Some(NewExpiry::Never),
+            acls: Some(vec!["all".into()]),
+            whitelist: Some(Vec::new()),
+        };
+        t.update_token(&whm, "ci", &change, &K).unwrap();
+        let e = t.update_token(&whm, "gone", &change, &K).unwrap_err();
+        assert!(
+            matches!(e, ApiError::Rejected(ref m) if m.contains("does not exist")),
+            "{e:?}"
+        );
+        // An account token has neither: refused, nothing sent.
+        let account = Caller::Account {
+            user: "bob",
+            credential: &cred,
+            auth: AuthKind::Token,
+        };
+        assert!(
+            t.create_token_with(&account, "ci", None, &policy, &K)
+                .is_err()
+        );
+        assert!(t.update_token(&account, "ci", &change, &K).is_err());
+        let seen = server.requests();
+        assert_eq!(seen.len(), 3);
+        let pairs = |i: usize| -> Vec<(String, String)> { seen[i].form() };
+        let want = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            pairs(0),
+            want(&[
+                ("token_name", "ci"),
+                ("acl-1", "list-accts"),
+                ("acl-2", "clustering"),
+                ("whitelist_ip-1", "198.51.100.0/24")
+            ])
+        );
+        assert_eq!(
+            pairs(1),
+            want(&[
+                ("token_name", "ci"),
+                ("expires_at", "0"),
+                ("acl-1", "all"),
+                ("whitelist_ip", "any")
+            ])
         );
     }
 

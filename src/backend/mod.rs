@@ -14,6 +14,7 @@
 
 use crate::inventory::{Api, AuthKind, Host};
 pub use crate::outcome::NewToken;
+use crate::plan::{TokenChange, TokenPolicy};
 use crate::secret::Secret;
 use crate::transport::{Endpoint, HostTransport, TransportConfig, TransportError};
 use crate::trust::Pin;
@@ -261,8 +262,37 @@ pub trait Backend: Send + Sync {
         name: &str,
         expires_at: Option<i64>,
     ) -> Result<NewToken, ApiError>;
+    /// [`Backend::create_token`] with ACLs and an IP allow-list (WHM tokens: `acl-N`,
+    /// `whitelist_ip-N`). The default serves an empty `policy` and refuses any other unsent.
+    fn create_token_with(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        expires_at: Option<i64>,
+        policy: &TokenPolicy,
+    ) -> Result<NewToken, ApiError> {
+        if policy.is_empty() {
+            return self.create_token(owner, name, expires_at);
+        }
+        Err(ApiError::Rejected(
+            "this backend cannot give a token ACLs or an IP allow-list".into(),
+        ))
+    }
     /// Revoke tokens by name; names that do not exist are not an error.
     fn revoke_tokens(&self, owner: Owner<'_>, names: &[String]) -> Result<(), ApiError>;
+    /// Change the owner's token `name` in place, keeping its secret (WHM `api_token_update`):
+    /// its expiry, ACLs, allow-list. The default: not supported, nothing sent.
+    fn update_token(
+        &self,
+        owner: Owner<'_>,
+        name: &str,
+        change: &TokenChange,
+    ) -> Result<(), ApiError> {
+        let _ = (owner, name, change);
+        Err(ApiError::Rejected(
+            "this backend cannot change a token in place".into(),
+        ))
+    }
     /// Whether [`Backend::list_tokens_many`] and [`Backend::create_tokens_many`] carry many
     /// calls in one request (WHM API 1 `batch`); the defaults make one call per owner.
     fn batches(&self) -> bool {

@@ -66,6 +66,11 @@ Examples:
 
   # The hosts' own WHM tokens (the WHM user of each host)
   tokenfleet rotate -i fleet.toml --scope whm --name 'whm-{date}' --revoke 'whm-*' -R team.txt -o whm.age
+
+  # Only where a ci-* token expires within 30 days; the new WHM token limited to two ACLs
+  # and the management network
+  tokenfleet rotate -i fleet.toml --scope whm --name 'ci-{date}' --revoke 'ci-*' --expiring-within 30d \\
+      --acl list-accts,create-acct --whitelist-ip 198.51.100.0/24 -R team.txt -o ci.age
 ";
 
 const REVOKE_EXAMPLES: &str = "\
@@ -78,6 +83,23 @@ Examples:
 
   # After a panel compromise: every WHM token but the one tokenfleet logs in with
   tokenfleet revoke -i fleet.toml --scope whm --name '*' --dry-run
+";
+
+const UPDATE_EXAMPLES: &str = "\
+Examples:
+  # Which WHM tokens expiring within 30 days would get 90 more days
+  tokenfleet update -i fleet.toml --scope whm --name 'whm-*' --expiring-within 30d \\
+      --expires-in 90d --dry-run
+
+  # Narrow the DNS cluster tokens to clustering, usable only from the management network
+  tokenfleet update -i fleet.toml --scope whm --name 'cluster-*' --acl clustering \\
+      --whitelist-ip 198.51.100.0/24
+
+  # Anyone may use them again
+  tokenfleet update -i fleet.toml --scope whm --name 'cluster-*' --whitelist-any
+
+cPanel account tokens cannot be changed in place (UAPI has no update): renew them with
+`tokenfleet rotate --expiring-within DUR`.
 ";
 
 const LIST_EXAMPLES: &str = "\
@@ -190,6 +212,9 @@ pub enum Command {
     /// Revoke tokens by name or glob.
     #[command(after_help = REVOKE_EXAMPLES)]
     Revoke(RevokeArgs),
+    /// Change WHM tokens in place (expiry, ACLs, IP allow-list), keeping their secrets.
+    #[command(after_help = UPDATE_EXAMPLES)]
+    Update(UpdateArgs),
     /// List tokens (names and expiry only: secrets are never retrievable).
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
@@ -449,6 +474,15 @@ pub struct MintArgs {
     /// Revoke a same-named token and create it again, instead of reporting `exists`.
     #[arg(long)]
     pub replace_existing: bool,
+    /// `--scope whm`: the WHM privileges the new token gets (e.g. list-accts, clustering;
+    /// `all` is every privilege of the WHM user); repeatable or comma-separated [default:
+    /// every privilege of the WHM user].
+    #[arg(long = "acl", value_name = "ACL")]
+    pub acls: Vec<String>,
+    /// `--scope whm`: the only addresses that may use the new token (IPv4/IPv6 addresses or
+    /// CIDRs, at most 100); repeatable or comma-separated [default: any address].
+    #[arg(long = "whitelist-ip", value_name = "ADDR")]
+    pub whitelist_ips: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -464,6 +498,10 @@ pub struct RotateArgs {
     /// Skip verifying the new token before revoking the old ones.
     #[arg(long)]
     pub no_verify: bool,
+    /// Rotate only targets holding a token matching --revoke that expires within DUR (e.g.
+    /// 30d; already expired counts); the others are `unchanged`.
+    #[arg(long, value_name = "DUR")]
+    pub expiring_within: Option<String>,
     #[command(flatten)]
     pub mint: MintArgs,
 }
@@ -482,6 +520,55 @@ pub struct RevokeArgs {
     /// later call would be refused).
     #[arg(long)]
     pub revoke_own_credential: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Token name or glob of the WHM tokens to change.
+    #[arg(long, value_name = "NAME_OR_GLOB")]
+    pub name: String,
+    /// New expiry: this long from now (e.g. 90d, 12h, "1 week").
+    #[arg(
+        long,
+        value_name = "DUR",
+        conflicts_with_all = ["expires_at", "never_expires"],
+        allow_hyphen_values = true
+    )]
+    pub expires_in: Option<String>,
+    /// New expiry: this time (RFC 3339, or a date: 2027-01-31).
+    #[arg(long, value_name = "WHEN", conflicts_with = "never_expires")]
+    pub expires_at: Option<String>,
+    /// The tokens never expire.
+    #[arg(long)]
+    pub never_expires: bool,
+    /// Replace the tokens' WHM privileges (e.g. list-accts, clustering; `all` is every
+    /// privilege); repeatable or comma-separated.
+    #[arg(long = "acl", value_name = "ACL")]
+    pub acls: Vec<String>,
+    /// Replace the tokens' IP allow-list (IPv4/IPv6 addresses or CIDRs, at most 100);
+    /// repeatable or comma-separated.
+    #[arg(
+        long = "whitelist-ip",
+        value_name = "ADDR",
+        conflicts_with = "whitelist_any"
+    )]
+    pub whitelist_ips: Vec<String>,
+    /// Clear the tokens' IP allow-list: any address may use them.
+    #[arg(long)]
+    pub whitelist_any: bool,
+    /// Only tokens that expire within DUR (e.g. 30d; already expired counts).
+    #[arg(long, value_name = "DUR")]
+    pub expiring_within: Option<String>,
+    /// List what would be changed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Change the token tokenfleet logs in with too, even when the change could narrow it
+    /// (ACLs, allow-list, a sooner expiry); kept as it is otherwise. Extending its expiry is
+    /// always done.
+    #[arg(long)]
+    pub include_own_credential: bool,
 }
 
 #[derive(Debug, Args)]

@@ -119,6 +119,7 @@ mod tests {
             "tokenfleet-create.1",
             "tokenfleet-rotate.1",
             "tokenfleet-revoke.1",
+            "tokenfleet-update.1",
             "tokenfleet-list.1",
             "tokenfleet-check.1",
             "tokenfleet-resume.1",

@@ -159,6 +159,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 args.mint.expires_in.as_deref(),
                 args.mint.expires_at.as_deref(),
             )?;
+            let policy = token_policy(&args.mint.acls, &args.mint.whitelist_ips)?;
             fleet(
                 Job {
                     common: args.common,
@@ -168,6 +169,7 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     seal: Some(args.mint.seal),
                     dry_run: args.mint.dry_run,
                     replace_existing: args.mint.replace_existing,
+                    policy,
                     ..Job::default()
                 },
                 |_, _| Ok(()),
@@ -178,6 +180,8 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                 args.mint.expires_in.as_deref(),
                 args.mint.expires_at.as_deref(),
             )?;
+            let policy = token_policy(&args.mint.acls, &args.mint.whitelist_ips)?;
+            let expiring = expiring(args.expiring_within.as_deref())?;
             fleet(
                 Job {
                     common: args.common,
@@ -189,11 +193,76 @@ pub fn run(cli: Cli) -> Result<i32, Failure> {
                     dry_run: args.mint.dry_run,
                     verify: !args.no_verify,
                     replace_existing: args.mint.replace_existing,
+                    policy,
+                    expiring,
                     ..Job::default()
                 },
                 |_, _| Ok(()),
             )
         }
+        Command::Update(args) => {
+            let change = token_change(&args)?;
+            let expiring = expiring(args.expiring_within.as_deref())?;
+            fleet(
+                Job {
+                    common: args.common,
+                    op: Operation::Update,
+                    name: Some(args.name),
+                    dry_run: args.dry_run,
+                    include_own: args.include_own_credential,
+                    change: Some(change),
+                    expiring,
+                    ..Job::default()
+                },
+                |_, _| Ok(()),
+            )
+        }
+    }
+}
+
+/// `--acl`, `--whitelist-ip` of create and rotate, checked (the scope is the plan's to check).
+fn token_policy(acls: &[String], whitelist: &[String]) -> Result<plan::TokenPolicy, Failure> {
+    Ok(plan::TokenPolicy {
+        acls: plan::policy::acls(acls)?,
+        whitelist: plan::policy::whitelist(whitelist)?,
+    })
+}
+
+/// `--expiring-within DUR`, as a deadline from now.
+fn expiring(raw: Option<&str>) -> Result<Option<plan::Expiring>, Failure> {
+    raw.map(|r| plan::policy::expiring_within(r, jiff::Timestamp::now()))
+        .transpose()
+        .map_err(Failure::from)
+}
+
+/// What `update` changes, checked: every flag's problem at once.
+fn token_change(args: &UpdateArgs) -> Result<plan::TokenChange, Failure> {
+    let mut problems = Vec::new();
+    let mut change = plan::TokenChange::default();
+    match plan::expiry(args.expires_in.as_deref(), args.expires_at.as_deref()) {
+        Ok(Some(at)) => change.expires = Some(plan::NewExpiry::At(at)),
+        Ok(None) if args.never_expires => change.expires = Some(plan::NewExpiry::Never),
+        Ok(None) => {}
+        Err(p) => problems.push(p),
+    }
+    if !args.acls.is_empty() {
+        match plan::policy::acls(&args.acls) {
+            Ok(a) => change.acls = Some(a),
+            Err(p) => problems.push(p),
+        }
+    }
+    if args.whitelist_any {
+        change.whitelist = Some(Vec::new());
+    } else if !args.whitelist_ips.is_empty() {
+        match plan::policy::whitelist(&args.whitelist_ips) {
+            Ok(w) => change.whitelist = Some(w),
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(change)
+    } else {
+        Err(Failure::Input(InputError { problems }))
     }
 }
 
@@ -213,6 +282,14 @@ struct Job {
     run_id: String,
     /// `--shard K/N` or `--shard-count N` with JOB_COMPLETION_INDEX, checked.
     shard: Option<crate::shard::Shard>,
+    /// `--acl`, `--whitelist-ip` (create, rotate).
+    policy: plan::TokenPolicy,
+    /// `--expiring-within` (rotate, update).
+    expiring: Option<plan::Expiring>,
+    /// What `update` changes.
+    change: Option<plan::TokenChange>,
+    /// `update --include-own-credential`.
+    include_own: bool,
     /// `audit`, `sweep`: what classes a token.
     census: Option<CensusArgs>,
     /// `sweep`: what it takes, its journal and what an earlier run of it did.
@@ -253,6 +330,10 @@ impl Default for Job {
             revoke_own: false,
             run_id: format!("{:08x}", fastrand::u32(..)),
             shard: None,
+            policy: plan::TokenPolicy::default(),
+            expiring: None,
+            change: None,
+            include_own: false,
             census: None,
             sweep: None,
         }
@@ -316,6 +397,9 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
         run_id: job.run_id.clone(),
         date: now.strftime("%Y%m%d").to_string(),
         shard: job.shard,
+        policy: job.policy.clone(),
+        expiring: job.expiring.clone(),
+        change: job.change.clone(),
     };
     let plan = plan::build(&inventory, &req, &mut prompt_credential)?;
     let backends = job::backends(
@@ -440,6 +524,7 @@ fn fleet(
         verify: job.verify,
         replace_existing: job.replace_existing,
         revoke_own: job.revoke_own,
+        include_own: job.include_own,
         batch: common.batch as usize,
         ..RunOptions::default()
     };
@@ -1382,5 +1467,7 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
             .to_string()
         }),
         shard: plan.shard,
+        policy: plan.policy.clone(),
+        expiring: plan.expiring.clone(),
     }
 }

@@ -5,7 +5,7 @@
 
 use super::OutFormat;
 use crate::inventory;
-use crate::outcome::{CheckRow, ListingRow, TargetResult};
+use crate::outcome::{CheckRow, ListingRow, Status, TargetResult};
 use crate::plan::{Operation, Plan, Scope};
 use crate::seal::{HandoffFormat, HandoffRow, encode_rows};
 use crate::spool::Spool;
@@ -60,19 +60,29 @@ pub(super) fn print_targets(results: &Spool<TargetResult>, hosts_only: bool, scr
 /// A dry run's verdict per target, every target: what would be created, rotated or revoked,
 /// each revoked token by name with its creation and expiry.
 pub(super) fn print_dry_run(results: &Spool<TargetResult>, screen: Screen) {
+    let mut updates = false;
     let body: Vec<[String; 5]> = results
         .iter()
         .map(|t| {
-            let revokes: Vec<String> = t.revoked.iter().map(|r| r.describe()).collect();
+            // `update` names the tokens it would change; the others, those they would revoke.
+            updates |= !t.updated.is_empty();
+            let revokes: Vec<String> = t
+                .revoked
+                .iter()
+                .chain(&t.updated)
+                .map(|r| r.describe())
+                .collect();
             [
                 t.status.as_str().to_string(),
                 t.host.clone(),
                 t.account.clone().unwrap_or_else(|| "-".into()),
                 t.token_name.clone().unwrap_or_else(|| "-".into()),
-                match (&t.error, revokes.is_empty()) {
-                    (Some(e), _) => e.clone(),
-                    (None, false) => revokes.join(", "),
-                    (None, true) => "-".into(),
+                match (&t.error, revokes.is_empty(), &t.note) {
+                    (Some(e), _, _) => e.clone(),
+                    (None, false, _) => revokes.join(", "),
+                    // Why nothing would happen, when a note says (--expiring-within).
+                    (None, true, Some(n)) if t.status == Status::Unchanged => n.clone(),
+                    (None, true, _) => "-".into(),
                 },
             ]
         })
@@ -85,7 +95,11 @@ pub(super) fn print_dry_run(results: &Spool<TargetResult>, screen: Screen) {
             "HOST",
             "ACCOUNT",
             "NEW TOKEN",
-            "REVOKES (or why not)",
+            if updates {
+                "UPDATES (or why not)"
+            } else {
+                "REVOKES (or why not)"
+            },
         ],
         &body,
     );
@@ -126,7 +140,7 @@ pub(super) fn print_plan(plan: &Plan, op: Operation, screen: Screen) {
                 "    {}: the tokens the census classes unknown\n",
                 plural_accounts(&who)
             ));
-        } else if op == Operation::Revoke {
+        } else if matches!(op, Operation::Revoke | Operation::Update) {
             // One glob for all: the accounts, then what matches is named per token below.
             let who: Vec<&str> = hp
                 .targets

@@ -169,6 +169,38 @@ pub fn build(
     Ok(plan)
 }
 
+/// ACLs, allow-lists and in-place changes exist for WHM tokens only; `update` needs a change.
+fn policy_problems(req: &PlanRequest, op: Operation, problems: &mut Vec<Problem>) {
+    use super::policy::{ACCOUNT_HAS_NO_POLICY, ACCOUNT_HAS_NO_UPDATE};
+    let whm = req.scope == Scope::Whm;
+    if !req.policy.is_empty() && !whm {
+        let flag = if req.policy.acls.is_empty() {
+            "--whitelist-ip"
+        } else {
+            "--acl"
+        };
+        problems.push(
+            Problem::new(flag, ACCOUNT_HAS_NO_POLICY)
+                .hint("add --scope whm to give the hosts' WHM tokens ACLs and an allow-list, or drop the flag"),
+        );
+    }
+    if op != Operation::Update {
+        return;
+    }
+    if !whm {
+        problems.push(
+            Problem::new("update", ACCOUNT_HAS_NO_UPDATE)
+                .hint("add --scope whm to change the hosts' WHM tokens in place"),
+        );
+    }
+    if req.change.as_ref().is_none_or(|c| c.is_empty()) {
+        problems.push(
+            Problem::new("update", "nothing to change")
+                .hint("give at least one of --expires-in DUR, --expires-at WHEN, --never-expires, --acl ACL, --whitelist-ip ADDR or --whitelist-any"),
+        );
+    }
+}
+
 /// The flags that do not depend on a host: names, globs, `--limit`.
 fn parse_flags(
     inventory: &Inventory,
@@ -200,8 +232,19 @@ fn parse_flags(
                 Err(p) => problems.push(p),
             },
         },
+        Operation::Update => match &req.name {
+            None => problems.push(
+                Problem::new("--name", "update needs --name NAME_OR_GLOB")
+                    .hint("e.g. --name 'whm-*' changes every WHM token whose name matches"),
+            ),
+            Some(raw) => match revoke_name(raw) {
+                Ok(p) => revoke = Some(p),
+                Err(p) => problems.push(p),
+            },
+        },
         Operation::List | Operation::Check | Operation::Audit | Operation::Sweep => {}
     }
+    policy_problems(req, op, problems);
     if op == Operation::Rotate {
         match &req.revoke {
             None => problems.push(
@@ -371,7 +414,9 @@ impl Builder<'_> {
                     }
                 }
             }
-            Operation::Revoke => self.flags.revoke.as_ref().map(|p| p.as_str().to_string()),
+            Operation::Revoke | Operation::Update => {
+                self.flags.revoke.as_ref().map(|p| p.as_str().to_string())
+            }
             Operation::List | Operation::Check | Operation::Audit | Operation::Sweep => None,
         }
     }
@@ -515,6 +560,10 @@ impl Builder<'_> {
             (Operation::Create, Some(name), _) => Work::Create { name },
             (Operation::Rotate, Some(name), Some(revoke)) => Work::Rotate { name, revoke },
             (Operation::Revoke, _, Some(pattern)) => Work::Revoke { pattern },
+            (Operation::Update, _, Some(pattern)) => Work::Update {
+                pattern,
+                change: req.change.clone().unwrap_or_default(),
+            },
             (Operation::List, ..) => Work::List,
             (Operation::Check, ..) => Work::Check,
             (Operation::Audit, ..) => Work::Audit {
@@ -538,6 +587,8 @@ impl Builder<'_> {
             warnings: self.warnings,
             shard: req.shard,
             inventory_sha256: String::new(),
+            policy: req.policy.clone(),
+            expiring: req.expiring.clone(),
         })
     }
 }

@@ -12,11 +12,13 @@ mod build;
 mod expiry;
 pub mod limit;
 pub mod name;
+pub mod policy;
 
 pub use build::{build, template_problem};
 pub use expiry::expiry;
 
 pub use name::{NameTemplate, NameVars};
+pub use policy::{Expiring, NewExpiry, TokenChange, TokenPolicy};
 
 /// What the run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -27,6 +29,8 @@ pub enum Operation {
     Revoke,
     List,
     Check,
+    /// WHM tokens changed in place (`api_token_update`).
+    Update,
     Audit,
     Sweep,
 }
@@ -39,6 +43,7 @@ impl Operation {
             Operation::Revoke => "revoke",
             Operation::List => "list",
             Operation::Check => "check",
+            Operation::Update => "update",
             Operation::Audit => "audit",
             Operation::Sweep => "sweep",
         }
@@ -90,6 +95,12 @@ pub struct PlanRequest {
     pub date: String,
     /// `--shard K/N`: only the hosts of this shard (after `--limit`).
     pub shard: Option<crate::shard::Shard>,
+    /// `--acl`, `--whitelist-ip` (create, rotate): parsed; refused without `--scope whm`.
+    pub policy: TokenPolicy,
+    /// `--expiring-within` (rotate, update).
+    pub expiring: Option<Expiring>,
+    /// What `update` changes.
+    pub change: Option<TokenChange>,
     /// `audit`, `sweep`: the census rules, already checked.
     pub census: Option<std::sync::Arc<crate::audit::Rules>>,
     /// `sweep`: what it takes.
@@ -141,6 +152,11 @@ pub enum Work {
     },
     List,
     Check,
+    /// Every WHM token whose name matches `pattern` (`--name`) gets `change`, in place.
+    Update {
+        pattern: glob::Pattern,
+        change: TokenChange,
+    },
     /// Every token listed, classed and flagged.
     Audit {
         rules: std::sync::Arc<crate::audit::Rules>,
@@ -160,6 +176,7 @@ impl Work {
             Work::Revoke { .. } => Operation::Revoke,
             Work::List => Operation::List,
             Work::Check => Operation::Check,
+            Work::Update { .. } => Operation::Update,
             Work::Audit { .. } => Operation::Audit,
             Work::Sweep { .. } => Operation::Sweep,
         }
@@ -186,6 +203,10 @@ pub struct Plan {
     /// SHA-256 of the inventory file's bytes: the report carries it, so `coverage` can tell
     /// that shard reports belong to one inventory.
     pub inventory_sha256: String,
+    /// `--acl`, `--whitelist-ip`: what every new WHM token is created with.
+    pub policy: TokenPolicy,
+    /// `--expiring-within`: only targets holding a matching token that expires by then.
+    pub expiring: Option<Expiring>,
 }
 
 impl Plan {
@@ -224,7 +245,9 @@ impl Plan {
                 })
                 .map_err(|e| e.to_string())?,
             ),
-            Work::Revoke { pattern } => Some(pattern.as_str().to_string()),
+            Work::Revoke { pattern } | Work::Update { pattern, .. } => {
+                Some(pattern.as_str().to_string())
+            }
             Work::List | Work::Check | Work::Audit { .. } | Work::Sweep { .. } => None,
         };
         Ok(Target {

@@ -256,6 +256,7 @@ impl Runner<'_> {
                 pattern,
                 revoked: Vec::new(),
                 note: None,
+                updated: Vec::new(),
             });
         }
     }
@@ -267,7 +268,9 @@ impl Runner<'_> {
         token_name: Option<String>,
     ) -> (Option<String>, Option<String>) {
         match &self.plan.work {
-            Work::Revoke { pattern } => (None, Some(pattern.as_str().to_string())),
+            Work::Revoke { pattern } | Work::Update { pattern, .. } => {
+                (None, Some(pattern.as_str().to_string()))
+            }
             Work::Rotate { revoke, .. } => (token_name, Some(revoke.as_str().to_string())),
             _ => (token_name, None),
         }

@@ -56,7 +56,28 @@ impl Runner<'_> {
             }
             Err(f) => return Err(f),
         };
+        if reconcile.is_none() && !self.expiring_here(cx, name) {
+            return Ok((Status::Unchanged, None));
+        }
         self.create_listed(cx, name, reconcile, present, None)
+    }
+
+    /// `rotate --expiring-within`: whether the target holds a token matching `--revoke` (not
+    /// the new name) that expires by the deadline, by the listing just made; if not, the note
+    /// says so and the target is left `unchanged`. True without the flag.
+    fn expiring_here(&self, cx: &Ctx<'_>, name: &str) -> bool {
+        let (Some(expiring), Work::Rotate { revoke, .. }) = (&self.plan.expiring, &self.plan.work)
+        else {
+            return true;
+        };
+        let listing = cx.listing.borrow();
+        let due = listing
+            .iter()
+            .any(|t| t.name != name && revoke.matches(&t.name) && expiring.holds(t));
+        if !due {
+            *cx.note.borrow_mut() = Some(expiring.none_note(revoke.as_str()));
+        }
+        due
     }
 
     /// [`Runner::create`] once the listing is in `cx.listing` and says whether `name` is
@@ -112,9 +133,12 @@ impl Runner<'_> {
                 None => {
                     self.journal_intent(cx, name, "create")?;
                     cx.attempts.bump();
-                    let created = cx
-                        .backend
-                        .create_token(cx.owner, name, self.plan.expires_at);
+                    let created = cx.backend.create_token_with(
+                        cx.owner,
+                        name,
+                        self.plan.expires_at,
+                        &self.plan.policy,
+                    );
                     self.saw(&cx.attempts, &created);
                     created
                 }
@@ -407,8 +431,8 @@ impl Runner<'_> {
         if self.opts.dry_run {
             // The create's listing said whether the name is free (or would be replaced), and
             // which old tokens the revoke would take once the new one is verified.
-            if status == Status::Exists {
-                return Ok(Status::Exists);
+            if matches!(status, Status::Exists | Status::Unchanged) {
+                return Ok(status);
             }
             let name = cx.name.unwrap_or_default();
             let listing = cx.listing.borrow();

@@ -30,6 +30,7 @@ mod retry;
 mod steps;
 #[cfg(test)]
 mod tests;
+mod update;
 
 /// How the run behaves, from the command line.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub struct RunOptions {
     pub replace_existing: bool,
     /// Revoke: the token tokenfleet logs in with may be revoked too (`--revoke-own-credential`).
     pub revoke_own: bool,
+    /// Update: the token tokenfleet logs in with may be narrowed too (`--include-own-credential`).
+    pub include_own: bool,
     /// `--batch`: at most this many account calls of one host share one WHM API 1 `batch`
     /// request (listings and creates, `api = "whm"` only); 1 = one call per request.
     pub batch: usize,
@@ -78,6 +81,7 @@ impl Default for RunOptions {
             verify: true,
             replace_existing: false,
             revoke_own: false,
+            include_own: false,
             batch: 1,
             hold: HashMap::new(),
         }

@@ -23,6 +23,8 @@ pub(super) struct Ctx<'r> {
     pub(super) listing: std::cell::RefCell<Vec<crate::backend::TokenInfo>>,
     /// A note for the result (a token kept on purpose).
     pub(super) note: std::cell::RefCell<Option<String>>,
+    /// `update`: the tokens changed (or, dry run, to be), each by name.
+    pub(super) updated: std::cell::RefCell<Vec<RevokedToken>>,
 }
 
 impl Ctx<'_> {
@@ -114,6 +116,7 @@ impl Runner<'_> {
             revoked: Default::default(),
             listing: Default::default(),
             note: Default::default(),
+            updated: Default::default(),
         }
     }
 
@@ -158,6 +161,7 @@ impl Runner<'_> {
         result.attempts = cx.attempts.get();
         result.revoked = cx.revoked.take();
         result.note = cx.note.take();
+        result.updated = cx.updated.take();
         result.elapsed_ms = started.elapsed().as_millis() as u64;
         let sent = cx.attempts.get() > 0;
         let follow = match verdict {
@@ -206,6 +210,7 @@ impl Runner<'_> {
             Work::List => self.list(cx),
             Work::Check => self.check_account(cx),
             Work::Revoke { pattern } => self.revoke(cx, pattern),
+            Work::Update { pattern, change } => self.update(cx, pattern, change),
             Work::Audit { .. } => self.list(cx),
             Work::Sweep { rules, filter } => self.sweep(cx, rules, filter),
             Work::Create { .. } => self.create(cx, reconcile).map(|(status, _)| status),

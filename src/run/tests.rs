@@ -57,6 +57,10 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         Operation::Revoke => Work::Revoke { pattern: glob() },
         Operation::List => Work::List,
         Operation::Check => Work::Check,
+        Operation::Update => Work::Update {
+            pattern: glob(),
+            change: crate::plan::TokenChange::default(),
+        },
         Operation::Audit => Work::Audit {
             rules: Default::default(),
         },
@@ -77,6 +81,8 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         warnings: Vec::new(),
         shard: None,
         inventory_sha256: String::new(),
+        policy: Default::default(),
+        expiring: None,
     }
 }
 
@@ -958,4 +964,233 @@ fn replace_existing_never_revokes_the_credential_in_use_and_a_failed_revoke_name
     let r = &out.results.to_vec()[0];
     assert_eq!(r.status, Status::Failed, "{r:?}");
     assert!(r.revoked.is_empty(), "{r:?}");
+}
+
+/// A `--scope whm` plan of one host (per_host 2) whose one target is its WHM user.
+fn whm_plan(op: Operation, work: Work) -> Plan {
+    let mut p = plan(op, &[2], 0);
+    p.scope = Scope::Whm;
+    let token_name = match &work {
+        Work::Create { .. } | Work::Rotate { .. } => Some("tf-new".to_string()),
+        Work::Revoke { pattern } | Work::Update { pattern, .. } => {
+            Some(pattern.as_str().to_string())
+        }
+        _ => None,
+    };
+    p.work = work;
+    p.hosts[0].targets = vec![Target {
+        account: None,
+        token_name,
+        credential: None,
+    }];
+    p
+}
+
+fn update_work(glob: &str, change: crate::plan::TokenChange) -> Work {
+    Work::Update {
+        pattern: glob::Pattern::new(glob).unwrap(),
+        change,
+    }
+}
+
+#[test]
+fn update_changes_matching_whm_tokens_in_place_and_never_narrows_the_own_credential_unasked() {
+    use crate::plan::{NewExpiry, TokenChange};
+    let narrow = TokenChange {
+        acls: Some(vec!["clustering".into()]),
+        ..TokenChange::default()
+    };
+    for include_own in [false, true] {
+        let p = whm_plan(Operation::Update, update_work("*", narrow.clone()));
+        let (fakes, _) = fleet(&p, 0);
+        fakes[0].set_credential_token("ops-root");
+        for name in ["ops-root", "cluster-a", "cluster-b"] {
+            fakes[0].seed("@whm", name, 1);
+        }
+        let out = run(
+            &p,
+            &fakes,
+            RunOptions {
+                include_own,
+                ..opts(2, 0)
+            },
+        );
+        let r = &out.results.to_vec()[0];
+        assert_eq!(r.status, Status::Updated, "{r:?}");
+        let named: Vec<&str> = r.updated.iter().map(|t| t.name.as_str()).collect();
+        let acls = |n: &str| fakes[0].token("@whm", n).unwrap().acls;
+        assert_eq!(acls("cluster-a"), Some(vec!["clustering".to_string()]));
+        assert_eq!(r.pattern.as_deref(), Some("*"));
+        assert_eq!(r.token_name, None, "a glob is never a token name");
+        if include_own {
+            assert_eq!(named, ["cluster-a", "cluster-b", "ops-root"]);
+            assert!(acls("ops-root").is_some());
+        } else {
+            assert_eq!(named, ["cluster-a", "cluster-b"]);
+            assert_eq!(
+                acls("ops-root"),
+                None,
+                "the credential in use is left as it is"
+            );
+            assert!(
+                r.note.as_deref().unwrap().contains("kept ops-root"),
+                "{r:?}"
+            );
+        }
+        // No token was minted or revoked: the secrets are the same.
+        assert!(fakes[0].revoked().is_empty());
+        assert_eq!(fakes[0].calls(Op::Create), 0);
+    }
+    // Extending the expiry takes nothing away: the own credential is extended too, and
+    // nobody asks which token it is.
+    let later = jiff::Timestamp::now().as_second() + 90 * 86_400;
+    let extend = TokenChange {
+        expires: Some(NewExpiry::At(later)),
+        ..TokenChange::default()
+    };
+    let p = whm_plan(Operation::Update, update_work("*", extend));
+    let (fakes, _) = fleet(&p, 0);
+    fakes[0].set_credential_token("ops-root");
+    fakes[0].seed_expiring("@whm", "ops-root", 1, 1_000);
+    let out = run(&p, &fakes, opts(2, 0));
+    let r = &out.results.to_vec()[0];
+    assert_eq!(r.status, Status::Updated, "{r:?}");
+    assert_eq!(r.note, None);
+    assert_eq!(
+        fakes[0].token("@whm", "ops-root").unwrap().expires_at,
+        Some(later)
+    );
+    assert_eq!(r.updated[0].expires_at, Some(crate::time::rfc3339(later)));
+    assert_eq!(fakes[0].calls(Op::Whoami), 0);
+}
+
+#[test]
+fn update_with_expiring_within_takes_only_tokens_about_to_expire_and_a_dry_run_changes_nothing() {
+    use crate::plan::{Expiring, NewExpiry, TokenChange};
+    let now = jiff::Timestamp::now().as_second();
+    let change = TokenChange {
+        expires: Some(NewExpiry::Never),
+        ..TokenChange::default()
+    };
+    for dry_run in [true, false] {
+        let mut p = whm_plan(Operation::Update, update_work("ci-*", change.clone()));
+        p.expiring = Some(Expiring {
+            before: now + 30 * 86_400,
+            within: "30d".into(),
+        });
+        let (fakes, _) = fleet(&p, 0);
+        fakes[0].seed_expiring("@whm", "ci-soon", 1, now + 86_400);
+        fakes[0].seed_expiring("@whm", "ci-gone", 1, now - 86_400);
+        fakes[0].seed_expiring("@whm", "ci-later", 1, now + 300 * 86_400);
+        fakes[0].seed("@whm", "ci-never", 1);
+        fakes[0].seed_expiring("@whm", "other", 1, now + 86_400);
+        let out = run(
+            &p,
+            &fakes,
+            RunOptions {
+                dry_run,
+                ..opts(2, 0)
+            },
+        );
+        let r = &out.results.to_vec()[0];
+        let named: Vec<&str> = r.updated.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(named, ["ci-gone", "ci-soon"], "{r:?}");
+        let expiry = |n: &str| fakes[0].token("@whm", n).unwrap().expires_at;
+        if dry_run {
+            assert_eq!(r.status, Status::WouldUpdate);
+            assert_eq!(fakes[0].calls(Op::Update), 0);
+            assert_eq!(expiry("ci-soon"), Some(now + 86_400));
+        } else {
+            assert_eq!(r.status, Status::Updated);
+            assert_eq!(expiry("ci-soon"), None);
+            assert_eq!(expiry("ci-gone"), None);
+            assert_eq!(expiry("ci-later"), Some(now + 300 * 86_400));
+            assert_eq!(expiry("other"), Some(now + 86_400));
+        }
+    }
+    // Nothing due: unchanged, with a note saying why.
+    let mut p = whm_plan(Operation::Update, update_work("ci-*", change));
+    p.expiring = Some(Expiring {
+        before: now + 86_400,
+        within: "1d".into(),
+    });
+    let (fakes, _) = fleet(&p, 0);
+    fakes[0].seed_expiring("@whm", "ci-later", 1, now + 300 * 86_400);
+    let r = &run(&p, &fakes, opts(2, 0)).results.to_vec()[0];
+    assert_eq!(r.status, Status::Unchanged);
+    assert_eq!(
+        r.note.as_deref(),
+        Some("no token matching ci-* expires within 1d")
+    );
+}
+
+#[test]
+fn rotate_expiring_within_rotates_only_the_targets_whose_old_token_is_about_to_expire() {
+    use crate::plan::Expiring;
+    let now = jiff::Timestamp::now().as_second();
+    for dry_run in [true, false] {
+        let mut p = plan(Operation::Rotate, &[2], 2);
+        p.expiring = Some(Expiring {
+            before: now + 30 * 86_400,
+            within: "30d".into(),
+        });
+        let (fakes, _) = fleet(&p, 0);
+        fakes[0].seed_expiring("u00", "tf-old", 1, now + 86_400);
+        fakes[0].seed_expiring("u01", "tf-old", 1, now + 300 * 86_400);
+        let out = run(
+            &p,
+            &fakes,
+            RunOptions {
+                dry_run,
+                ..opts(2, 0)
+            },
+        );
+        let results = out.results.to_vec();
+        let of = |a: &str| {
+            results
+                .iter()
+                .find(|r| r.account.as_deref() == Some(a))
+                .unwrap()
+        };
+        let (due, later) = (of("u00"), of("u01"));
+        assert_eq!(later.status, Status::Unchanged, "{later:?}");
+        assert_eq!(
+            later.note.as_deref(),
+            Some("no token matching tf-* expires within 30d")
+        );
+        assert!(later.revoked.is_empty());
+        assert_eq!(fakes[0].listed("u01"), ["tf-old"]);
+        if dry_run {
+            assert_eq!(due.status, Status::WouldRotate, "{due:?}");
+            assert_eq!(due.revoked[0].name, "tf-old");
+            assert_eq!(fakes[0].calls(Op::Create), 0);
+        } else {
+            assert_eq!(due.status, Status::Rotated, "{due:?}");
+            assert_eq!(fakes[0].listed("u00"), ["tf-u00"]);
+            assert_eq!(fakes[0].calls(Op::Create), 1);
+        }
+    }
+}
+
+#[test]
+fn a_whm_create_gives_the_new_token_its_acls_and_allow_list() {
+    let mut p = whm_plan(
+        Operation::Create,
+        Work::Create {
+            name: crate::plan::NameTemplate::parse("tf-new").unwrap(),
+        },
+    );
+    p.policy = crate::plan::TokenPolicy {
+        acls: vec!["list-accts".into(), "clustering".into()],
+        whitelist: vec!["198.51.100.0/24".into()],
+    };
+    let (fakes, _) = fleet(&p, 0);
+    let r = &run(&p, &fakes, opts(2, 0)).results.to_vec()[0];
+    assert_eq!(r.status, Status::Created, "{r:?}");
+    let t = fakes[0].token("@whm", "tf-new").unwrap();
+    assert_eq!(
+        t.acls,
+        Some(vec!["list-accts".to_string(), "clustering".to_string()])
+    );
+    assert_eq!(t.whitelist_ips, ["198.51.100.0/24"]);
 }

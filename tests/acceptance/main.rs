@@ -23,6 +23,7 @@ mod leaks;
 mod lockout;
 mod lockout_hang;
 mod operator;
+mod policy;
 mod preflight;
 mod promises;
 mod refusals;
