@@ -275,11 +275,10 @@ fn run(s: &Scenario) -> Vec<String> {
         let mut m = run_tokenfleet(&args, dir.path(), fleet.root_token());
         if op == Op::Audit {
             // Findings are the point (exit 1); a census with an owner not listed is a failure.
-            let census: serde_json::Value =
-                std::fs::read(dir.path().join("tokenfleet.stdout"))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .unwrap_or_default();
+            let census: serde_json::Value = std::fs::read(dir.path().join("tokenfleet.stdout"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
             let summary = &census["summary"];
             m.ok = (m.ok || m.exit == "exit 1") && summary["unreached"] == 0;
             println!(

@@ -87,6 +87,10 @@ pub struct Host {
     /// Token-name globs that `audit` classes `system` and `sweep` never revokes: the
     /// `[defaults]` list and the host's own, together.
     pub protect: Vec<glob::Pattern>,
+    /// `api = "cpanel"` with token logins: the name the accounts' own credential tokens carry
+    /// (cPanel cannot say which token a login used), so `audit` classes it `self` and `sweep`
+    /// may work on those accounts.
+    pub credential_name: Option<String>,
     pub accounts: Accounts,
     /// Where the host was defined, for messages: `inventory.csv:4` or `inventory.toml: hosts[2]`.
     pub origin: String,
@@ -124,6 +128,7 @@ impl Host {
             tls: Tls::default(),
             per_host: None,
             protect: Vec::new(),
+            credential_name: None,
             accounts: Accounts::All,
             origin: "test".into(),
             keys_at: Vec::new(),
@@ -186,6 +191,7 @@ pub(crate) const HOST_KEYS: &[&str] = &[
     "per_host",
     "groups",
     "protect",
+    "credential_name",
 ];
 
 /// A value as written in the file, before its key's rules are applied. CSV cells are `Str`.
@@ -453,6 +459,7 @@ struct Settings {
     tls_insecure: Option<bool>,
     per_host: Option<usize>,
     protect: Option<Vec<glob::Pattern>>,
+    credential_name: Option<String>,
     /// Where each key set here was written.
     at: Vec<(&'static str, String)>,
 }
@@ -479,6 +486,7 @@ impl Settings {
             tls_pin: self.tls_pin.or(d.tls_pin),
             tls_insecure: self.tls_insecure.or(d.tls_insecure),
             per_host: self.per_host.or(d.per_host),
+            credential_name: self.credential_name.or_else(|| d.credential_name.clone()),
             // Both lists: a host's own protect adds to the defaults', never drops one.
             protect: match (self.protect, &d.protect) {
                 (Some(mut mine), Some(theirs)) => {
@@ -715,6 +723,22 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
             };
             s.tls_insecure = b.or(s.tls_insecure);
         }
+        "credential_name" => {
+            if let Some(v) = expect_str(k, problems) {
+                let ok = (1..=50).contains(&v.len())
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if ok {
+                    s.credential_name = Some(v.to_string());
+                } else {
+                    problems.push(
+                        Problem::new(&k.loc, format!("{} is not a token name", show(v)))
+                            .field("credential_name")
+                            .hint("the name of the accounts' own credential tokens, 1-50 of A-Z a-z 0-9 _ -, as cPanel lists it"),
+                    );
+                }
+            }
+        }
         "protect" => {
             let list: Vec<String> = match &k.value {
                 Raw::List(l) => l.iter().map(|g| g.trim().to_string()).collect(),
@@ -930,6 +954,7 @@ pub(crate) fn validate(
             tls,
             per_host: s.per_host,
             protect: s.protect.unwrap_or_default(),
+            credential_name: s.credential_name,
             accounts,
             keys_at: s.at.into_iter().filter(|(_, at)| *at != rh.loc).collect(),
             origin: rh.loc,

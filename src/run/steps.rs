@@ -651,11 +651,17 @@ impl Runner<'_> {
                 credential: Some(own),
                 ..
             } if own.auth == AuthKind::Token && cx.hp.host.api == ApiKind::Cpanel => {
-                unsure = Some(Failure::step(
-                    "audit",
-                    "this account logs in with one of its own tokens and cPanel cannot say which: none of its tokens is revoked (reach it through an api = \"whm\" host, or revoke by name with tokenfleet revoke)".to_string(),
-                    "might revoke the credential in use",
-                ));
+                match &cx.hp.host.credential_name {
+                    // The inventory names it: cPanel cannot.
+                    Some(name) => credential = Some(name.clone()),
+                    None => {
+                        unsure = Some(Failure::step(
+                            "audit",
+                            "this account logs in with one of its own tokens and cPanel cannot say which: none of its tokens is revoked (name it with credential_name in the inventory, reach the account through an api = \"whm\" host, or revoke by name with tokenfleet revoke)".to_string(),
+                            "cannot tell which token is the credential in use: set credential_name",
+                        ))
+                    }
+                }
                 OwnerKind::Account
             }
             Owner::Account { .. } => OwnerKind::Account,

@@ -748,3 +748,51 @@ fn live_tokens_all(env: &Env) -> BTreeSet<TokenKey> {
     }
     out
 }
+
+/// `api = "cpanel"` accounts that log in with one of their own tokens: cPanel cannot say which,
+/// so without `credential_name` the sweep takes nothing there (and says why); with it, the
+/// credential is `self` and every other unknown token goes.
+#[test]
+fn own_token_logins_are_swept_only_when_the_inventory_names_the_credential() {
+    let env = Env::start(small_fleet(1, 2));
+    let mut secrets = env.cpanel_inventory("cp.toml");
+    let h = env.fleet.hosts()[0].clone();
+    for a in h.accounts() {
+        secrets.push(h.add_account_token(&a, "lp0badc0de1", None));
+    }
+    let unsure = env.run(&["sweep", "-i", "cp.toml", "--yes"]);
+    unsure.expect(1);
+    assert!(
+        unsure.stderr.contains("credential_name"),
+        "{}",
+        unsure.stderr
+    );
+    for a in h.accounts() {
+        assert_eq!(h.account_tokens(&a).len(), 2, "nothing revoked on {a}");
+    }
+    let inv = std::fs::read_to_string(env.path("cp.toml")).unwrap();
+    std::fs::write(
+        env.path("cp.toml"),
+        inv.replacen(
+            "[defaults]\n",
+            "[defaults]\ncredential_name = \"bootstrap\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let audit = env.run(&["audit", "-i", "cp.toml", "--format", "json"]);
+    audit.expect(1);
+    let doc: Value = serde_json::from_str(&audit.stdout).unwrap();
+    assert_eq!(doc["summary"]["by_class"]["self"], 2, "{doc:#}");
+    let sweep = env.run(&["sweep", "-i", "cp.toml", "--yes"]);
+    sweep.expect(0);
+    for (a, secret) in h.accounts().iter().zip(&secrets) {
+        let names: Vec<String> = h.account_tokens(a).into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["bootstrap".to_string()], "{a}");
+        assert!(
+            h.token_valid(a, secret),
+            "the credential in use still works"
+        );
+    }
+    env.assert_no_secret_leaked(&[&unsure, &audit, &sweep], &secrets);
+}
