@@ -151,24 +151,9 @@ pub fn write_json(
     rows: &[AuditRow],
     unreached: &[Unreached],
 ) -> std::io::Result<()> {
+    // Streamed, one token per line: a census of 100,000s of tokens is never held twice.
     let at = |t: Option<i64>| t.map(crate::time::rfc3339);
-    let tokens: Vec<JsonRow<'_>> = rows
-        .iter()
-        .map(|r| JsonRow {
-            host: &r.host,
-            owner_kind: r.owner_kind.as_str(),
-            owner: &r.owner,
-            name: &r.name,
-            class: r.class.as_str(),
-            why: &r.why,
-            flags: r.flags.iter().map(|f| f.as_str()).collect(),
-            created_at: at(r.created_at),
-            expires_at: at(r.expires_at),
-            acls: &r.acls,
-            whitelist_ips: &r.whitelist_ips,
-        })
-        .collect();
-    let doc = serde_json::json!({
+    let head = serde_json::json!({
         "schema_version": AUDIT_SCHEMA_VERSION,
         "kind": "audit",
         "run_id": meta.run_id,
@@ -180,11 +165,31 @@ pub fn write_json(
         "scope": meta.scope,
         "inventory_sha256": meta.inventory_sha256,
         "summary": Summary::of(rows, unreached),
-        "tokens": tokens,
         "unreached": unreached,
     });
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    writeln!(out)
+    let head = serde_json::to_string(&head)?;
+    let mut out = std::io::BufWriter::new(out);
+    // `{…head fields…,"tokens":[` then the rows, then `]}`.
+    write!(out, "{},\n\"tokens\": [", &head[..head.len() - 1])?;
+    for (i, r) in rows.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        let row = JsonRow {
+            host: &r.host,
+            owner_kind: r.owner_kind.as_str(),
+            owner: &r.owner,
+            name: &r.name,
+            class: r.class.as_str(),
+            why: &r.why,
+            flags: r.flags.iter().map(|f| f.as_str()).collect(),
+            created_at: at(r.created_at),
+            expires_at: at(r.expires_at),
+            acls: &r.acls,
+            whitelist_ips: &r.whitelist_ips,
+        };
+        serde_json::to_writer(&mut out, &row)?;
+    }
+    writeln!(out, "\n]}}")?;
+    out.flush()
 }
 
 pub fn write_csv(out: &mut dyn Write, rows: &[AuditRow]) -> std::io::Result<()> {
