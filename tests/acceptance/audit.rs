@@ -298,11 +298,13 @@ fn sweep_revokes_exactly_the_unknown_and_journals_each_with_its_metadata() {
     run.expect(0);
     let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
     assert_eq!(gone, unknown_of(&seeded), "exactly the unknown tokens went");
-    // Ours still work, and so does the credential in use (the next run needs it).
-    for row in env.open_handoff(&env.path("ours.age")) {
-        let h = env.fleet.host(&row["host"]);
-        assert!(h.token_valid(&row["account"], &row["token"]), "ours kept");
-    }
+    // Ours still work (no handed-off token revoked), and so does the credential in use.
+    assert_promises(
+        &env,
+        &before,
+        &env.open_handoff(&env.path("ours.age")),
+        &[&run],
+    );
     for h in env.fleet.hosts() {
         assert!(h.whm_token_valid("root", env.fleet.root_token()));
     }
@@ -516,6 +518,12 @@ fn an_interrupted_sweep_resumes_and_finishes() {
     resumed.expect(0);
     let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
     assert_eq!(gone, unknown_of(&seeded), "the resume finished the sweep");
+    assert_promises(
+        &env,
+        &before,
+        &env.open_handoff(&env.path("ours.age")),
+        &[&resumed],
+    );
     let totals = statuses(&read_report(&env.path("resumed.json")));
     assert!(
         totals.get("revoked").copied().unwrap_or(0) > 0,
@@ -795,4 +803,57 @@ fn own_token_logins_are_swept_only_when_the_inventory_names_the_credential() {
         );
     }
     env.assert_no_secret_leaked(&[&unsure, &audit, &sweep], &secrets);
+}
+
+/// A host that refuses the credential costs one failed login, is stopped, and is not contacted
+/// again by the resume (cPHulk counts across runs); the other hosts are swept.
+#[test]
+fn a_refusing_host_costs_one_failed_login_in_a_sweep_and_its_resume() {
+    let (env, seeded) = compromised();
+    let bad = env.fleet.hosts()[2].name().to_string();
+    let toml = std::fs::read_to_string(env.toml()).unwrap();
+    let marker = format!("name = \"{bad}\"\n");
+    assert!(toml.contains(&marker), "{toml}");
+    std::fs::write(
+        env.toml(),
+        toml.replacen(&marker, &format!("{marker}credential = \"env:WRONG\"\n"), 1),
+    )
+    .unwrap();
+    let before = live_tokens(&env);
+    let wrong = [("WRONG", "NOTTHETOKEN0000000000000000000000")];
+    let run = env.run_env(
+        &[
+            "sweep",
+            "-i",
+            env.toml(),
+            "--known",
+            "ours.age.journal",
+            "--yes",
+            "--journal",
+            "s.journal",
+            "--per-host",
+            "8",
+        ],
+        &wrong,
+    );
+    run.expect(1);
+    let h = env.fleet.host(&bad);
+    assert_eq!(
+        h.stats().failed_auth,
+        1,
+        "one failed login on the refusing host"
+    );
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    let want: BTreeSet<TokenKey> = unknown_of(&seeded)
+        .into_iter()
+        .filter(|(host, _, _)| *host != bad)
+        .collect();
+    assert_eq!(
+        gone, want,
+        "the other hosts swept, the refusing one untouched"
+    );
+    let resumed = env.run_env(&["resume", "s.journal"], &wrong);
+    resumed.expect(1);
+    assert_eq!(h.stats().failed_auth, 1, "the resume did not send it again");
+    assert!(resumed.stderr.contains("refused"), "{}", resumed.stderr);
 }
