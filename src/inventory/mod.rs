@@ -539,6 +539,24 @@ fn type_hint(key: &str, want: &str) -> String {
     format!("write {key} as {want}, e.g. {example} (a blank CSV cell inherits)")
 }
 
+/// A TOML list of strings, or a CSV cell with `;` between the items.
+fn list_of(k: &RawKey, want: &str, problems: &mut Vec<Problem>) -> Option<Vec<String>> {
+    match &k.value {
+        Raw::List(l) => Some(l.iter().map(|g| g.trim().to_string()).collect()),
+        Raw::Str(v) => Some(
+            v.split(';')
+                .map(str::trim)
+                .filter(|g| !g.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
+        other => {
+            problems.push(type_problem(k, want, other));
+            None
+        }
+    }
+}
+
 fn expect_int(k: &RawKey, problems: &mut Vec<Problem>) -> Option<i64> {
     match &k.value {
         Raw::Int(i) => Some(*i),
@@ -576,18 +594,8 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
             }
         }
         "groups" => {
-            let list: Vec<String> = match &k.value {
-                Raw::List(l) => l.iter().map(|g| g.trim().to_string()).collect(),
-                Raw::Str(v) => v
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(String::from)
-                    .collect(),
-                other => {
-                    problems.push(type_problem(k, "a list of group names", other));
-                    return;
-                }
+            let Some(list) = list_of(k, "a list of group names", problems) else {
+                return;
             };
             let mut ok = true;
             for g in &list {
@@ -740,18 +748,8 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
             }
         }
         "protect" => {
-            let list: Vec<String> = match &k.value {
-                Raw::List(l) => l.iter().map(|g| g.trim().to_string()).collect(),
-                Raw::Str(v) => v
-                    .split(';')
-                    .map(str::trim)
-                    .filter(|g| !g.is_empty())
-                    .map(String::from)
-                    .collect(),
-                other => {
-                    problems.push(type_problem(k, "a list of token-name globs", other));
-                    return;
-                }
+            let Some(list) = list_of(k, "a list of token-name globs", problems) else {
+                return;
             };
             let mut globs = Vec::new();
             for g in &list {

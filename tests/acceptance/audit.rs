@@ -117,15 +117,7 @@ fn census(doc: &Value) -> BTreeMap<TokenKey, (String, Vec<String>)> {
 fn the_census_classes_every_token_and_exits_1_on_findings() {
     let (env, seeded) = compromised();
     env.fleet.hosts().iter().for_each(|h| h.reset_stats());
-    let run = env.run(&[
-        "audit",
-        "-i",
-        env.toml(),
-        "--known",
-        "ours.age.journal",
-        "--format",
-        "json",
-    ]);
+    let run = env.run(&with_known(&env, "audit", &["--format", "json"]));
     run.expect(1);
     let doc: Value = serde_json::from_str(&run.stdout).expect("stdout is the JSON census");
     assert_eq!(doc["schema_version"], 1);
@@ -223,16 +215,11 @@ fn sweep_dry_run_changes_nothing_and_names_what_would_go() {
     let (env, seeded) = compromised();
     let before = live_tokens(&env);
     env.fleet.hosts().iter().for_each(|h| h.reset_stats());
-    let run = env.run(&[
+    let run = env.run(&with_known(
+        &env,
         "sweep",
-        "-i",
-        env.toml(),
-        "--known",
-        "ours.age.journal",
-        "--dry-run",
-        "--report",
-        "dry.json",
-    ]);
+        &["--dry-run", "--report", "dry.json"],
+    ));
     run.expect(0);
     assert_eq!(live_tokens(&env), before, "a dry run revokes nothing");
     let mutations: u64 = env
@@ -253,6 +240,13 @@ fn sweep_dry_run_changes_nothing_and_names_what_would_go() {
     assert!(run.stderr.contains("WHM_FullRoot"), "{}", run.stderr);
     assert!(!env.path("tokenfleet-sweep.journal").exists());
     env.assert_no_secret_leaked(&[&run], &seeded.secrets);
+}
+
+/// `COMMAND -i INV --known ours.age.journal EXTRA...`: the census knows our tokens.
+fn with_known<'a>(env: &'a Env, command: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![command, "-i", env.toml(), "--known", "ours.age.journal"];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// The key of a report target's token: a WHM target's account is its WHM user.
@@ -283,18 +277,17 @@ fn unknown_of(seeded: &Seeded) -> BTreeSet<TokenKey> {
 fn sweep_revokes_exactly_the_unknown_and_journals_each_with_its_metadata() {
     let (env, seeded) = compromised();
     let before = live_tokens(&env);
-    let run = env.run(&[
+    let run = env.run(&with_known(
+        &env,
         "sweep",
-        "-i",
-        env.toml(),
-        "--known",
-        "ours.age.journal",
-        "--yes",
-        "--journal",
-        "sweep.journal",
-        "--report",
-        "sweep.json",
-    ]);
+        &[
+            "--yes",
+            "--journal",
+            "sweep.journal",
+            "--report",
+            "sweep.json",
+        ],
+    ));
     run.expect(0);
     let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
     assert_eq!(gone, unknown_of(&seeded), "exactly the unknown tokens went");
@@ -332,18 +325,17 @@ fn sweep_revokes_exactly_the_unknown_and_journals_each_with_its_metadata() {
     assert_eq!(journaled, unknown_of(&seeded));
     assert_eq!(mode(&env.path("sweep.journal")), 0o600);
     // A second sweep finds nothing more to take.
-    let again = env.run(&[
+    let again = env.run(&with_known(
+        &env,
         "sweep",
-        "-i",
-        env.toml(),
-        "--known",
-        "ours.age.journal",
-        "--yes",
-        "--journal",
-        "sweep2.journal",
-        "--report",
-        "again.json",
-    ]);
+        &[
+            "--yes",
+            "--journal",
+            "sweep2.journal",
+            "--report",
+            "again.json",
+        ],
+    ));
     again.expect(0);
     let totals = statuses(&read_report(&env.path("again.json")));
     assert_eq!(totals.get("revoked"), None, "{totals:?}");
@@ -354,16 +346,11 @@ fn sweep_revokes_exactly_the_unknown_and_journals_each_with_its_metadata() {
 fn sweep_narrowed_by_name_and_flag_takes_only_those() {
     let (env, seeded) = compromised();
     let before = live_tokens(&env);
-    let run = env.run(&[
+    let run = env.run(&with_known(
+        &env,
         "sweep",
-        "-i",
-        env.toml(),
-        "--known",
-        "ours.age.journal",
-        "--flag",
-        "suspicious",
-        "--yes",
-    ]);
+        &["--flag", "suspicious", "--yes"],
+    ));
     run.expect(0);
     let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
     let want: BTreeSet<TokenKey> = unknown_of(&seeded)
@@ -469,20 +456,19 @@ fn an_interrupted_sweep_resumes_and_finishes() {
     let journal = env.path("sweep.journal");
     let mut child = spawn(
         &env,
-        &[
+        &with_known(
+            &env,
             "sweep",
-            "-i",
-            env.toml(),
-            "--known",
-            "ours.age.journal",
-            "--yes",
-            "--journal",
-            "sweep.journal",
-            "-j",
-            "1",
-            "--per-host",
-            "1",
-        ],
+            &[
+                "--yes",
+                "--journal",
+                "sweep.journal",
+                "-j",
+                "1",
+                "--per-host",
+                "1",
+            ],
+        ),
         "first",
     );
     let mut signalled = false;
@@ -822,18 +808,11 @@ fn a_refusing_host_costs_one_failed_login_in_a_sweep_and_its_resume() {
     let before = live_tokens(&env);
     let wrong = [("WRONG", "NOTTHETOKEN0000000000000000000000")];
     let run = env.run_env(
-        &[
+        &with_known(
+            &env,
             "sweep",
-            "-i",
-            env.toml(),
-            "--known",
-            "ours.age.journal",
-            "--yes",
-            "--journal",
-            "s.journal",
-            "--per-host",
-            "8",
-        ],
+            &["--yes", "--journal", "s.journal", "--per-host", "8"],
+        ),
         &wrong,
     );
     run.expect(1);
