@@ -126,6 +126,8 @@ struct Builder<'r> {
     name_problems: Vec<(String, NameError)>,
     /// Hosts with `tls_insecure = true`, named in one warning.
     insecure: Vec<String>,
+    /// `--scope all` hosts with `api = "cpanel"`: their WHM tokens are not listed (one warning).
+    no_whm: Vec<String>,
     warnings: Vec<String>,
     resolver: Resolver,
     deferred: Vec<Deferred>,
@@ -153,6 +155,7 @@ pub fn build(
         problems,
         name_problems: Vec::new(),
         insecure: Vec::new(),
+        no_whm: Vec::new(),
         warnings,
         resolver: Resolver::new(),
         deferred: Vec::new(),
@@ -357,10 +360,7 @@ impl Builder<'_> {
                         credential: None,
                     });
                 } else {
-                    self.warnings.push(format!(
-                        "{}: api = \"cpanel\" has no WHM credential: its WHM tokens are not listed",
-                        host.name
-                    ));
+                    self.no_whm.push(host.name.clone());
                 }
                 self.account_targets(host, &mut hp);
             }
@@ -508,6 +508,14 @@ impl Builder<'_> {
                     limit::list(&names, 5)
                 ));
             }
+        }
+        if !self.no_whm.is_empty() {
+            let names: Vec<&str> = self.no_whm.iter().map(String::as_str).collect();
+            self.warnings.push(format!(
+                "api = \"cpanel\" on {} ({}): no WHM credential, so their WHM tokens are not listed (only their accounts')",
+                if names.len() == 1 { "1 host".to_string() } else { format!("{} hosts", names.len()) },
+                limit::list(&names, 5)
+            ));
         }
         if self.problems.is_empty()
             && !self.hosts.is_empty()

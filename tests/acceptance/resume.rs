@@ -82,8 +82,12 @@ pub(crate) fn tokens_before(env: &Env) -> BTreeMap<(String, String), BTreeSet<St
         .collect()
 }
 
+/// One create per request (`--batch 1`): the tests that interrupt a run between creates need
+/// work still queued when the signal lands, which a host's one batch would not leave.
 pub(crate) fn create_args<'a>(env: &'a Env, out: &'a str) -> Vec<&'a str> {
-    create_cmd(env, "ci-{date}-{run}", out)
+    let mut args = create_cmd(env, "ci-{date}-{run}", out);
+    args.extend(["--batch", "1"]);
+    args
 }
 
 /// Killed twice (the run, then the first resume), each time with creates in flight: the second
@@ -207,8 +211,7 @@ fn sigint_exits_130_with_a_consistent_journal_then_resume_finishes() {
     let before = tokens_before(&env);
     let journal = env.path("int.age.journal");
     // One create per request, so the interrupt lands with work still queued.
-    let mut args = create_args(&env, "int.age");
-    args.extend(["--batch", "1"]);
+    let args = create_args(&env, "int.age");
     let mut child = spawn(&env, &args, "int");
     signal_after_created(&mut child, &journal, 3, libc::SIGINT);
     assert_eq!(wait_bounded(&mut child), 130);
