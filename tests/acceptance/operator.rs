@@ -348,7 +348,8 @@ fn every_command_has_a_man_page_whose_examples_render_as_typed() {
         .collect();
     pages.sort();
     for cmd in [
-        "create", "rotate", "revoke", "update", "list", "check", "resume", "open", "man",
+        "create", "rotate", "revoke", "update", "list", "check", "audit", "sweep", "resume",
+        "open", "man",
     ] {
         assert!(pages.contains(&format!("tokenfleet-{cmd}.1")), "{pages:?}");
     }
