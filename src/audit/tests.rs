@@ -171,3 +171,36 @@ fn ioc_file_errors_name_the_line() {
     );
     assert!(at.contains(&"--since"), "{at:?}");
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a server names a token, the census gives it one class, never sweeps what
+        /// the credential is, and an `ours` glob never outranks `self` or `system`.
+        #[test]
+        fn every_name_gets_one_class_and_self_wins(name in "[A-Za-z0-9_-]{1,50}") {
+            let r = Rules { ours: vec![glob::Pattern::new("*").unwrap()], ..rules() };
+            let own = Whose { credential: Some(name.as_str()), ..whose(OwnerKind::Whm, "root", &[]) };
+            prop_assert_eq!(r.judge(&own, &tok(&name)).class, Class::SelfCredential);
+            let other = whose(OwnerKind::Account, "bob", &[]);
+            let row = r.judge(&other, &tok(&name));
+            let system = name.starts_with("reverse_trust_")
+                || name == "WebPros_Dashboard"
+                || name == "WP-Dashboard";
+            prop_assert_eq!(row.class, if system { Class::System } else { Class::Ours });
+            prop_assert!(!SweepFilter::default().takes(&row));
+        }
+
+        /// `lp` followed by 6 to 32 hex digits is an indicator; a non-hex character or another
+        /// length is not.
+        #[test]
+        fn lp_hex_names(hex in "[0-9a-fA-F]{6,32}", other in "[g-zG-Z_-][0-9a-f]{5,20}") {
+            let lp_hex = format!("lp{hex}");
+            let lp_other = format!("lp{other}");
+            prop_assert!(builtin_suspicious(&lp_hex));
+            prop_assert!(!builtin_suspicious(&lp_other));
+        }
+    }
+}
