@@ -1,6 +1,6 @@
 //! Why this module exists: fewer round trips. With `--batch N` the account calls of one host
-//! that are safe to share a request (the listings of `list` and of a create, and the creates
-//! themselves, on `api = "whm"` hosts, whose one WHM credential acts for every account through
+//! that are safe to share a request (the listings of `list`, `audit`, `sweep` and of a create,
+//! and the creates themselves, on `api = "whm"` hosts, whose one WHM credential acts for every account through
 //! `uapi_cpanel`) travel in WHM API 1 `batch` requests of at most N calls, instead of one HTTPS
 //! request each. Everything else about a target is unchanged and per target: its listing proves
 //! what exists, its create intent is journaled before the batch carrying its create is sent, a
@@ -46,7 +46,7 @@ impl Runner<'_> {
             && matches!(self.plan.scope, Scope::Account | Scope::All)
             && matches!(
                 self.plan.work,
-                Work::List | Work::Create { .. } | Work::Audit { .. }
+                Work::List | Work::Create { .. } | Work::Audit { .. } | Work::Sweep { .. }
             )
             && self.backends[i].batches()
     }
@@ -122,6 +122,15 @@ impl Runner<'_> {
         let cxs: Vec<Ctx<'_>> = ts.iter().map(|t| self.ctx(i, t)).collect();
         let verdicts = match &self.plan.work {
             Work::Create { .. } => self.create_batch(i, &cxs),
+            // The listings travel together; each owner's revoke (if any) goes on its own.
+            Work::Sweep { rules, filter } => self
+                .list_many(i, &cxs, "list")
+                .into_iter()
+                .zip(&cxs)
+                .map(|(listing, cx)| {
+                    listing.and_then(|tokens| self.sweep_listed(cx, rules, filter, tokens))
+                })
+                .collect(),
             _ => self
                 .list_many(i, &cxs, "list")
                 .into_iter()

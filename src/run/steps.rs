@@ -688,6 +688,17 @@ impl Runner<'_> {
         let tokens = self
             .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
             .map_err(|e| Failure::api("list", e))?;
+        self.sweep_listed(cx, rules, filter, tokens)
+    }
+
+    /// A sweep of one owner whose tokens are listed (alone, or in a WHM `batch`).
+    pub(super) fn sweep_listed(
+        &self,
+        cx: &Ctx<'_>,
+        rules: &crate::audit::Rules,
+        filter: &crate::audit::SweepFilter,
+        tokens: Vec<crate::backend::TokenInfo>,
+    ) -> Result<Status, Failure> {
         let census = self.census(cx, rules, &tokens);
         let taken: Vec<crate::audit::AuditRow> = census
             .rows

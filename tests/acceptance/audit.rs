@@ -836,3 +836,42 @@ fn a_refusing_host_costs_one_failed_login_in_a_sweep_and_its_resume() {
     assert_eq!(h.stats().failed_auth, 1, "the resume did not send it again");
     assert!(resumed.stderr.contains("refused"), "{}", resumed.stderr);
 }
+
+/// A sweep whose listings share WHM `batch` requests takes the same tokens as one call per
+/// request, in fewer requests.
+#[test]
+fn a_batched_sweep_takes_what_one_call_per_request_takes_in_fewer_requests() {
+    let mut seen = Vec::new();
+    for batch in ["1", "25"] {
+        let env = Env::start(small_fleet(3, 40));
+        cpanel_sim::seed_compromised(&env.fleet, 11, 4);
+        let before = live_tokens(&env);
+        env.fleet.hosts().iter().for_each(|h| h.reset_stats());
+        env.run(&[
+            "sweep",
+            "-i",
+            env.toml(),
+            "--flag",
+            "suspicious",
+            "--yes",
+            "--batch",
+            batch,
+        ])
+        .expect(0);
+        let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+        assert!(!gone.is_empty());
+        assert!(
+            gone.iter()
+                .all(|(_, _, n)| n == "WHM_FullRoot" || n == "bkl" || n.starts_with("lp")),
+            "{gone:?}"
+        );
+        seen.push((gone, env.total_requests()));
+    }
+    assert_eq!(seen[0].0, seen[1].0, "the same tokens either way");
+    assert!(
+        seen[1].1 * 2 < seen[0].1,
+        "batched listings: {} requests, one by one: {}",
+        seen[1].1,
+        seen[0].1
+    );
+}
