@@ -59,6 +59,7 @@ pub fn rules(flags: &RuleFlags, now: i64) -> Result<Rules, Vec<Problem>> {
         }
     }
     let mut from = Vec::new();
+    let read_at = std::time::Instant::now();
     for path in &flags.known {
         match read_known(path) {
             Ok(names) => {
@@ -67,6 +68,12 @@ pub fn rules(flags: &RuleFlags, now: i64) -> Result<Rules, Vec<Problem>> {
             }
             Err(p) => problems.push(p),
         }
+    }
+    if !flags.known.is_empty() {
+        rules.known_files = Some(std::sync::Arc::new(super::KnownFiles {
+            paths: flags.known.clone(),
+            read: std::sync::Mutex::new((Some(read_at), rules.known.clone())),
+        }));
     }
     rules.known_from = match from.len() {
         0 => String::new(),

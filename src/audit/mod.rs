@@ -183,8 +183,56 @@ pub struct Rules {
     pub known: HashSet<(String, String, String)>,
     /// Where `known` came from, for `why`.
     pub known_from: String,
+    /// The `--known` files, read again when a sweep is about to revoke a token they did not
+    /// name when last read (see [`Rules::named_since`]).
+    pub known_files: Option<std::sync::Arc<KnownFiles>>,
     /// `--ioc` globs.
     pub ioc: Vec<glob::Pattern>,
+}
+
+/// When the `--known` files were last read (the reading started then), and what they named.
+type KnownRead = (
+    Option<std::time::Instant>,
+    HashSet<(String, String, String)>,
+);
+
+/// The `--known` files as last read, shared by every worker of a sweep.
+#[derive(Debug, Default)]
+pub struct KnownFiles {
+    pub paths: Vec<std::path::PathBuf>,
+    /// When the files were last read (the reading started then), and what they named.
+    pub read: std::sync::Mutex<KnownRead>,
+}
+
+impl Rules {
+    /// Whether a `--known` file names this token now, reading the files again if they were
+    /// last read before `listed_at` (the start of the listing that showed the token). A run
+    /// of ours journals a create's intent before it sends the create, so a token that a
+    /// concurrent create made, and the listing showed, is named in its journal by then: a
+    /// sweep running beside a rotation never takes the rotation's new tokens.
+    pub fn named_since(
+        &self,
+        key: &(String, String, String),
+        listed_at: std::time::Instant,
+    ) -> bool {
+        let Some(files) = &self.known_files else {
+            return false;
+        };
+        let mut read = files.read.lock().unwrap_or_else(|p| p.into_inner());
+        if read.0.is_none_or(|at| at < listed_at) {
+            let at = std::time::Instant::now();
+            let mut names = HashSet::new();
+            for p in &files.paths {
+                // A file that can no longer be read names nothing new: the first reading
+                // stands (it is in `known`).
+                if let Ok(more) = inputs::read_known(p) {
+                    names.extend(more);
+                }
+            }
+            *read = (Some(at), names);
+        }
+        read.1.contains(key)
+    }
 }
 
 /// Default `--expiring-within`: 30 days.

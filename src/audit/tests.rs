@@ -17,6 +17,7 @@ fn rules() -> Rules {
         .collect(),
         known_from: "run.journal".into(),
         ioc: vec![glob::Pattern::new("evil*").unwrap()],
+        known_files: None,
     }
 }
 

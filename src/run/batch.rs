@@ -123,14 +123,18 @@ impl Runner<'_> {
         let verdicts = match &self.plan.work {
             Work::Create { .. } => self.create_batch(i, &cxs),
             // The listings travel together; each owner's revoke (if any) goes on its own.
-            Work::Sweep { rules, filter } => self
-                .list_many(i, &cxs, "list")
-                .into_iter()
-                .zip(&cxs)
-                .map(|(listing, cx)| {
-                    listing.and_then(|tokens| self.sweep_listed(cx, rules, filter, tokens))
-                })
-                .collect(),
+            Work::Sweep { rules, filter } => {
+                let listed_at = Instant::now();
+                self.list_many(i, &cxs, "list")
+                    .into_iter()
+                    .zip(&cxs)
+                    .map(|(listing, cx)| {
+                        listing.and_then(|tokens| {
+                            self.sweep_listed(cx, rules, filter, tokens, listed_at)
+                        })
+                    })
+                    .collect()
+            }
             _ => self
                 .list_many(i, &cxs, "list")
                 .into_iter()

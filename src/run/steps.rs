@@ -685,10 +685,11 @@ impl Runner<'_> {
         rules: &crate::audit::Rules,
         filter: &crate::audit::SweepFilter,
     ) -> Result<Status, Failure> {
+        let listed_at = Instant::now();
         let tokens = self
             .with_retries(&cx.attempts, || cx.backend.list_tokens(cx.owner))
             .map_err(|e| Failure::api("list", e))?;
-        self.sweep_listed(cx, rules, filter, tokens)
+        self.sweep_listed(cx, rules, filter, tokens, listed_at)
     }
 
     /// A sweep of one owner whose tokens are listed (alone, or in a WHM `batch`).
@@ -698,12 +699,21 @@ impl Runner<'_> {
         rules: &crate::audit::Rules,
         filter: &crate::audit::SweepFilter,
         tokens: Vec<crate::backend::TokenInfo>,
+        listed_at: Instant,
     ) -> Result<Status, Failure> {
         let census = self.census(cx, rules, &tokens);
         let taken: Vec<crate::audit::AuditRow> = census
             .rows
             .into_iter()
             .filter(|r| filter.takes(r))
+            // A run of ours may have made it since the files were read (a rotation beside
+            // this sweep): its journal says so by now.
+            .filter(|r| {
+                !rules.named_since(
+                    &(r.host.clone(), r.owner.clone(), r.name.clone()),
+                    listed_at,
+                )
+            })
             .collect();
         if taken.is_empty() {
             if !self.opts.dry_run {

@@ -875,3 +875,56 @@ fn a_batched_sweep_takes_what_one_call_per_request_takes_in_fewer_requests() {
         seen[0].1
     );
 }
+
+/// A sweep beside a create: the create journals each intent before it sends the create, and
+/// the sweep reads its `--known` journal again before revoking what that journal did not name
+/// when first read, so no token the create hands off is revoked (the promise, on the servers).
+#[test]
+fn a_sweep_beside_a_running_create_never_revokes_its_new_tokens() {
+    let env = Env::start(slow_fleet(1, 12, 150));
+    let before = live_tokens(&env);
+    let journal = env.path("beside.age.journal");
+    let mut create = spawn(
+        &env,
+        &[
+            "create",
+            "-i",
+            env.toml(),
+            "--name",
+            "beside-{account}",
+            "-r",
+            &env.recipient,
+            "-o",
+            "beside.age",
+            "--batch",
+            "1",
+            "-j",
+            "1",
+            "--per-host",
+            "1",
+        ],
+        "create",
+    );
+    signal_after_created(&mut create, &journal, 1, 0);
+    let sweep = env.run(&[
+        "sweep",
+        "-i",
+        env.toml(),
+        "--scope",
+        "account",
+        "--known",
+        "beside.age.journal",
+        "--yes",
+        "--batch",
+        "1",
+        "-j",
+        "1",
+        "--per-host",
+        "1",
+    ]);
+    sweep.expect(0);
+    assert_eq!(wait_bounded(&mut create), 0);
+    let held = env.open_handoff(&env.path("beside.age"));
+    assert_eq!(held.len(), 12);
+    assert_promises(&env, &before, &held, &[&sweep]);
+}
