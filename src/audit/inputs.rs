@@ -60,6 +60,7 @@ pub fn rules(flags: &RuleFlags, now: i64) -> Result<Rules, Vec<Problem>> {
     }
     let mut from = Vec::new();
     let read_at = std::time::Instant::now();
+    let stamps = super::stamps(&flags.known);
     for path in &flags.known {
         match read_known(path) {
             Ok(names) => {
@@ -72,7 +73,11 @@ pub fn rules(flags: &RuleFlags, now: i64) -> Result<Rules, Vec<Problem>> {
     if !flags.known.is_empty() {
         rules.known_files = Some(std::sync::Arc::new(super::KnownFiles {
             paths: flags.known.clone(),
-            read: std::sync::Mutex::new((Some(read_at), rules.known.clone())),
+            read: std::sync::Mutex::new(super::KnownRead {
+                at: Some(read_at),
+                stamps,
+                names: rules.known.clone(),
+            }),
         }));
     }
     rules.known_from = match from.len() {

@@ -190,26 +190,56 @@ pub struct Rules {
     pub ioc: Vec<glob::Pattern>,
 }
 
-/// When the `--known` files were last read (the reading started then), and what they named.
-type KnownRead = (
-    Option<std::time::Instant>,
-    HashSet<(String, String, String)>,
-);
-
 /// The `--known` files as last read, shared by every worker of a sweep.
 #[derive(Debug, Default)]
 pub struct KnownFiles {
     pub paths: Vec<std::path::PathBuf>,
-    /// When the files were last read (the reading started then), and what they named.
     pub read: std::sync::Mutex<KnownRead>,
 }
 
+/// One reading of the `--known` files.
+#[derive(Debug, Default)]
+pub struct KnownRead {
+    /// When the reading started.
+    pub at: Option<std::time::Instant>,
+    /// Each file's length and modification time just before it was read: a file whose stamp
+    /// is unchanged has nothing new to say.
+    pub stamps: Vec<Option<(u64, std::time::SystemTime)>>,
+    pub names: HashSet<(String, String, String)>,
+}
+
+impl KnownRead {
+    /// Read `paths` now. A file that cannot be read (any more) names nothing new.
+    pub fn of(paths: &[std::path::PathBuf]) -> KnownRead {
+        let at = Some(std::time::Instant::now());
+        let stamps = stamps(paths);
+        let mut names = HashSet::new();
+        for p in paths {
+            if let Ok(more) = inputs::read_known(p) {
+                names.extend(more);
+            }
+        }
+        KnownRead { at, stamps, names }
+    }
+}
+
+pub(crate) fn stamps(paths: &[std::path::PathBuf]) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.len(), m.modified().ok()?))
+        })
+        .collect()
+}
+
 impl Rules {
-    /// Whether a `--known` file names this token now, reading the files again if they were
-    /// last read before `listed_at` (the start of the listing that showed the token). A run
-    /// of ours journals a create's intent before it sends the create, so a token that a
-    /// concurrent create made, and the listing showed, is named in its journal by then: a
-    /// sweep running beside a rotation never takes the rotation's new tokens.
+    /// Whether a `--known` file names this token now. The files are read again only when
+    /// they were last read before `listed_at` (the start of the listing that showed the
+    /// token) and have changed since (their length or time): a run of ours journals a
+    /// create's intent before it sends the create, so a token that a concurrent create made,
+    /// and the listing showed, is named in its journal by then, and a sweep running beside a
+    /// rotation never takes the rotation's new tokens. Without such a run, nothing is read.
     pub fn named_since(
         &self,
         key: &(String, String, String),
@@ -219,19 +249,10 @@ impl Rules {
             return false;
         };
         let mut read = files.read.lock().unwrap_or_else(|p| p.into_inner());
-        if read.0.is_none_or(|at| at < listed_at) {
-            let at = std::time::Instant::now();
-            let mut names = HashSet::new();
-            for p in &files.paths {
-                // A file that can no longer be read names nothing new: the first reading
-                // stands (it is in `known`).
-                if let Ok(more) = inputs::read_known(p) {
-                    names.extend(more);
-                }
-            }
-            *read = (Some(at), names);
+        if read.at.is_none_or(|at| at < listed_at) && read.stamps != stamps(&files.paths) {
+            *read = KnownRead::of(&files.paths);
         }
-        read.1.contains(key)
+        read.names.contains(key)
     }
 }
 

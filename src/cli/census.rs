@@ -8,6 +8,7 @@ use crate::audit::inputs::{RuleFlags, rules};
 use crate::audit::output::{Meta, Summary, Unreached, write_csv, write_json, write_table};
 use crate::audit::{Flag, Rules, SweepFilter};
 use crate::outcome::Status;
+use crate::plan::Work;
 use crate::run::{Hold, Prior, PriorState};
 use crate::seal::sweep_journal::SweepLedger;
 use crate::seal::{EventDetail, Journal, PlanRecord};
@@ -126,37 +127,15 @@ fn unreached(results: &crate::spool::Spool<crate::outcome::TargetResult>) -> Vec
 
 pub(super) fn audit(args: AuditArgs) -> Result<i32, Failure> {
     let format = args.format;
-    let started = jiff::Timestamp::now();
-    let expiring_within = crate::audit::inputs::duration_secs(&args.census.expiring_within)
-        .unwrap_or(crate::audit::DEFAULT_EXPIRING_WITHIN);
-    let since = args
-        .census
-        .since
-        .as_deref()
-        .and_then(|s| crate::audit::inputs::when(s).ok())
-        .map(crate::time::rfc3339);
+    let started = crate::time::now_rfc3339();
     let job = Job {
         common: args.common,
         op: Operation::Audit,
         census: Some(args.census),
         ..Job::default()
     };
-    let meta = Meta {
-        run_id: job.run_id.clone(),
-        started: started.to_string(),
-        finished: String::new(),
-        now: crate::time::rfc3339(started.as_second()),
-        since,
-        expiring_within_secs: expiring_within,
-        scope: scope_of(Operation::Audit, job.common.scope)
-            .0
-            .as_str()
-            .into(),
-        inventory_sha256: crate::seal::journal::file_sha256(&job.common.inventory)
-            .unwrap_or_default(),
-    };
     let findings = Cell::new(false);
-    let code = fleet(job, |out, w| {
+    let code = fleet_planned(job, |out, plan, w| {
         let mut rows = out.audit.to_vec();
         rows.sort_by(|a, b| {
             (&a.host, a.owner_kind, &a.owner, &a.name).cmp(&(
@@ -168,9 +147,19 @@ pub(super) fn audit(args: AuditArgs) -> Result<i32, Failure> {
         });
         let unreached = unreached(&out.results);
         findings.set(Summary::of(&rows, &unreached).exit_code() != exit::OK);
+        // What the census was measured against is the plan's: its rules, scope and inventory.
+        let Work::Audit { rules } = &plan.work else {
+            unreachable!("an audit's plan audits")
+        };
         let meta = Meta {
+            run_id: plan.run_id.clone(),
+            started,
             finished: crate::time::now_rfc3339(),
-            ..meta
+            now: crate::time::rfc3339(rules.now),
+            since: rules.since.map(crate::time::rfc3339),
+            expiring_within_secs: rules.expiring_within,
+            scope: plan.scope.as_str().into(),
+            inventory_sha256: plan.inventory_sha256.clone(),
         };
         match format {
             OutFormat::Json => write_json(w, &meta, &rows, &unreached)?,
@@ -352,12 +341,15 @@ pub(super) fn prior_of(job: &Job) -> Option<(&PriorState, &HashMap<String, Hold>
 }
 
 /// `tokenfleet resume JOURNAL` of a sweep: the same sweep, over what is left.
-pub(super) fn resume_sweep(
-    args: ResumeArgs,
-    record: PlanRecord,
-    events: Vec<crate::seal::Event>,
-) -> Result<i32, Failure> {
+pub(super) fn resume_sweep(args: ResumeArgs) -> Result<i32, Failure> {
     let shown = args.journal.display().to_string();
+    let scanned = crate::seal::scan_journal(&args.journal)
+        .map_err(|e| Failure::Input(InputError::one(Problem::new(&shown, e.to_string()))))?;
+    let (Some(record), events) = (scanned.plan, scanned.events) else {
+        return Err(Problem::new(&shown, "the sweep's plan record is damaged")
+            .hint("start the sweep again (it revokes only what is still unknown)")
+            .into());
+    };
     let o: SweepRecord = serde_json::from_value(record.options.clone()).map_err(|e| {
         Failure::Input(InputError::one(Problem::new(
             &shown,

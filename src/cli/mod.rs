@@ -372,9 +372,11 @@ fn build_plan(job: &Job) -> Result<(Plan, Fleet, String), Failure> {
     let inventory = match inventory::load(&common.inventory) {
         Ok(i) if flag_problems.is_empty() => i,
         Ok(_) => {
-            return Err(Failure::Input(InputError {
-                problems: flag_problems,
-            }));
+            let mut problems: Vec<Problem> = plan::template_problem(job.op, job.name.as_deref())
+                .into_iter()
+                .collect();
+            problems.append(&mut flag_problems);
+            return Err(Failure::Input(InputError { problems }));
         }
         Err(mut e) => {
             e.problems
@@ -491,6 +493,14 @@ fn shard_job(mut job: Job) -> Result<Job, Failure> {
 fn fleet(
     job: Job,
     print: impl FnOnce(&run::Outcome, &mut dyn Write) -> anyhow::Result<()>,
+) -> Result<i32, Failure> {
+    fleet_planned(job, |out, _, w| print(out, w))
+}
+
+/// [`fleet`] whose printing also reads the validated plan (the census's rules and run id).
+fn fleet_planned(
+    job: Job,
+    print: impl FnOnce(&run::Outcome, &Plan, &mut dyn Write) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
     let job = shard_job(job)?;
     let common = &job.common;
@@ -652,7 +662,7 @@ fn fleet(
         shard: plan.shard,
         inventory_sha256: plan.inventory_sha256.clone(),
     };
-    conclude(&end, outcome, handoff, print)
+    conclude(&end, outcome, handoff, |out, w| print(out, &plan, w))
 }
 
 /// Everything the user gave, validated before the first request, with every problem reported
@@ -1029,10 +1039,8 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     // until it ends (docs/DESIGN.md §4). Held to the end of this function.
     let _lock = lock_existing_journal(&args.journal)?;
     // A sweep's journal holds no secret and its own plan: it resumes as a sweep.
-    if let Ok(scanned) = crate::seal::scan_journal(&args.journal)
-        && let Some(record) = scanned.plan.filter(|p| p.operation == "sweep")
-    {
-        return census::resume_sweep(args, record, scanned.events);
+    if crate::seal::journal::plan_record(&args.journal).is_some_and(|p| p.operation == "sweep") {
+        return census::resume_sweep(args);
     }
     let steer = crate::resume::Steer {
         limit: args.limit.clone(),

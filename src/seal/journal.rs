@@ -896,6 +896,16 @@ pub fn read_journal(path: &Path) -> Result<(PlanRecord, Vec<Event>), SealError> 
     Ok((plan, s.events))
 }
 
+/// The plan record of a journal (its first line) alone, without reading the rest: what kind
+/// of run it was. `None` when the file or its first line cannot be read.
+pub fn plan_record(path: &Path) -> Option<PlanRecord> {
+    let mut first = String::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_line(&mut first)
+        .ok()?;
+    serde_json::from_str(&first).ok()
+}
+
 /// True when these bytes start with a journal record (see [`looks_like_journal`]).
 pub fn bytes_look_like_journal(bytes: &[u8]) -> bool {
     let first = bytes.split(|b| *b == b'\n').next().unwrap_or_default();

@@ -24,17 +24,10 @@ impl SweepLedger {
 }
 
 impl Ledger for SweepLedger {
-    fn intent(&self, host: &str, account: &str, token_name: &str, _: &str) -> io::Result<()> {
-        self.journal.append(&Event::new(
-            host,
-            account,
-            token_name,
-            EventDetail::Intent {
-                action: super::Action::Revoke,
-                names: Vec::new(),
-                absent: false,
-            },
-        ))
+    // A sweep mints nothing, verifies nothing and records its revokes with `sweep`: the steps
+    // of a create, a rotation or a revoke by name never come here.
+    fn intent(&self, _: &str, _: &str, _: &str, _: &str) -> io::Result<()> {
+        Ok(())
     }
 
     fn created(&self, _: &Minted) -> io::Result<()> {
@@ -45,34 +38,12 @@ impl Ledger for SweepLedger {
         Ok(())
     }
 
-    fn revoked(&self, host: &str, account: &str, _: &str, names: &[String]) -> io::Result<()> {
-        self.journal.append(&Event::new(
-            host,
-            account,
-            "",
-            EventDetail::Revoked {
-                names: names.to_vec(),
-            },
-        ))
+    fn revoked(&self, _: &str, _: &str, _: &str, _: &[String]) -> io::Result<()> {
+        Ok(())
     }
 
-    fn failed(
-        &self,
-        host: &str,
-        account: &str,
-        token_name: &str,
-        step: &str,
-        error: &str,
-    ) -> io::Result<()> {
-        self.journal.append_lazy(&Event::new(
-            host,
-            account,
-            token_name,
-            EventDetail::Failed {
-                step: step.to_string(),
-                error: error.to_string(),
-            },
-        ))
+    fn failed(&self, _: &str, _: &str, _: &str, _: &str, _: &str) -> io::Result<()> {
+        Ok(())
     }
 
     fn sweep(&self, host: &str, account: &str, step: &str, tokens: &[AuditRow]) -> io::Result<()> {

@@ -928,3 +928,28 @@ fn a_sweep_beside_a_running_create_never_revokes_its_new_tokens() {
     assert_eq!(held.len(), 12);
     assert_promises(&env, &before, &held, &[&sweep]);
 }
+
+/// `--since` narrows a sweep to what was created in the incident window: the year-old
+/// unknown tokens stay.
+#[test]
+fn a_sweep_since_the_incident_began_leaves_older_tokens() {
+    let (env, seeded) = compromised();
+    let before = live_tokens(&env);
+    let since = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(24 * 10))
+        .unwrap()
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let run = env.run(&with_known(&env, "sweep", &["--since", &since, "--yes"]));
+    run.expect(0);
+    let gone: BTreeSet<TokenKey> = before.difference(&live_tokens(&env)).cloned().collect();
+    let want: BTreeSet<TokenKey> = unknown_of(&seeded)
+        .into_iter()
+        .filter(|(_, _, n)| n != "wp-toolkit")
+        .collect();
+    assert_eq!(gone, want, "only what was created since {since}");
+    assert!(
+        live_tokens(&env).iter().any(|(_, _, n)| n == "wp-toolkit"),
+        "the old unknown tokens stay"
+    );
+}
