@@ -364,5 +364,7 @@ pub struct CheckRow {
     pub detail: String,
     /// The certificate's SHA-256, in the form `tls_pin` accepts.
     pub tls_pin: Option<String>,
+    /// SSH hosts: the host key's fingerprint, in the form `ssh_host_key` accepts.
+    pub ssh_host_key: Option<String>,
     pub elapsed_ms: u64,
 }

@@ -338,7 +338,7 @@ fn client_config(
 /// The process's one I/O runtime. Every host's connections are driven by its few threads, so a
 /// fleet of 10,000 hosts costs no thread per host: the `--jobs` workers hand each request to it
 /// and wait for the answer ([`HostTransport::post`]).
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RUNTIME.get_or_init(|| {
         let threads = std::thread::available_parallelism()

@@ -302,7 +302,7 @@ impl Backend for FakeBackend {
             Ok(())
         })
     }
-    fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError> {
+    fn verify(&self, owner: Owner<'_>, _name: &str, token: &Secret) -> Result<(), ApiError> {
         let owner = owner_key(owner);
         self.call(Op::Verify, |s| {
             let mut mine = s.tokens.iter().filter(|((o, _), _)| *o == owner);

@@ -8,14 +8,15 @@
 
 use super::gate::{Gate, Key};
 use super::protocol::{
-    authorization, batch_command, conflict_on_duplicate, is_missing_token, parse_accounts,
-    parse_new_token, parse_uapi, parse_uapi_cpanel, parse_uapi_cpanel_batch, parse_uapi_token_list,
-    parse_version, parse_whm, parse_whm_token_list,
+    as_pairs, authorization, batch_command, conflict_on_duplicate, is_missing_token,
+    parse_accounts, parse_new_token, parse_uapi, parse_uapi_cpanel, parse_uapi_cpanel_batch,
+    parse_uapi_token_list, parse_version, parse_whm, parse_whm_token_list, uapi_create_args,
+    whm_create_args, whm_revoke_args, whm_update_args,
 };
 use super::redact::Redactor;
 use super::{AccountInfo, ApiError, Backend, Cred, Many, NewToken, Owner, TokenInfo};
 use crate::inventory::{AuthKind, Host};
-use crate::plan::{NewExpiry, TokenChange, TokenPolicy};
+use crate::plan::{TokenChange, TokenPolicy};
 use crate::secret::Secret;
 use crate::transport::HostTransport;
 use crate::trust::Pin;
@@ -102,17 +103,10 @@ impl Http {
         policy: &TokenPolicy,
         known: &Redactor<'_>,
     ) -> Result<NewToken, ApiError> {
-        let expires = expires_at.map(|e| e.to_string());
         let data = match caller {
             Caller::Whm { .. } => {
-                let mut form: Vec<(String, &str)> = vec![("token_name".into(), name)];
-                if let Some(e) = &expires {
-                    form.push(("expires_at".into(), e));
-                }
-                form.extend(numbered("acl", &policy.acls));
-                form.extend(numbered("whitelist_ip", &policy.whitelist));
-                let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                self.whm_call(caller, "api_token_create", &form, known, None)
+                let form = whm_create_args(name, expires_at, policy);
+                self.whm_call(caller, "api_token_create", &as_pairs(&form), known, None)
             }
             _ if !policy.is_empty() => {
                 return Err(ApiError::Rejected(
@@ -120,11 +114,8 @@ impl Http {
                 ));
             }
             _ => {
-                let mut form: Vec<(&str, &str)> = vec![("name", name)];
-                if let Some(e) = &expires {
-                    form.push(("expires_at", e));
-                }
-                self.uapi_call(caller, "create_full_access", &form, known, None)
+                let form = uapi_create_args(name, expires_at);
+                self.uapi_call(caller, "create_full_access", &as_pairs(&form), known, None)
             }
         }
         .map_err(conflict_on_duplicate)?;
@@ -146,24 +137,8 @@ impl Http {
                 crate::plan::policy::ACCOUNT_HAS_NO_UPDATE.into(),
             ));
         }
-        let expires = change.expires.map(|e| match e {
-            NewExpiry::At(at) => at.to_string(),
-            NewExpiry::Never => "0".to_string(),
-        });
-        let mut form: Vec<(String, &str)> = vec![("token_name".into(), name)];
-        if let Some(e) = &expires {
-            form.push(("expires_at".into(), e));
-        }
-        if let Some(acls) = &change.acls {
-            form.extend(numbered("acl", acls));
-        }
-        match &change.whitelist {
-            Some(list) if list.is_empty() => form.push(("whitelist_ip".into(), "any")),
-            Some(list) => form.extend(numbered("whitelist_ip", list)),
-            None => {}
-        }
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-        self.whm_call(caller, "api_token_update", &form, known, None)
+        let form = whm_update_args(name, change);
+        self.whm_call(caller, "api_token_update", &as_pairs(&form), known, None)
             .map(|_| ())
     }
 
@@ -193,21 +168,8 @@ impl Http {
         }
         match caller {
             Caller::Whm { .. } => {
-                let keys: Vec<String> = (0..names.len())
-                    .map(|i| {
-                        if i == 0 {
-                            "token_name".to_string()
-                        } else {
-                            format!("token_name-{i}")
-                        }
-                    })
-                    .collect();
-                let form: Vec<(&str, &str)> = keys
-                    .iter()
-                    .map(String::as_str)
-                    .zip(names.iter().map(String::as_str))
-                    .collect();
-                self.whm_call(caller, "api_token_revoke", &form, known, None)
+                let form = whm_revoke_args(names);
+                self.whm_call(caller, "api_token_revoke", &as_pairs(&form), known, None)
                     .map(|_| ())
             }
             _ => {
@@ -463,14 +425,6 @@ impl Http {
     }
 }
 
-/// A repeated WHM API 1 argument as cPanel numbers it: `KEY-1`, `KEY-2`, …
-fn numbered<'v>(key: &str, values: &'v [String]) -> impl Iterator<Item = (String, &'v str)> {
-    values
-        .iter()
-        .enumerate()
-        .map(move |(i, v)| (format!("{key}-{}", i + 1), v.as_str()))
-}
-
 /// How one cPanel route reaches an account's tokens: the only thing `whm.rs` and `cpanel.rs`
 /// decide. Everything else (WHM tokens, discovery, verify, check) is the same on both.
 pub(super) trait Route: Send + Sync + 'static {
@@ -707,7 +661,7 @@ impl<R: Route> Backend for HttpBackend<R> {
 
     /// WHM tokens: WHM `version` with the new token; account tokens: UAPI `Tokens::list` on the
     /// cPanel port as the account with the new token, whatever route created it.
-    fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError> {
+    fn verify(&self, owner: Owner<'_>, _name: &str, token: &Secret) -> Result<(), ApiError> {
         let known = self.known(owner);
         let account = match owner {
             Owner::WhmUser { .. } => None,
@@ -756,6 +710,7 @@ impl<R: Route> Backend for HttpBackend<R> {
 #[cfg(test)]
 mod wire {
     use super::*;
+    use crate::plan::NewExpiry;
     use crate::transport::test_server::{Recorded, Reply, TestServer, self_signed};
     use crate::transport::{Endpoint, TransportConfig};
     use crate::trust::{Pin, Tls};

@@ -26,6 +26,7 @@ mod gate;
 mod http;
 mod protocol;
 mod redact;
+mod ssh;
 mod whm;
 
 pub use http::{Caller, Http};
@@ -135,6 +136,17 @@ pub enum ApiError {
     /// No answer at all.
     #[error("{0}")]
     Transport(TransportError),
+    /// SSH: the server's host key is not the one trusted (`ssh_host_key`, `ssh_known_hosts`),
+    /// or none is known. Nothing ran on the host. `presented`: the key it showed, when seen.
+    #[error("SSH host key not trusted: {message}")]
+    HostKey {
+        presented: Option<String>,
+        message: String,
+    },
+    /// SSH: the server refused the login (key, user). Never retried: with passwords in the
+    /// mix, PAM and cPHulk count failures as for HTTP.
+    #[error("SSH login refused: {0}")]
+    LoginRefused(String),
     /// The call cannot be made: the plan holds no credential for it. Nothing was sent.
     #[error("{0}")]
     NoCredential(String),
@@ -160,14 +172,20 @@ impl ApiError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            ApiError::Auth { .. } | ApiError::RefusedAfter { .. } | ApiError::Withheld(_)
+            ApiError::Auth { .. }
+                | ApiError::RefusedAfter { .. }
+                | ApiError::Withheld(_)
+                | ApiError::LoginRefused(_)
         )
     }
 
     /// The server itself refused the login (not a call the login gate held back): what the
     /// journal records, so a resume does not send that credential again.
     pub fn refused_by_server(&self) -> bool {
-        matches!(self, ApiError::Auth { .. } | ApiError::RefusedAfter { .. })
+        matches!(
+            self,
+            ApiError::Auth { .. } | ApiError::RefusedAfter { .. } | ApiError::LoginRefused(_)
+        )
     }
 
     /// The failure is the host's, whatever the target: a refused credential (cPHulk), or a
@@ -177,6 +195,7 @@ impl ApiError {
             || matches!(
                 self,
                 ApiError::Transport(TransportError::Tls(_) | TransportError::PinMismatch { .. })
+                    | ApiError::HostKey { .. }
             )
     }
 
@@ -216,6 +235,8 @@ impl ApiError {
             ApiError::Conflict(_) => "token name already exists".into(),
             ApiError::Protocol(m) => m.clone(),
             ApiError::NoCredential(m) => m.clone(),
+            ApiError::HostKey { .. } => "SSH host key not trusted".into(),
+            ApiError::LoginRefused(_) => "SSH login refused".into(),
             ApiError::Http { status } => format!("HTTP {status}"),
             ApiError::Transport(TransportError::PinMismatch { .. }) => "TLS pin mismatch".into(),
             ApiError::Transport(TransportError::Tls(_)) => "TLS verification failed".into(),
@@ -226,6 +247,14 @@ impl ApiError {
                 "response body too large".into()
             }
             ApiError::Transport(TransportError::Request(_)) => "request could not be built".into(),
+        }
+    }
+
+    /// The SSH host key the server presented, when the call failed on it.
+    pub fn presented_host_key(&self) -> Option<&str> {
+        match self {
+            ApiError::HostKey { presented, .. } => presented.as_deref(),
+            _ => None,
         }
     }
 
@@ -331,7 +360,8 @@ pub trait Backend: Send + Sync {
     }
     /// A read-only call that authenticates with `token` alone: proof that a new token works
     /// where the handoff says it does.
-    fn verify(&self, owner: Owner<'_>, token: &Secret) -> Result<(), ApiError>;
+    /// `name`: the new token's name (a backend that cannot log in with it checks it is listed).
+    fn verify(&self, owner: Owner<'_>, name: &str, token: &Secret) -> Result<(), ApiError>;
     /// A cheap authenticated call with the host's own credential (`check`): the server's
     /// version on success.
     fn whoami(&self) -> Result<String, ApiError>;
@@ -343,6 +373,11 @@ pub trait Backend: Send + Sync {
     fn url(&self, owner: Owner<'_>) -> String;
     /// The SHA-256 of the certificate the server presented last, in `tls_pin`'s form.
     fn peer_pin(&self) -> Option<Pin>;
+    /// SSH: the host key fingerprint the server presented last (`SHA256:…`, `ssh_host_key`'s
+    /// form).
+    fn host_key(&self) -> Option<String> {
+        None
+    }
     /// The run is done with this host: let go of what it holds open (connections). A later
     /// call may open them again.
     fn release(&self) {}
@@ -367,6 +402,20 @@ pub struct HostAccess<'a> {
 /// Reads TLS files now, so a bad CA file is an input problem.
 pub fn open(access: &HostAccess<'_>) -> Result<Box<dyn Backend>, crate::error::Problem> {
     let host = access.host;
+    if host.api == Api::Ssh {
+        if let Err(why) = ssh_client_ready() {
+            return Err(crate::error::Problem::new(host.at("api"), why)
+                .field("api")
+                .hint("install OpenSSH's client 8.5 or later (Debian: apt-get install openssh-client), or reach this host with api = \"whm\""));
+        }
+        let backend = ssh::SshBackend::new(host, &access.transport).map_err(|e| {
+            crate::error::Problem::new(
+                &host.origin,
+                format!("cannot make a private folder for the SSH control sockets: {e}"),
+            )
+        })?;
+        return Ok(Box::new(backend));
+    }
     let transport = HostTransport::new(
         &Endpoint {
             address: host.address.clone(),
@@ -381,5 +430,40 @@ pub fn open(access: &HostAccess<'_>) -> Result<Box<dyn Backend>, crate::error::P
     Ok(match host.api {
         Api::Whm => Box::new(whm::WhmBackend::new(http, host, credential)),
         Api::Cpanel => Box::new(cpanel::CpanelBackend::new(http, host, credential)),
+        Api::Ssh => unreachable!("handled above"),
     })
+}
+
+/// The system OpenSSH client is there, and new enough for `KnownHostsCommand` (8.5): asked
+/// once per process (`ssh -V`).
+fn ssh_client_ready() -> Result<(), String> {
+    static READY: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let out = std::process::Command::new("ssh")
+                .arg("-V")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| format!("api = \"ssh\" runs the OpenSSH client, and `ssh` cannot be run: {e}"))?;
+            let said = String::from_utf8_lossy(&out.stderr).to_string()
+                + &String::from_utf8_lossy(&out.stdout);
+            match openssh_version(&said) {
+                Some(v) if v >= (8, 5) => Ok(()),
+                Some((major, minor)) => Err(format!(
+                    "api = \"ssh\" needs OpenSSH 8.5 or later (for KnownHostsCommand); this ssh is {major}.{minor}"
+                )),
+                None => Err(format!(
+                    "api = \"ssh\" needs OpenSSH's client; `ssh -V` said {:?}",
+                    said.trim()
+                )),
+            }
+        })
+        .clone()
+}
+
+/// `OpenSSH_9.2p1 Debian-2…` → (9, 2).
+fn openssh_version(text: &str) -> Option<(u32, u32)> {
+    let rest = text.trim().strip_prefix("OpenSSH_")?;
+    let mut it = rest.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }

@@ -11,6 +11,7 @@
 use super::redact::Redactor;
 use super::{AccountInfo, ApiError, NewToken, TokenInfo};
 use crate::inventory::AuthKind;
+use crate::plan::{NewExpiry, TokenChange, TokenPolicy};
 use crate::secret::Secret;
 use crate::transport::{Authorization, Response};
 use serde_json::Value;
@@ -43,6 +44,81 @@ pub(super) fn authorization<'c>(
             token: credential,
         },
     }
+}
+
+/// WHM API 1 `api_token_create`'s arguments: the name, the expiry (absent: never), ACLs as
+/// `acl-N` and the allow-list as `whitelist_ip-N`.
+pub(super) fn whm_create_args(
+    name: &str,
+    expires_at: Option<i64>,
+    policy: &TokenPolicy,
+) -> Vec<(String, String)> {
+    let mut form = vec![("token_name".to_string(), name.to_string())];
+    if let Some(e) = expires_at {
+        form.push(("expires_at".into(), e.to_string()));
+    }
+    form.extend(numbered("acl", &policy.acls));
+    form.extend(numbered("whitelist_ip", &policy.whitelist));
+    form
+}
+
+/// UAPI `Tokens::create_full_access`'s arguments.
+pub(super) fn uapi_create_args(name: &str, expires_at: Option<i64>) -> Vec<(String, String)> {
+    let mut form = vec![("name".to_string(), name.to_string())];
+    if let Some(e) = expires_at {
+        form.push(("expires_at".into(), e.to_string()));
+    }
+    form
+}
+
+/// WHM API 1 `api_token_update`'s arguments: a new expiry (`0`: never), new ACLs (`acl-N`), a
+/// new allow-list (`whitelist_ip-N`, or `whitelist_ip=any` to clear it).
+pub(super) fn whm_update_args(name: &str, change: &TokenChange) -> Vec<(String, String)> {
+    let mut form = vec![("token_name".to_string(), name.to_string())];
+    match change.expires {
+        Some(NewExpiry::At(at)) => form.push(("expires_at".into(), at.to_string())),
+        Some(NewExpiry::Never) => form.push(("expires_at".into(), "0".into())),
+        None => {}
+    }
+    if let Some(acls) = &change.acls {
+        form.extend(numbered("acl", acls));
+    }
+    match &change.whitelist {
+        Some(list) if list.is_empty() => form.push(("whitelist_ip".into(), "any".into())),
+        Some(list) => form.extend(numbered("whitelist_ip", list)),
+        None => {}
+    }
+    form
+}
+
+/// WHM API 1 `api_token_revoke`'s arguments: `token_name`, `token_name-1`, … for every name.
+pub(super) fn whm_revoke_args(names: &[String]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let key = if i == 0 {
+                "token_name".to_string()
+            } else {
+                format!("token_name-{i}")
+            };
+            (key, n.clone())
+        })
+        .collect()
+}
+
+/// A repeated WHM API 1 argument as cPanel numbers it: `KEY-1`, `KEY-2`, …
+fn numbered<'v>(key: &str, values: &'v [String]) -> impl Iterator<Item = (String, String)> + 'v {
+    let key = key.to_string();
+    values
+        .iter()
+        .enumerate()
+        .map(move |(i, v)| (format!("{key}-{}", i + 1), v.clone()))
+}
+
+/// `(String, String)` pairs as the `&str` pairs a call takes.
+pub(super) fn as_pairs(form: &[(String, String)]) -> Vec<(&str, &str)> {
+    form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// A refusal that means "this name is taken" becomes [`ApiError::Conflict`].
@@ -249,6 +325,37 @@ fn uapi_envelope(v: &Value, r: &Redactor<'_>) -> Result<Value, ApiError> {
             "the UAPI status is neither 1 nor 0".into(),
         )),
     }
+}
+
+/// What `uapi --output=json` or `whmapi1 --output=json` printed (`whm`: whmapi1), judged by
+/// the same envelope rules as over HTTP: the `uapi` CLI wraps the UAPI envelope as
+/// `{"apiversion":3,"func","module","result":{…}}`, `whmapi1` prints WHM API 1's. Returns
+/// `data`. Anything else (a Perl warning, YAML, nothing) is a protocol error, never success.
+pub(super) fn parse_cli(stdout: &[u8], whm: bool, r: &Redactor<'_>) -> Result<Value, ApiError> {
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(v @ Value::Object(_)) if whm => whm_envelope(&v, r),
+        Ok(v @ Value::Object(_)) => uapi_envelope(&v, r),
+        Ok(_) => Err(ApiError::Protocol(
+            "the command printed JSON that is not an API envelope".into(),
+        )),
+        Err(_) if stdout.iter().all(u8::is_ascii_whitespace) => Err(ApiError::Protocol(
+            "the command printed nothing on its standard output".into(),
+        )),
+        Err(_) => {
+            let text = String::from_utf8_lossy(stdout);
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            Err(ApiError::Protocol(format!(
+                "the command printed something that is not JSON ({} bytes, starting {})",
+                stdout.len(),
+                shorten(first, r)
+            )))
+        }
+    }
+}
+
+/// Server text (a command's standard error) as an error may quote it: redacted, one short line.
+pub(super) fn server_text(text: &str, r: &Redactor<'_>) -> String {
+    shorten(text, r)
 }
 
 /// A UAPI answer from `/execute/Module/function` (flat envelope; HTTP 200 with `status: 0` is a

@@ -119,6 +119,7 @@ pub(super) fn print_plan(plan: &Plan, op: Operation, screen: Screen) {
             (Scope::Whm, _) => "WHM tokens of ".to_string() + &h.whm_user,
             (_, inventory::Api::Whm) => format!("api whm as {}", h.whm_user),
             (_, inventory::Api::Cpanel) => "api cpanel".to_string(),
+            (_, inventory::Api::Ssh) => format!("api ssh as {}", h.ssh.login()),
         };
         out.push_str(&format!(
             "  {} ({}, {}, per_host {})\n",
@@ -271,6 +272,7 @@ pub(super) fn print_checks(
                 "ok",
                 "detail",
                 "tls_pin",
+                "ssh_host_key",
                 "elapsed_ms",
             ])?;
             for r in &rows {
@@ -281,6 +283,7 @@ pub(super) fn print_checks(
                     if r.ok { "true" } else { "false" },
                     &r.detail,
                     r.tls_pin.as_deref().unwrap_or(""),
+                    r.ssh_host_key.as_deref().unwrap_or(""),
                     &r.elapsed_ms.to_string(),
                 ])?;
             }
@@ -294,16 +297,15 @@ pub(super) fn print_checks(
                         r.host.clone(),
                         r.user.clone(),
                         if r.ok { "ok".into() } else { "FAILED".into() },
-                        r.tls_pin.clone().unwrap_or_else(|| "-".into()),
+                        r.ssh_host_key
+                            .clone()
+                            .or_else(|| r.tls_pin.clone())
+                            .unwrap_or_else(|| "-".into()),
                         r.detail.clone(),
                     ]
                 })
                 .collect();
-            write_table(
-                stdout,
-                ["HOST", "USER", "STATUS", "TLS_PIN", "DETAIL"],
-                &table,
-            )?;
+            write_table(stdout, ["HOST", "USER", "STATUS", "PIN", "DETAIL"], &table)?;
         }
     }
     Ok(())

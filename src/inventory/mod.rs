@@ -16,6 +16,42 @@ pub enum Api {
     Whm,
     /// Each account's own credential, straight to UAPI on the cPanel port (2083).
     Cpanel,
+    /// The system OpenSSH client runs `uapi --user` and `whmapi1` on the server as root: the
+    /// SSH key is the credential (see [`Ssh`]).
+    Ssh,
+}
+
+/// How `api = "ssh"` logs in and trusts the server: the SSH analogue of [`Tls`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ssh {
+    /// `ssh_user`; `None`: root.
+    pub user: Option<String>,
+    /// `ssh_port`; `None`: 22 (or what the user's ssh config says).
+    pub port: Option<u16>,
+    /// `ssh_identity`: a private key file; `None`: the agent and the user's ssh config.
+    pub identity: Option<PathBuf>,
+    /// `ssh_known_hosts`: the only known_hosts file trusted for this host.
+    pub known_hosts: Option<PathBuf>,
+    /// `ssh_host_key`: the only host key trusted, as `ssh-keygen -lf` prints it (`SHA256:…`).
+    pub host_key: Option<String>,
+    /// `ssh_insecure`: any host key is accepted (warned on every run).
+    pub insecure: bool,
+}
+
+impl Ssh {
+    /// The login user (`ssh_user`, default root).
+    pub fn login(&self) -> &str {
+        self.user.as_deref().unwrap_or("root")
+    }
+}
+
+/// `SHA256:` and 43 characters of unpadded base64: an OpenSSH host key fingerprint.
+pub fn valid_ssh_fingerprint(v: &str) -> bool {
+    v.strip_prefix("SHA256:").is_some_and(|b| {
+        b.len() == 43
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/')
+    })
 }
 
 /// What kind of credential a `credential` reference yields.
@@ -82,6 +118,8 @@ pub struct Host {
     pub credential: Option<CredentialRef>,
     pub auth: AuthKind,
     pub tls: Tls,
+    /// `api = "ssh"`: the login and host-key trust.
+    pub ssh: Ssh,
     /// Requests in flight to this server at most; `None` = the `--per-host` option.
     pub per_host: Option<usize>,
     /// Token-name globs that `audit` classes `system` and `sweep` never revokes: the
@@ -126,6 +164,7 @@ impl Host {
             credential: None,
             auth: AuthKind::Token,
             tls: Tls::default(),
+            ssh: Ssh::default(),
             per_host: None,
             protect: Vec::new(),
             credential_name: None,
@@ -150,6 +189,7 @@ impl Api {
         match self {
             Api::Whm => "whm",
             Api::Cpanel => "cpanel",
+            Api::Ssh => "ssh",
         }
     }
 }
@@ -192,6 +232,12 @@ pub(crate) const HOST_KEYS: &[&str] = &[
     "groups",
     "protect",
     "credential_name",
+    "ssh_user",
+    "ssh_port",
+    "ssh_identity",
+    "ssh_known_hosts",
+    "ssh_host_key",
+    "ssh_insecure",
 ];
 
 /// A value as written in the file, before its key's rules are applied. CSV cells are `Str`.
@@ -460,6 +506,12 @@ struct Settings {
     per_host: Option<usize>,
     protect: Option<Vec<glob::Pattern>>,
     credential_name: Option<String>,
+    ssh_user: Option<String>,
+    ssh_port: Option<u16>,
+    ssh_identity: Option<PathBuf>,
+    ssh_known_hosts: Option<PathBuf>,
+    ssh_host_key: Option<String>,
+    ssh_insecure: Option<bool>,
     /// Where each key set here was written.
     at: Vec<(&'static str, String)>,
 }
@@ -487,6 +539,12 @@ impl Settings {
             tls_insecure: self.tls_insecure.or(d.tls_insecure),
             per_host: self.per_host.or(d.per_host),
             credential_name: self.credential_name.or_else(|| d.credential_name.clone()),
+            ssh_user: self.ssh_user.or_else(|| d.ssh_user.clone()),
+            ssh_port: self.ssh_port.or(d.ssh_port),
+            ssh_identity: self.ssh_identity.or_else(|| d.ssh_identity.clone()),
+            ssh_known_hosts: self.ssh_known_hosts.or_else(|| d.ssh_known_hosts.clone()),
+            ssh_host_key: self.ssh_host_key.or_else(|| d.ssh_host_key.clone()),
+            ssh_insecure: self.ssh_insecure.or(d.ssh_insecure),
             // Both lists: a host's own protect adds to the defaults', never drops one.
             protect: match (self.protect, &d.protect) {
                 (Some(mut mine), Some(theirs)) => {
@@ -532,6 +590,8 @@ fn type_hint(key: &str, want: &str) -> String {
         "cpanel_port" => "cpanel_port = 2083",
         "per_host" => "per_host = 4",
         "tls_insecure" => "tls_insecure = false",
+        "ssh_port" => "ssh_port = 22",
+        "ssh_insecure" => "ssh_insecure = false",
         "groups" => "groups = [\"eu\", \"shared\"]",
         "protect" => "protect = [\"backup-*\", \"TNC-WP-TOOLBOX\"]",
         _ => return format!("write {key} as {want}"),
@@ -617,28 +677,27 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
                 match v.to_ascii_lowercase().as_str() {
                     "whm" => s.api = Some(Api::Whm),
                     "cpanel" => s.api = Some(Api::Cpanel),
+                    "ssh" => s.api = Some(Api::Ssh),
                     _ => problems.push(
                         Problem::new(&k.loc, format!("{} is not an API", show(v)))
                             .field("api")
-                            .hint("write api = \"whm\" (a WHM token acts for each account) or api = \"cpanel\" (each account's own credential)"),
+                            .hint("write api = \"whm\" (a WHM token acts for each account), api = \"cpanel\" (each account's own credential) or api = \"ssh\" (uapi and whmapi1 over SSH as root)"),
                     ),
                 }
             }
         }
-        "whm_port" | "cpanel_port" => {
+        "whm_port" | "cpanel_port" | "ssh_port" => {
             if let Some(i) = expect_int(k, problems) {
                 match u16::try_from(i) {
-                    Ok(p) if p >= 1 => {
-                        if k.key == "whm_port" {
-                            s.whm_port = Some(p)
-                        } else {
-                            s.cpanel_port = Some(p)
-                        }
-                    }
+                    Ok(p) if p >= 1 => match k.key.as_str() {
+                        "whm_port" => s.whm_port = Some(p),
+                        "ssh_port" => s.ssh_port = Some(p),
+                        _ => s.cpanel_port = Some(p),
+                    },
                     _ => problems.push(
                         Problem::new(&k.loc, format!("{i} is not a TCP port"))
                             .field(&k.key)
-                            .hint("ports are 1 to 65535; cPanel listens on 2083 and WHM on 2087"),
+                            .hint("ports are 1 to 65535; cPanel listens on 2083, WHM on 2087, SSH on 22"),
                     ),
                 }
             }
@@ -709,7 +768,58 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
                 }
             }
         }
-        "tls_insecure" => {
+        "ssh_user" => {
+            if let Some(v) = expect_str(k, problems) {
+                if valid_user_name(v) {
+                    s.ssh_user = Some(v.to_string());
+                } else {
+                    problems.push(
+                        Problem::new(&k.loc, format!("{} is not a valid user name", show(v)))
+                            .field("ssh_user")
+                            .hint("write the login user, e.g. ssh_user = \"root\" (uapi --user needs root)"),
+                    );
+                }
+            }
+        }
+        "ssh_identity" | "ssh_known_hosts" => {
+            if let Some(v) = expect_str(k, problems) {
+                let path = base.join(v);
+                if !v.is_empty() && path.is_file() {
+                    if k.key == "ssh_identity" {
+                        s.ssh_identity = Some(path);
+                    } else {
+                        s.ssh_known_hosts = Some(path);
+                    }
+                } else {
+                    let what = if k.key == "ssh_identity" {
+                        "give the private key file ssh -i would take (or leave it out to use the agent)"
+                    } else {
+                        "give a known_hosts file as ssh writes it; `ssh-keyscan -p PORT HOST` prints its lines, to check against the server's console"
+                    };
+                    problems.push(
+                        Problem::new(&k.loc, format!("file {} does not exist", path.display()))
+                            .field(&k.key)
+                            .hint(format!(
+                                "{what}; relative paths are relative to the inventory's folder"
+                            )),
+                    );
+                }
+            }
+        }
+        "ssh_host_key" => {
+            if let Some(v) = expect_str(k, problems) {
+                if valid_ssh_fingerprint(v) {
+                    s.ssh_host_key = Some(v.to_string());
+                } else {
+                    problems.push(
+                        Problem::new(&k.loc, format!("{} is not an SSH host key fingerprint", show(v)))
+                            .field("ssh_host_key")
+                            .hint("write it as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it on the server, e.g. ssh_host_key = \"SHA256:…\" (43 characters after SHA256:), or the value `tokenfleet check` prints"),
+                    );
+                }
+            }
+        }
+        "tls_insecure" | "ssh_insecure" => {
             let b = match &k.value {
                 Raw::Bool(b) => Some(*b),
                 Raw::Str(v) => match v.trim().to_ascii_lowercase().as_str() {
@@ -718,7 +828,7 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
                     other => {
                         problems.push(
                             Problem::new(&k.loc, format!("{} is not true or false", show(other)))
-                                .field("tls_insecure")
+                                .field(&k.key)
                                 .hint("write true or false"),
                         );
                         None
@@ -729,7 +839,11 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
                     None
                 }
             };
-            s.tls_insecure = b.or(s.tls_insecure);
+            if k.key == "ssh_insecure" {
+                s.ssh_insecure = b.or(s.ssh_insecure);
+            } else {
+                s.tls_insecure = b.or(s.tls_insecure);
+            }
         }
         "credential_name" => {
             if let Some(v) = expect_str(k, problems) {
@@ -781,6 +895,36 @@ fn apply_key(s: &mut Settings, k: &RawKey, base: &Path, problems: &mut Vec<Probl
             // Parsers filter unknown keys; this is a safety net, not a path users reach.
             problems.push(unknown_key(&k.loc, other, "key", HOST_KEYS));
         }
+    }
+}
+
+/// The cross-key rules of an `api = "ssh"` host.
+fn ssh_rules(loc: &str, s: &Settings, ssh: &Ssh, problems: &mut Vec<Problem>) {
+    let at = |key: &str| {
+        s.at.iter()
+            .find(|(k, _)| *k == key)
+            .map_or(loc.to_string(), |(_, l)| l.clone())
+    };
+    if let Some(user) = s.whm_user.as_deref().filter(|u| *u != "root") {
+        problems.push(
+            Problem::new(at("whm_user"), format!("whm_user = {} with api = \"ssh\": whmapi1 on the server runs as root, so the WHM tokens it lists and makes are root's", show(user)))
+                .field("whm_user")
+                .hint("remove whm_user for SSH hosts (root's WHM tokens), or reach this reseller's own WHM tokens with api = \"whm\" and its credential"),
+        );
+    }
+    if ssh.insecure && (ssh.host_key.is_some() || ssh.known_hosts.is_some()) {
+        problems.push(
+            Problem::new(at("ssh_insecure"), "ssh_insecure = true contradicts ssh_host_key / ssh_known_hosts")
+                .field("ssh_insecure")
+                .hint("keep ssh_host_key or ssh_known_hosts (they verify the server) and remove ssh_insecure"),
+        );
+    }
+    if ssh.host_key.is_some() && ssh.known_hosts.is_some() {
+        problems.push(
+            Problem::new(at("ssh_host_key"), "both ssh_host_key and ssh_known_hosts are set for this host")
+                .field("ssh_host_key")
+                .hint("give one: ssh_host_key pins the one key; ssh_known_hosts trusts that file's keys for the host"),
+        );
     }
 }
 
@@ -841,6 +985,17 @@ pub(crate) fn validate(
         }
         let s = settings_of(&rh.keys, base, problems).or(&defaults);
         let api = s.api.unwrap_or(Api::Whm);
+        let ssh = Ssh {
+            user: s.ssh_user.clone(),
+            port: s.ssh_port,
+            identity: s.ssh_identity.clone(),
+            known_hosts: s.ssh_known_hosts.clone(),
+            host_key: s.ssh_host_key.clone(),
+            insecure: s.ssh_insecure.unwrap_or(false),
+        };
+        if api == Api::Ssh {
+            ssh_rules(&rh.loc, &s, &ssh, problems);
+        }
         let tls = Tls {
             ca: s.tls_ca,
             pin: s.tls_pin,
@@ -950,6 +1105,7 @@ pub(crate) fn validate(
             credential: s.credential,
             auth: s.auth.unwrap_or(AuthKind::Token),
             tls,
+            ssh,
             per_host: s.per_host,
             protect: s.protect.unwrap_or_default(),
             credential_name: s.credential_name,

@@ -782,3 +782,107 @@ fn protect_globs_of_defaults_and_host_add_up_and_bad_ones_name_their_line() {
     assert_eq!(p[0].field.as_deref(), Some("protect"));
     assert!(p[0].location.starts_with("inv.toml:7"), "{}", p[0].location);
 }
+
+#[test]
+fn ssh_hosts_need_no_credential_and_check_their_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("id"), "key").unwrap();
+    std::fs::write(dir.path().join("kh"), "[a]:22 ssh-ed25519 AAAA").unwrap();
+    let pin = "SHA256:ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g";
+    let text = format!(
+        r#"
+[defaults]
+api = "ssh"
+ssh_identity = "id"
+credential = "env:UNUSED"
+
+[[hosts]]
+name = "web1"
+ssh_port = 2222
+ssh_host_key = "{pin}"
+accounts = "*"
+
+[[hosts]]
+name = "web2"
+ssh_user = "admin"
+ssh_known_hosts = "kh"
+accounts = ["bob"]
+"#
+    );
+    let inv = parse_bytes(text.as_bytes(), Format::Toml, "inv.toml", dir.path()).unwrap();
+    let (w1, w2) = (&inv.hosts[0], &inv.hosts[1]);
+    assert_eq!(w1.api, Api::Ssh);
+    assert_eq!(w1.ssh.port, Some(2222));
+    assert_eq!(w1.ssh.login(), "root");
+    assert_eq!(w1.ssh.host_key.as_deref(), Some(pin));
+    assert_eq!(
+        w1.ssh.identity.as_deref(),
+        Some(dir.path().join("id").as_path())
+    );
+    assert_eq!(w2.ssh.login(), "admin");
+    assert_eq!(
+        w2.ssh.known_hosts.as_deref(),
+        Some(dir.path().join("kh").as_path())
+    );
+    assert_eq!(
+        w1.accounts,
+        Accounts::All,
+        "whmapi1 listaccts discovers them"
+    );
+
+    let bad = format!(
+        r#"
+[[hosts]]
+name = "a"
+api = "ssh"
+whm_user = "reseller1"
+ssh_host_key = "SHA256:short"
+ssh_identity = "missing-key"
+
+[[hosts]]
+name = "b"
+api = "ssh"
+ssh_insecure = true
+ssh_host_key = "{pin}"
+
+[[hosts]]
+name = "c"
+api = "ssh"
+ssh_known_hosts = "kh"
+ssh_host_key = "{pin}"
+ssh_port = 0
+"#
+    );
+    let p = problems(parse_bytes(
+        bad.as_bytes(),
+        Format::Toml,
+        "inv.toml",
+        dir.path(),
+    ));
+    let fields: Vec<&str> = p.iter().map(|p| p.field.as_deref().unwrap_or("")).collect();
+    for want in [
+        "whm_user",
+        "ssh_host_key",
+        "ssh_identity",
+        "ssh_insecure",
+        "ssh_port",
+    ] {
+        assert!(fields.contains(&want), "{want} in {fields:?}: {p:#?}");
+    }
+    assert_eq!(p.len(), 6, "{p:#?}");
+}
+
+#[test]
+fn ssh_fingerprints_are_checked_strictly() {
+    assert!(valid_ssh_fingerprint(
+        "SHA256:ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g"
+    ));
+    for bad in [
+        "ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g",
+        "SHA256:ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g=",
+        "MD5:ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g",
+        "SHA256:ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq-Eku80Xyaw4g",
+    ] {
+        assert!(!valid_ssh_fingerprint(bad), "{bad}");
+    }
+}

@@ -126,6 +126,10 @@ struct Builder<'r> {
     name_problems: Vec<(String, NameError)>,
     /// Hosts with `tls_insecure = true`, named in one warning.
     insecure: Vec<String>,
+    /// Hosts with `ssh_insecure = true`, named in one warning.
+    ssh_insecure: Vec<String>,
+    /// SSH hosts whose `--per-host` was lowered to sshd's `MaxSessions` default.
+    ssh_capped: Vec<String>,
     /// `--scope all` hosts with `api = "cpanel"`: their WHM tokens are not listed (one warning).
     no_whm: Vec<String>,
     warnings: Vec<String>,
@@ -155,6 +159,8 @@ pub fn build(
         problems,
         name_problems: Vec::new(),
         insecure: Vec::new(),
+        ssh_insecure: Vec::new(),
+        ssh_capped: Vec::new(),
         no_whm: Vec::new(),
         warnings,
         resolver: Resolver::new(),
@@ -314,15 +320,40 @@ fn parse_flags(
     }
 }
 
+/// sshd's default `MaxSessions`: commands one SSH connection carries at once.
+pub const SSH_MAX_SESSIONS: usize = 10;
+
+/// One warning naming `hosts` (the first few) with `what`.
+fn warn_hosts(warnings: &mut Vec<String>, hosts: &[String], what: &str) {
+    match hosts {
+        [] => {}
+        [one] => warnings.push(format!("{one}: {what}")),
+        many => {
+            let names: Vec<&str> = many.iter().map(String::as_str).collect();
+            warnings.push(format!(
+                "{} hosts ({}): {what}",
+                many.len(),
+                limit::list(&names, 5)
+            ));
+        }
+    }
+}
+
 impl Builder<'_> {
     /// One selected host: its credential and its targets.
     fn host_plan(&mut self, host: &Host, only: limit::AccountSet) -> HostPlan {
         let (op, scope) = (self.flags.op, self.req.scope);
-        if host.tls.insecure {
+        if host.api == Api::Ssh {
+            if host.ssh.insecure {
+                self.ssh_insecure.push(host.name.clone());
+            }
+        } else if host.tls.insecure {
             self.insecure.push(host.name.clone());
         }
         let discover = scope != Scope::Whm && matches!(host.accounts, Accounts::All);
-        let needs_host_credential = scope == Scope::Whm || host.api == Api::Whm || discover;
+        // Over SSH the key is the credential: ssh reads it, tokenfleet never holds it.
+        let needs_host_credential =
+            host.api != Api::Ssh && (scope == Scope::Whm || host.api == Api::Whm || discover);
         let mut planned = host.clone();
         if let Accounts::Listed(list) = &mut planned.accounts {
             // The targets hold the accounts now: a second copy of 100,000 of them (each with
@@ -331,7 +362,7 @@ impl Builder<'_> {
         }
         let mut hp = HostPlan {
             host: planned,
-            per_host: host.per_host.unwrap_or(self.req.per_host).max(1),
+            per_host: self.per_host(host),
             credential: None,
             discover,
             targets: Vec::new(),
@@ -353,7 +384,7 @@ impl Builder<'_> {
             Scope::All => {
                 // Only a WHM credential can list WHM tokens: an `api = "cpanel"` host's census
                 // is its accounts', and the run says so.
-                if host.api == Api::Whm {
+                if host.api != Api::Cpanel {
                     hp.targets.push(Target {
                         account: None,
                         token_name: None,
@@ -366,6 +397,21 @@ impl Builder<'_> {
             }
         }
         hp
+    }
+
+    /// Requests in flight to `host` at most: its `per_host`, else `--per-host`; over SSH the
+    /// option is held to sshd's default `MaxSessions` (10 commands per connection), since one
+    /// connection carries them all. An inventory `per_host` above it is the user's word that
+    /// the server allows more.
+    fn per_host(&mut self, host: &Host) -> usize {
+        match host.per_host {
+            Some(n) => n.max(1),
+            None if host.api == Api::Ssh && self.req.per_host > SSH_MAX_SESSIONS => {
+                self.ssh_capped.push(host.name.clone());
+                SSH_MAX_SESSIONS
+            }
+            None => self.req.per_host.max(1),
+        }
     }
 
     /// The WHM credential of `host.whm_user`; a prompt is deferred until all else is valid.
@@ -509,6 +555,16 @@ impl Builder<'_> {
                 ));
             }
         }
+        warn_hosts(
+            &mut self.warnings,
+            &self.ssh_insecure,
+            "ssh_insecure = true: host key NOT verified",
+        );
+        warn_hosts(
+            &mut self.warnings,
+            &self.ssh_capped,
+            "--per-host lowered to 10 over SSH (sshd's MaxSessions default; set per_host on the host if its sshd allows more)",
+        );
         if !self.no_whm.is_empty() {
             let names: Vec<&str> = self.no_whm.iter().map(String::as_str).collect();
             self.warnings.push(format!(

@@ -29,7 +29,9 @@ fn may_have_minted(e: &ApiError) -> bool {
         | ApiError::NoCredential(_)
         | ApiError::Auth { .. }
         | ApiError::RefusedAfter { .. }
-        | ApiError::Withheld(_) => false,
+        | ApiError::Withheld(_)
+        | ApiError::HostKey { .. }
+        | ApiError::LoginRefused(_) => false,
         ApiError::Http { status } => !(400..500).contains(status),
         ApiError::Transport(t) => t.maybe_sent(),
         ApiError::Rejected(_) | ApiError::Protocol(_) => true,
@@ -505,7 +507,7 @@ impl Runner<'_> {
     /// Verify the new token with a real call that uses only it.
     fn verify(&self, cx: &Ctx<'_>, name: &str, token: &NewToken) -> Result<(), Failure> {
         cx.attempts.bump();
-        let verified = cx.backend.verify(cx.owner, &token.token);
+        let verified = cx.backend.verify(cx.owner, name, &token.token);
         self.saw(&cx.attempts, &verified);
         if let Err(e) = verified {
             let _ = self

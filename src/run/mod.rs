@@ -384,7 +384,7 @@ pub fn execute_resumed(
 }
 
 fn needs_host_check(plan: &Plan, hp: &HostPlan) -> bool {
-    plan.scope == Scope::Whm || hp.host.api == ApiKind::Whm
+    plan.scope == Scope::Whm || hp.host.api != ApiKind::Cpanel
 }
 
 enum FollowUp {

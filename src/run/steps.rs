@@ -421,6 +421,7 @@ impl Runner<'_> {
             ok: false,
             detail: detail.to_string(),
             tls_pin: self.backends[i].peer_pin().map(|p| p.to_string()),
+            ssh_host_key: self.backends[i].host_key(),
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
         let mut r = TargetResult::new(&hp.host.name, Some(user), None);
@@ -452,6 +453,10 @@ impl Runner<'_> {
                 Err(e) => e.to_string(),
             },
             tls_pin: pin.map(|p| p.to_string()),
+            ssh_host_key: failure
+                .as_ref()
+                .and_then(|e| e.presented_host_key().map(str::to_string))
+                .or_else(|| cx.backend.host_key()),
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
         match failure {
@@ -489,6 +494,11 @@ impl Runner<'_> {
             ok,
             detail: detail.clone(),
             tls_pin: pin.map(|p| p.to_string()),
+            ssh_host_key: match &result {
+                Err(e) => e.presented_host_key().map(str::to_string),
+                Ok(_) => None,
+            }
+            .or_else(|| self.backends[i].host_key()),
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
         let mut r = TargetResult::new(&hp.host.name, Some(user), None);
