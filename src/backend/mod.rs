@@ -467,3 +467,15 @@ fn openssh_version(text: &str) -> Option<(u32, u32)> {
     let mut it = rest.split(|c: char| !c.is_ascii_digit());
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
 }
+
+#[cfg(test)]
+#[test]
+fn openssh_versions_are_read_from_ssh_v() {
+    assert_eq!(
+        openssh_version("OpenSSH_9.2p1 Debian-2+deb12u10, OpenSSL 3.0.19 27 Jan 2026"),
+        Some((9, 2))
+    );
+    assert_eq!(openssh_version("OpenSSH_10.0p2, LibreSSL"), Some((10, 0)));
+    assert_eq!(openssh_version("OpenSSH_8.4p1"), Some((8, 4)));
+    assert_eq!(openssh_version("dropbear"), None);
+}

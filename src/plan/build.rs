@@ -128,6 +128,8 @@ struct Builder<'r> {
     insecure: Vec<String>,
     /// Hosts with `ssh_insecure = true`, named in one warning.
     ssh_insecure: Vec<String>,
+    /// SSH hosts that log in as another user than root.
+    ssh_not_root: Vec<String>,
     /// SSH hosts whose `--per-host` was lowered to sshd's `MaxSessions` default.
     ssh_capped: Vec<String>,
     /// `--scope all` hosts with `api = "cpanel"`: their WHM tokens are not listed (one warning).
@@ -161,6 +163,7 @@ pub fn build(
         insecure: Vec::new(),
         ssh_insecure: Vec::new(),
         ssh_capped: Vec::new(),
+        ssh_not_root: Vec::new(),
         no_whm: Vec::new(),
         warnings,
         resolver: Resolver::new(),
@@ -346,6 +349,9 @@ impl Builder<'_> {
         if host.api == Api::Ssh {
             if host.ssh.insecure {
                 self.ssh_insecure.push(host.name.clone());
+            }
+            if host.ssh.login() != "root" {
+                self.ssh_not_root.push(host.name.clone());
             }
         } else if host.tls.insecure {
             self.insecure.push(host.name.clone());
@@ -559,6 +565,11 @@ impl Builder<'_> {
             &mut self.warnings,
             &self.ssh_insecure,
             "ssh_insecure = true: host key NOT verified",
+        );
+        warn_hosts(
+            &mut self.warnings,
+            &self.ssh_not_root,
+            "ssh_user is not root: `uapi --user` and whmapi1 need root, so each command fails there unless this login may run them as root",
         );
         warn_hosts(
             &mut self.warnings,

@@ -520,3 +520,94 @@ impl Drop for Client {
         self.release();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(ssh: Ssh) -> Client {
+        Client::new("203.0.113.10", &ssh, &TransportConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn what_ssh_logged_says_why_it_could_not_log_in() {
+        let c = client(Ssh {
+            port: Some(2222),
+            ..Ssh::default()
+        });
+        let e = c.login_failure("root@203.0.113.10: Permission denied (publickey).\n");
+        assert!(matches!(e, ApiError::LoginRefused(_)), "{e:?}");
+        assert!(e.is_refusal() && e.refused_by_server() && e.stops_host());
+        assert!(e.to_string().contains("203.0.113.10:2222 as root"), "{e}");
+
+        let e = c.login_failure(
+            "No ED25519 host key is known for [203.0.113.10]:2222 and you have requested strict checking.\nHost key verification failed.\n",
+        );
+        assert!(
+            matches!(
+                e,
+                ApiError::HostKey {
+                    presented: None,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.stops_host() && !e.is_retryable() && !e.outcome_unknown());
+
+        let e =
+            c.login_failure("ssh: connect to host 203.0.113.10 port 2222: Connection refused\n");
+        assert!(e.is_retryable() && !e.outcome_unknown(), "{e:?}");
+
+        let e = c.login_failure("something odd\n");
+        assert!(matches!(e, ApiError::Protocol(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_pinned_key_mismatch_names_both_keys() {
+        let want = "SHA256:ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g";
+        let got = "SHA256:AtUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g";
+        let c = client(Ssh {
+            host_key: Some(want.into()),
+            ..Ssh::default()
+        });
+        std::fs::write(&c.presented, format!("{got}\n")).unwrap();
+        assert_eq!(c.presented().as_deref(), Some(got));
+        let e = c.login_failure("Host key verification failed.\n");
+        assert_eq!(e.presented_host_key(), Some(got));
+        let text = e.to_string();
+        assert!(text.contains(want) && text.contains(got), "{text}");
+        assert!(
+            text.contains(&format!("ssh_host_key = \"{got}\"")),
+            "{text}"
+        );
+    }
+
+    /// The host-key script vouches for the pinned key alone, and records what it was shown.
+    #[test]
+    fn the_host_key_script_vouches_for_the_pin_only() {
+        let c = client(Ssh::default());
+        let pin = "SHA256:ktUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g";
+        let run = |shown: &str, pinned: &str| {
+            let out = std::process::Command::new(&c.dir.script)
+                .args([shown, "[h]:22", "ssh-ed25519", "AAAAkey", pinned])
+                .arg(&c.presented)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(run(pin, pin), "[h]:22 ssh-ed25519 AAAAkey\n");
+        assert_eq!(c.presented().as_deref(), Some(pin));
+        assert_eq!(run(pin, "-"), "", "no pin: the known_hosts files decide");
+        assert_eq!(
+            run("SHA256:AtUIQRVc1H8NZC4UPYF7HasdqyU3kYq+Eku80Xyaw4g", pin),
+            ""
+        );
+        assert_eq!(
+            run("NONE", pin),
+            "",
+            "the ordering call vouches for nothing"
+        );
+    }
+}
