@@ -47,11 +47,13 @@
 //! ```
 
 mod addr;
+mod cli;
 mod inventory;
 pub mod parts;
 pub mod seeds;
 mod server;
 mod spec;
+mod ssh;
 mod state;
 mod tls;
 
@@ -73,6 +75,7 @@ pub use spec::{
     FleetSpec, HostSpec, MAX_BATCH_COMMANDS, OVERSIZED_CREATE_BYTES, TestCaPem, host_name,
     parse_duration,
 };
+pub use ssh::{CliRecord, SshFront};
 pub use state::{SimToken, SimWhmToken, TokenOwner, TokenSecret};
 
 use server::{HostInner, Port, PortCmd, Stats, lock};
