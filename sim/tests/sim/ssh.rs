@@ -311,6 +311,7 @@ fn a_dropped_create_answer_kills_the_connection_after_the_create() {
         &format!("{UAPI} --user=u001a0001 Tokens create_full_access name=lost"),
     );
     assert_eq!(out.status.code(), Some(255), "{}", text(&out));
+    eprintln!("plain client on a dropped answer: {}", text(&out));
     assert!(out.stdout.is_empty());
     assert_eq!(web1.account_tokens("u001a0001")[0].name, "lost");
 
@@ -495,3 +496,4 @@ fn the_ssh_inventory_matches_the_front() {
         }
     }
 }
+
