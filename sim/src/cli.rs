@@ -413,14 +413,39 @@ mod tests {
     fn splits_like_sh() {
         assert_eq!(
             split_line(r#"/usr/local/cpanel/bin/uapi  --user='u1' "a\"b\\c\$" x\ y '' "#).unwrap(),
-            vec!["/usr/local/cpanel/bin/uapi", "--user=u1", r#"a"b\c$"#, "x y", ""]
+            vec![
+                "/usr/local/cpanel/bin/uapi",
+                "--user=u1",
+                r#"a"b\c$"#,
+                "x y",
+                ""
+            ]
         );
         assert_eq!(split_line(r#""a\nb""#).unwrap(), vec![r"a\nb"]);
         assert_eq!(split_line("'a;b|c$d'").unwrap(), vec!["a;b|c$d"]);
         assert_eq!(split_line(r"a\;b").unwrap(), vec!["a;b"]);
         for bad in [
-            "a;b", "a|b", "a && b", "a > f", "$(x)", "`x`", "a*", "a?", "[a]", "#c", "~", "{a}",
-            "!x", "a\nb", "(a)", "a<b", "'open", "\"open", "\"$HOME\"", "\"`id`\"", "x\\",
+            "a;b",
+            "a|b",
+            "a && b",
+            "a > f",
+            "$(x)",
+            "`x`",
+            "a*",
+            "a?",
+            "[a]",
+            "#c",
+            "~",
+            "{a}",
+            "!x",
+            "a\nb",
+            "(a)",
+            "a<b",
+            "'open",
+            "\"open",
+            "\"$HOME\"",
+            "\"`id`\"",
+            "x\\",
         ] {
             assert!(split_line(bad).is_err(), "{bad:?}");
         }

@@ -79,9 +79,8 @@ pub struct SshFront {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|d| d.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
 fn run(cmd: &mut Command) -> anyhow::Result<String> {
@@ -201,7 +200,11 @@ fn kill(pid: u32, signal: i32) {
 
 impl SshHost {
     fn write_config(&self, port: u16, shim: &Path) -> anyhow::Result<()> {
-        let force = format!("{BASH} {} {}", sh_quote(&shim.display().to_string()), self.name);
+        let force = format!(
+            "{BASH} {} {}",
+            sh_quote(&shim.display().to_string()),
+            self.name
+        );
         let config = format!(
             "# Written by cpanel-sim for host {name}: its only command is the simulator's shim.\n\
              ListenAddress {addr}:{port}\n\
@@ -258,16 +261,15 @@ impl SshHost {
         let listening = format!("Server listening on {} port {port}", self.address);
         loop {
             let text = std::fs::read(&self.log).unwrap_or_default();
-            let new = String::from_utf8_lossy(&text[(start_len as usize).min(text.len())..])
-                .into_owned();
+            let new =
+                String::from_utf8_lossy(&text[(start_len as usize).min(text.len())..]).into_owned();
             if new.contains(&listening) {
                 *lock(&self.port) = port;
                 *lock(&self.child) = Some(child);
                 return Ok(true);
             }
             let exited = child.try_wait()?.is_some();
-            if new.contains("Address already in use") || new.contains("Cannot bind any address")
-            {
+            if new.contains("Address already in use") || new.contains("Cannot bind any address") {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Ok(false);
@@ -582,7 +584,12 @@ impl SshFront {
     /// `ssh_user`, `ssh_identity`, and `ssh_host_key = "SHA256:…"` (`pin`) or
     /// `ssh_known_hosts = "…"`, besides what the HTTPS inventory has (`whm_port`,
     /// `cpanel_port`, `tls_pin`, `accounts`; `[defaults]` with `credential` and `whm_user`).
-    pub fn write_inventory(&self, fleet: &Fleet, dir: &Path, pin: bool) -> std::io::Result<PathBuf> {
+    pub fn write_inventory(
+        &self,
+        fleet: &Fleet,
+        dir: &Path,
+        pin: bool,
+    ) -> std::io::Result<PathBuf> {
         let entries: Vec<crate::inventory::SshEntry> = fleet
             .hosts()
             .iter()

@@ -59,7 +59,11 @@ impl SshEnv {
                 "ConnectTimeout=20",
             ])
             .args(extra)
-            .arg(format!("{}@{}", self.front.login(), self.front.address(host)))
+            .arg(format!(
+                "{}@{}",
+                self.front.login(),
+                self.front.address(host)
+            ))
             .arg(line)
             .stdin(std::process::Stdio::null());
         c
@@ -143,12 +147,12 @@ fn ssh_and_https_share_one_state() {
         v["result"]["errors"][0],
         "A conflicting API token with the name “ci-ssh-1” already exists."
     );
-    let v = s.json(
-        "web001",
-        &format!("{UAPI} --user=nobody Tokens list"),
-    );
+    let v = s.json("web001", &format!("{UAPI} --user=nobody Tokens list"));
     assert_eq!(v["result"]["status"], 0);
-    assert_eq!(v["result"]["errors"][0], "The user “nobody” does not exist.");
+    assert_eq!(
+        v["result"]["errors"][0],
+        "The user “nobody” does not exist."
+    );
 
     // whmapi1 as root: WHM tokens with repeated, URI-encoded arguments ('+' is a plus).
     let v = s.json(
@@ -168,7 +172,10 @@ fn ssh_and_https_share_one_state() {
     assert_eq!(v["data"]["acct"].as_array().unwrap().len(), 2);
     let v = s.json("web001", &format!("{WHMAPI1} version"));
     assert_eq!(v["metadata"]["result"], 1);
-    let v = s.json("web001", &format!("{WHMAPI1} api_token_revoke token_name-1=ci-whm"));
+    let v = s.json(
+        "web001",
+        &format!("{WHMAPI1} api_token_revoke token_name-1=ci-whm"),
+    );
     assert_eq!(v["metadata"]["result"], 1, "{v}");
     assert!(!web1.whm_token_valid("root", &whm_secret));
 
@@ -200,7 +207,10 @@ fn unsafe_lines_and_bare_names_are_violations() {
     let s = start(1, 1);
     let out = s.ssh("web001", "uapi --output=json --user=u001a0001 Tokens list");
     assert_eq!(out.status.code(), Some(127), "{}", text(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "sh: 1: uapi: not found\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "sh: 1: uapi: not found\n"
+    );
     assert_eq!(s.front.violations().len(), 1);
 
     for line in [
@@ -229,7 +239,10 @@ fn unsafe_lines_and_bare_names_are_violations() {
     assert_eq!(v["metadata"]["result"], 1, "{v}");
     let violations = s.front.violations();
     assert_eq!(violations.len(), 6);
-    assert!(violations[5].contains("secret on a command line"), "{violations:?}");
+    assert!(
+        violations[5].contains("secret on a command line"),
+        "{violations:?}"
+    );
     assert!(!violations.iter().any(|v| v.contains(&secret)));
     // Quoted metacharacters are data, not violations.
     let v = s.json(
@@ -247,14 +260,20 @@ fn options_sudo_and_cli_faults() {
     }
     let s = start(1, 1);
     let web1 = s.env.host("web001");
-    let out = s.ssh("web001", "/usr/local/cpanel/bin/uapi --output=json Tokens list");
+    let out = s.ssh(
+        "web001",
+        "/usr/local/cpanel/bin/uapi --output=json Tokens list",
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "This program must be passed the --user flag when run by root!\n"
     );
     // Without --output=json: YAML, exit 0.
-    let out = s.ssh("web001", "/usr/local/cpanel/bin/uapi --user=u001a0001 Tokens list");
+    let out = s.ssh(
+        "web001",
+        "/usr/local/cpanel/bin/uapi --user=u001a0001 Tokens list",
+    );
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("---\napiversion: 3\n"));
     // sudo -n -- runs as root; refused by the fault.
@@ -266,7 +285,10 @@ fn options_sudo_and_cli_faults() {
     });
     let out = s.ssh("web001", &format!("sudo -n -- {WHMAPI1} version"));
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "sudo: a password is required\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "sudo: a password is required\n"
+    );
     web1.set_faults(Faults {
         cli_missing: true,
         ..Faults::default()
@@ -281,7 +303,10 @@ fn options_sudo_and_cli_faults() {
         cli_non_json: true,
         ..Faults::default()
     });
-    let out = s.ssh("web001", &format!("{UAPI} --user=u001a0001 Tokens create_full_access name=x"));
+    let out = s.ssh(
+        "web001",
+        &format!("{UAPI} --user=u001a0001 Tokens create_full_access name=x"),
+    );
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("Use of uninitialized value"));
     assert!(web1.account_tokens("u001a0001").is_empty());
@@ -320,7 +345,16 @@ fn a_dropped_create_answer_kills_the_connection_after_the_create() {
     let cm_opt = format!("ControlPath={}", cm.display());
     let master = s.ssh_with(
         "web001",
-        &["-o", "ControlMaster=yes", "-o", &cm_opt, "-o", "ControlPersist=yes", "-f", "-N"],
+        &[
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            &cm_opt,
+            "-o",
+            "ControlPersist=yes",
+            "-f",
+            "-N",
+        ],
         "",
     );
     assert_eq!(master.status.code(), Some(0), "{}", text(&master));
@@ -367,7 +401,16 @@ fn a_control_master_is_one_login() {
     let cm_opt = format!("ControlPath={}", cm.display());
     let master = s.ssh_with(
         "web001",
-        &["-o", "ControlMaster=yes", "-o", &cm_opt, "-o", "ControlPersist=yes", "-f", "-N"],
+        &[
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            &cm_opt,
+            "-o",
+            "ControlPersist=yes",
+            "-f",
+            "-N",
+        ],
         "",
     );
     assert_eq!(master.status.code(), Some(0), "{}", text(&master));
@@ -401,11 +444,17 @@ fn host_keys_and_client_keys_are_checked() {
         .output()
         .unwrap();
     let scanned = String::from_utf8_lossy(&scan.stdout);
-    assert!(scanned.contains(&s.front.fingerprint("web001")), "{scanned}");
+    assert!(
+        scanned.contains(&s.front.fingerprint("web001")),
+        "{scanned}"
+    );
     assert!(s.front.fingerprint("web001").starts_with("SHA256:"));
     assert_ne!(s.front.fingerprint("web001"), s.front.fingerprint("web002"));
     let known = std::fs::read_to_string(s.front.known_hosts()).unwrap();
-    assert!(known.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 AAAA", s.front.port("web001"))));
+    assert!(known.starts_with(&format!(
+        "[127.0.0.1]:{} ssh-ed25519 AAAA",
+        s.front.port("web001")
+    )));
 
     let before = s.front.fingerprint("web001");
     let port = s.front.port("web001");
@@ -440,16 +489,26 @@ fn host_keys_and_client_keys_are_checked() {
     assert_eq!(s.front.logins("web002"), 0);
     assert_eq!(s.front.connections("web002"), 1);
     s.front.refuse_client_key("web002", false);
-    assert_eq!(s.ssh("web002", &format!("{WHMAPI1} version")).status.code(), Some(0));
+    assert_eq!(
+        s.ssh("web002", &format!("{WHMAPI1} version")).status.code(),
+        Some(0)
+    );
     assert_eq!(s.front.logins("web002"), 1);
 
     // Down: connection refused; back up on the same port.
     s.front.set_down("web002", true).unwrap();
     let out = s.ssh("web002", &format!("{WHMAPI1} version"));
     assert_eq!(out.status.code(), Some(255));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Connection refused"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Connection refused"),
+        "{}",
+        text(&out)
+    );
     s.front.set_down("web002", false).unwrap();
-    assert_eq!(s.ssh("web002", &format!("{WHMAPI1} version")).status.code(), Some(0));
+    assert_eq!(
+        s.ssh("web002", &format!("{WHMAPI1} version")).status.code(),
+        Some(0)
+    );
     assert_eq!(s.front.violations(), Vec::<String>::new());
 }
 
@@ -471,13 +530,19 @@ fn the_ssh_inventory_matches_the_front() {
         assert_eq!(h["name"].as_str(), Some("web002"));
         assert_eq!(h["api"].as_str(), Some("ssh"));
         assert_eq!(h["address"].as_str(), Some("127.0.0.1"));
-        assert_eq!(h["ssh_port"].as_integer(), Some(s.front.port("web002") as i64));
+        assert_eq!(
+            h["ssh_port"].as_integer(),
+            Some(s.front.port("web002") as i64)
+        );
         assert_eq!(h["ssh_user"].as_str(), Some(s.front.login().as_str()));
         assert_eq!(
             h["ssh_identity"].as_str(),
             Some(s.front.client_key().to_str().unwrap())
         );
-        assert_eq!(h["cpanel_port"].as_integer(), Some(web2.cpanel_port() as i64));
+        assert_eq!(
+            h["cpanel_port"].as_integer(),
+            Some(web2.cpanel_port() as i64)
+        );
         assert_eq!(h["whm_port"].as_integer(), Some(web2.whm_port() as i64));
         assert_eq!(h["tls_pin"].as_str(), Some(web2.cert_pin().as_str()));
         assert_eq!(h["accounts"].as_array().unwrap().len(), 2);
@@ -496,4 +561,3 @@ fn the_ssh_inventory_matches_the_front() {
         }
     }
 }
-
