@@ -421,11 +421,24 @@ fn a_control_master_is_one_login() {
         );
         assert_eq!(v["result"]["status"], 1, "{v}");
     }
+    // Sessions side by side on the one connection (MaxSessions 10).
+    std::thread::scope(|scope| {
+        for i in 0..6 {
+            let (s, cm_opt) = (&s, &cm_opt);
+            scope.spawn(move || {
+                let v = s.json_mux(
+                    cm_opt,
+                    &format!("{UAPI} --user=u001a0001 Tokens create_full_access name=p{i}"),
+                );
+                assert_eq!(v["result"]["status"], 1, "{v}");
+            });
+        }
+    });
     assert_eq!(s.front.logins("web001"), 1);
     assert_eq!(s.front.connections("web001"), 1);
     assert_eq!(s.front.command_connections("web001"), 1);
-    assert_eq!(s.front.commands("web001").len(), 4);
-    assert_eq!(s.env.host("web001").account_tokens("u001a0001").len(), 4);
+    assert_eq!(s.front.commands("web001").len(), 10);
+    assert_eq!(s.env.host("web001").account_tokens("u001a0001").len(), 10);
     let out = s.ssh_with("web001", &["-o", &cm_opt, "-O", "exit"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(s.front.logins("web002"), 0);
