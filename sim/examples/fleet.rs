@@ -18,10 +18,10 @@ use anyhow::{Context, bail};
 use cpanel_sim::parts::{self, FleetParts};
 use cpanel_sim::{
     Addressing, CertMode, FaultsFile, Fleet, FleetSpec, HostReport, InventoryHost,
-    InventoryOptions, InventoryTls, Seeded, parse_duration, seeds, write_private,
+    InventoryOptions, InventoryTls, Seeded, SshFront, parse_duration, seeds, write_private,
 };
 
-const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--jitter DUR] [--out DIR] [--tls pin|ca] [--faults FILE] [--addressing per-host|shared] [--part-size N] [--stats FILE] [--compromised SEED [--tokens-per-account N]]
+const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--jitter DUR] [--out DIR] [--tls pin|ca] [--faults FILE] [--addressing per-host|shared] [--part-size N] [--stats FILE] [--compromised SEED [--tokens-per-account N]] [--ssh]
 
   --hosts N       hosts to serve (default 5; above --part-size, served by several processes)
   --accounts N    accounts per host (default 10)
@@ -45,6 +45,9 @@ const USAGE: &str = "usage: fleet [--hosts N] [--accounts N] [--latency DUR] [--
                   What was planted (no secret) goes to DIR/planted.csv
   --tokens-per-account N
                   ordinary tokens per account with --compromised (default 3)
+  --ssh           also serve each host over SSH: one real sshd per host (cpanel_sim::SshFront,
+                  files in DIR/ssh), its inventory in DIR/inventory-ssh.toml; one process's
+                  fleet only (at most --part-size hosts)
   --part K/N      (internal) serve part K of N for a parent over stdin/stdout";
 
 struct Opts {
@@ -60,6 +63,7 @@ struct Opts {
     stats: Option<PathBuf>,
     part: Option<(usize, usize)>,
     compromised: Option<u64>,
+    ssh: bool,
     tokens_per_account: Option<usize>,
 }
 
@@ -79,6 +83,7 @@ fn parse_args() -> anyhow::Result<Opts> {
         stats: None,
         part: None,
         compromised: None,
+        ssh: false,
         tokens_per_account: None,
     };
     let mut args = std::env::args().skip(1);
@@ -135,6 +140,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             }
             "--stats" => o.stats = Some(PathBuf::from(value()?)),
             "--part" => o.part = Some(parts::parse_part(&value()?)?),
+            "--ssh" => o.ssh = true,
             "--compromised" => {
                 o.compromised = Some(
                     value()?
@@ -162,6 +168,12 @@ fn parse_args() -> anyhow::Result<Opts> {
     if o.tokens_per_account.is_some() && o.compromised.is_none() {
         bail!(
             "--tokens-per-account sets the ordinary tokens of --compromised: add --compromised SEED"
+        );
+    }
+    if o.ssh && o.hosts > o.part_size {
+        bail!(
+            "--ssh serves one process's fleet: use at most --part-size ({}) hosts",
+            o.part_size
         );
     }
     if o.accounts > 9999 {
@@ -251,6 +263,7 @@ fn run() -> anyhow::Result<()> {
         ..InventoryOptions::default()
     };
     let n_parts = parts::part_count(o.hosts, o.part_size);
+    let mut ssh: Option<(SshFront, PathBuf)> = None;
     let (served, files) = if n_parts == 1 {
         let fleet = Fleet::start(spec_of(&o, 1..=o.hosts)?)?;
         if let Some(seed) = o.compromised {
@@ -258,6 +271,16 @@ fn run() -> anyhow::Result<()> {
             write_planted(&o, &seeded)?;
         }
         let files = fleet.write_inventory(&o.out, &opts);
+        if o.ssh {
+            if let Some(why) = SshFront::unavailable() {
+                bail!("--ssh: {why}");
+            }
+            let front = SshFront::start(&fleet, &o.out.join("ssh"))?;
+            let path = front
+                .write_inventory(&fleet, &o.out, true)
+                .with_context(|| format!("writing the SSH inventory into {}", o.out.display()))?;
+            ssh = Some((front, path));
+        }
         (Served::One(fleet), files)
     } else {
         let exe = std::env::current_exe().context("finding this program to run its parts")?;
@@ -327,6 +350,14 @@ fn run() -> anyhow::Result<()> {
         files.env.display()
     );
     println!("  test CA     {}", files.ca.display());
+    if let Some((front, path)) = &ssh {
+        println!(
+            "  over SSH    {} (one sshd per host, login {}, key {})",
+            path.display(),
+            front.login(),
+            front.client_key().display()
+        );
+    }
     println!(
         "  age keys    {} / {}",
         identity_path.display(),
@@ -367,6 +398,7 @@ fn run() -> anyhow::Result<()> {
 
     wait_for_signal()?;
     let _ = std::fs::remove_file(&ready);
+    drop(ssh);
     let reports = served.stop()?;
     if let Some(path) = &o.stats {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)

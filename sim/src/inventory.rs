@@ -146,23 +146,7 @@ pub fn write_entries(
         };
         t.push_str("\n[[hosts]]\n");
         t.push_str(&format!("name = {}\n", quote(&h.name)));
-        t.push_str(&format!("address = {}\n", quote(&h.address)));
-        if h.whm_port != crate::addr::WHM_PORT {
-            t.push_str(&format!("whm_port = {}\n", h.whm_port));
-        }
-        if h.cpanel_port != crate::addr::CPANEL_PORT {
-            t.push_str(&format!("cpanel_port = {}\n", h.cpanel_port));
-        }
-        match opts.tls {
-            InventoryTls::Insecure => t.push_str("tls_insecure = true\n"),
-            _ => t.push_str(&format!("{tls_col} = {}\n", quote(&tls_value))),
-        }
-        if opts.accounts_star {
-            t.push_str("accounts = \"*\"\n");
-        } else {
-            let list: Vec<String> = h.accounts.iter().map(|a| quote(a)).collect();
-            t.push_str(&format!("accounts = [{}]\n", list.join(", ")));
-        }
+        t.push_str(&host_lines(h, opts));
         let star = ["*".to_string()];
         let row_accounts: &[String] = if opts.accounts_star {
             &star
@@ -195,6 +179,87 @@ pub fn write_entries(
         .unwrap_or("WHM_TOKEN");
     write_private(&files.env, format!("{var}={root_token}\n").as_bytes())?;
     Ok(files)
+}
+
+/// A host's entry after its name, as both inventories write it: address, non-default ports,
+/// certificate trust and accounts.
+fn host_lines(h: &InventoryHost, opts: &InventoryOptions) -> String {
+    let mut t = String::new();
+    t.push_str(&format!("address = {}\n", quote(&h.address)));
+    if h.whm_port != crate::addr::WHM_PORT {
+        t.push_str(&format!("whm_port = {}\n", h.whm_port));
+    }
+    if h.cpanel_port != crate::addr::CPANEL_PORT {
+        t.push_str(&format!("cpanel_port = {}\n", h.cpanel_port));
+    }
+    match opts.tls {
+        InventoryTls::Pin => t.push_str(&format!("tls_pin = {}\n", quote(&h.cert_pin))),
+        InventoryTls::Ca => t.push_str("tls_ca = \"ca.pem\"\n"),
+        InventoryTls::Insecure => t.push_str("tls_insecure = true\n"),
+    }
+    if opts.accounts_star {
+        t.push_str("accounts = \"*\"\n");
+    } else {
+        let list: Vec<String> = h.accounts.iter().map(|a| quote(a)).collect();
+        t.push_str(&format!("accounts = [{}]\n", list.join(", ")));
+    }
+    t
+}
+
+/// How an SSH inventory entry trusts its host's key.
+#[derive(Clone, Debug)]
+pub(crate) enum SshTrust {
+    /// `ssh_host_key = "SHA256:…"`
+    HostKey(String),
+    /// `ssh_known_hosts = "/abs/known_hosts"`
+    KnownHosts(PathBuf),
+}
+
+/// One host of an SSH inventory ([`crate::SshFront::write_inventory`]).
+pub(crate) struct SshEntry {
+    pub host: InventoryHost,
+    pub port: u16,
+    pub user: String,
+    pub identity: PathBuf,
+    pub trust: SshTrust,
+}
+
+/// Write `inventory-ssh.toml` into `dir`: the HTTPS inventory's entries with `api = "ssh"` and
+/// the SSH settings added.
+pub(crate) fn write_ssh(
+    entries: &[SshEntry],
+    dir: &Path,
+    opts: &InventoryOptions,
+) -> std::io::Result<PathBuf> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join("inventory-ssh.toml");
+    let mut t = String::from(
+        "# Written by cpanel-sim: the simulated fleet over SSH (one real sshd per host).\n",
+    );
+    t.push_str("[defaults]\n");
+    t.push_str(&format!("credential = {}\n", quote(&opts.credential)));
+    t.push_str("whm_user = \"root\"\n");
+    for e in entries {
+        t.push_str("\n[[hosts]]\n");
+        t.push_str(&format!("name = {}\n", quote(&e.host.name)));
+        t.push_str("api = \"ssh\"\n");
+        t.push_str(&host_lines(&e.host, opts));
+        t.push_str(&format!("ssh_port = {}\n", e.port));
+        t.push_str(&format!("ssh_user = {}\n", quote(&e.user)));
+        t.push_str(&format!(
+            "ssh_identity = {}\n",
+            quote(&e.identity.display().to_string())
+        ));
+        match &e.trust {
+            SshTrust::HostKey(fp) => t.push_str(&format!("ssh_host_key = {}\n", quote(fp))),
+            SshTrust::KnownHosts(p) => t.push_str(&format!(
+                "ssh_known_hosts = {}\n",
+                quote(&p.display().to_string())
+            )),
+        }
+    }
+    fs::write(&path, t)?;
+    Ok(path)
 }
 
 /// Create (or truncate) a file readable only by its owner, then write it.

@@ -12,6 +12,24 @@
 //! ([`SimHost::seed_whm_token`], [`SimHost::seed_account_token`]; expired ones stay listed but
 //! no longer authenticate), or a whole incident with [`seed_compromised`] ([`seeds`]).
 //!
+//! [`SshFront`] puts one real OpenSSH `sshd` per host beside the HTTPS ports (the host's own
+//! address, an ephemeral port, its own ed25519 host key, one generated client key), for
+//! tokenfleet's `api = "ssh"`. Its only command is a bash shim that hands
+//! `$SSH_ORIGINAL_COMMAND` to this process, which runs `/usr/local/cpanel/bin/uapi
+//! --output=json --user=U Tokens create_full_access|list|revoke|rename …` and
+//! `/usr/local/cpanel/bin/whmapi1 --output=json version|listaccts|api_token_*` (optionally after
+//! `sudo -n --`) on the host's state through the HTTPS handlers' code: what one path creates the
+//! other lists. Lines are split as `sh` would split them; an unquoted metacharacter, a bare
+//! `uapi`, or a token secret anywhere in a line is recorded in [`SshFront::violations`]. Commands
+//! count in [`HostStats`] as `ssh/uapi/Tokens/<fn>` and `ssh/whmapi1/<fn>`; [`SshFront::logins`]
+//! and [`SshFront::commands`] count handshakes and lines. Faults that apply: `latency`, `jitter`,
+//! `hang`, `drip`, `drop_after_create`/`drop_create_answers` (the SSH connection is killed after
+//! the create), the other after-create faults, `clock_offset`, `down`, and the CLI's own
+//! `cli_non_json`, `cli_missing`, `sudo_refused`; the HTTP-only ones (`error_503_rate`,
+//! `html_login`, `fail_routes`, `echo_auth`, body and TLS faults) do not, as no cpsrvd stands
+//! between sshd and the programs. [`SshFront::write_inventory`] writes
+//! `inventory-ssh.toml`.
+//!
 //! Faults can also come from a TOML file ([`FaultsFile`]): `[default]` applies to every host and
 //! `[hosts.NAME]` overrides it key by key; durations are written `"20ms"`, `"1.5s"` or as a number
 //! of milliseconds; unknown keys and unknown host names are errors.
@@ -37,7 +55,7 @@
 //! `html_login`, `redirect_to`, `endless_body`, `oversized_body`, `reset_mid_body`, `down`,
 //! `refuse_cpanel_tokens`, `deny_uapi_cpanel`, `fail_routes`, `echo_auth`,
 //! `inner_error_after_create`, `oversized_after_create`, `odd_token_after_create`,
-//! `clock_offset`. cPHulk is not a fault: set it in [`FleetSpec::cphulk`] or on a running
+//! `clock_offset`, and for the SSH front `cli_non_json`, `cli_missing`, `sudo_refused`. cPHulk is not a fault: set it in [`FleetSpec::cphulk`] or on a running
 //! fleet with [`Fleet::set_cphulk`].
 //!
 //! ```no_run
@@ -47,11 +65,13 @@
 //! ```
 
 mod addr;
+mod cli;
 mod inventory;
 pub mod parts;
 pub mod seeds;
 mod server;
 mod spec;
+mod ssh;
 mod state;
 mod tls;
 
@@ -73,6 +93,7 @@ pub use spec::{
     FleetSpec, HostSpec, MAX_BATCH_COMMANDS, OVERSIZED_CREATE_BYTES, TestCaPem, host_name,
     parse_duration,
 };
+pub use ssh::{CliRecord, SshFront};
 pub use state::{SimToken, SimWhmToken, TokenOwner, TokenSecret};
 
 use server::{HostInner, Port, PortCmd, Stats, lock};

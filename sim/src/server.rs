@@ -59,10 +59,10 @@ pub(crate) struct Stats {
     pub refused_by_route: AtomicU64,
 }
 
-struct InFlight<'a>(&'a Stats);
+pub(crate) struct InFlight<'a>(&'a Stats);
 
 impl<'a> InFlight<'a> {
-    fn enter(stats: &'a Stats) -> InFlight<'a> {
+    pub(crate) fn enter(stats: &'a Stats) -> InFlight<'a> {
         let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
         InFlight(stats)
@@ -107,7 +107,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl HostInner {
-    fn count(&self, key: &str) {
+    pub(crate) fn count(&self, key: &str) {
         self.stats.total.fetch_add(1, Ordering::Relaxed);
         let mut map = lock(&self.stats.requests);
         match map.get_mut(key) {
@@ -131,7 +131,7 @@ impl HostInner {
     }
 
     /// Use up one of a fault's "next N" counters: true when it was not yet at zero.
-    fn take(&self, counter: impl FnOnce(&mut Faults) -> &mut u32) -> bool {
+    pub(crate) fn take(&self, counter: impl FnOnce(&mut Faults) -> &mut u32) -> bool {
         let mut f = lock(&self.faults);
         let n = counter(&mut f);
         if *n > 0 {
@@ -143,7 +143,7 @@ impl HostInner {
     }
 
     /// Called after any create call, whatever its outcome: true when its answer is lost.
-    fn take_drop_create_answer(&self) -> bool {
+    pub(crate) fn take_drop_create_answer(&self) -> bool {
         self.take(|f| &mut f.drop_create_answers)
     }
 
@@ -151,7 +151,7 @@ impl HostInner {
     /// place of the normal one, in this order of precedence (one create uses up one counter):
     /// `drop_after_create`, `inner_error_after_create`, `oversized_after_create`,
     /// `odd_token_after_create`. `None`: answer normally.
-    fn after_create(&self, created: &Created) -> Option<Action> {
+    pub(crate) fn after_create(&self, created: &Created) -> Option<Action> {
         if self.take(|f| &mut f.drop_after_create) {
             return Some(Action::Drop);
         }
@@ -284,11 +284,11 @@ enum ReadOutcome {
     Bad(Response),
 }
 
-struct Response {
+pub(crate) struct Response {
     status: u16,
     content_type: &'static str,
     headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
+    pub body: Vec<u8>,
 }
 
 impl Response {
@@ -309,7 +309,7 @@ impl Response {
 }
 
 /// What to do with one request.
-enum Action {
+pub(crate) enum Action {
     Reply(Response),
     /// Close without answering (a create was performed first, or the host went down).
     Drop,
@@ -937,7 +937,7 @@ const CREATE_FAILED: &str = "The system failed to create the API token: ";
 
 /// A WHM API 1 call as WHM user `user`. Returns the response and, when a create was performed,
 /// what an after-create fault needs. `server_now`: the server's clock, for a new `create_time`.
-fn whm_call(
+pub(crate) fn whm_call(
     host: &HostInner,
     user: &str,
     path: &str,
@@ -1280,7 +1280,7 @@ fn update_whm_token<'a>(
 }
 
 /// A UAPI call on the cPanel port as `account` (returns as [`whm_call`] does).
-fn cpanel_call(
+pub(crate) fn cpanel_call(
     host: &HostInner,
     account: &str,
     path: &str,

@@ -335,6 +335,16 @@ pub struct Faults {
     /// The next N `batch` requests are performed (every command runs, tokens are made), then
     /// the connection is closed unanswered: a batch's answer lost after it ran.
     pub drop_batch_answers: u32,
+    /// SSH front ([`crate::SshFront`]): `uapi`/`whmapi1` run but print a Perl warning
+    /// (`Use of uninitialized value … line 42.`) on stdout instead of JSON, exit 0, doing
+    /// nothing: the CLI's counterpart of `html_login`.
+    pub cli_non_json: bool,
+    /// SSH front: `/usr/local/cpanel/bin/uapi` and `whmapi1` do not exist on this host (exit
+    /// 127, `sh: 1: /usr/local/cpanel/bin/uapi: not found`): a server that is not cPanel.
+    pub cli_missing: bool,
+    /// SSH front: `sudo -n -- …` is refused (`sudo: a password is required`, exit 1), as for a
+    /// login whose sudo rule needs a password.
+    pub sudo_refused: bool,
 }
 
 /// The per-command cost of a `batch` ([`Faults::batch_command_latency`]): 1 ms unless set.

@@ -11,6 +11,7 @@ mod endpoints;
 mod faults;
 mod inventory;
 mod policy;
+mod ssh;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
