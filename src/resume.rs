@@ -579,6 +579,8 @@ fn holds(
         let unchanged = if e.account.is_empty() && tag == "-" {
             // New tokens were refused at verify: every verify there would be refused again.
             plan.op() == Operation::Rotate && o.verify
+        } else if e.account.is_empty() && hp.host.api == crate::inventory::Api::Ssh {
+            hp.host.ssh.login_tag(run_id) == *tag
         } else if e.account.is_empty() {
             hp.credential
                 .as_ref()

@@ -230,7 +230,10 @@ impl SshHost {
              PermitTunnel no\n\
              PrintMotd no\n\
              PrintLastLog no\n\
-             UseDNS no\n",
+             UseDNS no\n\
+             # bash run by sshd reads the login's ~/.bashrc when SHLVL says it is a top shell;\n\
+             # a busy one (pyenv init: ~100 processes) would be 100 ms of CPU per command.\n\
+             SetEnv SHLVL=1\n",
             name = self.name,
             addr = self.address,
             key = self.host_key.display(),

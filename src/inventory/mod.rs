@@ -43,6 +43,33 @@ impl Ssh {
     pub fn login(&self) -> &str {
         self.user.as_deref().unwrap_or("root")
     }
+
+    /// What the login is, for a journal's `refused` record: the user and the key file (its
+    /// path, size and modification time: tokenfleet never reads a private key), so a resume can
+    /// tell whether it changed since the server refused it.
+    pub fn login_tag(&self, salt: &str) -> String {
+        let key = match &self.identity {
+            Some(path) => {
+                let meta = std::fs::metadata(path).ok();
+                let stamp = meta
+                    .as_ref()
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{} {} {stamp}", path.display(), meta.map_or(0, |m| m.len()))
+            }
+            None => "agent".to_string(),
+        };
+        crate::secret::Secret::new(format!("ssh\0{}\0{key}", self.login())).tag(salt)
+    }
+
+    /// The login as the journal and messages name it.
+    pub fn describe(&self) -> String {
+        match &self.identity {
+            Some(p) => format!("SSH login {} with {}", self.login(), p.display()),
+            None => format!("SSH login {} (agent)", self.login()),
+        }
+    }
 }
 
 /// `SHA256:` and 43 characters of unpadded base64: an OpenSSH host key fingerprint.

@@ -85,6 +85,12 @@ impl Runner<'_> {
                 "the account's own credential".to_string(),
                 own.tag(run),
             )
+        } else if hp.host.api == crate::inventory::Api::Ssh {
+            (
+                String::new(),
+                hp.host.ssh.describe(),
+                hp.host.ssh.login_tag(run),
+            )
         } else if let Some(cred) = &hp.credential {
             let what = match &hp.host.credential {
                 Some(r) => format!("credential {r}"),

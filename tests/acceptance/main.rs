@@ -32,4 +32,5 @@ mod revoke;
 mod rotate;
 mod shard;
 mod snapshots;
+mod ssh;
 mod tls;
