@@ -304,10 +304,21 @@ fn run_argv(host: &HostInner, login: &str, argv: &[String]) -> CliAnswer {
                     "Usage: whmapi1 [--output=FORMAT] function [key=value ...]\n".to_string(),
                 );
             };
-            let path = format!("/json-api/{function}");
-            let (resp, created) = whm_call(host, "root", &path, &args, server_now);
-            let envelope: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-            (envelope, created, *function == "api_token_create")
+            if *function == "batch" {
+                // One whmapi1 process runs every command of the batch, as over HTTPS.
+                let (answer, cost) = crate::server::batch_core(host, "root", &args, &faults);
+                std::thread::sleep(cost);
+                let Some(resp) = answer else {
+                    return dropped();
+                };
+                let envelope: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                (envelope, None, false)
+            } else {
+                let path = format!("/json-api/{function}");
+                let (resp, created) = whm_call(host, "root", &path, &args, server_now);
+                let envelope: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+                (envelope, created, *function == "api_token_create")
+            }
         }
     };
     let mut envelope = envelope;

@@ -1329,18 +1329,40 @@ fn created(c: Created) -> (Response, Option<Created>) {
 /// that ran. `drop_batch_answers` (and a create command's `drop_after_create` or
 /// `drop_create_answers`) loses the whole answer after every command ran.
 async fn batch(host: &HostInner, user: &str, args: &Args, faults: &Faults) -> Action {
+    let (answer, cost) = batch_core(host, user, args, faults);
+    if !cost.is_zero() {
+        tokio::time::sleep(cost).await;
+    }
+    match answer {
+        Some(resp) => Action::Reply(resp),
+        None => Action::Drop,
+    }
+}
+
+/// WHM API 1 `batch` for both fronts (HTTPS and `whmapi1 batch` over SSH): its answer (`None`:
+/// the answer is lost, a fault) and the time its commands cost, which the caller waits.
+pub(crate) fn batch_core(
+    host: &HostInner,
+    user: &str,
+    args: &Args,
+    faults: &Faults,
+) -> (Option<Response>, std::time::Duration) {
+    let zero = std::time::Duration::ZERO;
     let commands = args.repeated("command");
     if commands.is_empty() {
-        return Action::Reply(whm_fail("batch", &missing_arg("command")));
+        return (Some(whm_fail("batch", &missing_arg("command"))), zero);
     }
     if commands.len() > MAX_BATCH_COMMANDS {
-        return Action::Reply(whm_fail(
-            "batch",
-            &format!(
-                "A batch may carry at most {MAX_BATCH_COMMANDS} commands; this one has {}. Split it.",
-                commands.len()
-            ),
-        ));
+        return (
+            Some(whm_fail(
+                "batch",
+                &format!(
+                    "A batch may carry at most {MAX_BATCH_COMMANDS} commands; this one has {}. Split it.",
+                    commands.len()
+                ),
+            )),
+            zero,
+        );
     }
     let abort = matches!(args.get("abort_on_error"), Some("1"));
     // A login is judged per request: a command whose route refuses the credential (401/403 in
@@ -1354,7 +1376,7 @@ async fn batch(host: &HostInner, user: &str, args: &Args, faults: &Faults) -> Ac
         );
         if let Some(&status @ (401 | 403)) = faults.fail_routes.get(&key) {
             host.stats.refused_by_route.fetch_add(1, Ordering::Relaxed);
-            return Action::Reply(Response::text(status, "Access denied\n"));
+            return (Some(Response::text(status, "Access denied\n")), zero);
         }
     }
     host.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -1408,19 +1430,19 @@ async fn batch(host: &HostInner, user: &str, args: &Args, faults: &Faults) -> Ac
         }
     }
     let cost = faults.batch_command_latency.0 * results.len() as u32;
-    if !cost.is_zero() {
-        tokio::time::sleep(cost).await;
-    }
     if lose_answer || host.take(|f| &mut f.drop_batch_answers) {
-        return Action::Drop;
+        return (None, cost);
     }
     let reason = if all_ok {
         "OK".to_string()
     } else {
         "At least one command in the batch failed.".to_string()
     };
-    Action::Reply(Response::json(&json!({
-        "data": {"result": results},
-        "metadata": {"command": "batch", "reason": reason, "result": if all_ok { 1 } else { 0 }, "version": 1}
-    })))
+    (
+        Some(Response::json(&json!({
+            "data": {"result": results},
+            "metadata": {"command": "batch", "reason": reason, "result": if all_ok { 1 } else { 0 }, "version": 1}
+        }))),
+        cost,
+    )
 }

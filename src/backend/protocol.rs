@@ -353,6 +353,21 @@ pub(super) fn parse_cli(stdout: &[u8], whm: bool, r: &Redactor<'_>) -> Result<Va
     }
 }
 
+/// What `whmapi1 --output=json batch` printed: as [`parse_uapi_cpanel_batch`].
+pub(super) fn parse_cli_batch(
+    stdout: &[u8],
+    sent: usize,
+    r: &Redactor<'_>,
+) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(v @ Value::Object(_)) => uapi_cpanel_batch_value(&v, sent, r),
+        // Not an object: parse_cli says what it is instead (never success).
+        _ => Err(parse_cli(stdout, true, r)
+            .err()
+            .unwrap_or_else(|| ApiError::Protocol("the batch answer is not an object".into()))),
+    }
+}
+
 /// Server text (a command's standard error) as an error may quote it: redacted, one short line.
 pub(super) fn server_text(text: &str, r: &Redactor<'_>) -> String {
     shorten(text, r)
@@ -436,8 +451,17 @@ pub(super) fn parse_uapi_cpanel_batch(
     r: &Redactor<'_>,
 ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
     let v = json_body(resp, r)?;
+    uapi_cpanel_batch_value(&v, sent, r)
+}
+
+/// [`parse_uapi_cpanel_batch`] of an answer already parsed (`whmapi1 batch`'s output too).
+pub(super) fn uapi_cpanel_batch_value(
+    v: &Value,
+    sent: usize,
+    r: &Redactor<'_>,
+) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
     let Some(results) = v.pointer("/data/result").and_then(Value::as_array) else {
-        whm_envelope(&v, r)?;
+        whm_envelope(v, r)?;
         return Err(ApiError::Protocol(
             "the batch answer has no data.result".into(),
         ));

@@ -37,12 +37,11 @@ impl Task {
 }
 
 impl Runner<'_> {
-    /// Whether host `i`'s account calls may share `batch` requests in this run.
+    /// Whether host `i`'s account calls may share `batch` requests in this run (its backend
+    /// says whether it can: WHM over HTTPS, whmapi1 over SSH).
     fn batching(&self, i: usize) -> bool {
-        let hp = &self.plan.hosts[i];
         self.opts.batch > 1
             && !self.opts.list_only
-            && hp.host.api == ApiKind::Whm
             && matches!(self.plan.scope, Scope::Account | Scope::All)
             && matches!(
                 self.plan.work,

@@ -105,7 +105,8 @@ fn create_rotate_list_revoke_over_ssh_with_one_handshake_per_host() {
         return;
     };
     let before = live_tokens(&s.env);
-    let created = s.create("ci-ssh", "h1.age", &[]);
+    // One lane per host: its 4 accounts share one `whmapi1 batch` per step.
+    let created = s.create("ci-ssh", "h1.age", &["--per-host", "1"]);
     created.expect(0);
     let rows = s.env.open_handoff(&s.env.path("h1.age"));
     assert_eq!(rows.len(), 12, "{}", created.stderr);
@@ -119,6 +120,10 @@ fn create_rotate_list_revoke_over_ssh_with_one_handshake_per_host() {
         );
     }
     for h in hosts(&s.env) {
+        // The accounts' listings and creates shared `whmapi1 batch` commands: 2 per host.
+        let lines: Vec<String> = s.front.commands(&h).into_iter().map(|c| c.line).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains(" batch ")), "{lines:?}");
         assert_eq!(
             s.front.logins(&h),
             1,
@@ -480,6 +485,9 @@ fn an_interrupted_ssh_run_resumes_and_loses_nothing() {
             "-j",
             "2",
             "--per-host",
+            "1",
+            // One uapi per call, so the run can stop between creates.
+            "--batch",
             "1",
         ],
         "res",

@@ -18,12 +18,12 @@ mod client;
 mod command;
 
 use super::protocol::{
-    as_pairs, conflict_on_duplicate, is_missing_token, parse_accounts, parse_cli, parse_new_token,
-    parse_uapi_token_list, parse_version, parse_whm_token_list, uapi_create_args, whm_create_args,
-    whm_revoke_args, whm_update_args,
+    as_pairs, batch_command, conflict_on_duplicate, is_missing_token, parse_accounts, parse_cli,
+    parse_cli_batch, parse_new_token, parse_uapi_token_list, parse_version, parse_whm_token_list,
+    uapi_create_args, whm_create_args, whm_revoke_args, whm_update_args,
 };
 use super::redact::Redactor;
-use super::{AccountInfo, ApiError, Backend, NewToken, Owner, TokenInfo};
+use super::{AccountInfo, ApiError, Backend, Many, NewToken, Owner, TokenInfo};
 use crate::inventory::Host;
 use crate::plan::{TokenChange, TokenPolicy};
 use crate::secret::Secret;
@@ -32,6 +32,9 @@ use crate::trust::Pin;
 use serde_json::Value;
 
 pub use client::Client;
+
+/// One UAPI Tokens call of a `whmapi1 batch`: (account, function, args).
+type BatchCall<'a> = (&'a str, &'a str, Vec<(String, String)>);
 
 /// The SSH backend of one host.
 pub(super) struct SshBackend {
@@ -56,6 +59,37 @@ impl SshBackend {
         let line = command::uapi(user, function, args);
         let out = self.client.run("uapi", &line)?;
         parse_cli(&out.stdout, false, &Redactor::new())
+    }
+
+    /// Many UAPI Tokens calls in one `whmapi1 batch` (each a `uapi_cpanel` command, as over
+    /// HTTPS): one process on the server runs them all, one answer comes back. `calls[i]` is
+    /// (account, function, args); each call's inner `data` or its own failure, in order.
+    fn uapi_batch(&self, calls: &[BatchCall<'_>]) -> Many<Value> {
+        let commands: Vec<String> = calls
+            .iter()
+            .map(|(account, function, args)| {
+                let mut all: Vec<(&str, &str)> = vec![
+                    ("cpanel.user", account),
+                    ("cpanel.module", "Tokens"),
+                    ("cpanel.function", function),
+                ];
+                all.extend(as_pairs(args));
+                batch_command("uapi_cpanel", &all)
+            })
+            .collect();
+        // Numbered, not repeated: the CLI reads `key=value` words into a map.
+        let keys: Vec<String> = (1..=commands.len())
+            .map(|i| format!("command-{i}"))
+            .collect();
+        let mut form: Vec<(&str, &str)> = keys
+            .iter()
+            .map(String::as_str)
+            .zip(commands.iter().map(String::as_str))
+            .collect();
+        form.push(("abort_on_error", "0"));
+        let line = command::whmapi1("batch", &form);
+        let out = self.client.run("whmapi1", &line)?;
+        parse_cli_batch(&out.stdout, calls.len(), &Redactor::new())
     }
 
     /// `whmapi1 FUNCTION …`: `data`.
@@ -166,6 +200,62 @@ impl Backend for SshBackend {
                 "the server does not list the new token “{name}”"
             )))
         }
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn list_tokens_many(&self, owners: &[Owner<'_>]) -> Many<Vec<TokenInfo>> {
+        let Some(calls) = owners
+            .iter()
+            .map(|o| match o {
+                Owner::Account { user, .. } => Some((*user, "list", Vec::new())),
+                Owner::WhmUser { .. } => None,
+            })
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Err(ApiError::Protocol(
+                "internal: a batch carries account calls only".into(),
+            ));
+        };
+        Ok(self
+            .uapi_batch(&calls)?
+            .into_iter()
+            .map(|a| a.and_then(|data| parse_uapi_token_list(&data)))
+            .collect())
+    }
+
+    fn create_tokens_many(
+        &self,
+        items: &[(Owner<'_>, &str)],
+        expires_at: Option<i64>,
+    ) -> Many<NewToken> {
+        let Some(calls) = items
+            .iter()
+            .map(|(o, name)| match o {
+                Owner::Account { user, .. } => Some((
+                    *user,
+                    "create_full_access",
+                    uapi_create_args(name, expires_at),
+                )),
+                Owner::WhmUser { .. } => None,
+            })
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Err(ApiError::Protocol(
+                "internal: a batch carries account calls only".into(),
+            ));
+        };
+        Ok(self
+            .uapi_batch(&calls)?
+            .into_iter()
+            .zip(items)
+            .map(|(a, (_, name))| {
+                a.map_err(conflict_on_duplicate)
+                    .and_then(|data| parse_new_token(&data, name, expires_at))
+            })
+            .collect())
     }
 
     fn whoami(&self) -> Result<String, ApiError> {
