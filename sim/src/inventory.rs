@@ -236,9 +236,8 @@ pub(crate) fn write_ssh(
     let mut t = String::from(
         "# Written by cpanel-sim: the simulated fleet over SSH (one real sshd per host).\n",
     );
-    t.push_str("[defaults]\n");
-    t.push_str(&format!("credential = {}\n", quote(&opts.credential)));
-    t.push_str("whm_user = \"root\"\n");
+    // No credential: over SSH the key is the credential.
+    t.push_str("# The SSH key is the credential: no WHM token is needed.\n");
     for e in entries {
         t.push_str("\n[[hosts]]\n");
         t.push_str(&format!("name = {}\n", quote(&e.host.name)));

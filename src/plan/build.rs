@@ -374,7 +374,9 @@ impl Builder<'_> {
             targets: Vec::new(),
             limit_accounts: only,
         };
-        if needs_host_credential || (op == Operation::Check && host.credential.is_some()) {
+        if needs_host_credential
+            || (op == Operation::Check && host.credential.is_some() && host.api != Api::Ssh)
+        {
             hp.credential = self.host_credential(host);
         }
         match scope {

@@ -584,3 +584,61 @@ fn a_command_that_never_answers_times_out() {
     let held = held_rows(&s.env, "hang.journal");
     assert_promises(&s.env, &before, &held, &[&run]);
 }
+
+/// The incident sweep over SSH: ours (the create's journal) stay, the attacker's go, the
+/// journal names each one, and nothing else is touched.
+#[test]
+fn a_sweep_over_ssh_revokes_only_the_unknown_tokens() {
+    use cpanel_sim::SeedToken;
+    let Some(s) = start(small_fleet(2, 3), true) else {
+        return;
+    };
+    let made = s.create("ours-{date}", "ours.age", &["--journal", "ours.journal"]);
+    made.expect(0);
+    let web1 = s.env.fleet.host("web001");
+    let account = web1.accounts()[1].clone();
+    web1.seed_account_token(&account, SeedToken::named("lpdeadbeef42"));
+    s.env
+        .fleet
+        .host("web002")
+        .seed_whm_token("root", SeedToken::named("WHM_FullRoot"));
+    let before = live_tokens(&s.env);
+    let swept = s.run(&[
+        "sweep",
+        "-i",
+        &s.inv,
+        "--known",
+        "ours.journal",
+        "--flag",
+        "suspicious",
+        "--yes",
+        "--journal",
+        "sweep.journal",
+        "--progress",
+        "never",
+    ]);
+    swept.expect(0);
+    let gone: BTreeSet<(String, String, String)> =
+        before.difference(&live_tokens(&s.env)).cloned().collect();
+    let want: BTreeSet<(String, String, String)> = [
+        (
+            "web001".to_string(),
+            account.clone(),
+            "lpdeadbeef42".to_string(),
+        ),
+        (
+            "web002".to_string(),
+            "whm:root".to_string(),
+            "WHM_FullRoot".to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(gone, want, "{}", swept.stderr);
+    let journal = std::fs::read_to_string(s.env.path("sweep.journal")).unwrap();
+    assert!(journal.contains("lpdeadbeef42") && journal.contains("WHM_FullRoot"));
+    let rows = s.env.open_handoff(&s.env.path("ours.age"));
+    assert_promises(&s.env, &before, &rows, &[&made, &swept]);
+    s.assert_clean_commands();
+    s.env.assert_no_secret_leaked(&[&made, &swept], &[]);
+}
