@@ -733,17 +733,69 @@ fn ssh_insecure_accepts_any_key_and_warns_every_run() {
     s.assert_clean_commands();
 }
 
-/// `--per-host` above sshd's MaxSessions (10) is lowered, with a warning; nothing is refused.
+/// `--per-host` above sshd's MaxSessions (10) is lowered, with a warning: sshd refuses no
+/// session. An inventory `per_host = 16` is taken as written: sshd refuses sessions, and each
+/// refusal is retried as "nothing was sent", on the same connection, losing nothing.
 #[test]
 fn per_host_is_held_to_max_sessions_over_ssh() {
-    let Some(s) = start(slow_fleet(1, 30, 20), false) else {
+    let Some(s) = start(slow_fleet(1, 30, 300), false) else {
         return;
+    };
+    let refused = || -> usize {
+        let dir = s.env.path("sshd").join("web001");
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .matches("no more sessions")
+                    .count()
+            })
+            .sum()
     };
     let run = s.create("wide", "w.age", &["--per-host", "16", "--batch", "1"]);
     run.expect(0);
     assert!(run.stderr.contains("lowered to 10"), "{}", run.stderr);
     assert_eq!(s.env.open_handoff(&s.env.path("w.age")).len(), 30);
     assert_eq!(s.front.logins("web001"), 1);
+    assert_eq!(refused(), 0, "sshd refused no session");
+
+    let text = std::fs::read_to_string(&s.inv).unwrap();
+    std::fs::write(
+        s.env.path("wide.toml"),
+        text.replace("api = \"ssh\"\n", "api = \"ssh\"\nper_host = 16\n"),
+    )
+    .unwrap();
+    let wide = s.run(&[
+        "create",
+        "-i",
+        "wide.toml",
+        "--name",
+        "wider",
+        "-r",
+        &s.env.recipient,
+        "-o",
+        "w2.age",
+        "--batch",
+        "1",
+        "--journal",
+        "w2.journal",
+        "--progress",
+        "never",
+    ]);
+    wide.expect(0);
+    assert!(refused() > 0, "16 at once is more than this sshd allows");
+    assert_eq!(s.front.logins("web001"), 2, "one login per run still");
+    assert_eq!(s.env.open_handoff(&s.env.path("w2.age")).len(), 30);
+    let before: BTreeSet<_> = live_tokens(&s.env)
+        .into_iter()
+        .filter(|(_, _, n)| n != "wider")
+        .collect();
+    let mut held = held_rows(&s.env, "w2.journal");
+    held.extend(s.env.open_handoff(&s.env.path("w.age")));
+    assert_promises(&s.env, &before, &held, &[&run, &wide]);
     // The master connections are closed at the end: no ssh process of this test is left.
     let key = s.front.client_key().display().to_string();
     let left: Vec<String> = ssh_cmdlines()

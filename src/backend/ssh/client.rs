@@ -30,6 +30,28 @@ const PERSIST_SECS: u64 = 120;
 /// Standard error kept from a command (it is only ever quoted, shortened).
 const STDERR_CAP: u64 = 64 * 1024;
 
+/// What a mux client's exit 255 means, from what it said.
+#[derive(Debug, PartialEq, Eq)]
+enum Broken {
+    /// The server refused a new session on the live connection (sshd's `MaxSessions`): the
+    /// command never started, the connection is fine.
+    SessionRefused,
+    /// No master to talk to: the command was never sent.
+    MasterGone,
+    /// The connection broke with the command under way: it may have run.
+    Lost,
+}
+
+fn broken(said: &str) -> Broken {
+    if said.contains("Session open refused") || said.contains("session request failed") {
+        Broken::SessionRefused
+    } else if said.contains("Control socket connect") || said.contains("ControlSocket") {
+        Broken::MasterGone
+    } else {
+        Broken::Lost
+    }
+}
+
 /// The host-key script: OpenSSH runs it (`KnownHostsCommand`) with the presented key's
 /// fingerprint, host, type and key, the pin (`-` for none) and where to record the fingerprint.
 /// With a pin it vouches for that key alone; without, it vouches for none (the known_hosts
@@ -443,28 +465,34 @@ impl Client {
             Some(0) => Ok(Output { stdout: out }),
             Some(255) => {
                 // ssh's own failure (a remote program exiting 255 looks the same; cPanel's CLIs
-                // do not). A master that is gone was found before anything was sent.
-                {
+                // do not).
+                let broken = broken(&said);
+                if broken != Broken::SessionRefused {
                     let mut master = self.master.lock().await;
                     if matches!(*master, Master::Up) {
                         *master = Master::Down;
                     }
                 }
-                if said.contains("Control socket connect") || said.contains("ControlSocket") {
-                    Err(ApiError::Transport(TransportError::Connect(format!(
+                Err(match broken {
+                    Broken::SessionRefused => {
+                        ApiError::Transport(TransportError::Connect(format!(
+                            "{}: sshd refused one more session on the connection (its MaxSessions?); nothing was sent",
+                            self.place()
+                        )))
+                    }
+                    Broken::MasterGone => ApiError::Transport(TransportError::Connect(format!(
                         "{}: the SSH connection had closed; nothing was sent",
                         self.place()
-                    ))))
-                } else {
-                    Err(ApiError::Transport(TransportError::Io {
+                    ))),
+                    Broken::Lost => ApiError::Transport(TransportError::Io {
                         message: format!(
                             "{}: the SSH connection broke during {program}: {}",
                             self.place(),
                             server_text(&first, &r)
                         ),
                         sent: true,
-                    }))
-                }
+                    }),
+                })
             }
             Some(127) => Err(ApiError::Protocol(format!(
                 "{program} is not on the server ({}): is it a cPanel & WHM server (56 or later)?",
@@ -581,6 +609,21 @@ mod tests {
             text.contains(&format!("ssh_host_key = \"{got}\"")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_mux_clients_exit_255_says_whether_the_command_was_sent() {
+        assert_eq!(
+            broken(
+                "mux_client_request_session: session request failed: Session open refused by peer\nkex_exchange_identification: Connection closed by remote host\n"
+            ),
+            Broken::SessionRefused
+        );
+        assert_eq!(
+            broken("Control socket connect(/tmp/x/0.sock): No such file or directory\n"),
+            Broken::MasterGone
+        );
+        assert_eq!(broken(""), Broken::Lost, "a master that died says nothing");
     }
 
     /// The host-key script vouches for the pinned key alone, and records what it was shown.
