@@ -8,10 +8,10 @@
 
 use super::gate::{Gate, Key};
 use super::protocol::{
-    as_pairs, authorization, batch_command, conflict_on_duplicate, is_missing_token,
-    parse_accounts, parse_new_token, parse_uapi, parse_uapi_cpanel, parse_uapi_cpanel_batch,
-    parse_uapi_token_list, parse_version, parse_whm, parse_whm_token_list, uapi_create_args,
-    whm_create_args, whm_revoke_args, whm_update_args,
+    as_pairs, authorization, batch_command, conflict_on_duplicate, created_each, is_missing_token,
+    listed_each, parse_accounts, parse_new_token, parse_uapi, parse_uapi_cpanel,
+    parse_uapi_cpanel_batch, parse_uapi_token_list, parse_version, parse_whm, parse_whm_token_list,
+    uapi_create_args, whm_create_args, whm_revoke_args, whm_update_args,
 };
 use super::redact::Redactor;
 use super::{AccountInfo, ApiError, Backend, Cred, Many, NewToken, Owner, TokenInfo};
@@ -618,11 +618,7 @@ impl<R: Route> Backend for HttpBackend<R> {
             .iter()
             .map(|o| (account_of(o), "list", Vec::new()))
             .collect();
-        let answers = self.batch(owners, &calls)?;
-        Ok(answers
-            .into_iter()
-            .map(|a| a.and_then(|data| parse_uapi_token_list(&data)))
-            .collect())
+        Ok(listed_each(self.batch(owners, &calls)?))
     }
 
     fn create_tokens_many(
@@ -636,27 +632,22 @@ impl<R: Route> Backend for HttpBackend<R> {
                 .map(|(o, name)| self.create_token(*o, name, expires_at))
                 .collect());
         }
-        let expires = expires_at.map(|e| e.to_string());
+        let args: Vec<Vec<(String, String)>> = items
+            .iter()
+            .map(|(_, name)| uapi_create_args(name, expires_at))
+            .collect();
         let calls: Vec<_> = items
             .iter()
-            .map(|(o, name)| {
-                let mut args: Vec<(&str, &str)> = vec![("name", *name)];
-                if let Some(e) = &expires {
-                    args.push(("expires_at", e));
-                }
-                (account_of(o), "create_full_access", args)
-            })
+            .zip(&args)
+            .map(|((o, _), a)| (account_of(o), "create_full_access", as_pairs(a)))
             .collect();
         let owners: Vec<Owner<'_>> = items.iter().map(|(o, _)| *o).collect();
         let answers = self.batch(&owners, &calls)?;
-        Ok(answers
-            .into_iter()
-            .zip(items)
-            .map(|(a, (_, name))| {
-                a.map_err(conflict_on_duplicate)
-                    .and_then(|data| parse_new_token(&data, name, expires_at))
-            })
-            .collect())
+        Ok(created_each(
+            answers,
+            items.iter().map(|(_, n)| *n),
+            expires_at,
+        ))
     }
 
     /// WHM tokens: WHM `version` with the new token; account tokens: UAPI `Tokens::list` on the

@@ -353,6 +353,33 @@ pub(super) fn parse_cli(stdout: &[u8], whm: bool, r: &Redactor<'_>) -> Result<Va
     }
 }
 
+/// A batch of `Tokens::list` calls' answers (in order), each as a token list.
+pub(super) fn listed_each(
+    answers: Vec<Result<Value, ApiError>>,
+) -> Vec<Result<Vec<TokenInfo>, ApiError>> {
+    answers
+        .into_iter()
+        .map(|a| a.and_then(|data| parse_uapi_token_list(&data)))
+        .collect()
+}
+
+/// A batch of `Tokens::create_full_access` calls' answers (in order, one per `names`), each as
+/// the new token, a taken name as [`ApiError::Conflict`].
+pub(super) fn created_each<'n>(
+    answers: Vec<Result<Value, ApiError>>,
+    names: impl Iterator<Item = &'n str>,
+    expires_at: Option<i64>,
+) -> Vec<Result<NewToken, ApiError>> {
+    answers
+        .into_iter()
+        .zip(names)
+        .map(|(a, name)| {
+            a.map_err(conflict_on_duplicate)
+                .and_then(|data| parse_new_token(&data, name, expires_at))
+        })
+        .collect()
+}
+
 /// What `whmapi1 --output=json batch` printed: as [`parse_uapi_cpanel_batch`].
 pub(super) fn parse_cli_batch(
     stdout: &[u8],

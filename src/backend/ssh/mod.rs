@@ -18,9 +18,10 @@ mod client;
 mod command;
 
 use super::protocol::{
-    as_pairs, batch_command, conflict_on_duplicate, is_missing_token, parse_accounts, parse_cli,
-    parse_cli_batch, parse_new_token, parse_uapi_token_list, parse_version, parse_whm_token_list,
-    uapi_create_args, whm_create_args, whm_revoke_args, whm_update_args,
+    as_pairs, batch_command, conflict_on_duplicate, created_each, is_missing_token, listed_each,
+    parse_accounts, parse_cli, parse_cli_batch, parse_new_token, parse_uapi_token_list,
+    parse_version, parse_whm_token_list, uapi_create_args, whm_create_args, whm_revoke_args,
+    whm_update_args,
 };
 use super::redact::Redactor;
 use super::{AccountInfo, ApiError, Backend, Many, NewToken, Owner, TokenInfo};
@@ -35,6 +36,20 @@ pub use client::Client;
 
 /// One UAPI Tokens call of a `whmapi1 batch`: (account, function, args).
 type BatchCall<'a> = (&'a str, &'a str, Vec<(String, String)>);
+
+/// The accounts a batch is for: batches carry account calls only.
+fn accounts_only<'a, 'o: 'a>(
+    owners: impl Iterator<Item = &'a Owner<'o>>,
+) -> Result<Vec<&'o str>, ApiError> {
+    owners
+        .map(|o| match o {
+            Owner::Account { user, .. } => Ok(*user),
+            Owner::WhmUser { .. } => Err(ApiError::Protocol(
+                "internal: a batch carries account calls only".into(),
+            )),
+        })
+        .collect()
+}
 
 /// The SSH backend of one host.
 pub(super) struct SshBackend {
@@ -207,23 +222,9 @@ impl Backend for SshBackend {
     }
 
     fn list_tokens_many(&self, owners: &[Owner<'_>]) -> Many<Vec<TokenInfo>> {
-        let Some(calls) = owners
-            .iter()
-            .map(|o| match o {
-                Owner::Account { user, .. } => Some((*user, "list", Vec::new())),
-                Owner::WhmUser { .. } => None,
-            })
-            .collect::<Option<Vec<_>>>()
-        else {
-            return Err(ApiError::Protocol(
-                "internal: a batch carries account calls only".into(),
-            ));
-        };
-        Ok(self
-            .uapi_batch(&calls)?
-            .into_iter()
-            .map(|a| a.and_then(|data| parse_uapi_token_list(&data)))
-            .collect())
+        let users = accounts_only(owners.iter())?;
+        let calls: Vec<BatchCall<'_>> = users.iter().map(|u| (*u, "list", Vec::new())).collect();
+        Ok(listed_each(self.uapi_batch(&calls)?))
     }
 
     fn create_tokens_many(
@@ -231,31 +232,17 @@ impl Backend for SshBackend {
         items: &[(Owner<'_>, &str)],
         expires_at: Option<i64>,
     ) -> Many<NewToken> {
-        let Some(calls) = items
+        let users = accounts_only(items.iter().map(|(o, _)| o))?;
+        let calls: Vec<BatchCall<'_>> = users
             .iter()
-            .map(|(o, name)| match o {
-                Owner::Account { user, .. } => Some((
-                    *user,
-                    "create_full_access",
-                    uapi_create_args(name, expires_at),
-                )),
-                Owner::WhmUser { .. } => None,
-            })
-            .collect::<Option<Vec<_>>>()
-        else {
-            return Err(ApiError::Protocol(
-                "internal: a batch carries account calls only".into(),
-            ));
-        };
-        Ok(self
-            .uapi_batch(&calls)?
-            .into_iter()
             .zip(items)
-            .map(|(a, (_, name))| {
-                a.map_err(conflict_on_duplicate)
-                    .and_then(|data| parse_new_token(&data, name, expires_at))
-            })
-            .collect())
+            .map(|(u, (_, name))| (*u, "create_full_access", uapi_create_args(name, expires_at)))
+            .collect();
+        Ok(created_each(
+            self.uapi_batch(&calls)?,
+            items.iter().map(|(_, n)| *n),
+            expires_at,
+        ))
     }
 
     fn whoami(&self) -> Result<String, ApiError> {
