@@ -8,9 +8,9 @@
 
 use super::gate::{Gate, Key};
 use super::protocol::{
-    as_pairs, authorization, batch_command, conflict_on_duplicate, created_each, is_missing_token,
-    listed_each, parse_accounts, parse_new_token, parse_uapi, parse_uapi_cpanel,
-    parse_uapi_cpanel_batch, parse_uapi_token_list, parse_version, parse_whm, parse_whm_token_list,
+    as_pairs, authorization, conflict_on_duplicate, created_each, is_missing_token, listed_each,
+    parse_accounts, parse_new_token, parse_uapi, parse_uapi_cpanel, parse_uapi_cpanel_batch,
+    parse_uapi_token_list, parse_version, parse_whm, parse_whm_token_list, uapi_cpanel_command,
     uapi_create_args, whm_create_args, whm_revoke_args, whm_update_args,
 };
 use super::redact::Redactor;
@@ -296,15 +296,7 @@ impl Http {
     ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
         let commands: Vec<String> = calls
             .iter()
-            .map(|(account, function, args)| {
-                let mut all: Vec<(&str, &str)> = vec![
-                    ("cpanel.user", account),
-                    ("cpanel.module", "Tokens"),
-                    ("cpanel.function", function),
-                ];
-                all.extend_from_slice(args);
-                batch_command("uapi_cpanel", &all)
-            })
+            .map(|(account, function, args)| uapi_cpanel_command(account, function, args))
             .collect();
         let mut form: Vec<(&str, &str)> =
             commands.iter().map(|c| ("command", c.as_str())).collect();

@@ -511,6 +511,17 @@ pub(super) fn uapi_cpanel_batch_value(
     Ok(out)
 }
 
+/// One `uapi_cpanel` Tokens call of a `batch` as its command: `account`'s `function` with `args`.
+pub(super) fn uapi_cpanel_command(account: &str, function: &str, args: &[(&str, &str)]) -> String {
+    let mut all: Vec<(&str, &str)> = vec![
+        ("cpanel.user", account),
+        ("cpanel.module", "Tokens"),
+        ("cpanel.function", function),
+    ];
+    all.extend_from_slice(args);
+    batch_command("uapi_cpanel", &all)
+}
+
 /// One call inside a WHM API 1 `batch`: `function?arg=value&…`, every name and value
 /// percent-encoded (the form encoding of the batch request encodes the whole again).
 pub(super) fn batch_command(function: &str, args: &[(&str, &str)]) -> String {

@@ -18,9 +18,9 @@ mod client;
 mod command;
 
 use super::protocol::{
-    as_pairs, batch_command, conflict_on_duplicate, created_each, is_missing_token, listed_each,
-    parse_accounts, parse_cli, parse_cli_batch, parse_new_token, parse_uapi_token_list,
-    parse_version, parse_whm_token_list, uapi_create_args, whm_create_args, whm_revoke_args,
+    as_pairs, conflict_on_duplicate, created_each, is_missing_token, listed_each, parse_accounts,
+    parse_cli, parse_cli_batch, parse_new_token, parse_uapi_token_list, parse_version,
+    parse_whm_token_list, uapi_cpanel_command, uapi_create_args, whm_create_args, whm_revoke_args,
     whm_update_args,
 };
 use super::redact::Redactor;
@@ -83,13 +83,7 @@ impl SshBackend {
         let commands: Vec<String> = calls
             .iter()
             .map(|(account, function, args)| {
-                let mut all: Vec<(&str, &str)> = vec![
-                    ("cpanel.user", account),
-                    ("cpanel.module", "Tokens"),
-                    ("cpanel.function", function),
-                ];
-                all.extend(as_pairs(args));
-                batch_command("uapi_cpanel", &all)
+                uapi_cpanel_command(account, function, &as_pairs(args))
             })
             .collect();
         // Numbered, not repeated: the CLI reads `key=value` words into a map.
