@@ -353,6 +353,11 @@ fn run_argv(host: &HostInner, login: &str, argv: &[String]) -> CliAnswer {
         }
         _ => yaml(&envelope),
     };
+    let stdout = if faults.cli_banner {
+        format!("Welcome to {}! Last backup: today.\n{stdout}", host.name)
+    } else {
+        stdout
+    };
     CliAnswer {
         code: 0,
         stdout: stdout.into_bytes(),

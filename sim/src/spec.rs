@@ -339,6 +339,10 @@ pub struct Faults {
     /// (`Use of uninitialized value … line 42.`) on stdout instead of JSON, exit 0, doing
     /// nothing: the CLI's counterpart of `html_login`.
     pub cli_non_json: bool,
+    /// SSH front: the login shell's start-up files print a line on standard output before
+    /// every command's own (`Welcome to web001!`, an `echo` in root's `.bashrc`): common on
+    /// real servers, and what breaks naive parsers of `uapi` output.
+    pub cli_banner: bool,
     /// SSH front: `/usr/local/cpanel/bin/uapi` and `whmapi1` do not exist on this host (exit
     /// 127, `sh: 1: /usr/local/cpanel/bin/uapi: not found`): a server that is not cPanel.
     pub cli_missing: bool,

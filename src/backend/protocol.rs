@@ -332,7 +332,7 @@ fn uapi_envelope(v: &Value, r: &Redactor<'_>) -> Result<Value, ApiError> {
 /// `{"apiversion":3,"func","module","result":{…}}`, `whmapi1` prints WHM API 1's. Returns
 /// `data`. Anything else (a Perl warning, YAML, nothing) is a protocol error, never success.
 pub(super) fn parse_cli(stdout: &[u8], whm: bool, r: &Redactor<'_>) -> Result<Value, ApiError> {
-    match serde_json::from_slice::<Value>(stdout) {
+    match cli_json(stdout) {
         Ok(v @ Value::Object(_)) if whm => whm_envelope(&v, r),
         Ok(v @ Value::Object(_)) => uapi_envelope(&v, r),
         Ok(_) => Err(ApiError::Protocol(
@@ -380,13 +380,33 @@ pub(super) fn created_each<'n>(
         .collect()
 }
 
+/// A command's standard output as JSON: the whole of it, or, when lines the login shell printed
+/// first (a banner, an `echo` in `.bashrc`) come before it, from the first line that opens an
+/// object to the end. Never less than one whole JSON value.
+fn cli_json(stdout: &[u8]) -> serde_json::Result<Value> {
+    let whole = serde_json::from_slice::<Value>(stdout);
+    if whole.is_ok() {
+        return whole;
+    }
+    let mut at = 0;
+    for line in stdout.split_inclusive(|b| *b == b'\n') {
+        if line.first() == Some(&b'{')
+            && let Ok(v @ Value::Object(_)) = serde_json::from_slice::<Value>(&stdout[at..])
+        {
+            return Ok(v);
+        }
+        at += line.len();
+    }
+    whole
+}
+
 /// What `whmapi1 --output=json batch` printed: as [`parse_uapi_cpanel_batch`].
 pub(super) fn parse_cli_batch(
     stdout: &[u8],
     sent: usize,
     r: &Redactor<'_>,
 ) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
-    match serde_json::from_slice::<Value>(stdout) {
+    match cli_json(stdout) {
         Ok(v @ Value::Object(_)) => uapi_cpanel_batch_value(&v, sent, r),
         // Not an object: parse_cli says what it is instead (never success).
         _ => Err(parse_cli(stdout, true, r)
@@ -773,6 +793,44 @@ mod tests {
 
     fn with_status(status: u16, body: &str) -> Response {
         Response { status, ..ok(body) }
+    }
+
+    // ---- the CLIs' output (SSH) ----
+
+    #[test]
+    fn cli_output_is_judged_as_the_http_envelopes() {
+        let wrapped = format!(
+            r#"{{"apiversion":3,"func":"create_full_access","module":"Tokens","result":{{"data":{{"token":"{TOKEN}","create_time":1}},"errors":null,"status":1}}}}"#
+        );
+        let data = parse_cli(wrapped.as_bytes(), false, &NONE).unwrap();
+        assert_eq!(data["token"], TOKEN);
+        // A shell banner before it is not the answer, and not a failure.
+        let noisy = format!("Welcome to web1!\n\n{wrapped}\n");
+        assert_eq!(parse_cli(noisy.as_bytes(), false, &NONE).unwrap(), data);
+        // status 0 is a refusal, whatever the exit code said.
+        let refused = r#"{"result":{"data":null,"errors":["The name “x” is taken."],"status":0}}"#;
+        assert!(matches!(
+            parse_cli(refused.as_bytes(), false, &NONE),
+            Err(ApiError::Rejected(_))
+        ));
+        let whm = r#"{"data":{"version":"11.126"},"metadata":{"result":1,"reason":"OK"}}"#;
+        assert_eq!(
+            parse_cli(whm.as_bytes(), true, &NONE).unwrap()["version"],
+            "11.126"
+        );
+        for bad in [
+            "",
+            "Use of uninitialized value at line 42.\n",
+            "---\napiversion: 3\n",
+            "[1,2]",
+            "Welcome\n{\"half\":",
+        ] {
+            let e = parse_cli(bad.as_bytes(), false, &NONE).unwrap_err();
+            assert!(matches!(e, ApiError::Protocol(_)), "{bad:?}: {e:?}");
+        }
+        // A token quoted in text that is not the answer never reaches the error.
+        let e = parse_cli(format!("oops {TOKEN}\n").as_bytes(), false, &NONE).unwrap_err();
+        assert!(!e.to_string().contains(TOKEN), "{e}");
     }
 
     // ---- UAPI flat envelope ----

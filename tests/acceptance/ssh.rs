@@ -590,6 +590,11 @@ fn a_missing_cli_or_an_answer_that_is_not_json_fails_that_host_clearly() {
     let mut f = h3.faults();
     f.cli_non_json = true;
     h3.set_faults(f);
+    // A login shell that greets on standard output is not a failure.
+    let h1 = s.env.fleet.host("web001");
+    let mut f = h1.faults();
+    f.cli_banner = true;
+    h1.set_faults(f);
     let run = s.create("odd", "odd.age", &[]);
     run.expect(1);
     assert!(run.stderr.contains("not on the server"), "{}", run.stderr);
