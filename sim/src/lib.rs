@@ -25,7 +25,7 @@
 //! and [`SshFront::commands`] count handshakes and lines. Faults that apply: `latency`, `jitter`,
 //! `hang`, `drip`, `drop_after_create`/`drop_create_answers` (the SSH connection is killed after
 //! the create), the other after-create faults, `clock_offset`, `down`, and the CLI's own
-//! `cli_non_json`, `cli_missing`, `sudo_refused`; the HTTP-only ones (`error_503_rate`,
+//! `cli_non_json`, `cli_banner`, `cli_missing`, `sudo_refused`; the HTTP-only ones (`error_503_rate`,
 //! `html_login`, `fail_routes`, `echo_auth`, body and TLS faults) do not, as no cpsrvd stands
 //! between sshd and the programs. [`SshFront::write_inventory`] writes
 //! `inventory-ssh.toml`.
@@ -55,7 +55,7 @@
 //! `html_login`, `redirect_to`, `endless_body`, `oversized_body`, `reset_mid_body`, `down`,
 //! `refuse_cpanel_tokens`, `deny_uapi_cpanel`, `fail_routes`, `echo_auth`,
 //! `inner_error_after_create`, `oversized_after_create`, `odd_token_after_create`,
-//! `clock_offset`, and for the SSH front `cli_non_json`, `cli_missing`, `sudo_refused`. cPHulk is not a fault: set it in [`FleetSpec::cphulk`] or on a running
+//! `clock_offset`, and for the SSH front `cli_non_json`, `cli_banner`, `cli_missing`, `sudo_refused`. cPHulk is not a fault: set it in [`FleetSpec::cphulk`] or on a running
 //! fleet with [`Fleet::set_cphulk`].
 //!
 //! ```no_run
