@@ -435,6 +435,7 @@ fn the_examples_stay_true() {
         "parallel",
         "kubernetes",
         "awx",
+        "ssh",
     ] {
         assert!(
             root.join(folder).join("README.md").exists(),
