@@ -356,6 +356,17 @@ fn a_known_hosts_file_is_strict_too() {
     let Some(s) = start(small_fleet(2, 1), false) else {
         return;
     };
+    // The file where a path has a space (ssh splits option values into words).
+    let spaced = s.env.path("known hosts dir").join("known_hosts");
+    std::fs::create_dir_all(spaced.parent().unwrap()).unwrap();
+    std::fs::copy(s.front.known_hosts(), &spaced).unwrap();
+    let text = std::fs::read_to_string(&s.inv).unwrap();
+    let moved = text.replace(
+        s.front.known_hosts().to_str().unwrap(),
+        spaced.to_str().unwrap(),
+    );
+    assert_ne!(moved, text);
+    std::fs::write(&s.inv, moved).unwrap();
     let victim = "web001";
     s.front.change_host_key(victim).unwrap();
     let run = s.create("kh", "kh.age", &[]);

@@ -122,11 +122,6 @@ pub struct Client {
     master: tokio::sync::Mutex<Master>,
 }
 
-/// What a command printed, when it ran to the end with status 0.
-pub struct Output {
-    pub stdout: Vec<u8>,
-}
-
 impl Client {
     pub fn new(address: &str, ssh: &Ssh, config: &TransportConfig) -> std::io::Result<Client> {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -184,8 +179,9 @@ impl Client {
     /// The master connection's trust and login options.
     fn trust(&self, cmd: &mut tokio::process::Command) {
         let pin = self.ssh.host_key.as_deref().unwrap_or("-");
+        // Paths in double quotes: ssh splits these values into words.
         cmd.arg("-o").arg(format!(
-            "KnownHostsCommand={} %f %H %t %K {pin} {}",
+            "KnownHostsCommand=\"{}\" %f %H %t %K {pin} \"{}\"",
             self.dir.script.display(),
             self.presented.display()
         ));
@@ -197,7 +193,7 @@ impl Client {
             cmd.args(["-o", "StrictHostKeyChecking=yes"]);
             if let Some(file) = &self.ssh.known_hosts {
                 cmd.arg("-o")
-                    .arg(format!("UserKnownHostsFile={}", file.display()));
+                    .arg(format!("UserKnownHostsFile=\"{}\"", file.display()));
                 cmd.args(["-o", "GlobalKnownHostsFile=/dev/null"]);
             } else if self.ssh.host_key.is_some() {
                 cmd.args(["-o", "UserKnownHostsFile=/dev/null"]);
@@ -390,14 +386,14 @@ impl Client {
 
     /// Run `line` on the host over the master connection; its standard output when it exits 0.
     /// `program` names it in messages.
-    pub fn run(&self, program: &str, line: &str) -> Result<Output, ApiError> {
+    pub fn run(&self, program: &str, line: &str) -> Result<Vec<u8>, ApiError> {
         crate::transport::runtime().block_on(async {
             self.ensure_master().await?;
             self.run_mux(program, line).await
         })
     }
 
-    async fn run_mux(&self, program: &str, line: &str) -> Result<Output, ApiError> {
+    async fn run_mux(&self, program: &str, line: &str) -> Result<Vec<u8>, ApiError> {
         let mut cmd = tokio::process::Command::new("ssh");
         cmd.args(["-T", "-o", "ControlMaster=no"]);
         // Never a second connection behind the master's back: if the master is gone, the
@@ -462,7 +458,7 @@ impl Client {
             .unwrap_or("")
             .to_string();
         match status.code() {
-            Some(0) => Ok(Output { stdout: out }),
+            Some(0) => Ok(out),
             Some(255) => {
                 // ssh's own failure (a remote program exiting 255 looks the same; cPanel's CLIs
                 // do not).

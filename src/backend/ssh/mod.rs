@@ -72,8 +72,7 @@ impl SshBackend {
     /// `uapi --user=USER Tokens FUNCTION …`: the inner `data`.
     fn uapi(&self, user: &str, function: &str, args: &[(&str, &str)]) -> Result<Value, ApiError> {
         let line = command::uapi(user, function, args);
-        let out = self.client.run("uapi", &line)?;
-        parse_cli(&out.stdout, false, &Redactor::new())
+        parse_cli(&self.client.run("uapi", &line)?, false, &Redactor::new())
     }
 
     /// Many UAPI Tokens calls in one `whmapi1 batch` (each a `uapi_cpanel` command, as over
@@ -98,14 +97,13 @@ impl SshBackend {
         form.push(("abort_on_error", "0"));
         let line = command::whmapi1("batch", &form);
         let out = self.client.run("whmapi1", &line)?;
-        parse_cli_batch(&out.stdout, calls.len(), &Redactor::new())
+        parse_cli_batch(&out, calls.len(), &Redactor::new())
     }
 
     /// `whmapi1 FUNCTION …`: `data`.
     fn whmapi1(&self, function: &str, args: &[(&str, &str)]) -> Result<Value, ApiError> {
         let line = command::whmapi1(function, args);
-        let out = self.client.run("whmapi1", &line)?;
-        parse_cli(&out.stdout, true, &Redactor::new())
+        parse_cli(&self.client.run("whmapi1", &line)?, true, &Redactor::new())
     }
 }
 
