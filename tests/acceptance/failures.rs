@@ -206,15 +206,21 @@ fn service_unavailable_is_retried() {
         "r.age",
         "--report",
         "r.json",
+        // At a 30% 503 rate, 6 retries left a request failing 7 times in a row about once in
+        // 500 runs (a batch fails as one; the likely cause of one CI failure); 10 make it about
+        // once in 70,000. The assertion now says what the run and the server saw.
         "--retries",
-        "6",
+        "10",
     ]);
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
     let host = env.fleet.host("web001");
     assert!(
         host.stats()
             .count("whm/uapi_cpanel/Tokens/create_full_access")
-            >= 6
+            >= 6,
+        "{}\n{:?}",
+        run.stderr,
+        host.stats().requests
     );
     let report = read_report(&env.path("r.json"));
     for t in report["targets"].as_array().unwrap() {
