@@ -6,10 +6,11 @@
 //! ripgrep's `HiArgs` builds its workers). See docs/DESIGN.md §4 and §7.
 
 use crate::backend::{self, Fleet, HostAccess};
-use crate::error::InputError;
+use crate::error::{InputError, Problem};
 use crate::plan::{Expiring, Plan, TokenPolicy};
 use crate::run::RunOptions;
 use crate::seal::PlanRecord;
+use crate::sink::bao::{BaoStore, Destination, PathVars, RunInfo, StoreSpec};
 use crate::transport::TransportConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -110,6 +111,145 @@ pub struct RunRecord {
     /// `rotate --expiring-within`: its deadline as the run computed it, which a resume keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiring: Option<Expiring>,
+    /// `--to` or the inventory's `[sink]`: the store a resume writes to again (never its token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreRecord>,
+}
+
+/// Where the run's secrets go in a secret store, as the journal records it: the URL and the
+/// absolute paths of its files. The store token is never recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRecord {
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+}
+
+impl StoreRecord {
+    pub fn of(spec: &StoreSpec) -> StoreRecord {
+        let abs = |p: &Option<std::path::PathBuf>| {
+            p.as_ref().map(|p| {
+                std::path::absolute(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
+            })
+        };
+        StoreRecord {
+            to: spec.to.clone(),
+            ca_file: abs(&spec.ca_file),
+            token_file: abs(&spec.token_file),
+        }
+    }
+
+    /// The store again, for a resume (its problems located at the journal).
+    pub fn spec(&self, origin: &str) -> StoreSpec {
+        StoreSpec {
+            to: self.to.clone(),
+            ca_file: self.ca_file.as_ref().map(Into::into),
+            token_file: self.token_file.as_ref().map(Into::into),
+            origin: origin.to_string(),
+        }
+    }
+}
+
+/// Open the store of a create or rotate over `plan`: the path template is checked against
+/// every target the plan knows (each must get a path of its own), then the store itself
+/// (reachable, the token taken, a KV v2 mount, the token may write there). All before the first
+/// fleet request; every problem is exit 2.
+pub fn store(
+    plan: &Plan,
+    spec: &StoreSpec,
+    retries: u32,
+    net: NetOptions,
+) -> Result<BaoStore, InputError> {
+    let dest = Destination::parse(&spec.to, &spec.origin).map_err(InputError::one)?;
+    let mut problems = Vec::new();
+    let mut seen: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut sample: Option<(String, String, String)> = None;
+    for hp in &plan.hosts {
+        if hp.discover && plan.scope == crate::plan::Scope::Account && !dest.uses("account") {
+            problems.push(
+                Problem::new(
+                    &spec.origin,
+                    format!(
+                        "{} has accounts = \"*\", but the store path {} has no {{account}}: every account's token would go to one path",
+                        hp.host.name, dest.template
+                    ),
+                )
+                .hint("put {account} in the path, e.g. …/{host}/{account}"),
+            );
+        }
+        if plan.hosts.len() > 1 && !dest.uses("host") && hp.discover {
+            problems.push(
+                Problem::new(
+                    &spec.origin,
+                    format!(
+                        "the store path {} has no {{host}}, and the run has several hosts",
+                        dest.template
+                    ),
+                )
+                .hint("put {host} in the path, e.g. …/{host}/{account}"),
+            );
+        }
+        for t in &hp.targets {
+            let account = t
+                .account
+                .clone()
+                .unwrap_or_else(|| hp.host.whm_user.clone());
+            let name = t.token_name.clone().unwrap_or_default();
+            let path = dest.render(&PathVars {
+                host: &hp.host.name,
+                account: &account,
+                token_name: &name,
+            });
+            let who = format!("{}/{account}", hp.host.name);
+            if let Some(other) = seen.get(&path) {
+                if problems.len() < 10 {
+                    problems.push(
+                        Problem::new(
+                            &spec.origin,
+                            format!("{other} and {who} would write to the same store path {path}"),
+                        )
+                        .hint("give each target its own path: use {host} and {account} (and {token_name} to keep each token apart)"),
+                    );
+                }
+                continue;
+            }
+            if sample.is_none() {
+                sample = Some((hp.host.name.clone(), account.clone(), name.clone()));
+            }
+            seen.insert(path, who);
+        }
+    }
+    if !problems.is_empty() {
+        problems.dedup_by(|a, b| a.message == b.message);
+        return Err(InputError { problems });
+    }
+    let (host, account, token_name) = sample.unwrap_or_else(|| {
+        let host = plan
+            .hosts
+            .first()
+            .map(|h| h.host.name.clone())
+            .unwrap_or_default();
+        (host, "account".into(), "token".into())
+    });
+    BaoStore::open(
+        spec,
+        RunInfo {
+            run_id: plan.run_id.clone(),
+            operation: plan.op().as_str().to_string(),
+            retries,
+            timeout: Duration::from_secs(net.timeout_secs),
+        },
+        &PathVars {
+            host: &host,
+            account: &account,
+            token_name: &token_name,
+        },
+    )
 }
 
 impl RunRecord {
@@ -243,6 +383,11 @@ mod tests {
             expiring: Some(Expiring {
                 before: 1_900_000_000,
                 within: "30d".into(),
+            }),
+            store: Some(StoreRecord {
+                to: "bao+https://127.0.0.1:8200/secret/{host}/{account}".into(),
+                ca_file: Some("/x/ca.pem".into()),
+                token_file: None,
             }),
         };
         let text = serde_json::to_string(&r.to_value()).unwrap();

@@ -250,6 +250,23 @@ impl MintedRows for Vec<Minted> {
     }
 }
 
+/// A destination that takes each new secret during the run, as soon as the journal holds it (a
+/// secret store): a rotation revokes the old tokens only once the new one is where its users
+/// read it. The journal holds the secret whatever this says.
+pub trait Keep: Send + Sync {
+    /// Store one new secret; `Err`: why not (repeating a success is a success).
+    fn keep(&self, minted: &Minted) -> Result<(), KeepError>;
+}
+
+/// Why a [`Keep`] did not take a secret.
+#[derive(Debug, Clone)]
+pub struct KeepError {
+    /// The whole story, for the target's error.
+    pub message: String,
+    /// Short, for folding in the summary ("store unreachable").
+    pub cause: String,
+}
+
 /// The journal, seen from the run: every step of a mutation is recorded before the next one.
 /// A `create` intent is written only after a listing by this run showed no token of that name
 /// (or after this run revoked it): it is the proof that a token of that name found later was

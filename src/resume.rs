@@ -267,7 +267,8 @@ pub struct Resume {
     /// What the user must see even with `-q`: damaged journal lines and what resume does about
     /// them, tokens another run holds.
     pub warnings: Vec<String>,
-    sink: AgeHandoff,
+    sink: Option<AgeHandoff>,
+    store: Option<std::sync::Arc<crate::sink::bao::BaoStore>>,
 }
 
 impl std::fmt::Debug for Resume {
@@ -291,6 +292,8 @@ pub struct Steer {
     pub retries: Option<u32>,
     /// Send credentials the journal saw refused, though unchanged.
     pub retry_refused: bool,
+    /// `resume --to`: deliver to this store instead of the run's own.
+    pub store: Option<crate::sink::bao::StoreSpec>,
 }
 
 /// How resume obtains the passphrase of a `--passphrase` run (env or terminal).
@@ -337,10 +340,15 @@ impl Resume {
         let journal_sealing =
             JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
         let handoff_recipients = handoff_recipients(&record, &keys, &shown)?;
-        if o.output.is_none() {
+        // The store: `resume --to` (delivering elsewhere), else the run's own.
+        let store_spec = steer
+            .store
+            .clone()
+            .or_else(|| o.store.as_ref().map(|s| s.spec(&shown)));
+        if o.output.is_none() && store_spec.is_none() {
             return Err(InputError::one(Problem::new(
                 &shown,
-                "the plan record names no output file",
+                "the plan record names no output file and no store",
             )));
         }
         let (mut plan, mut notes) = rebuild_plan(&record, &o, op, prompt, &shown)?;
@@ -351,8 +359,8 @@ impl Resume {
                 }
             }
         }
-        let handoff = resolve_output(journal, &o);
-        if crate::seal::is_stdout(&handoff)
+        let handoff = o.output.is_some().then(|| resolve_output(journal, &o));
+        if handoff.as_deref().is_some_and(crate::seal::is_stdout)
             && !o.armor.unwrap_or(false)
             && std::io::IsTerminal::is_terminal(&std::io::stdout())
         {
@@ -367,7 +375,14 @@ impl Resume {
                 )),
             ));
         }
-        let (handed, trusted) = handed_off(&handoff, &keys, &scanned, &shown)?;
+        let (handed, trusted) = match &handoff {
+            Some(h) => handed_off(h, &keys, &scanned, &shown)?,
+            None => (Vec::new(), true),
+        };
+        let handoff_shown = handoff
+            .as_ref()
+            .map(|h| h.display().to_string())
+            .unwrap_or_default();
         let plan_hosts: std::collections::HashSet<String> =
             plan.hosts.iter().map(|h| h.host.name.clone()).collect();
         let mut seen = classify(op, events);
@@ -414,7 +429,7 @@ impl Resume {
                     "{} {}: {} holds a token named {} for this account, and this journal does not vouch for that file: it is kept, never revoked as this run's",
                     key.0,
                     key.1,
-                    handoff.display(),
+                    handoff_shown,
                     row.token.name
                 ));
                 *p = Prior::Reconcile { proven: false };
@@ -457,6 +472,20 @@ impl Resume {
             opts.retries = r;
         }
         opts.hold = holds(&plan, events, steer, &o, &record.run_id, &mut warnings)?;
+        let store = match store_spec {
+            Some(spec) => Some(std::sync::Arc::new(job::store(
+                &plan,
+                &spec,
+                opts.retries,
+                NetOptions {
+                    timeout_secs: steer.timeout.unwrap_or(o.timeout),
+                },
+            )?)),
+            None => None,
+        };
+        opts.keep = store
+            .as_ref()
+            .map(|s| crate::run::Keeper(s.clone() as std::sync::Arc<dyn crate::outcome::Keep>));
         let journal_file = Journal::open_append(journal).map_err(|e| {
             InputError::one(Problem::new(
                 &shown,
@@ -478,20 +507,38 @@ impl Resume {
             ledger: JournalLedger::resume(journal_file, journal_sealing.sealer, lazy_created),
             notes,
             warnings,
-            sink: AgeHandoff::new(
-                handoff,
-                &handoff_recipients,
-                o.armor.unwrap_or(false),
-                format,
-                true,
-            ),
+            sink: handoff.map(|handoff| {
+                AgeHandoff::new(
+                    handoff,
+                    &handoff_recipients,
+                    o.armor.unwrap_or(false),
+                    format,
+                    true,
+                )
+            }),
+            store,
             record,
         })
     }
 
-    /// Where the final handoff goes (`-`: standard output).
-    pub fn output_path(&self) -> &Path {
-        self.sink.path()
+    /// Where the final handoff goes (`-`: standard output; `None`: the run has no handoff file).
+    pub fn output_path(&self) -> Option<&Path> {
+        self.sink.as_ref().map(|s| s.path())
+    }
+
+    /// The run's store (`--to`), opened and checked.
+    pub fn store(&self) -> Option<&crate::sink::bao::BaoStore> {
+        self.store.as_deref()
+    }
+
+    /// The store's final delivery: every secret of the run, the earlier ones too; what the
+    /// store already holds is recognised, never written twice.
+    pub fn deliver_store(
+        &self,
+        minted: &dyn MintedRows,
+    ) -> Option<Result<Option<Delivered>, SinkError>> {
+        let store = self.store.as_ref()?;
+        Some(store.deliver(&merge_rows(&self.earlier, minted)))
     }
 
     pub fn journal_path(&self) -> &Path {
@@ -501,10 +548,11 @@ impl Resume {
     /// The final handoff: every secret of the run, the earlier ones and `minted` (a target
     /// created again replaces its earlier row). Overwrites the partial handoff an interrupted
     /// run may have written. `Ok(None)` when the run has no secret at all.
-    pub fn deliver(&self, minted: &dyn MintedRows) -> Result<Option<Delivered>, SinkError> {
-        let mut delivered = self.sink.deliver(&merge_rows(&self.earlier, minted));
+    pub fn deliver(&self, minted: &dyn MintedRows) -> Option<Result<Option<Delivered>, SinkError>> {
+        let sink = self.sink.as_ref()?;
+        let mut delivered = sink.deliver(&merge_rows(&self.earlier, minted));
         if let Ok(Some(d)) = &mut delivered {
-            self.ledger.delivered(self.sink.path());
+            self.ledger.delivered(sink.path());
             // Not "N new": most of them may have been sealed before the interruption.
             if !self.earlier.is_empty() {
                 d.message = format!(
@@ -515,7 +563,7 @@ impl Resume {
                 );
             }
         }
-        delivered
+        Some(delivered)
     }
 }
 

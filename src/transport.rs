@@ -550,6 +550,49 @@ impl HostTransport {
             .timeout(self.timeout)
             .header(AUTHORIZATION, auth)
             .form(form);
+        self.exchange(request, port)
+    }
+
+    /// Send a JSON API request (`GET` when `body` is `None`, else `POST` with the JSON body) to
+    /// `path` on `port`, with the secret `token` in the header `header` (marked sensitive): how
+    /// a secret store (OpenBao, Vault: `X-Vault-Token`) is spoken to. Same deadlines, trust,
+    /// body cap and error mapping as [`HostTransport::post`].
+    pub fn json(
+        &self,
+        port: u16,
+        path: &str,
+        header: &'static str,
+        token: &Secret,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, TransportError> {
+        let url = format!("https://{}:{port}{path}", self.url_host);
+        let mut value = HeaderValue::from_str(token.expose()).map_err(|_| {
+            TransportError::Request(
+                "the store token holds characters an HTTP header cannot carry (a stray newline \
+                 or control character in the token file?)"
+                    .to_string(),
+            )
+        })?;
+        value.set_sensitive(true);
+        let client = self.client()?;
+        let request = match body {
+            None => client.get(&url),
+            Some(b) => client
+                .post(&url)
+                .header(CONTENT_TYPE, "application/json")
+                .body(serde_json::to_vec(b).expect("JSON values serialize")),
+        };
+        let request = request.timeout(self.timeout).header(header, value);
+        self.exchange(request, port)
+    }
+
+    /// Send `request` and read its capped answer; the calling thread waits while the I/O
+    /// threads do the exchange.
+    fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        port: u16,
+    ) -> Result<Response, TransportError> {
         let exchange = async {
             let mut response = request
                 .send()

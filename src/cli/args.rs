@@ -394,9 +394,21 @@ pub struct SweepArgs {
 #[derive(Debug, Args, Clone)]
 pub struct SealArgs {
     /// The age handoff file to write (refused if it exists, unless --force); `-` writes it to
-    /// standard output (binary only when that is not a terminal, else use --armor).
+    /// standard output (binary only when that is not a terminal, else use --armor). Optional
+    /// with --to (or an inventory [sink]): the journal still seals every secret.
     #[arg(short, long, value_name = "OUT", allow_hyphen_values = true)]
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    /// Also write each new token to an OpenBao / Vault KV v2 store, write-once:
+    /// bao+https://ADDR[:PORT]/MOUNT/PATH with {host}, {account}, {token_name} (the store token:
+    /// BAO_TOKEN, VAULT_TOKEN or --to-token-file).
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// The store's CA file (PEM) [default: BAO_CACERT, VAULT_CACERT, else the system's roots].
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub to_ca: Option<PathBuf>,
+    /// A file holding the store token [default: BAO_TOKEN, else VAULT_TOKEN].
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub to_token_file: Option<PathBuf>,
     /// The run's journal, kept on disk for `resume` and `open` [default: OUT.journal; with
     /// `-o -`: tokenfleet-RUN.journal in the current folder].
     #[arg(long, value_name = "FILE")]
@@ -632,6 +644,16 @@ pub struct ResumeArgs {
     /// changed (each refusal counts toward cPHulk's lockout of this IP).
     #[arg(long)]
     pub retry_refused: bool,
+    /// Deliver the run's tokens to this store instead of the one the run named (e.g. another
+    /// path, when a path held someone's secret): bao+https://ADDR[:PORT]/MOUNT/PATH.
+    #[arg(long, value_name = "URL")]
+    pub to: Option<String>,
+    /// With --to: the store's CA file (PEM).
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub to_ca: Option<PathBuf>,
+    /// With --to: a file holding the store token.
+    #[arg(long, value_name = "FILE", requires = "to")]
+    pub to_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

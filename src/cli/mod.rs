@@ -15,6 +15,7 @@ use crate::report::Report;
 use crate::run::{self, Observer, RunOptions};
 use crate::seal::{JournalLock, LockError, Output};
 use crate::secret::Secret;
+use crate::sink::bao::{BaoStore, StoreSpec};
 use crate::sink::{AgeHandoff, Delivered, Sink, SinkError};
 use clap::{CommandFactory, Parser};
 use std::io::Write;
@@ -467,14 +468,16 @@ fn shard_job(mut job: Job) -> Result<Job, Failure> {
         expand(report, "--report");
     }
     if let Some(seal) = job.seal.as_mut() {
-        expand(&mut seal.output, "-o");
+        if let Some(out) = seal.output.as_mut() {
+            expand(out, "-o");
+        }
         if let Some(journal) = seal.journal.as_mut() {
             expand(journal, "--journal");
         }
         // `-o -` names its journal after the run id; a shard's also says which shard it is.
         if let Some(s) = shard
             && seal.journal.is_none()
-            && crate::seal::is_stdout(&seal.output)
+            && seal.output.as_deref().is_none_or(crate::seal::is_stdout)
         {
             seal.journal = Some(PathBuf::from(format!(
                 "tokenfleet-{}.{}.journal",
@@ -506,9 +509,9 @@ fn fleet_planned(
     let common = &job.common;
     let screen = screen_for(
         common.report.as_deref(),
-        job.seal.as_ref().map(|s| s.output.as_path()),
+        job.seal.as_ref().and_then(|s| s.output.as_deref()),
     );
-    let (plan, backends, inventory_sha256, sealing) = validate(&job)?;
+    let (plan, backends, inventory_sha256, sealing, store) = validate(&job)?;
     for w in &plan.warnings {
         say!("warning: {w}");
     }
@@ -536,6 +539,9 @@ fn fleet_planned(
         revoke_own: job.revoke_own,
         include_own: job.include_own,
         batch: common.batch as usize,
+        keep: store
+            .as_ref()
+            .map(|s| run::Keeper(s.clone() as Arc<dyn crate::outcome::Keep>)),
         ..RunOptions::default()
     };
     // A sweep's journal: made now, before the first request (exit 2 if it cannot be).
@@ -578,15 +584,20 @@ fn fleet_planned(
         None => None,
     };
     // `-o -` puts the handoff on stdout: say where its journal is (resume and open need it).
-    if let Some(out) = sealing
-        .as_ref()
-        .filter(|o| crate::seal::is_stdout(o.path()))
+    if let Some(out) = sealing.as_ref()
         && !common.quiet
     {
-        say!(
-            "journal: {} (the handoff goes to standard output)",
-            out.journal_path().display()
-        );
+        match out.path() {
+            Some(p) if crate::seal::is_stdout(p) => say!(
+                "journal: {} (the handoff goes to standard output)",
+                out.journal_path().display()
+            ),
+            None => say!(
+                "journal: {} (every new secret sealed to the recipients; the tokens go to the store)",
+                out.journal_path().display()
+            ),
+            Some(_) => {}
+        }
     }
     let ledger: &dyn run::Ledger = match (&journal, &sweep_journal) {
         (Some(j), _) => j,
@@ -634,13 +645,24 @@ fn fleet_planned(
         return Ok(exit::SOME_FAILED);
     }
 
+    let mut outcome = outcome;
     let handoff = sealing.as_ref().map(|out| {
-        let delivered = AgeHandoff::for_output(out).deliver(&outcome.minted);
-        if let (Ok(Some(_)), Some(j)) = (&delivered, &journal) {
-            j.delivered(out.path());
+        let mut deliveries = Vec::new();
+        if let Some(path) = out.path() {
+            let delivered = AgeHandoff::for_output(out, path).deliver(&outcome.minted);
+            if let (Ok(Some(_)), Some(j)) = (&delivered, &journal) {
+                j.delivered(path);
+            }
+            deliveries.push((Dest::File, delivered));
         }
-        (delivered, out.journal_path().to_path_buf())
+        if let Some(store) = &store {
+            deliveries.push((Dest::Store, store.deliver(&outcome.minted)));
+        }
+        (deliveries, out.journal_path().to_path_buf())
     });
+    if let Some(store) = &store {
+        outcome.results = settle_store(&outcome.results, store, plan.op());
+    }
     let end = Ending {
         run_id: &plan.run_id,
         sweep_journal: sweep_journal.as_ref().map(|(j, _)| j.path().to_path_buf()),
@@ -651,7 +673,10 @@ fn fleet_planned(
         dry_run: job.dry_run,
         started,
         screen,
-        output: sealing.as_ref().map(|o| o.path().to_path_buf()),
+        output: sealing
+            .as_ref()
+            .and_then(|o| o.path())
+            .map(Path::to_path_buf),
         resumed: false,
         whm_scope: plan.scope == Scope::Whm,
         limit: common.limit.clone(),
@@ -668,27 +693,54 @@ fn fleet_planned(
 /// Everything the user gave, validated before the first request, with every problem reported
 /// at once: the inventory and flags, then the sealing side. The passphrase is asked last, only
 /// when all else is valid, so a typo never costs the user a passphrase round.
-fn validate(job: &Job) -> Result<(Plan, Fleet, String, Option<Output>), Failure> {
+type Validated = (Plan, Fleet, String, Option<Output>, Option<Arc<BaoStore>>);
+
+fn validate(job: &Job) -> Result<Validated, Failure> {
     let (plan, backends, inventory_sha256) = match build_plan(job) {
         Ok(planned) => planned,
         Err(Failure::Input(mut e)) => {
-            if let Some(Err(more)) = prepare_sealing(job, false) {
+            if let Some(Err(more)) = prepare_sealing(job, false, true) {
                 e.problems.extend(more.problems);
             }
             return Err(Failure::Input(e));
         }
         Err(other) => return Err(other),
     };
-    let sealing = prepare_sealing(job, true).transpose()?;
-    Ok((plan, backends, inventory_sha256, sealing))
+    let spec = store_spec(job, &plan).filter(|_| job.seal.is_some() && !job.dry_run);
+    let listing = job.common.list_hosts || job.common.list_targets;
+    let sealing = prepare_sealing(job, true, spec.is_some()).transpose()?;
+    // The store is contacted (checked) only once everything local is valid, and before the
+    // fleet: a wrong token or an unreachable store is exit 2 with nothing sent to a server.
+    let store = match spec.filter(|_| !listing) {
+        Some(spec) => Some(Arc::new(job::store(
+            &plan,
+            &spec,
+            job.common.retries,
+            job::NetOptions {
+                timeout_secs: job.common.timeout,
+            },
+        )?)),
+        None => None,
+    };
+    Ok((plan, backends, inventory_sha256, sealing, store))
 }
 
 /// The sealing side of a create or rotate (none for a dry run); with `ask` false, a passphrase
-/// run is not checked yet (checking it means asking for the passphrase).
-fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
+/// run is not checked yet (checking it means asking for the passphrase). `store`: a store takes
+/// the secrets, so `-o` may be left out.
+fn prepare_sealing(job: &Job, ask: bool, store: bool) -> Option<Result<Output, InputError>> {
     let listing = job.common.list_hosts || job.common.list_targets;
     let args = job.seal.as_ref().filter(|_| !job.dry_run && !listing)?;
-    let stdout = crate::seal::is_stdout(&args.output);
+    if args.output.is_none() && !store {
+        return Some(Err(InputError::one(
+            Problem::new(
+                "-o",
+                "no destination for the new tokens: give -o/--output OUT (an age handoff file) or --to URL (a secret store)",
+            )
+            .hint("e.g. -o deploy.age -r age1…, or --to bao+https://vault:8200/secret/cpanel/{host}/{account} -r age1… (the journal is sealed to the recipients either way)"),
+        )));
+    }
+    let stdout = args.output.as_deref().is_some_and(crate::seal::is_stdout);
     if stdout && job.common.report.as_deref() == Some(Path::new("-")) {
         return Some(Err(InputError::one(
             Problem::new(
@@ -704,7 +756,7 @@ fn prepare_sealing(job: &Job, ask: bool) -> Option<Result<Output, InputError>> {
     Some(Output::prepare(
         &crate::seal::SealRequest {
             command: job.op.as_str(),
-            output: &args.output,
+            output: args.output.as_deref(),
             journal: args.journal.as_deref(),
             run_id: &job.run_id,
             stdout_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
@@ -768,19 +820,76 @@ struct Ending<'a> {
 
 /// The end of every fleet command and of `resume`: say where the secrets went, print, write the
 /// report, the summary and (when interrupted) the exact command that continues; the exit code.
-/// `handoff` is the result of writing the handoff file and the journal it came with.
+/// `handoff` is the result of each delivery (the handoff file, a store) and the journal they
+/// came with.
 type HandoffResult = Result<Option<Delivered>, SinkError>;
+
+/// Where a run's secrets went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    /// The age handoff file (`-o`).
+    File,
+    /// A secret store (`--to`, `[sink]`).
+    Store,
+}
+
+type Deliveries = Vec<(Dest, HandoffResult)>;
+
+/// After the store's final delivery, each target's result says where its token is: a create
+/// whose write failed during the run but got there at the end is `created` again; a target
+/// whose token is still not in the store says so (for a resume: its earlier token too).
+fn settle_store(
+    results: &crate::spool::Spool<crate::outcome::TargetResult>,
+    store: &BaoStore,
+    op: Operation,
+) -> crate::spool::Spool<crate::outcome::TargetResult> {
+    let mut out = crate::spool::Spool::new();
+    for mut t in results.iter() {
+        let key = (
+            t.host.clone(),
+            t.account.clone().unwrap_or_default(),
+            t.token_name.clone().unwrap_or_default(),
+        );
+        let ours = matches!(
+            t.status,
+            crate::outcome::Status::Created | crate::outcome::Status::Rotated
+        ) || t.step.as_deref() == Some("store");
+        if ours {
+            if let Some((message, cause)) = store.missing(&key) {
+                if t.step.as_deref() != Some("store") {
+                    t.status = crate::outcome::Status::Failed;
+                    t.error = Some(format!(
+                        "the token is sealed in the journal but not in the store: {message}"
+                    ));
+                    t.cause = Some(cause);
+                    t.step = Some("store".into());
+                }
+            } else if t.step.as_deref() == Some("store")
+                && op == Operation::Create
+                && store.holds(&key)
+            {
+                t.status = crate::outcome::Status::Created;
+                t.error = None;
+                t.cause = None;
+                t.step = None;
+                t.note = Some("written to the store at the end of the run".into());
+            }
+        }
+        out.push(t);
+    }
+    out
+}
 
 fn conclude(
     end: &Ending<'_>,
     outcome: run::Outcome,
-    handoff: Option<(HandoffResult, PathBuf)>,
+    handoff: Option<(Deliveries, PathBuf)>,
     print: impl FnOnce(&run::Outcome, &mut dyn Write) -> anyhow::Result<()>,
 ) -> Result<i32, Failure> {
     let journal_failed = outcome.journal_failed;
     let (sealed_any, handoff_failed) = match &handoff {
-        Some((delivered, journal)) => say_delivered(
-            delivered,
+        Some((deliveries, journal)) => say_delivered(
+            deliveries,
             journal,
             journal_failed,
             end.quiet,
@@ -826,7 +935,8 @@ fn conclude(
         .iter()
         .any(|t| t.attention.is_some() || t.status == crate::outcome::Status::Unproven);
     let mut journal_kept = handoff.is_some();
-    if let Some((Ok(None), journal)) = &handoff
+    if let Some((deliveries, journal)) = &handoff
+        && deliveries.iter().all(|(_, r)| matches!(r, Ok(None)))
         && settled
         && !end.resumed
         && !outcome.refusal_journaled
@@ -900,7 +1010,7 @@ fn conclude(
 fn say_retry(
     end: &Ending<'_>,
     report: &Report,
-    handoff: &Option<(HandoffResult, PathBuf)>,
+    handoff: &Option<(Deliveries, PathBuf)>,
     journal_kept: bool,
     sealed_any: bool,
     refused: bool,
@@ -963,13 +1073,55 @@ fn resume_command(journal: &Path, identity: bool) -> String {
 /// what was journaled before (the run minted nothing after, and revoked what it could not hold).
 /// `passphrase`: the run is sealed with one, so no command says `--identity KEY`.
 fn say_delivered(
-    delivered: &HandoffResult,
+    deliveries: &Deliveries,
     journal: &Path,
     journal_failed: bool,
     quiet: bool,
     passphrase: bool,
 ) -> (bool, bool) {
     let key = if passphrase { "" } else { " --identity KEY" };
+    if deliveries.iter().all(|(_, r)| matches!(r, Ok(None))) {
+        if !quiet {
+            let what = if deliveries.iter().any(|(d, _)| *d == Dest::File) {
+                "no handoff file was written"
+            } else {
+                "nothing was written to the store"
+            };
+            say!("no token was created; {what}");
+        }
+        return (false, false);
+    }
+    let (mut sealed, mut failed) = (false, false);
+    for (dest, delivered) in deliveries {
+        let (s, f) = match (dest, delivered) {
+            (_, Ok(None)) => (false, false),
+            (Dest::Store, Err(e)) => {
+                say!(
+                    "error: {}
+  every one of them is sealed in the journal {}: once the store is fixed, `tokenfleet resume {}{key}` sends them again (what the store holds already is kept), or `--to` another path; recover them with `tokenfleet open {}{key}`",
+                    crate::error::chain(e),
+                    journal.display(),
+                    journal.display(),
+                    journal.display()
+                );
+                (true, true)
+            }
+            (_, delivered) => say_handed_off(delivered, journal, journal_failed, quiet, key),
+        };
+        sealed |= s;
+        failed |= f;
+    }
+    (sealed, failed)
+}
+
+/// [`say_delivered`] for the handoff file.
+fn say_handed_off(
+    delivered: &HandoffResult,
+    journal: &Path,
+    journal_failed: bool,
+    quiet: bool,
+    key: &str,
+) -> (bool, bool) {
     match delivered {
         Ok(Some(delivered)) => {
             if !quiet {
@@ -1049,6 +1201,12 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
         timeout: args.timeout,
         retries: args.retries,
         retry_refused: args.retry_refused,
+        store: args.to.clone().map(|to| StoreSpec {
+            to,
+            ca_file: args.to_ca.clone(),
+            token_file: args.to_token_file.clone(),
+            origin: "--to".into(),
+        }),
     };
     let resumed = crate::resume::Resume::prepare(
         &args.journal,
@@ -1059,7 +1217,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
     )?;
     let plan = &resumed.plan;
     if args.report.as_deref() == Some(Path::new("-"))
-        && crate::seal::is_stdout(resumed.output_path())
+        && resumed.output_path().is_some_and(crate::seal::is_stdout)
     {
         return Err(Problem::new(
             "--report -",
@@ -1096,7 +1254,17 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
         &stop,
     );
     progress.finish();
-    let written = resumed.deliver(&outcome.minted);
+    let mut outcome = outcome;
+    let mut written = Vec::new();
+    if let Some(d) = resumed.deliver(&outcome.minted) {
+        written.push((Dest::File, d));
+    }
+    if let Some(d) = resumed.deliver_store(&outcome.minted) {
+        written.push((Dest::Store, d));
+    }
+    if let Some(store) = resumed.store() {
+        outcome.results = settle_store(&outcome.results, store, plan.op());
+    }
     conclude(
         &Ending {
             sweep_journal: None,
@@ -1107,7 +1275,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             verbose: args.verbose,
             dry_run: false,
             started,
-            screen: screen_for(args.report.as_deref(), Some(resumed.output_path())),
+            screen: screen_for(args.report.as_deref(), resumed.output_path()),
             output: None,
             resumed: true,
             whm_scope: plan.scope == Scope::Whm,
@@ -1453,12 +1621,17 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
         expires_at: job.expires_at,
         verify: job.verify,
         replace_existing: job.replace_existing,
-        output: job.seal.as_ref().map(|s| s.output.display().to_string()),
+        output: job
+            .seal
+            .as_ref()
+            .and_then(|s| s.output.as_ref())
+            .map(|o| o.display().to_string()),
         output_abs: job
             .seal
             .as_ref()
-            .filter(|s| !crate::seal::is_stdout(&s.output))
-            .and_then(|s| std::path::absolute(&s.output).ok())
+            .and_then(|s| s.output.as_deref())
+            .filter(|o| !crate::seal::is_stdout(o))
+            .and_then(|o| std::path::absolute(o).ok())
             .map(|p| p.display().to_string()),
         journal: job
             .seal
@@ -1477,5 +1650,26 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
         shard: plan.shard,
         policy: plan.policy.clone(),
         expiring: plan.expiring.clone(),
+        store: store_spec(job, plan).as_ref().map(job::StoreRecord::of),
     }
+}
+
+/// The store a create or rotate writes to: `--to` (its files relative to here), else the
+/// inventory's `[sink]` (its files relative to the inventory).
+fn store_spec(job: &Job, plan: &Plan) -> Option<StoreSpec> {
+    let seal = job.seal.as_ref()?;
+    if let Some(to) = &seal.to {
+        return Some(StoreSpec {
+            to: to.clone(),
+            ca_file: seal.to_ca.clone(),
+            token_file: seal.to_token_file.clone(),
+            origin: "--to".into(),
+        });
+    }
+    plan.sink.as_ref().map(|s| StoreSpec {
+        to: s.to.clone(),
+        ca_file: s.ca_file.clone(),
+        token_file: s.token_file.clone(),
+        origin: s.loc.clone(),
+    })
 }

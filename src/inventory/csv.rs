@@ -448,6 +448,7 @@ pub(crate) fn parse(text: &str, file: &str, problems: &mut Vec<Problem>) -> RawI
         defaults: Vec::new(),
         default_accounts: None,
         hosts,
+        sink: None,
     }
 }
 

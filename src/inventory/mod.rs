@@ -209,6 +209,19 @@ pub struct Inventory {
     /// Hex SHA-256 of the file's bytes (recorded in the journal; resume compares it).
     pub sha256: String,
     pub hosts: Vec<Host>,
+    /// The `[sink]` table (TOML only): a secret store the run's new tokens go to, unless `--to`.
+    pub sink: Option<SinkTable>,
+}
+
+/// An inventory's `[sink]`: `to = "bao+https://…"`, `ca_file`, `token_file` (paths resolved
+/// against the inventory's folder). Checked by the sink when the run opens it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkTable {
+    pub to: String,
+    pub ca_file: Option<PathBuf>,
+    pub token_file: Option<PathBuf>,
+    /// `fleet.toml:12 (sink)`.
+    pub loc: String,
 }
 
 impl Api {
@@ -315,6 +328,36 @@ pub(crate) struct RawInventory {
     pub defaults: Vec<RawKey>,
     pub default_accounts: Option<(RawAccounts, String)>,
     pub hosts: Vec<RawHost>,
+    /// `[sink]`: (key, value, location) per key, and the table's own location.
+    pub sink: Option<RawSink>,
+}
+
+/// `[sink]` as parsed: (key, value, location) per key, and the table's own location.
+pub(crate) type RawSink = (Vec<(String, String, String)>, String);
+
+/// The `[sink]` table, checked: `to` required, the paths resolved against `base`.
+fn sink_of(raw: Option<RawSink>, base: &Path, problems: &mut Vec<Problem>) -> Option<SinkTable> {
+    let (keys, loc) = raw?;
+    let get = |k: &str| {
+        keys.iter()
+            .find(|(key, _, _)| key == k)
+            .map(|(_, v, _)| v.clone())
+    };
+    let Some(to) = get("to") else {
+        problems.push(
+            Problem::new(&loc, "[sink] has no `to`")
+                .field("to")
+                .hint("to = \"bao+https://vault.example.net:8200/secret/cpanel/{host}/{account}\""),
+        );
+        return None;
+    };
+    let path = |k: &str| get(k).map(|v| base.join(v));
+    Some(SinkTable {
+        to,
+        ca_file: path("ca_file"),
+        token_file: path("token_file"),
+        loc,
+    })
 }
 
 /// Parse and validate an inventory file; `.csv` or `.toml` by extension.
@@ -388,7 +431,9 @@ pub fn parse_bytes(
         Format::Csv => self::csv::parse(text, file, &mut problems),
         Format::Toml => self::toml::parse(text, file, &mut problems),
     };
+    let sink_raw = raw.sink.clone();
     let hosts = validate(raw, file, base, &mut problems);
+    let sink = sink_of(sink_raw, base, &mut problems);
     if !problems.is_empty() {
         return Err(InputError { problems });
     }
@@ -396,6 +441,7 @@ pub fn parse_bytes(
         path: PathBuf::from(file),
         sha256,
         hosts,
+        sink,
     })
 }
 

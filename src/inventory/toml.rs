@@ -9,7 +9,8 @@ use crate::error::Problem;
 use ::toml::Spanned;
 use ::toml::de::{DeTable, DeValue};
 
-const TOP_KEYS: &[&str] = &["defaults", "hosts"];
+const TOP_KEYS: &[&str] = &["defaults", "hosts", "sink"];
+const SINK_KEYS: &[&str] = &["to", "ca_file", "token_file"];
 const ACCOUNT_KEYS: &[&str] = &["user", "credential"];
 
 fn host_keys() -> Vec<&'static str> {
@@ -206,6 +207,37 @@ pub(crate) fn parse(text: &str, file: &str, problems: &mut Vec<Problem>) -> RawI
                         problems.push(super::unknown_key(&loc, key, "key", &dkeys));
                     }
                 }
+            }
+            "sink" => {
+                let loc = ctx.loc(k.span().start, "sink");
+                let DeValue::Table(t) = v.get_ref() else {
+                    problems.push(
+                        Problem::new(loc, "sink must be a table")
+                            .field("sink")
+                            .hint("write a [sink] section with to = \"bao+https://…\""),
+                    );
+                    continue;
+                };
+                let mut keys = Vec::new();
+                for (sk, sv) in entries(t) {
+                    let key = sk.get_ref().as_ref();
+                    let kloc = ctx.loc(sk.span().start, "sink");
+                    if !SINK_KEYS.contains(&key) {
+                        problems.push(super::unknown_key(&kloc, key, "key", SINK_KEYS));
+                        continue;
+                    }
+                    match sv.get_ref() {
+                        DeValue::String(s) if !s.trim().is_empty() => {
+                            keys.push((key.to_string(), s.trim().to_string(), kloc))
+                        }
+                        _ => problems.push(
+                            Problem::new(kloc, format!("{key} must be a non-empty string"))
+                                .field(key)
+                                .hint("quote it: to = \"bao+https://…\""),
+                        ),
+                    }
+                }
+                out.sink = Some((keys, loc));
             }
             "hosts" => {
                 let DeValue::Array(items) = v.get_ref() else {

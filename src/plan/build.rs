@@ -178,6 +178,7 @@ pub fn build(
     b.check_whole(inventory);
     let mut plan = b.finish(prompt)?;
     plan.inventory_sha256 = inventory.sha256.clone();
+    plan.sink = inventory.sink.clone();
     Ok(plan)
 }
 
@@ -666,6 +667,7 @@ impl Builder<'_> {
             inventory_sha256: String::new(),
             policy: req.policy.clone(),
             expiring: req.expiring.clone(),
+            sink: None,
         })
     }
 }

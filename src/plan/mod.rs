@@ -207,6 +207,8 @@ pub struct Plan {
     pub policy: TokenPolicy,
     /// `--expiring-within`: only targets holding a matching token that expires by then.
     pub expiring: Option<Expiring>,
+    /// The inventory's `[sink]` (a create or rotate writes there unless `--to` says otherwise).
+    pub sink: Option<crate::inventory::SinkTable>,
 }
 
 impl Plan {

@@ -336,7 +336,22 @@ impl Runner<'_> {
         };
         let Err(e) = self.ledger.created(&minted) else {
             let token = minted.token.clone();
+            // A create's secret goes to the store now; a rotation's once it is verified.
+            let kept = match (&self.opts.keep, self.plan.op()) {
+                (Some(k), Operation::Create) => k.0.keep(&minted),
+                _ => Ok(()),
+            };
             self.out.lock().unwrap().minted.push(minted);
+            if let Err(e) = kept {
+                return Err(Failure::step(
+                    "store",
+                    format!(
+                        "created and sealed in the journal, but not in the store: {}",
+                        e.message
+                    ),
+                    &e.cause,
+                ));
+            }
             return Ok((Status::Created, Some(token)));
         };
         self.halt(format!("the journal could not be written ({e})"));
@@ -466,6 +481,26 @@ impl Runner<'_> {
         let name = cx.name.unwrap_or_default();
         if self.opts.verify && !verified {
             self.verify(cx, name, token)?;
+        }
+        // The store holds the new token before any old one is revoked, so whoever reads it there
+        // never holds only a revoked token.
+        if let Some(k) = &self.opts.keep {
+            let minted = Minted {
+                host: cx.host().to_string(),
+                account: cx.account.to_string(),
+                url: cx.backend.url(cx.owner),
+                token: token.clone(),
+            };
+            if let Err(e) = k.0.keep(&minted) {
+                let why = format!(
+                    "the new token is sealed in the journal but not in the store ({}); the old tokens were left alive",
+                    e.message
+                );
+                let _ = self
+                    .ledger
+                    .failed(cx.host(), cx.account, name, "store", &why);
+                return Err(Failure::step("store", why, &e.cause));
+            }
         }
         let after = self.owner_after_rotation(cx, &token.token, verified);
         let tokens = self

@@ -59,6 +59,19 @@ pub struct RunOptions {
     /// Hosts not contacted at all, by name: an earlier run of this journal saw a credential
     /// refused there, or a resume's `--limit` leaves them out.
     pub hold: HashMap<String, Hold>,
+    /// A store that takes each new secret during the run (`--to`): a create's once journaled,
+    /// a rotation's once verified and before the old tokens are revoked.
+    pub keep: Option<Keeper>,
+}
+
+/// The run's [`crate::outcome::Keep`], shared by the workers.
+#[derive(Clone)]
+pub struct Keeper(pub std::sync::Arc<dyn crate::outcome::Keep>);
+
+impl std::fmt::Debug for Keeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keeper")
+    }
 }
 
 /// Why a host is not contacted in this run.
@@ -84,6 +97,7 @@ impl Default for RunOptions {
             include_own: false,
             batch: 1,
             hold: HashMap::new(),
+            keep: None,
         }
     }
 }

@@ -83,6 +83,7 @@ fn plan(op: Operation, per_host: &[usize], accounts: usize) -> Plan {
         inventory_sha256: String::new(),
         policy: Default::default(),
         expiring: None,
+        sink: None,
     }
 }
 

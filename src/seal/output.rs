@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Copy)]
 pub struct SealRequest<'a> {
     pub command: &'a str,
-    /// `-o`; `-` is standard output.
-    pub output: &'a Path,
+    /// `-o`; `-` is standard output; `None`: no handoff file (the secrets go to a store, `--to`).
+    pub output: Option<&'a Path>,
     /// `--journal`; `None`: `OUT.journal`, or with `-o -` `tokenfleet-RUN.journal` here.
     pub journal: Option<&'a Path>,
     /// The run's id (the default journal name of `-o -`).
@@ -47,12 +47,12 @@ pub fn is_stdout(output: &Path) -> bool {
 }
 
 /// The journal of a run: `--journal` as given, else `OUT.journal`, else (`-o -`)
-/// `tokenfleet-RUN.journal` in the current folder.
-pub fn journal_for(output: &Path, journal: Option<&Path>, run_id: &str) -> PathBuf {
-    match journal {
-        Some(j) => j.to_path_buf(),
-        None if is_stdout(output) => PathBuf::from(format!("tokenfleet-{run_id}.journal")),
-        None => journal_path(output),
+/// `tokenfleet-RUN.journal` in the current folder (so too without `-o`).
+pub fn journal_for(output: Option<&Path>, journal: Option<&Path>, run_id: &str) -> PathBuf {
+    match (journal, output) {
+        (Some(j), _) => j.to_path_buf(),
+        (None, Some(out)) if !is_stdout(out) => journal_path(out),
+        (None, _) => PathBuf::from(format!("tokenfleet-{run_id}.journal")),
     }
 }
 
@@ -98,8 +98,8 @@ fn check_journal(journal: &Path, force: bool) -> Result<(), Problem> {
 /// Where and how this run seals its secrets.
 #[derive(Debug)]
 pub struct Output {
-    /// The handoff file; `-`: standard output.
-    path: PathBuf,
+    /// The handoff file; `-`: standard output; `None`: none (a store takes the secrets).
+    path: Option<PathBuf>,
     journal: PathBuf,
     recipients: Recipients,
     armor: bool,
@@ -133,13 +133,15 @@ impl Output {
             json,
             force,
         } = *req;
-        let stdout = is_stdout(path);
+        let stdout = path.is_some_and(is_stdout);
         // `OUT.journal` is checked with `-o` by `check_output`; any other journal here.
-        let own_journal = stdout || given_journal.is_some();
+        let own_journal = stdout || path.is_none() || given_journal.is_some();
         let journal = journal_for(path, given_journal, run_id);
         let check_paths = || {
             let mut problems = Vec::new();
-            if !stdout && let Err(p) = super::check_output(path, force) {
+            if let Some(path) = path.filter(|_| !stdout)
+                && let Err(p) = super::check_output(path, force)
+            {
                 problems.push(p);
             }
             if own_journal && let Err(p) = check_journal(&journal, force) {
@@ -155,7 +157,9 @@ impl Output {
             // A folder that is missing or not writable is reported by the path checks below.
             Err(e) => {
                 let folder_ok = {
-                    let ok_out = stdout || super::check_output(path, true).is_ok();
+                    let ok_out = path
+                        .filter(|_| !stdout)
+                        .is_none_or(|p| super::check_output(p, true).is_ok());
                     ok_out && (!own_journal || check_journal(&journal, true).is_ok())
                 };
                 if folder_ok {
@@ -201,7 +205,7 @@ impl Output {
         }
         match (recipients, lock) {
             (Some(recipients), Some(lock)) if problems.is_empty() => Ok(Output {
-                path: path.to_path_buf(),
+                path: path.map(Path::to_path_buf),
                 journal,
                 recipients,
                 armor,
@@ -243,9 +247,9 @@ impl Output {
         })
     }
 
-    /// The handoff file (`-o`); `-`: standard output ([`Output::to_stdout`]).
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The handoff file (`-o`); `-`: standard output; `None`: no handoff file.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
     }
 
     pub fn recipients(&self) -> &Recipients {
@@ -419,7 +423,7 @@ mod tests {
     fn request<'a>(out: &'a Path, keys: &'a [String], tty: bool, armor: bool) -> SealRequest<'a> {
         SealRequest {
             command: "create",
-            output: out,
+            output: Some(out),
             journal: None,
             run_id: "0badcafe",
             stdout_is_terminal: tty,
@@ -435,15 +439,15 @@ mod tests {
     #[test]
     fn stdout_handoff_journal_and_terminal() {
         assert_eq!(
-            journal_for(Path::new("-"), None, "0badcafe"),
+            journal_for(Some(Path::new("-")), None, "0badcafe"),
             PathBuf::from("tokenfleet-0badcafe.journal")
         );
         assert_eq!(
-            journal_for(Path::new("o.age"), None, "x"),
+            journal_for(Some(Path::new("o.age")), None, "x"),
             PathBuf::from("o.age.journal")
         );
         assert_eq!(
-            journal_for(Path::new("-"), Some(Path::new("j")), "x"),
+            journal_for(Some(Path::new("-")), Some(Path::new("j")), "x"),
             PathBuf::from("j")
         );
         let d = tempfile::tempdir().unwrap();
@@ -459,7 +463,7 @@ mod tests {
         let out = Output::prepare(&req, &mut never).unwrap();
         assert_eq!(
             (out.path(), out.journal_path()),
-            (Path::new("-"), j.as_path())
+            (Some(Path::new("-")), j.as_path())
         );
         drop(out);
         // A --journal that is there already is refused, with the resume that finishes it.

@@ -48,10 +48,10 @@ impl AgeHandoff {
     }
 
     /// The handoff file that `-o` and the sealing flags ask for.
-    pub fn for_output(output: &Output) -> AgeHandoff {
+    pub fn for_output(output: &Output, path: &std::path::Path) -> AgeHandoff {
         let (armor, format, force) = output.handoff_options();
         AgeHandoff::new(
-            output.path().to_path_buf(),
+            path.to_path_buf(),
             output.recipients(),
             armor,
             format,

@@ -4,10 +4,13 @@
 //! built by the job; the run and the journal know nothing of them. See docs/DESIGN.md §3 and §7.
 //!
 //! - `handoff.rs`: the age-encrypted handoff file (`-o`);
+//! - `bao.rs`: an OpenBao / Vault KV v2 store (`--to bao+https://…`), written write-once during
+//!   the run (it also implements [`crate::outcome::Keep`]) and completed at its end;
 //! - `memory.rs` (tests only): keeps what it is given, or refuses it.
 
 use crate::outcome::MintedRows;
 
+pub mod bao;
 mod handoff;
 #[cfg(test)]
 pub(crate) mod memory;

@@ -33,4 +33,5 @@ mod rotate;
 mod shard;
 mod snapshots;
 mod ssh;
+mod store;
 mod tls;

