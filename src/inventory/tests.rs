@@ -886,3 +886,24 @@ fn ssh_fingerprints_are_checked_strictly() {
         assert!(!valid_ssh_fingerprint(bad), "{bad}");
     }
 }
+
+#[test]
+fn a_sink_table_is_read_with_its_paths_beside_the_inventory() {
+    let base = "[[hosts]]\nname = \"web1\"\naccounts = [\"alice\"]\ncredential = \"env:T\"\n";
+    let inv = tml(&format!(
+        "{base}\n[sink]\nto = \"bao+https://v:8200/secret/{{host}}/{{account}}\"\nca_file = \"ca.pem\"\ntoken_file = \"/run/t\"\n"
+    ))
+    .unwrap();
+    let s = inv.sink.unwrap();
+    assert_eq!(s.to, "bao+https://v:8200/secret/{host}/{account}");
+    assert_eq!(s.ca_file.as_deref(), Some(Path::new("/inv/ca.pem")));
+    assert_eq!(s.token_file.as_deref(), Some(Path::new("/run/t")));
+    assert!(s.loc.starts_with("inv.toml:6"), "{}", s.loc);
+    assert!(tml(base).unwrap().sink.is_none());
+    let p = problems(tml(&format!("{base}\n[sink]\nca_file = \"ca.pem\"\n")));
+    assert!(p[0].message.contains("has no `to`"), "{p:?}");
+    let p = problems(tml(&format!("{base}\n[sink]\nto = 3\n")));
+    assert!(p[0].message.contains("non-empty string"), "{p:?}");
+    let p = problems(tml(&format!("sink = \"x\"\n{base}")));
+    assert!(p[0].message.contains("sink must be a table"), "{p:?}");
+}

@@ -362,7 +362,7 @@ fn read_token(spec: &StoreSpec) -> Result<Secret, Problem> {
             }
         }
     }
-    Err(Problem::new(&spec.origin, "no store token: nothing was contacted")
+    Err(Problem::new(&spec.origin, "no store token was given")
         .hint("set BAO_TOKEN (or VAULT_TOKEN), or give a token file (--to-token-file FILE, or token_file in [sink])"))
 }
 

@@ -290,3 +290,70 @@ fn csv_rows_that_disagree_and_a_limit_that_matches_nothing() {
     .expect(2);
     assert_eq!(env.total_requests(), 0);
 }
+
+/// The store's mistakes, each caught before anything is contacted: a `[sink]` with a typo, two
+/// targets on one path, a plain-HTTP store, and no store token.
+#[test]
+fn secret_store_mistakes() {
+    let env = Env::start(small_fleet(1, 2));
+    let mut inv = std::fs::read_to_string(env.toml()).unwrap();
+    inv.push_str("\n[sink]\nto = \"bao+https://127.0.0.1:1/secret/cpanel/{host}/{account}\"\ntokne_file = \"t\"\n");
+    std::fs::write(env.path("sink.toml"), inv).unwrap();
+    let create = |inv: &str, to: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "create",
+            "-i",
+            inv,
+            "--name",
+            "ci-1",
+            "-r",
+            "[R]",
+            "--progress",
+            "never",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if !to.is_empty() {
+            a.extend(["--to".to_string(), to.to_string()]);
+        }
+        a
+    };
+    let cases = [
+        ("store-inventory", create("sink.toml", "")),
+        (
+            "store-same-path",
+            create(env.toml(), "bao+https://127.0.0.1:1/secret/cpanel/{host}"),
+        ),
+        (
+            "store-plain-http",
+            create(
+                env.toml(),
+                "bao+http://127.0.0.1:1/secret/cpanel/{host}/{account}",
+            ),
+        ),
+        (
+            "store-no-token",
+            create(
+                env.toml(),
+                "bao+https://127.0.0.1:1/secret/cpanel/{host}/{account}",
+            ),
+        ),
+    ];
+    for (name, args) in cases {
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| {
+                if a == "[R]" {
+                    env.recipient.as_str()
+                } else {
+                    a.as_str()
+                }
+            })
+            .collect();
+        let run = env.run_env(&args, &[("BAO_TOKEN", ""), ("VAULT_TOKEN", "")]);
+        assert_snapshot(&env, name, &args, &run);
+        run.expect(2);
+    }
+    assert_eq!(env.total_requests(), 0);
+}

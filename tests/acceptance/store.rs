@@ -689,7 +689,7 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     let missing = env.run_env(&args, &[("BAO_CACERT", &ca)]);
     missing.expect(2);
     assert!(
-        missing.stderr.contains("no store token") && missing.stderr.contains("BAO_TOKEN"),
+        missing.stderr.contains("no store token was given") && missing.stderr.contains("BAO_TOKEN"),
         "{}",
         missing.stderr
     );
