@@ -706,7 +706,8 @@ fn validate(job: &Job) -> Result<Validated, Failure> {
         }
         Err(other) => return Err(other),
     };
-    let spec = store_spec(job, &plan).filter(|_| job.seal.is_some() && !job.dry_run);
+    // A dry run checks the store too (read-only calls), so its verdict holds for the real run.
+    let spec = store_spec(job, &plan).filter(|_| job.seal.is_some());
     let listing = job.common.list_hosts || job.common.list_targets;
     let sealing = prepare_sealing(job, true, spec.is_some()).transpose()?;
     // The store is contacted (checked) only once everything local is valid, and before the

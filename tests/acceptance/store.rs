@@ -701,6 +701,18 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
         ],
     );
     wrong.expect(2);
+    // A dry run checks the store as well: its verdict holds for the real run.
+    let mut dry = args.clone();
+    dry.push("--dry-run");
+    let dry = env.run_env(
+        &dry,
+        &[
+            ("BAO_CACERT", &ca),
+            ("BAO_TOKEN", "s.not-the-right-token-0000"),
+        ],
+    );
+    dry.expect(2);
+    assert!(dry.stderr.contains("refused the token"), "{}", dry.stderr);
     assert!(
         wrong.stderr.contains("refused the token"),
         "{}",
