@@ -488,43 +488,69 @@ impl BaoStore {
             )));
         }
         self.mount = mount.to_string();
-        // The token may write the paths of this run (a sample one: its policy is per path).
+        // The token may write the paths of this run (a sample one: its policy is per path):
+        // the secret, and its metadata (custom_metadata is set after each write).
         let path = self.dest.render(sample);
-        let api = self.data_path(&path);
+        let data = self.data_path(&path).trim_start_matches("/v1/").to_string();
+        let meta = self
+            .metadata_path(&path)
+            .trim_start_matches("/v1/")
+            .to_string();
         let answer = self
             .call(
                 "/v1/sys/capabilities-self",
-                Some(&json!({ "paths": [api.trim_start_matches("/v1/")] })),
+                Some(&json!({ "paths": [data, meta] })),
                 1,
             )
             .map_err(|e| at(format!("the store at {shown}: {e}")))?;
+        // A policy without the default's `sys/capabilities-self` cannot be asked: the writes
+        // themselves will tell (per target), as they would with any other store.
+        if answer.status == 403 {
+            return Ok(());
+        }
         let body = json_of(&answer);
-        let key = api.trim_start_matches("/v1/");
-        let caps: Vec<&str> = body["data"][key]
-            .as_array()
-            .or_else(|| body["capabilities"].as_array())
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let need: &[&str] = if self.run.operation == "rotate" {
-            &["create", "read", "update"]
-        } else {
-            &["create", "read"]
+        let caps_of = |key: &str| -> Vec<String> {
+            body["data"][key]
+                .as_array()
+                .or_else(|| body[key].as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
         };
-        let missing: Vec<&str> = need
-            .iter()
-            .copied()
-            .filter(|c| !caps.contains(c) && !caps.contains(&"root"))
-            .collect();
-        if answer.status != 200 || !missing.is_empty() {
-            return Err(at(format!(
-                "the store token may not {} {key} (its capabilities there: {})",
-                missing.join("/"),
-                if caps.is_empty() { "none".to_string() } else { caps.join(", ") }
-            ))
-            .hint(format!(
-                "grant its policy path \"{}/data/…\" {{ capabilities = [\"create\", \"read\", \"update\"] }} (and metadata for custom_metadata); {nothing}",
-                self.mount
-            )));
+        let rotate = self.run.operation == "rotate";
+        let wants: [(&str, &[&str]); 2] = [
+            (
+                &data,
+                if rotate {
+                    &["create", "read", "update"]
+                } else {
+                    &["create", "read"]
+                },
+            ),
+            (&meta, &["update"]),
+        ];
+        for (key, need) in wants {
+            let caps = caps_of(key);
+            let missing: Vec<&str> = need
+                .iter()
+                .copied()
+                .filter(|c| !caps.iter().any(|h| h == c || h == "root"))
+                .collect();
+            if answer.status != 200 || !missing.is_empty() {
+                return Err(at(format!(
+                    "the store token may not {} {key} (its capabilities there: {})",
+                    missing.join("/"),
+                    if caps.is_empty() { "none".to_string() } else { caps.join(", ") }
+                ))
+                .hint(format!(
+                    "grant its policy path \"{m}/data/…\" {{ capabilities = [\"create\", \"read\", \"update\"] }} and path \"{m}/metadata/…\" {{ capabilities = [\"update\"] }}; {nothing}",
+                    m = self.mount
+                )));
+            }
         }
         Ok(())
     }

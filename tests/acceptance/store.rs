@@ -220,6 +220,24 @@ impl Bao {
         ok.then(|| serde_json::from_str(&out).expect("bao prints JSON"))
     }
 
+    /// A token whose only policy is `hcl` (written as policy `name`).
+    fn token_with(&self, name: &str, hcl: &str) -> String {
+        let file = self.dir.path().join(format!("{name}.hcl"));
+        std::fs::write(&file, hcl).unwrap();
+        let (ok, _) = self.cli(&["policy", "write", name, file.to_str().unwrap()]);
+        assert!(ok, "bao policy write {name}");
+        let policy = format!("-policy={name}");
+        let (ok, token) = self.cli(&[
+            "token",
+            "create",
+            "-no-default-policy",
+            &policy,
+            "-field=token",
+        ]);
+        assert!(ok, "bao token create");
+        token.trim().to_string()
+    }
+
     fn metadata(&self, path: &str) -> Option<Value> {
         let (ok, out) = self.cli(&[
             "kv",
@@ -686,7 +704,10 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     let ca = bao.ca().display().to_string();
     let mut args = create_args(&env, "ci-x", &to);
     args.extend(["-o", "out.age"]);
-    let missing = env.run_env(&args, &[("BAO_CACERT", &ca)]);
+    let missing = env.run_env(
+        &args,
+        &[("BAO_CACERT", &ca), ("BAO_TOKEN", ""), ("VAULT_TOKEN", "")],
+    );
     missing.expect(2);
     assert!(
         missing.stderr.contains("no store token was given") && missing.stderr.contains("BAO_TOKEN"),
@@ -721,6 +742,49 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     let untrusted = env.run_env(&args, &[("BAO_TOKEN", ROOT)]);
     untrusted.expect(2);
     assert!(untrusted.stderr.contains("CA file"), "{}", untrusted.stderr);
+    // A token whose policy cannot write there, or cannot set the metadata: refused up front.
+    let lookup = "path \"auth/token/lookup-self\" { capabilities = [\"read\"] }\npath \"sys/capabilities-self\" { capabilities = [\"update\"] }\n";
+    let read_only = bao.token_with(
+        "read-only",
+        &format!("{lookup}path \"secret/data/x/*\" {{ capabilities = [\"read\"] }}\n"),
+    );
+    let no_meta = bao.token_with(
+        "no-meta",
+        &format!("{lookup}path \"secret/data/x/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n"),
+    );
+    let full = bao.token_with(
+        "full",
+        &format!(
+            "{lookup}path \"secret/data/x/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\npath \"secret/metadata/x/*\" {{ capabilities = [\"read\", \"update\"] }}\n"
+        ),
+    );
+    for (token, says) in [
+        (&read_only, "may not create"),
+        (&no_meta, "may not update secret/metadata/x/"),
+    ] {
+        let r = env.run_env(&args, &[("BAO_CACERT", &ca), ("BAO_TOKEN", token.as_str())]);
+        r.expect(2);
+        assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
+    }
+    assert_eq!(env.total_requests(), 0, "a fleet request was sent");
+    // The policy the README gives is enough, and the token never shows.
+    let mut ok_args = args.clone();
+    let at = ok_args.iter().position(|a| *a == "out.age").unwrap();
+    ok_args[at] = "ok.age";
+    let granted = env.run_env(
+        &ok_args,
+        &[("BAO_CACERT", &ca), ("BAO_TOKEN", full.as_str())],
+    );
+    granted.expect(0);
+    assert!(
+        granted.stderr.contains("wrote 2 token(s)"),
+        "{}",
+        granted.stderr
+    );
+    for t in [&read_only, &no_meta, &full] {
+        assert!(!granted.stderr.contains(t.as_str()) && !granted.stdout.contains(t.as_str()));
+    }
+    let requests = env.total_requests();
     // Two targets, one path: refused before anything is contacted.
     let one_path = bao.url("secret/x/{host}");
     let mut args = create_args(&env, "ci-x", &one_path);
@@ -749,7 +813,7 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     );
     plain.expect(2);
     assert!(plain.stderr.contains("over HTTPS"), "{}", plain.stderr);
-    assert_eq!(env.total_requests(), 0, "a fleet request was sent");
+    assert_eq!(env.total_requests(), requests, "a fleet request was sent");
     assert!(!env.path("out.age").exists() && !env.path("out.age.journal").exists());
     env.assert_no_secret_leaked(
         &[&missing, &wrong, &untrusted, &clash, &plain],
