@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,20 +29,31 @@ struct Bao {
 }
 
 /// A TCP relay: connections to `port` go to the server while up; when down, open connections
-/// are cut and new ones are closed at once.
+/// are cut and new ones are closed at once. `lose` answers: the next N requests (TLS
+/// application-data records after a connection's handshake) reach the server, but their
+/// answers never come back and the connection is cut, as a proxy timing out or a link dropping
+/// after the server acted.
 struct Relay {
     port: u16,
     down: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    lose: Arc<AtomicUsize>,
+    lost: Arc<AtomicUsize>,
 }
 
 impl Relay {
     fn start(upstream: u16) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let down = Arc::new(AtomicBool::new(false));
-        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
-        let (d, o) = (down.clone(), open.clone());
+        let relay = Relay {
+            port,
+            down: Arc::new(AtomicBool::new(false)),
+            open: Arc::new(Mutex::new(Vec::new())),
+            lose: Arc::new(AtomicUsize::new(0)),
+            lost: Arc::new(AtomicUsize::new(0)),
+        };
+        let (d, o) = (relay.down.clone(), relay.open.clone());
+        let (lose, lost) = (relay.lose.clone(), relay.lost.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -58,11 +69,23 @@ impl Relay {
                     o.push(client.try_clone().unwrap());
                     o.push(server.try_clone().unwrap());
                 }
-                pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
-                pipe(server, client);
+                let mute = Arc::new(AtomicBool::new(false));
+                let c2s = Requests {
+                    lose: lose.clone(),
+                    lost: lost.clone(),
+                    mute: mute.clone(),
+                    peer: client.try_clone().unwrap(),
+                };
+                pipe(
+                    client.try_clone().unwrap(),
+                    server.try_clone().unwrap(),
+                    Some(c2s),
+                    None,
+                );
+                pipe(server, client, None, Some(mute));
             }
         });
-        Relay { port, down, open }
+        relay
     }
 
     fn set_down(&self, down: bool) {
@@ -73,19 +96,83 @@ impl Relay {
             }
         }
     }
+
+    /// Lose the answers of the next `n` requests.
+    fn lose_answers(&self, n: usize) {
+        self.lose.store(n, Ordering::SeqCst);
+    }
+
+    fn answers_lost(&self) -> usize {
+        self.lost.load(Ordering::SeqCst)
+    }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+/// The client side of a relayed connection: TLS records are counted so a request (an
+/// application-data record after the one that finishes the TLS 1.3 handshake) can be told.
+struct Requests {
+    lose: Arc<AtomicUsize>,
+    lost: Arc<AtomicUsize>,
+    mute: Arc<AtomicBool>,
+    peer: TcpStream,
+}
+
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    requests: Option<Requests>,
+    mute: Option<Arc<AtomicBool>>,
+) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16384];
+        // Record parsing state (client side only): header bytes seen, body bytes left.
+        let (mut header, mut left, mut app_records) = (Vec::new(), 0usize, 0usize);
         loop {
-            match from.read(&mut buf) {
+            let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to.write_all(&buf[..n]).is_err() {
-                        break;
+                Ok(n) => n,
+            };
+            if mute.as_ref().is_some_and(|m| m.load(Ordering::SeqCst)) {
+                continue;
+            }
+            if let Some(r) = &requests {
+                let mut i = 0;
+                while i < n {
+                    if left > 0 {
+                        let take = left.min(n - i);
+                        left -= take;
+                        i += take;
+                        continue;
+                    }
+                    header.push(buf[i]);
+                    i += 1;
+                    if header.len() == 5 {
+                        left = u16::from_be_bytes([header[3], header[4]]) as usize;
+                        if header[0] == 0x17 {
+                            app_records += 1;
+                            let armed = app_records >= 2
+                                && !r.mute.load(Ordering::SeqCst)
+                                && r.lose
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                                        v.checked_sub(1)
+                                    })
+                                    .is_ok();
+                            if armed {
+                                r.mute.store(true, Ordering::SeqCst);
+                                r.lost.fetch_add(1, Ordering::SeqCst);
+                                // Cut the client once the server has had the request.
+                                let peer = r.peer.try_clone().unwrap();
+                                std::thread::spawn(move || {
+                                    std::thread::sleep(Duration::from_millis(300));
+                                    let _ = peer.shutdown(std::net::Shutdown::Both);
+                                });
+                            }
+                        }
+                        header.clear();
                     }
                 }
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
             }
         }
         let _ = to.shutdown(std::net::Shutdown::Write);
@@ -158,6 +245,8 @@ impl Bao {
                 port: 0,
                 down: Arc::new(AtomicBool::new(false)),
                 open: Arc::new(Mutex::new(Vec::new())),
+                lose: Arc::new(AtomicUsize::new(0)),
+                lost: Arc::new(AtomicUsize::new(0)),
             },
         };
         // Up when the CLI can read the KV mount (bounded: 30 s).
@@ -887,4 +976,55 @@ fn without_o_the_store_and_the_journal_hold_every_secret() {
     );
     assert_promises(&env, &before, &rows, &[&run]);
     env.assert_no_secret_leaked(&[&run, &none], &[ROOT.to_string()]);
+}
+
+#[test]
+fn answers_lost_after_the_store_wrote_are_never_a_second_version() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(slow_fleet(1, 6, 80));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/lost/{host}/{account}");
+    let vars = bao.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = create_args(&env, "ci-lost", &to);
+    args.extend(["-o", "out.age", "-j", "1", "--retries", "4"]);
+    let mut child = spawn_env(&env, &args, &vars, "lost");
+    let journal = env.path("out.age.journal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_events(&journal, "created").is_empty() {
+        assert!(Instant::now() < deadline, "the run never minted");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The store acts on the next three requests, and their answers are lost.
+    bao.relay.lose_answers(3);
+    let code = wait_bounded(&mut child);
+    let run = read(&env, "lost");
+    assert_eq!(code, 0, "{}", run.stderr);
+    assert_eq!(bao.relay.answers_lost(), 3, "the fault never fired");
+    let rows = env.open_handoff(&env.path("out.age"));
+    assert_eq!(rows.len(), 6);
+    let path = |r: &BTreeMap<String, String>| format!("lost/{}/{}", r["host"], r["account"]);
+    assert_stored(&env, &bao, &rows, path);
+    for r in &rows {
+        let got = bao.get(&path(r)).unwrap();
+        assert_eq!(
+            got["data"]["metadata"]["version"],
+            1,
+            "{}: written twice",
+            path(r)
+        );
+        let meta = bao.metadata(&path(r)).unwrap();
+        assert_eq!(
+            meta["data"]["custom_metadata"]["token_name"],
+            "ci-lost",
+            "{}",
+            path(r)
+        );
+    }
+    assert_promises(&env, &before, &rows, &[&run]);
+    env.assert_no_secret_leaked(&[&run], &[ROOT.to_string()]);
 }
