@@ -327,6 +327,25 @@ impl Bao {
         token.trim().to_string()
     }
 
+    /// `bao operator seal`: the server answers 503 to everything until unsealed.
+    fn seal(&self) {
+        let (ok, _) = self.cli(&["operator", "seal"]);
+        assert!(ok, "bao operator seal");
+    }
+
+    /// `bao operator unseal KEY`, the dev server's key read from its log.
+    fn unseal(&self) {
+        let log = std::fs::read_to_string(self.dir.path().join("bao.log")).unwrap();
+        let key = log
+            .lines()
+            .find_map(|l| l.strip_prefix("Unseal Key: "))
+            .expect("the dev server prints its unseal key")
+            .trim()
+            .to_string();
+        let (ok, _) = self.cli(&["operator", "unseal", &key]);
+        assert!(ok, "bao operator unseal");
+    }
+
     fn metadata(&self, path: &str) -> Option<Value> {
         let (ok, out) = self.cli(&[
             "kv",
@@ -601,7 +620,7 @@ fn a_store_down_mid_run_loses_nothing_and_resume_delivers() {
     let vars = bao.vars();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-down", &to);
-    args.extend(["-o", "out.age", "-j", "2", "--retries", "1"]);
+    args.extend(["-o", "out.age", "-j", "2", "--batch", "1", "--retries", "1"]);
     let mut child = spawn_env(&env, &args, &vars, "down");
     let journal = env.path("out.age.journal");
     // Cut the store once a few tokens are in the journal (bounded wait).
@@ -693,6 +712,8 @@ fn a_rotation_whose_store_write_fails_keeps_the_old_token() {
         "-o",
         "two.age",
         "-j",
+        "1",
+        "--batch",
         "1",
         "--retries",
         "0",
@@ -987,7 +1008,7 @@ fn answers_lost_after_the_store_wrote_are_never_a_second_version() {
     let vars = bao.vars();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-lost", &to);
-    args.extend(["-o", "out.age", "-j", "1", "--retries", "4"]);
+    args.extend(["-o", "out.age", "-j", "1", "--batch", "1", "--retries", "4"]);
     let mut child = spawn_env(&env, &args, &vars, "lost");
     let journal = env.path("out.age.journal");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -1027,4 +1048,54 @@ fn answers_lost_after_the_store_wrote_are_never_a_second_version() {
     }
     assert_promises(&env, &before, &rows, &[&run]);
     env.assert_no_secret_leaked(&[&run], &[ROOT.to_string()]);
+}
+
+#[test]
+fn a_store_sealed_mid_run_is_resumed_once_unsealed() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(slow_fleet(1, 8, 60));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/sealed/{host}/{account}");
+    let vars = bao.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = create_args(&env, "ci-seal", &to);
+    args.extend(["--journal", "seal.journal", "-j", "1", "--batch", "1", "--retries", "1"]);
+    let mut child = spawn_env(&env, &args, &vars, "sealed");
+    let journal = env.path("seal.journal");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_events(&journal, "created").len() < 2 {
+        assert!(Instant::now() < deadline, "the run never minted");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too early"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // A sealed server answers 503 to every request: an outage the server itself reports.
+    bao.seal();
+    let code = wait_bounded(&mut child);
+    let run = read(&env, "sealed");
+    assert_eq!(code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("tokenfleet resume seal.journal --identity KEY"),
+        "{}",
+        run.stderr
+    );
+    let rows = all_rows(&env, "seal.journal");
+    assert_eq!(rows.len(), 8);
+    assert_promises(&env, &before, &rows, &[&run]);
+    bao.unseal();
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resumed = run_with(
+        &env,
+        &bao,
+        &["resume", "seal.journal", "-k", &key, "--progress", "never"],
+    );
+    resumed.expect(0);
+    assert_stored(&env, &bao, &rows, |r| {
+        format!("sealed/{}/{}", r["host"], r["account"])
+    });
+    assert_promises(&env, &before, &rows, &[&run, &resumed]);
+    env.assert_no_secret_leaked(&[&run, &resumed], &[ROOT.to_string()]);
 }
