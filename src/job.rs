@@ -199,7 +199,11 @@ pub fn store(
                 .account
                 .clone()
                 .unwrap_or_else(|| hp.host.whm_user.clone());
-            let name = t.token_name.clone().unwrap_or_default();
+            // `check` has no names: a stand-in, so the sample path is one a run could write.
+            let name = t
+                .token_name
+                .clone()
+                .unwrap_or_else(|| "tokenfleet-check".into());
             let path = dest.render(&PathVars {
                 host: &hp.host.name,
                 account: &account,

@@ -512,6 +512,11 @@ fn fleet_planned(
         job.seal.as_ref().and_then(|s| s.output.as_deref()),
     );
     let (plan, backends, inventory_sha256, sealing, store) = validate(&job)?;
+    if let Some(store) = store.as_ref().filter(|_| plan.op() == Operation::Check)
+        && !common.quiet
+    {
+        say!("store: {}", store.describe());
+    }
     for w in &plan.warnings {
         say!("warning: {w}");
     }
@@ -707,7 +712,7 @@ fn validate(job: &Job) -> Result<Validated, Failure> {
         Err(other) => return Err(other),
     };
     // A dry run checks the store too (read-only calls), so its verdict holds for the real run.
-    let spec = store_spec(job, &plan).filter(|_| job.seal.is_some());
+    let spec = store_spec(job, &plan).filter(|_| job.seal.is_some() || job.op == Operation::Check);
     let listing = job.common.list_hosts || job.common.list_targets;
     let sealing = prepare_sealing(job, true, spec.is_some()).transpose()?;
     // The store is contacted (checked) only once everything local is valid, and before the
@@ -1658,6 +1663,18 @@ fn run_record(job: &Job, plan: &Plan) -> RunRecord {
 /// The store a create or rotate writes to: `--to` (its files relative to here), else the
 /// inventory's `[sink]` (its files relative to the inventory).
 fn store_spec(job: &Job, plan: &Plan) -> Option<StoreSpec> {
+    let from_inventory = || {
+        plan.sink.as_ref().map(|s| StoreSpec {
+            to: s.to.clone(),
+            ca_file: s.ca_file.clone(),
+            token_file: s.token_file.clone(),
+            origin: s.loc.clone(),
+        })
+    };
+    // `check` checks the inventory's store as well: what a create or rotate would need there.
+    if job.op == Operation::Check {
+        return from_inventory();
+    }
     let seal = job.seal.as_ref()?;
     if let Some(to) = &seal.to {
         return Some(StoreSpec {
@@ -1667,10 +1684,5 @@ fn store_spec(job: &Job, plan: &Plan) -> Option<StoreSpec> {
             origin: "--to".into(),
         });
     }
-    plan.sink.as_ref().map(|s| StoreSpec {
-        to: s.to.clone(),
-        ca_file: s.ca_file.clone(),
-        token_file: s.token_file.clone(),
-        origin: s.loc.clone(),
-    })
+    from_inventory()
 }

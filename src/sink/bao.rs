@@ -808,6 +808,16 @@ impl BaoStore {
             .contains(&key_of(m))
     }
 
+    /// What the preflight found, for `check`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} answers, takes the token; {}/ is KV v2 and the token may write {}/",
+            self.shown(),
+            self.mount,
+            self.dest.prefix()
+        )
+    }
+
     /// The final delivery could not write this token: why (message, short cause).
     pub fn missing(&self, key: &Key) -> Option<(String, String)> {
         self.missing

@@ -979,6 +979,14 @@ fn without_o_the_store_and_the_journal_hold_every_secret() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "age"))
         .collect();
     assert!(ages.is_empty(), "no handoff file without -o");
+    // `check` checks the inventory's store too.
+    let check = env.run(&["check", "-i", &inv, "--progress", "never"]);
+    check.expect(0);
+    assert!(
+        check.stderr.contains("store: https://127.0.0.1:") && check.stderr.contains("KV v2"),
+        "{}",
+        check.stderr
+    );
     // No destination at all is refused before anything.
     let none = env.run(&[
         "create",
@@ -996,7 +1004,7 @@ fn without_o_the_store_and_the_journal_hold_every_secret() {
         none.stderr
     );
     assert_promises(&env, &before, &rows, &[&run]);
-    env.assert_no_secret_leaked(&[&run, &none], &[ROOT.to_string()]);
+    env.assert_no_secret_leaked(&[&run, &check, &none], &[ROOT.to_string()]);
 }
 
 #[test]
@@ -1059,7 +1067,16 @@ fn a_store_sealed_mid_run_is_resumed_once_unsealed() {
     let vars = bao.vars();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-seal", &to);
-    args.extend(["--journal", "seal.journal", "-j", "1", "--batch", "1", "--retries", "1"]);
+    args.extend([
+        "--journal",
+        "seal.journal",
+        "-j",
+        "1",
+        "--batch",
+        "1",
+        "--retries",
+        "1",
+    ]);
     let mut child = spawn_env(&env, &args, &vars, "sealed");
     let journal = env.path("seal.journal");
     let deadline = Instant::now() + Duration::from_secs(60);
