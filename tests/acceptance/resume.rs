@@ -345,7 +345,9 @@ fn resume_refuses_an_inventory_that_changed_what_matters() {
 /// reconciles what was in flight and finishes.
 #[test]
 fn second_sigint_exits_at_once_and_resume_still_finishes() {
-    let env = Env::start(slow_fleet(2, 10, 300));
+    // Requests slow enough (1 s) that the second press lands while they are in flight, even on
+    // a loaded CI machine (at 300 ms a clean-clone run once saw them finish first).
+    let env = Env::start(slow_fleet(2, 10, 1000));
     let before = tokens_before(&env);
     let journal = env.path("twice.age.journal");
     let mut child = spawn(&env, &create_args(&env, "twice.age"), "twice");
