@@ -367,6 +367,33 @@ impl Drop for Bao {
     }
 }
 
+/// Start a run in the background and wait (bounded: 60 s) until its journal holds `n` records
+/// of `kind`, the moment a test cuts the store; the run must still be going then.
+fn spawn_until(
+    env: &Env,
+    args: &[&str],
+    vars: &[(&str, &str)],
+    tag: &str,
+    journal: &std::path::Path,
+    kind: &str,
+    n: usize,
+) -> Child {
+    let mut child = spawn_env(env, args, vars, tag);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while journal_events(journal, kind).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "the run never wrote {n} {kind} records"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {n} {kind} records: make the fleet slower"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child
+}
+
 fn run_with(env: &Env, bao: &Bao, args: &[&str]) -> Run {
     let vars = bao.vars();
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -621,18 +648,8 @@ fn a_store_down_mid_run_loses_nothing_and_resume_delivers() {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-down", &to);
     args.extend(["-o", "out.age", "-j", "2", "--batch", "1", "--retries", "1"]);
-    let mut child = spawn_env(&env, &args, &vars, "down");
     let journal = env.path("out.age.journal");
-    // Cut the store once a few tokens are in the journal (bounded wait).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while journal_events(&journal, "created").len() < 3 {
-        assert!(Instant::now() < deadline, "the run never minted 3 tokens");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended too early: make the fleet slower"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut child = spawn_until(&env, &args, &vars, "down", &journal, "created", 3);
     bao.relay.set_down(true);
     let code = wait_bounded(&mut child);
     let run = read(&env, "down");
@@ -720,17 +737,8 @@ fn a_rotation_whose_store_write_fails_keeps_the_old_token() {
         "--progress",
         "never",
     ];
-    let mut child = spawn_env(&env, &args, &vars, "rot");
     let journal = env.path("two.age.journal");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while journal_events(&journal, "revoked").len() < 2 {
-        assert!(Instant::now() < deadline, "the rotation never got going");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended too early"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut child = spawn_until(&env, &args, &vars, "rot", &journal, "revoked", 2);
     bao.relay.set_down(true);
     let code = wait_bounded(&mut child);
     let run = read(&env, "rot");
@@ -1017,17 +1025,8 @@ fn answers_lost_after_the_store_wrote_are_never_a_second_version() {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-lost", &to);
     args.extend(["-o", "out.age", "-j", "1", "--batch", "1", "--retries", "4"]);
-    let mut child = spawn_env(&env, &args, &vars, "lost");
     let journal = env.path("out.age.journal");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while journal_events(&journal, "created").is_empty() {
-        assert!(Instant::now() < deadline, "the run never minted");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended too early"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = spawn_until(&env, &args, &vars, "lost", &journal, "created", 1);
     // The store acts on the next three requests, and their answers are lost.
     bao.relay.lose_answers(3);
     let code = wait_bounded(&mut child);
@@ -1077,17 +1076,8 @@ fn a_store_sealed_mid_run_is_resumed_once_unsealed() {
         "--retries",
         "1",
     ]);
-    let mut child = spawn_env(&env, &args, &vars, "sealed");
     let journal = env.path("seal.journal");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while journal_events(&journal, "created").len() < 2 {
-        assert!(Instant::now() < deadline, "the run never minted");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended too early"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut child = spawn_until(&env, &args, &vars, "sealed", &journal, "created", 2);
     // A sealed server answers 503 to every request: an outage the server itself reports.
     bao.seal();
     let code = wait_bounded(&mut child);
