@@ -644,7 +644,7 @@ impl BaoStore {
         }
     }
 
-    /// The server's `errors`, short, with our token scrubbed if it were ever echoed.
+    /// The server's `errors`, short, scrubbed of secrets.
     fn errors_of(&self, r: &Response) -> String {
         let body = json_of(r);
         let text = match body["errors"].as_array() {
@@ -655,7 +655,11 @@ impl BaoStore {
                 .join("; "),
             _ => String::from_utf8_lossy(&r.body[..r.body.len().min(200)]).into_owned(),
         };
-        let text = text.replace(self.token.expose(), "[redacted]");
+        // The store token in any form, and anything token-shaped (a store that quotes a value
+        // it was sent): the same scrub as every cPanel server's text.
+        let text = crate::backend::Redactor::new()
+            .credential("", &self.token)
+            .redact(&text);
         // One line: the server's multi-error lists come with newlines and tabs.
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let short: String = text.chars().take(300).collect();
@@ -985,6 +989,53 @@ mod tests {
             let e = dest(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    /// What the store says is cut to one short line, with the store token (in any form) and
+    /// anything token-shaped (a cPanel token it was sent) scrubbed.
+    #[test]
+    fn server_text_never_carries_a_secret() {
+        let dest = dest("bao+https://127.0.0.1:8200/secret/{host}/{account}").unwrap();
+        let endpoint = Endpoint {
+            address: "127.0.0.1".into(),
+            tls: Tls::default(),
+            origin: "--to".into(),
+        };
+        let store = BaoStore {
+            dest,
+            transport: HostTransport::new(&endpoint, &TransportConfig::default()).unwrap(),
+            token: Secret::new("hvs.store-token-value"),
+            mount: "secret".into(),
+            run: RunInfo {
+                run_id: "r".into(),
+                operation: "create".into(),
+                retries: 0,
+                timeout: Duration::from_secs(1),
+            },
+            kept: Mutex::new(HashSet::new()),
+            down: AtomicBool::new(false),
+            missing: Mutex::new(HashMap::new()),
+        };
+        let answer = |body: &str| Response {
+            status: 400,
+            location: None,
+            content_type: None,
+            body: body.as_bytes().to_vec(),
+        };
+        let said = store.errors_of(&answer(
+            r#"{"errors":["1 error occurred:\n\t* token hvs.store-token-value may not write","bad value JPQNSRU0DH448UJLGXH7KVJECC5QN9N9"]}"#,
+        ));
+        assert!(
+            !said.contains("store-token-value") && !said.contains("JPQNSRU0DH448UJL"),
+            "{said}"
+        );
+        assert!(!said.contains('\n') && !said.contains('\t'), "{said}");
+        assert!(
+            said.contains("may not write") && said.contains("[redacted]"),
+            "{said}"
+        );
+        assert_eq!(store.errors_of(&answer("")), "no details");
+        assert!(store.errors_of(&answer(&"x".repeat(5000))).len() <= 300);
     }
 
     #[test]
