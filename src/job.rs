@@ -247,6 +247,10 @@ pub fn store(
             operation: plan.op().as_str().to_string(),
             retries,
             timeout: Duration::from_secs(net.timeout_secs),
+            replaces: match &plan.work {
+                crate::plan::Work::Rotate { revoke, .. } => Some(revoke.clone()),
+                _ => None,
+            },
         },
         &PathVars {
             host: &host,

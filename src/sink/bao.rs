@@ -278,6 +278,9 @@ pub struct RunInfo {
     pub operation: String,
     pub retries: u32,
     pub timeout: Duration,
+    /// A rotate's `--revoke`: the stored secret a new version may replace is one of these
+    /// tokens (or the new name), never someone else's.
+    pub replaces: Option<glob::Pattern>,
 }
 
 /// The store of a run: opened (checked) before the first fleet request.
@@ -531,7 +534,14 @@ impl BaoStore {
                     &["create", "read"]
                 },
             ),
-            (&meta, &["update"]),
+            (
+                &meta,
+                if rotate {
+                    &["read", "update"]
+                } else {
+                    &["update"]
+                },
+            ),
         ];
         for (key, need) in wants {
             let caps = caps_of(key);
@@ -708,6 +718,20 @@ impl BaoStore {
             if now.same {
                 return self.annotate(&path, m);
             }
+            // A new version pushes the current one into history (and out, on a mount with a
+            // small max_versions): only over a token this rotation replaces.
+            let ours = now.name == m.token.name
+                || self
+                    .run
+                    .replaces
+                    .as_ref()
+                    .is_some_and(|g| g.matches(&now.name));
+            if now.live && !ours {
+                return Err(WriteError::Held(format!(
+                    "{path} holds the secret of token {} (version {}), which this rotation does not replace (--revoke): never overwritten",
+                    now.name, now.version
+                )));
+            }
             cas = now.version;
         }
         let body = json!({
@@ -771,17 +795,30 @@ impl BaoStore {
 
     /// Name the run in the path's `custom_metadata`, and remember the token as kept.
     fn annotate(&self, path: &str, m: &Minted) -> Result<(), WriteError> {
-        let meta = json!({
-            "custom_metadata": {
-                "tokenfleet_run": self.run.run_id,
-                "tokenfleet_operation": self.run.operation,
-                "host": m.host,
-                "account": m.account,
-                "token_name": m.token.name,
-                // custom_metadata values may not be empty.
-                "expires_at": m.token.expires_at.map(crate::time::rfc3339).unwrap_or_else(|| "never".into()),
+        // Replacing custom_metadata replaces all of it: what others put there is kept (a new
+        // path has none; a rotated one is read first).
+        let mut custom = serde_json::Map::new();
+        if self.run.operation == "rotate" {
+            let r = self.send(&self.metadata_path(path), None)?;
+            if r.status == 200
+                && let Some(old) = json_of(&r)["data"]["custom_metadata"].as_object()
+            {
+                custom = old.clone();
             }
+        }
+        let ours = json!({
+            "tokenfleet_run": self.run.run_id,
+            "tokenfleet_operation": self.run.operation,
+            "host": m.host,
+            "account": m.account,
+            "token_name": m.token.name,
+            // custom_metadata values may not be empty.
+            "expires_at": m.token.expires_at.map(crate::time::rfc3339).unwrap_or_else(|| "never".into()),
         });
+        if let Value::Object(o) = ours {
+            custom.extend(o);
+        }
+        let meta = json!({ "custom_metadata": custom });
         let r = self.send(&self.metadata_path(path), Some(&meta))?;
         if !matches!(r.status, 200 | 204) {
             return Err(self.refused(
@@ -1011,6 +1048,7 @@ mod tests {
                 operation: "create".into(),
                 retries: 0,
                 timeout: Duration::from_secs(1),
+                replaces: None,
             },
             kept: Mutex::new(HashSet::new()),
             down: AtomicBool::new(false),

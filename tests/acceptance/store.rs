@@ -587,6 +587,31 @@ fn rotate_writes_a_new_version_before_the_old_token_goes() {
     let created = run_with(&env, &bao, &args);
     created.expect(0);
     let old = env.open_handoff(&env.path("one.age"));
+    // Someone's own metadata on one path, and someone else's secret at another.
+    let p0 = format!("rot/{}/{}", old[0]["host"], old[0]["account"]);
+    let p1 = format!("rot/{}/{}", old[1]["host"], old[1]["account"]);
+    assert!(
+        bao.cli(&[
+            "kv",
+            "metadata",
+            "put",
+            "-mount=secret",
+            "-custom-metadata=owner=team-a",
+            &p0
+        ])
+        .0
+    );
+    assert!(
+        bao.cli(&[
+            "kv",
+            "put",
+            "-mount=secret",
+            &p1,
+            "token=typed-by-hand",
+            "token_name=manual"
+        ])
+        .0
+    );
     let rotate = run_with(
         &env,
         &bao,
@@ -604,17 +629,58 @@ fn rotate_writes_a_new_version_before_the_old_token_goes() {
             &to,
             "-o",
             "two.age",
+            "--report",
+            "rot.json",
             "--progress",
             "never",
         ],
     );
-    rotate.expect(0);
+    rotate.expect(3);
+    // The hand-typed secret is not this rotation's to replace: kept, the old token alive.
+    let report = read_report(&env.path("rot.json"));
+    let failed: Vec<&Value> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{report}");
+    assert_eq!(failed[0]["account"], old[1]["account"].as_str());
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not replace"),
+        "{report}"
+    );
+    let manual = bao.get(&p1).unwrap();
+    assert_eq!(manual["data"]["data"]["token"], "typed-by-hand");
+    assert_eq!(manual["data"]["metadata"]["version"], 2);
+    assert!(
+        env.fleet
+            .host(&old[1]["host"])
+            .token_valid(&old[1]["account"], &old[1]["token"])
+    );
+    let meta = bao.metadata(&p0).unwrap();
+    assert_eq!(
+        meta["data"]["custom_metadata"]["owner"], "team-a",
+        "someone's metadata kept"
+    );
+    assert_eq!(meta["data"]["custom_metadata"]["token_name"], "app-2");
     let new = env.open_handoff(&env.path("two.age"));
     assert_eq!(new.len(), 4);
-    assert_stored(&env, &bao, &new, |r| {
+    let rotated: Vec<_> = new
+        .iter()
+        .filter(|r| r["account"] != old[1]["account"] || r["host"] != old[1]["host"])
+        .cloned()
+        .collect();
+    assert_stored(&env, &bao, &rotated, |r| {
         format!("rot/{}/{}", r["host"], r["account"])
     });
-    for r in &old {
+    for r in old
+        .iter()
+        .filter(|r| r["account"] != old[1]["account"] || r["host"] != old[1]["host"])
+    {
         let p = format!("rot/{}/{}", r["host"], r["account"]);
         assert_eq!(
             bao.get(&p).unwrap()["data"]["metadata"]["version"],
@@ -634,7 +700,9 @@ fn rotate_writes_a_new_version_before_the_old_token_goes() {
             "{p}: old token revoked"
         );
     }
-    assert_promises(&env, &before, &new, &[&created, &rotate]);
+    let mut held = new.clone();
+    held.push(old[1].clone());
+    assert_promises(&env, &before, &held, &[&created, &rotate]);
     env.assert_no_secret_leaked(&[&created, &rotate], &[ROOT.to_string()]);
 }
 
