@@ -159,10 +159,13 @@ impl StoreRecord {
 /// every target the plan knows (each must get a path of its own), then the store itself
 /// (reachable, the token taken, a KV v2 mount, the token may write there). All before the first
 /// fleet request; every problem is exit 2.
+/// `replace_existing`: a create with `--replace-existing` replaces the same-named token, so it
+/// writes a new version over that token's stored secret, as a rotate does.
 pub fn store(
     plan: &Plan,
     spec: &StoreSpec,
     retries: u32,
+    replace_existing: bool,
     net: NetOptions,
 ) -> Result<BaoStore, InputError> {
     let dest = Destination::parse(&spec.to, &spec.origin).map_err(InputError::one)?;
@@ -251,6 +254,7 @@ pub fn store(
                 crate::plan::Work::Rotate { revoke, .. } => Some(revoke.clone()),
                 _ => None,
             },
+            replace_existing,
         },
         &PathVars {
             host: &host,

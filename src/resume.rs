@@ -477,6 +477,7 @@ impl Resume {
                 &plan,
                 &spec,
                 opts.retries,
+                o.replace_existing,
                 NetOptions {
                     timeout_secs: steer.timeout.unwrap_or(o.timeout),
                 },

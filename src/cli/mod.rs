@@ -722,6 +722,7 @@ fn validate(job: &Job) -> Result<Validated, Failure> {
             &plan,
             &spec,
             job.common.retries,
+            job.replace_existing,
             job::NetOptions {
                 timeout_secs: job.common.timeout,
             },

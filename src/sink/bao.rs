@@ -281,6 +281,8 @@ pub struct RunInfo {
     /// A rotate's `--revoke`: the stored secret a new version may replace is one of these
     /// tokens (or the new name), never someone else's.
     pub replaces: Option<glob::Pattern>,
+    /// A create with `--replace-existing`: a new version over the same-named token's secret.
+    pub replace_existing: bool,
 }
 
 /// The store of a run: opened (checked) before the first fleet request.
@@ -524,7 +526,7 @@ impl BaoStore {
                 })
                 .unwrap_or_default()
         };
-        let rotate = self.run.operation == "rotate";
+        let rotate = self.run.operation == "rotate" || self.run.replace_existing;
         let wants: [(&str, &[&str]); 2] = [
             (
                 &data,
@@ -713,7 +715,7 @@ impl BaoStore {
         let path = self.path_of(m);
         let rotate = self.run.operation == "rotate";
         let mut cas = 0;
-        if rotate {
+        if rotate || self.run.replace_existing {
             let now = self.read(&path, m)?;
             if now.same {
                 return self.annotate(&path, m);
@@ -798,7 +800,7 @@ impl BaoStore {
         // Replacing custom_metadata replaces all of it: what others put there is kept (a new
         // path has none; a rotated one is read first).
         let mut custom = serde_json::Map::new();
-        if self.run.operation == "rotate" {
+        if self.run.operation == "rotate" || self.run.replace_existing {
             let r = self.send(&self.metadata_path(path), None)?;
             if r.status == 200
                 && let Some(old) = json_of(&r)["data"]["custom_metadata"].as_object()
@@ -1049,6 +1051,7 @@ mod tests {
                 retries: 0,
                 timeout: Duration::from_secs(1),
                 replaces: None,
+                replace_existing: false,
             },
             kept: Mutex::new(HashSet::new()),
             down: AtomicBool::new(false),

@@ -1174,3 +1174,38 @@ fn a_store_sealed_mid_run_is_resumed_once_unsealed() {
     assert_promises(&env, &before, &rows, &[&run, &resumed]);
     env.assert_no_secret_leaked(&[&run, &resumed], &[ROOT.to_string()]);
 }
+
+#[test]
+fn replace_existing_writes_the_replacement_over_the_replaced_secret() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(small_fleet(1, 3));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/repl/{host}/{account}/{token_name}");
+    let mut args = create_args(&env, "ci-r", &to);
+    args.extend(["-o", "one.age"]);
+    let first = run_with(&env, &bao, &args);
+    first.expect(0);
+    let old = env.open_handoff(&env.path("one.age"));
+    // The same name again, replaced on purpose: the store follows (a new version), since
+    // the secret it held is of the token just revoked.
+    let mut args = create_args(&env, "ci-r", &to);
+    args.extend(["-o", "two.age", "--replace-existing"]);
+    let second = run_with(&env, &bao, &args);
+    second.expect(0);
+    let new = env.open_handoff(&env.path("two.age"));
+    assert_eq!(new.len(), 3);
+    let path = |r: &BTreeMap<String, String>| {
+        format!("repl/{}/{}/{}", r["host"], r["account"], r["token_name"])
+    };
+    assert_stored(&env, &bao, &new, path);
+    for r in &old {
+        assert_eq!(bao.get(&path(r)).unwrap()["data"]["metadata"]["version"], 2);
+        assert!(
+            !env.fleet
+                .host(&r["host"])
+                .token_valid(&r["account"], &r["token"])
+        );
+    }
+    assert_promises(&env, &before, &new, &[&first, &second]);
+    env.assert_no_secret_leaked(&[&first, &second], &[ROOT.to_string()]);
+}
