@@ -27,6 +27,11 @@ Examples:
   tokenfleet create -i fleet.toml --name 'ci-{date}' -R ~/.ssh/id_ed25519.pub \\
       -o - --journal ci.journal > ci.age
 
+  # Straight into OpenBao / Vault KV v2, write-once (BAO_TOKEN, BAO_CACERT); the journal
+  # still seals every token to the team
+  tokenfleet rotate -i fleet.toml --name 'ci-{date}' --revoke 'ci-*' -R team.txt \\
+      --to 'bao+https://bao.example.net:8200/secret/cpanel/{host}/{account}' --journal ci.journal
+
   # Many machines: shard 3 of 8 (a complete run over its hosts), then check all 8 reports
   tokenfleet rotate -i fleet.toml --shard 3/8 --name 'ci-{date}' --revoke 'ci-*' -R team.txt \\
       -o 'ci.{shard}.age' --report 'r.{shard}.json'
