@@ -15,6 +15,9 @@ pub struct Problem {
     pub message: String,
     /// How to fix it.
     pub hint: Option<String>,
+    /// What was contacted to find this out (the secret store, checked before the fleet), if
+    /// anything: the closing line says so instead of "nothing was contacted".
+    pub reached: Option<String>,
 }
 
 impl Problem {
@@ -24,6 +27,7 @@ impl Problem {
             field: None,
             message: message.into(),
             hint: None,
+            reached: None,
         }
     }
 
@@ -34,6 +38,12 @@ impl Problem {
 
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+
+    /// Found by asking `what` (e.g. "the store at https://…"), which no fleet host is.
+    pub fn reached(mut self, what: impl Into<String>) -> Self {
+        self.reached = Some(what.into());
         self
     }
 }
@@ -52,7 +62,8 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Everything wrong with the input; nothing was contacted. Exit code 2.
+/// Everything wrong with the input; nothing was contacted (at most the secret store, to check
+/// it: then the closing line names it). Exit code 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputError {
     pub problems: Vec<Problem>,
@@ -80,14 +91,14 @@ impl fmt::Display for InputError {
             }
             write!(f, "error: {p}")?;
         }
+        let contacted = match self.problems.iter().find_map(|p| p.reached.as_deref()) {
+            Some(what) => format!("no fleet host was contacted (only {what}, to check it)"),
+            None => "nothing was contacted".to_string(),
+        };
         if self.problems.len() > 1 {
-            write!(
-                f,
-                "\n{} problems; nothing was contacted",
-                self.problems.len()
-            )?;
+            write!(f, "\n{} problems; {contacted}", self.problems.len())?;
         } else {
-            write!(f, "\nnothing was contacted")?;
+            write!(f, "\n{contacted}")?;
         }
         Ok(())
     }
@@ -126,4 +137,29 @@ pub fn name_list(names: &[&str], at_most: usize) -> String {
         names[..at_most].join(", "),
         names.len() - at_most
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closing_line_says_what_was_contacted() {
+        let plain = InputError::one(Problem::new("--name", "empty").hint("give one"));
+        assert_eq!(
+            plain.to_string(),
+            "error: --name: empty\n  hint: give one\nnothing was contacted"
+        );
+        let store = InputError {
+            problems: vec![
+                Problem::new("--name", "empty"),
+                Problem::new("--to", "the token was refused")
+                    .reached("the store at https://s:8200"),
+            ],
+        };
+        assert_eq!(
+            store.to_string(),
+            "error: --name: empty\nerror: --to: the token was refused\n2 problems; no fleet host was contacted (only the store at https://s:8200, to check it)"
+        );
+    }
 }

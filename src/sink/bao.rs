@@ -371,14 +371,16 @@ fn read_token(spec: &StoreSpec) -> Result<Secret, Problem> {
         .hint("set BAO_TOKEN (or VAULT_TOKEN), or give a token file (--to-token-file FILE, or token_file in [sink])"))
 }
 
-/// The CA file: the given one, else `BAO_CACERT`, else `VAULT_CACERT` (none: webpki roots).
-fn ca_file(spec: &StoreSpec) -> Option<PathBuf> {
-    spec.ca_file.clone().or_else(|| {
-        ["BAO_CACERT", "VAULT_CACERT"]
-            .iter()
-            .filter_map(std::env::var_os)
-            .find(|v| !v.is_empty())
-            .map(PathBuf::from)
+/// The CA file and where it was named: the given one (`ca_file`: `--to-ca` or the `[sink]`
+/// key), else `BAO_CACERT`, else `VAULT_CACERT` (none: webpki roots).
+fn ca_file(spec: &StoreSpec) -> Option<(PathBuf, &'static str)> {
+    if let Some(path) = &spec.ca_file {
+        return Some((path.clone(), "ca_file"));
+    }
+    ["BAO_CACERT", "VAULT_CACERT"].into_iter().find_map(|var| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(|v| (PathBuf::from(v), var))
     })
 }
 
@@ -393,10 +395,12 @@ impl BaoStore {
     ) -> Result<BaoStore, InputError> {
         let dest = Destination::parse(&spec.to, &spec.origin).map_err(InputError::one)?;
         let token = read_token(spec).map_err(InputError::one)?;
+        let ca = ca_file(spec);
+        let named = ca.as_ref().map_or("ca_file", |(_, by)| *by);
         let endpoint = Endpoint {
             address: dest.address.clone(),
             tls: Tls {
-                ca: ca_file(spec),
+                ca: ca.as_ref().map(|(path, _)| path.clone()),
                 pin: None,
                 insecure: false,
             },
@@ -412,8 +416,9 @@ impl BaoStore {
             },
         )
         .map_err(|p| {
-            InputError::one(p.hint(
-                "ca_file (--to-ca, BAO_CACERT) must be the PEM CA file of the store's certificate",
+            // The transport names the fleet's key (tls_ca): name where this CA came from.
+            InputError::one(p.field(named).hint(
+                "the store's CA file (--to-ca, ca_file in [sink], BAO_CACERT or VAULT_CACERT) must be the PEM CA file of its certificate",
             ))
         })?;
         let mut store = BaoStore {
@@ -431,17 +436,17 @@ impl BaoStore {
     }
 
     fn preflight(&mut self, spec: &StoreSpec, sample: &PathVars<'_>) -> Result<(), Problem> {
-        let at = |m: String| Problem::new(&spec.origin, m);
         let shown = self.shown();
-        let nothing = "nothing was contacted on the fleet";
+        let reached = format!("the store at {shown}");
+        let at = |m: String| Problem::new(&spec.origin, m).reached(&reached);
         let answer = self
             .call("/v1/auth/token/lookup-self", None, 1)
             .map_err(|e| {
                 at(format!("cannot reach the store at {shown}: {e}")).hint(match e {
-                    TransportError::Tls(_) => format!(
-                        "give the store's CA file (--to-ca FILE, ca_file in [sink], or BAO_CACERT); {nothing}"
-                    ),
-                    _ => format!("check the address and that the store is up; {nothing}"),
+                    TransportError::Tls(_) => {
+                        "give the store's CA file (--to-ca FILE, ca_file in [sink], or BAO_CACERT)"
+                    }
+                    _ => "check the address and that the store is up",
                 })
             })?;
         match answer.status {
@@ -450,16 +455,16 @@ impl BaoStore {
                 return Err(at(format!(
                     "the store at {shown} refused the token (permission denied)"
                 ))
-                .hint(format!(
-                    "check BAO_TOKEN / VAULT_TOKEN or the token file: it may be wrong or expired; {nothing}"
-                )));
+                .hint(
+                    "check BAO_TOKEN / VAULT_TOKEN or the token file: it may be wrong or expired",
+                ));
             }
             s => {
                 return Err(at(format!(
                     "the store at {shown} answered {s} to a token lookup: {}",
                     self.errors_of(&answer)
                 ))
-                .hint(format!("is it OpenBao or Vault, unsealed? {nothing}")));
+                .hint("is it OpenBao or Vault, unsealed?"));
             }
         }
         let prefix = self.dest.prefix().to_string();
@@ -474,9 +479,9 @@ impl BaoStore {
                 "the store at {shown} has no secrets engine at {prefix}: {}",
                 self.errors_of(&answer)
             ))
-            .hint(format!(
-                "start the path with a KV v2 mount (`bao secrets list`; `bao secrets enable -path=secret kv-v2`); {nothing}"
-            )));
+            .hint(
+                "start the path with a KV v2 mount (`bao secrets list`; `bao secrets enable -path=secret kv-v2`)",
+            ));
         }
         let version = data["options"]["version"].as_str().unwrap_or("1");
         if data["type"].as_str() != Some("kv") || version != "2" {
@@ -484,7 +489,7 @@ impl BaoStore {
                 "{mount}/ at {shown} is not a KV version 2 engine (type {}, version {version}): tokenfleet writes KV v2 with check-and-set",
                 data["type"].as_str().unwrap_or("?")
             ))
-            .hint(format!("`bao kv enable-versioning {mount}/`, or give a kv-v2 mount; {nothing}")));
+            .hint(format!("`bao kv enable-versioning {mount}/`, or give a kv-v2 mount")));
         }
         if !self.dest.template.starts_with(&format!("{mount}/")) {
             return Err(at(format!(
@@ -559,8 +564,10 @@ impl BaoStore {
                     if caps.is_empty() { "none".to_string() } else { caps.join(", ") }
                 ))
                 .hint(format!(
-                    "grant its policy path \"{m}/data/…\" {{ capabilities = [\"create\", \"read\", \"update\"] }} and path \"{m}/metadata/…\" {{ capabilities = [\"update\"] }}; {nothing}",
-                    m = self.mount
+                    "grant its policy path \"{m}/data/…\" {{ capabilities = [{data}] }} and path \"{m}/metadata/…\" {{ capabilities = [{meta}] }}",
+                    m = self.mount,
+                    data = quoted(wants[0].1),
+                    meta = quoted(wants[1].1),
                 )));
             }
         }
@@ -877,6 +884,14 @@ impl BaoStore {
             .unwrap_or_else(|p| p.into_inner())
             .contains(key)
     }
+}
+
+/// `"create", "read"`: capabilities as a policy file writes them.
+fn quoted(caps: &[&str]) -> String {
+    caps.iter()
+        .map(|c| format!("\"{c}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Current {

@@ -920,14 +920,43 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     );
     dry.expect(2);
     assert!(dry.stderr.contains("refused the token"), "{}", dry.stderr);
+    // The closing line says what was contacted: the store, to check it, and no fleet host.
     assert!(
-        wrong.stderr.contains("refused the token"),
+        wrong.stderr.contains("refused the token")
+            && wrong
+                .stderr
+                .contains("no fleet host was contacted (only the store at https://")
+            && !wrong.stderr.contains("nothing was contacted"),
         "{}",
         wrong.stderr
+    );
+    assert!(
+        missing.stderr.ends_with("nothing was contacted\n"),
+        "{}",
+        missing.stderr
     );
     let untrusted = env.run_env(&args, &[("BAO_TOKEN", ROOT)]);
     untrusted.expect(2);
     assert!(untrusted.stderr.contains("CA file"), "{}", untrusted.stderr);
+    // A CA named by the environment that cannot be read: the message names the variable.
+    let gone = env.path("no-such-ca.pem").display().to_string();
+    let unreadable = env.run_env(
+        &args,
+        &[
+            ("BAO_CACERT", ""),
+            ("VAULT_CACERT", &gone),
+            ("BAO_TOKEN", ROOT),
+        ],
+    );
+    unreadable.expect(2);
+    assert!(
+        unreadable
+            .stderr
+            .contains("VAULT_CACERT: cannot read CA file")
+            && !unreadable.stderr.contains("tls_ca"),
+        "{}",
+        unreadable.stderr
+    );
     // A token whose policy cannot write there, or cannot set the metadata: refused up front.
     let lookup = "path \"auth/token/lookup-self\" { capabilities = [\"read\"] }\npath \"sys/capabilities-self\" { capabilities = [\"update\"] }\n";
     let read_only = bao.token_with(
