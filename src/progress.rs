@@ -187,6 +187,11 @@ impl Host {
     }
 }
 
+/// "waiting on the store: no answer for 12 s".
+fn store_wait_text(secs: u64) -> String {
+    format!("waiting on the store: no answer for {secs} s")
+}
+
 /// What the display holds between events.
 struct Live {
     verb: &'static str,
@@ -202,6 +207,10 @@ struct Live {
     more: Option<ProgressBar>,
     /// Ctrl-C was pressed: the hosts skipped because of it are not named one by one.
     interrupted: bool,
+    /// Seconds the secret store has kept workers waiting (0: it is not).
+    store_waiting: u64,
+    /// Lines mode: the store's last "waiting" line, at that many seconds.
+    store_wait_said: u64,
 }
 
 impl Live {
@@ -256,6 +265,9 @@ impl Live {
                 let _ = write!(line, " and {} more hosts", waiting.len() - 3);
             }
         }
+        if self.store_waiting > 0 {
+            let _ = write!(line, "; {}", store_wait_text(self.store_waiting));
+        }
         line
     }
 
@@ -271,10 +283,13 @@ impl Live {
             .iter()
             .filter(|h| !h.started && !h.finished)
             .count();
-        if running.is_empty() && queued == 0 {
+        if running.is_empty() && queued == 0 && self.store_waiting == 0 {
             return None;
         }
         let mut parts = Vec::new();
+        if self.store_waiting > 0 {
+            parts.push(store_wait_text(self.store_waiting));
+        }
         if !running.is_empty() {
             let waiting = running.iter().filter(|h| h.waiting > 0).count();
             let mut p = format!("+{} more hosts", running.len());
@@ -428,6 +443,8 @@ impl Progress {
                 .max(1),
             more: None,
             interrupted: false,
+            store_waiting: 0,
+            store_wait_said: 0,
         };
         let inner = Arc::new(Inner {
             mode,
@@ -803,6 +820,19 @@ impl Observer for Progress {
                     }
                 }
             }
+            Event::StoreWaiting { secs } => {
+                live.store_waiting = *secs;
+                if bars {
+                    inner.update_more(&mut live);
+                } else if *secs == 0 {
+                    live.store_wait_said = 0;
+                } else if *secs >= next_wait_line(live.store_wait_said) {
+                    live.store_wait_said = *secs;
+                    let line = format!("store: waiting: no answer for {secs} s");
+                    drop(live);
+                    inner.plain(&line);
+                }
+            }
             // Printed above, in every mode.
             Event::Warning(_) => {}
         }
@@ -930,6 +960,42 @@ mod tests {
              web7: waiting: no answer for 60 s (u007a0001)\n\
              web7: waiting: no answer for 120 s (u007a0001)\n\
              web7: waiting: no answer for 11 s (u007a0001)\n"
+        );
+    }
+
+    #[test]
+    fn a_store_that_keeps_workers_waiting_is_named_not_their_hosts() {
+        let (p, out) = lines_progress(&[("web1", 2)]);
+        p.event(&Event::Start { targets: 2 });
+        p.event(&Event::Started {
+            host: "web1",
+            what: "u001a0001",
+        });
+        for secs in 5..=31 {
+            p.event(&Event::StoreWaiting { secs });
+        }
+        {
+            let live = p.inner.live.lock().unwrap();
+            assert_eq!(
+                live.heartbeat(Duration::from_secs(40), false),
+                "create: 0/2 targets; waiting on the store: no answer for 31 s"
+            );
+        }
+        p.event(&Event::StoreWaiting { secs: 0 });
+        {
+            let live = p.inner.live.lock().unwrap();
+            assert_eq!(
+                live.heartbeat(Duration::from_secs(41), false),
+                "create: 0/2 targets"
+            );
+        }
+        p.event(&Event::StoreWaiting { secs: 10 });
+        p.finish();
+        assert_eq!(
+            out.text(),
+            "store: waiting: no answer for 10 s\n\
+             store: waiting: no answer for 30 s\n\
+             store: waiting: no answer for 10 s\n"
         );
     }
 

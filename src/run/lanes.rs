@@ -183,7 +183,9 @@ impl Runner<'_> {
         let mut out = Vec::new();
         for (i, lane) in sched.lanes.iter_mut().enumerate() {
             let secs = self.silent_for(i);
-            if lane.in_flight > 0 && !lane.finished && secs >= WAITING_AFTER_SECS {
+            // Workers waiting on the store are not waiting on this host.
+            let on_host = lane.in_flight > self.at_store(i);
+            if on_host && !lane.finished && secs >= WAITING_AFTER_SECS {
                 lane.waiting_shown = true;
                 out.push((i, secs));
             } else if lane.waiting_shown {

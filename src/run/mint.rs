@@ -338,7 +338,7 @@ impl Runner<'_> {
             let token = minted.token.clone();
             // A create's secret goes to the store now; a rotation's once it is verified.
             let kept = match (&self.opts.keep, self.plan.op()) {
-                (Some(k), Operation::Create) => k.0.keep(&minted),
+                (Some(k), Operation::Create) => self.keep_in_store(k, cx.attempts.lane(), &minted),
                 _ => Ok(()),
             };
             self.out.lock().unwrap().minted.push(minted);
@@ -491,7 +491,7 @@ impl Runner<'_> {
                 url: cx.backend.url(cx.owner),
                 token: token.clone(),
             };
-            if let Err(e) = k.0.keep(&minted) {
+            if let Err(e) = self.keep_in_store(k, cx.attempts.lane(), &minted) {
                 let why = format!(
                     "the new token is sealed in the journal but not in the store ({}); the old tokens were left alive",
                     e.message

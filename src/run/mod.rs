@@ -126,6 +126,9 @@ pub enum Event<'a> {
     /// A host has had requests out with no answer for `secs` seconds (sent once a second while
     /// it lasts, from 5 s on); `secs: 0` when an answer came after such a wait.
     Waiting { host: &'a str, secs: u64 },
+    /// The same for the secret store (`--to`): workers have waited `secs` seconds on it; their
+    /// hosts are not counted as waiting meanwhile.
+    StoreWaiting { secs: u64 },
     /// Something the user must see now (suspended account, insecure TLS).
     Warning(String),
 }
@@ -276,6 +279,9 @@ struct Runner<'a> {
     t0: Instant,
     /// Per lane: when its host last answered, or started being waited for (ms since `t0`).
     heard: Vec<std::sync::atomic::AtomicU64>,
+    /// The secret store's clock, kept apart from the hosts': a worker waiting on the store is
+    /// not its host's silence.
+    store: retry::StoreClock,
 }
 
 /// Run `plan` over the fleet. `backends[i]` serves `plan.hosts[i]`. Raising `stop` stops new
@@ -334,6 +340,7 @@ pub fn execute_resumed(
         heard: (0..plan.hosts.len())
             .map(|_| std::sync::atomic::AtomicU64::new(0))
             .collect(),
+        store: retry::StoreClock::new(plan.hosts.len()),
     };
     runner.batch_lanes();
     // Hosts an earlier run of this journal saw refuse its credential are not contacted at all
@@ -365,6 +372,9 @@ pub fn execute_resumed(
                 for (i, secs) in runner.waiting() {
                     let host = &plan.hosts[i].host.name;
                     observer.event(&Event::Waiting { host, secs });
+                }
+                if let Some(secs) = runner.store_waiting() {
+                    observer.event(&Event::StoreWaiting { secs });
                 }
             }
         });

@@ -25,6 +25,11 @@ impl Tries {
         }
     }
 
+    /// The lane (host) these requests go to.
+    pub(super) fn lane(&self) -> usize {
+        self.lane
+    }
+
     /// Requests sent so far, retries included.
     pub(super) fn get(&self) -> u32 {
         self.sent.get()
@@ -123,6 +128,48 @@ impl Runner<'_> {
         self.heard[lane].store(ms, Ordering::Relaxed);
     }
 
+    /// Keep `m` in the secret store. The worker's wait there is the store's, not its host's:
+    /// the host is not shown waiting meanwhile, and its clock starts again afterwards.
+    pub(super) fn keep_in_store(
+        &self,
+        keeper: &Keeper,
+        lane: usize,
+        m: &Minted,
+    ) -> Result<(), crate::outcome::KeepError> {
+        let now = || self.t0.elapsed().as_millis() as u64;
+        self.store.at[lane].fetch_add(1, Ordering::SeqCst);
+        if self.store.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.store.heard.store(now(), Ordering::SeqCst);
+        }
+        let kept = keeper.0.keep(m);
+        self.store.heard.store(now(), Ordering::SeqCst);
+        self.store.calls.fetch_sub(1, Ordering::SeqCst);
+        self.store.at[lane].fetch_sub(1, Ordering::SeqCst);
+        self.heard_now(lane);
+        kept
+    }
+
+    /// Workers of lane `lane` now waiting on the store, not on the host.
+    pub(super) fn at_store(&self, lane: usize) -> usize {
+        self.store.at[lane].load(Ordering::SeqCst) as usize
+    }
+
+    /// For the watchdog: `Some(secs)` while workers have waited on the store for 5 s or more,
+    /// `Some(0)` once after such a wait ended, else `None`.
+    pub(super) fn store_waiting(&self) -> Option<u64> {
+        let now = self.t0.elapsed().as_millis() as u64;
+        let silent = now.saturating_sub(self.store.heard.load(Ordering::SeqCst)) / 1000;
+        let busy = self.store.calls.load(Ordering::SeqCst) > 0;
+        if busy && silent >= 5 {
+            self.store.shown.store(true, Ordering::SeqCst);
+            Some(silent)
+        } else if self.store.shown.swap(false, Ordering::SeqCst) {
+            Some(0)
+        } else {
+            None
+        }
+    }
+
     /// Seconds since host `lane` last answered (or started being waited for).
     pub(super) fn silent_for(&self, lane: usize) -> u64 {
         let now = self.t0.elapsed().as_millis() as u64;
@@ -133,5 +180,30 @@ impl Runner<'_> {
         let base = self.opts.backoff.saturating_mul(1 << tries.min(6));
         let jitter = base.mul_f64(fastrand::f64() * 0.5);
         std::thread::sleep(base + jitter);
+    }
+}
+
+/// Who waits on the secret store, and since when it last answered (ms since the run's start).
+pub(super) struct StoreClock {
+    /// Per lane: its workers inside a store call.
+    at: Vec<std::sync::atomic::AtomicU32>,
+    /// Store calls under way, over all lanes.
+    calls: std::sync::atomic::AtomicU32,
+    /// When the store last answered, or the first call of a busy spell began.
+    heard: std::sync::atomic::AtomicU64,
+    /// A `StoreWaiting` was sent for the current wait.
+    shown: AtomicBool,
+}
+
+impl StoreClock {
+    pub(super) fn new(lanes: usize) -> StoreClock {
+        StoreClock {
+            at: (0..lanes)
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
+            calls: Default::default(),
+            heard: Default::default(),
+            shown: AtomicBool::new(false),
+        }
     }
 }

@@ -359,6 +359,16 @@ impl Bao {
     }
 }
 
+impl Bao {
+    /// Stop (`true`) or continue the server's processes: a stopped store still accepts
+    /// connections (the kernel does) and reads requests, but answers nothing, as a store in a
+    /// long pause or behind a stuck proxy.
+    fn pause(&self, paused: bool) {
+        let signal = if paused { libc::SIGSTOP } else { libc::SIGCONT };
+        assert_eq!(unsafe { libc::kill(-(self.child.id() as i32), signal) }, 0);
+    }
+}
+
 impl Drop for Bao {
     fn drop(&mut self) {
         // The wrapper script and the server itself: the whole process group.
@@ -1110,6 +1120,59 @@ fn without_o_the_store_and_the_journal_hold_every_secret() {
     );
     assert_promises(&env, &before, &rows, &[&run]);
     env.assert_no_secret_leaked(&[&run, &check, &none], &[ROOT.to_string()]);
+}
+
+#[test]
+fn a_store_that_stops_answering_is_waited_on_as_the_store_not_as_the_hosts() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(slow_fleet(1, 4, 50));
+    let before = live_tokens(&env);
+    let to = bao.url("secret/stall/{host}/{account}");
+    let vars = bao.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut args = create_args(&env, "ci-stall", &to);
+    // Progress as a pipe shows it: lines.
+    let at = args.iter().position(|a| *a == "never").unwrap();
+    args[at] = "auto";
+    args.extend([
+        "-o",
+        "out.age",
+        "-j",
+        "1",
+        "--batch",
+        "1",
+        "--timeout",
+        "60",
+    ]);
+    let journal = env.path("out.age.journal");
+    let mut child = spawn_until(&env, &args, &vars, "stall", &journal, "created", 1);
+    bao.pause(true);
+    std::thread::sleep(Duration::from_secs(12));
+    bao.pause(false);
+    let code = wait_bounded(&mut child);
+    let run = read(&env, "stall");
+    assert_eq!(code, 0, "{}", run.stderr);
+    // The wait is the store's: said as such, and the host, which answered everything, is
+    // never said to be waited on.
+    assert!(
+        run.stderr.contains("store: waiting: no answer for 10 s"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr
+            .lines()
+            .any(|l| l.starts_with("web") && l.contains("waiting")),
+        "{}",
+        run.stderr
+    );
+    let rows = all_rows(&env, "out.age.journal");
+    assert_eq!(rows.len(), 4);
+    assert_stored(&env, &bao, &rows, |r| {
+        format!("stall/{}/{}", r["host"], r["account"])
+    });
+    assert_promises(&env, &before, &rows, &[&run]);
+    env.assert_no_secret_leaked(&[&run], &[ROOT.to_string()]);
 }
 
 #[test]
