@@ -497,6 +497,23 @@ impl BaoStore {
                 self.dest.template
             )));
         }
+        // The path is the secret's as `bao kv` names it; KV v2's API parts are added here. A
+        // path copied from the API or a policy would land one folder down, where `bao kv get`
+        // of the path it shows finds nothing.
+        let rest = &self.dest.template[mount.len() + 1..];
+        if let Some(part) = ["data/", "metadata/"]
+            .into_iter()
+            .find(|p| rest.starts_with(p))
+        {
+            return Err(at(format!(
+                "the path {} names KV v2's API folder {part} after the mount {mount}/",
+                self.dest.template
+            ))
+            .hint(format!(
+                "give the path as `bao kv put -mount={mount}` takes it, without {part} (tokenfleet adds it): {mount}/{}",
+                &rest[part.len()..]
+            )));
+        }
         self.mount = mount.to_string();
         // The token may write the paths of this run (a sample one: its policy is per path):
         // the secret, and its metadata (custom_metadata is set after each write).

@@ -1038,10 +1038,23 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     );
     plain.expect(2);
     assert!(plain.stderr.contains("over HTTPS"), "{}", plain.stderr);
+    // A path copied from the API (or a policy) would land one folder down: refused, with the
+    // path as `bao kv` takes it.
+    let api_path = bao.url("secret/data/x/{host}/{account}");
+    let mut args = create_args(&env, "ci-x", &api_path);
+    args.extend(["-o", "out.age"]);
+    let api = run_with(&env, &bao, &args);
+    api.expect(2);
+    assert!(
+        api.stderr
+            .contains("without data/ (tokenfleet adds it): secret/x/{host}/{account}"),
+        "{}",
+        api.stderr
+    );
     assert_eq!(env.total_requests(), requests, "a fleet request was sent");
     assert!(!env.path("out.age").exists() && !env.path("out.age.journal").exists());
     env.assert_no_secret_leaked(
-        &[&missing, &wrong, &untrusted, &clash, &plain],
+        &[&missing, &wrong, &untrusted, &clash, &plain, &api],
         &[ROOT.to_string()],
     );
 }
