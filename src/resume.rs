@@ -227,6 +227,7 @@ pub fn classify(op: Operation, events: &[crate::seal::Event]) -> HashMap<(String
             | EventDetail::Skipped { .. }
             | EventDetail::Refused { .. }
             | EventDetail::Delivered { .. }
+            | EventDetail::Store { .. }
             | EventDetail::Sweep { .. } => {}
         }
     }
@@ -340,11 +341,24 @@ impl Resume {
         let journal_sealing =
             JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
         let handoff_recipients = handoff_recipients(&record, &keys, &shown)?;
-        // The store: `resume --to` (delivering elsewhere), else the run's own.
+        // The store: `resume --to` (delivering elsewhere), else the one an earlier `resume
+        // --to` chose, else the run's own.
+        let moved = events.iter().rev().find_map(|e| match &e.detail {
+            EventDetail::Store {
+                to,
+                ca_file,
+                token_file,
+            } => Some(job::StoreRecord {
+                to: to.clone(),
+                ca_file: ca_file.clone(),
+                token_file: token_file.clone(),
+            }),
+            _ => None,
+        });
         let store_spec = steer
             .store
             .clone()
-            .or_else(|| o.store.as_ref().map(|s| s.spec(&shown)));
+            .or_else(|| moved.or_else(|| o.store.clone()).map(|s| s.spec(&shown)));
         if o.output.is_none() && store_spec.is_none() {
             return Err(InputError::one(Problem::new(
                 &shown,
@@ -493,6 +507,23 @@ impl Resume {
                 format!("cannot open the journal to append: {e}"),
             ))
         })?;
+        if let Some(spec) = &steer.store {
+            // From now on this is the run's store: a later resume delivers here too.
+            let r = job::StoreRecord::of(spec);
+            let moved = EventDetail::Store {
+                to: r.to,
+                ca_file: r.ca_file,
+                token_file: r.token_file,
+            };
+            journal_file
+                .append(&crate::seal::journal::Event::new("", "", "", moved))
+                .map_err(|e| {
+                    InputError::one(Problem::new(
+                        &shown,
+                        format!("cannot record the new store in the journal: {e}"),
+                    ))
+                })?;
+        }
         let format = if o.format.as_deref() == Some("json") {
             HandoffFormat::Json
         } else {
@@ -904,7 +935,9 @@ fn check_names(
                         && e.account == key.1
                         && !matches!(
                             e.detail,
-                            EventDetail::Refused { .. } | EventDetail::Delivered { .. }
+                            EventDetail::Refused { .. }
+                                | EventDetail::Delivered { .. }
+                                | EventDetail::Store { .. }
                         )
                 })
                 && Some(e.token_name.as_str()) != t.token_name.as_deref()

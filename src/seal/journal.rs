@@ -175,6 +175,16 @@ pub enum EventDetail {
     Delivered {
         sha256: String,
     },
+    /// `resume --to` made this the run's store (its URL and the absolute paths of its files;
+    /// never the token): later resumes deliver there too. Host, account and token name are
+    /// empty.
+    Store {
+        to: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_file: Option<String>,
+    },
     /// A sweep's step for one owner (`step`: `intent`, `revoked` or `clean`), with each token
     /// it is about as the census saw it (name, class, flags, created, expires, ACLs,
     /// allow-list): the audit trail of an incident.
@@ -223,6 +233,7 @@ impl Event {
             EventDetail::Skipped { .. } => "skipped",
             EventDetail::Refused { .. } => "refused",
             EventDetail::Delivered { .. } => "delivered",
+            EventDetail::Store { .. } => "store",
             EventDetail::Sweep { .. } => "sweep",
         }
     }
@@ -874,6 +885,7 @@ fn looks_like_record(raw: &[u8]) -> bool {
             "exists",
             "skipped",
             "delivered",
+            "store",
             "plan",
         ]
         .iter()

@@ -578,10 +578,34 @@ fn create_writes_every_token_once_and_never_overwrites() {
     assert_stored(&env, &bao, &a_rows, |r| {
         format!("acct/{}/{}", r["host"], r["account"])
     });
+    // That store is the run's now: a later resume delivers there again (recognising each
+    // secret, no second version), not to the paths that refused them.
+    let events = journal_events(&env.path("b.journal"), "store");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["to"], elsewhere.as_str());
+    let later = run_with(
+        &env,
+        &bao,
+        &["resume", "b.journal", "-k", &key, "--progress", "never"],
+    );
+    later.expect(0);
+    assert!(
+        later.stderr.contains("wrote 6 token(s)") && later.stderr.contains("under secret/acct-b/"),
+        "{}",
+        later.stderr
+    );
+    for r in &b_rows {
+        let path = format!("acct-b/{}/{}", r["host"], r["account"]);
+        assert_eq!(
+            bao.get(&path).unwrap()["data"]["metadata"]["version"],
+            1,
+            "{path}"
+        );
+    }
     let mut held = rows.clone();
     held.extend(a_rows);
     held.extend(b_rows);
-    let runs = [&first, &again, &refused, &resent];
+    let runs = [&first, &again, &refused, &resent, &later];
     assert_promises(&env, &before, &held, &runs);
     env.assert_no_secret_leaked(&runs, &[ROOT.to_string()]);
 }
