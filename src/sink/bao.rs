@@ -716,11 +716,24 @@ impl BaoStore {
             200 => {
                 let data = &body["data"]["data"];
                 let same = data["token"].as_str() == Some(m.token.token.expose());
+                // Whose token it is, when the secret says (tokenfleet's always do).
+                let differs = |field: &str, ours: &str| {
+                    data[field].as_str().is_some_and(|theirs| theirs != ours)
+                };
                 Ok(Current {
                     version,
                     live: true,
                     same,
                     name: data["token_name"].as_str().unwrap_or("?").to_string(),
+                    other_owner: (differs("host", &m.host) || differs("account", &m.account)).then(
+                        || {
+                            format!(
+                                "{}/{}",
+                                data["host"].as_str().unwrap_or("?"),
+                                data["account"].as_str().unwrap_or("?")
+                            )
+                        },
+                    ),
                 })
             }
             404 => Ok(Current {
@@ -728,6 +741,7 @@ impl BaoStore {
                 live: false,
                 same: false,
                 name: String::new(),
+                other_owner: None,
             }),
             _ => Err(self.refused(&format!("to read {path}"), &r)),
         }
@@ -745,7 +759,16 @@ impl BaoStore {
                 return self.annotate(&path, m);
             }
             // A new version pushes the current one into history (and out, on a mount with a
-            // small max_versions): only over a token this rotation replaces.
+            // small max_versions): only over a token this rotation replaces, of this very
+            // host and account (a path an earlier run's template gave another account).
+            if now.live
+                && let Some(owner) = &now.other_owner
+            {
+                return Err(WriteError::Held(format!(
+                    "{path} holds the secret of token {} of {owner} (version {}), not of {}/{}: never overwritten",
+                    now.name, now.version, m.host, m.account
+                )));
+            }
             let ours = now.name == m.token.name
                 || self
                     .run
@@ -916,6 +939,8 @@ struct Current {
     live: bool,
     same: bool,
     name: String,
+    /// `host/account` when the secret names another owner than the token being written.
+    other_owner: Option<String>,
 }
 
 fn key_of(m: &Minted) -> (String, String, String) {

@@ -621,9 +621,25 @@ fn rotate_writes_a_new_version_before_the_old_token_goes() {
     let created = run_with(&env, &bao, &args);
     created.expect(0);
     let old = env.open_handoff(&env.path("one.age"));
-    // Someone's own metadata on one path, and someone else's secret at another.
+    // Someone's own metadata on one path, someone else's secret at another, and at a third
+    // the secret of a token this rotation's --revoke matches, but of another account (a path
+    // an earlier template gave it).
     let p0 = format!("rot/{}/{}", old[0]["host"], old[0]["account"]);
     let p1 = format!("rot/{}/{}", old[1]["host"], old[1]["account"]);
+    let p2 = format!("rot/{}/{}", old[2]["host"], old[2]["account"]);
+    assert!(
+        bao.cli(&[
+            "kv",
+            "put",
+            "-mount=secret",
+            &p2,
+            "token=another-accounts",
+            "token_name=app-1",
+            "host=web-elsewhere",
+            "account=zed"
+        ])
+        .0
+    );
     assert!(
         bao.cli(&[
             "kv",
@@ -670,31 +686,44 @@ fn rotate_writes_a_new_version_before_the_old_token_goes() {
         ],
     );
     rotate.expect(3);
-    // The hand-typed secret is not this rotation's to replace: kept, the old token alive.
+    // Neither foreign secret is this rotation's to replace: kept, the old tokens alive.
     let report = read_report(&env.path("rot.json"));
-    let failed: Vec<&Value> = report["targets"]
+    let failed_of = |r: &BTreeMap<String, String>| {
+        report["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["host"] == r["host"].as_str() && t["account"] == r["account"].as_str())
+            .filter(|t| t["status"] == "failed")
+            .and_then(|t| t["error"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let failed = report["targets"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|t| t["status"] == "failed")
-        .collect();
-    assert_eq!(failed.len(), 1, "{report}");
-    assert_eq!(failed[0]["account"], old[1]["account"].as_str());
+        .count();
+    assert_eq!(failed, 2, "{report}");
+    assert!(failed_of(&old[1]).contains("does not replace"), "{report}");
     assert!(
-        failed[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("does not replace"),
+        failed_of(&old[2]).contains("of web-elsewhere/zed"),
         "{report}"
     );
     let manual = bao.get(&p1).unwrap();
     assert_eq!(manual["data"]["data"]["token"], "typed-by-hand");
     assert_eq!(manual["data"]["metadata"]["version"], 2);
-    assert!(
-        env.fleet
-            .host(&old[1]["host"])
-            .token_valid(&old[1]["account"], &old[1]["token"])
-    );
+    let other = bao.get(&p2).unwrap();
+    assert_eq!(other["data"]["data"]["token"], "another-accounts");
+    assert_eq!(other["data"]["metadata"]["version"], 2);
+    for r in [&old[1], &old[2]] {
+        assert!(
+            env.fleet
+                .host(&r["host"])
+                .token_valid(&r["account"], &r["token"])
+        );
+    }
     let meta = bao.metadata(&p0).unwrap();
     assert_eq!(
         meta["data"]["custom_metadata"]["owner"], "team-a",
@@ -703,18 +732,16 @@ fn rotate_writes_a_new_version_before_the_old_token_goes() {
     assert_eq!(meta["data"]["custom_metadata"]["token_name"], "app-2");
     let new = env.open_handoff(&env.path("two.age"));
     assert_eq!(new.len(), 4);
-    let rotated: Vec<_> = new
-        .iter()
-        .filter(|r| r["account"] != old[1]["account"] || r["host"] != old[1]["host"])
-        .cloned()
-        .collect();
+    let foreign = |r: &BTreeMap<String, String>| {
+        old[1..3]
+            .iter()
+            .any(|o| r["account"] == o["account"] && r["host"] == o["host"])
+    };
+    let rotated: Vec<_> = new.iter().filter(|r| !foreign(r)).cloned().collect();
     assert_stored(&env, &bao, &rotated, |r| {
         format!("rot/{}/{}", r["host"], r["account"])
     });
-    for r in old
-        .iter()
-        .filter(|r| r["account"] != old[1]["account"] || r["host"] != old[1]["host"])
-    {
+    for r in old.iter().filter(|r| !foreign(r)) {
         let p = format!("rot/{}/{}", r["host"], r["account"]);
         assert_eq!(
             bao.get(&p).unwrap()["data"]["metadata"]["version"],
@@ -735,7 +762,7 @@ fn rotate_writes_a_new_version_before_the_old_token_goes() {
         );
     }
     let mut held = new.clone();
-    held.push(old[1].clone());
+    held.extend(old[1..3].iter().cloned());
     assert_promises(&env, &before, &held, &[&created, &rotate]);
     env.assert_no_secret_leaked(&[&created, &rotate], &[ROOT.to_string()]);
 }
