@@ -295,6 +295,8 @@ pub struct Steer {
     pub retry_refused: bool,
     /// `resume --to`: deliver to this store instead of the run's own.
     pub store: Option<crate::sink::bao::StoreSpec>,
+    /// `resume --no-store`: finish with the handoff file alone.
+    pub no_store: bool,
 }
 
 /// How resume obtains the passphrase of a `--passphrase` run (env or terminal).
@@ -342,23 +344,40 @@ impl Resume {
             JournalSealing::resume(&record, &keys).map_err(|e| seal_problem(&shown, e))?;
         let handoff_recipients = handoff_recipients(&record, &keys, &shown)?;
         // The store: `resume --to` (delivering elsewhere), else the one an earlier `resume
-        // --to` chose, else the run's own.
+        // --to` chose (none, after a `--no-store`), else the run's own.
         let moved = events.iter().rev().find_map(|e| match &e.detail {
+            EventDetail::Store { to, .. } if to.is_empty() => Some(None),
             EventDetail::Store {
                 to,
                 ca_file,
                 token_file,
-            } => Some(job::StoreRecord {
+            } => Some(Some(job::StoreRecord {
                 to: to.clone(),
                 ca_file: ca_file.clone(),
                 token_file: token_file.clone(),
-            }),
+            })),
             _ => None,
         });
-        let store_spec = steer
-            .store
-            .clone()
-            .or_else(|| moved.or_else(|| o.store.clone()).map(|s| s.spec(&shown)));
+        if steer.no_store && o.output.is_none() {
+            return Err(InputError::one(
+                Problem::new(
+                    "--no-store",
+                    "this run has no handoff file (-o): without its store, its tokens would be in the journal alone",
+                )
+                .hint(format!(
+                    "deliver them to another store (--to URL), or take them out with `tokenfleet open {shown} --identity KEY`"
+                )),
+            ));
+        }
+        let store_spec = if steer.no_store {
+            None
+        } else {
+            steer.store.clone().or_else(|| {
+                moved
+                    .unwrap_or_else(|| o.store.clone())
+                    .map(|s| s.spec(&shown))
+            })
+        };
         if o.output.is_none() && store_spec.is_none() {
             return Err(InputError::one(Problem::new(
                 &shown,
@@ -495,7 +514,22 @@ impl Resume {
                 NetOptions {
                     timeout_secs: steer.timeout.unwrap_or(o.timeout),
                 },
-            )?)),
+            )
+            .map_err(|mut e| {
+                // The way on when the store will not come back: the handoff file alone.
+                if o.output.is_some()
+                    && let Some(p) = e.problems.first_mut()
+                {
+                    let way = format!(
+                        "if the store is gone for good, `tokenfleet resume {shown} --no-store` finishes with the handoff file alone"
+                    );
+                    p.hint = Some(match p.hint.take() {
+                        Some(h) => format!("{h}; {way}"),
+                        None => way,
+                    });
+                }
+                e
+            })?)),
             None => None,
         };
         opts.keep = store
@@ -507,13 +541,13 @@ impl Resume {
                 format!("cannot open the journal to append: {e}"),
             ))
         })?;
-        if let Some(spec) = &steer.store {
-            // From now on this is the run's store: a later resume delivers here too.
-            let r = job::StoreRecord::of(spec);
+        if steer.store.is_some() || steer.no_store {
+            // From now on this is the run's store (none: `to` empty): later resumes too.
+            let r = steer.store.as_ref().map(job::StoreRecord::of);
             let moved = EventDetail::Store {
-                to: r.to,
-                ca_file: r.ca_file,
-                token_file: r.token_file,
+                to: r.as_ref().map(|r| r.to.clone()).unwrap_or_default(),
+                ca_file: r.as_ref().and_then(|r| r.ca_file.clone()),
+                token_file: r.and_then(|r| r.token_file),
             };
             journal_file
                 .append(&crate::seal::journal::Event::new("", "", "", moved))

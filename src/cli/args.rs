@@ -653,6 +653,10 @@ pub struct ResumeArgs {
     /// path, when a path held someone's secret): bao+https://ADDR[:PORT]/MOUNT/PATH.
     #[arg(long, value_name = "URL")]
     pub to: Option<String>,
+    /// Finish without the run's store (it is gone for good): the handoff file (-o) gets every
+    /// token and rotations go on; this and later resumes leave the store alone.
+    #[arg(long, conflicts_with = "to")]
+    pub no_store: bool,
     /// With --to: the store's CA file (PEM).
     #[arg(long, value_name = "FILE", requires = "to")]
     pub to_ca: Option<PathBuf>,

@@ -1214,6 +1214,7 @@ fn resume(args: ResumeArgs) -> Result<i32, Failure> {
             token_file: args.to_token_file.clone(),
             origin: "--to".into(),
         }),
+        no_store: args.no_store,
     };
     let resumed = crate::resume::Resume::prepare(
         &args.journal,

@@ -33,12 +33,15 @@ struct Bao {
 /// application-data records after a connection's handshake) reach the server, but their
 /// answers never come back and the connection is cut, as a proxy timing out or a link dropping
 /// after the server acted.
+#[derive(Default)]
 struct Relay {
     port: u16,
     down: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     lose: Arc<AtomicUsize>,
     lost: Arc<AtomicUsize>,
+    /// Connections tried, up or down.
+    accepted: Arc<AtomicUsize>,
 }
 
 impl Relay {
@@ -47,16 +50,15 @@ impl Relay {
         let port = listener.local_addr().unwrap().port();
         let relay = Relay {
             port,
-            down: Arc::new(AtomicBool::new(false)),
-            open: Arc::new(Mutex::new(Vec::new())),
-            lose: Arc::new(AtomicUsize::new(0)),
-            lost: Arc::new(AtomicUsize::new(0)),
+            ..Relay::default()
         };
         let (d, o) = (relay.down.clone(), relay.open.clone());
         let (lose, lost) = (relay.lose.clone(), relay.lost.clone());
+        let accepted = relay.accepted.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 if d.load(Ordering::SeqCst) {
                     drop(client);
                     continue;
@@ -100,6 +102,11 @@ impl Relay {
     /// Lose the answers of the next `n` requests.
     fn lose_answers(&self, n: usize) {
         self.lose.store(n, Ordering::SeqCst);
+    }
+
+    /// Connections made to the store through the relay so far.
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     fn answers_lost(&self) -> usize {
@@ -241,13 +248,8 @@ impl Bao {
             child,
             dir,
             port,
-            relay: Relay {
-                port: 0,
-                down: Arc::new(AtomicBool::new(false)),
-                open: Arc::new(Mutex::new(Vec::new())),
-                lose: Arc::new(AtomicUsize::new(0)),
-                lost: Arc::new(AtomicUsize::new(0)),
-            },
+            // Started once the server is up.
+            relay: Relay::default(),
         };
         // Up when the CLI can read the KV mount (bounded: 30 s).
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -602,10 +604,33 @@ fn create_writes_every_token_once_and_never_overwrites() {
             "{path}"
         );
     }
+    // Without a handoff file, the store cannot be left behind: the journal would hold the
+    // tokens alone.
+    let alone = run_with(
+        &env,
+        &bao,
+        &[
+            "resume",
+            "b.journal",
+            "-k",
+            &key,
+            "--no-store",
+            "--progress",
+            "never",
+        ],
+    );
+    alone.expect(2);
+    assert!(
+        alone
+            .stderr
+            .contains("--no-store: this run has no handoff file (-o)"),
+        "{}",
+        alone.stderr
+    );
     let mut held = rows.clone();
     held.extend(a_rows);
     held.extend(b_rows);
-    let runs = [&first, &again, &refused, &resent, &later];
+    let runs = [&first, &again, &refused, &resent, &later, &alone];
     assert_promises(&env, &before, &held, &runs);
     env.assert_no_secret_leaked(&runs, &[ROOT.to_string()]);
 }
@@ -836,42 +861,7 @@ fn a_rotation_whose_store_write_fails_keeps_the_old_token() {
     let Some(bao) = Bao::start() else { return };
     let env = Env::start(slow_fleet(1, 8, 60));
     let before = live_tokens(&env);
-    let to = bao.url("secret/keep/{host}/{account}");
-    let mut args = create_args(&env, "svc-1", &to);
-    args.extend(["-o", "one.age"]);
-    run_with(&env, &bao, &args).expect(0);
-    let old = env.open_handoff(&env.path("one.age"));
-    let vars = bao.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let args = [
-        "rotate",
-        "-i",
-        env.toml(),
-        "--name",
-        "svc-2",
-        "--revoke",
-        "svc-*",
-        "-r",
-        &env.recipient,
-        "--to",
-        &to,
-        "-o",
-        "two.age",
-        "-j",
-        "1",
-        "--batch",
-        "1",
-        "--retries",
-        "0",
-        "--progress",
-        "never",
-    ];
-    let journal = env.path("two.age.journal");
-    let mut child = spawn_until(&env, &args, &vars, "rot", &journal, "revoked", 2);
-    bao.relay.set_down(true);
-    let code = wait_bounded(&mut child);
-    let run = read(&env, "rot");
-    assert_eq!(code, 3, "{}", run.stderr);
+    let (old, run) = rotate_with_the_store_cut(&env, &bao);
     // Every account still holds a working token that someone has: the old one wherever the
     // store did not get the new one, and the new one is in the store wherever the old is gone.
     let new_rows = all_rows(&env, "two.age.journal");
@@ -941,6 +931,115 @@ fn a_rotation_whose_store_write_fails_keeps_the_old_token() {
     }
     assert_promises(&env, &before, &final_rows, &[&run, &resumed]);
     env.assert_no_secret_leaked(&[&run, &resumed], &[ROOT.to_string()]);
+}
+
+#[test]
+fn a_store_gone_for_good_is_left_behind_by_resume_no_store() {
+    let Some(bao) = Bao::start() else { return };
+    let env = Env::start(slow_fleet(1, 8, 60));
+    let before = live_tokens(&env);
+    let (old, run) = rotate_with_the_store_cut(&env, &bao);
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let resume = |extra: &[&str]| {
+        let mut args = vec![
+            "resume",
+            "two.age.journal",
+            "--identity",
+            &key,
+            "--progress",
+            "never",
+        ];
+        args.extend(extra);
+        run_with(&env, &bao, &args)
+    };
+    // While the store is down, a plain resume stops before the fleet, and says the way on.
+    let stuck = resume(&[]);
+    stuck.expect(2);
+    assert!(
+        stuck.stderr.contains("cannot reach the store")
+            && stuck
+                .stderr
+                .contains("`tokenfleet resume two.age.journal --no-store` finishes"),
+        "{}",
+        stuck.stderr
+    );
+    // Gone for good: the handoff file alone gets every token, and the rotations finish.
+    let connections = bao.relay.connections();
+    let finished = resume(&["--no-store"]);
+    finished.expect(0);
+    let final_rows = env.open_handoff(&env.path("two.age"));
+    assert_eq!(final_rows.len(), 8);
+    for o in &old {
+        assert!(
+            !env.fleet
+                .host(&o["host"])
+                .token_valid(&o["account"], &o["token"])
+        );
+    }
+    // The journal says so: a later resume, the store up again, leaves it alone too.
+    assert_eq!(
+        journal_events(&env.path("two.age.journal"), "store").len(),
+        1
+    );
+    bao.relay.set_down(false);
+    let later = resume(&[]);
+    later.expect(0);
+    assert!(!later.stderr.contains("to the store"), "{}", later.stderr);
+    assert_eq!(
+        bao.relay.connections(),
+        connections,
+        "the store was contacted after --no-store"
+    );
+    assert_promises(
+        &env,
+        &before,
+        &final_rows,
+        &[&run, &stuck, &finished, &later],
+    );
+    env.assert_no_secret_leaked(&[&run, &stuck, &finished, &later], &[ROOT.to_string()]);
+}
+
+/// Create `svc-1` on every account into the store, then rotate to `svc-2` (`-o two.age`) and
+/// cut the store once two old tokens are revoked: the rotate's exit 3 is checked; the store
+/// stays down. The old rows and the rotate's run.
+fn rotate_with_the_store_cut(env: &Env, bao: &Bao) -> (Vec<BTreeMap<String, String>>, Run) {
+    let to = bao.url("secret/keep/{host}/{account}");
+    let mut args = create_args(env, "svc-1", &to);
+    args.extend(["-o", "one.age"]);
+    run_with(env, bao, &args).expect(0);
+    let old = env.open_handoff(&env.path("one.age"));
+    let vars = bao.vars();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = [
+        "rotate",
+        "-i",
+        env.toml(),
+        "--name",
+        "svc-2",
+        "--revoke",
+        "svc-*",
+        "-r",
+        &env.recipient,
+        "--to",
+        &to,
+        "-o",
+        "two.age",
+        "-j",
+        "1",
+        "--batch",
+        "1",
+        "--retries",
+        "0",
+        "--progress",
+        "never",
+    ];
+    let journal = env.path("two.age.journal");
+    let mut child = spawn_until(env, &args, &vars, "rot", &journal, "revoked", 2);
+    bao.relay.set_down(true);
+    let code = wait_bounded(&mut child);
+    let run = read(env, "rot");
+    assert_eq!(code, 3, "{}", run.stderr);
+    (old, run)
 }
 
 #[test]
