@@ -532,6 +532,9 @@ impl Resume {
             })?)),
             None => None,
         };
+        if let Some(s) = &store {
+            warnings.extend(s.warnings().iter().cloned());
+        }
         opts.keep = store
             .as_ref()
             .map(|s| crate::run::Keeper(s.clone() as std::sync::Arc<dyn crate::outcome::Keep>));

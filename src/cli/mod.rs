@@ -729,6 +729,9 @@ fn validate(job: &Job) -> Result<Validated, Failure> {
         )?)),
         None => None,
     };
+    for w in store.iter().flat_map(|s| s.warnings()) {
+        say!("warning: {w}");
+    }
     Ok((plan, backends, inventory_sha256, sealing, store))
 }
 

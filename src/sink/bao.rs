@@ -36,6 +36,8 @@ use std::time::Duration;
 const DEFAULT_PORT: u16 = 8200;
 /// The header a Vault-API token goes in.
 const TOKEN_HEADER: &str = "X-Vault-Token";
+/// A store token with less time to live than this is warned about before the run.
+const SHORT_TTL_SECS: u64 = 15 * 60;
 
 /// Where a run's secrets go in a store, as the user wrote it: `--to` and its files, or the
 /// inventory's `[sink]` table (paths already resolved against the inventory's folder).
@@ -299,6 +301,8 @@ pub struct BaoStore {
     down: AtomicBool,
     /// What the final delivery could not write, per token: (message, short cause).
     missing: Mutex<HashMap<Key, (String, String)>>,
+    /// What the preflight found worth saying before the run (a store token about to expire).
+    warnings: Vec<String>,
 }
 
 /// A token by (host, account, token name).
@@ -430,6 +434,7 @@ impl BaoStore {
             kept: Mutex::new(HashSet::new()),
             down: AtomicBool::new(false),
             missing: Mutex::new(HashMap::new()),
+            warnings: Vec::new(),
         };
         store.preflight(spec, sample).map_err(InputError::one)?;
         Ok(store)
@@ -450,7 +455,21 @@ impl BaoStore {
                 })
             })?;
         match answer.status {
-            200 => {}
+            200 => {
+                // A token that runs out mid-run gets the later writes refused (they wait in the
+                // journal): said now, while a longer-lived token can still be given.
+                let ttl = json_of(&answer)["data"]["ttl"].as_u64().unwrap_or(0);
+                if ttl > 0 && ttl < SHORT_TTL_SECS {
+                    self.warnings.push(format!(
+                        "the store token expires in {} (its ttl): writes after that are refused, and those tokens wait in the journal for a resume with a new store token",
+                        if ttl >= 120 {
+                            format!("{} min", ttl / 60)
+                        } else {
+                            format!("{ttl} s")
+                        }
+                    ));
+                }
+            }
             403 => {
                 return Err(at(format!(
                     "the store at {shown} refused the token (permission denied)"
@@ -898,6 +917,11 @@ impl BaoStore {
             .contains(&key_of(m))
     }
 
+    /// What the preflight found worth a warning before the run.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
     /// What the preflight found, for `check`.
     pub fn describe(&self) -> String {
         format!(
@@ -1113,6 +1137,7 @@ mod tests {
             kept: Mutex::new(HashSet::new()),
             down: AtomicBool::new(false),
             missing: Mutex::new(HashMap::new()),
+            warnings: Vec::new(),
         };
         let answer = |body: &str| Response {
             status: 400,

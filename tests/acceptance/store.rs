@@ -313,18 +313,25 @@ impl Bao {
 
     /// A token whose only policy is `hcl` (written as policy `name`).
     fn token_with(&self, name: &str, hcl: &str) -> String {
+        self.token_for(name, hcl, &[])
+    }
+
+    /// [`Bao::token_with`], with more `bao token create` flags (`-ttl=2m`).
+    fn token_for(&self, name: &str, hcl: &str, flags: &[&str]) -> String {
         let file = self.dir.path().join(format!("{name}.hcl"));
         std::fs::write(&file, hcl).unwrap();
         let (ok, _) = self.cli(&["policy", "write", name, file.to_str().unwrap()]);
         assert!(ok, "bao policy write {name}");
         let policy = format!("-policy={name}");
-        let (ok, token) = self.cli(&[
+        let mut args = vec![
             "token",
             "create",
             "-no-default-policy",
             &policy,
             "-field=token",
-        ]);
+        ];
+        args.extend(flags);
+        let (ok, token) = self.cli(&args);
         assert!(ok, "bao token create");
         token.trim().to_string()
     }
@@ -1127,12 +1134,10 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
         "no-meta",
         &format!("{lookup}path \"secret/data/x/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\n"),
     );
-    let full = bao.token_with(
-        "full",
-        &format!(
-            "{lookup}path \"secret/data/x/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\npath \"secret/metadata/x/*\" {{ capabilities = [\"read\", \"update\"] }}\n"
-        ),
+    let full_policy = format!(
+        "{lookup}path \"secret/data/x/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\npath \"secret/metadata/x/*\" {{ capabilities = [\"read\", \"update\"] }}\n"
     );
+    let full = bao.token_with("full", &full_policy);
     for (token, says) in [
         (&read_only, "may not create"),
         (&no_meta, "may not update secret/metadata/x/"),
@@ -1159,6 +1164,22 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     for t in [&read_only, &no_meta, &full] {
         assert!(!granted.stderr.contains(t.as_str()) && !granted.stdout.contains(t.as_str()));
     }
+    assert!(!granted.stderr.contains("expires in"), "{}", granted.stderr);
+    // A token that will run out soon: the run goes on, and says so before it starts.
+    let short = bao.token_for("short", &full_policy, &["-ttl=3m"]);
+    let mut dry = ok_args.clone();
+    dry.push("--dry-run");
+    let soon = env.run_env(&dry, &[("BAO_CACERT", &ca), ("BAO_TOKEN", short.as_str())]);
+    soon.expect(0);
+    assert!(
+        soon.stderr
+            .contains("warning: the store token expires in 2 min")
+            || soon
+                .stderr
+                .contains("warning: the store token expires in 3 min"),
+        "{}",
+        soon.stderr
+    );
     let requests = env.total_requests();
     // Two targets, one path: refused before anything is contacted.
     let one_path = bao.url("secret/x/{host}");
