@@ -460,13 +460,13 @@ impl BaoStore {
                 // journal): said now, while a longer-lived token can still be given.
                 let ttl = json_of(&answer)["data"]["ttl"].as_u64().unwrap_or(0);
                 if ttl > 0 && ttl < SHORT_TTL_SECS {
+                    let left = if ttl >= 120 {
+                        format!("{} min", ttl / 60)
+                    } else {
+                        format!("{ttl} s")
+                    };
                     self.warnings.push(format!(
-                        "the store token expires in {} (its ttl): writes after that are refused, and those tokens wait in the journal for a resume with a new store token",
-                        if ttl >= 120 {
-                            format!("{} min", ttl / 60)
-                        } else {
-                            format!("{ttl} s")
-                        }
+                        "the store token expires in {left} (its ttl): writes after that are refused, and those tokens wait in the journal for a resume with a new store token"
                     ));
                 }
             }

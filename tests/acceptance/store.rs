@@ -283,6 +283,13 @@ impl Bao {
         ]
     }
 
+    /// `f` given [`Bao::vars`] as a run's environment takes them.
+    fn with_vars<R>(&self, f: impl FnOnce(&[(&str, &str)]) -> R) -> R {
+        let vars = self.vars();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        f(&vars)
+    }
+
     /// The real `bao` CLI against the server itself: (success, stdout).
     fn cli(&self, args: &[&str]) -> (bool, String) {
         let out = Command::new("bao")
@@ -390,14 +397,14 @@ impl Drop for Bao {
 /// of `kind`, the moment a test cuts the store; the run must still be going then.
 fn spawn_until(
     env: &Env,
+    bao: &Bao,
     args: &[&str],
-    vars: &[(&str, &str)],
     tag: &str,
     journal: &std::path::Path,
     kind: &str,
     n: usize,
 ) -> Child {
-    let mut child = spawn_env(env, args, vars, tag);
+    let mut child = bao.with_vars(|vars| spawn_env(env, args, vars, tag));
     let deadline = Instant::now() + Duration::from_secs(60);
     while journal_events(journal, kind).len() < n {
         assert!(
@@ -414,9 +421,7 @@ fn spawn_until(
 }
 
 fn run_with(env: &Env, bao: &Bao, args: &[&str]) -> Run {
-    let vars = bao.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.run_env(args, &vars)
+    bao.with_vars(|vars| env.run_env(args, vars))
 }
 
 fn create_args<'a>(env: &'a Env, name: &'a str, to: &'a str) -> Vec<&'a str> {
@@ -805,12 +810,10 @@ fn a_store_down_mid_run_loses_nothing_and_resume_delivers() {
     let env = Env::start(slow_fleet(2, 8, 60));
     let before = live_tokens(&env);
     let to = bao.url("secret/down/{host}/{account}/{token_name}");
-    let vars = bao.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-down", &to);
     args.extend(["-o", "out.age", "-j", "2", "--batch", "1", "--retries", "1"]);
     let journal = env.path("out.age.journal");
-    let mut child = spawn_until(&env, &args, &vars, "down", &journal, "created", 3);
+    let mut child = spawn_until(&env, &bao, &args, "down", &journal, "created", 3);
     bao.relay.set_down(true);
     let code = wait_bounded(&mut child);
     let run = read(&env, "down");
@@ -1015,8 +1018,6 @@ fn rotate_with_the_store_cut(env: &Env, bao: &Bao) -> (Vec<BTreeMap<String, Stri
     args.extend(["-o", "one.age"]);
     run_with(env, bao, &args).expect(0);
     let old = env.open_handoff(&env.path("one.age"));
-    let vars = bao.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let args = [
         "rotate",
         "-i",
@@ -1041,7 +1042,7 @@ fn rotate_with_the_store_cut(env: &Env, bao: &Bao) -> (Vec<BTreeMap<String, Stri
         "never",
     ];
     let journal = env.path("two.age.journal");
-    let mut child = spawn_until(env, &args, &vars, "rot", &journal, "revoked", 2);
+    let mut child = spawn_until(env, bao, &args, "rot", &journal, "revoked", 2);
     bao.relay.set_down(true);
     let code = wait_bounded(&mut child);
     let run = read(env, "rot");
@@ -1138,6 +1139,9 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
         "{lookup}path \"secret/data/x/*\" {{ capabilities = [\"create\", \"read\", \"update\"] }}\npath \"secret/metadata/x/*\" {{ capabilities = [\"read\", \"update\"] }}\n"
     );
     let full = bao.token_with("full", &full_policy);
+    // The hint is the policy a create needs, as a policy file writes it.
+    let needs = r#"path "secret/data/…" { capabilities = ["create", "read"] } and path "secret/metadata/…" { capabilities = ["update"] }"#;
+    let mut refusals = Vec::new();
     for (token, says) in [
         (&read_only, "may not create"),
         (&no_meta, "may not update secret/metadata/x/"),
@@ -1145,6 +1149,8 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
         let r = env.run_env(&args, &[("BAO_CACERT", &ca), ("BAO_TOKEN", token.as_str())]);
         r.expect(2);
         assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
+        assert!(r.stderr.contains(needs), "{}", r.stderr);
+        refusals.push(r);
     }
     assert_eq!(env.total_requests(), 0, "a fleet request was sent");
     // The policy the README gives is enough, and the token never shows.
@@ -1167,9 +1173,12 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     assert!(!granted.stderr.contains("expires in"), "{}", granted.stderr);
     // A token that will run out soon: the run goes on, and says so before it starts.
     let short = bao.token_for("short", &full_policy, &["-ttl=3m"]);
-    let mut dry = ok_args.clone();
-    dry.push("--dry-run");
-    let soon = env.run_env(&dry, &[("BAO_CACERT", &ca), ("BAO_TOKEN", short.as_str())]);
+    let mut soon_args = ok_args.clone();
+    soon_args.push("--dry-run");
+    let soon = env.run_env(
+        &soon_args,
+        &[("BAO_CACERT", &ca), ("BAO_TOKEN", short.as_str())],
+    );
     soon.expect(0);
     assert!(
         soon.stderr
@@ -1224,10 +1233,22 @@ fn a_wrong_or_missing_store_token_stops_the_run_before_the_fleet() {
     );
     assert_eq!(env.total_requests(), requests, "a fleet request was sent");
     assert!(!env.path("out.age").exists() && !env.path("out.age.journal").exists());
-    env.assert_no_secret_leaked(
-        &[&missing, &wrong, &untrusted, &clash, &plain, &api],
-        &[ROOT.to_string()],
-    );
+    let mut runs = vec![
+        &missing,
+        &wrong,
+        &dry,
+        &untrusted,
+        &unreadable,
+        &granted,
+        &soon,
+        &clash,
+        &plain,
+        &api,
+    ];
+    runs.extend(&refusals);
+    // No store token either (the policy-limited ones included), in any output.
+    let tokens = [ROOT.to_string(), read_only, no_meta, full, short];
+    env.assert_no_secret_leaked(&runs, &tokens);
 }
 
 #[test]
@@ -1312,8 +1333,6 @@ fn a_store_that_stops_answering_is_waited_on_as_the_store_not_as_the_hosts() {
     let env = Env::start(slow_fleet(1, 4, 50));
     let before = live_tokens(&env);
     let to = bao.url("secret/stall/{host}/{account}");
-    let vars = bao.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-stall", &to);
     // Progress as a pipe shows it: lines.
     let at = args.iter().position(|a| *a == "never").unwrap();
@@ -1329,7 +1348,7 @@ fn a_store_that_stops_answering_is_waited_on_as_the_store_not_as_the_hosts() {
         "60",
     ]);
     let journal = env.path("out.age.journal");
-    let mut child = spawn_until(&env, &args, &vars, "stall", &journal, "created", 1);
+    let mut child = spawn_until(&env, &bao, &args, "stall", &journal, "created", 1);
     bao.pause(true);
     std::thread::sleep(Duration::from_secs(12));
     bao.pause(false);
@@ -1365,12 +1384,10 @@ fn answers_lost_after_the_store_wrote_are_never_a_second_version() {
     let env = Env::start(slow_fleet(1, 6, 80));
     let before = live_tokens(&env);
     let to = bao.url("secret/lost/{host}/{account}");
-    let vars = bao.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-lost", &to);
     args.extend(["-o", "out.age", "-j", "1", "--batch", "1", "--retries", "4"]);
     let journal = env.path("out.age.journal");
-    let mut child = spawn_until(&env, &args, &vars, "lost", &journal, "created", 1);
+    let mut child = spawn_until(&env, &bao, &args, "lost", &journal, "created", 1);
     // The store acts on the next three requests, and their answers are lost.
     bao.relay.lose_answers(3);
     let code = wait_bounded(&mut child);
@@ -1407,8 +1424,6 @@ fn a_store_sealed_mid_run_is_resumed_once_unsealed() {
     let env = Env::start(slow_fleet(1, 8, 60));
     let before = live_tokens(&env);
     let to = bao.url("secret/sealed/{host}/{account}");
-    let vars = bao.vars();
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut args = create_args(&env, "ci-seal", &to);
     args.extend([
         "--journal",
@@ -1421,7 +1436,7 @@ fn a_store_sealed_mid_run_is_resumed_once_unsealed() {
         "1",
     ]);
     let journal = env.path("seal.journal");
-    let mut child = spawn_until(&env, &args, &vars, "sealed", &journal, "created", 2);
+    let mut child = spawn_until(&env, &bao, &args, "sealed", &journal, "created", 2);
     // A sealed server answers 503 to every request: an outage the server itself reports.
     bao.seal();
     let code = wait_bounded(&mut child);
