@@ -424,6 +424,15 @@ fn run_with(env: &Env, bao: &Bao, args: &[&str]) -> Run {
     bao.with_vars(|vars| env.run_env(args, vars))
 }
 
+/// `tokenfleet resume JOURNAL --identity KEY --progress never EXTRA…` with the server's
+/// environment.
+fn resume_with(env: &Env, bao: &Bao, journal: &str, extra: &[&str]) -> Run {
+    let key = env.identity_file.to_str().unwrap().to_string();
+    let mut args = vec!["resume", journal, "--identity", &key, "--progress", "never"];
+    args.extend(extra);
+    run_with(env, bao, &args)
+}
+
 fn create_args<'a>(env: &'a Env, name: &'a str, to: &'a str) -> Vec<&'a str> {
     vec![
         "create",
@@ -569,22 +578,8 @@ fn create_writes_every_token_once_and_never_overwrites() {
         format!("acct/{}/{}", r["host"], r["account"])
     });
     // Delivered elsewhere by resume --to: every refused token, from the journal.
-    let key = env.identity_file.to_str().unwrap().to_string();
     let elsewhere = bao.url("secret/acct-b/{host}/{account}");
-    let resent = run_with(
-        &env,
-        &bao,
-        &[
-            "resume",
-            "b.journal",
-            "-k",
-            &key,
-            "--to",
-            &elsewhere,
-            "--progress",
-            "never",
-        ],
-    );
+    let resent = resume_with(&env, &bao, "b.journal", &["--to", &elsewhere]);
     resent.expect(0);
     assert_stored(&env, &bao, &b_rows, |r| {
         format!("acct-b/{}/{}", r["host"], r["account"])
@@ -597,11 +592,7 @@ fn create_writes_every_token_once_and_never_overwrites() {
     let events = journal_events(&env.path("b.journal"), "store");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["to"], elsewhere.as_str());
-    let later = run_with(
-        &env,
-        &bao,
-        &["resume", "b.journal", "-k", &key, "--progress", "never"],
-    );
+    let later = resume_with(&env, &bao, "b.journal", &[]);
     later.expect(0);
     assert!(
         later.stderr.contains("wrote 6 token(s)") && later.stderr.contains("under secret/acct-b/"),
@@ -618,19 +609,7 @@ fn create_writes_every_token_once_and_never_overwrites() {
     }
     // Without a handoff file, the store cannot be left behind: the journal would hold the
     // tokens alone.
-    let alone = run_with(
-        &env,
-        &bao,
-        &[
-            "resume",
-            "b.journal",
-            "-k",
-            &key,
-            "--no-store",
-            "--progress",
-            "never",
-        ],
-    );
+    let alone = resume_with(&env, &bao, "b.journal", &["--no-store"]);
     alone.expect(2);
     assert!(
         alone
@@ -838,19 +817,7 @@ fn a_store_down_mid_run_loses_nothing_and_resume_delivers() {
 
     // Back up: resume sends what is missing; what the store holds is recognised, not rewritten.
     bao.relay.set_down(false);
-    let key = env.identity_file.to_str().unwrap().to_string();
-    let resumed = run_with(
-        &env,
-        &bao,
-        &[
-            "resume",
-            "out.age.journal",
-            "--identity",
-            &key,
-            "--progress",
-            "never",
-        ],
-    );
+    let resumed = resume_with(&env, &bao, "out.age.journal", &[]);
     resumed.expect(0);
     assert_stored(&env, &bao, &rows, path);
     for r in &rows {
@@ -913,19 +880,7 @@ fn a_rotation_whose_store_write_fails_keeps_the_old_token() {
     assert_promises(&env, &before, &held, &[&run]);
 
     bao.relay.set_down(false);
-    let key = env.identity_file.to_str().unwrap().to_string();
-    let resumed = run_with(
-        &env,
-        &bao,
-        &[
-            "resume",
-            "two.age.journal",
-            "--identity",
-            &key,
-            "--progress",
-            "never",
-        ],
-    );
+    let resumed = resume_with(&env, &bao, "two.age.journal", &[]);
     resumed.expect(0);
     let final_rows = env.open_handoff(&env.path("two.age"));
     assert_eq!(final_rows.len(), 8);
@@ -949,19 +904,7 @@ fn a_store_gone_for_good_is_left_behind_by_resume_no_store() {
     let env = Env::start(slow_fleet(1, 8, 60));
     let before = live_tokens(&env);
     let (old, run) = rotate_with_the_store_cut(&env, &bao);
-    let key = env.identity_file.to_str().unwrap().to_string();
-    let resume = |extra: &[&str]| {
-        let mut args = vec![
-            "resume",
-            "two.age.journal",
-            "--identity",
-            &key,
-            "--progress",
-            "never",
-        ];
-        args.extend(extra);
-        run_with(&env, &bao, &args)
-    };
+    let resume = |extra: &[&str]| resume_with(&env, &bao, "two.age.journal", extra);
     // While the store is down, a plain resume stops before the fleet, and says the way on.
     let stuck = resume(&[]);
     stuck.expect(2);
@@ -1452,12 +1395,7 @@ fn a_store_sealed_mid_run_is_resumed_once_unsealed() {
     assert_eq!(rows.len(), 8);
     assert_promises(&env, &before, &rows, &[&run]);
     bao.unseal();
-    let key = env.identity_file.to_str().unwrap().to_string();
-    let resumed = run_with(
-        &env,
-        &bao,
-        &["resume", "seal.journal", "-k", &key, "--progress", "never"],
-    );
+    let resumed = resume_with(&env, &bao, "seal.journal", &[]);
     resumed.expect(0);
     assert_stored(&env, &bao, &rows, |r| {
         format!("sealed/{}/{}", r["host"], r["account"])
